@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Creates .venv and installs spikeserve with its test tools and the peer libraries.
+# Usage: bash scripts/setup.sh        (idempotent; safe to re-run)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+if [[ ! -x .venv/bin/python ]]; then
+  "$PYTHON" -m venv .venv
+fi
+pip() { .venv/bin/python -m pip --disable-pip-version-check -q "$@"; }
+
+pip install --upgrade pip
+# torch first, pinned: this machine has the CPU build of 2.13.0 on disk; anything else pulls GBs of CUDA.
+pip install "torch==2.13.0"
+pip install -e ".[dev]"
+# The peers (Norse, snnTorch, SpikingJelly, NIR) for parity tests and benchmarks, without letting
+# them swap torch: their metadata asks for torchvision/torchaudio, which we neither need nor want.
+pip install setuptools setuptools_scm wheel
+pip install --no-build-isolation --no-deps -r requirements/peers.txt
+pip install -r requirements/peers-runtime.txt
+.venv/bin/python - <<'PY'
+import torch
+assert torch.__version__.startswith("2.13.0"), f"torch was replaced by {torch.__version__}"
+import norse.torch, snntorch, spikingjelly.activation_based.neuron, nir  # noqa: F401  the peers import
+print(f"set-up done: torch {torch.__version__}")
+PY

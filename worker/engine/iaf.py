@@ -1,0 +1,58 @@
+"""Non-leaky integrate-and-fire (Norse's IAF): each input adds straight to the membrane.
+
+    v <- v + x        z = H(v - v_th)        v <- reset(v) where z
+
+``dt`` is accepted for a uniform interface and has no effect.
+"""
+
+from typing import Any, NamedTuple
+
+import torch
+
+from worker.engine.lif import Param, full_state
+from worker.engine.module import CellModule, SequenceModule
+from worker.engine.reset import reset
+from worker.engine.threshold import threshold
+
+
+class IAFParameters(NamedTuple):
+    v_th: Param = 1.0
+    v_reset: Param = 0.0
+    method: str = "super"
+    alpha: Param = 100.0
+    reset_method: str = "value"
+
+
+class IAFFeedForwardState(NamedTuple):
+    v: torch.Tensor
+
+
+def iaf_feed_forward_step(
+    x: torch.Tensor,
+    state: IAFFeedForwardState,
+    p: IAFParameters = IAFParameters(),
+    dt: float = 0.001,
+) -> tuple[torch.Tensor, IAFFeedForwardState]:
+    v_new = state.v + x
+    z = threshold(v_new - p.v_th, p.method, p.alpha)
+    return z, IAFFeedForwardState(v=reset(z, v_new, p.v_th, p.v_reset, p.reset_method))
+
+
+class _IAFDynamics:
+    dt: float
+
+    def initial_state(self, x: torch.Tensor, p: IAFParameters) -> IAFFeedForwardState:
+        return IAFFeedForwardState(v=full_state(x, p.v_reset))
+
+    def step_fn(self, x: torch.Tensor, state: IAFFeedForwardState, p: IAFParameters) -> tuple[torch.Tensor, Any]:
+        return iaf_feed_forward_step(x, state, p, self.dt)
+
+
+class IAFCell(_IAFDynamics, CellModule):
+    def __init__(self, p: IAFParameters = IAFParameters(), dt: float = 0.001) -> None:
+        super().__init__(p, dt)
+
+
+class IAF(_IAFDynamics, SequenceModule):
+    def __init__(self, p: IAFParameters = IAFParameters(), dt: float = 0.001, record_states: bool = False) -> None:
+        super().__init__(p, dt, record_states)

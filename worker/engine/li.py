@@ -1,0 +1,54 @@
+"""Leaky integrator (Norse's LI): LIF dynamics with no threshold; the output is the voltage.
+
+Used as a read-out layer: its voltage is a smooth, differentiable trace of its input spikes.
+"""
+
+from typing import Any, NamedTuple
+
+import torch
+
+from worker.engine.lif import Param, full_state
+from worker.engine.module import CellModule, SequenceModule
+
+
+class LIParameters(NamedTuple):
+    tau_syn_inv: Param = 200.0
+    tau_mem_inv: Param = 100.0
+    v_leak: Param = 0.0
+
+
+class LIState(NamedTuple):
+    v: torch.Tensor
+    i: torch.Tensor
+
+
+def li_feed_forward_step(
+    x: torch.Tensor,
+    state: LIState,
+    p: LIParameters = LIParameters(),
+    dt: float = 0.001,
+) -> tuple[torch.Tensor, LIState]:
+    i_jump = state.i + x
+    v_new = state.v + dt * p.tau_mem_inv * ((p.v_leak - state.v) + i_jump)
+    i_decayed = i_jump + -dt * p.tau_syn_inv * i_jump
+    return v_new, LIState(v=v_new, i=i_decayed)
+
+
+class _LIDynamics:
+    dt: float
+
+    def initial_state(self, x: torch.Tensor, p: LIParameters) -> LIState:
+        return LIState(v=full_state(x, p.v_leak), i=torch.zeros_like(x))
+
+    def step_fn(self, x: torch.Tensor, state: LIState, p: LIParameters) -> tuple[torch.Tensor, Any]:
+        return li_feed_forward_step(x, state, p, self.dt)
+
+
+class LICell(_LIDynamics, CellModule):
+    def __init__(self, p: LIParameters = LIParameters(), dt: float = 0.001) -> None:
+        super().__init__(p, dt)
+
+
+class LI(_LIDynamics, SequenceModule):
+    def __init__(self, p: LIParameters = LIParameters(), dt: float = 0.001, record_states: bool = False) -> None:
+        super().__init__(p, dt, record_states)

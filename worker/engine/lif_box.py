@@ -1,0 +1,58 @@
+"""LIF without a synaptic current (Norse's LIFBox): the input drives the membrane directly.
+
+dv/dt = tau_mem_inv * (x + v_leak - v)        z = H(v - v_th)
+"""
+
+from typing import Any, NamedTuple
+
+import torch
+
+from worker.engine.lif import Param, full_state
+from worker.engine.module import CellModule, SequenceModule
+from worker.engine.reset import reset
+from worker.engine.threshold import threshold
+
+
+class LIFBoxParameters(NamedTuple):
+    tau_mem_inv: Param = 100.0
+    v_leak: Param = 0.0
+    v_th: Param = 1.0
+    v_reset: Param = 0.0
+    method: str = "super"
+    alpha: Param = 100.0
+    reset_method: str = "value"
+
+
+class LIFBoxFeedForwardState(NamedTuple):
+    v: torch.Tensor
+
+
+def lif_box_feed_forward_step(
+    x: torch.Tensor,
+    state: LIFBoxFeedForwardState,
+    p: LIFBoxParameters = LIFBoxParameters(),
+    dt: float = 0.001,
+) -> tuple[torch.Tensor, LIFBoxFeedForwardState]:
+    v_decayed = state.v + dt * p.tau_mem_inv * (x + p.v_leak - state.v)
+    z = threshold(v_decayed - p.v_th, p.method, p.alpha)
+    return z, LIFBoxFeedForwardState(v=reset(z, v_decayed, p.v_th, p.v_reset, p.reset_method))
+
+
+class _LIFBoxDynamics:
+    dt: float
+
+    def initial_state(self, x: torch.Tensor, p: LIFBoxParameters) -> LIFBoxFeedForwardState:
+        return LIFBoxFeedForwardState(v=full_state(x, p.v_leak))
+
+    def step_fn(self, x: torch.Tensor, state: LIFBoxFeedForwardState, p: LIFBoxParameters) -> tuple[torch.Tensor, Any]:
+        return lif_box_feed_forward_step(x, state, p, self.dt)
+
+
+class LIFBoxCell(_LIFBoxDynamics, CellModule):
+    def __init__(self, p: LIFBoxParameters = LIFBoxParameters(), dt: float = 0.001) -> None:
+        super().__init__(p, dt)
+
+
+class LIFBox(_LIFBoxDynamics, SequenceModule):
+    def __init__(self, p: LIFBoxParameters = LIFBoxParameters(), dt: float = 0.001, record_states: bool = False) -> None:
+        super().__init__(p, dt, record_states)

@@ -1,0 +1,113 @@
+"""Thin ``nn.Module`` wrappers around the pure step functions.
+
+A neuron module keeps its parameter NamedTuple as registered tensors (``nn.Parameter`` fields stay
+learnable, every other number becomes a buffer), so ``.to(device)``, ``.double()`` and
+``state_dict()`` behave as for any PyTorch layer. On each call the parameters are cast to the
+input's dtype and device: results follow the input, and nothing is moved to the CPU behind the
+caller's back.
+"""
+
+from typing import Any, NamedTuple
+
+import torch
+
+
+def as_float(x: torch.Tensor) -> torch.Tensor:
+    """Spikes often arrive as bool or integer tensors; the dynamics need a floating dtype."""
+    return x if x.is_floating_point() else x.to(torch.get_default_dtype())
+
+
+def cast_params(p: NamedTuple, like: torch.Tensor) -> Any:
+    """``p`` with every floating tensor field on ``like``'s device and in its dtype."""
+    fields = {
+        name: value.to(device=like.device, dtype=like.dtype)
+        if isinstance(value, torch.Tensor) and value.is_floating_point()
+        else value
+        for name, value in p._asdict().items()
+    }
+    return type(p)(**fields)
+
+
+def stack_states(states: list[NamedTuple]) -> Any:
+    """One state whose fields gain a leading time dimension."""
+    return type(states[0])(*(torch.stack(values) for values in zip(*states, strict=True)))
+
+
+class NeuronModule(torch.nn.Module):
+    """Stores a parameter NamedTuple as module tensors; subclasses supply the dynamics.
+
+    A subclass (usually through a model mixin) defines ``initial_state(x, p)`` for one time step
+    ``x`` and ``step_fn(x, state, p)``.
+    """
+
+    def __init__(self, p: NamedTuple, dt: float = 0.001) -> None:
+        super().__init__()
+        if not dt > 0:
+            raise ValueError(f"dt must be positive, got {dt}")
+        self.dt = dt
+        self._param_type = type(p)
+        self._static: dict[str, Any] = {}
+        for name, value in p._asdict().items():
+            if isinstance(value, torch.nn.Parameter):
+                self.register_parameter(name, value)
+            elif isinstance(value, (int, float, torch.Tensor)) and not isinstance(value, bool):
+                tensor = torch.as_tensor(value)
+                if not tensor.is_floating_point():
+                    tensor = tensor.to(torch.get_default_dtype())
+                self.register_buffer(name, tensor)
+            else:
+                self._static[name] = value
+
+    @property
+    def p(self) -> Any:
+        """The parameters as their NamedTuple, holding this module's tensors."""
+        fields = {name: self._static[name] if name in self._static else getattr(self, name) for name in self._param_type._fields}
+        return self._param_type(**fields)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, dt={self.dt}"
+
+    def initial_state(self, x: torch.Tensor, p: Any) -> Any:
+        raise NotImplementedError
+
+    def step_fn(self, x: torch.Tensor, state: Any, p: Any) -> tuple[torch.Tensor, Any]:
+        raise NotImplementedError
+
+
+class CellModule(NeuronModule):
+    """One time step: ``(x, state) -> (out, state)``; the initial state is built when ``state`` is None."""
+
+    def forward(self, x: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
+        x = as_float(x)
+        p = cast_params(self.p, x)
+        if state is None:
+            state = self.initial_state(x, p)
+        return self.step_fn(x, state, p)
+
+
+class SequenceModule(NeuronModule):
+    """A whole time-major sequence ``(T, *shape)``: loops the step function over dimension 0.
+
+    Returns ``(outputs, final_state)``, or with ``record_states=True`` the states of every step
+    stacked along a leading time dimension.
+    """
+
+    def __init__(self, p: NamedTuple, dt: float = 0.001, record_states: bool = False) -> None:
+        super().__init__(p, dt)
+        self.record_states = record_states
+
+    def forward(self, x: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
+        if x.dim() == 0 or x.shape[0] == 0:
+            raise ValueError(f"expected a time-major input (T, ...) with T >= 1, got shape {tuple(x.shape)}")
+        x = as_float(x)
+        p = cast_params(self.p, x)
+        if state is None:
+            state = self.initial_state(x[0], p)
+        outputs = []
+        states = []
+        for x_t in x:
+            out, state = self.step_fn(x_t, state, p)
+            outputs.append(out)
+            if self.record_states:
+                states.append(state)
+        return torch.stack(outputs), stack_states(states) if self.record_states else state
