@@ -5,7 +5,7 @@ import pathlib
 import subprocess
 import sys
 
-ENGINE = pathlib.Path(__file__).parents[2] / "worker" / "engine"
+ENGINE = pathlib.Path(__file__).parents[3] / "worker" / "engine"
 FORBIDDEN = {"fastapi", "celery", "redis", "kombu", "starlette", "uvicorn", "pydantic", "app"}
 
 
