@@ -1,0 +1,784 @@
+"""The job request: one pydantic model tree, and the semantic check that completes it.
+
+``JobRequest`` describes the JSON structure (types, ranges, unknown fields). ``validate_request``
+then does everything that needs more than one field at a time: it decodes inline tensors, rejects
+NaN and Inf, infers the shape of every layer from the input, checks weight shapes and parameter
+broadcasting, resolves ``record`` and enforces the size limits. It returns a ``Plan`` that the
+runner executes, and raises ``InvalidRequest`` naming the field path of the first problem.
+
+The API calls it before a job is queued and the worker calls it again on the same JSON, so no
+request reaches the engine unchecked. This module imports numpy and pydantic, never torch.
+"""
+
+import base64
+import binascii
+import math
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, ValidationError
+
+Loc = tuple[str | int, ...]
+NAME_PATTERN = r"^[A-Za-z0-9_.\-]{1,64}$"
+Name = Annotated[str, Field(pattern=NAME_PATTERN, description="letters, digits, '_', '-', '.'; 1-64 characters")]
+PositiveInt = Annotated[int, Field(gt=0)]
+NonNegativeInt = Annotated[int, Field(ge=0)]
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+
+# Kept equal to worker.engine's lists by tests/test_schema.py (this module must not import torch).
+THRESHOLD_METHODS = ("heaviside", "super", "fast_sigmoid", "triangle", "tanh", "atan")
+RESET_METHODS = ("value", "subtract")
+IZHIKEVICH_PRESET_NAMES = (
+    "tonic_spiking", "phasic_spiking", "tonic_bursting", "phasic_bursting", "mixed_mode",
+    "spike_frequency_adaptation", "class_1_exc", "class_2_exc", "spike_latency",
+    "subthreshold_oscillation", "resonator", "integrator", "rebound_spike", "rebound_burst",
+    "threshold_variability", "bistability", "dap", "accommodation", "inhibition_induced_spiking",
+    "inhibition_induced_bursting",
+)  # fmt: skip
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+# --- tensors ------------------------------------------------------------------------------------
+
+
+class Base64Tensor(Strict):
+    """A little-endian float32 array: ``{"dtype": "float32", "shape": [...], "base64": "..."}``."""
+
+    dtype: Literal["float32"] = "float32"
+    shape: list[NonNegativeInt]
+    base64: str
+
+
+class InitSpec(Strict):
+    """Weights drawn from the request's ``seed``: ``{"init": "normal", "mean": 0, "std": 0.1}``,
+    ``{"init": "uniform", "low": -1, "high": 1}`` or ``{"init": "constant", "value": 0.5}``."""
+
+    init: Literal["normal", "uniform", "constant"]
+    mean: Finite = 0.0
+    std: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 1.0
+    low: Finite = -1.0
+    high: Finite = 1.0
+    value: Finite = 0.0
+
+
+# Unions of leaf values use callable discriminators so that a bad value gets one clear message
+# instead of one per alternative; the tags are removed from error paths (``clean_loc``).
+LEAF_TAGS = ("flag", "number", "nested-list", "base64-tensor", "init-spec")
+
+
+def _value_kind(value: Any) -> str | None:
+    if isinstance(value, bool):
+        return "flag"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, list):
+        return "nested-list"
+    if isinstance(value, InitSpec) or (isinstance(value, dict) and "init" in value):
+        return "init-spec"
+    if isinstance(value, (Base64Tensor, dict)):
+        return "base64-tensor"
+    return None
+
+
+NestedList = Annotated[list[Any], Tag("nested-list")]
+Base64Value = Annotated[Base64Tensor, Tag("base64-tensor")]
+InitValue = Annotated[InitSpec, Tag("init-spec")]
+TENSOR_HELP = "must be a nested list of numbers or {dtype, shape, base64}"
+WEIGHT_HELP = "must be a nested list of numbers, {dtype, shape, base64} or {init, ...}"
+TensorData = Annotated[
+    NestedList | Base64Value, Discriminator(_value_kind, custom_error_type="tensor", custom_error_message=TENSOR_HELP)
+]
+WeightData = Annotated[
+    NestedList | Base64Value | InitValue, Discriminator(_value_kind, custom_error_type="tensor", custom_error_message=WEIGHT_HELP)
+]
+BiasData = Annotated[
+    Annotated[bool, Tag("flag")] | NestedList | Base64Value | InitValue,
+    Discriminator(_value_kind, custom_error_type="tensor", custom_error_message="must be true, false or " + WEIGHT_HELP[8:]),
+]
+ParamValue = Annotated[
+    Annotated[Finite, Tag("number")] | NestedList,
+    Discriminator(
+        _value_kind, custom_error_type="number", custom_error_message="must be a finite number or a nested list of numbers"
+    ),
+]
+Pair = Annotated[
+    tuple[PositiveInt, PositiveInt],
+    BeforeValidator(lambda v: (v, v) if isinstance(v, int) and not isinstance(v, bool) else v),
+    Field(description="an integer or [height, width]"),
+]
+NonNegativePair = Annotated[
+    tuple[NonNegativeInt, NonNegativeInt],
+    BeforeValidator(lambda v: (v, v) if isinstance(v, int) and not isinstance(v, bool) else v),
+    Field(description="an integer or [height, width]"),
+]
+
+
+# --- layers -------------------------------------------------------------------------------------
+
+
+class LayerBase(Strict):
+    name: Name | None = Field(default=None, description="defaults to '<type>_<index>'")
+
+
+class LinearLayer(LayerBase):
+    type: Literal["linear"]
+    in_features: PositiveInt
+    out_features: PositiveInt
+    weight: WeightData | None = Field(
+        default=None, description="(out_features, in_features); omitted: PyTorch's default init from seed"
+    )
+    bias: BiasData = Field(default=True, description="true: initialised from seed; false: no bias; or values")
+
+
+class Conv2dLayer(LayerBase):
+    type: Literal["conv2d"]
+    in_channels: PositiveInt
+    out_channels: PositiveInt
+    kernel_size: Pair
+    stride: Pair = (1, 1)
+    padding: NonNegativePair = (0, 0)
+    weight: WeightData | None = Field(default=None, description="(out_channels, in_channels, kh, kw)")
+    bias: BiasData = True
+
+
+class FlattenLayer(LayerBase):
+    type: Literal["flatten"]
+
+
+class AvgPool2dLayer(LayerBase):
+    type: Literal["avgpool2d"]
+    kernel_size: Pair
+    stride: Pair | None = Field(default=None, description="defaults to kernel_size")
+    padding: NonNegativePair = (0, 0)
+
+
+class SpikingParams(Strict):
+    """Omitted parameters take the engine's defaults. Numbers may be per-neuron nested lists that
+    broadcast against the layer's shape."""
+
+    v_th: ParamValue | None = None
+    method: Literal[THRESHOLD_METHODS] | None = None  # type: ignore[valid-type]
+    alpha: ParamValue | None = None
+
+
+class ResettingParams(SpikingParams):
+    v_reset: ParamValue | None = None
+    reset_method: Literal[RESET_METHODS] | None = None  # type: ignore[valid-type]
+
+
+class LIFParams(ResettingParams):
+    tau_syn_inv: ParamValue | None = None
+    tau_mem_inv: ParamValue | None = None
+    v_leak: ParamValue | None = None
+
+
+class LIFBoxParams(ResettingParams):
+    tau_mem_inv: ParamValue | None = None
+    v_leak: ParamValue | None = None
+
+
+class LIParams(Strict):
+    tau_syn_inv: ParamValue | None = None
+    tau_mem_inv: ParamValue | None = None
+    v_leak: ParamValue | None = None
+
+
+class ALIFParams(LIFParams):
+    tau_adapt_inv: ParamValue | None = None
+    beta: ParamValue | None = None
+
+
+class LIFAdExParams(LIFParams):
+    adaptation_current: ParamValue | None = None
+    adaptation_spike: ParamValue | None = None
+    delta_T: ParamValue | None = None
+    tau_ada_inv: ParamValue | None = None
+
+
+class IzhikevichParams(SpikingParams):
+    a: ParamValue | None = None
+    b: ParamValue | None = None
+    c: ParamValue | None = None
+    d: ParamValue | None = None
+    sq: ParamValue | None = None
+    mn: ParamValue | None = None
+    bias: ParamValue | None = None
+    tau_inv: ParamValue | None = None
+
+
+class LIFLayer(LayerBase):
+    type: Literal["lif"]
+    params: LIFParams = LIFParams()
+
+
+class LIFBoxLayer(LayerBase):
+    type: Literal["lifbox"]
+    params: LIFBoxParams = LIFBoxParams()
+
+
+class LILayer(LayerBase):
+    type: Literal["li"]
+    params: LIParams = LIParams()
+
+
+class IAFLayer(LayerBase):
+    type: Literal["iaf"]
+    params: ResettingParams = ResettingParams()
+
+
+class ALIFLayer(LayerBase):
+    type: Literal["alif"]
+    params: ALIFParams = ALIFParams()
+
+
+class LIFAdExLayer(LayerBase):
+    type: Literal["lifadex"]
+    params: LIFAdExParams = LIFAdExParams()
+
+
+class IzhikevichLayer(LayerBase):
+    type: Literal["izhikevich"]
+    preset: Literal[IZHIKEVICH_PRESET_NAMES] = "tonic_spiking"  # type: ignore[valid-type]
+    params: IzhikevichParams = Field(default=IzhikevichParams(), description="overrides of the preset's parameters")
+    v0: Finite | None = Field(default=None, description="initial voltage; defaults to the preset's")
+    u0: Finite | None = Field(default=None, description="initial recovery variable; defaults to the preset's")
+
+
+class LIFRecurrentLayer(LayerBase):
+    type: Literal["lif_recurrent"]
+    in_features: PositiveInt
+    out_features: PositiveInt
+    input_weights: WeightData | None = Field(default=None, description="(out_features, in_features)")
+    recurrent_weights: WeightData | None = Field(default=None, description="(out_features, out_features)")
+    autapses: bool = False
+    params: LIFParams = LIFParams()
+
+
+NeuronLayer = LIFLayer | LIFBoxLayer | LILayer | IAFLayer | ALIFLayer | LIFAdExLayer | IzhikevichLayer | LIFRecurrentLayer
+Layer = Annotated[
+    LinearLayer | Conv2dLayer | FlattenLayer | AvgPool2dLayer | NeuronLayer,
+    Field(discriminator="type"),
+]
+LAYER_TYPES = (
+    "linear",
+    "conv2d",
+    "flatten",
+    "avgpool2d",
+    "lif",
+    "lifbox",
+    "li",
+    "iaf",
+    "alif",
+    "lifadex",
+    "izhikevich",
+    "lif_recurrent",
+)
+NEURON_TYPES = ("lif", "lifbox", "li", "iaf", "alif", "lifadex", "izhikevich", "lif_recurrent")
+NON_SPIKING_TYPES = ("li",)
+POSITIVE_PARAMS = ("tau_syn_inv", "tau_mem_inv", "tau_adapt_inv", "tau_ada_inv", "tau_inv", "delta_T")
+
+
+class Network(Strict):
+    layers: list[Layer] = Field(min_length=1)
+
+
+# --- inputs -------------------------------------------------------------------------------------
+
+
+class TensorInput(Strict):
+    """Input currents given step by step: ``shape`` is ``[steps, (batch,) *features]``."""
+
+    type: Literal["tensor"]
+    shape: list[PositiveInt] = Field(min_length=1)
+    data: TensorData
+
+
+class ConstantInput(Strict):
+    """The same current every step; ``value`` is a number (then ``shape`` is required) or a
+    per-feature nested list."""
+
+    type: Literal["constant"]
+    value: ParamValue
+    shape: list[PositiveInt] | None = None
+    steps: PositiveInt | None = None
+
+
+class PoissonInput(Strict):
+    """Independent Poisson spike trains (1.0 on a spike step) at ``rates`` Hz, seeded by ``seed``."""
+
+    type: Literal["poisson"]
+    rates: ParamValue
+    shape: list[PositiveInt] | None = None
+    steps: PositiveInt | None = None
+
+
+class SpikesInput(Strict):
+    """Spike events: ``times`` (steps) and flat neuron ``indices`` into a sample of ``size``
+    features (an int or a shape), with ``batch`` entries when the request is batched."""
+
+    type: Literal["spikes"]
+    times: list[NonNegativeInt]
+    indices: list[NonNegativeInt]
+    batch: list[NonNegativeInt] | None = None
+    size: Annotated[
+        list[PositiveInt], BeforeValidator(lambda v: [v] if isinstance(v, int) and not isinstance(v, bool) else v)
+    ] = Field(description="features per sample: an integer or a shape")
+    steps: PositiveInt | None = None
+
+
+INPUT_TYPES = ("tensor", "constant", "poisson", "spikes")
+Input = Annotated[TensorInput | ConstantInput | PoissonInput | SpikesInput, Field(discriminator="type")]
+
+
+class Record(Strict):
+    spikes: list[Name] | None = Field(default=None, description="layers whose spikes to return; default: every spiking layer")
+    voltages: list[Name] = Field(default_factory=list, description="layers whose membrane voltage to return densely")
+    neurons: dict[Name, list[NonNegativeInt]] | None = Field(
+        default=None, description="per layer in 'voltages': the flat neuron indices to keep (default all)"
+    )
+
+
+class JobRequest(Strict):
+    network: Network
+    input: Input
+    dt: Annotated[float, Field(gt=0, le=1.0, allow_inf_nan=False)] = 0.001
+    steps: PositiveInt | None = Field(default=None, description="number of steps; may instead be given by the input")
+    batch: PositiveInt | None = Field(default=None, description="batch size; omitted: no batch dimension")
+    record: Record = Record()
+    seed: Annotated[int, Field(ge=0, lt=2**63)] = 0
+
+
+# --- limits, errors and the plan ----------------------------------------------------------------
+
+
+class Limits(BaseModel):
+    """Upper bounds on what one job may ask for. The defaults suit a workstation; the service
+    sets its own from its settings."""
+
+    max_steps: int = 1_000_000
+    max_neurons: int = 20_000_000
+    max_neuron_steps: int = 2 * 10**11
+    max_batch: int = 4096
+    max_layers: int = 128
+    max_parameters: int = 200_000_000
+    max_input_bytes: int = 512 * 2**20
+    max_record_bytes: int = 2 * 2**30
+
+
+@dataclass(frozen=True)
+class FieldError:
+    loc: Loc
+    msg: str
+    type: str = "value_error"
+
+    @property
+    def path(self) -> str:
+        return format_loc(self.loc)
+
+
+class InvalidRequest(ValueError):
+    """A request that must not run; ``errors`` name the offending fields."""
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(f"{e.path}: {e.msg}" for e in errors))
+
+
+def clean_loc(loc: Loc) -> Loc:
+    """Pydantic puts union tags into error paths (``layers.1.lif.params``); drop them."""
+    out: list[str | int] = []
+    for part in loc:
+        if part in LEAF_TAGS:
+            continue
+        after_layer = len(out) >= 2 and out[-2] == "layers" and isinstance(out[-1], int)
+        if (after_layer and part in LAYER_TYPES) or (out == ["input"] and part in INPUT_TYPES):
+            continue
+        out.append(part)
+    return tuple(out)
+
+
+def format_loc(loc: Loc) -> str:
+    """``("network", "layers", 1, "weight")`` -> ``network.layers[1].weight``."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _fail(loc: Loc, msg: str, kind: str = "value_error") -> InvalidRequest:
+    return InvalidRequest([FieldError(tuple(loc), msg, kind)])
+
+
+@dataclass
+class LayerPlan:
+    index: int
+    name: str
+    type: str
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)  # decoded inline weights and per-neuron params
+
+    @property
+    def is_neuron(self) -> bool:
+        return self.type in NEURON_TYPES
+
+    @property
+    def spikes(self) -> bool:
+        return self.is_neuron and self.type not in NON_SPIKING_TYPES
+
+    @property
+    def neurons(self) -> int:
+        return math.prod(self.out_shape) if self.is_neuron else 0
+
+
+@dataclass
+class Plan:
+    """What ``validate_request`` learned: everything the runner needs besides the request."""
+
+    steps: int
+    batch: int | None
+    input_shape: tuple[int, ...]
+    layers: list[LayerPlan]
+    record_spikes: list[str]
+    record_voltages: dict[str, np.ndarray | None]  # layer -> kept flat neuron indices (None: all)
+    input_array: np.ndarray | None = None  # decoded tensor/constant/poisson values
+
+    @property
+    def batch_size(self) -> int:
+        return self.batch or 1
+
+    @property
+    def neurons(self) -> int:
+        return sum(layer.neurons for layer in self.layers)
+
+    @property
+    def neuron_steps(self) -> int:
+        return self.neurons * self.batch_size * self.steps
+
+    def layer(self, name: str) -> LayerPlan:
+        return next(layer for layer in self.layers if layer.name == name)
+
+
+# --- decoding helpers ---------------------------------------------------------------------------
+
+
+def decode_tensor(data: TensorData | float, loc: Loc, max_bytes: int) -> np.ndarray:
+    """Nested lists or base64 float32 -> a finite float32 array, or InvalidRequest at ``loc``."""
+    if isinstance(data, Base64Tensor):
+        count = math.prod(data.shape)
+        if count * 4 > max_bytes:
+            raise _fail((*loc, "shape"), f"{count} values exceed the limit of {max_bytes // 4} for one tensor", "limit")
+        try:
+            raw = base64.b64decode(data.base64, validate=True)
+        except (binascii.Error, ValueError):
+            raise _fail((*loc, "base64"), "is not valid base64") from None
+        if len(raw) != count * 4:
+            raise _fail((*loc, "base64"), f"decodes to {len(raw)} bytes, but shape {data.shape} of float32 needs {count * 4}")
+        array = np.frombuffer(raw, dtype="<f4").reshape(data.shape).astype(np.float32)
+    else:
+        if _nested_count(data, max_bytes // 4 + 1) * 4 > max_bytes:
+            raise _fail(loc, f"has more than the limit of {max_bytes // 4} values for one tensor", "limit")
+        try:
+            array = np.asarray(data, dtype=np.float64)
+        except (ValueError, TypeError):
+            raise _fail(loc, "must be a number or a rectangular nested list of numbers") from None
+        if array.dtype == object:
+            raise _fail(loc, "must be a number or a rectangular nested list of numbers")
+        _require_finite(array, loc)
+        with np.errstate(over="ignore"):
+            array = array.astype(np.float32)
+        if not np.isfinite(array).all():
+            raise _fail(loc, "has values beyond the float32 range (about 3.4e38)")
+    _require_finite(array, loc)
+    return array
+
+
+def _require_finite(array: np.ndarray, loc: Loc) -> None:
+    if not np.isfinite(array).all():
+        bad = [int(i) for i in np.argwhere(~np.isfinite(array))[0]]
+        raise _fail(loc, f"contains NaN or Inf (first at index {bad})")
+
+
+def _nested_count(data: Any, stop: int) -> int:
+    """Number of leaves in a nested list, counting no further than ``stop`` (cheap size guard)."""
+    count, stack = 0, [data]
+    while stack and count < stop:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(item)
+        else:
+            count += 1
+    return count
+
+
+def _shape_str(shape: tuple[int, ...]) -> str:
+    return "[" + ", ".join(map(str, shape)) + "]"
+
+
+# --- the semantic check -------------------------------------------------------------------------
+
+
+def parse_request(data: Any, limits: Limits | None = None) -> tuple[JobRequest, Plan]:
+    """Structure and semantics in one call: the JSON (dict, str or bytes) -> (request, plan)."""
+    try:
+        if isinstance(data, (str, bytes, bytearray)):
+            request = JobRequest.model_validate_json(data)
+        else:
+            request = JobRequest.model_validate(data)
+    except ValidationError as error:
+        raise InvalidRequest(
+            [FieldError(clean_loc(e["loc"]), e["msg"], e["type"]) for e in error.errors(include_url=False)]
+        ) from None
+    return request, validate_request(request, limits)
+
+
+def validate_request(request: JobRequest, limits: Limits | None = None) -> Plan:
+    limits = limits or Limits()
+    layers = request.network.layers
+    if len(layers) > limits.max_layers:
+        raise _fail(("network", "layers"), f"has {len(layers)} layers, over the limit of {limits.max_layers}", "limit")
+    if request.batch is not None and request.batch > limits.max_batch:
+        raise _fail(("batch",), f"{request.batch} is over the limit of {limits.max_batch}", "limit")
+    steps, batch, input_shape, input_array = _check_input(request, limits)
+    if steps > limits.max_steps:
+        loc = ("steps",) if request.steps is not None else ("input",)
+        raise _fail(loc, f"{steps} steps are over the limit of {limits.max_steps}", "limit")
+
+    plans = _infer_layers(request, input_shape, limits)
+    plan = Plan(steps, batch, input_shape, plans, [], {}, input_array)
+    if plan.neurons > limits.max_neurons:
+        raise _fail(("network",), f"has {plan.neurons} neurons, over the limit of {limits.max_neurons}", "limit")
+    if plan.neuron_steps > limits.max_neuron_steps:
+        raise _fail(
+            ("network",),
+            f"{plan.neuron_steps} neuron-steps (neurons x batch x steps) are over the limit of {limits.max_neuron_steps}",
+            "limit",
+        )
+    _resolve_record(request, plan, limits)
+    return plan
+
+
+def _check_input(request: JobRequest, limits: Limits) -> tuple[int, int | None, tuple[int, ...], np.ndarray | None]:
+    source = request.input
+    batch = request.batch
+    lead = 2 if batch else 1  # leading [steps, (batch)] dimensions of a tensor input
+
+    def resolve_steps(own: int | None) -> int:
+        if own is not None and request.steps is not None and own != request.steps:
+            raise _fail(("steps",), f"is {request.steps} but input.steps is {own}")
+        steps = own if own is not None else request.steps
+        if steps is None:
+            raise _fail(("input", "steps"), "is required for this input type (or give top-level 'steps')", "missing")
+        return steps
+
+    if isinstance(source, TensorInput):
+        shape = tuple(source.shape)
+        if len(shape) <= lead:
+            need = "[steps, batch, *features]" if batch else "[steps, *features]"
+            raise _fail(("input", "shape"), f"must be {need}, got {_shape_str(shape)}")
+        if batch and shape[1] != batch:
+            raise _fail(("input", "shape"), f"has batch dimension {shape[1]}, but 'batch' is {batch}")
+        if math.prod(shape) * 4 > limits.max_input_bytes:
+            raise _fail(
+                ("input", "shape"), f"{math.prod(shape) * 4} bytes of input exceed the limit of {limits.max_input_bytes}", "limit"
+            )
+        array = decode_tensor(source.data, ("input", "data"), limits.max_input_bytes)
+        if array.shape != shape:
+            raise _fail(("input", "data"), f"has shape {_shape_str(array.shape)}, but input.shape is {_shape_str(shape)}")
+        steps = resolve_steps(shape[0])
+        return steps, batch, shape[lead:], array
+
+    if isinstance(source, SpikesInput):
+        sample = tuple(source.size)
+        if math.prod(sample) * 4 > limits.max_input_bytes:
+            raise _fail(("input", "size"), f"{math.prod(sample)} features exceed the input limit", "limit")
+        steps = resolve_steps(source.steps)
+        if len(source.indices) != len(source.times):
+            raise _fail(("input", "indices"), f"has {len(source.indices)} entries but times has {len(source.times)}")
+        if source.batch is not None and len(source.batch) != len(source.times):
+            raise _fail(("input", "batch"), f"has {len(source.batch)} entries but times has {len(source.times)}")
+        if source.batch is not None and not batch:
+            raise _fail(("input", "batch"), "is only allowed in a batched request (set top-level 'batch')")
+        for name, values, bound in (
+            ("times", source.times, steps),
+            ("indices", source.indices, math.prod(sample)),
+            ("batch", source.batch or [], request.batch or 1),
+        ):
+            if values and max(values) >= bound:
+                position = int(np.argmax(np.asarray(values) >= bound))
+                raise _fail(("input", name, position), f"{values[position]} is out of range (must be < {bound})")
+        return steps, batch, sample, None
+
+    # constant and poisson: a value per feature, or one value with an explicit shape
+    key = "value" if isinstance(source, ConstantInput) else "rates"
+    values = decode_tensor(getattr(source, key), ("input", key), limits.max_input_bytes)
+    if source.shape is not None:
+        sample = tuple(source.shape)
+        if values.ndim and not _broadcasts(values.shape, sample):
+            raise _fail(
+                ("input", key),
+                f"has shape {_shape_str(values.shape)}, which does not broadcast to input.shape {_shape_str(sample)}",
+            )
+    elif values.ndim:
+        sample = values.shape
+    else:
+        raise _fail(("input", "shape"), f"is required when '{key}' is a single number", "missing")
+    if math.prod(sample) * 4 > limits.max_input_bytes:
+        raise _fail(("input", "shape"), f"{math.prod(sample)} features exceed the input limit", "limit")
+    if isinstance(source, PoissonInput):
+        if (values < 0).any():
+            raise _fail(("input", "rates"), "must not be negative")
+        if (values * request.dt > 1).any():
+            raise _fail(("input", "rates"), f"exceed 1/dt = {1 / request.dt:g} Hz, at most one spike per step")
+    steps = resolve_steps(source.steps)
+    return steps, batch, sample, np.broadcast_to(values, sample).astype(np.float32)
+
+
+def _broadcasts(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
+    if len(shape) > len(target):
+        return False
+    return all(s in (1, t) for s, t in zip(reversed(shape), reversed(target), strict=False))
+
+
+def _infer_layers(request: JobRequest, input_shape: tuple[int, ...], limits: Limits) -> list[LayerPlan]:
+    shape = input_shape
+    previous = "the input"
+    plans: list[LayerPlan] = []
+    names: dict[str, int] = {}
+    parameters = 0
+    for index, layer in enumerate(request.network.layers):
+        loc: Loc = ("network", "layers", index)
+        name = layer.name or f"{layer.type}_{index}"
+        if name in names:
+            raise _fail((*loc, "name"), f"duplicate layer name {name!r} (also network.layers[{names[name]}])")
+        names[name] = index
+        plan = LayerPlan(index, name, layer.type, shape, shape)
+        got = f"{previous} gives shape {_shape_str(shape)}"
+
+        if isinstance(layer, (LinearLayer, LIFRecurrentLayer)):
+            if not shape or shape[-1] != layer.in_features:
+                raise _fail((*loc, "in_features"), f"is {layer.in_features}, but {got}")
+            plan.out_shape = (*shape[:-1], layer.out_features)
+            if isinstance(layer, LinearLayer):
+                weights = {"weight": (layer.out_features, layer.in_features), "bias": (layer.out_features,)}
+            else:
+                weights = {
+                    "input_weights": (layer.out_features, layer.in_features),
+                    "recurrent_weights": (layer.out_features, layer.out_features),
+                }
+        elif isinstance(layer, Conv2dLayer):
+            if len(shape) != 3:
+                raise _fail(loc, f"conv2d needs [channels, height, width] per sample, but {got}")
+            if shape[0] != layer.in_channels:
+                raise _fail((*loc, "in_channels"), f"is {layer.in_channels}, but {got}")
+            kh, kw = layer.kernel_size
+            plan.out_shape = (layer.out_channels, *_pool_out(shape[1:], (kh, kw), layer.stride, layer.padding, loc))
+            weights = {"weight": (layer.out_channels, layer.in_channels, kh, kw), "bias": (layer.out_channels,)}
+        elif isinstance(layer, AvgPool2dLayer):
+            if len(shape) != 3:
+                raise _fail(loc, f"avgpool2d needs [channels, height, width] per sample, but {got}")
+            kernel = layer.kernel_size
+            stride = layer.stride if layer.stride is not None else kernel
+            padding = layer.padding
+            if any(2 * p > k for p, k in zip(padding, kernel, strict=True)):
+                raise _fail((*loc, "padding"), f"must be at most half the kernel size {list(kernel)}")
+            plan.out_shape = (shape[0], *_pool_out(shape[1:], kernel, stride, padding, loc))
+            weights = {}
+        elif isinstance(layer, FlattenLayer):
+            plan.out_shape = (math.prod(shape),)
+            weights = {}
+        else:
+            weights = {}
+        for key, expected in weights.items():
+            value = getattr(layer, key, None)
+            if isinstance(value, (list, Base64Tensor)):
+                array = decode_tensor(value, (*loc, key), limits.max_input_bytes)
+                if array.shape != expected:
+                    raise _fail((*loc, key), f"has shape {_shape_str(array.shape)}, expected {_shape_str(expected)}")
+                plan.arrays[key] = array
+            if isinstance(value, InitSpec) and value.init == "uniform" and value.low > value.high:
+                raise _fail((*loc, key, "low"), "must not exceed high")
+            if value is not False:
+                parameters += math.prod(expected)
+        if parameters > limits.max_parameters:
+            raise _fail(loc, f"the network has over {limits.max_parameters} weights, the limit", "limit")
+        if hasattr(layer, "params"):
+            _check_params(layer, plan, loc, limits)
+        plans.append(plan)
+        shape = plan.out_shape
+        previous = f"layer {name!r} ({layer.type})"
+    return plans
+
+
+def _pool_out(
+    size: tuple[int, ...], kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int], loc: Loc
+) -> tuple[int, int]:
+    out = tuple((n + 2 * p - k) // s + 1 for n, k, s, p in zip(size, kernel, stride, padding, strict=True))
+    if min(out) < 1:
+        raise _fail(
+            (*loc, "kernel_size"), f"{list(kernel)} does not fit the input of size {list(size)} (padding {list(padding)})"
+        )
+    return out  # type: ignore[return-value]
+
+
+def _check_params(layer: Any, plan: LayerPlan, loc: Loc, limits: Limits) -> None:
+    for key, value in layer.params.model_dump(exclude_none=True).items():
+        if isinstance(value, str):
+            continue
+        array = decode_tensor(value, (*loc, "params", key), limits.max_input_bytes)
+        if array.ndim and not _broadcasts(array.shape, plan.out_shape):
+            raise _fail(
+                (*loc, "params", key),
+                f"has shape {_shape_str(array.shape)}, not broadcastable to the layer shape {_shape_str(plan.out_shape)}",
+            )
+        if key in POSITIVE_PARAMS and (array <= 0).any():
+            raise _fail((*loc, "params", key), "must be positive")
+        plan.arrays[f"params.{key}"] = array
+
+
+def _resolve_record(request: JobRequest, plan: Plan, limits: Limits) -> None:
+    by_name = {layer.name: layer for layer in plan.layers}
+    record = request.record
+    if record.spikes is None:
+        plan.record_spikes = [layer.name for layer in plan.layers if layer.spikes]
+    else:
+        for position, name in enumerate(record.spikes):
+            loc = ("record", "spikes", position)
+            if name not in by_name:
+                raise _fail(loc, f"unknown layer {name!r}; layers are {', '.join(by_name)}")
+            if not by_name[name].spikes:
+                raise _fail(loc, f"layer {name!r} ({by_name[name].type}) does not spike")
+            if name in record.spikes[:position]:
+                raise _fail(loc, f"layer {name!r} is listed twice")
+        plan.record_spikes = list(record.spikes)
+    voltage_bytes = 0
+    for position, name in enumerate(record.voltages):
+        loc = ("record", "voltages", position)
+        if name not in by_name:
+            raise _fail(loc, f"unknown layer {name!r}; layers are {', '.join(by_name)}")
+        if not by_name[name].is_neuron:
+            raise _fail(loc, f"layer {name!r} ({by_name[name].type}) has no membrane voltage")
+        if name in plan.record_voltages:
+            raise _fail(loc, f"layer {name!r} is listed twice")
+        neurons = None if record.neurons is None else record.neurons.get(name)
+        if neurons is not None:
+            size = by_name[name].neurons
+            bad = [i for i in neurons if i >= size]
+            if bad:
+                raise _fail(("record", "neurons", name), f"index {bad[0]} is out of range for {size} neurons")
+            plan.record_voltages[name] = np.asarray(neurons, dtype=np.int64)
+        else:
+            plan.record_voltages[name] = None
+        kept = by_name[name].neurons if neurons is None else len(neurons)
+        voltage_bytes += kept * plan.batch_size * plan.steps * 4
+    for name in record.neurons or {}:
+        if name not in plan.record_voltages:
+            raise _fail(("record", "neurons", name), "names a layer that is not in record.voltages")
+    if voltage_bytes > limits.max_record_bytes:
+        raise _fail(
+            ("record", "voltages"), f"would return {voltage_bytes} bytes, over the limit of {limits.max_record_bytes}", "limit"
+        )
