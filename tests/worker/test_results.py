@@ -1,0 +1,90 @@
+"""Results encode to JSON and NPZ and decode back to the same arrays."""
+
+import io
+import json
+
+import numpy as np
+import pytest
+
+from worker.results import LayerResult, Result
+
+
+def sample(batched: bool) -> Result:
+    rng = np.random.default_rng(0)
+    events = np.sort(rng.integers(0, 50, size=40))
+    counts = rng.integers(0, 9, size=(3, 6) if batched else (6,))
+    voltages = rng.standard_normal((50, 3, 2) if batched else (50, 2)).astype(np.float32)
+    return Result(
+        job_id="j1",
+        steps=50,
+        dt=0.001,
+        device="cpu",
+        batch=3 if batched else None,
+        layers={
+            "hidden.1": LayerResult(
+                shape=(2, 3),
+                times=events.astype(np.int64),
+                senders=rng.integers(0, 6, size=40).astype(np.int64),
+                batch=rng.integers(0, 3 if batched else 1, size=40).astype(np.int64),
+                counts=counts.astype(np.int64),
+                voltages=voltages,
+                voltage_neurons=np.array([1, 4], dtype=np.int64),
+            ),
+            "readout": LayerResult(shape=(4,), voltages=np.linspace(-1, 1, 200, dtype=np.float32).reshape(50, 4)),
+            "silent": LayerResult(
+                shape=(2,),
+                times=np.zeros(0, np.int64),
+                senders=np.zeros(0, np.int64),
+                batch=np.zeros(0, np.int64),
+                counts=np.zeros(2, np.int64),
+            ),
+        },
+        stats={"wall_s": 0.5, "neuron_steps": 900},
+    )
+
+
+def assert_same(a: Result, b: Result) -> None:
+    assert (a.job_id, a.steps, a.dt, a.device, a.batch, a.stats) == (b.job_id, b.steps, b.dt, b.device, b.batch, b.stats)
+    assert a.layers.keys() == b.layers.keys()
+    for name, layer in a.layers.items():
+        other = b.layers[name]
+        assert layer.shape == other.shape
+        for key in LayerResult.ARRAYS:
+            x, y = getattr(layer, key), getattr(other, key)
+            assert (x is None) == (y is None), (name, key)
+            if x is not None:
+                assert x.dtype == y.dtype and np.array_equal(x, y), (name, key)
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_json_round_trip(batched: bool) -> None:
+    result = sample(batched)
+    assert_same(Result.from_json(result.to_json()), result)
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_npz_round_trip(batched: bool) -> None:
+    result = sample(batched)
+    assert_same(Result.from_npz(result.to_npz()), result)
+
+
+def test_npz_loads_with_one_numpy_load_and_no_pickle() -> None:
+    npz = np.load(io.BytesIO(sample(False).to_npz()), allow_pickle=False)
+    assert np.array_equal(npz["hidden.1/voltages"], sample(False).layers["hidden.1"].voltages)
+    assert json.loads(str(npz["meta"]))["steps"] == 50
+
+
+def test_json_layout_is_the_documented_one() -> None:
+    data = json.loads(sample(False).to_json())
+    assert set(data) == {"job_id", "steps", "dt", "device", "batch", "layers", "stats"}
+    layer = data["layers"]["hidden.1"]
+    assert set(layer) == {"shape", "spikes", "counts", "voltages"}
+    assert set(layer["spikes"]) == {"times", "senders", "batch"}
+    assert layer["voltages"]["shape"] == [50, 2] and len(layer["voltages"]["data"]) == 100
+    assert "spikes" not in data["layers"]["readout"]
+
+
+def test_float32_voltages_survive_json_exactly() -> None:
+    values = np.array([[0.1, 1 / 3, -2.5e-8, 3.4e38]], dtype=np.float32)
+    result = Result("j", 1, 0.001, "cpu", None, {"v": LayerResult(shape=(4,), voltages=values)})
+    assert np.array_equal(Result.from_json(result.to_json()).layers["v"].voltages, values)

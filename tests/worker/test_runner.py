@@ -1,0 +1,224 @@
+"""The runner: chunking never changes a result, runs are deterministic, progress and cancel
+happen between chunks, and what is recorded is exactly what the engine computed."""
+
+import copy
+import json
+import pathlib
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+import worker.engine as snn
+from worker.build import InputStream, build_network
+from worker.results import LayerResult, Result
+from worker.runner import Cancelled, SimulationError, default_chunk, simulate
+from worker.schema import parse_request
+
+EXAMPLES = pathlib.Path(__file__).parents[2] / "examples"
+
+
+def example(name: str) -> dict[str, Any]:
+    return json.loads((EXAMPLES / f"{name}.json").read_text())
+
+
+def run(request: dict[str, Any], **kwargs: Any) -> Result:
+    parsed, plan = parse_request(request)
+    return simulate(parsed, plan, **kwargs)
+
+
+def assert_same_recordings(a: Result, b: Result) -> None:
+    assert a.layers.keys() == b.layers.keys()
+    for name in a.layers:
+        for key in LayerResult.ARRAYS:
+            x, y = getattr(a.layers[name], key), getattr(b.layers[name], key)
+            assert (x is None) == (y is None)
+            if x is not None:
+                assert np.array_equal(x, y), (name, key)
+
+
+MIXED = {
+    "network": {
+        "layers": [
+            {
+                "type": "linear",
+                "name": "fc",
+                "in_features": 6,
+                "out_features": 8,
+                "weight": {"init": "normal", "mean": 0.4, "std": 0.3},
+            },
+            {"type": "alif", "name": "adaptive"},
+            {
+                "type": "lif_recurrent",
+                "name": "rec",
+                "in_features": 8,
+                "out_features": 5,
+                "input_weights": {"init": "normal", "mean": 1.5, "std": 0.5},
+            },
+            {"type": "linear", "name": "ro", "in_features": 5, "out_features": 2},
+            {"type": "li", "name": "readout"},
+        ]
+    },
+    "input": {"type": "poisson", "rates": [100.0, 200.0, 300.0, 400.0, 500.0, 600.0], "steps": 157},
+    "batch": 3,
+    "record": {"spikes": ["adaptive", "rec"], "voltages": ["adaptive", "readout"], "neurons": {"adaptive": [0, 7]}},
+    "seed": 5,
+}
+
+
+@pytest.mark.parametrize("name", ["seed", "poisson_population", "conv_feedforward", "izhikevich_tonic_bursting"])
+def test_chunked_runs_equal_one_chunk(name: str) -> None:
+    request = example(name)
+    whole = run(request, chunk_steps=10**6)
+    for chunk in (1, 7, 64):
+        assert_same_recordings(run(request, chunk_steps=chunk), whole)
+
+
+def test_chunking_is_invisible_with_batch_recurrence_and_voltage_subsets() -> None:
+    whole = run(MIXED, chunk_steps=10**6)
+    assert whole.layers["adaptive"].spike_count > 0 and whole.layers["rec"].spike_count > 0
+    for chunk in (1, 13, 50):
+        assert_same_recordings(run(MIXED, chunk_steps=chunk), whole)
+
+
+def test_same_request_and_seed_give_identical_results_and_another_seed_does_not() -> None:
+    first, second = run(MIXED), run(MIXED)
+    assert_same_recordings(first, second)
+    other = run({**MIXED, "seed": 6})
+    assert not np.array_equal(other.layers["adaptive"].times, first.layers["adaptive"].times)
+
+
+def direct_engine_run(request: dict[str, Any]) -> tuple[list[torch.Tensor], list[Any]]:
+    """The same modules called directly on the whole input, with no runner in between."""
+    parsed, plan = parse_request(request)
+    network = build_network(parsed, plan, record_states=frozenset(plan.record_voltages))
+    x = InputStream(parsed, plan, torch.device("cpu")).chunk(0, plan.steps)
+    with torch.no_grad():
+        return network(x)
+
+
+@pytest.mark.parametrize("name", ["seed", "poisson_population", "conv_feedforward", "izhikevich_tonic_bursting"])
+def test_results_equal_a_direct_engine_call(name: str) -> None:
+    request = example(name)
+    parsed, plan = parse_request(request)
+    result = simulate(parsed, plan, chunk_steps=33)
+    outputs, states = direct_engine_run(request)
+    for index, layer in enumerate(plan.layers):
+        if layer.name in plan.record_spikes:
+            z = outputs[index]
+            recorded = result.layers[layer.name]
+            dense = np.zeros((plan.steps, 1, layer.neurons), dtype=np.float32)
+            dense[recorded.times, recorded.batch, recorded.senders] = 1
+            assert np.array_equal(dense, z.reshape(plan.steps, 1, -1).numpy()), layer.name
+            assert np.array_equal(recorded.counts, z.reshape(plan.steps, -1).sum(0).numpy().astype(np.int64))
+        if layer.name in plan.record_voltages:
+            v = states[index].v.reshape(plan.steps, -1).numpy()
+            kept = plan.record_voltages[layer.name]
+            assert np.array_equal(result.layers[layer.name].voltages, v if kept is None else v[:, kept]), layer.name
+
+
+def test_seed_example_is_the_walkthrough() -> None:
+    """examples/seed.json holds the walkthrough's tensors; the runner reproduces its output.
+
+    Spikes must be identical. Voltages agree to float32 rounding only: the walkthrough applies its
+    Linear to all 4 rows at once, the runner one step at a time (so that chunking cannot change a
+    result), and BLAS rounds those two differently in the last bit.
+    """
+    torch.manual_seed(0)
+    data = torch.randn(5)
+    torch.nn.Sequential(torch.nn.Linear(5, 1), torch.nn.ReLU())(data)
+    data = torch.randn(4, 5)
+    network = snn.SequentialState(torch.nn.Linear(5, 1), snn.LIF(record_states=True))
+    output, state = network(data)
+    request = example("seed")
+    assert np.array_equal(np.asarray(request["input"]["data"], np.float32), data.numpy())
+    assert np.array_equal(np.asarray(request["network"]["layers"][0]["weight"], np.float32), network[0].weight.detach().numpy())
+    result = run(request)
+    out = result.layers["out"]
+    assert out.spike_count == 0 and output.sum() == 0 and out.counts.tolist() == [0]
+    strong = copy.deepcopy(request)  # and with an input that does spike, the same spike times
+    strong["input"]["data"] = (np.asarray(request["input"]["data"]) * 40).tolist()
+    strong_output, _ = network(torch.tensor(strong["input"]["data"], dtype=torch.float32))
+    strong_result = run(strong).layers["out"]
+    assert strong_result.spike_count > 0
+    assert strong_result.times.tolist() == strong_output[:, 0].nonzero().flatten().tolist()
+    np.testing.assert_allclose(out.voltages, state[1].v.detach().numpy(), rtol=0, atol=1e-6)
+
+
+def test_progress_is_reported_after_every_chunk() -> None:
+    calls: list[tuple[int, int]] = []
+    run(MIXED, chunk_steps=50, progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(50, 157), (100, 157), (150, 157), (157, 157)]
+
+
+def test_cancel_is_checked_before_every_chunk() -> None:
+    checks: list[int] = []
+
+    def cancel_on_third() -> bool:
+        checks.append(1)
+        return len(checks) == 3
+
+    progress: list[int] = []
+    with pytest.raises(Cancelled, match="after 100 of 157 steps"):
+        run(MIXED, chunk_steps=50, is_cancelled=cancel_on_third, progress=lambda done, total: progress.append(done))
+    assert progress == [50, 100]
+
+
+def test_only_requested_layers_and_neurons_are_recorded() -> None:
+    result = run(MIXED)
+    assert set(result.layers) == {"adaptive", "rec", "readout"}
+    assert result.layers["adaptive"].voltages.shape == (157, 3, 2)
+    assert result.layers["adaptive"].voltage_neurons.tolist() == [0, 7]
+    assert result.layers["readout"].times is None and result.layers["readout"].voltages.shape == (157, 3, 2)
+    assert result.layers["rec"].voltages is None and result.layers["rec"].counts.shape == (3, 5)
+
+
+def test_events_are_sorted_and_counts_agree_with_them() -> None:
+    layer = run(MIXED).layers["rec"]
+    assert np.all(np.diff(layer.times) >= 0)
+    counts = np.zeros((3, 5), dtype=np.int64)
+    np.add.at(counts, (layer.batch, layer.senders), 1)
+    assert np.array_equal(counts, layer.counts)
+
+
+def test_spike_event_input_drives_the_named_neurons_at_the_named_steps() -> None:
+    request = {
+        "network": {"layers": [{"type": "iaf", "name": "relay", "params": {"v_th": 0.5}}]},
+        "input": {
+            "type": "spikes",
+            "times": [3, 0, 9, 9],
+            "indices": [1, 2, 0, 0],
+            "batch": [0, 1, 1, 1],
+            "size": 3,
+            "steps": 12,
+        },
+        "batch": 2,
+    }
+    layer = run(request, chunk_steps=4).layers["relay"]
+    assert list(zip(layer.times.tolist(), layer.batch.tolist(), layer.senders.tolist(), strict=True)) == [
+        (0, 1, 2),
+        (3, 0, 1),
+        (9, 1, 0),
+    ]
+
+
+def test_exploding_dynamics_fail_with_a_clear_error() -> None:
+    request = copy.deepcopy(example("izhikevich_tonic_bursting"))
+    request["network"]["layers"][0]["params"] = {"sq": 5.0, "v_th": 1e30}
+    with pytest.raises(SimulationError, match=r"layer 'neurons' \(izhikevich\) reached a non-finite voltage"):
+        run(request)
+
+
+def test_unavailable_cuda_is_a_clear_error() -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(SimulationError, match="no CUDA device"):
+        run(example("seed"), device="cuda")
+
+
+def test_default_chunk_bounds_activation_memory() -> None:
+    _, plan = parse_request(example("poisson_population"))
+    chunk = default_chunk(plan)
+    per_step = 4 * (200 + 10000 + 10000)
+    assert 1 <= chunk <= 1000 and chunk * per_step <= 256 * 2**20

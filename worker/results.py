@@ -1,0 +1,121 @@
+"""Simulation results and their two encodings, JSON and NPZ. Needs numpy only, so clients can
+decode results without installing torch.
+
+JSON (DESIGN.md section 4): spikes as NEST-style events (``times`` in steps, ``senders`` = flat
+neuron index, ``batch``), spike ``counts`` per neuron, and dense ``voltages`` as ``{"shape",
+"data"}`` with ``data`` flat in row-major order. NPZ holds the same arrays under
+``<layer>/<field>`` keys plus a ``meta`` JSON string, and loads with one ``numpy.load``.
+"""
+
+import io
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class LayerResult:
+    shape: tuple[int, ...]
+    times: np.ndarray | None = None  # int64 (events,), only for layers whose spikes were recorded
+    senders: np.ndarray | None = None
+    batch: np.ndarray | None = None
+    counts: np.ndarray | None = None  # int64 (neurons,), or (batch, neurons) in a batched job
+    voltages: np.ndarray | None = None  # float32 (steps, [batch,] kept neurons)
+    voltage_neurons: np.ndarray | None = None  # int64 flat indices kept; None: every neuron
+
+    ARRAYS = ("times", "senders", "batch", "counts", "voltages", "voltage_neurons")
+
+    @property
+    def spike_count(self) -> int:
+        return 0 if self.times is None else int(self.times.size)
+
+
+@dataclass
+class Result:
+    job_id: str
+    steps: int
+    dt: float
+    device: str
+    batch: int | None
+    layers: dict[str, LayerResult]
+    stats: dict[str, float] = field(default_factory=dict)
+
+    # --- JSON ---------------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        layers = {}
+        for name, layer in self.layers.items():
+            entry: dict[str, Any] = {"shape": list(layer.shape)}
+            if layer.times is not None:
+                entry["spikes"] = {
+                    "times": layer.times.tolist(),
+                    "senders": layer.senders.tolist(),
+                    "batch": layer.batch.tolist(),
+                }
+                entry["counts"] = layer.counts.tolist()
+            if layer.voltages is not None:
+                entry["voltages"] = {"shape": list(layer.voltages.shape), "data": layer.voltages.ravel().tolist()}
+                if layer.voltage_neurons is not None:
+                    entry["voltages"]["neurons"] = layer.voltage_neurons.tolist()
+            layers[name] = entry
+        return {
+            "job_id": self.job_id,
+            "steps": self.steps,
+            "dt": self.dt,
+            "device": self.device,
+            "batch": self.batch,
+            "layers": layers,
+            "stats": self.stats,
+        }
+
+    def to_json(self) -> bytes:
+        return json.dumps(self.to_dict(), separators=(",", ":"), allow_nan=False).encode()
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Result":
+        layers = {}
+        for name, entry in data["layers"].items():
+            layer = LayerResult(shape=tuple(entry["shape"]))
+            if "spikes" in entry:
+                for key in ("times", "senders", "batch"):
+                    setattr(layer, key, np.asarray(entry["spikes"][key], dtype=np.int64))
+                layer.counts = np.asarray(entry["counts"], dtype=np.int64)
+            if "voltages" in entry:
+                voltages = entry["voltages"]
+                layer.voltages = np.asarray(voltages["data"], dtype=np.float32).reshape(voltages["shape"])
+                if "neurons" in voltages:
+                    layer.voltage_neurons = np.asarray(voltages["neurons"], dtype=np.int64)
+            layers[name] = layer
+        return cls(data["job_id"], data["steps"], data["dt"], data["device"], data.get("batch"), layers, data.get("stats", {}))
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> "Result":
+        return cls.from_dict(json.loads(raw))
+
+    # --- NPZ ----------------------------------------------------------------------------------
+
+    def to_npz(self) -> bytes:
+        meta = {key: value for key, value in self.to_dict().items() if key != "layers"}
+        meta["layers"] = {name: {"shape": list(layer.shape)} for name, layer in self.layers.items()}
+        arrays = {"meta": np.asarray(json.dumps(meta))}
+        for name, layer in self.layers.items():
+            for key in LayerResult.ARRAYS:
+                value = getattr(layer, key)
+                if value is not None:
+                    arrays[f"{name}/{key}"] = value
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, **arrays)
+        return buffer.getvalue()
+
+    @classmethod
+    def from_npz(cls, raw: bytes) -> "Result":
+        with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
+            meta = json.loads(str(npz["meta"]))
+            layers = {name: LayerResult(shape=tuple(entry["shape"])) for name, entry in meta["layers"].items()}
+            for key in npz.files:
+                if key != "meta":
+                    name, _, field_name = key.rpartition("/")
+                    setattr(layers[name], field_name, npz[key])
+        return cls(meta["job_id"], meta["steps"], meta["dt"], meta["device"], meta.get("batch"), layers, meta.get("stats", {}))

@@ -1,0 +1,165 @@
+"""Runs a validated request in chunks of steps and records what it asked for.
+
+Between chunks the runner reports progress and asks whether to stop; the network's state carries
+across chunks, so a chunked run equals an unchunked one bit for bit. Spikes are kept as sparse
+events and voltages only for the layers (and neurons) requested, so memory grows with what is
+recorded, not with all layers times all steps.
+"""
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+from worker.build import InputStream, build_network
+from worker.results import LayerResult, Result
+from worker.schema import JobRequest, Limits, Plan, validate_request
+
+ProgressCallback = Callable[[int, int], None]
+CancelCheck = Callable[[], bool]
+CHUNK_BUDGET_BYTES = 256 * 2**20  # activations of one chunk, all layers together
+MAX_DEFAULT_CHUNK = 1000
+
+
+class Cancelled(Exception):
+    """The cancel check said stop; raised between chunks."""
+
+
+class SimulationError(RuntimeError):
+    """The simulation itself failed (non-finite state, unavailable device); the message says why."""
+
+
+def default_chunk(plan: Plan) -> int:
+    per_step = 4 * plan.batch_size * (math.prod(plan.input_shape) + sum(math.prod(layer.out_shape) for layer in plan.layers))
+    return max(1, min(plan.steps, MAX_DEFAULT_CHUNK, CHUNK_BUDGET_BYTES // per_step))
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SimulationError("device 'cuda' was requested but no CUDA device is available")
+    return device
+
+
+class _Recorder:
+    """Accumulates one layer's spikes (sparse), counts and voltages chunk by chunk."""
+
+    def __init__(
+        self, shape: tuple[int, ...], spikes: bool, voltages: bool, neurons: np.ndarray | None, batch: int, device: torch.device
+    ):
+        self.shape = shape
+        self.spikes = spikes
+        self.voltages = voltages
+        self.neurons = None if neurons is None else torch.from_numpy(neurons).to(device)
+        self.voltage_neurons = neurons
+        self.events: list[np.ndarray] = []
+        self.counts = torch.zeros((batch, math.prod(shape)), dtype=torch.int64, device=device) if spikes else None
+        self.traces: list[np.ndarray] = []
+
+    def add(self, start: int, z: torch.Tensor, state: Any) -> None:
+        if self.spikes:
+            flat = z.reshape(z.shape[0], z.shape[1], -1)
+            events = flat.nonzero()  # rows (t, b, n), in time order
+            events[:, 0] += start
+            self.events.append(events.cpu().numpy())
+            self.counts += flat.sum(0).to(torch.int64)
+        if self.voltages:
+            v = state.v.reshape(state.v.shape[0], state.v.shape[1], -1)
+            if self.neurons is not None:
+                v = v.index_select(2, self.neurons)
+            self.traces.append(v.to(torch.float32).cpu().numpy())
+
+    def result(self, batched: bool) -> LayerResult:
+        layer = LayerResult(shape=self.shape)
+        if self.spikes:
+            events = np.concatenate(self.events) if self.events else np.zeros((0, 3), dtype=np.int64)
+            layer.times, layer.batch, layer.senders = (np.ascontiguousarray(events[:, i], dtype=np.int64) for i in range(3))
+            counts = self.counts.cpu().numpy()
+            layer.counts = counts if batched else counts[0]
+        if self.voltages:
+            voltages = np.concatenate(self.traces)
+            layer.voltages = voltages if batched else voltages[:, 0]
+            layer.voltage_neurons = self.voltage_neurons
+        return layer
+
+
+def _last_step(state: Any) -> Any:
+    return type(state)(*(value[-1] for value in state))
+
+
+def simulate(
+    request: JobRequest,
+    plan: Plan | None = None,
+    *,
+    device: str | torch.device = "cpu",
+    chunk_steps: int | None = None,
+    progress: ProgressCallback | None = None,
+    is_cancelled: CancelCheck | None = None,
+    job_id: str = "local",
+    limits: Limits | None = None,
+) -> Result:
+    """Simulates ``request`` and returns its recorded result.
+
+    ``progress(steps_done, steps_total)`` is called after every chunk; ``is_cancelled()`` before
+    every chunk, and a true answer raises ``Cancelled``.
+    """
+    plan = plan or validate_request(request, limits)
+    device = resolve_device(device)
+    chunk = chunk_steps or default_chunk(plan)
+    if chunk < 1:
+        raise ValueError(f"chunk_steps must be at least 1, got {chunk}")
+    voltage_layers = frozenset(plan.record_voltages)
+    network = build_network(request, plan, record_states=voltage_layers).to(device)
+    stream = InputStream(request, plan, device)
+    recorders = {
+        layer.name: _Recorder(
+            layer.out_shape,
+            layer.name in plan.record_spikes,
+            layer.name in voltage_layers,
+            plan.record_voltages.get(layer.name),
+            plan.batch_size,
+            device,
+        )
+        for layer in plan.layers
+        if layer.name in plan.record_spikes or layer.name in voltage_layers
+    }
+    started = time.perf_counter()
+    state = None
+    with torch.inference_mode():
+        for start in range(0, plan.steps, chunk):
+            if is_cancelled is not None and is_cancelled():
+                raise Cancelled(f"cancelled after {start} of {plan.steps} steps")
+            stop = min(plan.steps, start + chunk)
+            outputs, state = network(stream.chunk(start, stop), state)
+            for index, layer in enumerate(plan.layers):
+                layer_state = state[index]
+                if layer.name in recorders:
+                    recorders[layer.name].add(start, outputs[index], layer_state)
+                if layer.name in voltage_layers:
+                    state[index] = layer_state = _last_step(layer_state)
+                if layer.is_neuron and not torch.isfinite(layer_state.v).all():
+                    raise SimulationError(
+                        f"layer {layer.name!r} ({layer.type}) reached a non-finite voltage (NaN or Inf) "
+                        f"between steps {start} and {stop}; its parameters or input drive it out of range"
+                    )
+            if progress is not None:
+                progress(stop, plan.steps)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    wall = time.perf_counter() - started
+    return Result(
+        job_id=job_id,
+        steps=plan.steps,
+        dt=request.dt,
+        device=str(device),
+        batch=plan.batch,
+        layers={name: recorder.result(plan.batch is not None) for name, recorder in recorders.items()},
+        stats={
+            "wall_s": round(wall, 6),
+            "neuron_steps": plan.neuron_steps,
+            "neuron_steps_per_s": round(plan.neuron_steps / wall, 1) if wall > 0 else 0.0,
+        },
+    )
