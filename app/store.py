@@ -1,0 +1,284 @@
+"""The service's own job records, in Redis.
+
+Celery only carries a job id; everything a client sees lives here: state, owner, timestamps,
+progress, error, device, the request and the encoded results. Celery's own task states are never
+consulted (its PENDING means "unknown", not "queued").
+
+State changes are compare-and-set Lua scripts, so a cancel racing a start, or a redelivered task
+racing its first run, can never leave a job in a state it should not be in:
+
+    queued -> running -> succeeded | failed | cancelled
+    queued -> cancelled | failed
+    running -> running        (a redelivery after a worker died re-runs the job)
+"""
+
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+PREFIX = "ss"
+STATES = ("queued", "running", "succeeded", "failed", "cancelled")
+FINAL_STATES = ("succeeded", "failed", "cancelled")
+ACTIVE_STATES = ("queued", "running")
+DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 60.0, 300.0, 1800.0)
+
+
+def job_key(job_id: str) -> str:
+    return f"{PREFIX}:job:{job_id}"
+
+
+def request_key(job_id: str) -> str:
+    return f"{PREFIX}:job:{job_id}:request"
+
+
+def result_key(job_id: str, fmt: str) -> str:
+    return f"{PREFIX}:job:{job_id}:result:{fmt}"
+
+
+def events_channel(job_id: str) -> str:
+    return f"{PREFIX}:events:{job_id}"
+
+
+def owner_jobs_key(owner: str) -> str:
+    return f"{PREFIX}:owner:{owner}:jobs"
+
+
+def owner_active_key(owner: str) -> str:
+    return f"{PREFIX}:owner:{owner}:active"
+
+
+def state_set_key(state: str) -> str:
+    return f"{PREFIX}:state:{state}"
+
+
+STATS_KEY = f"{PREFIX}:stats"
+
+# KEYS: job, request, owner jobs, owner active, queued set, stats
+# ARGV: id, owner, now, steps_total, request json, max in flight
+_SUBMIT = """
+if redis.call('SCARD', KEYS[4]) >= tonumber(ARGV[6]) then return 0 end
+redis.call('HSET', KEYS[1], 'id', ARGV[1], 'owner', ARGV[2], 'state', 'queued', 'created_at', ARGV[3],
+           'steps_done', 0, 'steps_total', ARGV[4], 'attempts', 0)
+redis.call('SET', KEYS[2], ARGV[5])
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
+redis.call('SADD', KEYS[4], ARGV[1])
+redis.call('SADD', KEYS[5], ARGV[1])
+redis.call('HINCRBY', KEYS[6], 'entered:queued', 1)
+return 1
+"""
+
+# KEYS: job, stats, channel prefix (unused by Redis, passed for clarity)
+# ARGV: allowed from-states (comma separated), to-state, now, then field/value pairs
+# Returns {1, new_state} on success, {0, current_state} when refused, {} for an unknown job.
+_TRANSITION = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return {} end
+if not string.find(',' .. ARGV[1] .. ',', ',' .. state .. ',', 1, true) then return {0, state} end
+local to = ARGV[2]
+local id = redis.call('HGET', KEYS[1], 'id')
+local owner = redis.call('HGET', KEYS[1], 'owner')
+redis.call('HSET', KEYS[1], 'state', to)
+for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+if to == 'running' then redis.call('HINCRBY', KEYS[1], 'attempts', 1) end
+redis.call('SREM', 'ss:state:' .. state, id)
+if to == 'queued' or to == 'running' then
+  redis.call('SADD', 'ss:state:' .. to, id)
+else
+  redis.call('HSET', KEYS[1], 'finished_at', ARGV[3])
+  redis.call('SREM', 'ss:owner:' .. owner .. ':active', id)
+end
+if state ~= to then redis.call('HINCRBY', KEYS[2], 'entered:' .. to, 1) end
+local snapshot = redis.call('HMGET', KEYS[1], 'state', 'steps_done', 'steps_total')
+redis.call('PUBLISH', 'ss:events:' .. id,
+  cjson.encode({status = snapshot[1], steps_done = tonumber(snapshot[2]), steps_total = tonumber(snapshot[3])}))
+return {1, to}
+"""
+
+
+@dataclass
+class Job:
+    id: str
+    owner: str
+    state: str
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    steps_done: int
+    steps_total: int
+    error: str | None
+    device: str | None
+    attempts: int
+    cancel_requested: bool
+
+    @classmethod
+    def from_hash(cls, data: dict[str, str]) -> "Job":
+        def number(key: str) -> float | None:
+            return float(data[key]) if data.get(key) else None
+
+        return cls(
+            id=data["id"],
+            owner=data["owner"],
+            state=data["state"],
+            created_at=float(data["created_at"]),
+            started_at=number("started_at"),
+            finished_at=number("finished_at"),
+            steps_done=int(data.get("steps_done", 0)),
+            steps_total=int(data.get("steps_total", 0)),
+            error=data.get("error") or None,
+            device=data.get("device") or None,
+            attempts=int(data.get("attempts", 0)),
+            cancel_requested=data.get("cancel") == "1",
+        )
+
+    @property
+    def is_final(self) -> bool:
+        return self.state in FINAL_STATES
+
+
+class InFlightLimit(Exception):
+    """The owner already has the maximum number of queued and running jobs."""
+
+
+class JobStore:
+    def __init__(self, client: redis.Redis, job_ttl_s: int = 7 * 24 * 3600, result_ttl_s: int = 24 * 3600) -> None:
+        self.redis = client
+        self.job_ttl_s = job_ttl_s
+        self.result_ttl_s = result_ttl_s
+        self._submit = client.register_script(_SUBMIT)
+        self._transition = client.register_script(_TRANSITION)
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> "JobStore":
+        return cls(redis.Redis.from_url(url, decode_responses=False, health_check_interval=10), **kwargs)
+
+    # --- records ------------------------------------------------------------------------------
+
+    def create(self, owner: str, request_json: bytes, steps_total: int, max_in_flight: int) -> Job:
+        job_id = uuid.uuid4().hex
+        now = time.time()
+        keys = [
+            job_key(job_id),
+            request_key(job_id),
+            owner_jobs_key(owner),
+            owner_active_key(owner),
+            state_set_key("queued"),
+            STATS_KEY,
+        ]
+        if not self._submit(keys=keys, args=[job_id, owner, now, steps_total, request_json, max_in_flight]):
+            raise InFlightLimit(f"{max_in_flight} jobs are already queued or running for this key")
+        return self.get(job_id)  # type: ignore[return-value]
+
+    def get(self, job_id: str) -> Job | None:
+        data = self.redis.hgetall(job_key(job_id))
+        if not data:
+            return None
+        return Job.from_hash({k.decode(): v.decode() for k, v in data.items()})
+
+    def get_owned(self, job_id: str, owner: str) -> Job | None:
+        """The job if it exists and belongs to ``owner``; foreign and unknown ids look the same."""
+        job = self.get(job_id)
+        return job if job is not None and job.owner == owner else None
+
+    def request_json(self, job_id: str) -> bytes | None:
+        return self.redis.get(request_key(job_id))
+
+    def list_owned(self, owner: str, offset: int, limit: int) -> tuple[list[Job], int]:
+        ids = self.redis.zrevrange(owner_jobs_key(owner), offset, offset + limit - 1)
+        jobs = [job for job in (self.get(i.decode()) for i in ids) if job is not None]
+        return jobs, self.redis.zcard(owner_jobs_key(owner))
+
+    # --- state changes ------------------------------------------------------------------------
+
+    def transition(self, job_id: str, allowed: tuple[str, ...], to: str, **fields: Any) -> tuple[bool, str | None]:
+        """Moves the job to ``to`` if it is in one of ``allowed``; returns (moved, state now)."""
+        args: list[Any] = [",".join(allowed), to, time.time()]
+        for key, value in fields.items():
+            args += [key, "" if value is None else value]
+        reply = self._transition(keys=[job_key(job_id), STATS_KEY], args=args)
+        if not reply:
+            return False, None
+        return bool(reply[0]), reply[1].decode() if isinstance(reply[1], bytes) else reply[1]
+
+    def start(self, job_id: str, device: str) -> bool:
+        """queued -> running; also running -> running when a task is redelivered after a crash."""
+        moved, _ = self.transition(job_id, ("queued", "running"), "running", started_at=time.time(), device=device, steps_done=0)
+        return moved
+
+    def progress(self, job_id: str, steps_done: int, steps_total: int) -> None:
+        pipe = self.redis.pipeline()
+        pipe.hset(job_key(job_id), "steps_done", steps_done)
+        pipe.publish(
+            events_channel(job_id), json.dumps({"status": "running", "steps_done": steps_done, "steps_total": steps_total})
+        )
+        pipe.execute()
+
+    def request_cancel(self, job_id: str) -> Job | None:
+        """Flags the job; a queued job is cancelled at once, a running one at its next chunk."""
+        self.redis.hset(job_key(job_id), "cancel", "1")
+        self.transition(job_id, ("queued",), "cancelled")
+        return self.get(job_id)
+
+    def cancel_requested(self, job_id: str) -> bool:
+        return self.redis.hget(job_key(job_id), "cancel") == b"1"
+
+    def succeed(self, job_id: str, result_json: bytes, result_npz: bytes, neuron_steps: int, wall_s: float) -> bool:
+        pipe = self.redis.pipeline()
+        pipe.set(result_key(job_id, "json"), result_json, ex=self.result_ttl_s)
+        pipe.set(result_key(job_id, "npz"), result_npz, ex=self.result_ttl_s)
+        pipe.execute()
+        moved, _ = self.transition(job_id, ("running",), "succeeded")
+        if moved:
+            self._record_finished(job_id, neuron_steps, wall_s)
+        return moved
+
+    def fail(self, job_id: str, error: str) -> bool:
+        moved, _ = self.transition(job_id, ("queued", "running"), "failed", error=error)
+        if moved:
+            self._expire(job_id)
+        return moved
+
+    def cancelled(self, job_id: str) -> bool:
+        moved, _ = self.transition(job_id, ("queued", "running"), "cancelled")
+        if moved:
+            self._expire(job_id)
+        return moved
+
+    def result(self, job_id: str, fmt: str) -> bytes | None:
+        return self.redis.get(result_key(job_id, fmt))
+
+    def _record_finished(self, job_id: str, neuron_steps: int, wall_s: float) -> None:
+        pipe = self.redis.pipeline()
+        pipe.hincrby(STATS_KEY, "neuron_steps", neuron_steps)
+        pipe.hincrbyfloat(STATS_KEY, "duration_sum", wall_s)
+        pipe.hincrby(STATS_KEY, "duration_count", 1)
+        for bound in DURATION_BUCKETS:
+            if wall_s <= bound:
+                pipe.hincrby(STATS_KEY, f"duration_le:{bound}", 1)
+        pipe.execute()
+        self._expire(job_id)
+
+    def _expire(self, job_id: str) -> None:
+        """Finished jobs are kept for job_ttl_s; running ones never expire."""
+        pipe = self.redis.pipeline()
+        pipe.expire(job_key(job_id), self.job_ttl_s)
+        pipe.expire(request_key(job_id), self.job_ttl_s)
+        pipe.execute()
+
+    # --- metrics ------------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, float]:
+        raw = self.redis.hgetall(STATS_KEY)
+        return {k.decode(): float(v) for k, v in raw.items()}
+
+    def active_counts(self) -> dict[str, int]:
+        return {state: self.redis.scard(state_set_key(state)) for state in ACTIVE_STATES}
+
+    def ping(self) -> bool:
+        try:
+            return bool(self.redis.ping())
+        except redis.RedisError:
+            return False

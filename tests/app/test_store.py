@@ -1,0 +1,132 @@
+"""The job store on a real Redis: records, the state machine, ownership and the in-flight limit."""
+
+import json
+
+import pytest
+import redis
+
+from app.redis_server import RedisServer
+from app.store import STATS_KEY, InFlightLimit, JobStore, events_channel
+
+
+@pytest.fixture
+def store(redis_server: RedisServer) -> JobStore:
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushdb()
+    return JobStore(client, job_ttl_s=60, result_ttl_s=30)
+
+
+def new_job(store: JobStore, owner: str = "alice", steps: int = 10) -> str:
+    return store.create(owner, b'{"request": 1}', steps, max_in_flight=100).id
+
+
+def test_a_new_job_is_queued_with_its_request_and_owner(store: JobStore) -> None:
+    job_id = new_job(store)
+    job = store.get(job_id)
+    assert (job.state, job.owner, job.steps_total, job.steps_done, job.attempts) == ("queued", "alice", 10, 0, 0)
+    assert store.request_json(job_id) == b'{"request": 1}'
+    assert store.redis.ttl(f"ss:job:{job_id}") == -1, "an unfinished job never expires"
+
+
+def test_the_happy_path_and_its_timestamps(store: JobStore) -> None:
+    job_id = new_job(store)
+    assert store.start(job_id, "cpu")
+    store.progress(job_id, 5, 10)
+    assert store.get(job_id).steps_done == 5
+    assert store.succeed(job_id, b"{}", b"npz", neuron_steps=100, wall_s=0.2)
+    job = store.get(job_id)
+    assert job.state == "succeeded" and job.device == "cpu" and job.attempts == 1
+    assert job.created_at <= job.started_at <= job.finished_at
+    assert store.result(job_id, "json") == b"{}" and store.result(job_id, "npz") == b"npz"
+    assert 0 < store.redis.ttl(f"ss:job:{job_id}") <= 60 and 0 < store.redis.ttl(f"ss:job:{job_id}:result:npz") <= 30
+
+
+def test_final_states_are_final(store: JobStore) -> None:
+    job_id = new_job(store)
+    store.start(job_id, "cpu")
+    store.fail(job_id, "boom")
+    assert not store.start(job_id, "cpu")
+    assert not store.succeed(job_id, b"{}", b"", 1, 0.1)
+    assert not store.cancelled(job_id)
+    job = store.get(job_id)
+    assert job.state == "failed" and job.error == "boom"
+
+
+def test_cancelling_a_queued_job_is_immediate_and_it_can_never_start(store: JobStore) -> None:
+    job_id = new_job(store)
+    assert store.request_cancel(job_id).state == "cancelled"
+    assert not store.start(job_id, "cpu")
+
+
+def test_cancelling_a_running_job_only_raises_the_flag(store: JobStore) -> None:
+    job_id = new_job(store)
+    store.start(job_id, "cpu")
+    job = store.request_cancel(job_id)
+    assert job.state == "running" and job.cancel_requested and store.cancel_requested(job_id)
+
+
+def test_a_redelivered_job_restarts_and_counts_the_attempt(store: JobStore) -> None:
+    job_id = new_job(store)
+    store.start(job_id, "cpu")
+    store.progress(job_id, 7, 10)
+    assert store.start(job_id, "cpu"), "running -> running after a worker crash"
+    job = store.get(job_id)
+    assert job.attempts == 2 and job.steps_done == 0
+
+
+def test_jobs_in_flight_per_owner_are_limited(store: JobStore) -> None:
+    for _ in range(3):
+        store.create("carol", b"{}", 1, max_in_flight=3)
+    with pytest.raises(InFlightLimit):
+        store.create("carol", b"{}", 1, max_in_flight=3)
+    store.create("dave", b"{}", 1, max_in_flight=3)  # another owner is not affected
+    first = store.list_owned("carol", 0, 10)[0][-1].id
+    store.request_cancel(first)
+    store.create("carol", b"{}", 1, max_in_flight=3)  # a finished job frees its slot
+
+
+def test_listing_is_per_owner_newest_first_and_paginated(store: JobStore) -> None:
+    ids = [new_job(store, "alice") for _ in range(5)]
+    new_job(store, "bob")
+    page, total = store.list_owned("alice", 0, 3)
+    assert total == 5 and [job.id for job in page] == ids[::-1][:3]
+    page, _ = store.list_owned("alice", 3, 3)
+    assert [job.id for job in page] == ids[::-1][3:]
+
+
+def test_foreign_jobs_are_invisible(store: JobStore) -> None:
+    job_id = new_job(store, "alice")
+    assert store.get_owned(job_id, "alice") is not None
+    assert store.get_owned(job_id, "bob") is None
+    assert store.get_owned("0" * 32, "alice") is None
+
+
+def test_transitions_publish_events_in_order(store: JobStore) -> None:
+    job_id = new_job(store)
+    pubsub = store.redis.pubsub()
+    pubsub.subscribe(events_channel(job_id))
+    pubsub.get_message(timeout=1)
+    store.start(job_id, "cpu")
+    store.progress(job_id, 4, 10)
+    store.progress(job_id, 10, 10)
+    store.succeed(job_id, b"{}", b"", 10, 0.01)
+    events = []
+    while (message := pubsub.get_message(timeout=1)) is not None:
+        events.append(json.loads(message["data"]))
+    assert [(e["status"], e["steps_done"]) for e in events] == [
+        ("running", 0),
+        ("running", 4),
+        ("running", 10),
+        ("succeeded", 10),
+    ]
+
+
+def test_counters_for_metrics(store: JobStore) -> None:
+    job_id = new_job(store)
+    store.start(job_id, "cpu")
+    assert store.active_counts() == {"queued": 0, "running": 1}
+    store.succeed(job_id, b"{}", b"", neuron_steps=1234, wall_s=0.3)
+    stats = store.stats()
+    assert stats["neuron_steps"] == 1234 and stats["entered:succeeded"] == 1 and stats["duration_count"] == 1
+    assert stats["duration_le:0.5"] == 1 and "duration_le:0.1" not in stats
+    assert store.redis.exists(STATS_KEY)
