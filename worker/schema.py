@@ -12,6 +12,7 @@ request reaches the engine unchecked. This module imports numpy and pydantic, ne
 
 import base64
 import binascii
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
@@ -523,12 +524,18 @@ def _shape_str(shape: tuple[int, ...]) -> str:
 
 
 def parse_request(data: Any, limits: Limits | None = None) -> tuple[JobRequest, Plan]:
-    """Structure and semantics in one call: the JSON (dict, str or bytes) -> (request, plan)."""
+    """Structure and semantics in one call: the JSON (dict, str or bytes) -> (request, plan).
+
+    Text is decoded with Python's ``json``, as FastAPI does, so the API and the worker read a
+    stored request body identically.
+    """
+    if isinstance(data, (str, bytes, bytearray)):
+        try:
+            data = json.loads(data)
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise InvalidRequest([FieldError((), f"not valid JSON ({error})", "json_invalid")]) from None
     try:
-        if isinstance(data, (str, bytes, bytearray)):
-            request = JobRequest.model_validate_json(data)
-        else:
-            request = JobRequest.model_validate(data)
+        request = JobRequest.model_validate(data)
     except ValidationError as error:
         raise InvalidRequest(
             [FieldError(clean_loc(e["loc"]), e["msg"], e["type"]) for e in error.errors(include_url=False)]

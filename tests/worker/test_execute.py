@@ -1,0 +1,96 @@
+"""execute_job, the logic behind the Celery task, in-process against a real Redis."""
+
+import json
+import pathlib
+
+import pytest
+import redis
+
+from app.redis_server import RedisServer
+from app.settings import Settings
+from app.store import JobStore
+from worker.execute import execute_job
+from worker.results import Result
+from worker.runner import simulate
+from worker.schema import parse_request
+
+EXAMPLES = pathlib.Path(__file__).parents[2] / "examples"
+
+
+@pytest.fixture
+def store(redis_server: RedisServer) -> JobStore:
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushdb()
+    return JobStore(client)
+
+
+@pytest.fixture
+def settings(redis_server: RedisServer) -> Settings:
+    return Settings(redis_url=redis_server.url, chunk_steps=50)
+
+
+def submit(store: JobStore, request: dict | bytes) -> str:
+    body = request if isinstance(request, bytes) else json.dumps(request).encode()
+    return store.create("alice", body, parse_request(body)[1].steps, max_in_flight=100).id
+
+
+def test_a_job_runs_and_stores_the_runner_result(store: JobStore, settings: Settings) -> None:
+    body = (EXAMPLES / "izhikevich_tonic_bursting.json").read_bytes()
+    job_id = submit(store, body)
+    assert execute_job(store, job_id, settings, device="cpu") == "succeeded"
+    job = store.get(job_id)
+    assert job.device == "cpu" and job.steps_done == job.steps_total == 2000
+    stored = Result.from_npz(store.result(job_id, "npz"))
+    local = simulate(*parse_request(body))
+    for name, layer in local.layers.items():
+        assert (stored.layers[name].times == layer.times).all() and (stored.layers[name].voltages == layer.voltages).all()
+    assert Result.from_json(store.result(job_id, "json")).layers.keys() == local.layers.keys()
+
+
+def test_running_a_finished_job_again_changes_nothing(store: JobStore, settings: Settings) -> None:
+    job_id = submit(store, json.loads((EXAMPLES / "seed.json").read_text()))
+    execute_job(store, job_id, settings, device="cpu")
+    finished = store.get(job_id)
+    assert execute_job(store, job_id, settings, device="cpu") == "succeeded"
+    assert store.get(job_id) == finished
+
+
+def test_a_job_cancelled_while_queued_never_starts(store: JobStore, settings: Settings) -> None:
+    job_id = submit(store, json.loads((EXAMPLES / "seed.json").read_text()))
+    store.request_cancel(job_id)
+    assert execute_job(store, job_id, settings, device="cpu") == "cancelled"
+    job = store.get(job_id)
+    assert job.started_at is None and job.attempts == 0 and store.result(job_id, "json") is None
+
+
+def test_a_cancel_flag_stops_a_running_job_at_its_next_chunk(store: JobStore, settings: Settings) -> None:
+    job_id = submit(store, json.loads((EXAMPLES / "izhikevich_tonic_bursting.json").read_text()))
+    original = store.progress
+
+    def progress_then_cancel(job: str, done: int, total: int) -> None:
+        original(job, done, total)
+        if done == 100:
+            store.redis.hset(f"ss:job:{job}", "cancel", "1")
+
+    store.progress = progress_then_cancel  # type: ignore[method-assign]
+    assert execute_job(store, job_id, settings, device="cpu") == "cancelled"
+    assert store.get(job_id).steps_done == 100
+
+
+def test_a_diverging_simulation_fails_with_a_readable_error(store: JobStore, settings: Settings) -> None:
+    request = json.loads((EXAMPLES / "izhikevich_tonic_bursting.json").read_text())
+    request["network"]["layers"][0]["params"] = {"sq": 5.0, "v_th": 1e30}
+    job_id = submit(store, request)
+    assert execute_job(store, job_id, settings, device="cpu") == "failed"
+    assert "non-finite voltage" in store.get(job_id).error
+
+
+def test_a_request_over_the_workers_limits_fails_with_the_reason(store: JobStore, redis_server: RedisServer) -> None:
+    job_id = store.create("alice", (EXAMPLES / "izhikevich_tonic_bursting.json").read_bytes(), 2000, max_in_flight=100).id
+    strict = Settings(redis_url=redis_server.url, max_steps=100)
+    assert execute_job(store, job_id, strict, device="cpu") == "failed"
+    assert store.get(job_id).error == "invalid request: input: 2000 steps are over the limit of 100"
+
+
+def test_an_unknown_job_is_ignored(store: JobStore, settings: Settings) -> None:
+    assert execute_job(store, "f" * 32, settings, device="cpu") == "unknown"

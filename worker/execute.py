@@ -1,0 +1,84 @@
+"""Running one stored job: the logic behind the Celery task, as a plain function tests can call."""
+
+import logging
+import time
+
+from celery.exceptions import SoftTimeLimitExceeded
+
+from app.settings import Settings
+from app.store import JobStore
+from worker.runner import Cancelled, SimulationError, simulate
+from worker.schema import InvalidRequest, parse_request
+
+log = logging.getLogger(__name__)
+
+
+def pick_device() -> str:
+    """CUDA when this process sees a GPU, else the CPU. Called in the worker child, so CUDA is
+    initialised lazily there and never in a forking parent."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def execute_job(store: JobStore, job_id: str, settings: Settings, device: str | None = None) -> str:
+    """Runs ``job_id`` if it is still to run, and leaves it in a final state; returns that state.
+
+    Safe to call twice for the same job (at-least-once delivery): a finished or cancelled job is
+    left alone, a job found running (its worker died) is run again from the start.
+    """
+    job = store.get(job_id)
+    if job is None:
+        log.warning("job %s is unknown (expired?); nothing to run", job_id)
+        return "unknown"
+    if job.is_final:
+        return job.state
+    if job.cancel_requested:
+        store.cancelled(job_id)
+        return "cancelled"
+    device = device or pick_device()
+    if not store.start(job_id, device):
+        return store.get(job_id).state  # cancelled between the check and the start
+    raw = store.request_json(job_id)
+    try:
+        if raw is None:
+            raise InvalidRequest([])
+        request, plan = parse_request(raw, settings.limits)
+        result = simulate(
+            request,
+            plan,
+            device=device,
+            chunk_steps=settings.chunk_steps,
+            progress=lambda done, total: store.progress(job_id, done, total),
+            is_cancelled=lambda: store.cancel_requested(job_id),
+            job_id=job_id,
+        )
+    except Cancelled:
+        store.cancelled(job_id)
+        return "cancelled"
+    except InvalidRequest as error:
+        store.fail(job_id, f"invalid request: {error}" if error.errors else "the job's request is missing from the store")
+        return "failed"
+    except SimulationError as error:
+        store.fail(job_id, str(error))
+        return "failed"
+    except SoftTimeLimitExceeded:
+        store.fail(job_id, f"the job exceeded its time limit of {settings.soft_time_limit_s} s")
+        return "failed"
+    except MemoryError:
+        store.fail(job_id, "the job ran out of memory")
+        return "failed"
+    except Exception as error:
+        if type(error).__name__ == "OutOfMemoryError":  # torch.cuda.OutOfMemoryError
+            store.fail(job_id, f"the job ran out of GPU memory on {device}")
+            return "failed"
+        log.exception("job %s failed unexpectedly", job_id)
+        store.fail(job_id, f"internal error while simulating ({type(error).__name__}); the operators have the details in the log")
+        return "failed"
+    started = time.perf_counter()
+    if not store.succeed(
+        job_id, result.to_json(), result.to_npz(), int(result.stats["neuron_steps"]), float(result.stats["wall_s"])
+    ):
+        log.info("job %s finished but was no longer running (cancelled meanwhile)", job_id)
+    log.info("job %s stored in %.3f s", job_id, time.perf_counter() - started)
+    return store.get(job_id).state
