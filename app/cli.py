@@ -1,15 +1,27 @@
 """The ``spikeserve`` command line.
 
-    spikeserve run request.json -o result.npz [--device cpu|cuda] [--chunk N]
+    spikeserve serve                         API + worker + a private Redis on this machine
+    spikeserve api | worker [--gpus 0,1]     the two halves, for a shared Redis (SPIKESERVE_REDIS_URL)
+    spikeserve run request.json -o out.npz   simulate locally, no server
+    spikeserve submit request.json --url URL --key KEY [-o out.npz]
+    spikeserve keys new                      a new API key and the hash to configure
 
 Errors in the user's files are one line on stderr and exit code 2.
 """
 
 import argparse
 import json
+import os
 import pathlib
+import secrets
+import signal
+import subprocess
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from app.settings import Settings
 
 EXIT_USAGE = 2
 
@@ -69,6 +81,141 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _settings() -> "Settings":
+    from app.settings import Settings
+
+    return Settings()
+
+
+def _check_bind(settings: "Settings") -> str | None:
+    from app.settings import is_loopback
+
+    if not settings.auth_enabled and not is_loopback(settings.host):
+        return (
+            f"refusing to listen on {settings.host} without API keys: set SPIKESERVE_API_KEY_HASHES "
+            "(see 'spikeserve keys new') or bind to 127.0.0.1"
+        )
+    return None
+
+
+def _serve_api(settings: "Settings") -> None:
+    import uvicorn
+
+    from app.api import create_app
+
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info", timeout_graceful_shutdown=5)
+
+
+def _worker_command(name: str) -> list[str]:
+    # prefork: the pool's children run the jobs (and initialise CUDA); the parent never does.
+    return [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "--pool=prefork", "--concurrency=1",
+            "--loglevel=INFO", "-n", f"{name}@%h", "--without-gossip", "--without-mingle"]  # fmt: skip
+
+
+def _stop(process: subprocess.Popen, timeout_s: float = 15.0) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _api(args: argparse.Namespace) -> int:
+    settings = _settings()
+    if args.host:
+        settings.host = args.host
+    if args.port:
+        settings.port = args.port
+    if problem := _check_bind(settings):
+        return _fail(problem)
+    _serve_api(settings)
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    """One worker process per GPU (CUDA_VISIBLE_DEVICES set per process), or one on the CPU."""
+    gpus = [g.strip() for g in args.gpus.split(",") if g.strip()] if args.gpus else [None]
+    processes = []
+    for gpu in gpus:
+        env = dict(os.environ)
+        if gpu is not None:
+            env["CUDA_VISIBLE_DEVICES"] = gpu
+        processes.append(subprocess.Popen(_worker_command(f"gpu{gpu}" if gpu is not None else "cpu"), env=env))
+    try:
+        codes = [process.wait() for process in processes]
+    except KeyboardInterrupt:
+        codes = [0]
+    finally:
+        for process in processes:
+            _stop(process)
+    return max(codes)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from app.redis_server import RedisServer
+
+    data_dir = pathlib.Path(args.data_dir).expanduser()
+    redis_server = RedisServer(data_dir / "redis")
+    try:
+        redis_server.start()
+    except RuntimeError as error:
+        return _fail(str(error))
+    os.environ["SPIKESERVE_REDIS_URL"] = redis_server.url
+    settings = _settings()
+    settings.host, settings.port = args.host, args.port
+    if problem := _check_bind(settings):
+        redis_server.stop()
+        return _fail(problem)
+    worker = subprocess.Popen(_worker_command("local"), env=dict(os.environ))
+    print(f"spikeserve: Redis on {redis_server.url} (data in {data_dir}), worker pid {worker.pid}", flush=True)
+    print(f"spikeserve: open http://{settings.host}:{settings.port}/  (API docs at /docs; Ctrl-C stops everything)", flush=True)
+    try:
+        _serve_api(settings)
+    finally:
+        _stop(worker)
+        redis_server.stop()
+    return 0
+
+
+def _submit(args: argparse.Namespace) -> int:
+    from app.client import Client, JobFailed, SpikeserveError
+
+    path = pathlib.Path(args.request)
+    if not path.is_file():
+        return _fail(f"{path}: no such file")
+    try:
+        with Client(args.url, args.key) as client:
+            job = client.submit(path)
+            status = job.wait(progress=sys.stderr.isatty() and not args.quiet)
+            if status["status"] != "succeeded":
+                return _fail(f"job {job.id} {status['status']}" + (f": {status['error']}" if status.get("error") else ""))
+            if args.output:
+                output = pathlib.Path(args.output)
+                output.write_bytes(job.result_bytes("json" if output.suffix == ".json" else "npz"))
+            result = job.result()
+    except (SpikeserveError, JobFailed) as error:
+        return _fail(str(error))
+    except OSError as error:
+        return _fail(f"cannot reach {args.url}: {error}")
+    spikes = ", ".join(f"{name}={layer.spike_count}" for name, layer in result.layers.items() if layer.times is not None)
+    print(
+        f"job {job.id}: {result.steps} steps on {result.device}; spikes: {spikes or 'none recorded'}"
+        + (f"; wrote {args.output}" if args.output else "")
+    )
+    return 0
+
+
+def _keys_new(args: argparse.Namespace) -> int:
+    from app.settings import hash_key
+
+    key = "ss_" + secrets.token_urlsafe(32)
+    print(f"key:  {key}\nhash: {hash_key(key)}")
+    print(f"configure the server with: SPIKESERVE_API_KEY_HASHES='[\"{hash_key(key)}\"]'", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spikeserve", description="Spiking-network simulation, locally or as a service.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -79,6 +226,37 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--chunk", type=int, default=None, help="steps per chunk (default: sized to memory)")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     run.set_defaults(handler=_run)
+
+    serve = commands.add_parser("serve", help="API, worker and a private Redis on this machine")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--data-dir",
+        default=os.environ.get("SPIKESERVE_DATA_DIR", "~/.local/share/spikeserve"),
+        help="where Redis keeps its data",
+    )
+    serve.set_defaults(handler=_serve)
+
+    api = commands.add_parser("api", help="the HTTP API only (needs SPIKESERVE_REDIS_URL)")
+    api.add_argument("--host", default=None, help="default SPIKESERVE_HOST or 127.0.0.1")
+    api.add_argument("--port", type=int, default=None, help="default SPIKESERVE_PORT or 8000")
+    api.set_defaults(handler=_api)
+
+    worker = commands.add_parser("worker", help="a simulation worker (needs SPIKESERVE_REDIS_URL)")
+    worker.add_argument("--gpus", default=None, help="comma-separated GPU indices: one worker process per GPU")
+    worker.set_defaults(handler=_worker)
+
+    submit = commands.add_parser("submit", help="submit a request to a server and wait for its result")
+    submit.add_argument("request")
+    submit.add_argument("--url", default=os.environ.get("SPIKESERVE_URL", "http://127.0.0.1:8000"))
+    submit.add_argument("--key", default=os.environ.get("SPIKESERVE_KEY"))
+    submit.add_argument("-o", "--output", help="write the result here: .npz or .json")
+    submit.add_argument("-q", "--quiet", action="store_true")
+    submit.set_defaults(handler=_submit)
+
+    keys = commands.add_parser("keys", help="API keys")
+    keys_commands = keys.add_subparsers(dest="keys_command", required=True)
+    keys_commands.add_parser("new", help="print a new random key and its hash").set_defaults(handler=_keys_new)
     return parser
 
 

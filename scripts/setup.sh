@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Creates .venv and installs spikeserve with its test tools and the peer libraries.
-# Usage: bash scripts/setup.sh        (idempotent; safe to re-run)
+# Usage: bash scripts/setup.sh              everything, for development and tests
+#        bash scripts/setup.sh --runtime    only what `spikeserve serve` needs
+# Idempotent: safe to re-run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +15,11 @@ pip() { .venv/bin/python -m pip --disable-pip-version-check -q "$@"; }
 pip install --upgrade pip
 # torch first, pinned: this machine has the CPU build of 2.13.0 on disk; anything else pulls GBs of CUDA.
 pip install "torch==2.13.0"
+if [[ ${1:-} == --runtime ]]; then
+  pip install -e .
+  echo "set-up done (runtime only)"
+  exit 0
+fi
 pip install -e ".[dev]"
 # The peers (Norse, snnTorch, SpikingJelly, NIR) for parity tests and benchmarks, without letting
 # them swap torch: their metadata asks for torchvision/torchaudio, which we neither need nor want.

@@ -5,14 +5,17 @@ import json
 import os
 import pathlib
 import pty
+import signal
 import struct
 import subprocess
 import sys
 import termios
+import time
 
 import numpy as np
 import pytest
 
+from app.redis_server import RedisServer
 from worker.results import LayerResult, Result
 from worker.runner import simulate
 from worker.schema import parse_request
@@ -110,3 +113,84 @@ def test_a_terminal_gets_a_progress_bar() -> None:
     assert process.returncode == 0
     assert b"step" in seen and b"%|" in seen, seen[:200]
     assert b"%|" not in stdout, "the summary on stdout stays clean"
+
+
+def test_serve_starts_redis_worker_and_api_runs_a_job_and_stops_cleanly(tmp_path: pathlib.Path) -> None:
+    from app.client import Client
+    from app.redis_server import free_port
+    from tests.app.conftest import wait_ready
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPIKESERVE_")}
+    process = subprocess.Popen(
+        [str(SPIKESERVE), "serve", "--port", str(port), "--data-dir", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, [process])
+        redis_pid = int((tmp_path / "redis" / "redis.pid").read_text())
+        os.kill(redis_pid, 0)  # a private redis-server runs
+        with Client(url) as client:
+            job = client.submit(ROOT / "examples" / "seed.json")
+            assert job.wait(timeout=60)["status"] == "succeeded"
+            assert job.result().layers["out"].voltages.shape == (4, 1)
+    finally:
+        process.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        output, _ = process.communicate(timeout=60)
+    assert process.returncode == 0, output
+    text = output.decode()
+    assert f"open http://127.0.0.1:{port}/" in text
+    worker_pid = int(text.split("worker pid ")[1].split()[0])
+    with pytest.raises(ProcessLookupError):
+        os.kill(worker_pid, 0)
+    with pytest.raises(ProcessLookupError):
+        os.kill(redis_pid, 0)  # redis-server stopped
+    assert (tmp_path / "redis" / "appendonlydir").exists() or (tmp_path / "redis" / "appendonly.aof").exists()
+
+
+def test_without_keys_the_api_refuses_to_listen_beyond_loopback() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPIKESERVE_")}
+    done = subprocess.run([str(SPIKESERVE), "api", "--host", "0.0.0.0"], capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 2
+    assert "refusing to listen on 0.0.0.0 without API keys" in done.stderr
+
+
+def test_worker_starts_one_process_per_gpu(redis_server: RedisServer) -> None:
+    import redis
+
+    client = redis.Redis.from_url(redis_server.url)
+    for key in client.scan_iter("ss:workers:*"):
+        client.delete(key)
+    env = {**os.environ, "SPIKESERVE_REDIS_URL": redis_server.url}
+    process = subprocess.Popen(
+        [str(SPIKESERVE), "worker", "--gpus", "0,1"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 60
+        beats: dict[bytes, bytes] = {}
+        while time.monotonic() < deadline and len(beats) < 2:
+            beats = {key: client.get(key) for key in client.scan_iter("ss:workers:*")}
+            time.sleep(0.2)
+        assert sorted(beats.values()) == [b"0", b"1"], "each process sees only its own GPU (CUDA_VISIBLE_DEVICES)"
+        assert sorted(key.split(b"@")[0] for key in beats) == [b"ss:workers:gpu0", b"ss:workers:gpu1"]
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(30)
+
+
+def test_the_client_needs_no_torch() -> None:
+    code = "import sys, app.client; print('torch' in sys.modules)"
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout.strip()
+        == "False"
+    )
+
+
+def test_keys_new_prints_a_key_and_its_hash() -> None:
+    from app.settings import hash_key
+
+    done = spikeserve("keys", "new")
+    key = done.stdout.split("key:")[1].split()[0]
+    digest = done.stdout.split("hash:")[1].split()[0]
+    assert len(key) > 40 and digest == hash_key(key)

@@ -1,0 +1,239 @@
+"""The FastAPI application: routes stay thin; the work is in app.jobs, app.store and app.events."""
+
+import json
+import pathlib
+from typing import Annotated, Any, Literal
+
+import redis.asyncio as aioredis
+from fastapi import APIRouter, Body, FastAPI, HTTPException, Query, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from sse_starlette.sse import EventSourceResponse
+
+from app.auth import Owner
+from app.events import job_events
+from app.jobs import API_PREFIX, QueueUnavailable, job_status, list_jobs, submit_job
+from app.metrics import StoreCollector
+from app.models import Health, JobCreated, JobList, JobStatus, Message, Readiness, ValidationErrorResponse
+from app.settings import Settings
+from app.store import InFlightLimit, JobStore
+from worker.celery_app import make_celery
+from worker.schema import InvalidRequest, JobRequest, clean_loc
+
+ROOT = pathlib.Path(__file__).parents[1]
+FRONTEND = ROOT / "frontend" / "dist"
+EXAMPLES = ROOT / "examples"
+WORKER_KEYS = "ss:workers:*"
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": Message, "description": "missing or invalid API key"},
+    404: {"model": Message, "description": "no such job for this key (unknown and foreign ids look the same)"},
+}
+
+
+def request_examples() -> dict[str, dict[str, Any]]:
+    examples = {}
+    for path in sorted(EXAMPLES.glob("*.json")):
+        if path.stat().st_size < 64 * 1024:
+            examples[path.stem] = {"summary": path.stem.replace("_", " "), "value": json.loads(path.read_text())}
+    return examples
+
+
+class BodySizeLimit:
+    """413 for bodies over the limit, by Content-Length before reading, or while streaming."""
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        too_large = JSONResponse(
+            {"detail": f"request body over the limit of {self.max_bytes} bytes"}, status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+        )
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            return await too_large(scope, receive, send)
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                return await too_large(scope, receive, send)
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> dict:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    store = JobStore.from_url(settings.redis_url, job_ttl_s=settings.job_ttl_s, result_ttl_s=settings.result_ttl_s)
+    app = FastAPI(
+        title="spikeserve",
+        version="0.1.0",
+        description="Remote spiking-neural-network simulation. Submit a network and its input; get spike trains back.",
+    )
+    app.state.settings = settings
+    app.state.store = store
+    app.state.queue = make_celery(settings)
+    app.state.async_redis = aioredis.Redis.from_url(settings.redis_url)
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(StoreCollector(store))
+
+    @app.exception_handler(InvalidRequest)
+    async def invalid_request(request: Request, error: InvalidRequest) -> JSONResponse:
+        detail = [{"loc": list(e.loc), "msg": e.msg, "type": e.type} for e in error.errors]
+        return JSONResponse({"detail": detail}, status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_body(request: Request, error: RequestValidationError) -> JSONResponse:
+        detail = []
+        for e in error.errors():
+            loc = tuple(e["loc"])
+            loc = clean_loc(loc[1:]) if loc[:1] == ("body",) else loc
+            detail.append({"loc": list(loc), "msg": e["msg"], "type": e["type"]})
+        return JSONResponse({"detail": detail}, status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+    @app.exception_handler(InFlightLimit)
+    async def too_many(request: Request, error: InFlightLimit) -> JSONResponse:
+        return JSONResponse({"detail": str(error)}, status.HTTP_429_TOO_MANY_REQUESTS, headers={"Retry-After": "5"})
+
+    @app.exception_handler(QueueUnavailable)
+    async def queue_down(request: Request, error: QueueUnavailable) -> JSONResponse:
+        return JSONResponse({"detail": "the job queue is unavailable; try again"}, status.HTTP_503_SERVICE_UNAVAILABLE)
+
+    jobs = APIRouter(prefix=f"{API_PREFIX}/jobs", tags=["jobs"], responses=ERRORS)
+
+    def owned(job_id: str, owner: str) -> Any:
+        job = store.get_owned(job_id, owner)
+        if job is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "no such job")
+        return job
+
+    @jobs.post(
+        "",
+        status_code=status.HTTP_202_ACCEPTED,
+        response_model=JobCreated,
+        responses={
+            413: {"model": Message, "description": "request body too large"},
+            422: {"model": ValidationErrorResponse, "description": "invalid request; each error names the field path"},
+            429: {"model": Message, "description": "too many jobs in flight for this key"},
+            503: {"model": Message, "description": "the queue is unavailable"},
+        },
+    )
+    async def create_job(
+        request: Request, owner: Owner, job: Annotated[JobRequest, Body(openapi_examples=request_examples())]
+    ) -> JobCreated:
+        """Validate the request completely (shapes included) and queue it."""
+        body = await request.body()
+        return await _in_thread(submit_job, store, app.state.queue, settings, owner, job, body)
+
+    @jobs.get("", response_model=JobList)
+    async def get_jobs(
+        owner: Owner, offset: Annotated[int, Query(ge=0)] = 0, limit: Annotated[int, Query(ge=1, le=200)] = 50
+    ) -> JobList:
+        """The caller's jobs, newest first."""
+        return await _in_thread(list_jobs, store, owner, offset, limit)
+
+    @jobs.get("/{job_id}", response_model=JobStatus)
+    async def get_job(job_id: str, owner: Owner) -> JobStatus:
+        return job_status(await _in_thread(owned, job_id, owner))
+
+    @jobs.get(
+        "/{job_id}/result",
+        responses={
+            200: {"content": {"application/json": {}, "application/octet-stream": {}}, "description": "the result, JSON or NPZ"},
+            409: {"model": Message, "description": "the job has not succeeded (yet)"},
+            410: {"model": Message, "description": "the result has expired"},
+        },
+    )
+    async def get_result(job_id: str, owner: Owner, format: Literal["json", "npz"] = "json") -> Response:
+        """The result as JSON (default) or NPZ (``?format=npz``, one ``numpy.load``)."""
+        job = await _in_thread(owned, job_id, owner)
+        if job.state != "succeeded":
+            reason = (
+                f"the job {job.state}" + (f": {job.error}" if job.error else "") if job.is_final else f"the job is {job.state}"
+            )
+            raise HTTPException(status.HTTP_409_CONFLICT, reason)
+        data = await _in_thread(store.result, job_id, format)
+        if data is None:
+            raise HTTPException(status.HTTP_410_GONE, "the result has expired")
+        if format == "npz":
+            headers = {"Content-Disposition": f'attachment; filename="{job_id}.npz"'}
+            return Response(data, media_type="application/octet-stream", headers=headers)
+        return Response(data, media_type="application/json")
+
+    @jobs.get("/{job_id}/events", responses={200: {"content": {"text/event-stream": {}}, "description": "status events"}})
+    async def get_events(job_id: str, owner: Owner) -> EventSourceResponse:
+        """Server-Sent Events (``event: status``) with status and progress; the stream ends with the final state."""
+        await _in_thread(owned, job_id, owner)
+        return EventSourceResponse(job_events(store, app.state.async_redis, job_id), ping=15)
+
+    @jobs.delete("/{job_id}", response_model=JobStatus)
+    async def cancel_job(job_id: str, owner: Owner) -> JobStatus:
+        """Cancel: a queued job never runs; a running one stops at its next chunk. Finished jobs are unchanged."""
+        job = await _in_thread(owned, job_id, owner)
+        if not job.is_final:
+            job = await _in_thread(store.request_cancel, job_id)
+        return job_status(job)
+
+    app.include_router(jobs)
+
+    @app.get("/healthz", response_model=Health, tags=["operations"])
+    async def healthz() -> Health:
+        return Health(status="ok")
+
+    @app.get("/readyz", response_model=Readiness, tags=["operations"], responses={503: {"model": Readiness}})
+    async def readyz() -> JSONResponse:
+        """Ready when Redis answers and at least one worker has sent a heartbeat recently."""
+        redis_ok = await _in_thread(store.ping)
+        workers = len(await _in_thread(lambda: list(store.redis.scan_iter(WORKER_KEYS)))) if redis_ok else 0
+        ready = redis_ok and workers > 0
+        body = Readiness(status="ready" if ready else "not ready", redis=redis_ok, workers=workers)
+        return JSONResponse(body.model_dump(), status.HTTP_200_OK if ready else status.HTTP_503_SERVICE_UNAVAILABLE)
+
+    @app.get("/metrics", tags=["operations"], response_class=Response, responses={200: {"content": {"text/plain": {}}}})
+    async def metrics() -> Response:
+        return Response(await _in_thread(generate_latest, registry), media_type=CONTENT_TYPE_LATEST)
+
+    if FRONTEND.is_dir():
+        app.mount("/", StaticFiles(directory=FRONTEND, html=True), name="viewer")
+    else:
+
+        @app.get("/", include_in_schema=False)
+        async def no_viewer() -> RedirectResponse:
+            return RedirectResponse("/docs")
+
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    return app
+
+
+async def _in_thread(function: Any, *args: Any) -> Any:
+    """Redis calls are blocking; keep them off the event loop."""
+    import anyio
+
+    return await anyio.to_thread.run_sync(lambda: function(*args))

@@ -1,0 +1,69 @@
+"""What the job endpoints do, as plain functions over the store and the queue."""
+
+from datetime import datetime, timezone
+
+from celery import Celery
+
+from app.models import JobCreated, JobList, JobStatus, Links, Progress
+from app.settings import Settings
+from app.store import Job, JobStore
+from worker.schema import JobRequest, validate_request
+
+API_PREFIX = "/api/v1"
+TASK_NAME = "spikeserve.run_job"
+
+
+class QueueUnavailable(Exception):
+    """The broker did not take the job; it is recorded as failed and the client is told to retry."""
+
+
+def links(job_id: str) -> Links:
+    base = f"{API_PREFIX}/jobs/{job_id}"
+    return Links(self=base, result=f"{base}/result", events=f"{base}/events")
+
+
+def _time(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, tz=timezone.utc)
+
+
+def job_status(job: Job) -> JobStatus:
+    return JobStatus(
+        id=job.id,
+        status=job.state,  # type: ignore[arg-type]
+        progress=Progress(steps_done=job.steps_done, steps_total=job.steps_total),
+        created_at=_time(job.created_at),  # type: ignore[arg-type]
+        started_at=_time(job.started_at),
+        finished_at=_time(job.finished_at),
+        error=job.error,
+        device=job.device,
+        attempts=job.attempts,
+        links=links(job.id),
+    )
+
+
+def submit_job(store: JobStore, queue: Celery, settings: Settings, owner: str, request: JobRequest, body: bytes) -> JobCreated:
+    """Validates completely (raises InvalidRequest), records the job, then queues it.
+
+    The record exists before the message does, so a worker never receives an unknown job; if
+    the broker refuses the message, the job is marked failed and QueueUnavailable is raised.
+    """
+    plan = validate_request(request, settings.limits)
+    job = store.create(owner, body, plan.steps, settings.max_jobs_in_flight_per_key)
+    try:
+        queue.send_task(TASK_NAME, args=[job.id], task_id=job.id)
+    except Exception as error:
+        store.fail(job.id, "the job could not be queued: the broker is unreachable")
+        raise QueueUnavailable from error
+    return JobCreated(id=job.id, status="queued", links=links(job.id))
+
+
+def list_jobs(store: JobStore, owner: str, offset: int, limit: int) -> JobList:
+    jobs, total = store.list_owned(owner, offset, limit)
+    following = offset + limit
+    return JobList(
+        jobs=[job_status(job) for job in jobs],
+        total=total,
+        offset=offset,
+        limit=limit,
+        next=f"{API_PREFIX}/jobs?offset={following}&limit={limit}" if following < total else None,
+    )

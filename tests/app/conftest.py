@@ -1,0 +1,103 @@
+"""A running service for integration tests: private Redis, a real Celery worker, the API over HTTP."""
+
+import contextlib
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+from app.redis_server import RedisServer, free_port
+from app.settings import hash_key
+
+SPIKESERVE = pathlib.Path(sys.executable).parent / "spikeserve"
+KEYS = {name: f"ss_test_{name}_key_0123456789" for name in ("alice", "bob", "carol")}
+
+
+@dataclass
+class Service:
+    url: str
+    redis_url: str
+    log_dir: pathlib.Path
+
+    def http(self, user: str | None = "alice") -> httpx.Client:
+        headers = {"Authorization": f"Bearer {KEYS[user]}"} if user else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+
+    def wait_final(self, job_id: str, user: str = "alice", timeout_s: float = 120) -> dict:
+        with self.http(user) as http:
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline:
+                status = http.get(f"/api/v1/jobs/{job_id}").json()
+                if status["status"] in ("succeeded", "failed", "cancelled"):
+                    return status
+                time.sleep(0.05)
+        raise TimeoutError(f"job {job_id} not final after {timeout_s} s")
+
+    def wait_running(self, job_id: str, user: str = "alice", min_steps: int = 1, timeout_s: float = 60) -> dict:
+        with self.http(user) as http:
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline:
+                status = http.get(f"/api/v1/jobs/{job_id}").json()
+                if status["status"] == "running" and status["progress"]["steps_done"] >= min_steps:
+                    return status
+                assert status["status"] in ("queued", "running"), status
+                time.sleep(0.02)
+        raise TimeoutError(f"job {job_id} not running after {timeout_s} s")
+
+
+def service_env(redis_url: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "SPIKESERVE_REDIS_URL": redis_url,
+        "SPIKESERVE_API_KEY_HASHES": json.dumps([hash_key(key) for key in KEYS.values()]),
+        "SPIKESERVE_CHUNK_STEPS": "100",
+        "SPIKESERVE_MAX_STEPS": "2000000",
+        "SPIKESERVE_MAX_BODY_BYTES": str(2 * 2**20),
+        "SPIKESERVE_MAX_JOBS_IN_FLIGHT_PER_KEY": "3",
+        "SPIKESERVE_CORS_ORIGINS": '["http://viewer.example"]',
+    }
+
+
+def wait_ready(url: str, processes: list[subprocess.Popen], timeout_s: float = 90) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for process in processes:
+            assert process.poll() is None, f"{process.args} exited with {process.returncode}"
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{url} not ready after {timeout_s} s")
+
+
+@pytest.fixture(scope="session")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    log_dir = pathlib.Path(tmp_path_factory.mktemp("service"))
+    with contextlib.ExitStack() as stack:
+        redis_server = stack.enter_context(RedisServer(log_dir / "redis"))
+        env = service_env(redis_server.url)
+        port = free_port()
+        worker_log = stack.enter_context(open(log_dir / "worker.log", "wb"))
+        api_log = stack.enter_context(open(log_dir / "api.log", "wb"))
+        worker = subprocess.Popen([str(SPIKESERVE), "worker"], env=env, stdout=worker_log, stderr=subprocess.STDOUT)
+        api = subprocess.Popen([str(SPIKESERVE), "api", "--port", str(port)], env=env, stdout=api_log, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_ready(url, [worker, api])
+            yield Service(url, redis_server.url, log_dir)
+        finally:
+            for process in (api, worker):
+                process.terminate()
+                try:
+                    process.wait(20)
+                except subprocess.TimeoutExpired:
+                    process.kill()

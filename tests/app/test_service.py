@@ -1,0 +1,249 @@
+"""The service end to end: real Redis, a real Celery worker process, the API over HTTP."""
+
+import json
+import pathlib
+import socket
+
+import httpx
+import numpy as np
+import pytest
+
+from app.client import Client, JobFailed
+from tests.app.conftest import KEYS, Service
+from worker.results import LayerResult, Result
+from worker.runner import simulate
+from worker.schema import parse_request
+
+EXAMPLES = pathlib.Path(__file__).parents[2] / "examples"
+SEED = json.loads((EXAMPLES / "seed.json").read_text())
+# Long enough to be caught queued or running: 100 LIF neurons for 400,000 steps (seconds of work).
+LONG = {
+    "network": {"layers": [{"type": "lif", "name": "n"}]},
+    "input": {"type": "constant", "value": 0.5, "shape": [100], "steps": 400_000},
+}
+
+
+def assert_equal_results(a: Result, b: Result) -> None:
+    assert a.steps == b.steps and a.layers.keys() == b.layers.keys()
+    for name, layer in a.layers.items():
+        for key in LayerResult.ARRAYS:
+            x, y = getattr(layer, key), getattr(b.layers[name], key)
+            assert (x is None) == (y is None) and (x is None or np.array_equal(x, y)), (name, key)
+
+
+def submit(http: httpx.Client, request: dict) -> str:
+    response = http.post("/api/v1/jobs", json=request)
+    assert response.status_code == 202, response.text
+    created = response.json()
+    assert created["status"] == "queued" and created["links"]["self"] == f"/api/v1/jobs/{created['id']}"
+    return created["id"]
+
+
+def test_seed_network_over_http_equals_the_local_runner(service: Service) -> None:
+    with service.http() as http:
+        job_id = submit(http, SEED)
+        status = service.wait_final(job_id)
+        assert status["status"] == "succeeded" and status["device"] == "cpu" and status["attempts"] == 1
+        assert status["progress"] == {"steps_done": 4, "steps_total": 4}
+        local = simulate(*parse_request(SEED))
+        from_json = Result.from_json(http.get(f"/api/v1/jobs/{job_id}/result").content)
+        npz = http.get(f"/api/v1/jobs/{job_id}/result", params={"format": "npz"})
+        assert npz.headers["content-type"] == "application/octet-stream"
+        assert_equal_results(from_json, local)
+        assert_equal_results(Result.from_npz(npz.content), local)
+        assert from_json.job_id == job_id
+
+
+@pytest.mark.parametrize("name", ["conv_feedforward", "poisson_population"])
+def test_examples_over_http_equal_the_local_runner(service: Service, name: str) -> None:
+    request = json.loads((EXAMPLES / f"{name}.json").read_text())
+    with service.http() as http:
+        job_id = submit(http, request)
+        assert service.wait_final(job_id)["status"] == "succeeded"
+        served = Result.from_npz(http.get(f"/api/v1/jobs/{job_id}/result", params={"format": "npz"}).content)
+    assert_equal_results(served, simulate(*parse_request(request)))
+
+
+def read_events(http: httpx.Client, job_id: str) -> list[dict]:
+    events = []
+    with http.stream("GET", f"/api/v1/jobs/{job_id}/events", timeout=60) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        kind = None
+        for line in response.iter_lines():
+            if line.startswith("event:"):
+                kind = line.split(":", 1)[1].strip()
+            elif line.startswith("data:") and kind == "status":
+                events.append(json.loads(line.split(":", 1)[1]))
+    return events
+
+
+def test_progress_events_arrive_in_order_and_end_with_the_final_state(service: Service) -> None:
+    request = json.loads((EXAMPLES / "izhikevich_tonic_bursting.json").read_text())
+    request["input"]["steps"] = 20_000
+    with service.http() as http:
+        job_id = submit(http, request)
+        events = read_events(http, job_id)
+    assert events[-1] == {"status": "succeeded", "steps_done": 20_000, "steps_total": 20_000}
+    order = {"queued": 0, "running": 1, "succeeded": 2}
+    ranks = [(order[e["status"]], e["steps_done"]) for e in events]
+    assert ranks == sorted(ranks) and len(set(ranks)) == len(ranks), "in order, no repeats"
+    assert len([e for e in events if e["status"] == "running"]) >= 3, "several progress events over 200 chunks"
+
+
+def test_cancel_a_running_job_and_a_queued_one(service: Service) -> None:
+    with service.http() as http:
+        running = submit(http, LONG)
+        queued = submit(http, LONG)
+        service.wait_running(running)
+        assert http.get(f"/api/v1/jobs/{queued}").json()["status"] == "queued"  # the one worker is busy
+        cancelled = http.delete(f"/api/v1/jobs/{queued}").json()
+        assert cancelled["status"] == "cancelled"
+        assert http.delete(f"/api/v1/jobs/{running}").status_code == 200
+        final = service.wait_final(running)
+        assert final["status"] == "cancelled" and final["progress"]["steps_done"] < 400_000
+        never_ran = http.get(f"/api/v1/jobs/{queued}").json()
+        assert never_ran["status"] == "cancelled" and never_ran["started_at"] is None and never_ran["attempts"] == 0
+        assert http.get(f"/api/v1/jobs/{running}/result").status_code == 409
+        assert http.delete(f"/api/v1/jobs/{running}").json()["status"] == "cancelled", "cancelling twice is harmless"
+
+
+def test_one_key_cannot_see_another_keys_jobs(service: Service) -> None:
+    with service.http("alice") as alice, service.http("bob") as bob:
+        job_id = submit(alice, SEED)
+        service.wait_final(job_id)
+        unknown = "0" * 32
+        for path in (f"/api/v1/jobs/{job_id}", f"/api/v1/jobs/{job_id}/result", f"/api/v1/jobs/{job_id}/events"):
+            foreign, missing = bob.get(path), bob.get(path.replace(job_id, unknown))
+            assert foreign.status_code == missing.status_code == 404
+            assert foreign.json() == missing.json() == {"detail": "no such job"}
+        assert bob.delete(f"/api/v1/jobs/{job_id}").status_code == 404
+        assert job_id not in [job["id"] for job in bob.get("/api/v1/jobs").json()["jobs"]]
+        assert job_id in [job["id"] for job in alice.get("/api/v1/jobs").json()["jobs"]]
+
+
+def test_requests_without_a_valid_key_are_refused(service: Service) -> None:
+    with service.http(None) as anonymous:
+        assert anonymous.get("/api/v1/jobs").status_code == 401
+        wrong = anonymous.get("/api/v1/jobs", headers={"Authorization": "Bearer not-a-key"})
+        assert wrong.status_code == 401 and wrong.headers["www-authenticate"] == "Bearer"
+        assert "not-a-key" not in wrong.text
+        assert anonymous.get("/healthz").status_code == 200
+
+
+def test_listing_is_newest_first_and_paginated(service: Service) -> None:
+    with service.http("carol") as carol:
+        ids = [submit(carol, SEED) for _ in range(3)]
+        for job_id in ids:
+            service.wait_final(job_id, "carol")
+        page = carol.get("/api/v1/jobs", params={"limit": 2}).json()
+        assert [job["id"] for job in page["jobs"]] == ids[::-1][:2]
+        assert page["next"] == "/api/v1/jobs?offset=2&limit=2"
+        rest = carol.get(page["next"]).json()
+        assert rest["jobs"][0]["id"] == ids[0]
+
+
+def test_jobs_in_flight_per_key_are_limited(service: Service) -> None:
+    with service.http("carol") as carol:
+        ids = [submit(carol, LONG) for _ in range(3)]
+        refused = carol.post("/api/v1/jobs", json=SEED)
+        assert refused.status_code == 429 and "3 jobs are already queued or running" in refused.json()["detail"]
+        with service.http("alice") as alice:
+            other = submit(alice, SEED)  # other keys are unaffected
+        for job_id in ids:
+            carol.delete(f"/api/v1/jobs/{job_id}")
+        for job_id in ids:
+            assert service.wait_final(job_id, "carol")["status"] == "cancelled"
+        assert service.wait_final(other)["status"] == "succeeded"
+        assert submit(carol, SEED), "finished jobs free their slots"
+
+
+def test_invalid_requests_get_422_naming_the_field_and_are_never_queued(service: Service) -> None:
+    bad = json.loads(json.dumps(SEED))
+    bad["network"]["layers"][0]["in_features"] = 6
+    bad["network"]["layers"][0].pop("weight")
+    with service.http() as http:
+        before = http.get("/api/v1/jobs").json()["total"]
+        response = http.post("/api/v1/jobs", json=bad)
+        assert response.status_code == 422
+        assert response.json()["detail"][0] == {
+            "loc": ["network", "layers", 0, "in_features"],
+            "msg": "is 6, but the input gives shape [5]",
+            "type": "value_error",
+        }
+        structural = http.post("/api/v1/jobs", json={**SEED, "dt": -1})
+        assert structural.status_code == 422 and structural.json()["detail"][0]["loc"] == ["dt"]
+        tagged = http.post("/api/v1/jobs", json={**SEED, "network": {"layers": [{"type": "lif", "params": {"v_th": "x"}}]}})
+        assert tagged.json()["detail"][0]["loc"] == ["network", "layers", 0, "params", "v_th"]
+        assert http.get("/api/v1/jobs").json()["total"] == before
+
+
+def test_oversized_bodies_get_413(service: Service) -> None:
+    with service.http() as http:
+        big = http.post("/api/v1/jobs", content=b"[" + b"0," * (1_100_000) + b"0]", headers={"Content-Type": "application/json"})
+        assert big.status_code == 413
+    # A client that announces 1 GB and sends nothing more is answered at once, not read.
+    host, port = service.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as raw:
+        head = f"POST /api/v1/jobs HTTP/1.1\r\nHost: {host}\r\nContent-Length: {10**9}\r\n\r\n"
+        raw.sendall(head.encode() + b"{")
+        reply = raw.recv(4096).decode()
+    assert reply.startswith("HTTP/1.1 413"), reply
+
+
+def test_result_of_an_unfinished_job_is_409(service: Service) -> None:
+    with service.http() as http:
+        job_id = submit(http, LONG)
+        assert http.get(f"/api/v1/jobs/{job_id}/result").status_code == 409
+        http.delete(f"/api/v1/jobs/{job_id}")
+        service.wait_final(job_id)
+
+
+def test_the_python_client_round_trip(service: Service) -> None:
+    with Client(service.url, KEYS["bob"]) as client:
+        job = client.submit(EXAMPLES / "izhikevich_tonic_bursting.json")
+        assert job.wait(timeout=120)["status"] == "succeeded"
+        local = simulate(*parse_request((EXAMPLES / "izhikevich_tonic_bursting.json").read_bytes()))
+        assert_equal_results(job.result(), local)
+        assert_equal_results(job.result(format="json"), local)
+        long_job = client.submit(LONG)
+        long_job.cancel()
+        long_job.wait(timeout=60)
+        with pytest.raises(JobFailed):
+            long_job.result()
+
+
+def test_health_readiness_metrics_and_docs(service: Service) -> None:
+    with service.http(None) as http:
+        assert http.get("/readyz").json() == {"status": "ready", "redis": True, "workers": 1}
+        metrics = http.get("/metrics").text
+        for family in (
+            "spikeserve_jobs{",
+            "spikeserve_queue_depth",
+            "spikeserve_job_duration_seconds_bucket",
+            "spikeserve_neuron_steps_total",
+        ):
+            assert family in metrics
+        assert 'spikeserve_jobs_entered_total{state="succeeded"}' in metrics
+        schema = http.get("/openapi.json").json()
+        post = schema["paths"]["/api/v1/jobs"]["post"]
+        assert {"seed", "izhikevich_tonic_bursting"} <= set(post["requestBody"]["content"]["application/json"]["examples"])
+        assert {"413", "422", "429"} <= set(post["responses"])
+
+
+def test_cors_allows_only_configured_origins(service: Service) -> None:
+    with service.http(None) as http:
+        preflight = {"Access-Control-Request-Method": "POST"}
+        allowed = http.options("/api/v1/jobs", headers={"Origin": "http://viewer.example", **preflight})
+        denied = http.options("/api/v1/jobs", headers={"Origin": "http://evil.example", **preflight})
+        assert allowed.headers.get("access-control-allow-origin") == "http://viewer.example"
+        assert "access-control-allow-origin" not in denied.headers
+
+
+def test_keys_never_reach_the_store_or_the_logs(service: Service) -> None:
+    import redis
+
+    client = redis.Redis.from_url(service.redis_url)
+    dump = b"".join(str(client.hgetall(key)).encode() for key in client.scan_iter("ss:job:*") if client.type(key) == b"hash")
+    logs = b"".join(path.read_bytes() for path in service.log_dir.glob("*.log"))
+    for key in KEYS.values():
+        assert key.encode() not in dump and key.encode() not in logs
