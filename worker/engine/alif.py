@@ -63,6 +63,7 @@ def alif_feed_forward_step(
 
 
 class _ALIFDynamics:
+    default_p = ALIFParameters()
     dt: float
 
     def initial_state(self, x: torch.Tensor, p: ALIFParameters) -> ALIFFeedForwardState:
@@ -73,10 +74,8 @@ class _ALIFDynamics:
 
 
 class ALIFCell(_ALIFDynamics, CellModule):
-    def __init__(self, p: ALIFParameters = ALIFParameters(), dt: float = 0.001) -> None:
-        super().__init__(p, dt)
+    """One step of ALIF; ``p`` defaults to ``ALIFParameters()``."""
 
 
 class ALIF(_ALIFDynamics, SequenceModule):
-    def __init__(self, p: ALIFParameters = ALIFParameters(), dt: float = 0.001, record_states: bool = False) -> None:
-        super().__init__(p, dt, record_states)
+    """A whole time-major sequence of ALIF; ``p`` defaults to ``ALIFParameters()``."""

@@ -39,6 +39,7 @@ def iaf_feed_forward_step(
 
 
 class _IAFDynamics:
+    default_p = IAFParameters()
     dt: float
 
     def initial_state(self, x: torch.Tensor, p: IAFParameters) -> IAFFeedForwardState:
@@ -49,10 +50,8 @@ class _IAFDynamics:
 
 
 class IAFCell(_IAFDynamics, CellModule):
-    def __init__(self, p: IAFParameters = IAFParameters(), dt: float = 0.001) -> None:
-        super().__init__(p, dt)
+    """One step of IAF; ``p`` defaults to ``IAFParameters()``."""
 
 
 class IAF(_IAFDynamics, SequenceModule):
-    def __init__(self, p: IAFParameters = IAFParameters(), dt: float = 0.001, record_states: bool = False) -> None:
-        super().__init__(p, dt, record_states)
+    """A whole time-major sequence of IAF; ``p`` defaults to ``IAFParameters()``."""

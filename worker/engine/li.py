@@ -35,6 +35,7 @@ def li_feed_forward_step(
 
 
 class _LIDynamics:
+    default_p = LIParameters()
     dt: float
 
     def initial_state(self, x: torch.Tensor, p: LIParameters) -> LIState:
@@ -45,10 +46,8 @@ class _LIDynamics:
 
 
 class LICell(_LIDynamics, CellModule):
-    def __init__(self, p: LIParameters = LIParameters(), dt: float = 0.001) -> None:
-        super().__init__(p, dt)
+    """One step of LI; ``p`` defaults to ``LIParameters()``."""
 
 
 class LI(_LIDynamics, SequenceModule):
-    def __init__(self, p: LIParameters = LIParameters(), dt: float = 0.001, record_states: bool = False) -> None:
-        super().__init__(p, dt, record_states)
+    """A whole time-major sequence of LI; ``p`` defaults to ``LIParameters()``."""

@@ -87,6 +87,7 @@ def full_state(x: torch.Tensor, value: Param) -> torch.Tensor:
 
 
 class _LIFDynamics:
+    default_p = LIFParameters()
     dt: float
 
     def initial_state(self, x: torch.Tensor, p: LIFParameters) -> LIFFeedForwardState:
@@ -99,15 +100,9 @@ class _LIFDynamics:
 class LIFCell(_LIFDynamics, CellModule):
     """One LIF step: ``cell(x_t, state) -> (z_t, state)``."""
 
-    def __init__(self, p: LIFParameters = LIFParameters(), dt: float = 0.001) -> None:
-        super().__init__(p, dt)
-
 
 class LIF(_LIFDynamics, SequenceModule):
     """LIF over a time-major sequence: ``LIF()(x[T, ...]) -> (z[T, ...], state)``."""
-
-    def __init__(self, p: LIFParameters = LIFParameters(), dt: float = 0.001, record_states: bool = False) -> None:
-        super().__init__(p, dt, record_states)
 
 
 class RecurrentWeights:

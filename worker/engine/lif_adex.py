@@ -55,6 +55,7 @@ def lif_adex_feed_forward_step(
 
 
 class _LIFAdExDynamics:
+    default_p = LIFAdExParameters()
     dt: float
 
     def initial_state(self, x: torch.Tensor, p: LIFAdExParameters) -> LIFAdExFeedForwardState:
@@ -65,10 +66,8 @@ class _LIFAdExDynamics:
 
 
 class LIFAdExCell(_LIFAdExDynamics, CellModule):
-    def __init__(self, p: LIFAdExParameters = LIFAdExParameters(), dt: float = 0.001) -> None:
-        super().__init__(p, dt)
+    """One step of LIFAdEx; ``p`` defaults to ``LIFAdExParameters()``."""
 
 
 class LIFAdEx(_LIFAdExDynamics, SequenceModule):
-    def __init__(self, p: LIFAdExParameters = LIFAdExParameters(), dt: float = 0.001, record_states: bool = False) -> None:
-        super().__init__(p, dt, record_states)
+    """A whole time-major sequence of LIFAdEx; ``p`` defaults to ``LIFAdExParameters()``."""

@@ -39,6 +39,7 @@ def lif_box_feed_forward_step(
 
 
 class _LIFBoxDynamics:
+    default_p = LIFBoxParameters()
     dt: float
 
     def initial_state(self, x: torch.Tensor, p: LIFBoxParameters) -> LIFBoxFeedForwardState:
@@ -49,10 +50,8 @@ class _LIFBoxDynamics:
 
 
 class LIFBoxCell(_LIFBoxDynamics, CellModule):
-    def __init__(self, p: LIFBoxParameters = LIFBoxParameters(), dt: float = 0.001) -> None:
-        super().__init__(p, dt)
+    """One step of LIFBox; ``p`` defaults to ``LIFBoxParameters()``."""
 
 
 class LIFBox(_LIFBoxDynamics, SequenceModule):
-    def __init__(self, p: LIFBoxParameters = LIFBoxParameters(), dt: float = 0.001, record_states: bool = False) -> None:
-        super().__init__(p, dt, record_states)
+    """A whole time-major sequence of LIFBox; ``p`` defaults to ``LIFBoxParameters()``."""

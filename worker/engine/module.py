@@ -7,7 +7,7 @@ input's dtype and device: results follow the input, and nothing is moved to the 
 caller's back.
 """
 
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 
@@ -36,12 +36,15 @@ def stack_states(states: list[NamedTuple]) -> Any:
 class NeuronModule(torch.nn.Module):
     """Stores a parameter NamedTuple as module tensors; subclasses supply the dynamics.
 
-    A subclass (usually through a model mixin) defines ``initial_state(x, p)`` for one time step
-    ``x`` and ``step_fn(x, state, p)``.
+    A subclass (usually through a model mixin) defines ``default_p``, ``initial_state(x, p)`` for
+    one time step ``x`` and ``step_fn(x, state, p)``; ``p=None`` takes ``default_p``.
     """
 
-    def __init__(self, p: NamedTuple, dt: float = 0.001) -> None:
+    default_p: ClassVar[Any]
+
+    def __init__(self, p: Any = None, dt: float = 0.001) -> None:
         super().__init__()
+        p = self.default_p if p is None else p
         if not dt > 0:
             raise ValueError(f"dt must be positive, got {dt}")
         self.dt = dt
@@ -92,7 +95,7 @@ class SequenceModule(NeuronModule):
     stacked along a leading time dimension.
     """
 
-    def __init__(self, p: NamedTuple, dt: float = 0.001, record_states: bool = False) -> None:
+    def __init__(self, p: Any = None, dt: float = 0.001, record_states: bool = False) -> None:
         super().__init__(p, dt)
         self.record_states = record_states
 
