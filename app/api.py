@@ -4,6 +4,7 @@ import json
 import pathlib
 from typing import Annotated, Any, Literal
 
+import anyio
 import redis.asyncio as aioredis
 from fastapi import APIRouter, Body, FastAPI, HTTPException, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
@@ -234,6 +235,4 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 async def _in_thread(function: Any, *args: Any) -> Any:
     """Redis calls are blocking; keep them off the event loop."""
-    import anyio
-
     return await anyio.to_thread.run_sync(lambda: function(*args))

@@ -40,9 +40,10 @@ def execute_job(store: JobStore, job_id: str, settings: Settings, device: str | 
     if not store.start(job_id, device):
         return store.get(job_id).state  # cancelled between the check and the start
     raw = store.request_json(job_id)
+    if raw is None:
+        store.fail(job_id, "the job's request is missing from the store")
+        return "failed"
     try:
-        if raw is None:
-            raise InvalidRequest([])
         request, plan = parse_request(raw, settings.limits)
         result = simulate(
             request,
@@ -57,7 +58,7 @@ def execute_job(store: JobStore, job_id: str, settings: Settings, device: str | 
         store.cancelled(job_id)
         return "cancelled"
     except InvalidRequest as error:
-        store.fail(job_id, f"invalid request: {error}" if error.errors else "the job's request is missing from the store")
+        store.fail(job_id, f"invalid request: {error}")
         return "failed"
     except SimulationError as error:
         store.fail(job_id, str(error))

@@ -5,12 +5,12 @@ import pathlib
 import socket
 
 import httpx
-import numpy as np
 import pytest
 
 from app.client import Client, JobFailed
 from tests.app.conftest import KEYS, Service
-from worker.results import LayerResult, Result
+from tests.helpers import assert_same_recordings
+from worker.results import Result
 from worker.runner import simulate
 from worker.schema import parse_request
 
@@ -21,14 +21,6 @@ LONG = {
     "network": {"layers": [{"type": "lif", "name": "n"}]},
     "input": {"type": "constant", "value": 0.5, "shape": [100], "steps": 400_000},
 }
-
-
-def assert_equal_results(a: Result, b: Result) -> None:
-    assert a.steps == b.steps and a.layers.keys() == b.layers.keys()
-    for name, layer in a.layers.items():
-        for key in LayerResult.ARRAYS:
-            x, y = getattr(layer, key), getattr(b.layers[name], key)
-            assert (x is None) == (y is None) and (x is None or np.array_equal(x, y)), (name, key)
 
 
 def submit(http: httpx.Client, request: dict) -> str:
@@ -49,8 +41,8 @@ def test_seed_network_over_http_equals_the_local_runner(service: Service) -> Non
         from_json = Result.from_json(http.get(f"/api/v1/jobs/{job_id}/result").content)
         npz = http.get(f"/api/v1/jobs/{job_id}/result", params={"format": "npz"})
         assert npz.headers["content-type"] == "application/octet-stream"
-        assert_equal_results(from_json, local)
-        assert_equal_results(Result.from_npz(npz.content), local)
+        assert_same_recordings(from_json, local)
+        assert_same_recordings(Result.from_npz(npz.content), local)
         assert from_json.job_id == job_id
 
 
@@ -61,7 +53,7 @@ def test_examples_over_http_equal_the_local_runner(service: Service, name: str) 
         job_id = submit(http, request)
         assert service.wait_final(job_id)["status"] == "succeeded"
         served = Result.from_npz(http.get(f"/api/v1/jobs/{job_id}/result", params={"format": "npz"}).content)
-    assert_equal_results(served, simulate(*parse_request(request)))
+    assert_same_recordings(served, simulate(*parse_request(request)))
 
 
 def read_events(http: httpx.Client, job_id: str) -> list[dict]:
@@ -203,8 +195,8 @@ def test_the_python_client_round_trip(service: Service) -> None:
         job = client.submit(EXAMPLES / "izhikevich_tonic_bursting.json")
         assert job.wait(timeout=120)["status"] == "succeeded"
         local = simulate(*parse_request((EXAMPLES / "izhikevich_tonic_bursting.json").read_bytes()))
-        assert_equal_results(job.result(), local)
-        assert_equal_results(job.result(format="json"), local)
+        assert_same_recordings(job.result(), local)
+        assert_same_recordings(job.result(format="json"), local)
         long_job = client.submit(LONG)
         long_job.cancel()
         long_job.wait(timeout=60)
@@ -247,3 +239,19 @@ def test_keys_never_reach_the_store_or_the_logs(service: Service) -> None:
     logs = b"".join(path.read_bytes() for path in service.log_dir.glob("*.log"))
     for key in KEYS.values():
         assert key.encode() not in dump and key.encode() not in logs
+
+
+def test_spikeserve_submit_writes_the_result(service: Service, tmp_path: pathlib.Path) -> None:
+    import subprocess
+    import sys
+
+    output = tmp_path / "result.npz"
+    command = [str(pathlib.Path(sys.executable).parent / "spikeserve"), "submit", str(EXAMPLES / "seed.json")]
+    done = subprocess.run(
+        [*command, "--url", service.url, "--key", KEYS["bob"], "-o", str(output)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert "4 steps on cpu; spikes: out=0" in done.stdout
+    assert_same_recordings(Result.from_npz(output.read_bytes()), simulate(*parse_request(SEED)))
+    refused = subprocess.run([*command, "--url", service.url, "--key", "wrong"], capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and refused.stderr == "spikeserve: error: HTTP 401: invalid API key\n"

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 
+from tests.helpers import assert_same_recordings
 from worker.results import LayerResult, Result
 
 
@@ -45,15 +46,7 @@ def sample(batched: bool) -> Result:
 
 def assert_same(a: Result, b: Result) -> None:
     assert (a.job_id, a.steps, a.dt, a.device, a.batch, a.stats) == (b.job_id, b.steps, b.dt, b.device, b.batch, b.stats)
-    assert a.layers.keys() == b.layers.keys()
-    for name, layer in a.layers.items():
-        other = b.layers[name]
-        assert layer.shape == other.shape
-        for key in LayerResult.ARRAYS:
-            x, y = getattr(layer, key), getattr(other, key)
-            assert (x is None) == (y is None), (name, key)
-            if x is not None:
-                assert x.dtype == y.dtype and np.array_equal(x, y), (name, key)
+    assert_same_recordings(a, b)
 
 
 @pytest.mark.parametrize("batched", [False, True])

@@ -11,8 +11,9 @@ import pytest
 import torch
 
 import worker.engine as snn
+from tests.helpers import assert_same_recordings
 from worker.build import InputStream, build_network
-from worker.results import LayerResult, Result
+from worker.results import Result
 from worker.runner import Cancelled, SimulationError, default_chunk, simulate
 from worker.schema import parse_request
 
@@ -26,16 +27,6 @@ def example(name: str) -> dict[str, Any]:
 def run(request: dict[str, Any], **kwargs: Any) -> Result:
     parsed, plan = parse_request(request)
     return simulate(parsed, plan, **kwargs)
-
-
-def assert_same_recordings(a: Result, b: Result) -> None:
-    assert a.layers.keys() == b.layers.keys()
-    for name in a.layers:
-        for key in LayerResult.ARRAYS:
-            x, y = getattr(a.layers[name], key), getattr(b.layers[name], key)
-            assert (x is None) == (y is None)
-            if x is not None:
-                assert np.array_equal(x, y), (name, key)
 
 
 MIXED = {
