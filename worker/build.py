@@ -30,6 +30,7 @@ from worker.schema import (
     LinearLayer,
     Plan,
     PoissonInput,
+    ScaleLayer,
     SpikesInput,
     TensorInput,
 )
@@ -59,6 +60,17 @@ class PerStep(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.stack([self.module(x_t.clone()) for x_t in x])
+
+
+class Scale(torch.nn.Module):
+    """Elementwise multiplication by a fixed per-feature factor."""
+
+    def __init__(self, factor: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("factor", factor)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.factor
 
 
 def build_network(request: JobRequest, plan: Plan, record_states: frozenset[str] = frozenset()) -> snn.SequentialState:
@@ -123,6 +135,8 @@ def _build_layer(layer: Any, plan: LayerPlan, generator: torch.Generator, dt: fl
         return PerStep(torch.nn.AvgPool2d(layer.kernel_size, layer.stride, layer.padding))
     if isinstance(layer, FlattenLayer):
         return torch.nn.Flatten(start_dim=2)
+    if isinstance(layer, ScaleLayer):
+        return Scale(torch.from_numpy(plan.arrays["weight"].copy()))
     if isinstance(layer, IzhikevichLayer):
         preset = snn.IZHIKEVICH_PRESETS[layer.preset]
         overrides = _params(layer, plan)

@@ -18,7 +18,17 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 Loc = tuple[str | int, ...]
 NAME_PATTERN = r"^[A-Za-z0-9_.\-]{1,64}$"
@@ -157,6 +167,13 @@ class AvgPool2dLayer(LayerBase):
     padding: NonNegativePair = (0, 0)
 
 
+class ScaleLayer(LayerBase):
+    """Multiplies each feature by a factor (NIR's Scale): ``weight`` broadcasts to the shape."""
+
+    type: Literal["scale"]
+    weight: ParamValue
+
+
 class SpikingParams(Strict):
     """Omitted parameters take the engine's defaults. Numbers may be per-neuron nested lists that
     broadcast against the layer's shape."""
@@ -261,7 +278,7 @@ class LIFRecurrentLayer(LayerBase):
 
 NeuronLayer = LIFLayer | LIFBoxLayer | LILayer | IAFLayer | ALIFLayer | LIFAdExLayer | IzhikevichLayer | LIFRecurrentLayer
 Layer = Annotated[
-    LinearLayer | Conv2dLayer | FlattenLayer | AvgPool2dLayer | NeuronLayer,
+    LinearLayer | Conv2dLayer | FlattenLayer | AvgPool2dLayer | ScaleLayer | NeuronLayer,
     Field(discriminator="type"),
 ]
 LAYER_TYPES = (
@@ -284,7 +301,11 @@ POSITIVE_PARAMS = ("tau_syn_inv", "tau_mem_inv", "tau_adapt_inv", "tau_ada_inv",
 
 
 class Network(Strict):
+    """The layers in order; or ``{"nir": "<base64 of a NIR file>"}``, converted to layers with
+    the request's ``dt`` (see worker/nir_convert.py for the mapping)."""
+
     layers: list[Layer] = Field(min_length=1)
+    nir: str | None = Field(default=None, description="base64 of a NIR (HDF5) graph, instead of 'layers'", exclude=True)
 
 
 # --- inputs -------------------------------------------------------------------------------------
@@ -344,13 +365,31 @@ class Record(Strict):
 
 
 class JobRequest(Strict):
+    dt: Annotated[float, Field(gt=0, le=1.0, allow_inf_nan=False)] = 0.001  # before network: a NIR network needs it
     network: Network
     input: Input
-    dt: Annotated[float, Field(gt=0, le=1.0, allow_inf_nan=False)] = 0.001
     steps: PositiveInt | None = Field(default=None, description="number of steps; may instead be given by the input")
     batch: PositiveInt | None = Field(default=None, description="batch size; omitted: no batch dimension")
     record: Record = Record()
     seed: Annotated[int, Field(ge=0, lt=2**63)] = 0
+
+    @field_validator("network", mode="before")
+    @classmethod
+    def _network_from_nir(cls, network: Any, info: ValidationInfo) -> Any:
+        if not isinstance(network, dict) or network.get("nir") is None:
+            return network
+        if "layers" in network:
+            raise ValueError("give either 'layers' or 'nir', not both")
+        from worker.nir_convert import NIRError, nir_bytes_to_network
+
+        try:
+            data = base64.b64decode(network["nir"], validate=True)
+        except (binascii.Error, ValueError, TypeError):
+            raise ValueError("nir: is not valid base64") from None
+        try:
+            return nir_bytes_to_network(data, info.data.get("dt", 0.001))
+        except NIRError as error:
+            raise ValueError(f"nir: {error}") from None
 
 
 # --- limits, errors and the plan ----------------------------------------------------------------
@@ -697,6 +736,12 @@ def _infer_layers(request: JobRequest, input_shape: tuple[int, ...], limits: Lim
             weights = {}
         elif isinstance(layer, FlattenLayer):
             plan.out_shape = (math.prod(shape),)
+            weights = {}
+        elif isinstance(layer, ScaleLayer):
+            factor = decode_tensor(layer.weight, (*loc, "weight"), limits.max_input_bytes)
+            if factor.ndim and not _broadcasts(factor.shape, shape):
+                raise _fail((*loc, "weight"), f"has shape {_shape_str(factor.shape)}, not broadcastable to {_shape_str(shape)}")
+            plan.arrays["weight"] = factor
             weights = {}
         else:
             weights = {}

@@ -84,6 +84,8 @@ BAD_REQUESTS: list[tuple[str, Mutation, Limits | None, str, str]] = [
      "must be positive"),
     ("negative per-neuron time constant", layer(1, params={"tau_syn_inv": [-5.0]}), None, "network.layers[1].params.tau_syn_inv",
      "must be positive"),
+    ("scale that does not broadcast", lambda r: r["network"]["layers"].insert(1, {"type": "scale", "weight": [1.0, 2.0]}), None,
+     "network.layers[1].weight", "has shape [2], not broadcastable to [1]"),
     ("parameter that does not broadcast", layer(1, params={"v_th": [1.0, 2.0]}), None, "network.layers[1].params.v_th",
      "not broadcastable to the layer shape [1]"),
     ("unknown threshold method", layer(1, params={"method": "magic"}), None, "network.layers[1].params.method",
