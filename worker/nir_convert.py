@@ -1,0 +1,296 @@
+"""NIR (Neuromorphic Intermediate Representation) import and export.
+
+NIR describes networks in continuous time; spikeserve simulates them with explicit Euler steps of
+length ``dt``. The mapping below follows the convention of the NIR tools of Norse and snnTorch:
+each step's input value is the sample of the node's input signal S(t) over that step (a spike is
+a pulse of height 1 lasting one step). Under it a NIR node becomes a ``scale`` layer (left out
+when its factor is 1) followed by an engine model:
+
+    NIR node                                   spikeserve layers
+    LIF(tau, r, v_leak, v_threshold, v_reset)  scale(r), lifbox(tau_mem_inv=1/tau, ...)
+    CubaLIF(tau_syn, tau_mem, r, w_in, ...)    scale(r*w_in*dt/tau_syn), lif(tau_syn_inv=1/tau_syn, tau_mem_inv=1/tau_mem, ...)
+    LI(tau, r, v_leak)                         scale(r), li(tau_syn_inv=1/dt, tau_mem_inv=1/tau, v_leak)
+    CubaLI(tau_syn, tau_mem, r, w_in, v_leak)  scale(r*w_in*dt/tau_syn), li(tau_syn_inv=1/tau_syn, tau_mem_inv=1/tau_mem, v_leak)
+    IF(r, v_threshold, v_reset)                scale(r*dt), iaf(v_th, v_reset)
+    Affine / Linear                            linear (with / without bias)
+    Scale                                      scale
+    Conv2d                                     conv2d (dilation 1, groups 1)
+    AvgPool2d / SumPool2d                      avgpool2d / avgpool2d + scale(kh*kw)
+    Flatten (all dimensions)                   flatten
+
+The LIF and LI rows are the exact Euler steps of ``tau dv/dt = (v_leak - v) + r S``. In the
+current-based rows the synaptic current jumps by ``dt/tau_syn * w_in * S`` and then decays, the
+order of Norse's (and snnTorch's ``Synaptic``) discrete step, so snnTorch's exports reproduce its
+own dynamics exactly. Export writes the inverse mapping, so export then import is the identity.
+Nodes without an honest counterpart (I, Threshold, Delay, Conv1d) and graphs that are not a
+single chain are refused with an error that names the node.
+"""
+
+import base64
+import io
+import itertools
+import re
+from typing import Any
+
+import numpy as np
+
+NAME_INVALID = re.compile(r"[^A-Za-z0-9_.\-]")
+
+
+class NIRError(ValueError):
+    """The graph cannot be represented; the message names the node and why."""
+
+
+def _array(value: Any) -> np.ndarray:
+    return np.asarray(value, dtype=np.float64)
+
+
+def _tensor(values: np.ndarray) -> dict[str, Any]:
+    array = np.ascontiguousarray(values, dtype="<f4")
+    return {"dtype": "float32", "shape": list(array.shape), "base64": base64.b64encode(array.tobytes()).decode()}
+
+
+def _param(values: Any) -> float | list:
+    """A parameter as JSON: one number when all neurons share it."""
+    array = np.asarray(values, dtype=np.float64)
+    if array.size and np.all(array == array.flat[0]):
+        return float(np.float32(array.flat[0]))
+    return array.astype(np.float32).tolist()
+
+
+def _scale(name: str, factor: np.ndarray) -> list[dict[str, Any]]:
+    factor = np.asarray(factor, dtype=np.float64)
+    if np.all(factor.astype(np.float32) == 1.0):
+        return []
+    return [{"type": "scale", "name": f"{name}.scale", "weight": _param(factor)}]
+
+
+def _layer_name(name: str) -> str:
+    clean = NAME_INVALID.sub("_", str(name))[:64]
+    return clean or "node"
+
+
+# --- import -------------------------------------------------------------------------------------
+
+
+def read_graph(data: bytes) -> Any:
+    """A NIR graph from the bytes of a NIR (HDF5) file, type-checked."""
+    import nir
+
+    try:
+        return nir.read(io.BytesIO(data))
+    except Exception as error:  # h5py and nir raise many kinds; all mean "not a readable NIR file"
+        raise NIRError(f"not a readable NIR file ({type(error).__name__}: {error})") from None
+
+
+def _chain(graph: Any) -> list[str]:
+    """Node names from the input to the output, or NIRError if the graph is not one chain."""
+    import nir
+
+    inputs = [name for name, node in graph.nodes.items() if isinstance(node, nir.Input)]
+    if len(inputs) != 1:
+        raise NIRError(f"the graph needs exactly one Input node, found {len(inputs)}")
+    successors: dict[str, list[str]] = {name: [] for name in graph.nodes}
+    for source, target in graph.edges:
+        successors[source].append(target)
+    order, current, seen = [], inputs[0], {inputs[0]}
+    while True:
+        following = successors[current]
+        if not following:
+            break
+        if len(following) > 1:
+            raise NIRError(f"node {current!r} feeds {len(following)} nodes; only chains of nodes are supported")
+        current = following[0]
+        if current in seen:
+            raise NIRError(f"node {current!r} closes a loop; recurrent graphs are not supported")
+        seen.add(current)
+        order.append(current)
+    if len(seen) != len(graph.nodes):
+        stray = sorted(set(graph.nodes) - seen)
+        raise NIRError(f"nodes {stray} are not on the chain from the input; only chains are supported")
+    return order
+
+
+def _import_node(name: str, node: Any, dt: float) -> list[dict[str, Any]]:
+    import nir
+
+    layer = _layer_name(name)
+    if isinstance(node, nir.Output):
+        return []
+    if isinstance(node, (nir.Affine, nir.Linear)):
+        weight = _array(node.weight)
+        if weight.ndim != 2:
+            raise NIRError(f"node {name!r}: only 2-d weights are supported, got shape {list(weight.shape)}")
+        spec: dict[str, Any] = {"type": "linear", "name": layer, "in_features": weight.shape[1], "out_features": weight.shape[0]}
+        spec["weight"] = _tensor(weight)
+        spec["bias"] = _tensor(_array(node.bias)) if isinstance(node, nir.Affine) else False
+        return [spec]
+    if isinstance(node, nir.Scale):
+        return [{"type": "scale", "name": layer, "weight": _param(node.scale)}]
+    if isinstance(node, nir.Conv2d):
+        if np.any(np.asarray(node.dilation) != 1) or node.groups != 1 or isinstance(node.padding, str):
+            raise NIRError(f"node {name!r}: conv2d with dilation, groups or string padding is not supported")
+        weight = _array(node.weight)
+        return [
+            {
+                "type": "conv2d", "name": layer, "in_channels": weight.shape[1], "out_channels": weight.shape[0],
+                "kernel_size": list(weight.shape[2:]), "stride": _pair(node.stride), "padding": _pair(node.padding),
+                "weight": _tensor(weight), "bias": _tensor(_array(node.bias)),
+            }
+        ]  # fmt: skip
+    if isinstance(node, (nir.AvgPool2d, nir.SumPool2d)):
+        kernel = _pair(node.kernel_size)
+        pool = {
+            "type": "avgpool2d",
+            "name": layer,
+            "kernel_size": kernel,
+            "stride": _pair(node.stride),
+            "padding": _pair(node.padding),
+        }
+        if isinstance(node, nir.SumPool2d):
+            return [pool, {"type": "scale", "name": f"{layer}.sum", "weight": float(kernel[0] * kernel[1])}]
+        return [pool]
+    if isinstance(node, nir.Flatten):
+        shape = node.input_type.get("input")
+        if shape is not None:
+            dims = len(np.asarray(shape))
+            start, end = node.start_dim % dims, node.end_dim % dims
+            if (start, end) != (0, dims - 1):
+                raise NIRError(f"node {name!r}: only flattening every dimension is supported")
+        return [{"type": "flatten", "name": layer}]
+    if isinstance(node, nir.LIF):
+        params = {"tau_mem_inv": _param(1 / _array(node.tau)), "v_leak": _param(node.v_leak), "v_th": _param(node.v_threshold)}
+        params["v_reset"] = _param(node.v_reset)
+        return [*_scale(layer, _array(node.r)), {"type": "lifbox", "name": layer, "params": params}]
+    if isinstance(node, nir.CubaLIF):
+        params = {"tau_syn_inv": _param(1 / _array(node.tau_syn)), "tau_mem_inv": _param(1 / _array(node.tau_mem))}
+        params |= {"v_leak": _param(node.v_leak), "v_th": _param(node.v_threshold), "v_reset": _param(node.v_reset)}
+        factor = _array(node.r) * _array(node.w_in) * dt / _array(node.tau_syn)
+        return [*_scale(layer, factor), {"type": "lif", "name": layer, "params": params}]
+    if isinstance(node, nir.LI):
+        params = {"tau_syn_inv": _param(np.full_like(_array(node.tau), 1 / dt)), "tau_mem_inv": _param(1 / _array(node.tau))}
+        params["v_leak"] = _param(node.v_leak)
+        return [*_scale(layer, _array(node.r)), {"type": "li", "name": layer, "params": params}]
+    if isinstance(node, nir.CubaLI):
+        params = {"tau_syn_inv": _param(1 / _array(node.tau_syn)), "tau_mem_inv": _param(1 / _array(node.tau_mem))}
+        params["v_leak"] = _param(node.v_leak)
+        factor = _array(node.r) * _array(node.w_in) * dt / _array(node.tau_syn)
+        return [*_scale(layer, factor), {"type": "li", "name": layer, "params": params}]
+    if isinstance(node, nir.IF):
+        params = {"v_th": _param(node.v_threshold), "v_reset": _param(node.v_reset)}
+        return [*_scale(layer, _array(node.r) * dt), {"type": "iaf", "name": layer, "params": params}]
+    raise NIRError(f"node {name!r} ({type(node).__name__}) has no counterpart in spikeserve")
+
+
+def _pair(value: Any) -> list[int]:
+    array = np.atleast_1d(np.asarray(value, dtype=np.int64))
+    return [int(array[0])] * 2 if array.size == 1 else [int(v) for v in array[:2]]
+
+
+def nir_to_network(graph: Any, dt: float = 0.001) -> tuple[dict[str, Any], tuple[int, ...] | None]:
+    """A NIR graph -> (spikeserve network definition, per-sample input shape if the graph says)."""
+    import nir
+
+    if not dt > 0:
+        raise NIRError(f"dt must be positive, got {dt}")
+    layers: list[dict[str, Any]] = []
+    for name in _chain(graph):
+        layers += _import_node(name, graph.nodes[name], dt)
+    if not layers:
+        raise NIRError("the graph has no computational nodes")
+    input_node = next(node for node in graph.nodes.values() if isinstance(node, nir.Input))
+    shape = input_node.input_type.get("input")
+    return {"layers": layers}, (None if shape is None else tuple(int(v) for v in np.asarray(shape)))
+
+
+def nir_bytes_to_network(data: bytes, dt: float = 0.001) -> dict[str, Any]:
+    return nir_to_network(read_graph(data), dt)[0]
+
+
+# --- export -------------------------------------------------------------------------------------
+
+
+def network_to_nir(request: Any, plan: Any) -> Any:
+    """A validated request's network (weights as built from its seed) -> a type-checked NIR graph."""
+    import nir
+
+    from worker.build import build_network
+
+    dt = request.dt
+    modules = list(build_network(request, plan))
+    nodes: dict[str, Any] = {"input": nir.Input(input_type={"input": np.asarray(plan.input_shape)})}
+    order = ["input"]
+    for layer, layer_plan, module in zip(request.network.layers, plan.layers, modules, strict=True):
+        nodes[layer_plan.name] = _export_layer(layer, layer_plan, module, dt)
+        order.append(layer_plan.name)
+    nodes["output"] = nir.Output(output_type={"output": np.asarray(plan.layers[-1].out_shape)})
+    order.append("output")
+    return nir.NIRGraph(nodes=nodes, edges=list(itertools.pairwise(order)), metadata={"source": "spikeserve", "dt": dt})
+
+
+def _full(plan: Any, values: Any) -> np.ndarray:
+    return np.broadcast_to(np.asarray(values, dtype=np.float64), plan.out_shape).copy()
+
+
+def _export_layer(layer: Any, plan: Any, module: Any, dt: float) -> Any:
+    import nir
+
+    if layer.type == "linear":
+        weight = module.module.weight.detach().numpy()  # float32, as simulated
+        bias = module.module.bias
+        return nir.Linear(weight=weight) if bias is None else nir.Affine(weight=weight, bias=bias.detach().numpy())
+    if layer.type == "conv2d":
+        conv = module.module
+        bias = conv.bias.detach().numpy() if conv.bias is not None else np.zeros(conv.out_channels, dtype=np.float32)
+        return nir.Conv2d(
+            input_shape=tuple(plan.in_shape[1:]), weight=conv.weight.detach().numpy(),
+            stride=tuple(conv.stride), padding=tuple(conv.padding), dilation=1, groups=1, bias=bias,
+        )  # fmt: skip
+    if layer.type == "avgpool2d":
+        pool = module.module
+        return nir.AvgPool2d(
+            kernel_size=np.asarray(_pair(pool.kernel_size)),
+            stride=np.asarray(_pair(pool.stride)),
+            padding=np.asarray(_pair(pool.padding)),
+        )
+    if layer.type == "flatten":
+        return nir.Flatten(input_type={"input": np.asarray(plan.in_shape)}, start_dim=0, end_dim=-1)
+    if layer.type == "scale":
+        return nir.Scale(scale=_full(plan, module.factor.double().numpy()))
+    if layer.type in ("lif", "lifbox", "li", "iaf"):
+        p = {
+            key: (value.detach().double().numpy() if hasattr(value, "detach") else value)
+            for key, value in module.p._asdict().items()
+        }
+        if p.get("reset_method", "value") != "value":
+            raise NIRError(f"layer {plan.name!r}: NIR resets to a value; a subtractive reset has no NIR form")
+        if layer.type == "lif":
+            tau_syn = 1 / _full(plan, p["tau_syn_inv"])
+            return nir.CubaLIF(
+                tau_syn=tau_syn, tau_mem=1 / _full(plan, p["tau_mem_inv"]), r=_full(plan, 1.0), v_leak=_full(plan, p["v_leak"]),
+                v_threshold=_full(plan, p["v_th"]), v_reset=_full(plan, p["v_reset"]), w_in=tau_syn / dt,
+            )  # fmt: skip
+        if layer.type == "lifbox":
+            return nir.LIF(
+                tau=1 / _full(plan, p["tau_mem_inv"]), r=_full(plan, 1.0), v_leak=_full(plan, p["v_leak"]),
+                v_threshold=_full(plan, p["v_th"]), v_reset=_full(plan, p["v_reset"]),
+            )  # fmt: skip
+        if layer.type == "li":
+            tau_syn = 1 / _full(plan, p["tau_syn_inv"])
+            return nir.CubaLI(
+                tau_syn=tau_syn,
+                tau_mem=1 / _full(plan, p["tau_mem_inv"]),
+                r=_full(plan, 1.0),
+                v_leak=_full(plan, p["v_leak"]),
+                w_in=tau_syn / dt,
+            )
+        return nir.IF(r=_full(plan, 1 / dt), v_threshold=_full(plan, p["v_th"]), v_reset=_full(plan, p["v_reset"]))
+    raise NIRError(f"layer {plan.name!r} ({layer.type}) has no NIR counterpart")
+
+
+def network_to_nir_bytes(request: Any, plan: Any) -> bytes:
+    import nir
+
+    buffer = io.BytesIO()
+    nir.write(buffer, network_to_nir(request, plan))
+    return buffer.getvalue()
