@@ -10,6 +10,7 @@ Errors in the user's files are one line on stderr and exit code 2.
 """
 
 import argparse
+import base64
 import json
 import os
 import pathlib
@@ -24,6 +25,32 @@ if TYPE_CHECKING:
     from app.settings import Settings
 
 EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """A problem with the user's files, reported as one line."""
+
+
+def _request_bytes(path: pathlib.Path, nir_path: str | None) -> bytes:
+    """The request file's bytes, with its network replaced by a NIR file when one is given."""
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        raise UsageError(f"{path}: {error.strerror or error}") from None
+    try:
+        request = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise UsageError(f"{path}: not valid JSON ({error})") from None
+    if nir_path is None:
+        return raw
+    try:
+        graph = pathlib.Path(nir_path).read_bytes()
+    except OSError as error:
+        raise UsageError(f"{nir_path}: {error.strerror or error}") from None
+    if not isinstance(request, dict):
+        raise UsageError(f"{path}: a request must be a JSON object")
+    request["network"] = {"nir": base64.b64encode(graph).decode()}
+    return json.dumps(request).encode()
 
 
 def _fail(message: str) -> int:
@@ -43,13 +70,9 @@ def _run(args: argparse.Namespace) -> int:
     if output is not None and output.suffix not in (".npz", ".json"):
         return _fail(f"{output}: the output must end in .npz or .json")
     try:
-        raw = path.read_bytes()
-    except OSError as error:
-        return _fail(f"{path}: {error.strerror or error}")
-    try:
-        json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        return _fail(f"{path}: not valid JSON ({error})")
+        raw = _request_bytes(path, args.nir)
+    except UsageError as error:
+        return _fail(str(error))
     try:
         request, plan = parse_request(raw)
     except InvalidRequest as error:
@@ -182,12 +205,13 @@ def _serve(args: argparse.Namespace) -> int:
 def _submit(args: argparse.Namespace) -> int:
     from app.client import Client, JobFailed, SpikeserveError
 
-    path = pathlib.Path(args.request)
-    if not path.is_file():
-        return _fail(f"{path}: no such file")
+    try:
+        body = _request_bytes(pathlib.Path(args.request), args.nir)
+    except UsageError as error:
+        return _fail(str(error))
     try:
         with Client(args.url, args.key) as client:
-            job = client.submit(path)
+            job = client.submit(json.loads(body))
             status = job.wait(progress=sys.stderr.isatty() and not args.quiet)
             if status["status"] != "succeeded":
                 return _fail(f"job {job.id} {status['status']}" + (f": {status['error']}" if status.get("error") else ""))
@@ -216,6 +240,42 @@ def _keys_new(args: argparse.Namespace) -> int:
     return 0
 
 
+def _nir_export(args: argparse.Namespace) -> int:
+    from worker.nir_convert import NIRError, network_to_nir_bytes
+    from worker.schema import InvalidRequest, parse_request
+
+    path = pathlib.Path(args.request)
+    try:
+        request, plan = parse_request(_request_bytes(path, None))
+        data = network_to_nir_bytes(request, plan)
+    except UsageError as error:
+        return _fail(str(error))
+    except (InvalidRequest, NIRError) as error:
+        return _fail(f"{path}: {error}")
+    pathlib.Path(args.output).write_bytes(data)
+    print(f"wrote {args.output}: {len(request.network.layers)} layers, dt = {request.dt} s")
+    return 0
+
+
+def _nir_import(args: argparse.Namespace) -> int:
+    from worker.nir_convert import NIRError, nir_to_network, read_graph
+
+    try:
+        network, input_shape = nir_to_network(read_graph(pathlib.Path(args.graph).read_bytes()), args.dt)
+    except OSError as error:
+        return _fail(f"{args.graph}: {error.strerror or error}")
+    except NIRError as error:
+        return _fail(f"{args.graph}: {error}")
+    text = json.dumps(network, indent=1)
+    if args.output:
+        pathlib.Path(args.output).write_text(text)
+    else:
+        print(text)
+    shape = "unknown" if input_shape is None else list(input_shape)
+    print(f"{len(network['layers'])} layers for dt = {args.dt} s; input features per step: {shape}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spikeserve", description="Spiking-network simulation, locally or as a service.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -224,6 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-o", "--output", help="write the result here: .npz or .json")
     run.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     run.add_argument("--chunk", type=int, default=None, help="steps per chunk (default: sized to memory)")
+    run.add_argument("--nir", help="use the network of this NIR file instead of the request's")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     run.set_defaults(handler=_run)
 
@@ -251,8 +312,21 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--url", default=os.environ.get("SPIKESERVE_URL", "http://127.0.0.1:8000"))
     submit.add_argument("--key", default=os.environ.get("SPIKESERVE_KEY"))
     submit.add_argument("-o", "--output", help="write the result here: .npz or .json")
+    submit.add_argument("--nir", help="use the network of this NIR file instead of the request's")
     submit.add_argument("-q", "--quiet", action="store_true")
     submit.set_defaults(handler=_submit)
+
+    nir_command = commands.add_parser("nir", help="NIR (Neuromorphic Intermediate Representation) files")
+    nir_commands = nir_command.add_subparsers(dest="nir_command", required=True)
+    export = nir_commands.add_parser("export", help="write a request's network as a NIR file")
+    export.add_argument("request")
+    export.add_argument("-o", "--output", required=True)
+    export.set_defaults(handler=_nir_export)
+    imported = nir_commands.add_parser("import", help="print a NIR file as a spikeserve network definition")
+    imported.add_argument("graph")
+    imported.add_argument("--dt", type=float, default=0.001, help="the time step the network will run with (s)")
+    imported.add_argument("-o", "--output", help="write the network JSON here instead of stdout")
+    imported.set_defaults(handler=_nir_import)
 
     keys = commands.add_parser("keys", help="API keys")
     keys_commands = keys.add_subparsers(dest="keys_command", required=True)

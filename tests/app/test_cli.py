@@ -189,3 +189,24 @@ def test_keys_new_prints_a_key_and_its_hash() -> None:
     key = done.stdout.split("key:")[1].split()[0]
     digest = done.stdout.split("hash:")[1].split()[0]
     assert len(key) > 40 and digest == hash_key(key)
+
+
+def test_nir_export_import_and_run_with_a_nir_network(tmp_path: pathlib.Path) -> None:
+    graph, network = tmp_path / "conv.nir", tmp_path / "network.json"
+    exported = spikeserve("nir", "export", str(ROOT / "examples" / "conv_feedforward.json"), "-o", str(graph))
+    assert exported.returncode == 0 and "8 layers" in exported.stdout, exported.stderr
+    imported = spikeserve("nir", "import", str(graph), "-o", str(network))
+    assert imported.returncode == 0 and "input features per step: [1, 16, 16]" in imported.stderr
+    assert [layer["type"] for layer in json.loads(network.read_text())["layers"]][:3] == ["conv2d", "lif", "avgpool2d"]
+    with_nir = spikeserve(
+        "run", str(ROOT / "examples" / "conv_feedforward.json"), "--nir", str(graph), "-o", str(tmp_path / "a.npz")
+    )
+    plain = spikeserve("run", str(ROOT / "examples" / "conv_feedforward.json"), "-o", str(tmp_path / "b.npz"))
+    assert with_nir.returncode == plain.returncode == 0
+    assert_same_recordings(Result.from_npz((tmp_path / "a.npz").read_bytes()), Result.from_npz((tmp_path / "b.npz").read_bytes()))
+    refused = spikeserve(
+        "nir", "export", str(ROOT / "examples" / "izhikevich_tonic_bursting.json"), "-o", str(tmp_path / "x.nir")
+    )
+    assert refused.returncode == 2 and "has no NIR counterpart" in refused.stderr
+    missing = spikeserve("run", str(ROOT / "examples" / "seed.json"), "--nir", str(tmp_path / "absent.nir"))
+    assert missing.returncode == 2 and "absent.nir: No such file or directory" in missing.stderr

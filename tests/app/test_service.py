@@ -255,3 +255,20 @@ def test_spikeserve_submit_writes_the_result(service: Service, tmp_path: pathlib
     assert_same_recordings(Result.from_npz(output.read_bytes()), simulate(*parse_request(SEED)))
     refused = subprocess.run([*command, "--url", service.url, "--key", "wrong"], capture_output=True, text=True, timeout=60)
     assert refused.returncode == 2 and refused.stderr == "spikeserve: error: HTTP 401: invalid API key\n"
+
+
+def test_a_network_given_as_nir_runs_like_its_layers(service: Service) -> None:
+    import base64
+
+    from worker.nir_convert import network_to_nir_bytes
+
+    request = json.loads((EXAMPLES / "conv_feedforward.json").read_text())
+    graph = base64.b64encode(network_to_nir_bytes(*parse_request(request))).decode()
+    with service.http() as http:
+        job_id = submit(http, {**request, "network": {"nir": graph}})
+        assert service.wait_final(job_id)["status"] == "succeeded"
+        served = Result.from_npz(http.get(f"/api/v1/jobs/{job_id}/result", params={"format": "npz"}).content)
+        broken = http.post("/api/v1/jobs", json={**request, "network": {"nir": base64.b64encode(b"junk").decode()}})
+    assert_same_recordings(served, simulate(*parse_request(request)))
+    assert broken.status_code == 422 and broken.json()["detail"][0]["loc"] == ["network"]
+    assert "nir: not a readable NIR file" in broken.json()["detail"][0]["msg"]

@@ -1,0 +1,306 @@
+"""NIR import and export: every supported node, the refusals, round trips, the units (spike times
+against the continuous equations), and what the peers' exporters produce."""
+
+import base64
+import io
+import itertools
+import json
+import math
+import pathlib
+import re
+
+import nir
+import numpy as np
+import pytest
+import torch
+
+from tests.helpers import assert_same_recordings
+from worker.nir_convert import NIRError, network_to_nir, network_to_nir_bytes, nir_to_network
+from worker.results import Result
+from worker.runner import simulate
+from worker.schema import InvalidRequest, parse_request
+
+EXAMPLES = pathlib.Path(__file__).parents[2] / "examples"
+ROUND_TRIP_EXAMPLES = ["seed", "conv_feedforward", "poisson_population"]
+
+
+def chain(*nodes: nir.NIRNode, input_shape: tuple[int, ...]) -> nir.NIRGraph:
+    named = {"input": nir.Input(input_type={"input": np.array(input_shape)})}
+    named |= {f"n{i}": node for i, node in enumerate(nodes)}
+    named["output"] = nir.Output(output_type={"output": np.array(nodes[-1].output_type["output"])})
+    names = list(named)
+    return nir.NIRGraph(nodes=named, edges=list(itertools.pairwise(names)))
+
+
+def run_graph(graph: nir.NIRGraph, current: np.ndarray, steps: int, dt: float, record: dict | None = None) -> Result:
+    network, _ = nir_to_network(graph, dt)
+    request = {"network": network, "input": {"type": "constant", "value": current.tolist(), "steps": steps}, "dt": dt}
+    if record:
+        request["record"] = record
+    return simulate(*parse_request(request))
+
+
+def ones(n: int, value: float = 1.0) -> np.ndarray:
+    return np.full(n, value)
+
+
+def test_every_supported_node_imports_with_the_documented_layers() -> None:
+    rng = np.random.default_rng(0)
+    graph = chain(
+        nir.Conv2d(
+            input_shape=(6, 6), weight=rng.normal(size=(2, 1, 3, 3)), stride=1, padding=1, dilation=1, groups=1, bias=np.zeros(2)
+        ),
+        nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array([0, 0])),
+        nir.AvgPool2d(kernel_size=np.array([1, 1]), stride=np.array([1, 1]), padding=np.array([0, 0])),
+        nir.Flatten(input_type={"input": np.array([2, 3, 3])}, start_dim=0, end_dim=-1),
+        nir.Affine(weight=rng.normal(size=(5, 18)), bias=np.zeros(5)),
+        nir.Scale(scale=ones(5, 2.0)),
+        nir.LIF(tau=ones(5, 0.02), r=ones(5, 3.0), v_leak=ones(5, 0.0), v_threshold=ones(5, 1.0)),
+        nir.Linear(weight=rng.normal(size=(4, 5))),
+        nir.CubaLIF(
+            tau_syn=ones(4, 0.005), tau_mem=ones(4, 0.01), r=ones(4), v_leak=ones(4, 0.0), v_threshold=ones(4), w_in=ones(4, 2.0)
+        ),
+        nir.Affine(weight=rng.normal(size=(3, 4)), bias=np.zeros(3)),
+        nir.IF(r=ones(3, 100.0), v_threshold=ones(3)),
+        nir.Affine(weight=rng.normal(size=(3, 3)), bias=np.zeros(3)),
+        nir.CubaLI(tau_syn=ones(3, 0.005), tau_mem=ones(3, 0.01), r=ones(3), v_leak=ones(3, 0.0)),
+        nir.LI(tau=ones(3, 0.01), r=ones(3, 0.5), v_leak=ones(3, 0.0)),
+        input_shape=(1, 6, 6),
+    )
+    network, shape = nir_to_network(graph, dt=0.001)
+    assert shape == (1, 6, 6)
+    assert [(layer["type"], layer["name"]) for layer in network["layers"]] == [
+        ("conv2d", "n0"), ("avgpool2d", "n1"), ("scale", "n1.sum"), ("avgpool2d", "n2"), ("flatten", "n3"),
+        ("linear", "n4"), ("scale", "n5"), ("scale", "n6.scale"), ("lifbox", "n6"), ("linear", "n7"),
+        ("scale", "n8.scale"), ("lif", "n8"), ("linear", "n9"), ("scale", "n10.scale"), ("iaf", "n10"), ("linear", "n11"),
+        ("scale", "n12.scale"), ("li", "n12"), ("scale", "n13.scale"), ("li", "n13"),
+    ]  # fmt: skip
+    by_name = {layer["name"]: layer for layer in network["layers"]}
+    assert by_name["n1.sum"]["weight"] == 4.0  # SumPool2d = average times the window
+    assert by_name["n6.scale"]["weight"] == 3.0  # LIF: r
+    assert by_name["n8.scale"]["weight"] == pytest.approx(2.0 * 0.001 / 0.005)  # CubaLIF: r * w_in * dt / tau_syn
+    assert by_name["n10.scale"]["weight"] == pytest.approx(0.1)  # IF: r * dt
+    assert by_name["n12.scale"]["weight"] == pytest.approx(0.2)  # CubaLI with w_in = 1
+    assert by_name["n13"]["params"]["tau_syn_inv"] == pytest.approx(1000.0)  # LI: no synapse, current lasts one step
+    assert by_name["n8"]["params"]["tau_syn_inv"] == pytest.approx(200.0) and by_name["n8"]["params"][
+        "tau_mem_inv"
+    ] == pytest.approx(100.0)
+    request = {"network": network, "input": {"type": "poisson", "rates": 200.0, "shape": [1, 6, 6], "steps": 50}}
+    result = simulate(*parse_request(request))
+    assert set(result.layers) == {"n6", "n8", "n10"}
+
+
+@pytest.mark.parametrize(
+    ("node", "message"),
+    [
+        (nir.I(r=ones(3)), "node 'n1' (I) has no counterpart"),
+        (nir.Threshold(threshold=ones(3)), "node 'n1' (Threshold) has no counterpart"),
+        (nir.Delay(delay=ones(3)), "node 'n1' (Delay) has no counterpart"),
+    ],
+)
+def test_nodes_without_a_counterpart_are_refused_by_name(node: nir.NIRNode, message: str) -> None:
+    graph = chain(nir.Affine(weight=np.ones((3, 2)), bias=np.zeros(3)), node, input_shape=(2,))
+    with pytest.raises(NIRError, match=re.escape(message)):
+        nir_to_network(graph)
+
+
+def test_graphs_that_branch_are_refused() -> None:
+    nodes = {
+        "input": nir.Input(input_type={"input": np.array([2])}),
+        "a": nir.Affine(weight=np.ones((2, 2)), bias=np.zeros(2)),
+        "b": nir.Affine(weight=np.ones((2, 2)), bias=np.zeros(2)),
+        "output": nir.Output(output_type={"output": np.array([2])}),
+    }
+    graph = nir.NIRGraph(nodes=nodes, edges=[("input", "a"), ("input", "b"), ("a", "output"), ("b", "output")])
+    with pytest.raises(NIRError, match="node 'input' feeds 2 nodes; only chains"):
+        nir_to_network(graph)
+
+
+@pytest.mark.parametrize("name", ROUND_TRIP_EXAMPLES)
+def test_export_then_import_gives_the_same_network_and_identical_results(name: str) -> None:
+    request = json.loads((EXAMPLES / f"{name}.json").read_text())
+    parsed, plan = parse_request(request)
+    data = network_to_nir_bytes(parsed, plan)
+    graph = nir.read(io.BytesIO(data), type_check=True)
+    assert len(graph.nodes) == len(plan.layers) + 2
+    network, shape = nir_to_network(graph, parsed.dt)
+    assert shape == plan.input_shape
+    assert [(layer["type"], layer["name"]) for layer in network["layers"]] == [(layer.type, layer.name) for layer in plan.layers]
+    imported = {**request, "network": network}
+    assert_same_recordings(simulate(*parse_request(imported)), simulate(parsed, plan))
+    through_json = {**request, "network": {"nir": base64.b64encode(data).decode()}}
+    assert_same_recordings(simulate(*parse_request(through_json)), simulate(parsed, plan))
+
+
+def test_layers_without_a_nir_form_are_refused_on_export() -> None:
+    izhikevich = json.loads((EXAMPLES / "izhikevich_tonic_bursting.json").read_text())
+    with pytest.raises(NIRError, match=r"layer 'neurons' \(izhikevich\) has no NIR counterpart"):
+        network_to_nir(*parse_request(izhikevich))
+    subtractive = {
+        "network": {"layers": [{"type": "lif", "name": "sub", "params": {"reset_method": "subtract"}}]},
+        "input": {"type": "constant", "value": [1.0], "steps": 3},
+    }
+    with pytest.raises(NIRError, match="layer 'sub': NIR resets to a value; a subtractive reset has no NIR form"):
+        network_to_nir(*parse_request(subtractive))
+
+
+def test_bad_nir_in_a_request_is_a_clear_error() -> None:
+    base = {"input": {"type": "constant", "value": [1.0], "steps": 3}}
+    with pytest.raises(InvalidRequest, match=r"network: Value error, nir: not a readable NIR file"):
+        parse_request({**base, "network": {"nir": base64.b64encode(b"not an hdf5 file").decode()}})
+    with pytest.raises(InvalidRequest, match=r"nir: is not valid base64"):
+        parse_request({**base, "network": {"nir": "***"}})
+
+
+# --- units: spike times of the continuous equations ---------------------------------------------
+
+
+def lif_spike_times(tau: float, r: float, v_leak: float, v_th: float, v_reset: float, current: float, count: int) -> list[float]:
+    """tau dv/dt = (v_leak - v) + r I from v = v_leak: crossing times, solved in closed form."""
+    v_inf = v_leak + r * current
+    first = tau * math.log((v_inf - v_leak) / (v_inf - v_th))
+    interval = tau * math.log((v_inf - v_reset) / (v_inf - v_th))
+    return [first + k * interval for k in range(count)]
+
+
+def cuba_lif_spike_times(
+    tau_syn: float, tau_mem: float, r: float, w_in: float, v_th: float, current: float, count: int
+) -> list[float]:
+    """tau_syn dI/dt = -I + w_in S, tau_mem dv/dt = -v + r I, v reset to 0 (I is not): integrated with
+    the closed-form solution between spikes and bisection for each crossing."""
+    i_inf = w_in * current
+    t0, v0, i0, times = 0.0, 0.0, 0.0, []
+
+    def v_at(t: float) -> float:
+        c = r * (i0 - i_inf) / (1 - tau_mem / tau_syn)
+        return r * i_inf + c * math.exp(-t / tau_syn) + (v0 - r * i_inf - c) * math.exp(-t / tau_mem)
+
+    while len(times) < count:
+        hi = 1e-6
+        while v_at(hi) < v_th:
+            hi *= 1.5
+        lo = 0.0
+        for _ in range(200):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if v_at(mid) < v_th else (lo, mid)
+        t0 += hi
+        times.append(t0)
+        i0 = i_inf + (i0 - i_inf) * math.exp(-hi / tau_syn)
+        v0 = 0.0
+    return times
+
+
+def discrete_times(result: Result, layer: str, dt: float) -> np.ndarray:
+    # a spike recorded at step n happened during step n, whose end is (n + 1) * dt
+    return (result.layers[layer].times + 1) * dt
+
+
+@pytest.mark.parametrize("current", [1.5, 3.0])
+def test_nir_lif_spikes_when_the_continuous_equations_say(current: float) -> None:
+    dt, tau, r, v_th, v_reset = 1e-5, 0.01, 2.0, 1.0, 0.2
+    graph = chain(
+        nir.LIF(tau=ones(1, tau), r=ones(1, r), v_leak=ones(1, 0.0), v_threshold=ones(1, v_th), v_reset=ones(1, v_reset)),
+        input_shape=(1,),
+    )
+    result = run_graph(graph, np.array([current]), steps=20_000, dt=dt)
+    simulated = discrete_times(result, "n0", dt)
+    predicted = lif_spike_times(tau, r, 0.0, v_th, v_reset, current, len(simulated))
+    assert len(simulated) >= 5
+    assert abs(simulated[0] - predicted[0]) <= dt
+    assert np.all(np.abs(np.diff(simulated) - np.diff(predicted)) <= dt), "every interval within one step"
+
+
+def test_nir_cuba_lif_spikes_when_the_continuous_equations_say() -> None:
+    dt, tau_syn, tau_mem, r, w_in, v_th, current = 1e-5, 0.005, 0.01, 1.0, 1.0, 1.0, 2.0
+    node = nir.CubaLIF(
+        tau_syn=ones(1, tau_syn),
+        tau_mem=ones(1, tau_mem),
+        r=ones(1, r),
+        v_leak=ones(1, 0.0),
+        v_threshold=ones(1, v_th),
+        w_in=ones(1, w_in),
+    )
+    result = run_graph(chain(node, input_shape=(1,)), np.array([current]), steps=20_000, dt=dt)
+    simulated = discrete_times(result, "n0", dt)
+    predicted = cuba_lif_spike_times(tau_syn, tau_mem, r, w_in, v_th, current, len(simulated))
+    assert len(simulated) >= 5
+    assert abs(simulated[0] - predicted[0]) <= dt
+    assert np.all(np.abs(np.diff(simulated) - np.diff(predicted)) <= dt), "every interval within one step"
+
+
+# --- the peers ----------------------------------------------------------------------------------
+
+
+def test_snntorch_exports_fail_nirs_type_check_with_the_installed_versions() -> None:
+    """Recorded so that the day it works we notice and test the files themselves."""
+    snntorch = pytest.importorskip("snntorch")
+    from snntorch.export_nir import export_to_nir
+
+    net = torch.nn.Sequential(torch.nn.Linear(4, 3), snntorch.Leaky(beta=0.9, init_hidden=True))
+    with pytest.raises(ValueError, match="Type inference error"):
+        export_to_nir(net, torch.rand(1, 4))
+
+
+@pytest.mark.parametrize("kind", ["Leaky", "Synaptic"])
+def test_snntorchs_nir_mapping_reproduces_snntorchs_own_dynamics(kind: str) -> None:
+    """Nodes written as snnTorch's exporter writes them (tau = dt/(1 - beta), r = tau/dt, w_in = tau_syn/dt,
+    dt = 1e-4), given per-neuron arrays so NIR's type check passes. Imported, they reproduce snnTorch's
+    membrane trace exactly up to the first spike (after it the two reset differently: snnTorch one
+    step late)."""
+    snntorch = pytest.importorskip("snntorch")
+    dt, beta, alpha, n = 1e-4, 0.9, 0.8, 3
+    torch.manual_seed(0)
+    x = torch.rand(60, n) * (0.3 if kind == "Leaky" else 0.02)  # the synapse amplifies steady input 5x more
+    if kind == "Leaky":
+        neuron = snntorch.Leaky(beta=beta, threshold=1.0, reset_mechanism="zero")
+        tau = dt / (1 - beta)
+        node = nir.LIF(tau=ones(n, tau), r=ones(n, tau / dt), v_leak=ones(n, 0.0), v_threshold=ones(n), v_reset=ones(n, 0.0))
+        mem, trace = neuron.init_leaky(), []
+        for x_t in x:
+            _, mem = neuron(x_t, mem)
+            trace.append(mem.detach().clone())
+    else:
+        neuron = snntorch.Synaptic(alpha=alpha, beta=beta, threshold=1.0, reset_mechanism="zero")
+        tau_syn, tau_mem = dt / (1 - alpha), dt / (1 - beta)
+        node = nir.CubaLIF(
+            tau_syn=ones(n, tau_syn), tau_mem=ones(n, tau_mem), r=ones(n, tau_mem / dt), v_leak=ones(n, 0.0),
+            v_threshold=ones(n), v_reset=ones(n, 0.0), w_in=ones(n, tau_syn / dt),
+        )  # fmt: skip
+        syn, mem = neuron.init_synaptic()
+        trace = []
+        for x_t in x:
+            _, syn, mem = neuron(x_t, syn, mem)
+            trace.append(mem.detach().clone())
+    theirs = torch.stack(trace).numpy()
+    network, _ = nir_to_network(chain(node, input_shape=(n,)), dt)
+    request = {
+        "network": network,
+        "input": {"type": "tensor", "shape": [60, n], "data": x.tolist()},
+        "dt": dt,
+        "record": {"voltages": ["n0"]},
+    }
+    ours = simulate(*parse_request(request)).layers["n0"]
+    first_spike = int(min(np.argmax(theirs > 1.0, axis=0)[np.any(theirs > 1.0, axis=0)], default=60))
+    assert first_spike > 5, "the input must give a subthreshold stretch to compare"
+    np.testing.assert_allclose(ours.voltages[:first_spike], theirs[:first_spike], rtol=1e-5, atol=1e-6)
+    ours_first = ours.times.min() if ours.times.size else 60
+    assert ours_first == first_spike
+
+
+def test_norse_exports_import_as_written_including_its_time_constant_units() -> None:
+    """Norse 1.1.0 writes tau = dt * tau_inv^-1 ... that is, dt / tau_inv (1e-5 s for a 10 ms membrane)
+    and 0-d arrays that nir.write cannot store. Its in-memory graph imports; the weights survive and
+    the time constants arrive as Norse wrote them, a thousand times too short."""
+    norse = pytest.importorskip("norse.torch")
+    torch.manual_seed(0)
+    module = norse.SequentialState(torch.nn.Linear(4, 3), norse.LIFCell())
+    graph = norse.to_nir(module, torch.rand(1, 4))
+    with pytest.raises(TypeError, match="Scalar datasets"):
+        nir.write(io.BytesIO(), graph)
+    network, _ = nir_to_network(graph, dt=0.001)
+    linear, *rest = network["layers"]
+    weight = np.frombuffer(base64.b64decode(linear["weight"]["base64"]), dtype="<f4").reshape(3, 4)
+    assert np.array_equal(weight, module[0].weight.detach().numpy())
+    lif = rest[-1]
+    assert lif["type"] == "lif"
+    assert lif["params"]["tau_mem_inv"] == pytest.approx(1e5) and lif["params"]["tau_syn_inv"] == pytest.approx(2e5)
