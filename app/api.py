@@ -18,11 +18,21 @@ from app.auth import Owner
 from app.events import job_events
 from app.jobs import API_PREFIX, QueueUnavailable, job_status, list_jobs, submit_job
 from app.metrics import StoreCollector
-from app.models import Health, JobCreated, JobList, JobStatus, Message, Readiness, ValidationErrorResponse
+from app.models import (
+    Health,
+    JobCreated,
+    JobList,
+    JobStatus,
+    LayerSummary,
+    Message,
+    Readiness,
+    Validation,
+    ValidationErrorResponse,
+)
 from app.settings import Settings
 from app.store import InFlightLimit, JobStore
 from worker.celery_app import make_celery
-from worker.schema import InvalidRequest, JobRequest, clean_loc
+from worker.schema import InvalidRequest, JobRequest, clean_loc, validate_request
 
 ROOT = pathlib.Path(__file__).parents[1]
 FRONTEND = ROOT / "frontend" / "dist"
@@ -36,11 +46,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 def request_examples() -> dict[str, dict[str, Any]]:
-    examples = {}
-    for path in sorted(EXAMPLES.glob("*.json")):
-        if path.stat().st_size < 64 * 1024:
-            examples[path.stem] = {"summary": path.stem.replace("_", " "), "value": json.loads(path.read_text())}
-    return examples
+    """The shipped examples/*.json, for the OpenAPI page and the viewer's menu."""
+    return {
+        path.stem: {"summary": path.stem.replace("_", " "), "value": json.loads(path.read_text())}
+        for path in sorted(EXAMPLES.glob("*.json"))
+    }
 
 
 class BodySizeLimit:
@@ -121,6 +131,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse({"detail": "the job queue is unavailable; try again"}, status.HTTP_503_SERVICE_UNAVAILABLE)
 
     jobs = APIRouter(prefix=f"{API_PREFIX}/jobs", tags=["jobs"], responses=ERRORS)
+    examples = request_examples()
 
     def owned(job_id: str, owner: str) -> Any:
         job = store.get_owned(job_id, owner)
@@ -140,7 +151,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         },
     )
     async def create_job(
-        request: Request, owner: Owner, job: Annotated[JobRequest, Body(openapi_examples=request_examples())]
+        request: Request, owner: Owner, job: Annotated[JobRequest, Body(openapi_examples=examples)]
     ) -> JobCreated:
         """Validate the request completely (shapes included) and queue it."""
         body = await request.body()
@@ -195,7 +206,38 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             job = await _in_thread(store.request_cancel, job_id)
         return job_status(job)
 
+    @jobs.get(
+        "/{job_id}/request", responses={200: {"content": {"application/json": {}}, "description": "the request as submitted"}}
+    )
+    async def get_job_request(job_id: str, owner: Owner) -> Response:
+        """The job's request exactly as it was submitted."""
+        await _in_thread(owned, job_id, owner)
+        body = await _in_thread(store.request_json, job_id)
+        if body is None:
+            raise HTTPException(status.HTTP_410_GONE, "the request has expired")
+        return Response(body, media_type="application/json")
+
     app.include_router(jobs)
+
+    @app.post(
+        f"{API_PREFIX}/validate",
+        response_model=Validation,
+        tags=["jobs"],
+        responses={
+            **ERRORS,
+            422: {"model": ValidationErrorResponse, "description": "invalid request; each error names the field path"},
+        },
+    )
+    async def validate(owner: Owner, job: Annotated[JobRequest, Body(openapi_examples=examples)]) -> Validation:
+        """Validate a request exactly as POST /jobs does, without queueing it."""
+        plan = await _in_thread(validate_request, job, settings.limits)
+        layers = [LayerSummary(name=layer.name, type=layer.type, shape=list(layer.out_shape)) for layer in plan.layers]
+        return Validation(steps=plan.steps, batch=plan.batch, neurons=plan.neurons, neuron_steps=plan.neuron_steps, layers=layers)
+
+    @app.get(f"{API_PREFIX}/examples", tags=["jobs"])
+    async def list_examples() -> dict[str, Any]:
+        """The shipped example requests, by name."""
+        return {name: example["value"] for name, example in examples.items()}
 
     @app.get("/healthz", response_model=Health, tags=["operations"])
     async def healthz() -> Health:

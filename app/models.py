@@ -68,3 +68,19 @@ class Readiness(BaseModel):
     status: Literal["ready", "not ready"]
     redis: bool
     workers: int
+
+
+class LayerSummary(BaseModel):
+    name: str
+    type: str
+    shape: list[int]
+
+
+class Validation(BaseModel):
+    """What a valid request would run."""
+
+    steps: int
+    batch: int | None
+    neurons: int
+    neuron_steps: int
+    layers: list[LayerSummary]
