@@ -1,0 +1,63 @@
+// Talking to the spikeserve API: the key lives in sessionStorage and goes in every request.
+
+const KEY_STORAGE = "spikeserve.key";
+
+export function apiKey() {
+  return sessionStorage.getItem(KEY_STORAGE) || "";
+}
+
+export function setApiKey(key) {
+  if (key) sessionStorage.setItem(KEY_STORAGE, key);
+  else sessionStorage.removeItem(KEY_STORAGE);
+}
+
+export class ApiError extends Error {
+  constructor(status, detail) {
+    super(typeof detail === "string" ? detail : `HTTP ${status}`);
+    this.status = status;
+    this.detail = detail;
+  }
+}
+
+function headers(extra = {}) {
+  const key = apiKey();
+  return key ? { Authorization: `Bearer ${key}`, ...extra } : extra;
+}
+
+export async function api(path, { method = "GET", body, raw = false, signal } = {}) {
+  const init = { method, headers: headers(body ? { "Content-Type": "application/json" } : {}), signal };
+  if (body !== undefined) init.body = typeof body === "string" ? body : JSON.stringify(body);
+  const response = await fetch(`/api/v1${path}`, init);
+  if (!response.ok) {
+    let detail = response.statusText;
+    try {
+      detail = (await response.json()).detail;
+    } catch {
+      /* not JSON: keep the status text */
+    }
+    throw new ApiError(response.status, detail);
+  }
+  if (raw) return response;
+  return response.json();
+}
+
+// Server-Sent Events through fetch, because EventSource cannot send an Authorization header.
+export async function followEvents(jobId, onEvent, signal) {
+  const response = await fetch(`/api/v1/jobs/${jobId}/events`, { headers: headers(), signal });
+  if (!response.ok) throw new ApiError(response.status, response.statusText);
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += value.replaceAll("\r\n", "\n");
+    let end;
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      const data = block.split("\n").filter((line) => line.startsWith("data:")).map((line) => line.slice(5).trim());
+      const kind = block.split("\n").find((line) => line.startsWith("event:"));
+      if (data.length && kind && kind.slice(6).trim() === "status") onEvent(JSON.parse(data.join("\n")));
+    }
+  }
+}

@@ -1,0 +1,416 @@
+// The viewer: edit a request, submit it, follow it live, and look at what the network did.
+import { ApiError, api, apiKey, followEvents, setApiKey } from "./api.js";
+import { countHistogram, destroyAll, pngOf, psthPlot, rasterPlot, resizeAll, setTimeRange, timeRange, voltagePlot } from "./plots.js";
+
+const $ = (selector) => document.querySelector(selector);
+const DEFAULT_THRESHOLD = { lif: 1, lifbox: 1, iaf: 1, alif: 1, lifadex: 1, lif_recurrent: 1, izhikevich: 30 };
+const FINAL = new Set(["succeeded", "failed", "cancelled"]);
+
+const state = { examples: {}, nir: null, job: null, follow: null, result: null, request: null, plots: [], containers: [] };
+window.spikeserveViewer = state; // for debugging in the console, and for the browser tests
+
+// --- small helpers ------------------------------------------------------------------------------
+
+function showError(error) {
+  const box = $("#error");
+  if (!error) {
+    box.hidden = true;
+    box.textContent = "";
+    return;
+  }
+  box.hidden = false;
+  box.textContent = error instanceof ApiError && typeof error.detail === "string" ? `${error.detail} (HTTP ${error.status})` : String(error.message || error);
+}
+
+function formatLoc(loc) {
+  return loc.reduce((path, part) => (typeof part === "number" ? `${path}[${part}]` : path ? `${path}.${part}` : part), "");
+}
+
+function showValidation(errors, message) {
+  const box = $("#validation");
+  box.replaceChildren();
+  if (message) {
+    const ok = document.createElement("p");
+    ok.className = "ok";
+    ok.textContent = message;
+    box.append(ok);
+  }
+  if (errors?.length) {
+    const list = document.createElement("ul");
+    list.setAttribute("aria-label", "Validation errors");
+    for (const error of errors) {
+      const item = document.createElement("li");
+      const path = document.createElement("code");
+      path.textContent = formatLoc(error.loc) || "request";
+      item.append(path, `: ${error.msg}`);
+      list.append(item);
+    }
+    box.append(list);
+  }
+}
+
+function setStatus(text, progress) {
+  $("#job-status").textContent = text;
+  const bar = $("#progress");
+  bar.hidden = !progress;
+  if (progress) {
+    bar.max = Math.max(progress.steps_total, 1);
+    bar.value = progress.steps_done;
+  }
+}
+
+function download(name, blob) {
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(blob);
+  link.download = name;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
+}
+
+// --- the request ----------------------------------------------------------------------------------
+
+function requestBody() {
+  let body;
+  try {
+    body = JSON.parse($("#request").value);
+  } catch (error) {
+    showValidation([{ loc: [], msg: `not valid JSON: ${error.message}` }]);
+    return null;
+  }
+  if (state.nir && body && typeof body === "object") body.network = { nir: state.nir.base64 };
+  return body;
+}
+
+async function validate() {
+  const body = requestBody();
+  if (!body) return false;
+  try {
+    const plan = await api("/validate", { method: "POST", body });
+    showValidation([], `Valid: ${plan.layers.length} layers, ${plan.neurons.toLocaleString()} neurons, ${plan.steps.toLocaleString()} steps.`);
+    return true;
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 422 && Array.isArray(error.detail)) showValidation(error.detail);
+    else showError(error);
+    return false;
+  }
+}
+
+async function loadExamples() {
+  try {
+    state.examples = await api("/examples");
+  } catch (error) {
+    showError(error);
+    return;
+  }
+  const select = $("#examples");
+  for (const name of Object.keys(state.examples)) {
+    const option = document.createElement("option");
+    option.value = name;
+    option.textContent = name.replaceAll("_", " ");
+    select.append(option);
+  }
+}
+
+function pickExample() {
+  const name = $("#examples").value;
+  if (!name) return;
+  $("#request").value = JSON.stringify(state.examples[name], null, 2);
+  clearNir();
+  showValidation([]);
+}
+
+async function loadNir(event) {
+  const file = event.target.files[0];
+  if (!file) return;
+  const bytes = new Uint8Array(await file.arrayBuffer());
+  let binary = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  state.nir = { name: file.name, base64: btoa(binary) };
+  const note = $("#nir-note");
+  note.hidden = false;
+  note.textContent = `Network from ${file.name} (${(bytes.length / 1024).toFixed(1)} KiB) replaces the editor's "network". `;
+  const remove = document.createElement("button");
+  remove.type = "button";
+  remove.textContent = "Remove";
+  remove.addEventListener("click", clearNir);
+  note.append(remove);
+  await validate();
+}
+
+function clearNir() {
+  state.nir = null;
+  $("#nir-file").value = "";
+  $("#nir-note").hidden = true;
+}
+
+// --- jobs ---------------------------------------------------------------------------------------
+
+async function submit() {
+  showError(null);
+  const body = requestBody();
+  if (!body) return;
+  let created;
+  try {
+    created = await api("/jobs", { method: "POST", body });
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 422 && Array.isArray(error.detail)) showValidation(error.detail);
+    else showError(error);
+    return;
+  }
+  showValidation([], "Submitted.");
+  follow(created.id);
+  loadJobs();
+}
+
+async function follow(jobId) {
+  state.follow?.abort();
+  const controller = new AbortController();
+  state.follow = controller;
+  state.job = jobId;
+  $("#cancel").disabled = false;
+  setStatus(`Job ${jobId.slice(0, 8)}: queued`, { steps_done: 0, steps_total: 1 });
+  let last = null;
+  try {
+    await followEvents(jobId, (event) => {
+      last = event;
+      const percent = event.steps_total ? Math.floor((100 * event.steps_done) / event.steps_total) : 0;
+      setStatus(`Job ${jobId.slice(0, 8)}: ${event.status}, ${event.steps_done.toLocaleString()} of ${event.steps_total.toLocaleString()} steps (${percent}%)`, event);
+    }, controller.signal);
+  } catch (error) {
+    if (error.name === "AbortError") return;
+    showError(error);
+  }
+  if (state.follow !== controller) return;
+  $("#cancel").disabled = true;
+  const status = await api(`/jobs/${jobId}`).catch(() => null);
+  const final = status?.status ?? last?.status;
+  if (final === "succeeded") {
+    setStatus(`Job ${jobId.slice(0, 8)}: succeeded on ${status.device}`, null);
+    await openResult(jobId);
+  } else if (final) {
+    setStatus(`Job ${jobId.slice(0, 8)}: ${final}${status?.error ? ` — ${status.error}` : ""}`, null);
+  }
+  loadJobs();
+}
+
+async function cancel() {
+  if (!state.job) return;
+  try {
+    const status = await api(`/jobs/${state.job}`, { method: "DELETE" });
+    setStatus(`Job ${state.job.slice(0, 8)}: ${status.status === "running" ? "stopping…" : status.status}`, null);
+  } catch (error) {
+    showError(error);
+  }
+}
+
+async function loadJobs() {
+  const list = $("#jobs");
+  let page;
+  try {
+    page = await api("/jobs?limit=20");
+  } catch (error) {
+    list.replaceChildren(Object.assign(document.createElement("li"), { className: "empty", textContent: `Could not list jobs: ${error.message}` }));
+    return;
+  }
+  if (!page.jobs.length) {
+    list.replaceChildren(Object.assign(document.createElement("li"), { className: "empty", textContent: "No jobs yet." }));
+    return;
+  }
+  list.replaceChildren(
+    ...page.jobs.map((job) => {
+      const item = document.createElement("li");
+      const label = document.createElement("span");
+      label.innerHTML = `<code></code> <span class="state-${job.status}"></span>`;
+      label.querySelector("code").textContent = job.id.slice(0, 8);
+      label.querySelector("span").textContent = job.status;
+      const open = document.createElement("button");
+      open.type = "button";
+      open.textContent = job.status === "succeeded" ? "Open" : FINAL.has(job.status) ? "Details" : "Follow";
+      open.setAttribute("aria-label", `${open.textContent} job ${job.id.slice(0, 8)}`);
+      open.addEventListener("click", () => (FINAL.has(job.status) && job.status !== "succeeded" ? showJob(job) : job.status === "succeeded" ? openResult(job.id) : follow(job.id)));
+      item.append(label, open);
+      return item;
+    }),
+  );
+}
+
+function showJob(job) {
+  setStatus(`Job ${job.id.slice(0, 8)}: ${job.status}${job.error ? ` — ${job.error}` : ""}`, null);
+}
+
+// --- results ------------------------------------------------------------------------------------
+
+async function openResult(jobId) {
+  showError(null);
+  try {
+    const [result, request] = await Promise.all([api(`/jobs/${jobId}/result`), api(`/jobs/${jobId}/request`)]);
+    state.result = result;
+    state.request = request;
+    state.job = jobId;
+  } catch (error) {
+    showError(error);
+    return;
+  }
+  const layers = Object.keys(state.result.layers);
+  const select = $("#layer");
+  select.replaceChildren(...layers.map((name) => Object.assign(document.createElement("option"), { value: name, textContent: name })));
+  const firstWithSpikes = layers.find((name) => state.result.layers[name].spikes?.times.length) ?? layers[0];
+  select.value = firstWithSpikes;
+  const batches = state.result.batch;
+  for (const element of document.querySelectorAll(".batch-only")) element.hidden = !batches;
+  if (batches) {
+    $("#batch-entry").replaceChildren(...Array.from({ length: batches }, (_, b) => Object.assign(document.createElement("option"), { value: b, textContent: b })));
+  }
+  $("#result-panel").hidden = false;
+  const stats = state.result.stats;
+  const spikes = layers.map((name) => `${name}: ${(state.result.layers[name].spikes?.times.length ?? 0).toLocaleString()} spikes`).join(", ");
+  $("#summary").textContent = `${state.result.steps.toLocaleString()} steps of ${state.result.dt * 1000} ms on ${state.result.device} in ${stats.wall_s} s. ${spikes}.`;
+  render();
+}
+
+function layerSpec(name) {
+  const layers = state.request?.network?.layers ?? [];
+  return layers.find((layer, index) => (layer.name ?? `${layer.type}_${index}`) === name);
+}
+
+function threshold(name) {
+  const spec = layerSpec(name);
+  if (!spec) return null;
+  const given = spec.params?.v_th;
+  if (typeof given === "number") return given;
+  return given === undefined ? (DEFAULT_THRESHOLD[spec.type] ?? null) : null;
+}
+
+function plotSlot(title) {
+  const wrapper = document.createElement("div");
+  wrapper.className = "plot";
+  const head = document.createElement("div");
+  head.className = "plot-head";
+  const png = document.createElement("button");
+  png.type = "button";
+  png.textContent = "PNG";
+  png.setAttribute("aria-label", `Save ${title} as PNG`);
+  head.append(png);
+  const body = document.createElement("div");
+  body.className = "plot-body";
+  body.dataset.plot = title;
+  const readout = document.createElement("div");
+  readout.className = "readout";
+  readout.setAttribute("aria-live", "off");
+  wrapper.append(head, body, readout);
+  $("#plots").append(wrapper);
+  return { body, readout, png };
+}
+
+function render() {
+  destroyAll(state.plots);
+  state.plots = [];
+  state.containers = [];
+  $("#plots").replaceChildren();
+  const result = state.result;
+  const name = $("#layer").value;
+  const layer = result.layers[name];
+  if (!layer) return;
+  const dtMs = result.dt * 1000;
+  const durationMs = result.steps * dtMs;
+  const neurons = layer.shape.reduce((a, b) => a * b, 1);
+  const batch = result.batch ? Number($("#batch-entry").value || 0) : 0;
+  const add = (title, make) => {
+    const slot = plotSlot(title);
+    const plot = make(slot.body, slot.readout);
+    slot.png.addEventListener("click", () => fetch(pngOf(plot)).then((r) => r.blob()).then((blob) => download(`${name}-${title.replaceAll(" ", "-")}.png`, blob)));
+    state.plots.push(plot);
+    state.containers.push(slot.body);
+  };
+  if (layer.spikes) {
+    const keep = [];
+    layer.spikes.batch.forEach((b, i) => b === batch && keep.push(i));
+    const timesMs = keep.map((i) => layer.spikes.times[i] * dtMs);
+    const senders = keep.map((i) => layer.spikes.senders[i]);
+    if (!timesMs.length) {
+      const empty = Object.assign(document.createElement("p"), { className: "empty", textContent: `Layer ${name} did not spike.` });
+      $("#plots").append(empty);
+    }
+    add("raster", (el, readout) => rasterPlot(el, readout, { timesMs, senders, neurons, durationMs }));
+    const binMs = Math.max(Number($("#bin").value) || dtMs, dtMs);
+    add("rate", (el, readout) => psthPlot(el, readout, { timesMs, neurons, samples: 1, durationMs, binMs }));
+    const counts = result.batch ? layer.counts[batch] : layer.counts;
+    add("spike counts", (el, readout) => countHistogram(el, readout, counts));
+  }
+  if (layer.voltages) {
+    const [steps, ...rest] = layer.voltages.shape;
+    const kept = rest[rest.length - 1];
+    const batches = rest.length === 2 ? rest[0] : 1;
+    const available = layer.voltages.neurons ?? Array.from({ length: kept }, (_, k) => k);
+    const wanted = $("#neurons").value.split(",").map((s) => Number(s.trim())).filter((n) => Number.isInteger(n) && available.includes(n)).slice(0, 8);
+    const chosen = wanted.length ? wanted : available.slice(0, 3);
+    const timeMs = Array.from({ length: steps }, (_, t) => (t + 1) * dtMs);
+    const traces = chosen.map((neuron) => {
+      const k = available.indexOf(neuron);
+      const values = new Float64Array(steps);
+      for (let t = 0; t < steps; t++) values[t] = layer.voltages.data[(t * batches + batch) * kept + k];
+      return { neuron, values };
+    });
+    add("voltage", (el, readout) => voltagePlot(el, readout, { timeMs, traces, threshold: threshold(name), durationMs }));
+  }
+  if (!layer.spikes && !layer.voltages) $("#plots").append(Object.assign(document.createElement("p"), { className: "empty", textContent: "Nothing was recorded for this layer." }));
+}
+
+function zoom(kind) {
+  const range = timeRange();
+  if (!range || !state.result) return;
+  const full = state.result.steps * state.result.dt * 1000;
+  const span = range.max - range.min;
+  const middle = (range.min + range.max) / 2;
+  if (kind === "reset") setTimeRange(0, full);
+  else if (kind === "in") setTimeRange(middle - span / 4, middle + span / 4);
+  else setTimeRange(Math.max(0, middle - span), Math.min(full, middle + span));
+}
+
+function pan(direction) {
+  const range = timeRange();
+  if (!range || !state.result) return;
+  const full = state.result.steps * state.result.dt * 1000;
+  const span = range.max - range.min;
+  const min = Math.min(Math.max(0, range.min + direction * span * 0.5), Math.max(0, full - span));
+  setTimeRange(min, min + span);
+}
+
+async function downloadResult(format) {
+  if (!state.job) return;
+  try {
+    const response = await api(`/jobs/${state.job}/result?format=${format}`, { raw: true });
+    download(`${state.job}.${format}`, await response.blob());
+  } catch (error) {
+    showError(error);
+  }
+}
+
+// --- wiring -------------------------------------------------------------------------------------
+
+function init() {
+  $("#key").value = apiKey();
+  $("#key-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    setApiKey($("#key").value.trim());
+    loadJobs();
+  });
+  $("#examples").addEventListener("change", pickExample);
+  $("#nir-file").addEventListener("change", loadNir);
+  $("#validate").addEventListener("click", validate);
+  $("#submit").addEventListener("click", submit);
+  $("#cancel").addEventListener("click", cancel);
+  $("#refresh-jobs").addEventListener("click", loadJobs);
+  for (const id of ["#layer", "#batch-entry", "#bin", "#neurons"]) $(id).addEventListener("change", render);
+  for (const button of document.querySelectorAll("[data-zoom]")) button.addEventListener("click", () => zoom(button.dataset.zoom));
+  for (const button of document.querySelectorAll("[data-pan]")) button.addEventListener("click", () => pan(Number(button.dataset.pan)));
+  $("#download-json").addEventListener("click", () => downloadResult("json"));
+  $("#download-npz").addEventListener("click", () => downloadResult("npz"));
+  window.addEventListener("resize", () => resizeAll(state.plots, state.containers));
+  loadExamples();
+  loadJobs();
+}
+
+init();

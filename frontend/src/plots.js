@@ -1,0 +1,209 @@
+// The result plots, drawn with uPlot. Time plots share their x range: zoom or pan one, all follow.
+import uPlot from "./lib/uPlot.esm.js";
+
+const COLORS = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#be185d", "#4d7c0f"];
+const NEURON_TICKS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000, 100000];
+const timeLinked = new Set();
+let syncing = false;
+
+function followTime(u) {
+  timeLinked.add(u);
+  return (plot, key) => {
+    if (key !== "x" || syncing) return;
+    syncing = true;
+    const { min, max } = plot.scales.x;
+    for (const other of timeLinked) if (other !== plot && other.scales.x) other.setScale("x", { min, max });
+    syncing = false;
+  };
+}
+
+export function destroyAll(plots) {
+  for (const plot of plots) {
+    timeLinked.delete(plot);
+    plot.destroy();
+  }
+}
+
+export function timeRange() {
+  const first = timeLinked.values().next().value;
+  return first ? { min: first.scales.x.min, max: first.scales.x.max } : null;
+}
+
+export function setTimeRange(min, max) {
+  const first = timeLinked.values().next().value;
+  if (first) first.setScale("x", { min, max }); // the hook carries it to the others
+}
+
+// Time plots start on the whole run and then follow each other. (A scale's `range` option would
+// override every later setScale, so the start is set once, after creation.)
+const TIME_SCALE = { time: false, auto: false };
+
+function linkTime(plot, durationMs) {
+  plot.setScale("x", { min: 0, max: durationMs });
+  plot.hooks.setScale = [followTime(plot)];
+  return plot;
+}
+
+function size(container, height) {
+  return { width: Math.max(280, container.clientWidth - 4), height };
+}
+
+function hoverHook(readout, describe) {
+  return (u) => {
+    const { left, top, idx } = u.cursor;
+    readout.textContent = left == null || left < 0 ? "" : describe(u, left, top, idx);
+  };
+}
+
+// Raster: one mark per spike, time on x, neuron on y. Marks are drawn as a single Path2D, which
+// keeps 200,000 spikes smooth; hover finds the nearest spike by binary search on time.
+export function rasterPlot(container, readout, { timesMs, senders, neurons, durationMs }) {
+  const xs = Float64Array.from(timesMs);
+  const ys = Float64Array.from(senders);
+  const drawMarks = (u, seriesIndex) => {
+    const ctx = u.ctx;
+    const mark = Math.max(1, Math.min(3, u.bbox.height / Math.max(neurons, 1)));
+    const path = new Path2D();
+    const { left, top, width, height } = u.bbox;
+    for (let i = 0; i < xs.length; i++) {
+      const cx = u.valToPos(xs[i], "x", true);
+      if (cx < left || cx > left + width) continue;
+      const cy = u.valToPos(ys[i], "y", true);
+      if (cy < top || cy > top + height) continue;
+      path.rect(cx - mark / 2, cy - mark / 2, mark, mark);
+    }
+    ctx.save();
+    ctx.fillStyle = COLORS[0];
+    ctx.fill(path);
+    ctx.restore();
+    return null;
+  };
+  const nearest = (u, left, top) => {
+    const t = u.posToVal(left, "x");
+    const n = u.posToVal(top, "y");
+    const slackMs = Math.abs(u.posToVal(left + 6, "x") - t);
+    let lo = 0;
+    let hi = xs.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (xs[mid] < t - slackMs) lo = mid + 1;
+      else hi = mid;
+    }
+    let best = -1;
+    let bestDistance = Infinity;
+    for (let i = lo; i < xs.length && xs[i] <= t + slackMs; i++) {
+      const distance = Math.abs(ys[i] - n) + Math.abs(xs[i] - t) / (slackMs || 1);
+      if (distance < bestDistance) [best, bestDistance] = [i, distance];
+    }
+    if (best < 0 || Math.abs(ys[best] - n) > Math.max(1, neurons / 50)) return `t ${t.toFixed(2)} ms, neuron ${Math.round(n)}`;
+    return `spike: neuron ${ys[best]}, t ${xs[best].toFixed(3)} ms`;
+  };
+  const plot = new uPlot(
+    {
+      ...size(container, 260),
+      mode: 2,
+      title: "Spike raster",
+      scales: { x: TIME_SCALE, y: { range: () => [-0.5, Math.max(neurons, 1) - 0.5] } },
+      axes: [{ label: "time (ms)" }, { label: "neuron", incrs: NEURON_TICKS }],
+      series: [{}, { label: "spikes", paths: drawMarks, points: { show: false } }],
+      legend: { show: false },
+      cursor: { drag: { x: true, y: false }, points: { show: false } },
+      hooks: { setCursor: [hoverHook(readout, (u, left, top) => nearest(u, left, top))] },
+    },
+    [null, [xs, ys]],
+    container,
+  );
+  container.dataset.points = String(xs.length);
+  return linkTime(plot, durationMs);
+}
+
+// Population firing rate: spikes per neuron per second, in bins of binMs.
+export function psthPlot(container, readout, { timesMs, neurons, samples, durationMs, binMs }) {
+  const bins = Math.max(1, Math.ceil(durationMs / binMs));
+  const centres = new Float64Array(bins);
+  const rates = new Float64Array(bins);
+  for (let b = 0; b < bins; b++) centres[b] = (b + 0.5) * binMs;
+  for (const t of timesMs) rates[Math.min(bins - 1, Math.floor(t / binMs))] += 1;
+  const scale = 1000 / (binMs * Math.max(neurons, 1) * Math.max(samples, 1));
+  for (let b = 0; b < bins; b++) rates[b] *= scale;
+  const plot = new uPlot(
+    {
+      ...size(container, 200),
+      title: `Population rate (bin ${binMs} ms)`,
+      scales: { x: TIME_SCALE },
+      axes: [{ label: "time (ms)" }, { label: "rate (Hz)" }],
+      series: [{ label: "t (ms)" }, { label: "rate (Hz)", stroke: COLORS[1], fill: "rgba(220,38,38,0.12)", paths: uPlot.paths.stepped({ align: 0 }) }],
+      hooks: { setCursor: [hoverHook(readout, (u, l, t, idx) => (idx == null ? "" : `t ${centres[idx].toFixed(1)} ms: ${rates[idx].toFixed(2)} Hz`))] },
+    },
+    [centres, rates],
+    container,
+  );
+  return linkTime(plot, durationMs);
+}
+
+// How many neurons fired how often: a histogram of spike counts over neurons.
+export function countHistogram(container, readout, counts) {
+  const max = counts.reduce((a, b) => Math.max(a, b), 0);
+  const binWidth = Math.max(1, Math.ceil((max + 1) / 40));
+  const bins = Math.floor(max / binWidth) + 1;
+  const lefts = new Float64Array(bins);
+  const numbers = new Float64Array(bins);
+  for (let b = 0; b < bins; b++) lefts[b] = b * binWidth;
+  for (const c of counts) numbers[Math.floor(c / binWidth)] += 1;
+  return new uPlot(
+    {
+      ...size(container, 200),
+      title: "Spike counts across neurons",
+      scales: { x: { time: false, range: () => [0, bins * binWidth] } },
+      axes: [{ label: "spikes per neuron" }, { label: "neurons", incrs: NEURON_TICKS }],
+      series: [
+        { label: "count" },
+        { label: "neurons", stroke: COLORS[2], fill: "rgba(22,163,74,0.25)", paths: uPlot.paths.bars({ size: [0.9, 60], align: 1 }), points: { show: false } },
+      ],
+      hooks: { setCursor: [hoverHook(readout, (u, l, t, idx) => (idx == null ? "" : `${lefts[idx]}-${lefts[idx] + binWidth - 1} spikes: ${numbers[idx]} neurons`))] },
+    },
+    [lefts, numbers],
+    container,
+  );
+}
+
+// Membrane voltage of selected neurons, with the threshold as a dashed line.
+export function voltagePlot(container, readout, { timeMs, traces, threshold, durationMs }) {
+  const series = [{ label: "t (ms)" }];
+  const data = [Float64Array.from(timeMs)];
+  traces.forEach((trace, i) => {
+    series.push({ label: `neuron ${trace.neuron}`, stroke: COLORS[i % COLORS.length], width: 1.25 });
+    data.push(trace.values);
+  });
+  if (threshold != null) {
+    series.push({ label: "threshold", stroke: "#111", dash: [6, 4], width: 1, points: { show: false } });
+    data.push(new Float64Array(timeMs.length).fill(threshold));
+  }
+  const plot = new uPlot(
+    {
+      ...size(container, 240),
+      title: "Membrane voltage",
+      scales: { x: TIME_SCALE },
+      axes: [{ label: "time (ms)" }, { label: "v" }],
+      series,
+      hooks: {
+        setCursor: [
+          hoverHook(readout, (u, l, t, idx) =>
+            idx == null ? "" : traces.map((trace) => `neuron ${trace.neuron}: ${trace.values[idx].toFixed(4)}`).join(", ") + ` at ${timeMs[idx].toFixed(2)} ms`,
+          ),
+        ],
+      },
+    },
+    data,
+    container,
+  );
+  return linkTime(plot, durationMs);
+}
+
+export function resizeAll(plots, containers) {
+  plots.forEach((plot, i) => plot.setSize({ width: Math.max(280, containers[i].clientWidth - 4), height: plot.height }));
+}
+
+export function pngOf(plot) {
+  return plot.ctx.canvas.toDataURL("image/png");
+}
