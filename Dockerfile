@@ -1,5 +1,15 @@
 # One image for the API and the workers. torch comes from PyPI's default index, whose Linux build
 # carries CUDA (and runs on the CPU too when no GPU is visible).
+
+# The viewer: uPlot from npm plus our sources, copied into dist/ (no bundler).
+FROM node:20-bookworm-slim AS viewer
+WORKDIR /frontend
+COPY frontend/package.json frontend/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY frontend/build.mjs ./
+COPY frontend/src ./src
+RUN npm run build
+
 FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -16,7 +26,7 @@ RUN pip install "torch==2.13.0"
 COPY pyproject.toml README.md ./
 COPY app ./app
 COPY worker ./worker
-COPY frontend ./frontend
+COPY --from=viewer /frontend/dist ./frontend/dist
 COPY examples ./examples
 RUN pip install -e . && chown -R spikeserve /app
 

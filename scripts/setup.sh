@@ -15,12 +15,29 @@ pip() { .venv/bin/python -m pip --disable-pip-version-check -q "$@"; }
 pip install --upgrade pip
 # torch first, pinned: this machine has the CPU build of 2.13.0 on disk; anything else pulls GBs of CUDA.
 pip install "torch==2.13.0"
+build_viewer() {
+  # The viewer: uPlot from the npm registry, copied with our sources into frontend/dist (no bundler).
+  if command -v npm >/dev/null; then
+    (cd frontend && npm ci --no-audit --no-fund --silent && npm run --silent build)
+  else
+    echo "npm not found: the viewer is not built, and / will redirect to the API docs" >&2
+  fi
+}
+
 if [[ ${1:-} == --runtime ]]; then
   pip install -e .
+  build_viewer
   echo "set-up done (runtime only)"
   exit 0
 fi
 pip install -e ".[dev]"
+build_viewer
+# The browser tests drive Debian's Chromium through Playwright (no browser download).
+if ! command -v chromium >/dev/null; then
+  if [[ $(id -u) -eq 0 ]]; then apt_get=(apt-get); else apt_get=(sudo apt-get); fi
+  "${apt_get[@]}" update -qq
+  DEBIAN_FRONTEND=noninteractive "${apt_get[@]}" install -y -qq --no-install-recommends chromium >/dev/null
+fi
 # The peers (Norse, snnTorch, SpikingJelly, NIR) for parity tests and benchmarks, without letting
 # them swap torch: their metadata asks for torchvision/torchaudio, which we neither need nor want.
 pip install setuptools setuptools_scm wheel

@@ -54,19 +54,21 @@ def test_dockerfile_runs_as_a_non_root_user_with_a_healthcheck() -> None:
 
 @pytest.mark.skipif(shutil.which("python3") is None, reason="needs python3 to make a venv")
 def test_dockerfile_install_steps_work_in_a_fresh_venv(tmp_path: pathlib.Path) -> None:
-    """Replays the Dockerfile's COPY and pip steps in a new venv, then starts the CLI."""
+    """Replays the final stage's COPY and pip steps in a new venv, then starts the CLI."""
     context = tmp_path / "app"
     context.mkdir()
     pip_steps = []
-    for line in (ROOT / "Dockerfile").read_text().splitlines():
+    lines = (ROOT / "Dockerfile").read_text().splitlines()
+    final_stage = max(i for i, line in enumerate(lines) if line.startswith("FROM "))
+    for line in lines[final_stage:]:
         if not line.startswith(("COPY ", "RUN ")):
             continue
         words = shlex.split(line)
-        if words[0] == "COPY":
+        if words[0] == "COPY" and not words[1].startswith("--from="):
             for source in words[1:-1]:
                 path = ROOT / source
                 (shutil.copytree if path.is_dir() else shutil.copy)(path, context / source)
-        else:
+        elif words[0] == "RUN":
             for step in " ".join(words[1:]).split("&&"):
                 if step.strip().startswith("pip install"):
                     pip_steps.append(shlex.split(step))

@@ -1,0 +1,75 @@
+"""A real `spikeserve serve` and headless Chromium (Debian's, driven by Playwright)."""
+
+import os
+import pathlib
+import shutil
+import signal
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+
+from app.redis_server import free_port
+from tests.app.conftest import SPIKESERVE, wait_ready
+
+ROOT = pathlib.Path(__file__).parents[2]
+ARTIFACTS = ROOT / "tests" / "artifacts"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run", "--disable-quic",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def viewer_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if not (ROOT / "frontend" / "dist" / "index.html").exists():
+        pytest.fail("the viewer is not built: run scripts/setup.sh (npm ci && npm run build in frontend/)")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPIKESERVE_")}
+    env |= {"SPIKESERVE_CHUNK_STEPS": "100", "SPIKESERVE_MAX_STEPS": "2000000"}
+    port = free_port()
+    data_dir = tmp_path_factory.mktemp("viewer")
+    log = open(data_dir / "serve.log", "wb")  # noqa: SIM115  closed below, after the process
+    process = subprocess.Popen(
+        [str(SPIKESERVE), "serve", "--port", str(port), "--data-dir", str(data_dir)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, [process])
+        yield url
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(60)
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator:
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    if not os.path.exists(CHROMIUM):
+        pytest.fail("chromium is not installed: scripts/setup.sh installs it with apt-get")
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, viewer_url: str) -> Iterator:
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(viewer_url)
+    page.wait_for_function("document.querySelector('#examples').options.length > 1")
+    yield page
+    context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+def screenshot(page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)

@@ -1,0 +1,185 @@
+"""The browser viewer, driven in headless Chromium against a real `spikeserve serve`."""
+
+import json
+import pathlib
+
+import httpx
+import numpy as np
+
+from tests.frontend.conftest import screenshot
+from worker.nir_convert import network_to_nir_bytes
+from worker.schema import parse_request
+
+EXAMPLES = pathlib.Path(__file__).parents[2] / "examples"
+LONG = {
+    "network": {"layers": [{"type": "lif", "name": "n"}]},
+    "input": {"type": "constant", "value": 0.5, "shape": [100], "steps": 400_000},
+}
+
+
+def submit_and_wait(page, timeout_ms: int = 60_000) -> str:
+    page.click("#submit")
+    page.wait_for_selector("#result-panel:not([hidden])", timeout=timeout_ms)
+    page.wait_for_function("window.spikeserveViewer.result !== null && document.querySelector('[data-plot]') !== null")
+    return page.evaluate("window.spikeserveViewer.job")
+
+
+def api_result(viewer_url: str, job_id: str) -> dict:
+    return httpx.get(f"{viewer_url}/api/v1/jobs/{job_id}/result", timeout=30).json()
+
+
+def test_the_seed_example_runs_and_shows_its_empty_raster(page, viewer_url: str) -> None:
+    page.select_option("#examples", "seed")
+    assert json.loads(page.input_value("#request")) == json.loads((EXAMPLES / "seed.json").read_text())
+    job_id = submit_and_wait(page)
+    assert "succeeded" in page.text_content("#job-status")
+    assert api_result(viewer_url, job_id)["layers"]["out"]["spikes"]["times"] == []
+    assert page.get_attribute("[data-plot=raster]", "data-points") == "0"
+    assert "did not spike" in page.text_content("#plots")
+    assert page.locator("[data-plot=voltage] canvas").count() == 1
+    screenshot(page, "seed-result")
+
+
+def test_raster_marks_match_the_api_and_follow_the_layer_choice(page, viewer_url: str) -> None:
+    page.select_option("#examples", "conv_feedforward")
+    job_id = submit_and_wait(page)
+    result = api_result(viewer_url, job_id)
+    for layer in ("conv_lif", "hidden", "out"):
+        page.select_option("#layer", layer)
+        expected = str(len(result["layers"][layer]["spikes"]["times"]))
+        page.wait_for_function(f"document.querySelector('[data-plot=raster]')?.dataset.points === '{expected}'")
+        assert int(expected) > 0
+    screenshot(page, "conv-result")
+
+
+def test_a_large_raster_stays_responsive(page, viewer_url: str) -> None:
+    page.select_option("#examples", "poisson_population")
+    job_id = submit_and_wait(page, timeout_ms=120_000)
+    spikes = len(api_result(viewer_url, job_id)["layers"]["population"]["spikes"]["times"])
+    assert spikes > 200_000
+    assert page.get_attribute("[data-plot=raster]", "data-points") == str(spikes)
+    redraw_ms = page.evaluate(
+        """() => { const raster = window.spikeserveViewer.plots[0]; const t0 = performance.now();
+                   raster.setScale('x', {min: 100, max: 600}); raster.redraw(); return performance.now() - t0; }"""
+    )
+    assert redraw_ms < 1000, f"a zoom of {spikes} spikes took {redraw_ms:.0f} ms"
+    screenshot(page, "population-result")
+
+
+def test_time_zoom_and_pan_are_linked_across_plots(page) -> None:
+    page.select_option("#examples", "izhikevich_tonic_bursting")
+    submit_and_wait(page)
+    page.click("[data-zoom=in]")
+    page.click("[data-pan='1']")
+    ranges = page.evaluate("window.spikeserveViewer.plots.map(p => [p.scales.x.min, p.scales.x.max])")
+    raster, rate, counts, voltage = ranges
+    assert raster == rate == voltage, "the three time plots share one range"
+    assert raster[1] - raster[0] < 2000 and raster[0] > 0, "zoomed in and moved later"
+    assert counts != raster, "the count histogram has no time axis"
+    page.click("[data-zoom=reset]")
+    assert page.evaluate("window.spikeserveViewer.plots[0].scales.x.max") == 2000
+
+
+def test_hover_reads_out_neuron_time_and_value(page) -> None:
+    page.select_option("#examples", "izhikevich_tonic_bursting")
+    submit_and_wait(page)
+    page.locator("[data-plot=voltage] .u-over").hover()  # scrolls into view, then hovers the middle
+    readout = page.locator(".plot:has([data-plot=voltage]) .readout").text_content()
+    assert "neuron 0:" in readout and "neuron 1:" in readout and " ms" in readout
+    raster = page.locator("[data-plot=raster] .u-over")
+    raster.hover(position={"x": 60, "y": 20})
+    assert "neuron" in page.locator(".plot:has([data-plot=raster]) .readout").text_content()
+
+
+def test_downloads_npz_json_and_png(page, tmp_path: pathlib.Path) -> None:
+    page.select_option("#examples", "izhikevich_tonic_bursting")
+    job_id = submit_and_wait(page)
+    with page.expect_download() as download:
+        page.click("#download-npz")
+    path = tmp_path / "result.npz"
+    download.value.save_as(path)
+    npz = np.load(path, allow_pickle=False)
+    assert npz["neurons/times"].size == 85 and json.loads(str(npz["meta"]))["job_id"] == job_id
+    with page.expect_download() as download:
+        page.click("#download-json")
+    download.value.save_as(tmp_path / "result.json")
+    assert json.loads((tmp_path / "result.json").read_text())["job_id"] == job_id
+    with page.expect_download() as download:
+        page.click("button[aria-label='Save raster as PNG']")
+    download.value.save_as(tmp_path / "raster.png")
+    assert (tmp_path / "raster.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_broken_request_shows_the_field_and_message(page) -> None:
+    broken = json.loads((EXAMPLES / "seed.json").read_text())
+    broken["network"]["layers"][0]["in_features"] = 6
+    page.fill("#request", json.dumps(broken))
+    page.click("#validate")
+    item = page.locator("#validation li").first
+    item.wait_for()
+    assert item.text_content() == "network.layers[0].in_features: is 6, but the input gives shape [5]"
+    page.fill("#request", "{ not json")
+    page.click("#submit")
+    assert "not valid JSON" in page.locator("#validation li").first.text_content()
+    screenshot(page, "validation-error")
+
+
+def test_a_long_job_can_be_cancelled(page) -> None:
+    page.fill("#request", json.dumps(LONG))
+    page.click("#submit")
+    page.wait_for_function("document.querySelector('#job-status').textContent.includes('running')", timeout=60_000)
+    progress = page.locator("#progress")
+    assert progress.is_visible()
+    page.click("#cancel")
+    page.wait_for_function("document.querySelector('#job-status').textContent.includes('cancelled')", timeout=60_000)
+    page.wait_for_selector("#jobs .state-cancelled")  # the list refreshes when the job ends
+    screenshot(page, "cancelled")
+
+
+def test_a_nir_upload_runs_like_the_layers_it_holds(page, viewer_url: str, tmp_path: pathlib.Path) -> None:
+    request = json.loads((EXAMPLES / "conv_feedforward.json").read_text())
+    graph = tmp_path / "conv.nir"
+    graph.write_bytes(network_to_nir_bytes(*parse_request(request)))
+    page.select_option("#examples", "conv_feedforward")
+    page.set_input_files("#nir-file", str(graph))
+    page.wait_for_function("document.querySelector('#validation').textContent.includes('Valid: 8 layers')")
+    assert "conv.nir" in page.text_content("#nir-note")
+    job_id = submit_and_wait(page)
+    served = page.evaluate("fetch('/api/v1/jobs/' + window.spikeserveViewer.job + '/request').then(r => r.json())")
+    assert "nir" in served["network"], "the job ran the uploaded graph"
+    assert len(api_result(viewer_url, job_id)["layers"]["out"]["spikes"]["times"]) == 406
+
+
+def test_a_narrow_window_has_no_sideways_scrolling(page) -> None:
+    page.set_viewport_size({"width": 420, "height": 900})
+    page.select_option("#examples", "izhikevich_tonic_bursting")
+    submit_and_wait(page)
+    page.evaluate("window.dispatchEvent(new Event('resize'))")
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    screenshot(page, "narrow")
+
+
+def test_every_control_is_labelled_and_reachable_by_keyboard(page) -> None:
+    unlabelled = page.evaluate(
+        """() => [...document.querySelectorAll('input, select, textarea, button')]
+             .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label') && !el.textContent.trim())
+             .map(el => el.id || el.outerHTML)"""
+    )
+    assert unlabelled == []
+    page.focus("#examples")
+    page.keyboard.press("ArrowDown")  # choose an example with the keyboard
+    assert page.input_value("#examples") != ""
+    page.focus("#submit")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#result-panel:not([hidden])", timeout=60_000)
+
+
+def test_the_api_key_is_kept_for_the_browser_session_only(page) -> None:
+    page.fill("#key", "ss_some_key")
+    page.click("#key-form button")
+    assert page.evaluate("sessionStorage.getItem('spikeserve.key')") == "ss_some_key"
+    assert page.evaluate("localStorage.length") == 0
+    page.reload()
+    assert page.input_value("#key") == "ss_some_key"
+    page.fill("#key", "")
+    page.click("#key-form button")
