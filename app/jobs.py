@@ -7,10 +7,10 @@ from celery import Celery
 from app.models import JobCreated, JobList, JobStatus, Links, Progress
 from app.settings import Settings
 from app.store import Job, JobStore
+from worker.celery_app import TASK_NAME
 from worker.schema import JobRequest, validate_request
 
 API_PREFIX = "/api/v1"
-TASK_NAME = "spikeserve.run_job"
 
 
 class QueueUnavailable(Exception):

@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     chunk_steps: int | None = Field(default=None, description="steps per chunk; default sized to memory")
     soft_time_limit_s: int = 3600
     hard_time_limit_s: int = 3660
+    lease_s: float = Field(default=20.0, gt=0, description="a running job's lease; a worker silent this long is presumed dead")
     result_ttl_s: int = 24 * 3600
     job_ttl_s: int = 7 * 24 * 3600
 

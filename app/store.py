@@ -9,7 +9,12 @@ racing its first run, can never leave a job in a state it should not be in:
 
     queued -> running -> succeeded | failed | cancelled
     queued -> cancelled | failed
-    running -> running        (a redelivery after a worker died re-runs the job)
+    running -> running | queued   (only once the job's lease has lapsed: its worker died)
+
+A running job holds a lease that its worker renews every few seconds. A lease that lapses means
+the worker is gone (killed, out of memory, cut off from Redis); ``requeue_orphans`` then puts the
+job back in the queue. A second delivery of a job whose lease is alive is refused, so a job never
+runs twice at the same time.
 """
 
 import json
@@ -49,6 +54,10 @@ def owner_jobs_key(owner: str) -> str:
 
 def owner_active_key(owner: str) -> str:
     return f"{PREFIX}:owner:{owner}:active"
+
+
+def lease_key(job_id: str) -> str:
+    return f"{PREFIX}:lease:{job_id}"
 
 
 def state_set_key(state: str) -> str:
@@ -96,6 +105,42 @@ local snapshot = redis.call('HMGET', KEYS[1], 'state', 'steps_done', 'steps_tota
 redis.call('PUBLISH', 'ss:events:' .. id,
   cjson.encode({status = snapshot[1], steps_done = tonumber(snapshot[2]), steps_total = tonumber(snapshot[3])}))
 return {1, to}
+"""
+
+
+# KEYS: job, lease, stats. ARGV: now, device, lease token, lease ms.
+# queued -> running, or running -> running when the lease has lapsed; takes the lease.
+_START = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if state ~= 'queued' and state ~= 'running' then return 0 end
+if state == 'running' and redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+local id = redis.call('HGET', KEYS[1], 'id')
+redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
+redis.call('HSET', KEYS[1], 'state', 'running', 'started_at', ARGV[1], 'device', ARGV[2], 'steps_done', 0)
+redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+redis.call('SREM', 'ss:state:queued', id)
+redis.call('SADD', 'ss:state:running', id)
+if state == 'queued' then redis.call('HINCRBY', KEYS[3], 'entered:running', 1) end
+redis.call('PUBLISH', 'ss:events:' .. id, cjson.encode({status = 'running', steps_done = 0,
+  steps_total = tonumber(redis.call('HGET', KEYS[1], 'steps_total'))}))
+return 1
+"""
+
+# KEYS: lease. ARGV: token, lease ms. Renews only a lease this worker still holds.
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+
+# KEYS: job, lease, stats. ARGV: reason. running -> queued when the lease has lapsed.
+_REQUEUE = """
+if redis.call('HGET', KEYS[1], 'state') ~= 'running' or redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+local id = redis.call('HGET', KEYS[1], 'id')
+redis.call('HSET', KEYS[1], 'state', 'queued', 'steps_done', 0, 'requeued_because', ARGV[1])
+redis.call('SREM', 'ss:state:running', id)
+redis.call('SADD', 'ss:state:queued', id)
+redis.call('HINCRBY', KEYS[3], 'requeued', 1)
+return 1
 """
 
 
@@ -150,6 +195,9 @@ class JobStore:
         self.result_ttl_s = result_ttl_s
         self._submit = client.register_script(_SUBMIT)
         self._transition = client.register_script(_TRANSITION)
+        self._start = client.register_script(_START)
+        self._renew = client.register_script(_RENEW)
+        self._requeue = client.register_script(_REQUEUE)
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> "JobStore":
@@ -203,10 +251,28 @@ class JobStore:
             return False, None
         return bool(reply[0]), reply[1].decode() if isinstance(reply[1], bytes) else reply[1]
 
-    def start(self, job_id: str, device: str) -> bool:
-        """queued -> running; also running -> running when a task is redelivered after a crash."""
-        moved, _ = self.transition(job_id, ("queued", "running"), "running", started_at=time.time(), device=device, steps_done=0)
-        return moved
+    def start(self, job_id: str, device: str, token: str = "", lease_s: float = 20.0) -> bool:
+        """queued -> running, taking the lease; running -> running only if the lease has lapsed."""
+        keys = [job_key(job_id), lease_key(job_id), STATS_KEY]
+        return bool(self._start(keys=keys, args=[time.time(), device, token or uuid.uuid4().hex, int(lease_s * 1000)]))
+
+    def renew_lease(self, job_id: str, token: str, lease_s: float) -> bool:
+        return bool(self._renew(keys=[lease_key(job_id)], args=[token, int(lease_s * 1000)]))
+
+    def release_lease(self, job_id: str, token: str) -> None:
+        if self.redis.get(lease_key(job_id)) == token.encode():
+            self.redis.delete(lease_key(job_id))
+
+    def requeue_orphans(self) -> list[str]:
+        """Running jobs whose lease lapsed go back to queued; returns their ids (to be re-sent)."""
+        requeued = []
+        for raw in self.redis.smembers(state_set_key("running")):
+            job_id = raw.decode()
+            if self._requeue(
+                keys=[job_key(job_id), lease_key(job_id), STATS_KEY], args=["its worker stopped renewing its lease"]
+            ):
+                requeued.append(job_id)
+        return requeued
 
     def progress(self, job_id: str, steps_done: int, steps_total: int) -> None:
         pipe = self.redis.pipeline()

@@ -39,19 +39,23 @@ def make_celery(settings: Settings) -> Celery:
 settings = Settings()
 celery = make_celery(settings)  # the worker's instance: `celery -A worker.celery_app worker`
 
+TASK_NAME = "spikeserve.run_job"
 HEARTBEAT_KEY = "ss:workers:{}"
 HEARTBEAT_PERIOD_S = 5
 HEARTBEAT_TTL_S = 15
 
 
 def _beat_forever(key: str) -> None:
+    """Heartbeat for /readyz, and the reaper: jobs whose worker died go back to the queue."""
     from app.store import JobStore
 
     store = JobStore.from_url(settings.redis_url)
     while True:
         with contextlib.suppress(Exception):  # Redis down: keep beating; /readyz reports it meanwhile
             store.redis.set(key, os.environ.get("CUDA_VISIBLE_DEVICES", "cpu"), ex=HEARTBEAT_TTL_S)
-        time.sleep(HEARTBEAT_PERIOD_S)
+            for job_id in store.requeue_orphans():
+                celery.send_task(TASK_NAME, args=[job_id])
+        time.sleep(min(HEARTBEAT_PERIOD_S, settings.lease_s / 2))
 
 
 def _heartbeat_key(sender: object) -> str:

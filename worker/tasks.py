@@ -1,7 +1,7 @@
 """Celery tasks: thin wrappers over worker.execute."""
 
 from app.store import JobStore
-from worker.celery_app import celery, settings
+from worker.celery_app import TASK_NAME, celery, settings
 from worker.execute import execute_job
 
 _store: JobStore | None = None
@@ -14,6 +14,6 @@ def store() -> JobStore:
     return _store
 
 
-@celery.task(name="spikeserve.run_job")
+@celery.task(name=TASK_NAME)
 def run_job(job_id: str) -> str:
     return execute_job(store(), job_id, settings)

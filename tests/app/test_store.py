@@ -1,6 +1,7 @@
 """The job store on a real Redis: records, the state machine, ownership and the in-flight limit."""
 
 import json
+import time
 
 import pytest
 import redis
@@ -65,13 +66,42 @@ def test_cancelling_a_running_job_only_raises_the_flag(store: JobStore) -> None:
     assert job.state == "running" and job.cancel_requested and store.cancel_requested(job_id)
 
 
-def test_a_redelivered_job_restarts_and_counts_the_attempt(store: JobStore) -> None:
+def test_a_second_start_waits_for_the_first_lease_to_lapse(store: JobStore) -> None:
     job_id = new_job(store)
-    store.start(job_id, "cpu")
+    assert store.start(job_id, "cpu", token="first", lease_s=0.3)
     store.progress(job_id, 7, 10)
-    assert store.start(job_id, "cpu"), "running -> running after a worker crash"
+    assert not store.start(job_id, "cpu", token="second", lease_s=0.3), "never two runs at once"
+    time.sleep(0.4)
+    assert store.start(job_id, "cpu", token="second", lease_s=0.3), "the first worker is presumed dead"
     job = store.get(job_id)
-    assert job.attempts == 2 and job.steps_done == 0
+    assert job.attempts == 2 and job.steps_done == 0 and job.state == "running"
+
+
+def test_only_the_lease_holder_renews_it(store: JobStore) -> None:
+    job_id = new_job(store)
+    store.start(job_id, "cpu", token="mine", lease_s=0.3)
+    assert not store.renew_lease(job_id, "someone else", 5)
+    assert store.renew_lease(job_id, "mine", 5)
+    time.sleep(0.4)
+    assert store.redis.exists(f"ss:lease:{job_id}"), "renewed for 5 s"
+    store.release_lease(job_id, "someone else")
+    assert store.redis.exists(f"ss:lease:{job_id}")
+    store.release_lease(job_id, "mine")
+    assert not store.redis.exists(f"ss:lease:{job_id}")
+
+
+def test_orphans_with_lapsed_leases_go_back_to_the_queue(store: JobStore) -> None:
+    alive, dead, done = new_job(store), new_job(store), new_job(store)
+    store.start(alive, "cpu", token="a", lease_s=30)
+    store.start(dead, "cpu", token="b", lease_s=0.2)
+    store.start(done, "cpu", token="c", lease_s=0.2)
+    store.succeed(done, b"{}", b"", 1, 0.1)
+    time.sleep(0.3)
+    assert store.requeue_orphans() == [dead]
+    assert store.requeue_orphans() == [], "requeued once"
+    assert [store.get(j).state for j in (alive, dead, done)] == ["running", "queued", "succeeded"]
+    assert store.active_counts() == {"queued": 1, "running": 1}
+    assert store.start(dead, "cpu", token="d", lease_s=5) and store.get(dead).attempts == 2
 
 
 def test_jobs_in_flight_per_owner_are_limited(store: JobStore) -> None:

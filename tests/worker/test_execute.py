@@ -94,3 +94,28 @@ def test_a_request_over_the_workers_limits_fails_with_the_reason(store: JobStore
 
 def test_an_unknown_job_is_ignored(store: JobStore, settings: Settings) -> None:
     assert execute_job(store, "f" * 32, settings, device="cpu") == "unknown"
+
+
+def test_a_job_that_loses_its_lease_stops_without_touching_the_record(store: JobStore, redis_server: RedisServer) -> None:
+    """If another worker took the job over, this one must neither finish nor cancel it."""
+    settings = Settings(redis_url=redis_server.url, chunk_steps=50, lease_s=0.4)
+    job_id = submit(store, json.loads((EXAMPLES / "izhikevich_tonic_bursting.json").read_text()))
+    original = store.progress
+
+    def progress_then_lose_the_lease(job: str, done: int, total: int) -> None:
+        original(job, done, total)
+        if done == 100:
+            store.redis.set(f"ss:lease:{job}", "another worker")
+
+    store.progress = progress_then_lose_the_lease  # type: ignore[method-assign]
+    assert execute_job(store, job_id, settings, device="cpu") == "lease lost"
+    job = store.get(job_id)
+    assert job.state == "running" and store.result(job_id, "json") is None
+    assert store.redis.get(f"ss:lease:{job_id}") == b"another worker", "the new owner's lease is left alone"
+
+
+def test_a_job_is_not_run_while_another_worker_holds_it(store: JobStore, settings: Settings) -> None:
+    job_id = submit(store, json.loads((EXAMPLES / "seed.json").read_text()))
+    assert store.start(job_id, "cpu", token="other worker", lease_s=30)
+    assert execute_job(store, job_id, settings, device="cpu") == "running"
+    assert store.get(job_id).attempts == 1
