@@ -80,4 +80,6 @@ def threshold(x: torch.Tensor, method: str = "super", alpha: torch.Tensor | floa
         surrogate = SURROGATES[method]
     except KeyError:
         raise ValueError(f"unknown threshold method {method!r}; expected one of {', '.join(METHODS)}") from None
+    if not (torch.is_grad_enabled() and x.requires_grad):
+        return heaviside(x)  # no graph is being recorded: skip the autograd.Function machinery
     return _SurrogateSpike.apply(x, alpha, surrogate)
