@@ -1,0 +1,178 @@
+"""Fault injection with real processes: workers killed mid-job, and jobs over their time limit.
+
+Each test is bounded in time. The service here has short leases (2 s) so that a dead worker's
+job is recovered in seconds; the mechanism is the same with production's 20 s.
+"""
+
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+import redis
+
+from app.redis_server import RedisServer, free_port
+from tests.app.conftest import SPIKESERVE, wait_ready
+from tests.helpers import assert_same_recordings
+from worker.results import Result
+from worker.runner import simulate
+from worker.schema import parse_request
+
+# About 0.6 s of work (measured alone) in 100-step chunks: long enough to be killed mid-run,
+# well inside the 4 s time limit of this service.
+MEDIUM = {
+    "network": {"layers": [{"type": "lif", "name": "n", "params": {"tau_mem_inv": 50.0}}]},
+    "input": {"type": "poisson", "rates": 300.0, "shape": [64], "steps": 6_000},
+}
+
+
+class Faulty:
+    """A private Redis, an API, and a worker that tests may kill and restart."""
+
+    def __init__(self, root: pathlib.Path) -> None:
+        self.root = root
+        self.redis = RedisServer(root / "redis").start()
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("SPIKESERVE_")} | {
+            "SPIKESERVE_REDIS_URL": self.redis.url,
+            "SPIKESERVE_CHUNK_STEPS": "100",
+            "SPIKESERVE_LEASE_S": "2",
+            "SPIKESERVE_SOFT_TIME_LIMIT_S": "4",
+            "SPIKESERVE_HARD_TIME_LIMIT_S": "8",
+            "SPIKESERVE_MAX_STEPS": "2000000",
+            "SPIKESERVE_MAX_JOBS_IN_FLIGHT_PER_KEY": "100",
+        }
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.api = self._spawn([str(SPIKESERVE), "api", "--port", str(self.port)], "api.log")
+        self.worker = self.start_worker()
+        wait_ready(self.url, [self.api, self.worker])
+        self.http = httpx.Client(base_url=self.url, timeout=30)
+        self.client = redis.Redis.from_url(self.redis.url)
+
+    def _spawn(self, command: list[str], log: str) -> subprocess.Popen:
+        with open(self.root / log, "ab") as out:
+            return subprocess.Popen(command, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def start_worker(self) -> subprocess.Popen:
+        self.worker = self._spawn([str(SPIKESERVE), "worker"], "worker.log")
+        return self.worker
+
+    def kill_worker(self) -> None:
+        """SIGKILL to the worker's whole process group: supervisor, Celery parent and pool child."""
+        os.killpg(self.worker.pid, signal.SIGKILL)
+        self.worker.wait(10)
+
+    def pool_children(self) -> list[int]:
+        """PIDs of the Celery pool processes (grandchildren of `spikeserve worker`)."""
+
+        def children(pid: int) -> list[int]:
+            path = pathlib.Path(f"/proc/{pid}/task/{pid}/children")
+            return [int(c) for c in path.read_text().split()] if path.exists() else []
+
+        return [grandchild for child in children(self.worker.pid) for grandchild in children(child)]
+
+    def submit(self, request: dict) -> str:
+        response = self.http.post("/api/v1/jobs", json=request)
+        assert response.status_code == 202, response.text
+        return response.json()["id"]
+
+    def status(self, job_id: str) -> dict:
+        return self.http.get(f"/api/v1/jobs/{job_id}").json()
+
+    def wait(self, job_id: str, predicate: Callable[[dict], bool], timeout_s: float = 90) -> dict:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            status = self.status(job_id)
+            if predicate(status):
+                return status
+            time.sleep(0.05)
+        raise TimeoutError(f"job {job_id}: {self.status(job_id)}")
+
+    def wait_final(self, job_id: str, timeout_s: float = 90) -> dict:
+        return self.wait(job_id, lambda s: s["status"] in ("succeeded", "failed", "cancelled"), timeout_s)
+
+    def result(self, job_id: str) -> Result:
+        return Result.from_npz(self.http.get(f"/api/v1/jobs/{job_id}/result", params={"format": "npz"}).content)
+
+    def succeeded_transitions(self) -> int:
+        return int(float(self.client.hget("ss:stats", "entered:succeeded") or 0))
+
+    def close(self) -> None:
+        for process in (self.api, self.worker):
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+                try:
+                    process.wait(20)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+        self.http.close()
+        self.redis.stop()
+
+
+@pytest.fixture(scope="module")
+def faulty(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Faulty]:
+    service = Faulty(pathlib.Path(tmp_path_factory.mktemp("faults")))
+    try:
+        yield service
+    finally:
+        service.close()
+
+
+def undisturbed(request: dict) -> Result:
+    return simulate(*parse_request(request))
+
+
+def test_a_killed_pool_process_is_replaced_and_the_job_rerun(faulty: Faulty) -> None:
+    job_id = faulty.submit(MEDIUM)
+    faulty.wait(job_id, lambda s: s["status"] == "running" and s["progress"]["steps_done"] >= 500)
+    children = faulty.pool_children()
+    assert len(children) == 1
+    os.kill(children[0], signal.SIGKILL)
+    final = faulty.wait_final(job_id)
+    assert final["status"] == "succeeded" and final["attempts"] >= 2
+    assert_same_recordings(faulty.result(job_id), undisturbed(MEDIUM))
+
+
+def test_a_job_of_a_killed_worker_is_finished_by_the_restarted_one(faulty: Faulty) -> None:
+    job_id = faulty.submit(MEDIUM)
+    faulty.wait(job_id, lambda s: s["status"] == "running" and s["progress"]["steps_done"] >= 500)
+    faulty.kill_worker()
+    assert faulty.status(job_id)["status"] == "running", "nobody knows yet"
+    faulty.start_worker()
+    final = faulty.wait_final(job_id)
+    assert final["status"] == "succeeded" and final["attempts"] == 2
+    assert_same_recordings(faulty.result(job_id), undisturbed(MEDIUM))
+
+
+def test_twenty_jobs_through_five_worker_kills_each_succeed_exactly_once(faulty: Faulty) -> None:
+    requests = [{**MEDIUM, "seed": seed} for seed in range(20)]
+    before = faulty.succeeded_transitions()
+    ids = [faulty.submit(request) for request in requests]
+    for _ in range(5):
+        running = next((job for job in ids if faulty.status(job)["status"] == "running"), None)
+        if running is not None:
+            faulty.wait(running, lambda s: s["progress"]["steps_done"] >= 300 or s["status"] != "running", timeout_s=30)
+        faulty.kill_worker()
+        faulty.start_worker()
+        time.sleep(1.0)
+    finals = [faulty.wait_final(job, timeout_s=180) for job in ids]
+    assert [final["status"] for final in finals] == ["succeeded"] * 20
+    assert faulty.succeeded_transitions() - before == 20, "each job succeeded exactly once"
+    assert sum(final["attempts"] for final in finals) >= 20 + 1, "some jobs were interrupted and re-run"
+    for job, request in list(zip(ids, requests, strict=True))[::5]:
+        assert_same_recordings(faulty.result(job), undisturbed(request))
+
+
+def test_a_job_over_its_time_limit_fails_with_the_reason_and_the_worker_goes_on(faulty: Faulty) -> None:
+    endless = {**MEDIUM, "input": {**MEDIUM["input"], "steps": 1_000_000}}
+    job_id = faulty.submit(endless)
+    final = faulty.wait_final(job_id, timeout_s=60)
+    assert final["status"] == "failed"
+    assert final["error"] == "the job exceeded its time limit of 4 s"
+    after = faulty.submit(json.loads((pathlib.Path(__file__).parents[2] / "examples" / "seed.json").read_text()))
+    assert faulty.wait_final(after)["status"] == "succeeded"
