@@ -7,6 +7,7 @@ job is recovered in seconds; the mechanism is the same with production's 20 s.
 import json
 import os
 import pathlib
+import random
 import signal
 import subprocess
 import time
@@ -176,3 +177,49 @@ def test_a_job_over_its_time_limit_fails_with_the_reason_and_the_worker_goes_on(
     assert final["error"] == "the job exceeded its time limit of 4 s"
     after = faulty.submit(json.loads((pathlib.Path(__file__).parents[2] / "examples" / "seed.json").read_text()))
     assert faulty.wait_final(after)["status"] == "succeeded"
+
+
+def test_a_redis_restart_loses_no_accepted_job(faulty: Faulty) -> None:
+    """Redis stops (flushing its append-only file) with one job running and others queued."""
+    ids = [faulty.submit({**MEDIUM, "seed": 100 + i}) for i in range(4)]
+    faulty.wait(ids[0], lambda s: s["status"] == "running" and s["progress"]["steps_done"] >= 300)
+    faulty.redis.stop()
+    time.sleep(1.0)
+    faulty.redis = RedisServer(faulty.root / "redis", port=faulty.redis.port).start()
+    finals = [faulty.wait_final(job, timeout_s=120) for job in ids]
+    assert [final["status"] for final in finals] == ["succeeded"] * 4
+    assert_same_recordings(faulty.result(ids[0]), undisturbed({**MEDIUM, "seed": 100}))
+
+
+def test_the_api_restarts_while_jobs_run_and_everything_works_again(faulty: Faulty) -> None:
+    job_id = faulty.submit({**MEDIUM, "input": {**MEDIUM["input"], "steps": 12_000}})
+    faulty.wait(job_id, lambda s: s["status"] == "running")
+    os.killpg(faulty.api.pid, signal.SIGKILL)
+    faulty.api.wait(10)
+    faulty.api = faulty._spawn([str(SPIKESERVE), "api", "--port", str(faulty.port)], "api.log")
+    wait_ready(faulty.url, [faulty.api, faulty.worker])
+    events = []
+    with faulty.http.stream("GET", f"/api/v1/jobs/{job_id}/events", timeout=60) as stream:
+        for line in stream.iter_lines():
+            if line.startswith("data:"):
+                events.append(json.loads(line[5:]))
+    assert events[-1]["status"] == "succeeded", "the SSE stream works again and ends with the final state"
+    assert faulty.status(job_id)["status"] == "succeeded"
+    assert faulty.result(job_id).steps == 12_000
+
+
+def test_cancels_at_random_moments_never_leave_a_job_running(faulty: Faulty) -> None:
+    rng = random.Random(7)
+    ids = []
+    for i in range(12):
+        job_id = faulty.submit({**MEDIUM, "seed": 200 + i, "input": {**MEDIUM["input"], "steps": 2_000}})
+        ids.append(job_id)
+        time.sleep(rng.choice([0.0, 0.01, 0.05, 0.1, 0.2, 0.3]))  # queued, starting, mid-chunk, finishing
+        faulty.http.delete(f"/api/v1/jobs/{job_id}")
+    finals = [faulty.wait_final(job, timeout_s=60) for job in ids]
+    assert {final["status"] for final in finals} <= {"cancelled", "succeeded"}
+    assert any(final["status"] == "cancelled" for final in finals)
+    for final in finals:
+        has_result = faulty.http.get(f"/api/v1/jobs/{final['id']}/result").status_code == 200
+        assert has_result == (final["status"] == "succeeded")
+    assert faulty.client.scard("ss:state:running") == 0 and faulty.client.scard("ss:state:queued") == 0
