@@ -32,7 +32,7 @@ from app.models import (
 from app.settings import Settings
 from app.store import InFlightLimit, JobStore
 from worker.celery_app import make_celery
-from worker.schema import InvalidRequest, JobRequest, clean_loc, validate_request
+from worker.schema import InvalidRequest, JobRequest, clean_loc, loads_strict, validate_request
 
 ROOT = pathlib.Path(__file__).parents[1]
 FRONTEND = ROOT / "frontend" / "dist"
@@ -115,6 +115,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_body(request: Request, error: RequestValidationError) -> JSONResponse:
+        content_type = request.headers.get("content-type", "")
+        if request.method == "POST" and content_type.split(";")[0].strip() != "application/json":
+            message = f"send the request body as application/json, not {content_type or 'without a content type'}"
+            return JSONResponse({"detail": message}, status.HTTP_415_UNSUPPORTED_MEDIA_TYPE)
         detail = []
         for e in error.errors():
             loc = tuple(e["loc"])
@@ -145,6 +149,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         response_model=JobCreated,
         responses={
             413: {"model": Message, "description": "request body too large"},
+            415: {"model": Message, "description": "the body is not application/json"},
             422: {"model": ValidationErrorResponse, "description": "invalid request; each error names the field path"},
             429: {"model": Message, "description": "too many jobs in flight for this key"},
             503: {"model": Message, "description": "the queue is unavailable"},
@@ -155,6 +160,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ) -> JobCreated:
         """Validate the request completely (shapes included) and queue it."""
         body = await request.body()
+        loads_strict(body)  # the same JSON without duplicated keys, which json.loads would resolve silently
         return await _in_thread(submit_job, store, app.state.queue, settings, owner, job, body)
 
     @jobs.get("", response_model=JobList)
@@ -228,8 +234,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             422: {"model": ValidationErrorResponse, "description": "invalid request; each error names the field path"},
         },
     )
-    async def validate(owner: Owner, job: Annotated[JobRequest, Body(openapi_examples=examples)]) -> Validation:
+    async def validate(request: Request, owner: Owner, job: Annotated[JobRequest, Body(openapi_examples=examples)]) -> Validation:
         """Validate a request exactly as POST /jobs does, without queueing it."""
+        loads_strict(await request.body())
         plan = await _in_thread(validate_request, job, settings.limits)
         layers = [LayerSummary(name=layer.name, type=layer.type, shape=list(layer.out_shape)) for layer in plan.layers]
         return Validation(steps=plan.steps, batch=plan.batch, neurons=plan.neurons, neuron_steps=plan.neuron_steps, layers=layers)

@@ -562,6 +562,33 @@ def _shape_str(shape: tuple[int, ...]) -> str:
 # --- the semantic check -------------------------------------------------------------------------
 
 
+def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise InvalidRequest(
+                [
+                    FieldError(
+                        (key,),
+                        f"duplicate key {key!r} in one JSON object: which one was meant is ambiguous",
+                        "json_duplicate_key",
+                    )
+                ]
+            )
+        seen[key] = value
+    return seen
+
+
+def loads_strict(raw: str | bytes) -> Any:
+    """``json.loads`` that refuses an object with the same key twice (Python keeps the last silently)."""
+    try:
+        return json.loads(raw, object_pairs_hook=_reject_duplicate_keys)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise InvalidRequest([FieldError((), f"not valid JSON ({error})", "json_invalid")]) from None
+    except RecursionError:
+        raise InvalidRequest([FieldError((), "JSON nested too deeply", "json_invalid")]) from None
+
+
 def parse_request(data: Any, limits: Limits | None = None) -> tuple[JobRequest, Plan]:
     """Structure and semantics in one call: the JSON (dict, str or bytes) -> (request, plan).
 
@@ -569,10 +596,7 @@ def parse_request(data: Any, limits: Limits | None = None) -> tuple[JobRequest, 
     stored request body identically.
     """
     if isinstance(data, (str, bytes, bytearray)):
-        try:
-            data = json.loads(data)
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise InvalidRequest([FieldError((), f"not valid JSON ({error})", "json_invalid")]) from None
+        data = loads_strict(data)
     try:
         request = JobRequest.model_validate(data)
     except ValidationError as error:

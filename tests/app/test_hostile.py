@@ -1,0 +1,111 @@
+"""Hostile input and security: every bad request gets a clear 4xx, nothing is executed, and the
+server stays healthy."""
+
+import ast
+import json
+import pathlib
+import time
+
+import pytest
+from celery import Celery
+
+from tests.app.conftest import Service
+from worker.celery_app import TASK_NAME
+
+ROOT = pathlib.Path(__file__).parents[2]
+SEED = json.loads((ROOT / "examples" / "seed.json").read_text())
+
+
+def with_changes(**changes: object) -> dict:
+    return {**json.loads(json.dumps(SEED)), **changes}
+
+
+HOSTILE = [
+    ("deeply nested JSON", b"[" * 100_000 + b"]" * 100_000, "application/json", (400, 422), None),
+    ("invalid UTF-8", b'{"network": "\xff"}', "application/json", (400, 422), None),
+    ("duplicate keys", json.dumps(SEED).replace('"dt": 0.001', '"dt": 0.001, "dt": 0.002').encode(), "application/json", (422,),
+     "duplicate key 'dt'"),
+    ("plain text", json.dumps(SEED).encode(), "text/plain", (415,), "send the request body as application/json"),
+    ("form data", b"a=b", "application/x-www-form-urlencoded", (415,), "application/json"),
+    ("base64 that is not", json.dumps(with_changes(input={"type": "tensor", "shape": [4, 5],
+     "data": {"dtype": "float32", "shape": [4, 5], "base64": "%%%"}})).encode(), "application/json", (422,),
+     "is not valid base64"),
+    ("shape product that overflows", json.dumps(with_changes(input={"type": "tensor", "shape": [2**62, 2**62, 5],
+     "data": []})).encode(), "application/json", (422,), "bytes of input exceed the limit"),
+    ("a billion steps", json.dumps(with_changes(input={"type": "constant", "value": [1.0] * 5, "steps": 10**9})).encode(),
+     "application/json", (422,), "steps are over the limit"),
+    ("neuron-steps over the limit", json.dumps({"network": {"layers": [
+     {"type": "linear", "in_features": 1, "out_features": 5_000_000, "weight": {"init": "constant", "value": 0.1}, "bias": False},
+     {"type": "lif"}]}, "input": {"type": "constant", "value": [1.0], "steps": 100_000}}).encode(), "application/json", (422,),
+     "neuron-steps (neurons x batch x steps) are over the limit"),
+    ("unicode layer name", json.dumps(with_changes(network={"layers": [{"type": "lif", "name": "réseau ✓"}]})).encode(),
+     "application/json", (422,), "String should match pattern"),
+    ("code as a layer name", json.dumps(with_changes(network={"layers": [{"type": "lif", "name": "__import__('os')"}]})).encode(),
+     "application/json", (422,), "String should match pattern"),
+    ("code as a method",
+     json.dumps(with_changes(network={"layers": [{"type": "lif", "params": {"method": "eval('1')"}}]})).encode(),
+     "application/json", (422,), "Input should be"),
+    ("code as a number", json.dumps(with_changes(dt="__import__('os').getpid()")).encode(), "application/json", (422,),
+     "valid number"),
+    ("a JSON array", b"[1, 2, 3]", "application/json", (422,), None),
+    ("null", b"null", "application/json", (422,), None),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "statuses", "message"), [row[1:] for row in HOSTILE], ids=[row[0] for row in HOSTILE]
+)
+def test_hostile_bodies_get_a_clear_4xx(
+    service: Service, body: bytes, content_type: str, statuses: tuple, message: str | None
+) -> None:
+    with service.http() as http:
+        response = http.post("/api/v1/jobs", content=body, headers={"Content-Type": content_type})
+        assert response.status_code in statuses, response.text[:300]
+        if message:
+            assert message in response.text
+        assert http.get("/healthz").status_code == 200
+
+
+def test_after_all_that_the_service_still_runs_jobs(service: Service) -> None:
+    with service.http() as http:
+        job_id = http.post("/api/v1/jobs", json=SEED).json()["id"]
+    assert service.wait_final(job_id)["status"] == "succeeded"
+
+
+class Exploit:
+    """Unpickling this would create a file: proof that a worker executed data as code."""
+
+    def __init__(self, marker: pathlib.Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple:
+        return (pathlib.Path.touch, (self.marker,))
+
+
+def test_the_worker_refuses_pickle_messages(service: Service, tmp_path: pathlib.Path) -> None:
+    marker = tmp_path / "pwned"
+    attacker = Celery(broker=service.redis_url)
+    attacker.conf.accept_content = ["pickle", "json"]
+    attacker.send_task(TASK_NAME, args=[Exploit(marker)], serializer="pickle")
+    deadline = time.monotonic() + 10
+    log = service.log_dir / "worker.log"
+    while time.monotonic() < deadline and b"untrusted content" not in log.read_bytes():
+        time.sleep(0.2)
+    assert b"Refusing to deserialize untrusted content of type pickle" in log.read_bytes()
+    assert not marker.exists()
+    test_after_all_that_the_service_still_runs_jobs(service)
+
+
+def test_no_code_evaluates_or_unpickles_data() -> None:
+    """No eval, exec, pickle or yaml.load anywhere in the service or the engine."""
+    for path in [*sorted((ROOT / "app").rglob("*.py")), *sorted((ROOT / "worker").rglob("*.py"))]:
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+                assert node.func.id not in ("eval", "exec", "compile", "__import__"), f"{path}: {node.func.id}"
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [alias.name for alias in node.names] + (
+                    [node.module] if isinstance(node, ast.ImportFrom) and node.module else []
+                )
+                assert not {"pickle", "dill", "marshal", "shelve"} & {name.split(".")[0] for name in names}, path
+    assert "allow_pickle=False" in (ROOT / "worker" / "results.py").read_text()
