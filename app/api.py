@@ -65,7 +65,7 @@ class BodySizeLimit:
             return await self.app(scope, receive, send)
         declared = dict(scope.get("headers") or []).get(b"content-length")
         too_large = JSONResponse(
-            {"detail": f"request body over the limit of {self.max_bytes} bytes"}, status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+            {"detail": f"request body over the limit of {self.max_bytes} bytes"}, status.HTTP_413_CONTENT_TOO_LARGE
         )
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
             return await too_large(scope, receive, send)
@@ -165,7 +165,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @jobs.get("", response_model=JobList)
     async def get_jobs(
-        owner: Owner, offset: Annotated[int, Query(ge=0)] = 0, limit: Annotated[int, Query(ge=1, le=200)] = 50
+        owner: Owner, offset: Annotated[int, Query(ge=0, le=2**31)] = 0, limit: Annotated[int, Query(ge=1, le=200)] = 50
     ) -> JobList:
         """The caller's jobs, newest first."""
         return await _in_thread(list_jobs, store, owner, offset, limit)
