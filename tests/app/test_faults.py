@@ -223,3 +223,15 @@ def test_cancels_at_random_moments_never_leave_a_job_running(faulty: Faulty) -> 
         has_result = faulty.http.get(f"/api/v1/jobs/{final['id']}/result").status_code == 200
         assert has_result == (final["status"] == "succeeded")
     assert faulty.client.scard("ss:state:running") == 0 and faulty.client.scard("ss:state:queued") == 0
+
+
+def test_a_diverging_job_fails_clearly_and_its_neighbours_do_not_notice(faulty: Faulty) -> None:
+    examples = pathlib.Path(__file__).parents[2] / "examples"
+    diverging = json.loads((examples / "izhikevich_tonic_bursting.json").read_text())
+    diverging["network"]["layers"][0]["params"] = {"sq": 5.0, "v_th": 1e30}
+    before = faulty.submit(MEDIUM)
+    bad = faulty.submit(diverging)
+    after = faulty.submit({**MEDIUM, "seed": 1})
+    assert faulty.wait_final(bad)["error"].startswith("layer 'neurons' (izhikevich) reached a non-finite voltage")
+    assert faulty.wait_final(before)["status"] == faulty.wait_final(after)["status"] == "succeeded"
+    assert_same_recordings(faulty.result(after), undisturbed({**MEDIUM, "seed": 1}))
