@@ -4,6 +4,7 @@
     spikeserve api | worker [--gpus 0,1]     the two halves, for a shared Redis (SPIKESERVE_REDIS_URL)
     spikeserve run request.json -o out.npz   simulate locally, no server
     spikeserve submit request.json --url URL --key KEY [-o out.npz]
+    spikeserve nir export request.json -o model.nir | nir import model.nir [--dt 0.001]
     spikeserve keys new                      a new API key and the hash to configure
 
 Errors in the user's files are one line on stderr and exit code 2.
@@ -203,7 +204,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _submit(args: argparse.Namespace) -> int:
-    from app.client import Client, JobFailed, SpikeserveError
+    from app.client import Client, SpikeserveError
+    from worker.results import Result
 
     try:
         body = _request_bytes(pathlib.Path(args.request), args.nir)
@@ -215,14 +217,15 @@ def _submit(args: argparse.Namespace) -> int:
             status = job.wait(progress=sys.stderr.isatty() and not args.quiet)
             if status["status"] != "succeeded":
                 return _fail(f"job {job.id} {status['status']}" + (f": {status['error']}" if status.get("error") else ""))
-            if args.output:
-                output = pathlib.Path(args.output)
-                output.write_bytes(job.result_bytes("json" if output.suffix == ".json" else "npz"))
-            result = job.result()
-    except (SpikeserveError, JobFailed) as error:
+            as_json = args.output is not None and pathlib.Path(args.output).suffix == ".json"
+            data = job.result_bytes("json" if as_json else "npz")
+    except SpikeserveError as error:
         return _fail(str(error))
     except OSError as error:
         return _fail(f"cannot reach {args.url}: {error}")
+    if args.output:
+        pathlib.Path(args.output).write_bytes(data)
+    result = Result.from_json(data) if as_json else Result.from_npz(data)
     spikes = ", ".join(f"{name}={layer.spike_count}" for name, layer in result.layers.items() if layer.times is not None)
     print(
         f"job {job.id}: {result.steps} steps on {result.device}; spikes: {spikes or 'none recorded'}"
