@@ -1,0 +1,309 @@
+"""The engine side by side with its peers: spikeserve, Norse, snnTorch, SpikingJelly, and plain
+PyTorch floors, on the same workloads and parameters.
+
+    python -m benchmarks.engine [--device cpu|cuda] [--repeats 5] [--workloads W1,W2,W3] [--no-memory]
+
+W1 population: 100,000 LIF neurons (10,000,000 on CUDA), batch 1, 1,000 steps, input current
+   given per step, inference.
+W2 feed-forward inference: batch 32, 500 steps, Linear(1000 -> 1000) then LIF.
+W3 training step: batch 16, 100 steps, Linear(700 -> 256) + LIF, Linear(256 -> 20) + LI,
+   cross-entropy on the maximum over time, forward + backward + Adam.
+
+Each library runs its documented fastest path for the model: Norse's LIF module, snnTorch's
+Synaptic (its current-based LIF) stepped in Python as its tutorials do, SpikingJelly's LIFNode in
+multi-step mode (a box LIF: it has no synaptic current, so it does less work). Repetitions are
+interleaved so that machine drift hits every library alike; the table shows medians. Peak memory
+is measured once per library and workload in a child process of its own. A library that fails
+to import or run is reported, not hidden.
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+LIBRARIES = ("spikeserve", "norse", "snntorch", "spikingjelly", "floor")
+DT = 1e-3
+TAU_SYN_INV, TAU_MEM_INV = 200.0, 100.0
+
+
+@dataclass
+class Workload:
+    name: str
+    neuron_steps: int
+    make: Callable[[str, torch.device], Callable[[], None]]
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+# --- models, one per library ----------------------------------------------------------------------
+
+
+def lif_sequence(library: str, device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A whole-sequence LIF over time-major input, returning spikes."""
+    if library == "spikeserve":
+        import worker.engine as snn
+
+        module = snn.LIF().to(device)
+        return lambda x: module(x)[0]
+    if library == "norse":
+        import norse.torch as norse
+
+        module = norse.LIF().to(device)
+        return lambda x: module(x)[0]
+    if library == "snntorch":
+        import snntorch
+
+        neuron = snntorch.Synaptic(alpha=1 - DT * TAU_SYN_INV, beta=1 - DT * TAU_MEM_INV).to(device)
+
+        def run(x: torch.Tensor) -> torch.Tensor:
+            syn, mem = neuron.init_synaptic()
+            spikes = []
+            for x_t in x:
+                spike, syn, mem = neuron(x_t, syn, mem)
+                spikes.append(spike)
+            return torch.stack(spikes)
+
+        return run
+    if library == "spikingjelly":
+        from spikingjelly.activation_based import functional, neuron
+
+        module = neuron.LIFNode(tau=1 / (DT * TAU_MEM_INV), step_mode="m").to(device)
+
+        def run(x: torch.Tensor) -> torch.Tensor:
+            functional.reset_net(module)
+            return module(x)
+
+        return run
+    raise ValueError(library)
+
+
+def w1(library: str, device: torch.device) -> Callable[[], None]:
+    neurons = 10_000_000 if device.type == "cuda" else 100_000
+    x = torch.rand(1000, 1, neurons, device=device, generator=torch.Generator(device=device).manual_seed(0)) * 3
+    if library == "floor":
+        # One pass that reads W1's input and writes its spikes as bool: the least any engine must move.
+        return lambda: torch.gt(x, 1.0)
+    model = lif_sequence(library, device)
+
+    def run() -> None:
+        with torch.inference_mode():
+            model(x)
+
+    return run
+
+
+def w2(library: str, device: torch.device) -> Callable[[], None]:
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(1000, 1000).to(device)
+    x = (torch.rand(500, 32, 1000, device=device) < 0.05).float()
+    if library == "floor":
+        # The Linear layer alone: W2 can at best approach this.
+        def linear_only() -> None:
+            with torch.inference_mode():
+                linear(x)
+
+        return linear_only
+    model = lif_sequence(library, device)
+
+    def run() -> None:
+        with torch.inference_mode():
+            model(linear(x))
+
+    return run
+
+
+def w3(library: str, device: torch.device) -> Callable[[], None]:
+    torch.manual_seed(0)
+    x = (torch.rand(100, 16, 700, device=device) < 0.05).float()
+    labels = torch.randint(0, 20, (16,), device=device)
+    first, second = torch.nn.Linear(700, 256).to(device), torch.nn.Linear(256, 20).to(device)
+    if library == "floor":
+        hidden = lambda h: torch.relu(h)  # noqa: E731  the same network without spiking dynamics
+        readout = lambda h: h  # noqa: E731
+    else:
+        hidden = lif_sequence(library, device)
+        readout = li_sequence(library, device)
+    optimizer = torch.optim.Adam([*first.parameters(), *second.parameters()], lr=1e-3)
+
+    def step() -> None:
+        out = readout(second(hidden(first(x))))
+        loss = torch.nn.functional.cross_entropy(out.max(0).values, labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
+def li_sequence(library: str, device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The leaky-integrator read-out of each library (membrane voltage over time)."""
+    if library == "spikeserve":
+        import worker.engine as snn
+
+        module = snn.LI().to(device)
+        return lambda x: module(x)[0]
+    if library == "norse":
+        import norse.torch as norse
+
+        module = norse.LI().to(device)
+        return lambda x: module(x)[0]
+    if library == "snntorch":
+        import snntorch
+
+        neuron = snntorch.Synaptic(alpha=1 - DT * TAU_SYN_INV, beta=1 - DT * TAU_MEM_INV, reset_mechanism="none").to(device)
+
+        def run(x: torch.Tensor) -> torch.Tensor:
+            syn, mem = neuron.init_synaptic()
+            voltages = []
+            for x_t in x:
+                _, syn, mem = neuron(x_t, syn, mem)
+                voltages.append(mem)
+            return torch.stack(voltages)
+
+        return run
+    if library == "spikingjelly":
+        from spikingjelly.activation_based import functional, neuron
+
+        module = neuron.LIFNode(tau=1 / (DT * TAU_MEM_INV), v_threshold=float("inf"), step_mode="m", store_v_seq=True).to(device)
+
+        def run(x: torch.Tensor) -> torch.Tensor:
+            functional.reset_net(module)
+            module(x)
+            return module.v_seq
+
+        return run
+    raise ValueError(library)
+
+
+def workloads(device: torch.device) -> dict[str, Workload]:
+    w1_neurons = 10_000_000 if device.type == "cuda" else 100_000
+    return {
+        "W1": Workload("W1 population", w1_neurons * 1000, w1),
+        "W2": Workload("W2 feed-forward", 32 * 1000 * 500, w2),
+        "W3": Workload("W3 training step", 16 * (256 + 20) * 100, w3),
+    }
+
+
+# --- measuring ------------------------------------------------------------------------------------
+
+
+def time_once(run: Callable[[], None], device: torch.device) -> float:
+    sync(device)
+    started = time.perf_counter()
+    run()
+    sync(device)
+    return time.perf_counter() - started
+
+
+def peak_memory_mib(workload: str, library: str, device: str) -> float | None:
+    """Peak memory of one run in a fresh child process (RSS on the CPU, allocator peak on CUDA)."""
+    code = (
+        "import resource, sys, torch; from benchmarks.engine import measure_child; "
+        f"print(measure_child({workload!r}, {library!r}, {device!r}))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900, env=dict(os.environ))
+    try:
+        return float(done.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return None
+
+
+def measure_child(workload: str, library: str, device: str) -> float:
+    import resource
+
+    target = torch.device(device)
+    run = workloads(target)[workload].make(library, target)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if target.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(target)
+    run()
+    sync(target)
+    if target.type == "cuda":
+        return torch.cuda.max_memory_allocated(target) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - before
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--workloads", default="W1,W2,W3")
+    parser.add_argument("--no-memory", action="store_true", help="skip the per-library peak memory runs")
+    parser.add_argument("--json", help="also write the raw results here")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    torch.set_grad_enabled(True)
+    chosen = [w for w in args.workloads.split(",") if w]
+    table = workloads(device)
+    rows = []
+    for key in chosen:
+        workload = table[key]
+        runs: dict[str, Callable[[], None]] = {}
+        errors: dict[str, str] = {}
+        for library in LIBRARIES:
+            try:
+                runs[library] = workload.make(library, device)
+                runs[library]()  # warm-up (and a check that it runs at all)
+            except Exception as error:  # a peer that fails is reported, not hidden
+                errors[library] = f"{type(error).__name__}: {error}"[:120]
+                runs.pop(library, None)
+        times: dict[str, list[float]] = {library: [] for library in runs}
+        for _ in range(args.repeats):
+            for library, run in runs.items():  # interleaved
+                times[library].append(time_once(run, device))
+        for library in LIBRARIES:
+            if library in errors:
+                rows.append({"workload": key, "library": library, "error": errors[library]})
+                continue
+            median = statistics.median(times[library])
+            memory = None if args.no_memory else peak_memory_mib(key, library, args.device)
+            rows.append(
+                {
+                    "workload": key,
+                    "library": library,
+                    "median_s": median,
+                    "neuron_steps_per_s": workload.neuron_steps / median,
+                    "peak_mib": memory,
+                }
+            )
+    print_table(rows)
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump(
+                {"device": str(device), "platform": platform.platform(), "torch": torch.__version__, "rows": rows}, out, indent=1
+            )
+
+
+def print_table(rows: list[dict]) -> None:
+    print("| workload | library | median time | neuron-steps/s | peak memory | vs fastest peer |")
+    print("|---|---|---|---|---|---|")
+    for key in dict.fromkeys(row["workload"] for row in rows):
+        group = [row for row in rows if row["workload"] == key]
+        peers = [
+            row["median_s"] for row in group if row["library"] in ("norse", "snntorch", "spikingjelly") and "median_s" in row
+        ]
+        fastest = min(peers) if peers else None
+        for row in group:
+            if "error" in row:
+                print(f"| {key} | {row['library']} | failed: {row['error']} | | | |")
+                continue
+            ratio = f"{fastest / row['median_s']:.2f}x" if fastest else "n/a"
+            memory = "n/a" if row["peak_mib"] is None else f"{row['peak_mib']:.0f} MiB"
+            rate = f"{row['neuron_steps_per_s']:.3g}"
+            print(f"| {key} | {row['library']} | {row['median_s'] * 1000:.1f} ms | {rate} | {memory} | {ratio} |")
+
+
+if __name__ == "__main__":
+    main()
