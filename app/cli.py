@@ -158,21 +158,33 @@ def _api(args: argparse.Namespace) -> int:
     return 0
 
 
+def _exit_on_sigterm() -> None:
+    """SIGTERM (docker stop, systemd, kill) raises SystemExit so that `finally` blocks run.
+
+    uvicorn catches SIGTERM, shuts down, then raises it again; with the default handler that
+    second SIGTERM would end the process before it stops its worker and Redis.
+    """
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+
+
 def _worker(args: argparse.Namespace) -> int:
     """One worker process per GPU (CUDA_VISIBLE_DEVICES set per process), or one on the CPU."""
-    gpus = [g.strip() for g in args.gpus.split(",") if g.strip()] if args.gpus else [None]
+    if not args.gpus:
+        # Become the Celery worker: signals then reach it directly (SIGTERM = warm shutdown).
+        command = _worker_command("cpu")
+        os.execv(command[0], command)
+    gpus = [g.strip() for g in args.gpus.split(",") if g.strip()]
     processes = []
     for gpu in gpus:
-        env = dict(os.environ)
-        if gpu is not None:
-            env["CUDA_VISIBLE_DEVICES"] = gpu
-        processes.append(subprocess.Popen(_worker_command(f"gpu{gpu}" if gpu is not None else "cpu"), env=env))
+        processes.append(subprocess.Popen(_worker_command(f"gpu{gpu}"), env=dict(os.environ, CUDA_VISIBLE_DEVICES=gpu)))
+    _exit_on_sigterm()
+    codes = [1]
     try:
         codes = [process.wait() for process in processes]
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit):
         codes = [0]
     finally:
-        for process in processes:
+        for process in processes:  # each gets SIGTERM (a warm shutdown) and up to 15 s to finish
             _stop(process)
     return max(codes)
 
@@ -192,6 +204,7 @@ def _serve(args: argparse.Namespace) -> int:
     if problem := _check_bind(settings):
         redis_server.stop()
         return _fail(problem)
+    _exit_on_sigterm()
     worker = subprocess.Popen(_worker_command("local"), env=dict(os.environ))
     print(f"spikeserve: Redis on {redis_server.url} (data in {data_dir}), worker pid {worker.pid}", flush=True)
     print(f"spikeserve: open http://{settings.host}:{settings.port}/  (API docs at /docs; Ctrl-C stops everything)", flush=True)

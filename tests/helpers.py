@@ -17,3 +17,29 @@ def assert_same_recordings(a: Result, b: Result) -> None:
             assert (x is None) == (y is None), (name, key)
             if x is not None:
                 assert x.dtype == y.dtype and np.array_equal(x, y), (name, key)
+
+
+def processes_using(redis_url: str) -> list[int]:
+    """PIDs of live processes whose environment points them at ``redis_url`` (workers, APIs)."""
+    import pathlib
+
+    marker = f"SPIKESERVE_REDIS_URL={redis_url}".encode()
+    found = []
+    for entry in pathlib.Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker in (entry / "environ").read_bytes().split(b"\0"):
+                    found.append(int(entry.name))
+            except OSError:  # gone meanwhile, or not ours to read
+                continue
+    return found
+
+
+def wait_gone(redis_url: str, timeout_s: float = 30.0) -> list[int]:
+    """Waits for every process using ``redis_url`` to exit; returns those still alive."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while (alive := processes_using(redis_url)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return alive

@@ -15,6 +15,7 @@ import pytest
 
 from app.redis_server import RedisServer, free_port
 from app.settings import hash_key
+from tests.helpers import wait_gone
 
 SPIKESERVE = pathlib.Path(sys.executable).parent / "spikeserve"
 KEYS = {name: f"ss_test_{name}_key_0123456789" for name in ("alice", "bob", "carol")}
@@ -101,3 +102,4 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
                     process.wait(20)
                 except subprocess.TimeoutExpired:
                     process.kill()
+            assert wait_gone(redis_server.url) == [], "SIGTERM must stop the API and every worker process"

@@ -13,9 +13,10 @@ import termios
 import time
 
 import pytest
+import redis
 
 from app.redis_server import RedisServer
-from tests.helpers import assert_same_recordings
+from tests.helpers import assert_same_recordings, wait_gone
 from worker.results import Result
 from worker.runner import simulate
 from worker.schema import parse_request
@@ -110,7 +111,8 @@ def test_a_terminal_gets_a_progress_bar() -> None:
     assert b"%|" not in stdout, "the summary on stdout stays clean"
 
 
-def test_serve_starts_redis_worker_and_api_runs_a_job_and_stops_cleanly(tmp_path: pathlib.Path) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_serve_starts_redis_worker_and_api_runs_a_job_and_stops_cleanly(tmp_path: pathlib.Path, stop: signal.Signals) -> None:
     from app.client import Client
     from app.redis_server import free_port
     from tests.app.conftest import wait_ready
@@ -131,7 +133,7 @@ def test_serve_starts_redis_worker_and_api_runs_a_job_and_stops_cleanly(tmp_path
             assert job.wait(timeout=60)["status"] == "succeeded"
             assert job.result().layers["out"].voltages.shape == (4, 1)
     finally:
-        process.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        process.send_signal(stop)  # SIGINT is Ctrl-C; SIGTERM is docker stop, systemd, kill
         output, _ = process.communicate(timeout=60)
     assert process.returncode == 0, output
     text = output.decode()
@@ -141,6 +143,7 @@ def test_serve_starts_redis_worker_and_api_runs_a_job_and_stops_cleanly(tmp_path
         os.kill(worker_pid, 0)
     with pytest.raises(ProcessLookupError):
         os.kill(redis_pid, 0)  # redis-server stopped
+    assert wait_gone(text.split("Redis on ")[1].split()[0]) == [], "no worker is left behind"
     assert (tmp_path / "redis" / "appendonlydir").exists() or (tmp_path / "redis" / "appendonly.aof").exists()
 
 
@@ -152,8 +155,6 @@ def test_without_keys_the_api_refuses_to_listen_beyond_loopback() -> None:
 
 
 def test_worker_starts_one_process_per_gpu(redis_server: RedisServer) -> None:
-    import redis
-
     client = redis.Redis.from_url(redis_server.url)
     for key in client.scan_iter("ss:workers:*"):
         client.delete(key)
@@ -170,8 +171,21 @@ def test_worker_starts_one_process_per_gpu(redis_server: RedisServer) -> None:
         assert sorted(beats.values()) == [b"0", b"1"], "each process sees only its own GPU (CUDA_VISIBLE_DEVICES)"
         assert sorted(key.split(b"@")[0] for key in beats) == [b"ss:workers:gpu0", b"ss:workers:gpu1"]
     finally:
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signal.SIGTERM)
         process.wait(30)
+    assert wait_gone(redis_server.url) == [], "SIGTERM reaches every per-GPU worker"
+
+
+def test_a_single_worker_stops_on_sigterm(redis_server: RedisServer) -> None:
+    env = {**os.environ, "SPIKESERVE_REDIS_URL": redis_server.url}
+    process = subprocess.Popen([str(SPIKESERVE), "worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    client = redis.Redis.from_url(redis_server.url)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not list(client.scan_iter("ss:workers:cpu@*")):
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(30) == 0
+    assert wait_gone(redis_server.url) == []
 
 
 def test_the_client_needs_no_torch() -> None:

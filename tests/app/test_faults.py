@@ -19,7 +19,7 @@ import redis
 
 from app.redis_server import RedisServer, free_port
 from tests.app.conftest import SPIKESERVE, wait_ready
-from tests.helpers import assert_same_recordings
+from tests.helpers import assert_same_recordings, wait_gone
 from worker.results import Result
 from worker.runner import simulate
 from worker.schema import parse_request
@@ -69,13 +69,9 @@ class Faulty:
         self.worker.wait(10)
 
     def pool_children(self) -> list[int]:
-        """PIDs of the Celery pool processes (grandchildren of `spikeserve worker`)."""
-
-        def children(pid: int) -> list[int]:
-            path = pathlib.Path(f"/proc/{pid}/task/{pid}/children")
-            return [int(c) for c in path.read_text().split()] if path.exists() else []
-
-        return [grandchild for child in children(self.worker.pid) for grandchild in children(child)]
+        """PIDs of the Celery pool processes (`spikeserve worker` becomes the Celery parent)."""
+        path = pathlib.Path(f"/proc/{self.worker.pid}/task/{self.worker.pid}/children")
+        return [int(child) for child in path.read_text().split()] if path.exists() else []
 
     def submit(self, request: dict) -> str:
         response = self.http.post("/api/v1/jobs", json=request)
@@ -112,6 +108,7 @@ class Faulty:
                 except subprocess.TimeoutExpired:
                     os.killpg(process.pid, signal.SIGKILL)
         self.http.close()
+        assert wait_gone(self.redis.url) == [], "no worker or API outlives the test"
         self.redis.stop()
 
 
