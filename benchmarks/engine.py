@@ -20,6 +20,7 @@ to import or run is reported, not hidden.
 import argparse
 import json
 import os
+import pathlib
 import platform
 import statistics
 import subprocess
@@ -208,11 +209,9 @@ def time_once(run: Callable[[], None], device: torch.device) -> float:
 
 
 def peak_memory_mib(workload: str, library: str, device: str) -> float | None:
-    """Peak memory of one run in a fresh child process (RSS on the CPU, allocator peak on CUDA)."""
-    code = (
-        "import resource, sys, torch; from benchmarks.engine import measure_child; "
-        f"print(measure_child({workload!r}, {library!r}, {device!r}))"
-    )
+    """Peak memory of one run in a fresh child process (resident memory on the CPU, the
+    allocator's peak on CUDA), beyond the workload's inputs."""
+    code = f"from benchmarks.engine import measure_child; print(measure_child({workload!r}, {library!r}, {device!r}))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900, env=dict(os.environ))
     try:
         return float(done.stdout.strip().splitlines()[-1])
@@ -220,19 +219,27 @@ def peak_memory_mib(workload: str, library: str, device: str) -> float | None:
         return None
 
 
-def measure_child(workload: str, library: str, device: str) -> float:
-    import resource
+def _status_kib(field: str) -> int:
+    for line in pathlib.Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    raise KeyError(field)
 
+
+def measure_child(workload: str, library: str, device: str) -> float:
+    """MiB the run needs beyond what was resident before it (inputs and weights already built)."""
     target = torch.device(device)
     run = workloads(target)[workload].make(library, target)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if target.type == "cuda":
         torch.cuda.reset_peak_memory_stats(target)
+        before = torch.cuda.memory_allocated(target)
+        run()
+        sync(target)
+        return (torch.cuda.max_memory_allocated(target) - before) / 2**20
+    before = _status_kib("VmRSS")
+    pathlib.Path("/proc/self/clear_refs").write_text("5")  # resets the peak (VmHWM) to the current RSS
     run()
-    sync(target)
-    if target.type == "cuda":
-        return torch.cuda.max_memory_allocated(target) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - before
+    return (_status_kib("VmHWM") - before) / 1024
 
 
 def main() -> None:
