@@ -51,40 +51,41 @@ def sync(device: torch.device) -> None:
 # --- models, one per library ----------------------------------------------------------------------
 
 
-def lif_sequence(library: str, device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
-    """A whole-sequence LIF over time-major input, returning spikes."""
-    if library == "spikeserve":
-        import worker.engine as snn
-
-        module = snn.LIF().to(device)
-        return lambda x: module(x)[0]
-    if library == "norse":
-        import norse.torch as norse
-
-        module = norse.LIF().to(device)
+def neuron_sequence(library: str, device: torch.device, readout: bool = False) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A whole-sequence layer over time-major input: LIF spikes, or with ``readout`` the membrane
+    voltage of a leaky integrator (each library's nearest equivalent)."""
+    if library in ("spikeserve", "norse"):
+        if library == "spikeserve":
+            import worker.engine as models
+        else:
+            import norse.torch as models
+        module = (models.LI() if readout else models.LIF()).to(device)
         return lambda x: module(x)[0]
     if library == "snntorch":
         import snntorch
 
-        neuron = snntorch.Synaptic(alpha=1 - DT * TAU_SYN_INV, beta=1 - DT * TAU_MEM_INV).to(device)
+        reset = "none" if readout else "subtract"
+        neuron = snntorch.Synaptic(alpha=1 - DT * TAU_SYN_INV, beta=1 - DT * TAU_MEM_INV, reset_mechanism=reset).to(device)
 
         def run(x: torch.Tensor) -> torch.Tensor:
             syn, mem = neuron.init_synaptic()
-            spikes = []
+            outputs = []
             for x_t in x:
                 spike, syn, mem = neuron(x_t, syn, mem)
-                spikes.append(spike)
-            return torch.stack(spikes)
+                outputs.append(mem if readout else spike)
+            return torch.stack(outputs)
 
         return run
     if library == "spikingjelly":
         from spikingjelly.activation_based import functional, neuron
 
-        module = neuron.LIFNode(tau=1 / (DT * TAU_MEM_INV), step_mode="m").to(device)
+        threshold = float("inf") if readout else 1.0
+        module = neuron.LIFNode(tau=1 / (DT * TAU_MEM_INV), v_threshold=threshold, step_mode="m", store_v_seq=readout).to(device)
 
         def run(x: torch.Tensor) -> torch.Tensor:
             functional.reset_net(module)
-            return module(x)
+            spikes = module(x)
+            return module.v_seq if readout else spikes
 
         return run
     raise ValueError(library)
@@ -96,7 +97,7 @@ def w1(library: str, device: torch.device) -> Callable[[], None]:
     if library == "floor":
         # One pass that reads W1's input and writes its spikes as bool: the least any engine must move.
         return lambda: torch.gt(x, 1.0)
-    model = lif_sequence(library, device)
+    model = neuron_sequence(library, device)
 
     def run() -> None:
         with torch.inference_mode():
@@ -116,7 +117,7 @@ def w2(library: str, device: torch.device) -> Callable[[], None]:
                 linear(x)
 
         return linear_only
-    model = lif_sequence(library, device)
+    model = neuron_sequence(library, device)
 
     def run() -> None:
         with torch.inference_mode():
@@ -134,8 +135,8 @@ def w3(library: str, device: torch.device) -> Callable[[], None]:
         hidden = lambda h: torch.relu(h)  # noqa: E731  the same network without spiking dynamics
         readout = lambda h: h  # noqa: E731
     else:
-        hidden = lif_sequence(library, device)
-        readout = li_sequence(library, device)
+        hidden = neuron_sequence(library, device)
+        readout = neuron_sequence(library, device, readout=True)
     optimizer = torch.optim.Adam([*first.parameters(), *second.parameters()], lr=1e-3)
 
     def step() -> None:
@@ -146,46 +147,6 @@ def w3(library: str, device: torch.device) -> Callable[[], None]:
         optimizer.step()
 
     return step
-
-
-def li_sequence(library: str, device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The leaky-integrator read-out of each library (membrane voltage over time)."""
-    if library == "spikeserve":
-        import worker.engine as snn
-
-        module = snn.LI().to(device)
-        return lambda x: module(x)[0]
-    if library == "norse":
-        import norse.torch as norse
-
-        module = norse.LI().to(device)
-        return lambda x: module(x)[0]
-    if library == "snntorch":
-        import snntorch
-
-        neuron = snntorch.Synaptic(alpha=1 - DT * TAU_SYN_INV, beta=1 - DT * TAU_MEM_INV, reset_mechanism="none").to(device)
-
-        def run(x: torch.Tensor) -> torch.Tensor:
-            syn, mem = neuron.init_synaptic()
-            voltages = []
-            for x_t in x:
-                _, syn, mem = neuron(x_t, syn, mem)
-                voltages.append(mem)
-            return torch.stack(voltages)
-
-        return run
-    if library == "spikingjelly":
-        from spikingjelly.activation_based import functional, neuron
-
-        module = neuron.LIFNode(tau=1 / (DT * TAU_MEM_INV), v_threshold=float("inf"), step_mode="m", store_v_seq=True).to(device)
-
-        def run(x: torch.Tensor) -> torch.Tensor:
-            functional.reset_net(module)
-            module(x)
-            return module.v_seq
-
-        return run
-    raise ValueError(library)
 
 
 def workloads(device: torch.device) -> dict[str, Workload]:
