@@ -20,6 +20,7 @@ import worker.engine as snn
 from worker.schema import (
     AvgPool2dLayer,
     ConstantInput,
+    Conv1dLayer,
     Conv2dLayer,
     FlattenLayer,
     InitSpec,
@@ -33,6 +34,7 @@ from worker.schema import (
     ScaleLayer,
     SpikesInput,
     TensorInput,
+    ThresholdLayer,
 )
 
 PARAMETER_TYPES: dict[str, Any] = {
@@ -71,6 +73,17 @@ class Scale(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.factor
+
+
+class Threshold(torch.nn.Module):
+    """Stateless spikes: 1.0 where the input exceeds a per-feature threshold."""
+
+    def __init__(self, threshold: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("threshold", threshold)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return snn.heaviside(x - self.threshold)
 
 
 def build_network(request: JobRequest, plan: Plan, record_states: frozenset[str] = frozenset()) -> snn.SequentialState:
@@ -112,9 +125,18 @@ def _params(layer: Any, plan: LayerPlan) -> dict[str, Any]:
 
 
 def _build_layer(layer: Any, plan: LayerPlan, generator: torch.Generator, dt: float, record_states: bool) -> torch.nn.Module:
-    if isinstance(layer, (LinearLayer, Conv2dLayer)):
+    if isinstance(layer, (LinearLayer, Conv1dLayer, Conv2dLayer)):
         if isinstance(layer, LinearLayer):
             module: torch.nn.Module = torch.nn.Linear(layer.in_features, layer.out_features, bias=layer.bias is not False)
+        elif isinstance(layer, Conv1dLayer):
+            module = torch.nn.Conv1d(
+                layer.in_channels,
+                layer.out_channels,
+                layer.kernel_size,
+                layer.stride,
+                layer.padding,
+                bias=layer.bias is not False,
+            )
         else:
             module = torch.nn.Conv2d(
                 layer.in_channels,
@@ -137,6 +159,8 @@ def _build_layer(layer: Any, plan: LayerPlan, generator: torch.Generator, dt: fl
         return torch.nn.Flatten(start_dim=2)
     if isinstance(layer, ScaleLayer):
         return Scale(torch.from_numpy(plan.arrays["weight"].copy()))
+    if isinstance(layer, ThresholdLayer):
+        return Threshold(torch.from_numpy(plan.arrays["threshold"].copy()))
     if isinstance(layer, IzhikevichLayer):
         preset = snn.IZHIKEVICH_PRESETS[layer.preset]
         overrides = _params(layer, plan)

@@ -14,7 +14,8 @@ when its factor is 1) followed by an engine model:
     IF(r, v_threshold, v_reset)                scale(r*dt), iaf(v_th, v_reset)
     Affine / Linear                            linear (with / without bias)
     Scale                                      scale
-    Conv2d                                     conv2d (dilation 1, groups 1)
+    Conv1d / Conv2d                            conv1d / conv2d (dilation 1, groups 1)
+    Threshold(threshold)                       threshold (stateless spikes where input > threshold)
     AvgPool2d / SumPool2d                      avgpool2d / avgpool2d + scale(kh*kw)
     Flatten (all dimensions)                   flatten
 
@@ -22,8 +23,8 @@ The LIF and LI rows are the exact Euler steps of ``tau dv/dt = (v_leak - v) + r 
 current-based rows the synaptic current jumps by ``dt/tau_syn * w_in * S`` and then decays, the
 order of Norse's (and snnTorch's ``Synaptic``) discrete step, so snnTorch's exports reproduce its
 own dynamics exactly. Export writes the inverse mapping, so export then import is the identity.
-Nodes without an honest counterpart (I, Threshold, Delay, Conv1d) and graphs that are not a
-single chain are refused with an error that names the node.
+Nodes without an honest counterpart (I, an integrator whose output is its voltage; Delay) and
+graphs that are not a single chain are refused with an error that names the node.
 """
 
 import base64
@@ -138,6 +139,19 @@ def _import_node(name: str, node: Any, dt: float) -> list[dict[str, Any]]:
                 "weight": _tensor(weight), "bias": _tensor(_array(node.bias)),
             }
         ]  # fmt: skip
+    if isinstance(node, nir.Conv1d):
+        if np.any(np.asarray(node.dilation) != 1) or node.groups != 1 or isinstance(node.padding, str):
+            raise NIRError(f"node {name!r}: conv1d with dilation, groups or string padding is not supported")
+        weight = _array(node.weight)
+        return [
+            {
+                "type": "conv1d", "name": layer, "in_channels": weight.shape[1], "out_channels": weight.shape[0],
+                "kernel_size": int(weight.shape[2]), "stride": _pair(node.stride)[0], "padding": _pair(node.padding)[0],
+                "weight": _tensor(weight), "bias": _tensor(_array(node.bias)),
+            }
+        ]  # fmt: skip
+    if isinstance(node, nir.Threshold):
+        return [{"type": "threshold", "name": layer, "threshold": _param(node.threshold)}]
     if isinstance(node, (nir.AvgPool2d, nir.SumPool2d)):
         kernel = _pair(node.kernel_size)
         pool = {
@@ -246,6 +260,15 @@ def _export_layer(layer: Any, plan: Any, module: Any, dt: float) -> Any:
             input_shape=tuple(plan.in_shape[1:]), weight=conv.weight.detach().numpy(),
             stride=tuple(conv.stride), padding=tuple(conv.padding), dilation=1, groups=1, bias=bias,
         )  # fmt: skip
+    if layer.type == "conv1d":
+        conv = module.module
+        bias = conv.bias.detach().numpy() if conv.bias is not None else np.zeros(conv.out_channels, dtype=np.float32)
+        return nir.Conv1d(
+            input_shape=int(plan.in_shape[1]), weight=conv.weight.detach().numpy(),
+            stride=int(conv.stride[0]), padding=int(conv.padding[0]), dilation=1, groups=1, bias=bias,
+        )  # fmt: skip
+    if layer.type == "threshold":
+        return nir.Threshold(threshold=_full(plan, module.threshold.double().numpy()))
     if layer.type == "avgpool2d":
         pool = module.module
         return nir.AvgPool2d(

@@ -156,6 +156,24 @@ class Conv2dLayer(LayerBase):
     bias: BiasData = True
 
 
+class Conv1dLayer(LayerBase):
+    type: Literal["conv1d"]
+    in_channels: PositiveInt
+    out_channels: PositiveInt
+    kernel_size: PositiveInt
+    stride: PositiveInt = 1
+    padding: NonNegativeInt = 0
+    weight: WeightData | None = Field(default=None, description="(out_channels, in_channels, k)")
+    bias: BiasData = True
+
+
+class ThresholdLayer(LayerBase):
+    """Stateless spikes where the input exceeds ``threshold`` (NIR's Threshold): 1.0 or 0.0."""
+
+    type: Literal["threshold"]
+    threshold: ParamValue = 0.0
+
+
 class FlattenLayer(LayerBase):
     type: Literal["flatten"]
 
@@ -278,7 +296,7 @@ class LIFRecurrentLayer(LayerBase):
 
 NeuronLayer = LIFLayer | LIFBoxLayer | LILayer | IAFLayer | ALIFLayer | LIFAdExLayer | IzhikevichLayer | LIFRecurrentLayer
 Layer = Annotated[
-    LinearLayer | Conv2dLayer | FlattenLayer | AvgPool2dLayer | ScaleLayer | NeuronLayer,
+    LinearLayer | Conv1dLayer | Conv2dLayer | FlattenLayer | AvgPool2dLayer | ScaleLayer | ThresholdLayer | NeuronLayer,
     Field(discriminator="type"),
 ]
 LAYER_TYPES = (
@@ -748,6 +766,19 @@ def _infer_layers(request: JobRequest, input_shape: tuple[int, ...], limits: Lim
             kh, kw = layer.kernel_size
             plan.out_shape = (layer.out_channels, *_pool_out(shape[1:], (kh, kw), layer.stride, layer.padding, loc))
             weights = {"weight": (layer.out_channels, layer.in_channels, kh, kw), "bias": (layer.out_channels,)}
+        elif isinstance(layer, Conv1dLayer):
+            if len(shape) != 2:
+                raise _fail(loc, f"conv1d needs [channels, length] per sample, but {got}")
+            if shape[0] != layer.in_channels:
+                raise _fail((*loc, "in_channels"), f"is {layer.in_channels}, but {got}")
+            length = (shape[1] + 2 * layer.padding - layer.kernel_size) // layer.stride + 1
+            if length < 1:
+                raise _fail(
+                    (*loc, "kernel_size"),
+                    f"{layer.kernel_size} does not fit the input of length {shape[1]} (padding {layer.padding})",
+                )
+            plan.out_shape = (layer.out_channels, length)
+            weights = {"weight": (layer.out_channels, layer.in_channels, layer.kernel_size), "bias": (layer.out_channels,)}
         elif isinstance(layer, AvgPool2dLayer):
             if len(shape) != 3:
                 raise _fail(loc, f"avgpool2d needs [channels, height, width] per sample, but {got}")
@@ -761,11 +792,12 @@ def _infer_layers(request: JobRequest, input_shape: tuple[int, ...], limits: Lim
         elif isinstance(layer, FlattenLayer):
             plan.out_shape = (math.prod(shape),)
             weights = {}
-        elif isinstance(layer, ScaleLayer):
-            factor = decode_tensor(layer.weight, (*loc, "weight"), limits.max_input_bytes)
-            if factor.ndim and not _broadcasts(factor.shape, shape):
-                raise _fail((*loc, "weight"), f"has shape {_shape_str(factor.shape)}, not broadcastable to {_shape_str(shape)}")
-            plan.arrays["weight"] = factor
+        elif isinstance(layer, (ScaleLayer, ThresholdLayer)):
+            key = "weight" if isinstance(layer, ScaleLayer) else "threshold"
+            values = decode_tensor(getattr(layer, key), (*loc, key), limits.max_input_bytes)
+            if values.ndim and not _broadcasts(values.shape, shape):
+                raise _fail((*loc, key), f"has shape {_shape_str(values.shape)}, not broadcastable to {_shape_str(shape)}")
+            plan.arrays[key] = values
             weights = {}
         else:
             weights = {}

@@ -94,7 +94,6 @@ def test_every_supported_node_imports_with_the_documented_layers() -> None:
     ("node", "message"),
     [
         (nir.I(r=ones(3)), "node 'n1' (I) has no counterpart"),
-        (nir.Threshold(threshold=ones(3)), "node 'n1' (Threshold) has no counterpart"),
         (nir.Delay(delay=ones(3)), "node 'n1' (Delay) has no counterpart"),
     ],
 )
@@ -102,6 +101,29 @@ def test_nodes_without_a_counterpart_are_refused_by_name(node: nir.NIRNode, mess
     graph = chain(nir.Affine(weight=np.ones((3, 2)), bias=np.zeros(3)), node, input_shape=(2,))
     with pytest.raises(NIRError, match=re.escape(message)):
         nir_to_network(graph)
+
+
+def test_conv1d_and_threshold_import_and_round_trip() -> None:
+    rng = np.random.default_rng(1)
+    graph = chain(
+        nir.Conv1d(
+            input_shape=10, weight=rng.normal(size=(3, 2, 3)), stride=1, padding=1, dilation=1, groups=1, bias=np.zeros(3)
+        ),
+        nir.Threshold(threshold=np.full((3, 10), 0.2)),
+        nir.Flatten(input_type={"input": np.array([3, 10])}, start_dim=0, end_dim=-1),
+        nir.Affine(weight=rng.normal(size=(4, 30)), bias=np.zeros(4)),
+        nir.LIF(tau=ones(4, 0.01), r=ones(4), v_leak=ones(4, 0.0), v_threshold=ones(4, 0.5), v_reset=ones(4, 0.0)),
+        input_shape=(2, 10),
+    )
+    network, _ = nir_to_network(graph, dt=0.001)
+    assert [layer["type"] for layer in network["layers"]] == ["conv1d", "threshold", "flatten", "linear", "lifbox"]
+    assert network["layers"][1]["threshold"] == pytest.approx(0.2)
+    request = {"network": network, "input": {"type": "poisson", "rates": 300.0, "shape": [2, 10], "steps": 80}}
+    parsed, plan = parse_request(request)
+    first = simulate(parsed, plan)
+    assert first.layers["n4"].spike_count > 0
+    again, _ = nir_to_network(nir.read(io.BytesIO(network_to_nir_bytes(parsed, plan))), dt=0.001)
+    assert_same_recordings(simulate(*parse_request({**request, "network": again})), first)
 
 
 def test_graphs_that_branch_are_refused() -> None:

@@ -65,6 +65,8 @@ BAD_REQUESTS: list[tuple[str, Mutation, Limits | None, str, str]] = [
      "network.layers[2].in_features", "is 2, but layer 'out' (lif) gives shape [1]"),
     ("conv2d on a flat input", lambda r: r["network"]["layers"].insert(0, {"type": "conv2d", "in_channels": 1, "out_channels": 2,
      "kernel_size": 3}), None, "network.layers[0]", "conv2d needs [channels, height, width] per sample"),
+    ("conv1d on a flat input", lambda r: r["network"]["layers"].insert(0, {"type": "conv1d", "in_channels": 1, "out_channels": 2,
+     "kernel_size": 3}), None, "network.layers[0]", "conv1d needs [channels, length] per sample"),
     ("kernel larger than the image", top(input={"type": "constant", "value": 1.0, "shape": [1, 4, 4], "steps": 3},
      network={"layers": [{"type": "conv2d", "in_channels": 1, "out_channels": 2, "kernel_size": 5}]}), None,
      "network.layers[0].kernel_size", "[5, 5] does not fit the input of size [4, 4]"),
