@@ -5,6 +5,7 @@ import pathlib
 from typing import Annotated, Any, Literal
 
 import anyio
+import redis
 import redis.asyncio as aioredis
 from fastapi import APIRouter, Body, FastAPI, HTTPException, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
@@ -105,7 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.store = store
     app.state.queue = make_celery(settings)
     app.state.async_redis = aioredis.Redis.from_url(settings.redis_url)
-    registry = CollectorRegistry(auto_describe=True)
+    registry = CollectorRegistry()  # no auto_describe: it would query Redis at start-up, failing while Redis is down
     registry.register(StoreCollector(store))
 
     @app.exception_handler(InvalidRequest)
@@ -129,6 +130,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(InFlightLimit)
     async def too_many(request: Request, error: InFlightLimit) -> JSONResponse:
         return JSONResponse({"detail": str(error)}, status.HTTP_429_TOO_MANY_REQUESTS, headers={"Retry-After": "5"})
+
+    @app.exception_handler(redis.RedisError)
+    async def store_down(request: Request, error: redis.RedisError) -> JSONResponse:
+        return JSONResponse(
+            {"detail": "the job store is unavailable; try again"},
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": "5"},
+        )
 
     @app.exception_handler(QueueUnavailable)
     async def queue_down(request: Request, error: QueueUnavailable) -> JSONResponse:

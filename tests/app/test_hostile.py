@@ -109,3 +109,19 @@ def test_no_code_evaluates_or_unpickles_data() -> None:
                 )
                 assert not {"pickle", "dill", "marshal", "shelve"} & {name.split(".")[0] for name in names}, path
     assert "allow_pickle=False" in (ROOT / "worker" / "results.py").read_text()
+
+
+def test_an_unreachable_store_gives_503_not_500() -> None:
+    from fastapi.testclient import TestClient
+
+    from app.api import create_app
+    from app.redis_server import free_port
+    from app.settings import Settings
+
+    app = create_app(Settings(redis_url=f"redis://127.0.0.1:{free_port()}/0"))  # nothing listens there: it must still start
+    with TestClient(app) as client:
+        for method, path in (("GET", "/api/v1/jobs"), ("GET", "/api/v1/jobs/abc"), ("POST", "/api/v1/jobs"), ("GET", "/metrics")):
+            response = client.request(method, path, json=SEED if method == "POST" else None)
+            assert response.status_code == 503, (path, response.text)
+            assert response.json()["detail"] == "the job store is unavailable; try again"
+        assert client.get("/readyz").json() == {"status": "not ready", "redis": False, "workers": 0}
