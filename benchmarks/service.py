@@ -1,0 +1,132 @@
+"""The service against a bare Celery round trip, on the same Redis and the same kind of worker.
+
+    python -m benchmarks.service [--latency-jobs 200] [--throughput-jobs 1000]
+
+Starts a private Redis, `spikeserve serve`-equivalent halves (API + one prefork worker) and a
+bare Celery echo worker (benchmarks/celery_echo.py, configured like ours). Measures, one after
+the other so they do not compete:
+- latency: the seed job from POST to its result (status polled every 1 ms), median and
+  p99 over N sequential jobs, beside the echo task's apply_async().get() round trip;
+- throughput: N tiny jobs submitted at once and all finished, beside N echo tasks.
+"""
+
+import argparse
+import os
+import pathlib
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import httpx
+
+from app.redis_server import RedisServer, free_port
+from benchmarks.load import SEED, percentile
+
+BIN = pathlib.Path(sys.executable).parent
+
+
+def wait_http(url: str) -> None:
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} not ready")
+
+
+def service_latency(http: httpx.Client, jobs: int) -> list[float]:
+    times = []
+    for _ in range(jobs):
+        started = time.perf_counter()
+        job_id = http.post("/api/v1/jobs", json=SEED).json()["id"]
+        while http.get(f"/api/v1/jobs/{job_id}").json()["status"] != "succeeded":
+            time.sleep(0.001)  # polling faster would take CPU from the worker on a 2-core machine
+        http.get(f"/api/v1/jobs/{job_id}/result")
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def service_throughput(http: httpx.Client, jobs: int) -> float:
+    started = time.perf_counter()
+    ids = [http.post("/api/v1/jobs", json=SEED).json()["id"] for _ in range(jobs)]
+    last = ids[-1]  # one worker runs them in order
+    while http.get(f"/api/v1/jobs/{last}").json()["status"] != "succeeded":
+        time.sleep(0.01)
+    return jobs / (time.perf_counter() - started)
+
+
+def echo_numbers(jobs_latency: int, jobs_throughput: int) -> tuple[list[float], float]:
+    from benchmarks.celery_echo import echo
+
+    times = []
+    for _ in range(jobs_latency):
+        started = time.perf_counter()
+        echo.apply_async(args=[SEED]).get(timeout=30)
+        times.append(time.perf_counter() - started)
+    started = time.perf_counter()
+    results = [echo.apply_async(args=[SEED]) for _ in range(jobs_throughput)]
+    for result in results:
+        result.get(timeout=60)
+    return times, jobs_throughput / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--latency-jobs", type=int, default=200)
+    parser.add_argument("--throughput-jobs", type=int, default=1000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp, RedisServer(pathlib.Path(tmp) / "redis") as redis_server:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SPIKESERVE_")}
+        env |= {
+            "SPIKESERVE_REDIS_URL": redis_server.url,
+            "SPIKESERVE_MAX_JOBS_IN_FLIGHT_PER_KEY": "100000",
+            "ECHO_REDIS_URL": redis_server.url,
+        }
+        os.environ["ECHO_REDIS_URL"] = redis_server.url
+        port = free_port()
+        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "env": env}
+        api = subprocess.Popen([str(BIN / "spikeserve"), "api", "--port", str(port)], **quiet)
+        worker = subprocess.Popen([str(BIN / "spikeserve"), "worker"], **quiet)
+        echo_worker = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "benchmarks.celery_echo", "worker", "--pool=prefork", "--concurrency=1",
+             "-Q", "echo_queue", "-n", "echo@%h", "--without-gossip", "--without-mingle"], **quiet,
+        )  # fmt: skip
+        try:
+            url = f"http://127.0.0.1:{port}"
+            wait_http(url)
+            from benchmarks.celery_echo import echo_app
+
+            echo_app.conf.task_default_queue = "echo_queue"
+            echo_app.control.ping(timeout=5)
+            with httpx.Client(base_url=url, timeout=60) as http:
+                for _ in range(10):  # warm-up
+                    service_latency(http, 1)
+                echo_numbers(10, 0)
+                service = service_latency(http, args.latency_jobs)
+                echo, echo_rate = echo_numbers(args.latency_jobs, args.throughput_jobs)
+                service_rate = service_throughput(http, args.throughput_jobs)
+        finally:
+            for process in (api, worker, echo_worker):
+                process.terminate()
+                process.wait(30)
+    ms = lambda values, q: 1000 * percentile(values, q)  # noqa: E731
+    print("| measure | spikeserve (seed job) | bare Celery echo | overhead / ratio |")
+    print("|---|---|---|---|")
+    print(
+        f"| latency p50 | {1000 * statistics.median(service):.1f} ms | {1000 * statistics.median(echo):.1f} ms | "
+        f"+{1000 * (statistics.median(service) - statistics.median(echo)):.1f} ms |"
+    )
+    print(
+        f"| latency p99 | {ms(service, 0.99):.1f} ms | {ms(echo, 0.99):.1f} ms | +{ms(service, 0.99) - ms(echo, 0.99):.1f} ms |"
+    )
+    print(f"| throughput, {args.throughput_jobs} tiny jobs | {service_rate:.0f} jobs/s | {echo_rate:.0f} tasks/s | "
+          f"{service_rate / echo_rate:.2f}x |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
