@@ -10,6 +10,7 @@ with Client("http://127.0.0.1:8000", key="...") as client:
 
 import json
 import pathlib
+import subprocess
 import time
 from typing import Any
 
@@ -97,6 +98,25 @@ class Job:
 
     def cancel(self) -> dict[str, Any]:
         return _check(self.client.http.delete(f"/api/v1/jobs/{self.id}")).json()
+
+
+def wait_until_ready(url: str, processes: list[subprocess.Popen] | None = None, timeout_s: float = 90.0) -> None:
+    """Polls ``url``/readyz until the service is ready (Redis up, a worker alive).
+
+    With ``processes`` (servers this caller started), fails at once if one of them has exited.
+    """
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for process in processes or []:
+            if process.poll() is not None:
+                raise RuntimeError(f"{process.args} exited with {process.returncode} before {url} was ready")
+        try:
+            if httpx.get(f"{url.rstrip('/')}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{url} not ready after {timeout_s} s")
 
 
 class Client:

@@ -23,6 +23,8 @@ from typing import Any
 
 import httpx
 
+from app.client import wait_until_ready
+
 ROOT = pathlib.Path(__file__).parents[1]
 SEED = json.loads((ROOT / "examples" / "seed.json").read_text())
 
@@ -102,16 +104,12 @@ def serve(port: int, data_dir: str) -> subprocess.Popen:
     }
     command = [str(pathlib.Path(sys.executable).parent / "spikeserve"), "serve", "--port", str(port), "--data-dir", data_dir]
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    process.kill()
-    raise RuntimeError("spikeserve serve did not become ready")
+    try:
+        wait_until_ready(f"http://127.0.0.1:{port}", processes=[process])
+    except (RuntimeError, TimeoutError):
+        process.kill()
+        raise
+    return process
 
 
 def main() -> None:

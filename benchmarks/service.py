@@ -21,22 +21,11 @@ import time
 
 import httpx
 
+from app.client import wait_until_ready
 from app.redis_server import RedisServer, free_port
 from benchmarks.load import SEED, percentile
 
 BIN = pathlib.Path(sys.executable).parent
-
-
-def wait_http(url: str) -> None:
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} not ready")
 
 
 def service_latency(http: httpx.Client, jobs: int) -> list[float]:
@@ -98,7 +87,7 @@ def main() -> None:
         )  # fmt: skip
         try:
             url = f"http://127.0.0.1:{port}"
-            wait_http(url)
+            wait_until_ready(url, processes=[api, worker])
             from benchmarks.celery_echo import echo_app
 
             echo_app.conf.task_default_queue = "echo_queue"

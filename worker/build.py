@@ -128,17 +128,9 @@ def _build_layer(layer: Any, plan: LayerPlan, generator: torch.Generator, dt: fl
     if isinstance(layer, (LinearLayer, Conv1dLayer, Conv2dLayer)):
         if isinstance(layer, LinearLayer):
             module: torch.nn.Module = torch.nn.Linear(layer.in_features, layer.out_features, bias=layer.bias is not False)
-        elif isinstance(layer, Conv1dLayer):
-            module = torch.nn.Conv1d(
-                layer.in_channels,
-                layer.out_channels,
-                layer.kernel_size,
-                layer.stride,
-                layer.padding,
-                bias=layer.bias is not False,
-            )
         else:
-            module = torch.nn.Conv2d(
+            conv = torch.nn.Conv1d if isinstance(layer, Conv1dLayer) else torch.nn.Conv2d
+            module = conv(
                 layer.in_channels,
                 layer.out_channels,
                 layer.kernel_size,

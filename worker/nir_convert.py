@@ -128,25 +128,18 @@ def _import_node(name: str, node: Any, dt: float) -> list[dict[str, Any]]:
         return [spec]
     if isinstance(node, nir.Scale):
         return [{"type": "scale", "name": layer, "weight": _param(node.scale)}]
-    if isinstance(node, nir.Conv2d):
+    if isinstance(node, (nir.Conv1d, nir.Conv2d)):
+        kind = "conv1d" if isinstance(node, nir.Conv1d) else "conv2d"
         if np.any(np.asarray(node.dilation) != 1) or node.groups != 1 or isinstance(node.padding, str):
-            raise NIRError(f"node {name!r}: conv2d with dilation, groups or string padding is not supported")
+            raise NIRError(f"node {name!r}: {kind} with dilation, groups or string padding is not supported")
         weight = _array(node.weight)
+        kernel, stride, padding = list(weight.shape[2:]), _pair(node.stride), _pair(node.padding)
+        if kind == "conv1d":  # one spatial dimension: plain integers
+            kernel, stride, padding = kernel[0], stride[0], padding[0]
         return [
             {
-                "type": "conv2d", "name": layer, "in_channels": weight.shape[1], "out_channels": weight.shape[0],
-                "kernel_size": list(weight.shape[2:]), "stride": _pair(node.stride), "padding": _pair(node.padding),
-                "weight": _tensor(weight), "bias": _tensor(_array(node.bias)),
-            }
-        ]  # fmt: skip
-    if isinstance(node, nir.Conv1d):
-        if np.any(np.asarray(node.dilation) != 1) or node.groups != 1 or isinstance(node.padding, str):
-            raise NIRError(f"node {name!r}: conv1d with dilation, groups or string padding is not supported")
-        weight = _array(node.weight)
-        return [
-            {
-                "type": "conv1d", "name": layer, "in_channels": weight.shape[1], "out_channels": weight.shape[0],
-                "kernel_size": int(weight.shape[2]), "stride": _pair(node.stride)[0], "padding": _pair(node.padding)[0],
+                "type": kind, "name": layer, "in_channels": weight.shape[1], "out_channels": weight.shape[0],
+                "kernel_size": kernel, "stride": stride, "padding": padding,
                 "weight": _tensor(weight), "bias": _tensor(_array(node.bias)),
             }
         ]  # fmt: skip

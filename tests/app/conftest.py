@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
+from app.client import wait_until_ready as wait_ready
 from app.redis_server import RedisServer, free_port
 from app.settings import hash_key
 from tests.helpers import wait_gone
@@ -64,20 +65,6 @@ def service_env(redis_url: str) -> dict[str, str]:
         "SPIKESERVE_MAX_JOBS_IN_FLIGHT_PER_KEY": "3",
         "SPIKESERVE_CORS_ORIGINS": '["http://viewer.example"]',
     }
-
-
-def wait_ready(url: str, processes: list[subprocess.Popen], timeout_s: float = 90) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        for process in processes:
-            assert process.poll() is None, f"{process.args} exited with {process.returncode}"
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError(f"{url} not ready after {timeout_s} s")
 
 
 @pytest.fixture(scope="session")
