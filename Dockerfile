@@ -17,6 +17,14 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
+# gcc: the fused CPU kernels are compiled on first use, for the CPU they run on (-march=native),
+# so the image carries a compiler rather than a binary built on another machine. Debian's own
+# version of the day is wanted here, hence no pin.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/*
+
 RUN useradd --create-home --uid 10001 spikeserve
 WORKDIR /app
 

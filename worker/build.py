@@ -7,7 +7,8 @@ same network), and Poisson input is drawn per step from a generator seeded by (s
 chunk of steps is the same whatever the chunking.
 
 Synaptic layers (linear, conv2d, avgpool2d) are applied one step at a time (``PerStep``) so that
-a result cannot depend on the chunk size.
+a result cannot depend on the chunk size. Spiking layers hand on bool spikes (one byte per
+neuron-step); the layers after them take bool input.
 """
 
 import math
@@ -61,7 +62,8 @@ class PerStep(torch.nn.Module):
         self.module = module
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.stack([self.module(x_t.clone()) for x_t in x])
+        # bool spikes become floats one step at a time, so no float copy of the whole chunk exists
+        return torch.stack([self.module(x_t.clone() if x_t.is_floating_point() else snn.as_float(x_t)) for x_t in x])
 
 
 class Scale(torch.nn.Module):
@@ -83,7 +85,7 @@ class Threshold(torch.nn.Module):
         self.register_buffer("threshold", threshold)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return snn.heaviside(x - self.threshold)
+        return snn.heaviside(snn.as_float(x) - self.threshold)
 
 
 def build_network(request: JobRequest, plan: Plan, record_states: frozenset[str] = frozenset()) -> snn.SequentialState:
@@ -96,6 +98,9 @@ def build_network(request: JobRequest, plan: Plan, record_states: frozenset[str]
         _build_layer(layer, layer_plan, generator, request.dt, layer_plan.name in record_states)
         for layer, layer_plan in zip(request.network.layers, plan.layers, strict=True)
     ]
+    for module in modules:
+        if isinstance(module, snn.SequenceModule):
+            module.bool_spikes = True  # spikes stay one byte per neuron-step; consumers convert per step
     return snn.SequentialState(*modules, return_hidden=True)
 
 

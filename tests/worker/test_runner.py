@@ -213,3 +213,21 @@ def test_default_chunk_bounds_activation_memory() -> None:
     chunk = default_chunk(plan)
     per_step = 4 * (200 + 10000 + 10000)
     assert 1 <= chunk <= 1000 and chunk * per_step <= 256 * 2**20
+
+
+def test_spiking_layers_hand_on_bool_spikes_not_float_copies() -> None:
+    parsed, plan = parse_request(MIXED)
+    network = build_network(parsed, plan)
+    with torch.inference_mode():
+        outputs, _ = network(InputStream(parsed, plan, torch.device("cpu")).chunk(0, 40), None)
+    dtypes = {layer.name: outputs[index].dtype for index, layer in enumerate(plan.layers)}
+    floats = {"fc": torch.float32, "ro": torch.float32, "readout": torch.float32}
+    assert dtypes == {**floats, "adaptive": torch.bool, "rec": torch.bool}
+
+
+def test_fused_kernels_and_the_eager_engine_record_the_same_results(monkeypatch: pytest.MonkeyPatch) -> None:
+    fused = run(MIXED, chunk_steps=50)
+    monkeypatch.setenv("SPIKESERVE_FUSED", "0")
+    eager = run(MIXED, chunk_steps=50)
+    assert_same_recordings(fused, eager)
+    assert fused.layers["adaptive"].times.size > 0

@@ -51,6 +51,7 @@ from worker.engine.lif_adex import (
     lif_adex_feed_forward_step,
 )
 from worker.engine.lif_box import LIFBox, LIFBoxCell, LIFBoxFeedForwardState, LIFBoxParameters, lif_box_feed_forward_step
+from worker.engine.module import SequenceModule, as_float
 from worker.engine.reset import reset
 from worker.engine.sequential import Lift, SequentialState
 from worker.engine.threshold import heaviside, threshold
@@ -68,5 +69,5 @@ __all__ = [
     "LIFState", "lif_feed_forward_step", "lif_recurrent_step",
     "LIFAdEx", "LIFAdExCell", "LIFAdExFeedForwardState", "LIFAdExParameters", "lif_adex_feed_forward_step",
     "LIFBox", "LIFBoxCell", "LIFBoxFeedForwardState", "LIFBoxParameters", "lif_box_feed_forward_step",
-    "Lift", "SequentialState", "heaviside", "reset", "threshold",
+    "Lift", "SequenceModule", "SequentialState", "as_float", "heaviside", "reset", "threshold",
 ]  # fmt: skip

@@ -79,3 +79,5 @@ class ALIFCell(_ALIFDynamics, CellModule):
 
 class ALIF(_ALIFDynamics, SequenceModule):
     """A whole time-major sequence of ALIF; ``p`` defaults to ``ALIFParameters()``."""
+
+    fused_model = "alif"

@@ -104,6 +104,8 @@ class LIFCell(_LIFDynamics, CellModule):
 class LIF(_LIFDynamics, SequenceModule):
     """LIF over a time-major sequence: ``LIF()(x[T, ...]) -> (z[T, ...], state)``."""
 
+    fused_model = "lif"
+
 
 class RecurrentWeights:
     """Input and recurrent weight matrices for a recurrent layer (Norse's layout and initialisation).

@@ -11,6 +11,8 @@ from typing import Any, ClassVar, NamedTuple
 
 import torch
 
+from worker.engine.fused import fused_sequence
+
 
 def as_float(x: torch.Tensor) -> torch.Tensor:
     """Spikes often arrive as bool or integer tensors; the dynamics need a floating dtype."""
@@ -89,15 +91,24 @@ class CellModule(NeuronModule):
 
 
 class SequenceModule(NeuronModule):
-    """A whole time-major sequence ``(T, *shape)``: loops the step function over dimension 0.
+    """A whole time-major sequence ``(T, *shape)``.
 
     Returns ``(outputs, final_state)``, or with ``record_states=True`` the states of every step
-    stacked along a leading time dimension.
+    stacked along a leading time dimension. Models with a fused kernel (``fused_model``) run their
+    whole time loop in it when it applies (see ``worker.engine.fused``); otherwise, and always as
+    the reference, the step function is looped over dimension 0.
+
+    ``bool_spikes=True`` returns a spiking model's output as bool when no gradient is recorded:
+    a quarter of float32's memory, for consumers that take spikes as they are (recording, counts).
     """
 
-    def __init__(self, p: Any = None, dt: float = 0.001, record_states: bool = False) -> None:
+    fused_model: ClassVar[str | None] = None
+    spiking: ClassVar[bool] = True
+
+    def __init__(self, p: Any = None, dt: float = 0.001, record_states: bool = False, bool_spikes: bool = False) -> None:
         super().__init__(p, dt)
         self.record_states = record_states
+        self.bool_spikes = bool_spikes
 
     def forward(self, x: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
         if x.dim() == 0 or x.shape[0] == 0:
@@ -106,11 +117,22 @@ class SequenceModule(NeuronModule):
         p = cast_params(self.p, x)
         if state is None:
             state = self.initial_state(x[0], p)
+        bool_spikes = self.bool_spikes and self.spiking
+        if self.fused_model is not None:
+            options = {"record_states": self.record_states, "bool_spikes": bool_spikes}
+            fused = fused_sequence(self.fused_model, x, state, p, self.dt, **options)
+            if fused is not None:
+                return fused
+        return self.reference_forward(x, state, p, bool_spikes)
+
+    def reference_forward(self, x: torch.Tensor, state: Any, p: Any, bool_spikes: bool = False) -> tuple[torch.Tensor, Any]:
+        """The eager step loop (the reference the fused kernels are tested against)."""
+        bool_spikes = bool_spikes and not (torch.is_grad_enabled() and x.requires_grad)
         outputs = []
         states = []
         for x_t in x:
             out, state = self.step_fn(x_t, state, p)
-            outputs.append(out)
+            outputs.append(out.bool() if bool_spikes else out)
             if self.record_states:
                 states.append(state)
         return torch.stack(outputs), stack_states(states) if self.record_states else state

@@ -1,0 +1,154 @@
+"""The CPU backend of the fused kernels: ``cpu_kernels.c`` compiled on first use and called via ctypes.
+
+The library is built for the machine it runs on (``-march=native``) with the system C compiler
+and cached under ``SPIKESERVE_KERNEL_CACHE`` (default ``~/.cache/spikeserve``), keyed by the
+source, the flags and the CPU's feature list; concurrent first uses race harmlessly (each writes
+a private file and renames it into place). Without a compiler the engine keeps its eager path.
+"""
+
+import ctypes
+import functools
+import hashlib
+import logging
+import os
+import pathlib
+import shutil
+import subprocess
+import tempfile
+
+import torch
+
+log = logging.getLogger(__name__)
+SOURCE = pathlib.Path(__file__).with_name("cpu_kernels.c")
+# -ffp-contract=off: no fused multiply-adds, so every operation rounds as PyTorch's eager ops do.
+FLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fopenmp", "-fPIC", "-shared")
+MODELS = ("lif", "lifbox", "li", "iaf", "alif")
+
+
+class Coefficients(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_void_p) for name in ("a", "c", "e", "v_leak", "v_th", "v_reset", "beta", "alpha")]
+
+
+class Outputs(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_void_p) for name in ("spikes_u8", "out_f", "saved_vd", "saved_bd", "rec_v", "rec_i", "rec_b")]
+
+
+def _cpu_features() -> str:
+    try:
+        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return line
+    except OSError:
+        pass
+    return ""
+
+
+def cache_dir() -> pathlib.Path:
+    return pathlib.Path(os.environ.get("SPIKESERVE_KERNEL_CACHE") or pathlib.Path.home() / ".cache" / "spikeserve")
+
+
+def build(compiler: str | None = None) -> pathlib.Path:
+    """Compiles the kernels (if not cached) and returns the shared library's path."""
+    compiler = compiler or os.environ.get("CC") or "cc"
+    if shutil.which(compiler) is None:
+        raise RuntimeError(f"no C compiler {compiler!r} on PATH")
+    key = hashlib.sha256("\0".join([SOURCE.read_text(), compiler, *FLAGS, _cpu_features()]).encode()).hexdigest()[:16]
+    target = cache_dir() / f"cpu_kernels-{key}.so"
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
+        private = pathlib.Path(scratch) / target.name
+        done = subprocess.run([compiler, *FLAGS, "-o", str(private), str(SOURCE), "-lm"], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"compiling {SOURCE.name} failed:\n{done.stderr.strip()}")
+        os.replace(private, target)
+    return target
+
+
+@functools.cache
+def library() -> ctypes.CDLL | None:
+    """The loaded kernels, or None (logged once) when they cannot be built here."""
+    try:
+        lib = ctypes.CDLL(str(build()))
+    except (RuntimeError, OSError) as error:
+        log.warning("fused CPU kernels unavailable, using the eager engine: %s", error)
+        return None
+    i64, ptr, c_int = ctypes.c_int64, ctypes.c_void_p, ctypes.c_int
+    for model in MODELS:
+        forward = getattr(lib, f"{model}_forward")
+        coeffs, outputs = ctypes.POINTER(Coefficients), ctypes.POINTER(Outputs)
+        forward.argtypes = [i64, i64, ptr, i64, ptr, ptr, ptr, coeffs, outputs, c_int, c_int]
+        forward.restype = None
+        backward = getattr(lib, f"{model}_backward")
+        backward.argtypes = [i64, i64, ptr, ptr, ptr, ptr, ptr, ptr, ptr, coeffs, c_int, c_int, c_int]
+        backward.restype = None
+    return lib
+
+
+def _ptr(tensor: torch.Tensor | None) -> int | None:
+    return None if tensor is None else tensor.data_ptr()
+
+
+def _coefficients(coeffs: dict[str, torch.Tensor]) -> Coefficients:
+    return Coefficients(**{name: _ptr(coeffs.get(name)) for name, _ in Coefficients._fields_})
+
+
+def forward(
+    model: str,
+    x: torch.Tensor,
+    state: dict[str, torch.Tensor],
+    coeffs: dict[str, torch.Tensor],
+    outputs: dict[str, torch.Tensor],
+    subtract: bool,
+) -> None:
+    """Runs ``x`` (T, N) (rows may be strided, even with stride 0) through ``model``, updating
+    ``state`` in place and filling the named ``outputs`` (fields of ``Outputs``), each (T, N)."""
+    lib = library()
+    assert lib is not None
+    steps, n = x.shape
+    getattr(lib, f"{model}_forward")(
+        steps,
+        n,
+        x.data_ptr(),
+        x.stride(0),
+        _ptr(state.get("v")),
+        _ptr(state.get("i")),
+        _ptr(state.get("b")),
+        ctypes.byref(_coefficients(coeffs)),
+        ctypes.byref(Outputs(**{name: _ptr(value) for name, value in outputs.items()})),
+        int(subtract),
+        torch.get_num_threads(),
+    )
+
+
+def backward(
+    model: str,
+    grad_out: torch.Tensor | None,
+    saved: dict[str, torch.Tensor],
+    grad_state: dict[str, torch.Tensor],
+    grad_x: torch.Tensor,
+    coeffs: dict[str, torch.Tensor],
+    subtract: bool,
+    method: int,
+) -> None:
+    """Backpropagates through ``model``'s time loop: ``grad_state`` holds the final state's gradient
+    and is overwritten with the initial state's; ``grad_x`` (T, N) receives the input's."""
+    lib = library()
+    assert lib is not None
+    steps, n = grad_x.shape
+    getattr(lib, f"{model}_backward")(
+        steps,
+        n,
+        _ptr(grad_out),
+        _ptr(saved.get("vd")),
+        _ptr(saved.get("bd")),
+        _ptr(grad_state.get("v")),
+        _ptr(grad_state.get("i")),
+        _ptr(grad_state.get("b")),
+        grad_x.data_ptr(),
+        ctypes.byref(_coefficients(coeffs)),
+        int(subtract),
+        method,
+        torch.get_num_threads(),
+    )

@@ -1,0 +1,229 @@
+/* Fused multi-step CPU kernels for the LIF family (LIF, LIFBox, LI, IAF, ALIF).
+ *
+ * One call runs a layer's whole time loop. Neurons are split into blocks; a block's state and
+ * coefficients live in small local arrays (registers and L1) for all T steps, so memory traffic
+ * per step is the input row, the spikes written (one byte each) and whatever the caller asked to
+ * keep. The inner loop over a block is branch-free and vectorises.
+ *
+ * The arithmetic is the reference step functions' operation for operation (and this file is
+ * compiled with -ffp-contract=off), so the results equal the eager engine bit for bit. The
+ * coefficients a = dt*tau_mem_inv, c = -dt*tau_syn_inv, e = -dt*tau_adapt_inv are computed by
+ * the caller with PyTorch, exactly as the step functions compute them.
+ *
+ * One generic block function holds the dynamics; each model's entry point calls it with a
+ * constant model number, and the compiler specialises it (the unused branches disappear).
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stddef.h>
+
+enum { MODEL_LIF = 0, MODEL_LIFBOX = 1, MODEL_LI = 2, MODEL_IAF = 3, MODEL_ALIF = 4 };
+enum { SUR_HEAVISIDE = 0, SUR_SUPER = 1, SUR_FAST_SIGMOID = 2, SUR_TRIANGLE = 3, SUR_TANH = 4, SUR_ATAN = 5 };
+
+#define BLOCK 256
+
+/* Per-neuron coefficient arrays, each of length N; fields a model does not use may be NULL. */
+typedef struct {
+    const float *a, *c, *e, *v_leak, *v_th, *v_reset, *beta, *alpha;
+} coeffs_t;
+
+/* Where a forward pass writes; any pointer may be NULL. Arrays are (T, N), row-major. */
+typedef struct {
+    uint8_t *spikes_u8;  /* spikes as 0/1 bytes */
+    float *out_f;        /* spikes as 0.0/1.0 (or LI's voltage) */
+    float *saved_vd;     /* the membrane before threshold and reset, for the backward pass */
+    float *saved_bd;     /* ALIF: the decayed threshold excess, for the backward pass */
+    float *rec_v, *rec_i, *rec_b;  /* the state after every step */
+} outputs_t;
+
+static inline void load(float *dst, const float *src, int64_t j0, int64_t n) {
+    if (src) for (int64_t k = 0; k < n; k++) dst[k] = src[j0 + k];
+    else for (int64_t k = 0; k < n; k++) dst[k] = 0.0f;
+}
+
+static inline void store(float *restrict dst, const float *restrict src, int64_t j0, int64_t n) {
+    if (dst) for (int64_t k = 0; k < n; k++) dst[j0 + k] = src[k];
+}
+
+static inline void forward_block(const int model, const int subtract, int64_t T, int64_t N, int64_t j0, int64_t n,
+                                 const float *x, int64_t x_stride_t, float *v, float *i, float *b,
+                                 const coeffs_t *p, const outputs_t *o) {
+    float V[BLOCK], I[BLOCK], B[BLOCK], A[BLOCK], C[BLOCK], E[BLOCK], VL[BLOCK], VT[BLOCK], VR[BLOCK], BE[BLOCK];
+    float Z[BLOCK], VD[BLOCK], BD[BLOCK];
+    load(V, v, j0, n);
+    load(I, model == MODEL_LIFBOX || model == MODEL_IAF ? NULL : i, j0, n);
+    load(B, model == MODEL_ALIF ? b : NULL, j0, n);
+    load(A, model == MODEL_IAF ? NULL : p->a, j0, n);
+    load(C, model == MODEL_LIFBOX || model == MODEL_IAF ? NULL : p->c, j0, n);
+    load(E, model == MODEL_ALIF ? p->e : NULL, j0, n);
+    load(VL, model == MODEL_IAF ? NULL : p->v_leak, j0, n);
+    load(VT, model == MODEL_LI ? NULL : p->v_th, j0, n);
+    load(VR, model == MODEL_LI ? NULL : p->v_reset, j0, n);
+    load(BE, model == MODEL_ALIF ? p->beta : NULL, j0, n);
+    /* The outputs are copied to locals: stores through a uint8_t pointer may alias anything, and
+     * the compiler would otherwise reload every pointer after each store and not vectorise. */
+    uint8_t *const spikes_u8 = o->spikes_u8;
+    float *const out_f = o->out_f, *const saved_vd = o->saved_vd, *const saved_bd = o->saved_bd;
+    float *const rec_v = o->rec_v, *const rec_i = o->rec_i, *const rec_b = o->rec_b;
+    for (int64_t t = 0; t < T; t++) {
+        const float *restrict xt = x + t * x_stride_t + j0;
+        const int64_t row = t * N + j0;
+        /* The dynamics: one branch-free pass over the block, all in local arrays. */
+        for (int64_t k = 0; k < n; k++) {
+            float vd, id = 0.0f;
+            if (model == MODEL_IAF) {
+                vd = V[k] + xt[k];
+            } else if (model == MODEL_LIFBOX) {
+                vd = V[k] + A[k] * ((xt[k] + VL[k]) - V[k]);
+            } else {
+                const float ij = I[k] + xt[k];
+                vd = V[k] + A[k] * ((VL[k] - V[k]) + ij);
+                id = ij + C[k] * ij;
+            }
+            I[k] = id;
+            VD[k] = vd;
+            if (model == MODEL_LI) {
+                V[k] = vd;
+                continue;
+            }
+            float th = VT[k], bd = 0.0f;
+            if (model == MODEL_ALIF) {
+                bd = B[k] + E[k] * B[k];
+                th = VT[k] + bd;
+            }
+            const float z = (vd - th) > 0.0f ? 1.0f : 0.0f;
+            V[k] = subtract ? vd - z * (th - VR[k]) : (1.0f - z) * vd + z * VR[k];
+            Z[k] = z;
+            BD[k] = bd;
+            if (model == MODEL_ALIF) B[k] = bd + BE[k] * z;
+        }
+        /* Then what the caller asked for, each in a simple copy loop. */
+        if (model == MODEL_LI) {
+            store(out_f + t * N, VD, j0, n);
+        } else {
+            if (spikes_u8) for (int64_t k = 0; k < n; k++) spikes_u8[row + k] = (uint8_t)Z[k];
+            if (out_f) store(out_f + t * N, Z, j0, n);
+            if (saved_vd) store(saved_vd + t * N, VD, j0, n);
+            if (saved_bd) store(saved_bd + t * N, BD, j0, n);
+        }
+        if (rec_v) store(rec_v + t * N, V, j0, n);
+        if (rec_i) store(rec_i + t * N, I, j0, n);
+        if (rec_b) store(rec_b + t * N, B, j0, n);
+    }
+    store(v, V, j0, n);
+    if (model != MODEL_LIFBOX && model != MODEL_IAF) store(i, I, j0, n);
+    if (model == MODEL_ALIF) store(b, B, j0, n);
+}
+
+/* d spike / d s times g, for s = v - threshold; the same formulas as worker/engine/threshold.py. */
+static inline float surrogate(const int method, float g, float s, float alpha) {
+    switch (method) {
+    case SUR_SUPER: { const float d = fabsf(s) + 1.0f; return g / (d * d); }
+    case SUR_FAST_SIGMOID: { const float d = alpha * fabsf(s) + 1.0f; return g / (d * d); }
+    case SUR_TRIANGLE: { const float r = 1.0f - fabsf(s); return g * alpha * (r > 0.0f ? r : 0.0f); }
+    case SUR_TANH: { const float th = tanhf(s * alpha); return g * (1.0f - th * th); }
+    case SUR_ATAN: { const float q = 1.5707963267948966f * alpha * s; return g * (alpha / 2.0f) / (1.0f + q * q); }
+    default: return 0.0f;
+    }
+}
+
+/* Backward through time for one block. grad_out is (T, N) (the spikes' or LI's voltage's
+ * gradient); gv, gi, gb hold the final state's gradient on entry (NULL: zero) and the initial
+ * state's gradient on return; grad_x (T, N) receives the input's gradient. */
+static inline void backward_block(const int model, const int subtract, const int method, int64_t T, int64_t N,
+                                  int64_t j0, int64_t n, const float *grad_out, const float *saved_vd,
+                                  const float *saved_bd, float *gv, float *gi, float *gb, float *grad_x,
+                                  const coeffs_t *p) {
+    float GV[BLOCK], GI[BLOCK], GB[BLOCK], A[BLOCK], C[BLOCK], E[BLOCK], VT[BLOCK], VR[BLOCK], BE[BLOCK], AL[BLOCK];
+    load(GV, gv, j0, n);
+    load(GI, model == MODEL_LIFBOX || model == MODEL_IAF ? NULL : gi, j0, n);
+    load(GB, model == MODEL_ALIF ? gb : NULL, j0, n);
+    load(A, model == MODEL_IAF ? NULL : p->a, j0, n);
+    load(C, model == MODEL_LIFBOX || model == MODEL_IAF ? NULL : p->c, j0, n);
+    load(E, model == MODEL_ALIF ? p->e : NULL, j0, n);
+    load(VT, model == MODEL_LI ? NULL : p->v_th, j0, n);
+    load(VR, model == MODEL_LI ? NULL : p->v_reset, j0, n);
+    load(BE, model == MODEL_ALIF ? p->beta : NULL, j0, n);
+    load(AL, model == MODEL_LI ? NULL : p->alpha, j0, n);
+    for (int64_t t = T - 1; t >= 0; t--) {
+        const int64_t row = t * N + j0;
+        for (int64_t k = 0; k < n; k++) {
+            const float g_out = grad_out ? grad_out[row + k] : 0.0f;
+            float g_vd;
+            if (model == MODEL_LI) {
+                g_vd = g_out + GV[k];
+            } else {
+                const float vd = saved_vd[row + k];
+                float th = VT[k], bd = 0.0f;
+                if (model == MODEL_ALIF) {
+                    bd = saved_bd[row + k];
+                    th = VT[k] + bd;
+                }
+                const float s = vd - th;
+                const float z = s > 0.0f ? 1.0f : 0.0f;
+                float g_z = g_out, g_th = 0.0f;
+                if (model == MODEL_ALIF) g_z += GB[k] * BE[k];
+                if (subtract) {
+                    g_vd = GV[k];
+                    g_z -= GV[k] * (th - VR[k]);
+                    g_th = -(GV[k] * z);
+                } else {
+                    g_vd = GV[k] * (1.0f - z);
+                    g_z += GV[k] * (VR[k] - vd);
+                }
+                const float g_s = surrogate(method, g_z, s, AL[k]);
+                g_vd += g_s;
+                if (model == MODEL_ALIF) {
+                    const float g_bd = GB[k] + (g_th - g_s);
+                    GB[k] = g_bd + E[k] * g_bd;
+                }
+            }
+            float g_in;
+            if (model == MODEL_IAF) {
+                g_in = g_vd;
+                GV[k] = g_vd;
+            } else if (model == MODEL_LIFBOX) {
+                g_in = A[k] * g_vd;
+                GV[k] = g_vd - A[k] * g_vd;
+            } else {
+                const float g_ij = (GI[k] + C[k] * GI[k]) + A[k] * g_vd;
+                g_in = g_ij;
+                GI[k] = g_ij;
+                GV[k] = g_vd - A[k] * g_vd;
+            }
+            grad_x[row + k] = g_in;
+        }
+    }
+    store(gv, GV, j0, n);
+    if (model != MODEL_LIFBOX && model != MODEL_IAF) store(gi, GI, j0, n);
+    if (model == MODEL_ALIF) store(gb, GB, j0, n);
+}
+
+#define BLOCKS(N) (((N) + BLOCK - 1) / BLOCK)
+
+#define DEFINE_MODEL(name, model)                                                                              \
+    void name##_forward(int64_t T, int64_t N, const float *x, int64_t x_stride_t, float *v, float *i, float *b, \
+                        const coeffs_t *p, const outputs_t *o, int subtract, int threads) {                     \
+        _Pragma("omp parallel for schedule(static) num_threads(threads)")                                      \
+        for (int64_t blk = 0; blk < BLOCKS(N); blk++) {                                                         \
+            const int64_t j0 = blk * BLOCK, n = N - j0 < BLOCK ? N - j0 : BLOCK;                                \
+            if (subtract) forward_block(model, 1, T, N, j0, n, x, x_stride_t, v, i, b, p, o);                   \
+            else forward_block(model, 0, T, N, j0, n, x, x_stride_t, v, i, b, p, o);                            \
+        }                                                                                                      \
+    }                                                                                                          \
+    void name##_backward(int64_t T, int64_t N, const float *grad_out, const float *saved_vd,                    \
+                         const float *saved_bd, float *gv, float *gi, float *gb, float *grad_x,                 \
+                         const coeffs_t *p, int subtract, int method, int threads) {                            \
+        _Pragma("omp parallel for schedule(static) num_threads(threads)")                                      \
+        for (int64_t blk = 0; blk < BLOCKS(N); blk++) {                                                         \
+            const int64_t j0 = blk * BLOCK, n = N - j0 < BLOCK ? N - j0 : BLOCK;                                \
+            backward_block(model, subtract, method, T, N, j0, n, grad_out, saved_vd, saved_bd, gv, gi, gb,      \
+                           grad_x, p);                                                                         \
+        }                                                                                                      \
+    }
+
+DEFINE_MODEL(lif, MODEL_LIF)
+DEFINE_MODEL(lifbox, MODEL_LIFBOX)
+DEFINE_MODEL(li, MODEL_LI)
+DEFINE_MODEL(iaf, MODEL_IAF)
+DEFINE_MODEL(alif, MODEL_ALIF)

@@ -1,0 +1,57 @@
+"""What the fused kernels need to know about each model: its state fields and its coefficients."""
+
+from typing import Any, NamedTuple
+
+import torch
+
+# The numbering shared with cpu_kernels.c and triton_kernels.py.
+MODEL_IDS = {"lif": 0, "lifbox": 1, "li": 2, "iaf": 3, "alif": 4}
+SURROGATE_IDS = {"heaviside": 0, "super": 1, "fast_sigmoid": 2, "triangle": 3, "tanh": 4, "atan": 5}
+
+
+class FusedModel(NamedTuple):
+    name: str
+    state_fields: tuple[str, ...]
+    spiking: bool
+    saved: tuple[str, ...]  # per-step tensors the backward pass needs
+
+
+FUSED_MODELS = {
+    model.name: model
+    for model in (
+        FusedModel("lif", ("v", "i"), True, ("vd",)),
+        FusedModel("lifbox", ("v",), True, ("vd",)),
+        FusedModel("li", ("v", "i"), False, ()),
+        FusedModel("iaf", ("v",), True, ("vd",)),
+        FusedModel("alif", ("v", "i", "b"), True, ("vd", "bd")),
+    )
+}
+
+
+def coefficients(p: Any, dt: float) -> dict[str, Any]:
+    """The kernels' per-neuron coefficients, computed as the step functions compute them.
+
+    ``dt * p.tau_mem_inv`` is evaluated here exactly as the eager step evaluates it (a Python float
+    times a float or a float32 tensor), so the kernels' products round identically.
+    """
+    fields = p._asdict()
+    coeffs: dict[str, Any] = {}
+    if "tau_mem_inv" in fields:
+        coeffs["a"] = dt * p.tau_mem_inv
+    if "tau_syn_inv" in fields:
+        coeffs["c"] = -dt * p.tau_syn_inv
+    if "tau_adapt_inv" in fields:
+        coeffs["e"] = -dt * p.tau_adapt_inv
+    for name in ("v_leak", "v_th", "v_reset", "beta", "alpha"):
+        if name in fields:
+            coeffs[name] = fields[name]
+    return coeffs
+
+
+def expand(value: Any, shape: torch.Size, like: torch.Tensor) -> torch.Tensor | None:
+    """``value`` as a contiguous float32 tensor of the neurons' ``shape``; None if it would not fit
+    (a parameter whose shape broadcasts the state to a larger one)."""
+    tensor = torch.as_tensor(value, dtype=like.dtype, device=like.device)
+    if torch.broadcast_shapes(tensor.shape, shape) != shape:
+        return None
+    return tensor.expand(shape).contiguous().reshape(-1)

@@ -1,0 +1,241 @@
+"""The CUDA backend of the fused kernels, in Triton: the same dynamics as ``cpu_kernels.c``.
+
+Each program owns a block of neurons and runs the whole time loop with the state in registers.
+The model, the reset and which outputs exist are compile-time constants, so each combination
+compiles to its own branch-free kernel. CI runs these kernels on the CPU through Triton's
+interpreter (``TRITON_INTERPRET=1``) against the eager engine; on a GPU they run compiled, with
+fused multiply-adds turned off so that the forward pass rounds as the eager ops do.
+"""
+
+import torch
+import triton
+import triton.language as tl
+
+from worker.engine.fused.models import MODEL_IDS
+
+BLOCK = 256
+
+
+@triton.jit
+def _coefficient(ptr, offs, mask, USED: tl.constexpr):
+    if USED:
+        return tl.load(ptr + offs, mask=mask, other=0.0)
+    return tl.zeros(offs.shape, dtype=tl.float32)
+
+
+@triton.jit
+def _forward_kernel(
+    x_ptr, x_stride_t, v_ptr, i_ptr, b_ptr,
+    a_ptr, c_ptr, e_ptr, vl_ptr, vth_ptr, vr_ptr, beta_ptr,
+    spikes_ptr, out_ptr, saved_vd_ptr, saved_bd_ptr, rec_v_ptr, rec_i_ptr, rec_b_ptr,
+    T, N,
+    MODEL: tl.constexpr, SUBTRACT: tl.constexpr,
+    HAS_SPIKES: tl.constexpr, HAS_OUT: tl.constexpr, SAVE: tl.constexpr,
+    REC_V: tl.constexpr, REC_I: tl.constexpr, REC_B: tl.constexpr, BLOCK: tl.constexpr,
+):  # fmt: skip
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < N
+    has_current: tl.constexpr = MODEL == 0 or MODEL == 2 or MODEL == 4
+    spiking: tl.constexpr = MODEL != 2
+    adaptive: tl.constexpr = MODEL == 4
+    v = tl.load(v_ptr + offs, mask=mask, other=0.0)
+    i = _coefficient(i_ptr, offs, mask, has_current)
+    b = _coefficient(b_ptr, offs, mask, adaptive)
+    a = _coefficient(a_ptr, offs, mask, MODEL != 3)
+    c = _coefficient(c_ptr, offs, mask, has_current)
+    e = _coefficient(e_ptr, offs, mask, adaptive)
+    vl = _coefficient(vl_ptr, offs, mask, MODEL != 3)
+    vth = _coefficient(vth_ptr, offs, mask, spiking)
+    vr = _coefficient(vr_ptr, offs, mask, spiking)
+    beta = _coefficient(beta_ptr, offs, mask, adaptive)
+    for t in range(0, T):
+        xt = tl.load(x_ptr + t * x_stride_t + offs, mask=mask, other=0.0)
+        row = t * N + offs
+        if MODEL == 3:
+            vd = v + xt
+        elif MODEL == 1:
+            vd = v + a * ((xt + vl) - v)
+        else:
+            ij = i + xt
+            vd = v + a * ((vl - v) + ij)
+            i = ij + c * ij
+        if spiking:
+            th = vth
+            if adaptive:
+                bd = b + e * b
+                th = vth + bd
+            z = tl.where((vd - th) > 0.0, 1.0, 0.0)
+            if SUBTRACT:  # noqa: SIM108  a compile-time branch, kept in the form every Triton version compiles
+                v = vd - z * (th - vr)
+            else:
+                v = (1.0 - z) * vd + z * vr
+            if adaptive:
+                b = bd + beta * z
+                if SAVE:
+                    tl.store(saved_bd_ptr + row, bd, mask=mask)
+            if HAS_SPIKES:
+                tl.store(spikes_ptr + row, z.to(tl.int8), mask=mask)
+            if HAS_OUT:
+                tl.store(out_ptr + row, z, mask=mask)
+            if SAVE:
+                tl.store(saved_vd_ptr + row, vd, mask=mask)
+        else:
+            v = vd
+            if HAS_OUT:
+                tl.store(out_ptr + row, vd, mask=mask)
+        if REC_V:
+            tl.store(rec_v_ptr + row, v, mask=mask)
+        if REC_I:
+            tl.store(rec_i_ptr + row, i, mask=mask)
+        if REC_B:
+            tl.store(rec_b_ptr + row, b, mask=mask)
+    tl.store(v_ptr + offs, v, mask=mask)
+    if has_current:
+        tl.store(i_ptr + offs, i, mask=mask)
+    if adaptive:
+        tl.store(b_ptr + offs, b, mask=mask)
+
+
+@triton.jit
+def _surrogate(g, s, alpha, METHOD: tl.constexpr):
+    if METHOD == 1:
+        d = tl.abs(s) + 1.0
+        return g / (d * d)
+    elif METHOD == 2:
+        d = alpha * tl.abs(s) + 1.0
+        return g / (d * d)
+    elif METHOD == 3:
+        return g * alpha * tl.maximum(1.0 - tl.abs(s), 0.0)
+    elif METHOD == 4:
+        y = s * alpha  # tanh(y) from exp(-2|y|), which cannot overflow (no libdevice in the interpreter)
+        q = tl.exp(-2.0 * tl.abs(y))
+        th = (1.0 - q) / (1.0 + q)
+        return g * (1.0 - th * th)
+    elif METHOD == 5:
+        q = 1.5707963267948966 * alpha * s
+        return g * (alpha / 2.0) / (1.0 + q * q)
+    else:
+        return g * 0.0
+
+
+@triton.jit
+def _backward_kernel(
+    grad_out_ptr, saved_vd_ptr, saved_bd_ptr, gv_ptr, gi_ptr, gb_ptr, grad_x_ptr,
+    a_ptr, c_ptr, e_ptr, vth_ptr, vr_ptr, beta_ptr, alpha_ptr,
+    T, N,
+    MODEL: tl.constexpr, SUBTRACT: tl.constexpr, METHOD: tl.constexpr, HAS_GRAD_OUT: tl.constexpr,
+    BLOCK: tl.constexpr,
+):  # fmt: skip
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < N
+    has_current: tl.constexpr = MODEL == 0 or MODEL == 2 or MODEL == 4
+    spiking: tl.constexpr = MODEL != 2
+    adaptive: tl.constexpr = MODEL == 4
+    gv = tl.load(gv_ptr + offs, mask=mask, other=0.0)
+    gi = _coefficient(gi_ptr, offs, mask, has_current)
+    gb = _coefficient(gb_ptr, offs, mask, adaptive)
+    a = _coefficient(a_ptr, offs, mask, MODEL != 3)
+    c = _coefficient(c_ptr, offs, mask, has_current)
+    e = _coefficient(e_ptr, offs, mask, adaptive)
+    vth = _coefficient(vth_ptr, offs, mask, spiking)
+    vr = _coefficient(vr_ptr, offs, mask, spiking)
+    beta = _coefficient(beta_ptr, offs, mask, adaptive)
+    alpha = _coefficient(alpha_ptr, offs, mask, spiking)
+    for step in range(0, T):
+        row = (T - 1 - step) * N + offs
+        g_out = _coefficient(grad_out_ptr + (T - 1 - step) * N, offs, mask, HAS_GRAD_OUT)
+        if spiking:
+            vd = tl.load(saved_vd_ptr + row, mask=mask, other=0.0)
+            th = vth
+            if adaptive:
+                th = vth + tl.load(saved_bd_ptr + row, mask=mask, other=0.0)
+            s = vd - th
+            z = tl.where(s > 0.0, 1.0, 0.0)
+            g_z = g_out
+            if adaptive:
+                g_z += gb * beta
+            if SUBTRACT:
+                g_vd = gv
+                g_z -= gv * (th - vr)
+                g_th = -(gv * z)
+            else:
+                g_vd = gv * (1.0 - z)
+                g_z += gv * (vr - vd)
+                g_th = gv * 0.0
+            g_s = _surrogate(g_z, s, alpha, METHOD)
+            g_vd += g_s
+            if adaptive:
+                g_bd = gb + (g_th - g_s)
+                gb = g_bd + e * g_bd
+        else:
+            g_vd = g_out + gv
+        if MODEL == 3:
+            g_in = g_vd
+            gv = g_vd
+        elif MODEL == 1:
+            g_in = a * g_vd
+            gv = g_vd - a * g_vd
+        else:
+            gi = (gi + c * gi) + a * g_vd
+            g_in = gi
+            gv = g_vd - a * g_vd
+        tl.store(grad_x_ptr + row, g_in, mask=mask)
+    tl.store(gv_ptr + offs, gv, mask=mask)
+    if has_current:
+        tl.store(gi_ptr + offs, gi, mask=mask)
+    if adaptive:
+        tl.store(gb_ptr + offs, gb, mask=mask)
+
+
+def _grid(n: int) -> tuple[int]:
+    return (triton.cdiv(n, BLOCK),)
+
+
+def _or(tensor: torch.Tensor | None, fallback: torch.Tensor) -> torch.Tensor:
+    return fallback if tensor is None else tensor
+
+
+def forward(
+    model: str,
+    x: torch.Tensor,
+    state: dict[str, torch.Tensor],
+    coeffs: dict[str, torch.Tensor],
+    outputs: dict[str, torch.Tensor],
+    subtract: bool,
+) -> None:
+    """As ``worker.engine.fused.cpu.forward``, on a CUDA tensor (or on the CPU when interpreted)."""
+    steps, n = x.shape
+    v = state["v"]
+    spikes = outputs.get("spikes_u8")
+    _forward_kernel[_grid(n)](
+        x, x.stride(0), v, _or(state.get("i"), v), _or(state.get("b"), v),
+        *(_or(coeffs.get(name), v) for name in ("a", "c", "e", "v_leak", "v_th", "v_reset", "beta")),
+        v if spikes is None else spikes.view(torch.int8),
+        *(_or(outputs.get(name), v) for name in ("out_f", "saved_vd", "saved_bd", "rec_v", "rec_i", "rec_b")),
+        steps, n,
+        MODEL=MODEL_IDS[model], SUBTRACT=subtract,
+        HAS_SPIKES=spikes is not None, HAS_OUT="out_f" in outputs, SAVE="saved_vd" in outputs,
+        REC_V="rec_v" in outputs, REC_I="rec_i" in outputs, REC_B="rec_b" in outputs, BLOCK=BLOCK,
+    )  # fmt: skip
+
+
+def backward(
+    model: str,
+    grad_out: torch.Tensor | None,
+    saved: dict[str, torch.Tensor],
+    grad_state: dict[str, torch.Tensor],
+    grad_x: torch.Tensor,
+    coeffs: dict[str, torch.Tensor],
+    subtract: bool,
+    method: int,
+) -> None:
+    """As ``worker.engine.fused.cpu.backward``, on a CUDA tensor (or on the CPU when interpreted)."""
+    steps, n = grad_x.shape
+    gv = grad_state["v"]
+    _backward_kernel[_grid(n)](
+        _or(grad_out, gv), _or(saved.get("vd"), gv), _or(saved.get("bd"), gv),
+        gv, _or(grad_state.get("i"), gv), _or(grad_state.get("b"), gv), grad_x,
+        *(_or(coeffs.get(name), gv) for name in ("a", "c", "e", "v_th", "v_reset", "beta", "alpha")),
+        steps, n,
+        MODEL=MODEL_IDS[model], SUBTRACT=subtract, METHOD=method, HAS_GRAD_OUT=grad_out is not None, BLOCK=BLOCK,
+    )  # fmt: skip
