@@ -1,6 +1,7 @@
 """The FastAPI application: routes stay thin; the work is in app.jobs, app.store and app.events."""
 
 import json
+import logging
 import pathlib
 from typing import Annotated, Any, Literal
 
@@ -13,10 +14,12 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 from sse_starlette.sse import EventSourceResponse
 
 from app.auth import Owner
-from app.events import job_events
+from app.events import Subscribers, job_events, wait_final
 from app.jobs import API_PREFIX, QueueUnavailable, job_status, list_jobs, submit_job
 from app.metrics import StoreCollector
 from app.models import (
@@ -31,7 +34,7 @@ from app.models import (
     ValidationErrorResponse,
 )
 from app.settings import Settings
-from app.store import InFlightLimit, JobStore
+from app.store import AsyncJobReader, InFlightLimit, Job, JobStore
 from worker.celery_app import make_celery
 from worker.schema import InvalidRequest, JobRequest, clean_loc, loads_strict, validate_request
 
@@ -45,6 +48,9 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": Message, "description": "no such job for this key (unknown and foreign ids look the same)"},
 }
 
+# Long polling: how long a status or result request may wait for the job to end.
+WaitSeconds = Annotated[float, Query(ge=0, le=60, description="wait up to this many seconds for the job to end before answering")]
+
 
 def request_examples() -> dict[str, dict[str, Any]]:
     """The shipped examples/*.json, for the OpenAPI page and the viewer's menu."""
@@ -52,6 +58,9 @@ def request_examples() -> dict[str, dict[str, Any]]:
         path.stem: {"summary": path.stem.replace("_", " "), "value": json.loads(path.read_text())}
         for path in sorted(EXAMPLES.glob("*.json"))
     }
+
+
+log = logging.getLogger(__name__)
 
 
 class BodySizeLimit:
@@ -105,7 +114,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.store = store
     app.state.queue = make_celery(settings)
-    app.state.async_redis = aioredis.Redis.from_url(settings.redis_url)
+    # Reads and subscriptions only, so retrying is safe: a pooled connection that a Redis restart
+    # closed fails its first command (seen with uvloop), and the retry reconnects.
+    app.state.async_redis = aioredis.Redis.from_url(
+        settings.redis_url,
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 3),
+        retry_on_error=[redis.ConnectionError, redis.TimeoutError],
+        health_check_interval=10,
+    )
+    reader = AsyncJobReader(app.state.async_redis)
+    subscribers = Subscribers(app.state.async_redis)
     registry = CollectorRegistry()  # no auto_describe: it would query Redis at start-up, failing while Redis is down
     registry.register(StoreCollector(store))
 
@@ -133,6 +151,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(redis.RedisError)
     async def store_down(request: Request, error: redis.RedisError) -> JSONResponse:
+        log.warning("%s %s: the job store is unavailable: %r", request.method, request.url.path, error)
         return JSONResponse(
             {"detail": "the job store is unavailable; try again"},
             status.HTTP_503_SERVICE_UNAVAILABLE,
@@ -146,11 +165,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     jobs = APIRouter(prefix=f"{API_PREFIX}/jobs", tags=["jobs"], responses=ERRORS)
     examples = request_examples()
 
-    def owned(job_id: str, owner: str) -> Any:
-        job = store.get_owned(job_id, owner)
-        if job is None:
+    def owned_or_404(job: Job | None, owner: str) -> Job:
+        if job is None or job.owner != owner:  # foreign and unknown ids look the same
             raise HTTPException(status.HTTP_404_NOT_FOUND, "no such job")
         return job
+
+    async def owned(job_id: str, owner: str) -> Job:
+        return owned_or_404(await reader.get(job_id), owner)
 
     @jobs.post(
         "",
@@ -179,9 +200,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """The caller's jobs, newest first."""
         return await _in_thread(list_jobs, store, owner, offset, limit)
 
+    async def owned_after_wait(job_id: str, owner: str, wait_s: float) -> Job:
+        job = await owned(job_id, owner)  # nobody waits on another key's job
+        if wait_s > 0 and not job.is_final:
+            await wait_final(reader, subscribers, job_id, wait_s)
+            job = await owned(job_id, owner)
+        return job
+
     @jobs.get("/{job_id}", response_model=JobStatus)
-    async def get_job(job_id: str, owner: Owner) -> JobStatus:
-        return job_status(await _in_thread(owned, job_id, owner))
+    async def get_job(job_id: str, owner: Owner, wait: WaitSeconds = 0.0) -> JobStatus:
+        """The job's status; with ``wait``, answered as soon as the job is final (long polling)."""
+        return job_status(await owned_after_wait(job_id, owner, wait))
 
     @jobs.get(
         "/{job_id}/result",
@@ -191,15 +220,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             410: {"model": Message, "description": "the result has expired"},
         },
     )
-    async def get_result(job_id: str, owner: Owner, format: Literal["json", "npz"] = "json") -> Response:
-        """The result as JSON (default) or NPZ (``?format=npz``, one ``numpy.load``)."""
-        job = await _in_thread(owned, job_id, owner)
+    async def get_result(job_id: str, owner: Owner, format: Literal["json", "npz"] = "json", wait: WaitSeconds = 0.0) -> Response:
+        """The result as JSON (default) or NPZ (``?format=npz``, one ``numpy.load``); with ``wait``,
+        the answer waits up to that many seconds for the job to end."""
+        if wait > 0:
+            await owned_after_wait(job_id, owner, wait)
+        found, data = await reader.get_with_result(job_id, format)
+        job = owned_or_404(found, owner)
         if job.state != "succeeded":
             reason = (
                 f"the job {job.state}" + (f": {job.error}" if job.error else "") if job.is_final else f"the job is {job.state}"
             )
             raise HTTPException(status.HTTP_409_CONFLICT, reason)
-        data = await _in_thread(store.result, job_id, format)
         if data is None:
             raise HTTPException(status.HTTP_410_GONE, "the result has expired")
         if format == "npz":
@@ -210,13 +242,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @jobs.get("/{job_id}/events", responses={200: {"content": {"text/event-stream": {}}, "description": "status events"}})
     async def get_events(job_id: str, owner: Owner) -> EventSourceResponse:
         """Server-Sent Events (``event: status``) with status and progress; the stream ends with the final state."""
-        await _in_thread(owned, job_id, owner)
-        return EventSourceResponse(job_events(store, app.state.async_redis, job_id), ping=15)
+        await owned(job_id, owner)
+        return EventSourceResponse(job_events(reader, job_id), ping=15)
 
     @jobs.delete("/{job_id}", response_model=JobStatus)
     async def cancel_job(job_id: str, owner: Owner) -> JobStatus:
         """Cancel: a queued job never runs; a running one stops at its next chunk. Finished jobs are unchanged."""
-        job = await _in_thread(owned, job_id, owner)
+        job = await owned(job_id, owner)
         if not job.is_final:
             job = await _in_thread(store.request_cancel, job_id)
         return job_status(job)
@@ -226,7 +258,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     async def get_job_request(job_id: str, owner: Owner) -> Response:
         """The job's request exactly as it was submitted."""
-        await _in_thread(owned, job_id, owner)
+        await owned(job_id, owner)
         body = await _in_thread(store.request_json, job_id)
         if body is None:
             raise HTTPException(status.HTTP_410_GONE, "the request has expired")

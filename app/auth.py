@@ -28,7 +28,9 @@ def owner_for(authorization: str | None, settings: Settings) -> str:
     return "key-" + digest.removeprefix("sha256:")[:16]
 
 
-def current_owner(request: Request) -> str:
+async def current_owner(request: Request) -> str:
+    # async although it never awaits: FastAPI runs a sync dependency in its thread pool, a thread
+    # hop per request for a hash comparison
     return owner_for(request.headers.get("authorization"), request.app.state.settings)
 
 

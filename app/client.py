@@ -12,6 +12,7 @@ import json
 import pathlib
 import subprocess
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -19,6 +20,7 @@ import httpx
 from worker.results import Result
 
 FINAL = ("succeeded", "failed", "cancelled")
+MAX_WAIT_S = 30.0  # one long poll; the server allows up to 60
 
 
 class SpikeserveError(Exception):
@@ -56,45 +58,81 @@ class Job:
     def __repr__(self) -> str:
         return f"Job({self.id!r})"
 
-    def status(self) -> dict[str, Any]:
-        return _check(self.client.http.get(f"/api/v1/jobs/{self.id}")).json()
+    def status(self, wait: float = 0.0) -> dict[str, Any]:
+        """The job's status; with ``wait``, the server answers as soon as the job ends (at most ``wait`` s)."""
+        params = {"wait": wait} if wait else None
+        return _check(self.client.http.get(f"/api/v1/jobs/{self.id}", params=params, timeout=wait + 10)).json()
 
-    def wait(self, progress: bool = False, timeout: float | None = None, poll_s: float = 0.2) -> dict[str, Any]:
-        """Blocks until the job is final and returns its status; ``progress=True`` shows a bar."""
-        bar = None
-        if progress:
-            from tqdm import tqdm
+    def wait(self, progress: bool = False, timeout: float | None = None, poll_s: float = 0.5) -> dict[str, Any]:
+        """Blocks until the job is final and returns its status; ``progress=True`` shows a bar.
 
-            bar = tqdm(unit="step", leave=False)
+        The server answers as soon as the job ends: a long-polled status request, or with a
+        progress bar the job's event stream. If a request breaks (an API restart), it retries
+        after ``poll_s``.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
-        try:
-            while True:
-                status = self.status()
-                if bar is not None:
-                    bar.total = status["progress"]["steps_total"]
-                    bar.set_description(status["status"])
-                    bar.update(status["progress"]["steps_done"] - bar.n)
-                if status["status"] in FINAL:
-                    return status
-                if deadline is not None and time.monotonic() > deadline:
-                    raise TimeoutError(f"job {self.id} is still {status['status']} after {timeout} s")
+        if progress:
+            self._follow_with_bar(deadline)
+        while True:
+            remaining = MAX_WAIT_S if deadline is None else min(MAX_WAIT_S, deadline - time.monotonic())
+            try:
+                status = self.status(wait=max(0.0, remaining))
+            except httpx.TransportError:
+                status = None
                 time.sleep(poll_s)
-        finally:
-            if bar is not None:
-                bar.close()
+            if status is not None and status["status"] in FINAL:
+                return status
+            if deadline is not None and time.monotonic() >= deadline:
+                state = "unknown" if status is None else status["status"]
+                raise TimeoutError(f"job {self.id} is still {state} after {timeout} s")
 
-    def result(self, format: str = "npz") -> Result:
-        """The result decoded into numpy arrays; raises JobFailed if the job failed or was cancelled."""
-        response = self.client.http.get(f"/api/v1/jobs/{self.id}/result", params={"format": format})
+    def _follow_with_bar(self, deadline: float | None) -> None:
+        from tqdm import tqdm
+
+        with tqdm(unit="step", leave=False) as bar:
+            for event in self._events(deadline):
+                bar.total = event["steps_total"]
+                bar.set_description(event["status"])
+                bar.update(event["steps_done"] - bar.n)
+                if event["status"] in FINAL:
+                    return
+
+    def _events(self, deadline: float | None) -> Iterator[dict[str, Any]]:
+        """The job's status events until the stream ends, breaks or ``deadline`` passes."""
+        # the server pings every 15 s, so a read that waits longer than 20 s means a dead stream
+        read_s = 20.0 if deadline is None else max(0.1, min(20.0, deadline - time.monotonic()))
+        try:
+            url, timeouts = f"/api/v1/jobs/{self.id}/events", httpx.Timeout(10.0, read=read_s)
+            with self.client.http.stream("GET", url, timeout=timeouts) as response:
+                if not response.is_success:
+                    response.read()
+                    _check(response)
+                for line in response.iter_lines():
+                    if line.startswith("data:"):
+                        yield json.loads(line[5:])
+                    if deadline is not None and time.monotonic() > deadline:
+                        return
+        except httpx.TransportError:
+            return
+
+    def result(self, format: str = "npz", wait: float = 0.0) -> Result:
+        """The result decoded into numpy arrays; raises JobFailed if the job failed or was cancelled.
+
+        With ``wait``, the server holds the request until the job ends (at most ``wait`` s), so
+        ``client.submit(...).result(wait=30)`` is a whole simulation in two requests.
+        """
+        raw = self.result_bytes(format, wait)
+        return Result.from_npz(raw) if format == "npz" else Result.from_json(raw)
+
+    def result_bytes(self, format: str = "npz", wait: float = 0.0) -> bytes:
+        """The encoded result (``format`` "npz" or "json"); ``wait`` and errors as for ``result``."""
+        params: dict[str, Any] = {"format": format, **({"wait": wait} if wait else {})}
+        response = self.client.http.get(f"/api/v1/jobs/{self.id}/result", params=params, timeout=wait + 60)
         if response.status_code == 409:
             status = self.status()
             if status["status"] in ("failed", "cancelled"):
                 raise JobFailed(409, status.get("error") or status["status"])
-        raw = _check(response).content
-        return Result.from_npz(raw) if format == "npz" else Result.from_json(raw)
-
-    def result_bytes(self, format: str = "npz") -> bytes:
-        return _check(self.client.http.get(f"/api/v1/jobs/{self.id}/result", params={"format": format})).content
+        return _check(response).content
 
     def cancel(self) -> dict[str, Any]:
         return _check(self.client.http.delete(f"/api/v1/jobs/{self.id}")).json()

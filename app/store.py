@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
+import redis.asyncio as aioredis
 
 PREFIX = "ss"
 STATES = ("queued", "running", "succeeded", "failed", "cancelled")
@@ -80,40 +81,77 @@ redis.call('HINCRBY', KEYS[6], 'entered:queued', 1)
 return 1
 """
 
-# KEYS: job, stats, channel prefix (unused by Redis, passed for clarity)
-# ARGV: allowed from-states (comma separated), to-state, now, then field/value pairs
-# Returns {1, new_state} on success, {0, current_state} when refused, {} for an unknown job.
-_TRANSITION = """
-local state = redis.call('HGET', KEYS[1], 'state')
-if not state then return {} end
-if not string.find(',' .. ARGV[1] .. ',', ',' .. state .. ',', 1, true) then return {0, state} end
-local to = ARGV[2]
-local id = redis.call('HGET', KEYS[1], 'id')
-local owner = redis.call('HGET', KEYS[1], 'owner')
-redis.call('HSET', KEYS[1], 'state', to)
-for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
-if to == 'running' then redis.call('HINCRBY', KEYS[1], 'attempts', 1) end
-redis.call('SREM', 'ss:state:' .. state, id)
-if to == 'queued' or to == 'running' then
-  redis.call('SADD', 'ss:state:' .. to, id)
-else
-  redis.call('HSET', KEYS[1], 'finished_at', ARGV[3])
-  redis.call('SREM', 'ss:owner:' .. owner .. ':active', id)
+# The one definition of a state change, shared by the scripts below. Moves the job at key `job` to
+# `to` if its state is in `allowed` (comma separated), setting `fields` (a flat name/value list);
+# returns {1, to} on success, {0, current_state} when refused, {} for an unknown job.
+_TRANSITION_FUNCTION = """
+local function transition(job, stats, allowed, to, now, fields)
+  local state = redis.call('HGET', job, 'state')
+  if not state then return {} end
+  if not string.find(',' .. allowed .. ',', ',' .. state .. ',', 1, true) then return {0, state} end
+  local id = redis.call('HGET', job, 'id')
+  local owner = redis.call('HGET', job, 'owner')
+  redis.call('HSET', job, 'state', to)
+  for i = 1, #fields, 2 do redis.call('HSET', job, fields[i], fields[i + 1]) end
+  if to == 'running' then redis.call('HINCRBY', job, 'attempts', 1) end
+  redis.call('SREM', 'ss:state:' .. state, id)
+  if to == 'queued' or to == 'running' then
+    redis.call('SADD', 'ss:state:' .. to, id)
+  else
+    redis.call('HSET', job, 'finished_at', now)
+    redis.call('SREM', 'ss:owner:' .. owner .. ':active', id)
+  end
+  if state ~= to then redis.call('HINCRBY', stats, 'entered:' .. to, 1) end
+  local snapshot = redis.call('HMGET', job, 'state', 'steps_done', 'steps_total')
+  redis.call('PUBLISH', 'ss:events:' .. id,
+    cjson.encode({status = snapshot[1], steps_done = tonumber(snapshot[2]), steps_total = tonumber(snapshot[3])}))
+  return {1, to}
 end
-if state ~= to then redis.call('HINCRBY', KEYS[2], 'entered:' .. to, 1) end
-local snapshot = redis.call('HMGET', KEYS[1], 'state', 'steps_done', 'steps_total')
-redis.call('PUBLISH', 'ss:events:' .. id,
-  cjson.encode({status = snapshot[1], steps_done = tonumber(snapshot[2]), steps_total = tonumber(snapshot[3])}))
-return {1, to}
 """
 
+# KEYS: job, stats. ARGV: allowed from-states, to-state, now, then field/value pairs.
+_TRANSITION = (
+    _TRANSITION_FUNCTION
+    + """
+return transition(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], {unpack(ARGV, 4)})
+"""
+)
 
-# KEYS: job, lease, stats. ARGV: now, device, lease token, lease ms.
+# KEYS: job, request, lease, stats, json result, npz result.
+# ARGV: now, lease token, result ttl, job ttl, json, npz, neuron steps, wall s, then the duration
+# buckets the run falls in. running -> succeeded with its results, statistics and expiry, and the
+# lease released, all in one round trip; nothing is stored if the job is no longer running.
+_SUCCEED = (
+    _TRANSITION_FUNCTION
+    + """
+local total = redis.call('HGET', KEYS[1], 'steps_total')
+local moved = transition(KEYS[1], KEYS[4], 'running', 'succeeded', ARGV[1], {'steps_done', total or 0})
+if moved[1] == 1 then
+  redis.call('SET', KEYS[5], ARGV[5], 'EX', ARGV[3])
+  redis.call('SET', KEYS[6], ARGV[6], 'EX', ARGV[3])
+  redis.call('HINCRBY', KEYS[4], 'neuron_steps', ARGV[7])
+  redis.call('HINCRBYFLOAT', KEYS[4], 'duration_sum', ARGV[8])
+  redis.call('HINCRBY', KEYS[4], 'duration_count', 1)
+  for i = 9, #ARGV do redis.call('HINCRBY', KEYS[4], 'duration_le:' .. ARGV[i], 1) end
+  redis.call('EXPIRE', KEYS[1], ARGV[4])
+  redis.call('EXPIRE', KEYS[2], ARGV[4])
+end
+if redis.call('GET', KEYS[3]) == ARGV[2] then redis.call('DEL', KEYS[3]) end
+return moved
+"""
+)
+
+
+# KEYS: job, lease, stats, request. ARGV: now, device, lease token, lease ms.
 # queued -> running, or running -> running when the lease has lapsed; takes the lease.
+# Returns {1, request json} when started, {0, state} when refused, {2, state} when a cancel was
+# requested (the caller cancels), {} for an unknown job.
 _START = """
 local state = redis.call('HGET', KEYS[1], 'state')
-if state ~= 'queued' and state ~= 'running' then return 0 end
-if state == 'running' and redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+if not state then return {} end
+if state ~= 'queued' and state ~= 'running' then return {0, state} end
+if state == 'running' and redis.call('EXISTS', KEYS[2]) == 1 then return {0, state} end
+if redis.call('HGET', KEYS[1], 'cancel') == '1' then return {2, state} end
 local id = redis.call('HGET', KEYS[1], 'id')
 redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
 redis.call('HSET', KEYS[1], 'state', 'running', 'started_at', ARGV[1], 'device', ARGV[2], 'steps_done', 0)
@@ -123,7 +161,7 @@ redis.call('SADD', 'ss:state:running', id)
 if state == 'queued' then redis.call('HINCRBY', KEYS[3], 'entered:running', 1) end
 redis.call('PUBLISH', 'ss:events:' .. id, cjson.encode({status = 'running', steps_done = 0,
   steps_total = tonumber(redis.call('HGET', KEYS[1], 'steps_total'))}))
-return 1
+return {1, redis.call('GET', KEYS[4]) or false}
 """
 
 # KEYS: lease. ARGV: token, lease ms. Renews only a lease this worker still holds.
@@ -179,6 +217,11 @@ class Job:
             cancel_requested=data.get("cancel") == "1",
         )
 
+    @classmethod
+    def from_raw(cls, data: dict[bytes, bytes]) -> "Job | None":
+        """From the record as Redis returns it (bytes); None for a missing record."""
+        return cls.from_hash({k.decode(): v.decode() for k, v in data.items()}) if data else None
+
     @property
     def is_final(self) -> bool:
         return self.state in FINAL_STATES
@@ -188,6 +231,16 @@ class InFlightLimit(Exception):
     """The owner already has the maximum number of queued and running jobs."""
 
 
+@dataclass(frozen=True)
+class Claim:
+    """A worker's attempt to start a job: started with its request, or why not."""
+
+    started: bool
+    state: str | None
+    request: bytes | None = None
+    cancel_requested: bool = False
+
+
 class JobStore:
     def __init__(self, client: redis.Redis, job_ttl_s: int = 7 * 24 * 3600, result_ttl_s: int = 24 * 3600) -> None:
         self.redis = client
@@ -195,6 +248,7 @@ class JobStore:
         self.result_ttl_s = result_ttl_s
         self._submit = client.register_script(_SUBMIT)
         self._transition = client.register_script(_TRANSITION)
+        self._succeed = client.register_script(_SUCCEED)
         self._start = client.register_script(_START)
         self._renew = client.register_script(_RENEW)
         self._requeue = client.register_script(_REQUEUE)
@@ -218,18 +272,12 @@ class JobStore:
         ]
         if not self._submit(keys=keys, args=[job_id, owner, now, steps_total, request_json, max_in_flight]):
             raise InFlightLimit(f"{max_in_flight} jobs are already queued or running for this key")
-        return self.get(job_id)  # type: ignore[return-value]
+        # the record just written, without reading it back
+        written = {"id": job_id, "owner": owner, "state": "queued", "created_at": repr(now), "steps_total": str(steps_total)}
+        return Job.from_hash(written)
 
     def get(self, job_id: str) -> Job | None:
-        data = self.redis.hgetall(job_key(job_id))
-        if not data:
-            return None
-        return Job.from_hash({k.decode(): v.decode() for k, v in data.items()})
-
-    def get_owned(self, job_id: str, owner: str) -> Job | None:
-        """The job if it exists and belongs to ``owner``; foreign and unknown ids look the same."""
-        job = self.get(job_id)
-        return job if job is not None and job.owner == owner else None
+        return Job.from_raw(self.redis.hgetall(job_key(job_id)))
 
     def request_json(self, job_id: str) -> bytes | None:
         return self.redis.get(request_key(job_id))
@@ -251,10 +299,21 @@ class JobStore:
             return False, None
         return bool(reply[0]), reply[1].decode() if isinstance(reply[1], bytes) else reply[1]
 
+    def claim(self, job_id: str, device: str, token: str, lease_s: float) -> "Claim":
+        """Starts the job for this worker in one round trip (see ``start``), returning its request."""
+        keys = [job_key(job_id), lease_key(job_id), STATS_KEY, request_key(job_id)]
+        reply = self._start(keys=keys, args=[time.time(), device, token, int(lease_s * 1000)])
+        if not reply:
+            return Claim(started=False, state=None)
+        code, value = reply[0], reply[1]
+        if code == 1:
+            return Claim(started=True, state="running", request=value or None)
+        return Claim(started=False, state=value.decode(), cancel_requested=code == 2)
+
     def start(self, job_id: str, device: str, token: str = "", lease_s: float = 20.0) -> bool:
-        """queued -> running, taking the lease; running -> running only if the lease has lapsed."""
-        keys = [job_key(job_id), lease_key(job_id), STATS_KEY]
-        return bool(self._start(keys=keys, args=[time.time(), device, token or uuid.uuid4().hex, int(lease_s * 1000)]))
+        """queued -> running, taking the lease; running -> running only if the lease has lapsed.
+        Refused for a job whose cancel was requested."""
+        return self.claim(job_id, device, token or uuid.uuid4().hex, lease_s).started
 
     def renew_lease(self, job_id: str, token: str, lease_s: float) -> bool:
         return bool(self._renew(keys=[lease_key(job_id)], args=[token, int(lease_s * 1000)]))
@@ -291,15 +350,15 @@ class JobStore:
     def cancel_requested(self, job_id: str) -> bool:
         return self.redis.hget(job_key(job_id), "cancel") == b"1"
 
-    def succeed(self, job_id: str, result_json: bytes, result_npz: bytes, neuron_steps: int, wall_s: float) -> bool:
-        pipe = self.redis.pipeline()
-        pipe.set(result_key(job_id, "json"), result_json, ex=self.result_ttl_s)
-        pipe.set(result_key(job_id, "npz"), result_npz, ex=self.result_ttl_s)
-        pipe.execute()
-        moved, _ = self.transition(job_id, ("running",), "succeeded")
-        if moved:
-            self._record_finished(job_id, neuron_steps, wall_s)
-        return moved
+    def succeed(
+        self, job_id: str, result_json: bytes, result_npz: bytes, neuron_steps: int, wall_s: float, lease_token: str = ""
+    ) -> bool:
+        """running -> succeeded with the results (one round trip); releases the lease if ``lease_token`` holds it."""
+        keys = [job_key(job_id), request_key(job_id), lease_key(job_id), STATS_KEY, result_key(job_id, "json")]
+        keys.append(result_key(job_id, "npz"))
+        buckets = [bound for bound in DURATION_BUCKETS if wall_s <= bound]
+        args = [time.time(), lease_token, self.result_ttl_s, self.job_ttl_s, result_json, result_npz, neuron_steps, wall_s]
+        return bool(self._succeed(keys=keys, args=[*args, *buckets])[0])
 
     def fail(self, job_id: str, error: str) -> bool:
         moved, _ = self.transition(job_id, ("queued", "running"), "failed", error=error)
@@ -315,17 +374,6 @@ class JobStore:
 
     def result(self, job_id: str, fmt: str) -> bytes | None:
         return self.redis.get(result_key(job_id, fmt))
-
-    def _record_finished(self, job_id: str, neuron_steps: int, wall_s: float) -> None:
-        pipe = self.redis.pipeline()
-        pipe.hincrby(STATS_KEY, "neuron_steps", neuron_steps)
-        pipe.hincrbyfloat(STATS_KEY, "duration_sum", wall_s)
-        pipe.hincrby(STATS_KEY, "duration_count", 1)
-        for bound in DURATION_BUCKETS:
-            if wall_s <= bound:
-                pipe.hincrby(STATS_KEY, f"duration_le:{bound}", 1)
-        pipe.execute()
-        self._expire(job_id)
 
     def _expire(self, job_id: str) -> None:
         """Finished jobs are kept for job_ttl_s; running ones never expire."""
@@ -348,3 +396,25 @@ class JobStore:
             return bool(self.redis.ping())
         except redis.RedisError:
             return False
+
+
+class AsyncJobReader:
+    """The API's reads, on its event loop: no thread hop per request, and a job with its result in
+    one round trip. All writes stay in JobStore (its Lua scripts)."""
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self.redis = client
+
+    async def get(self, job_id: str) -> Job | None:
+        return Job.from_raw(await self.redis.hgetall(job_key(job_id)))
+
+    async def state(self, job_id: str) -> str | None:
+        state = await self.redis.hget(job_key(job_id), "state")
+        return None if state is None else state.decode()
+
+    async def get_with_result(self, job_id: str, fmt: str) -> tuple[Job | None, bytes | None]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(job_key(job_id))
+            pipe.get(result_key(job_id, fmt))
+            data, result = await pipe.execute()
+        return Job.from_raw(data), result

@@ -5,8 +5,9 @@
 Starts a private Redis, `spikeserve serve`-equivalent halves (API + one prefork worker) and a
 bare Celery echo worker (benchmarks/celery_echo.py, configured like ours). Measures, one after
 the other so they do not compete:
-- latency: the seed job from POST to its result (status polled every 1 ms), median and
-  p99 over N sequential jobs, beside the echo task's apply_async().get() round trip;
+- latency: the seed job from POST to its result through the Python client (submit, then fetch
+  the JSON result with a long poll, ``?wait=30``), median and p99 over N sequential jobs, beside
+  the echo task's apply_async().get() round trip;
 - throughput: N tiny jobs submitted at once and all finished, beside N echo tasks.
 """
 
@@ -19,33 +20,28 @@ import sys
 import tempfile
 import time
 
-import httpx
-
-from app.client import wait_until_ready
+from app.client import Client, wait_until_ready
 from app.redis_server import RedisServer, free_port
 from benchmarks.load import SEED, percentile
 
 BIN = pathlib.Path(sys.executable).parent
 
 
-def service_latency(http: httpx.Client, jobs: int) -> list[float]:
+def service_latency(client: Client, jobs: int) -> list[float]:
+    """The client's own shortest path: submit, then one long-polled request for the result."""
     times = []
     for _ in range(jobs):
         started = time.perf_counter()
-        job_id = http.post("/api/v1/jobs", json=SEED).json()["id"]
-        while http.get(f"/api/v1/jobs/{job_id}").json()["status"] != "succeeded":
-            time.sleep(0.001)  # polling faster would take CPU from the worker on a 2-core machine
-        http.get(f"/api/v1/jobs/{job_id}/result")
+        client.submit(SEED).result_bytes("json", wait=30)
         times.append(time.perf_counter() - started)
     return times
 
 
-def service_throughput(http: httpx.Client, jobs: int) -> float:
+def service_throughput(client: Client, jobs: int) -> float:
     started = time.perf_counter()
-    ids = [http.post("/api/v1/jobs", json=SEED).json()["id"] for _ in range(jobs)]
-    last = ids[-1]  # one worker runs them in order
-    while http.get(f"/api/v1/jobs/{last}").json()["status"] != "succeeded":
-        time.sleep(0.01)
+    submitted = [client.submit(SEED) for _ in range(jobs)]
+    for job in submitted:  # one worker runs them in order: most are final when asked
+        job.wait(timeout=120)  # a long poll: answered when the job ends
     return jobs / (time.perf_counter() - started)
 
 
@@ -92,13 +88,12 @@ def main() -> None:
 
             echo_app.conf.task_default_queue = "echo_queue"
             echo_app.control.ping(timeout=5)
-            with httpx.Client(base_url=url, timeout=60) as http:
-                for _ in range(10):  # warm-up
-                    service_latency(http, 1)
+            with Client(url) as client:
+                service_latency(client, 10)  # warm-up
                 echo_numbers(10, 0)
-                service = service_latency(http, args.latency_jobs)
+                service = service_latency(client, args.latency_jobs)
                 echo, echo_rate = echo_numbers(args.latency_jobs, args.throughput_jobs)
-                service_rate = service_throughput(http, args.throughput_jobs)
+                service_rate = service_throughput(client, args.throughput_jobs)
         finally:
             for process in (api, worker, echo_worker):
                 process.terminate()

@@ -58,7 +58,7 @@ def test_dockerfile_install_steps_work_in_a_fresh_venv(tmp_path: pathlib.Path) -
     context = tmp_path / "app"
     context.mkdir()
     pip_steps = []
-    lines = (ROOT / "Dockerfile").read_text().splitlines()
+    lines = (ROOT / "Dockerfile").read_text().replace("\\\n", " ").splitlines()  # continued lines joined, as Docker reads them
     final_stage = max(i for i, line in enumerate(lines) if line.startswith("FROM "))
     for line in lines[final_stage:]:
         if not line.startswith(("COPY ", "RUN ")):

@@ -17,8 +17,8 @@ log = logging.getLogger(__name__)
 
 
 class Lease:
-    """Keeps a running job's lease alive from a background thread; ``lost`` turns true if it
-    could not be renewed (the job may then belong to another worker)."""
+    """A running job's lease; ``lost`` turns true if it could not be renewed (the job may then
+    belong to another worker). Renewed by the process's ``LeaseKeeper`` while entered."""
 
     def __init__(self, store: JobStore, job_id: str, seconds: float) -> None:
         self.store = store
@@ -26,27 +26,69 @@ class Lease:
         self.seconds = seconds
         self.token = uuid.uuid4().hex
         self.lost = False
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._keep, daemon=True, name=f"lease-{job_id[:8]}")
+        self.released = False  # set when a store call released it already
 
-    def _keep(self) -> None:
-        while not self._stop.wait(self.seconds / 4):
-            try:
-                if not self.store.renew_lease(self.job_id, self.token, self.seconds):
-                    self.lost = True
-                    return
-            except Exception:  # Redis unreachable: keep trying until the lease would have lapsed
-                log.warning("could not renew the lease of job %s", self.job_id, exc_info=True)
+    def renew(self) -> None:
+        try:
+            if not self.store.renew_lease(self.job_id, self.token, self.seconds):
+                self.lost = True
+        except Exception:  # Redis unreachable: keep trying until the lease would have lapsed
+            log.warning("could not renew the lease of job %s", self.job_id, exc_info=True)
 
     def __enter__(self) -> "Lease":
-        self._thread.start()
+        KEEPER.hold(self)
         return self
 
     def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        with contextlib.suppress(Exception):
-            self.store.release_lease(self.job_id, self.token)
+        KEEPER.drop(self)
+        if not self.released:
+            with contextlib.suppress(Exception):
+                self.store.release_lease(self.job_id, self.token)
+
+
+class LeaseKeeper:
+    """One thread per process renews every held lease a quarter of its length before it lapses.
+
+    A thread per job would cost a start and a join on every job, a millisecond on short ones.
+    The thread starts on first use in the process that runs jobs (so never before a fork).
+    """
+
+    def __init__(self) -> None:
+        self._held: dict[int, Lease] = {}
+        self._lock = threading.Lock()
+        self._changed = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def hold(self, lease: Lease) -> None:
+        with self._lock:
+            self._held[id(lease)] = lease
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._keep, daemon=True, name="spikeserve-leases")
+                self._thread.start()
+        self._changed.set()
+
+    def drop(self, lease: Lease) -> None:
+        with self._lock:
+            self._held.pop(id(lease), None)
+
+    def _keep(self) -> None:
+        due: dict[int, float] = {}
+        while True:
+            with self._lock:
+                held = dict(self._held)
+            now = time.monotonic()
+            for key, lease in held.items():
+                if key not in due:
+                    due[key] = now + lease.seconds / 4
+                elif now >= due[key]:
+                    lease.renew()
+                    due[key] = now + lease.seconds / 4
+            due = {key: when for key, when in due.items() if key in held}
+            self._changed.wait(max(0.0, min(due.values(), default=now + 1.0) - time.monotonic()))
+            self._changed.clear()
+
+
+KEEPER = LeaseKeeper()
 
 
 def pick_device() -> str:
@@ -63,29 +105,37 @@ def execute_job(store: JobStore, job_id: str, settings: Settings, device: str | 
     Safe to call twice for the same job (at-least-once delivery): a finished or cancelled job is
     left alone, a job found running (its worker died) is run again from the start.
     """
-    job = store.get(job_id)
-    if job is None:
-        log.warning("job %s is unknown (expired?); nothing to run", job_id)
-        return "unknown"
-    if job.is_final:
-        return job.state
-    if job.cancel_requested:
-        store.cancelled(job_id)
-        return "cancelled"
     device = device or pick_device()
     lease = Lease(store, job_id, settings.lease_s)
-    # Refused when cancelled meanwhile, finished, or running elsewhere under a live lease.
-    if not store.start(job_id, device, lease.token, settings.lease_s):
-        return store.get(job_id).state
+    # One round trip: refused when unknown, cancelled, finished, or running elsewhere under a live lease.
+    claim = store.claim(job_id, device, lease.token, settings.lease_s)
+    if not claim.started:
+        if claim.state is None:
+            log.warning("job %s is unknown (expired?); nothing to run", job_id)
+            return "unknown"
+        if claim.cancel_requested:
+            store.cancelled(job_id)
+            return "cancelled"
+        return claim.state
     with lease:
-        return _run_started(store, job_id, settings, device, lease)
+        return _run_started(store, job_id, settings, device, lease, claim.request)
 
 
-def _run_started(store: JobStore, job_id: str, settings: Settings, device: str, lease: Lease) -> str:
-    raw = store.request_json(job_id)
+def _run_started(store: JobStore, job_id: str, settings: Settings, device: str, lease: Lease, raw: bytes | None) -> str:
     if raw is None:
         store.fail(job_id, "the job's request is missing from the store")
         return "failed"
+    checks = 0
+
+    def is_cancelled() -> bool:
+        nonlocal checks
+        checks += 1  # the claim has just checked the cancel flag: the first check needs no round trip
+        return lease.lost or (checks > 1 and store.cancel_requested(job_id))
+
+    def progress(done: int, total: int) -> None:
+        if done < total:  # the last step count arrives with the final state
+            store.progress(job_id, done, total)
+
     try:
         request, plan = parse_request(raw, settings.limits)
         result = simulate(
@@ -93,8 +143,8 @@ def _run_started(store: JobStore, job_id: str, settings: Settings, device: str, 
             plan,
             device=device,
             chunk_steps=settings.chunk_steps,
-            progress=lambda done, total: store.progress(job_id, done, total),
-            is_cancelled=lambda: lease.lost or store.cancel_requested(job_id),
+            progress=progress,
+            is_cancelled=is_cancelled,
             job_id=job_id,
         )
     except Cancelled:
@@ -126,9 +176,13 @@ def _run_started(store: JobStore, job_id: str, settings: Settings, device: str, 
         log.warning("job %s finished after losing its lease; its result is left to the new owner", job_id)
         return "lease lost"
     started = time.perf_counter()
-    if not store.succeed(
-        job_id, result.to_json(), result.to_npz(), int(result.stats["neuron_steps"]), float(result.stats["wall_s"])
-    ):
-        log.info("job %s finished but was no longer running (cancelled meanwhile)", job_id)
+    stats = result.stats
+    moved = store.succeed(
+        job_id, result.to_json(), result.to_npz(), int(stats["neuron_steps"]), float(stats["wall_s"]), lease.token
+    )
+    lease.released = True
     log.info("job %s stored in %.3f s", job_id, time.perf_counter() - started)
-    return store.get(job_id).state
+    if not moved:
+        log.info("job %s finished but was no longer running (cancelled meanwhile)", job_id)
+        return store.get(job_id).state
+    return "succeeded"

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+NPZ_COMPRESS_FROM_BYTES = 64 * 1024
+
 
 @dataclass
 class LayerResult:
@@ -106,7 +108,9 @@ class Result:
                 if value is not None:
                     arrays[f"{name}/{key}"] = value
         buffer = io.BytesIO()
-        np.savez_compressed(buffer, **arrays)
+        # compression pays for itself on large results only; on small ones zlib is most of the cost
+        small = sum(array.nbytes for array in arrays.values()) < NPZ_COMPRESS_FROM_BYTES
+        (np.savez if small else np.savez_compressed)(buffer, **arrays)
         return buffer.getvalue()
 
     @classmethod

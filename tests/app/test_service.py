@@ -3,6 +3,7 @@
 import json
 import pathlib
 import socket
+import time
 
 import httpx
 import pytest
@@ -99,12 +100,33 @@ def test_cancel_a_running_job_and_a_queued_one(service: Service) -> None:
         assert http.delete(f"/api/v1/jobs/{running}").json()["status"] == "cancelled", "cancelling twice is harmless"
 
 
+def test_long_polls_answer_when_the_job_ends_or_when_the_wait_is_over(service: Service) -> None:
+    with service.http() as http:
+        running = submit(http, LONG)
+        service.wait_running(running)
+        started = time.monotonic()
+        still = http.get(f"/api/v1/jobs/{running}", params={"wait": 0.5}).json()
+        assert still["status"] == "running" and 0.5 <= time.monotonic() - started < 5
+        assert http.get(f"/api/v1/jobs/{running}/result", params={"wait": 0.2}).status_code == 409
+        http.delete(f"/api/v1/jobs/{running}")
+        assert http.get(f"/api/v1/jobs/{running}", params={"wait": 30}).json()["status"] == "cancelled"
+        job_id = submit(http, SEED)
+        started = time.monotonic()
+        result = http.get(f"/api/v1/jobs/{job_id}/result", params={"wait": 30})
+        assert result.status_code == 200 and time.monotonic() - started < 10, "answered when the job ended, not at 30 s"
+        assert_same_recordings(Result.from_json(result.content), simulate(*parse_request(SEED)))
+        for wait in (-1, 61, "soon"):
+            bad = http.get(f"/api/v1/jobs/{job_id}", params={"wait": wait})
+            assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "wait"]
+
+
 def test_one_key_cannot_see_another_keys_jobs(service: Service) -> None:
     with service.http("alice") as alice, service.http("bob") as bob:
         job_id = submit(alice, SEED)
         service.wait_final(job_id)
         unknown = "0" * 32
-        for path in (f"/api/v1/jobs/{job_id}", f"/api/v1/jobs/{job_id}/result", f"/api/v1/jobs/{job_id}/events"):
+        paths = (f"/api/v1/jobs/{job_id}", f"/api/v1/jobs/{job_id}/result", f"/api/v1/jobs/{job_id}/events")
+        for path in (*paths, f"/api/v1/jobs/{job_id}?wait=1", f"/api/v1/jobs/{job_id}/result?wait=1"):
             foreign, missing = bob.get(path), bob.get(path.replace(job_id, unknown))
             assert foreign.status_code == missing.status_code == 404
             assert foreign.json() == missing.json() == {"detail": "no such job"}
@@ -197,6 +219,7 @@ def test_the_python_client_round_trip(service: Service) -> None:
         local = simulate(*parse_request((EXAMPLES / "izhikevich_tonic_bursting.json").read_bytes()))
         assert_same_recordings(job.result(), local)
         assert_same_recordings(job.result(format="json"), local)
+        assert_same_recordings(client.submit(SEED).result(wait=30), simulate(*parse_request(SEED)))
         long_job = client.submit(LONG)
         long_job.cancel()
         long_job.wait(timeout=60)

@@ -1,13 +1,16 @@
 """The job store on a real Redis: records, the state machine, ownership and the in-flight limit."""
 
+import asyncio
 import json
 import time
 
 import pytest
 import redis
+import redis.asyncio as aioredis
 
+from app.events import Subscribers
 from app.redis_server import RedisServer
-from app.store import STATS_KEY, InFlightLimit, JobStore, events_channel
+from app.store import STATS_KEY, AsyncJobReader, Claim, InFlightLimit, JobStore, events_channel
 
 
 @pytest.fixture
@@ -124,11 +127,29 @@ def test_listing_is_per_owner_newest_first_and_paginated(store: JobStore) -> Non
     assert [job.id for job in page] == ids[::-1][3:]
 
 
-def test_foreign_jobs_are_invisible(store: JobStore) -> None:
+def test_the_async_reader_sees_what_the_store_wrote(store: JobStore, redis_server: RedisServer) -> None:
     job_id = new_job(store, "alice")
-    assert store.get_owned(job_id, "alice") is not None
-    assert store.get_owned(job_id, "bob") is None
-    assert store.get_owned("0" * 32, "alice") is None
+    store.start(job_id, "cpu")
+    store.succeed(job_id, b'{"r": 1}', b"npz", neuron_steps=10, wall_s=0.1)
+
+    async def read() -> tuple:
+        client = aioredis.Redis.from_url(redis_server.url)
+        try:
+            reader = AsyncJobReader(client)
+            return (
+                await reader.get(job_id),
+                await reader.state(job_id),
+                await reader.get_with_result(job_id, "json"),
+                await reader.get("0" * 32),
+                await reader.get_with_result("0" * 32, "npz"),
+            )
+        finally:
+            await client.aclose()
+
+    job, state, (with_result, result), unknown, unknown_with_result = asyncio.run(read())
+    assert job == store.get(job_id) == with_result and state == "succeeded" == job.state
+    assert result == b'{"r": 1}'
+    assert unknown is None and unknown_with_result == (None, None)
 
 
 def test_transitions_publish_events_in_order(store: JobStore) -> None:
@@ -160,3 +181,57 @@ def test_counters_for_metrics(store: JobStore) -> None:
     assert stats["neuron_steps"] == 1234 and stats["entered:succeeded"] == 1 and stats["duration_count"] == 1
     assert stats["duration_le:0.5"] == 1 and "duration_le:0.1" not in stats
     assert store.redis.exists(STATS_KEY)
+
+
+def test_a_claim_starts_the_job_and_hands_over_its_request(store: JobStore) -> None:
+    job_id = store.create("alice", b'{"request": 7}', 10, max_in_flight=100).id
+    claim = store.claim(job_id, "cpu", "token", lease_s=5)
+    assert claim == Claim(started=True, state="running", request=b'{"request": 7}')
+    assert store.claim(job_id, "cpu", "other", lease_s=5) == Claim(started=False, state="running")
+    assert store.claim("0" * 32, "cpu", "token", lease_s=5) == Claim(started=False, state=None)
+
+
+def test_a_claim_is_refused_once_a_cancel_was_requested(store: JobStore) -> None:
+    job_id = new_job(store)
+    store.start(job_id, "cpu", token="dead worker", lease_s=0.2)
+    store.request_cancel(job_id)  # running: only the flag is raised
+    time.sleep(0.3)  # the first worker's lease lapses
+    assert store.claim(job_id, "cpu", "second", lease_s=5) == Claim(started=False, state="running", cancel_requested=True)
+
+
+def test_success_stores_results_statistics_and_expiry_and_releases_the_lease(store: JobStore) -> None:
+    job_id = new_job(store, steps=10)
+    store.claim(job_id, "cpu", "mine", lease_s=5)
+    assert store.succeed(job_id, b"{}", b"npz", neuron_steps=10, wall_s=0.02, lease_token="mine")
+    job = store.get(job_id)
+    assert job.state == "succeeded" and job.steps_done == 10 and job.finished_at is not None
+    assert store.result(job_id, "npz") == b"npz" and store.redis.exists(f"ss:lease:{job_id}") == 0
+    assert 0 < store.redis.ttl(f"ss:job:{job_id}") <= 60 and 0 < store.redis.ttl(f"ss:job:{job_id}:result:json") <= 30
+    stats = store.stats()
+    assert stats["duration_le:0.05"] == stats["duration_le:0.1"] == 1 and "duration_le:0.01" not in stats
+
+
+def test_subscriber_connections_are_reused_unless_a_use_failed(redis_server: RedisServer) -> None:
+    async def uses() -> tuple:
+        client = aioredis.Redis.from_url(redis_server.url)
+        subscribers = Subscribers(client)
+        try:
+            async with subscribers.channel("ss:events:a") as first:
+                await client.publish("ss:events:a", "hello")
+                for _ in range(3):  # the first call may only consume the subscription's confirmation
+                    message = await first.get_message(ignore_subscribe_messages=True, timeout=2)
+                    if message is not None:
+                        break
+            async with subscribers.channel("ss:events:b") as second:
+                pass
+            with pytest.raises(RuntimeError):
+                async with subscribers.channel("ss:events:c") as third:
+                    raise RuntimeError("a failed use")
+            return message, first, second, third, list(subscribers.free)
+        finally:
+            await client.aclose()
+
+    message, first, second, third, free = asyncio.run(uses())
+    assert message["data"] == b"hello"
+    assert second is first, "the connection was kept for the next long poll"
+    assert third is first and free == [], "a connection whose use failed is closed, not kept"

@@ -2,6 +2,7 @@
 
 import json
 import pathlib
+import time
 
 import pytest
 import redis
@@ -9,7 +10,7 @@ import redis
 from app.redis_server import RedisServer
 from app.settings import Settings
 from app.store import JobStore
-from worker.execute import execute_job
+from worker.execute import Lease, execute_job
 from worker.results import Result
 from worker.runner import simulate
 from worker.schema import parse_request
@@ -119,3 +120,13 @@ def test_a_job_is_not_run_while_another_worker_holds_it(store: JobStore, setting
     assert store.start(job_id, "cpu", token="other worker", lease_s=30)
     assert execute_job(store, job_id, settings, device="cpu") == "running"
     assert store.get(job_id).attempts == 1
+
+
+def test_the_lease_keeper_renews_a_held_lease_and_exit_releases_it(store: JobStore) -> None:
+    job_id = submit(store, json.loads((EXAMPLES / "seed.json").read_text()))
+    lease = Lease(store, job_id, 0.4)
+    assert store.start(job_id, "cpu", lease.token, 0.4)
+    with lease:
+        time.sleep(1.2)  # three lease lengths: only renewals keep it
+        assert store.redis.get(f"ss:lease:{job_id}") == lease.token.encode() and not lease.lost
+    assert store.redis.get(f"ss:lease:{job_id}") is None

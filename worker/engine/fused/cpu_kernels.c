@@ -200,11 +200,14 @@ static inline void backward_block(const int model, const int subtract, const int
 }
 
 #define BLOCKS(N) (((N) + BLOCK - 1) / BLOCK)
+/* Below this many neuron-steps one thread is faster: waking a team (and its threads spinning after
+ * the region, taking a core from the API and Redis) costs more than the work. */
+#define PARALLEL_MIN_WORK (1 << 18)
 
 #define DEFINE_MODEL(name, model)                                                                              \
     void name##_forward(int64_t T, int64_t N, const float *x, int64_t x_stride_t, float *v, float *i, float *b, \
                         const coeffs_t *p, const outputs_t *o, int subtract, int threads) {                     \
-        _Pragma("omp parallel for schedule(static) num_threads(threads)")                                      \
+        _Pragma("omp parallel for schedule(static) num_threads(threads) if (T * N >= PARALLEL_MIN_WORK)")       \
         for (int64_t blk = 0; blk < BLOCKS(N); blk++) {                                                         \
             const int64_t j0 = blk * BLOCK, n = N - j0 < BLOCK ? N - j0 : BLOCK;                                \
             if (subtract) forward_block(model, 1, T, N, j0, n, x, x_stride_t, v, i, b, p, o);                   \
@@ -214,7 +217,7 @@ static inline void backward_block(const int model, const int subtract, const int
     void name##_backward(int64_t T, int64_t N, const float *grad_out, const float *saved_vd,                    \
                          const float *saved_bd, float *gv, float *gi, float *gb, float *grad_x,                 \
                          const coeffs_t *p, int subtract, int method, int threads) {                            \
-        _Pragma("omp parallel for schedule(static) num_threads(threads)")                                      \
+        _Pragma("omp parallel for schedule(static) num_threads(threads) if (T * N >= PARALLEL_MIN_WORK)")       \
         for (int64_t blk = 0; blk < BLOCKS(N); blk++) {                                                         \
             const int64_t j0 = blk * BLOCK, n = N - j0 < BLOCK ? N - j0 : BLOCK;                                \
             backward_block(model, subtract, method, T, N, j0, n, grad_out, saved_vd, saved_bd, gv, gi, gb,      \

@@ -52,6 +52,7 @@ def expand(value: Any, shape: torch.Size, like: torch.Tensor) -> torch.Tensor | 
     """``value`` as a contiguous float32 tensor of the neurons' ``shape``; None if it would not fit
     (a parameter whose shape broadcasts the state to a larger one)."""
     tensor = torch.as_tensor(value, dtype=like.dtype, device=like.device)
-    if torch.broadcast_shapes(tensor.shape, shape) != shape:
+    try:
+        return tensor.expand(shape).contiguous().reshape(-1)
+    except RuntimeError:
         return None
-    return tensor.expand(shape).contiguous().reshape(-1)
