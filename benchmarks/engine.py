@@ -207,6 +207,25 @@ def measure_child(workload: str, library: str, device: str) -> float:
     return (_status_kib("VmHWM") - before) / 1024
 
 
+def bandwidth_floor(device: torch.device, workload: Workload, repeats: int) -> dict:
+    """W1's memory-bandwidth floor: the bytes it must move (each step's float32 input read once,
+    its spikes written as one byte) over this device's measured copy bandwidth."""
+    source = torch.ones(256 * 2**20 // 4, device=device)  # 256 MiB, well beyond any cache
+    target = torch.empty_like(source)
+    copies = [time_once(lambda: target.copy_(source), device) for _ in range(max(3, repeats))]
+    bandwidth = 2 * source.numel() * 4 / statistics.median(copies)  # bytes read plus bytes written, per second
+    seconds = workload.neuron_steps * (4 + 1) / bandwidth
+    print(f"W1 bandwidth floor: {workload.neuron_steps * 5 / 2**30:.2f} GiB to move at {bandwidth / 1e9:.1f} GB/s (copy)")
+    return {
+        "workload": "W1",
+        "library": "floor: memory bandwidth (computed)",
+        "median_s": seconds,
+        "neuron_steps_per_s": workload.neuron_steps / seconds,
+        "peak_mib": None,
+        "copy_bandwidth_gb_s": bandwidth / 1e9,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
@@ -250,6 +269,8 @@ def main() -> None:
                     "peak_mib": memory,
                 }
             )
+    if "W1" in chosen:
+        rows.append(bandwidth_floor(device, table["W1"], args.repeats))
     print_table(rows)
     if args.json:
         with open(args.json, "w") as out:

@@ -21,6 +21,10 @@ enum { MODEL_LIF = 0, MODEL_LIFBOX = 1, MODEL_LI = 2, MODEL_IAF = 3, MODEL_ALIF 
 enum { SUR_HEAVISIDE = 0, SUR_SUPER = 1, SUR_FAST_SIGMOID = 2, SUR_TRIANGLE = 3, SUR_TANH = 4, SUR_ATAN = 5 };
 
 #define BLOCK 256
+/* A block reads one short row per step, each on another page: the hardware prefetcher does not
+ * follow that stride, so the row a few steps ahead is requested explicitly (measured on W1: about
+ * 10% faster with 2 to 16 steps ahead). */
+#define PREFETCH_STEPS 4
 
 /* Per-neuron coefficient arrays, each of length N; fields a model does not use may be NULL. */
 typedef struct {
@@ -68,6 +72,10 @@ static inline void forward_block(const int model, const int subtract, int64_t T,
     for (int64_t t = 0; t < T; t++) {
         const float *restrict xt = x + t * x_stride_t + j0;
         const int64_t row = t * N + j0;
+        if (t + PREFETCH_STEPS < T) {
+            const char *ahead = (const char *)(xt + PREFETCH_STEPS * x_stride_t);
+            for (int64_t byte = 0; byte < n * (int64_t)sizeof(float); byte += 64) __builtin_prefetch(ahead + byte, 0, 0);
+        }
         /* The dynamics: one branch-free pass over the block, all in local arrays. */
         for (int64_t k = 0; k < n; k++) {
             float vd, id = 0.0f;

@@ -48,9 +48,11 @@ def _forward_kernel(
     vth = _coefficient(vth_ptr, offs, mask, spiking)
     vr = _coefficient(vr_ptr, offs, mask, spiking)
     beta = _coefficient(beta_ptr, offs, mask, adaptive)
-    for t in range(0, T):
-        xt = tl.load(x_ptr + t * x_stride_t + offs, mask=mask, other=0.0)
-        row = t * N + offs
+    # 64-bit offsets, advanced step by step: t * N overflows 32 bits on large layers (10 M x 1,000)
+    row = offs.to(tl.int64)
+    x_row = offs.to(tl.int64)
+    for _ in range(0, T):
+        xt = tl.load(x_ptr + x_row, mask=mask, other=0.0)
         if MODEL == 3:
             vd = v + xt
         elif MODEL == 1:
@@ -89,6 +91,8 @@ def _forward_kernel(
             tl.store(rec_i_ptr + row, i, mask=mask)
         if REC_B:
             tl.store(rec_b_ptr + row, b, mask=mask)
+        row += N
+        x_row += x_stride_t
     tl.store(v_ptr + offs, v, mask=mask)
     if has_current:
         tl.store(i_ptr + offs, i, mask=mask)
@@ -141,9 +145,11 @@ def _backward_kernel(
     vr = _coefficient(vr_ptr, offs, mask, spiking)
     beta = _coefficient(beta_ptr, offs, mask, adaptive)
     alpha = _coefficient(alpha_ptr, offs, mask, spiking)
-    for step in range(0, T):
-        row = (T - 1 - step) * N + offs
-        g_out = _coefficient(grad_out_ptr + (T - 1 - step) * N, offs, mask, HAS_GRAD_OUT)
+    # The per-step pointers arrive at their last row (the host computes that 64-bit address) and
+    # walk back one row per step, in 64 bits.
+    row = offs.to(tl.int64)
+    for _ in range(0, T):
+        g_out = _coefficient(grad_out_ptr, row, mask, HAS_GRAD_OUT)
         if spiking:
             vd = tl.load(saved_vd_ptr + row, mask=mask, other=0.0)
             th = vth
@@ -180,6 +186,7 @@ def _backward_kernel(
             g_in = gi
             gv = g_vd - a * g_vd
         tl.store(grad_x_ptr + row, g_in, mask=mask)
+        row -= N
     tl.store(gv_ptr + offs, gv, mask=mask)
     if has_current:
         tl.store(gi_ptr + offs, gi, mask=mask)
@@ -232,9 +239,10 @@ def backward(
     """As ``worker.engine.fused.cpu.backward``, on a CUDA tensor (or on the CPU when interpreted)."""
     steps, n = grad_x.shape
     gv = grad_state["v"]
+    last = {name: None if value is None else value[steps - 1] for name, value in saved.items()}
     _backward_kernel[_grid(n)](
-        _or(grad_out, gv), _or(saved.get("vd"), gv), _or(saved.get("bd"), gv),
-        gv, _or(grad_state.get("i"), gv), _or(grad_state.get("b"), gv), grad_x,
+        gv if grad_out is None else grad_out[steps - 1], _or(last.get("vd"), gv), _or(last.get("bd"), gv),
+        gv, _or(grad_state.get("i"), gv), _or(grad_state.get("b"), gv), grad_x[steps - 1],
         *(_or(coeffs.get(name), gv) for name in ("a", "c", "e", "v_th", "v_reset", "beta", "alpha")),
         steps, n,
         MODEL=MODEL_IDS[model], SUBTRACT=subtract, METHOD=method, HAS_GRAD_OUT=grad_out is not None, BLOCK=BLOCK,
