@@ -181,7 +181,7 @@ def _run_started(store: JobStore, job_id: str, settings: Settings, device: str, 
         job_id, result.to_json(), result.to_npz(), int(stats["neuron_steps"]), float(stats["wall_s"]), lease.token
     )
     lease.released = True
-    log.info("job %s stored in %.3f s", job_id, time.perf_counter() - started)
+    log.debug("job %s stored in %.3f s", job_id, time.perf_counter() - started)  # Celery logs each task already
     if not moved:
         log.info("job %s finished but was no longer running (cancelled meanwhile)", job_id)
         return store.get(job_id).state

@@ -1,5 +1,6 @@
 """Composition of stateful and stateless modules."""
 
+import functools
 import inspect
 from typing import Any
 
@@ -12,7 +13,14 @@ def is_stateful(module: torch.nn.Module) -> bool:
     declared = getattr(module, "stateful", None)
     if isinstance(declared, bool):
         return declared
-    return "state" in inspect.signature(module.forward).parameters
+    forward = module.forward
+    return _forward_takes_state(getattr(forward, "__func__", forward))
+
+
+@functools.cache
+def _forward_takes_state(forward: Any) -> bool:
+    # cached per class: inspect.signature costs more than building a small layer
+    return "state" in inspect.signature(forward).parameters
 
 
 class SequentialState(torch.nn.Sequential):
