@@ -131,9 +131,11 @@ def _serve_api(settings: "Settings") -> None:
 
 
 def _worker_command(name: str) -> list[str]:
+    from app.settings import Settings
+
     # prefork: the pool's children run the jobs (and initialise CUDA); the parent never does.
     return [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "--pool=prefork", "--concurrency=1",
-            "--loglevel=INFO", "-n", f"{name}@%h", "--without-gossip", "--without-mingle"]  # fmt: skip
+            f"--loglevel={Settings().worker_log_level}", "-n", f"{name}@%h", "--without-gossip", "--without-mingle"]  # fmt: skip
 
 
 def _stop(process: subprocess.Popen, timeout_s: float = 15.0) -> None:

@@ -12,7 +12,8 @@ import json
 import pathlib
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -167,6 +168,12 @@ class Client:
         body = pathlib.Path(request).read_bytes() if isinstance(request, (str, pathlib.Path)) else json.dumps(request).encode()
         response = self.http.post("/api/v1/jobs", content=body, headers={"Content-Type": "application/json"})
         return Job(self, _check(response).json()["id"])
+
+    def submit_many(self, requests: Iterable[dict[str, Any] | str | pathlib.Path], concurrency: int = 8) -> list[Job]:
+        """Submits many requests over ``concurrency`` connections at once (a parameter sweep);
+        returns their jobs in the order given. Raises on the first refused submission."""
+        with ThreadPoolExecutor(max_workers=concurrency) as pool:
+            return list(pool.map(self.submit, requests))
 
     def job(self, job_id: str) -> Job:
         return Job(self, job_id)

@@ -3,6 +3,7 @@
 import hashlib
 import ipaddress
 from functools import cached_property
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -43,6 +44,10 @@ class Settings(BaseSettings):
     soft_time_limit_s: int = 3600
     hard_time_limit_s: int = 3660
     lease_s: float = Field(default=20.0, gt=0, description="a running job's lease; a worker silent this long is presumed dead")
+    worker_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="WARNING",
+        description="Celery worker log level; INFO logs every task twice, which the job records already hold",
+    )
     result_ttl_s: int = 24 * 3600
     job_ttl_s: int = 7 * 24 * 3600
 

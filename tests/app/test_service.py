@@ -220,6 +220,11 @@ def test_the_python_client_round_trip(service: Service) -> None:
         assert_same_recordings(job.result(), local)
         assert_same_recordings(job.result(format="json"), local)
         assert_same_recordings(client.submit(SEED).result(wait=30), simulate(*parse_request(SEED)))
+        sweep = [{**SEED, "seed": seed} for seed in range(3)]  # the key may have 3 jobs in flight
+        jobs = client.submit_many(sweep, concurrency=3)
+        assert len({job.id for job in jobs}) == 3
+        assert [json.loads(client.http.get(f"/api/v1/jobs/{job.id}/request").content)["seed"] for job in jobs] == [0, 1, 2]
+        assert all(job.wait(timeout=60)["status"] == "succeeded" for job in jobs)
         long_job = client.submit(LONG)
         long_job.cancel()
         long_job.wait(timeout=60)
