@@ -49,21 +49,52 @@ static inline void store(float *restrict dst, const float *restrict src, int64_t
     if (dst) for (int64_t k = 0; k < n; k++) dst[j0 + k] = src[k];
 }
 
+/* Which state fields and coefficients each model has. */
+#define HAS_CURRENT(model) ((model) == MODEL_LIF || (model) == MODEL_LI || (model) == MODEL_ALIF)
+#define SPIKING(model) ((model) != MODEL_LI)
+#define ADAPTIVE(model) ((model) == MODEL_ALIF)
+#define LEAKY(model) ((model) != MODEL_IAF)
+
+/* A block's coefficients, in local arrays for all T steps; a model's unused ones stay zero. */
+typedef struct {
+    float a[BLOCK], c[BLOCK], e[BLOCK], v_leak[BLOCK], v_th[BLOCK], v_reset[BLOCK], beta[BLOCK], alpha[BLOCK];
+} block_coeffs_t;
+
+static inline void load_coeffs(const int model, const coeffs_t *p, int64_t j0, int64_t n, block_coeffs_t *k) {
+    load(k->a, LEAKY(model) ? p->a : NULL, j0, n);
+    load(k->c, HAS_CURRENT(model) ? p->c : NULL, j0, n);
+    load(k->e, ADAPTIVE(model) ? p->e : NULL, j0, n);
+    load(k->v_leak, LEAKY(model) ? p->v_leak : NULL, j0, n);
+    load(k->v_th, SPIKING(model) ? p->v_th : NULL, j0, n);
+    load(k->v_reset, SPIKING(model) ? p->v_reset : NULL, j0, n);
+    load(k->beta, ADAPTIVE(model) ? p->beta : NULL, j0, n);
+    load(k->alpha, SPIKING(model) ? p->alpha : NULL, j0, n);
+}
+
+/* The state (or its gradient): v always, i with a synaptic current, b with adaptation. */
+static inline void load_state(const int model, float *V, float *I, float *B, const float *v, const float *i,
+                              const float *b, int64_t j0, int64_t n) {
+    load(V, v, j0, n);
+    load(I, HAS_CURRENT(model) ? i : NULL, j0, n);
+    load(B, ADAPTIVE(model) ? b : NULL, j0, n);
+}
+
+static inline void store_state(const int model, float *v, float *i, float *b, const float *V, const float *I,
+                               const float *B, int64_t j0, int64_t n) {
+    store(v, V, j0, n);
+    if (HAS_CURRENT(model)) store(i, I, j0, n);
+    if (ADAPTIVE(model)) store(b, B, j0, n);
+}
+
 static inline void forward_block(const int model, const int subtract, int64_t T, int64_t N, int64_t j0, int64_t n,
                                  const float *x, int64_t x_stride_t, float *v, float *i, float *b,
                                  const coeffs_t *p, const outputs_t *o) {
-    float V[BLOCK], I[BLOCK], B[BLOCK], A[BLOCK], C[BLOCK], E[BLOCK], VL[BLOCK], VT[BLOCK], VR[BLOCK], BE[BLOCK];
-    float Z[BLOCK], VD[BLOCK], BD[BLOCK];
-    load(V, v, j0, n);
-    load(I, model == MODEL_LIFBOX || model == MODEL_IAF ? NULL : i, j0, n);
-    load(B, model == MODEL_ALIF ? b : NULL, j0, n);
-    load(A, model == MODEL_IAF ? NULL : p->a, j0, n);
-    load(C, model == MODEL_LIFBOX || model == MODEL_IAF ? NULL : p->c, j0, n);
-    load(E, model == MODEL_ALIF ? p->e : NULL, j0, n);
-    load(VL, model == MODEL_IAF ? NULL : p->v_leak, j0, n);
-    load(VT, model == MODEL_LI ? NULL : p->v_th, j0, n);
-    load(VR, model == MODEL_LI ? NULL : p->v_reset, j0, n);
-    load(BE, model == MODEL_ALIF ? p->beta : NULL, j0, n);
+    float V[BLOCK], I[BLOCK], B[BLOCK], Z[BLOCK], VD[BLOCK], BD[BLOCK];
+    block_coeffs_t k;
+    load_state(model, V, I, B, v, i, b, j0, n);
+    load_coeffs(model, p, j0, n, &k);
+    const float *const A = k.a, *const C = k.c, *const E = k.e, *const VL = k.v_leak;
+    const float *const VT = k.v_th, *const VR = k.v_reset, *const BE = k.beta;
     /* The outputs are copied to locals: stores through a uint8_t pointer may alias anything, and
      * the compiler would otherwise reload every pointer after each store and not vectorise. */
     uint8_t *const spikes_u8 = o->spikes_u8;
@@ -118,9 +149,7 @@ static inline void forward_block(const int model, const int subtract, int64_t T,
         if (rec_i) store(rec_i + t * N, I, j0, n);
         if (rec_b) store(rec_b + t * N, B, j0, n);
     }
-    store(v, V, j0, n);
-    if (model != MODEL_LIFBOX && model != MODEL_IAF) store(i, I, j0, n);
-    if (model == MODEL_ALIF) store(b, B, j0, n);
+    store_state(model, v, i, b, V, I, B, j0, n);
 }
 
 /* d spike / d s times g, for s = v - threshold; the same formulas as worker/engine/threshold.py. */
@@ -142,17 +171,12 @@ static inline void backward_block(const int model, const int subtract, const int
                                   int64_t j0, int64_t n, const float *grad_out, const float *saved_vd,
                                   const float *saved_bd, float *gv, float *gi, float *gb, float *grad_x,
                                   const coeffs_t *p) {
-    float GV[BLOCK], GI[BLOCK], GB[BLOCK], A[BLOCK], C[BLOCK], E[BLOCK], VT[BLOCK], VR[BLOCK], BE[BLOCK], AL[BLOCK];
-    load(GV, gv, j0, n);
-    load(GI, model == MODEL_LIFBOX || model == MODEL_IAF ? NULL : gi, j0, n);
-    load(GB, model == MODEL_ALIF ? gb : NULL, j0, n);
-    load(A, model == MODEL_IAF ? NULL : p->a, j0, n);
-    load(C, model == MODEL_LIFBOX || model == MODEL_IAF ? NULL : p->c, j0, n);
-    load(E, model == MODEL_ALIF ? p->e : NULL, j0, n);
-    load(VT, model == MODEL_LI ? NULL : p->v_th, j0, n);
-    load(VR, model == MODEL_LI ? NULL : p->v_reset, j0, n);
-    load(BE, model == MODEL_ALIF ? p->beta : NULL, j0, n);
-    load(AL, model == MODEL_LI ? NULL : p->alpha, j0, n);
+    float GV[BLOCK], GI[BLOCK], GB[BLOCK];
+    block_coeffs_t k;
+    load_state(model, GV, GI, GB, gv, gi, gb, j0, n);
+    load_coeffs(model, p, j0, n, &k);
+    const float *const A = k.a, *const C = k.c, *const E = k.e, *const VT = k.v_th, *const VR = k.v_reset;
+    const float *const BE = k.beta, *const AL = k.alpha;
     for (int64_t t = T - 1; t >= 0; t--) {
         const int64_t row = t * N + j0;
         for (int64_t k = 0; k < n; k++) {
@@ -202,9 +226,7 @@ static inline void backward_block(const int model, const int subtract, const int
             grad_x[row + k] = g_in;
         }
     }
-    store(gv, GV, j0, n);
-    if (model != MODEL_LIFBOX && model != MODEL_IAF) store(gi, GI, j0, n);
-    if (model == MODEL_ALIF) store(gb, GB, j0, n);
+    store_state(model, gv, gi, gb, GV, GI, GB, j0, n);
 }
 
 #define BLOCKS(N) (((N) + BLOCK - 1) / BLOCK)

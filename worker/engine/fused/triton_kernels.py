@@ -14,6 +14,7 @@ import triton.language as tl
 from worker.engine.fused.models import MODEL_IDS
 
 BLOCK = 256
+COEFFICIENTS = ("a", "c", "e", "v_leak", "v_th", "v_reset", "beta", "alpha")  # the kernels' argument order
 
 
 @triton.jit
@@ -24,9 +25,41 @@ def _coefficient(ptr, offs, mask, USED: tl.constexpr):
 
 
 @triton.jit
+def _load_state(v_ptr, i_ptr, b_ptr, offs, mask, MODEL: tl.constexpr):
+    """The state (or its gradient): v always, i with a synaptic current, b with adaptation."""
+    v = tl.load(v_ptr + offs, mask=mask, other=0.0)
+    i = _coefficient(i_ptr, offs, mask, MODEL == 0 or MODEL == 2 or MODEL == 4)
+    b = _coefficient(b_ptr, offs, mask, MODEL == 4)
+    return v, i, b
+
+
+@triton.jit
+def _store_state(v_ptr, i_ptr, b_ptr, v, i, b, offs, mask, MODEL: tl.constexpr):
+    tl.store(v_ptr + offs, v, mask=mask)
+    if MODEL == 0 or MODEL == 2 or MODEL == 4:
+        tl.store(i_ptr + offs, i, mask=mask)
+    if MODEL == 4:
+        tl.store(b_ptr + offs, b, mask=mask)
+
+
+@triton.jit
+def _load_coefficients(a_ptr, c_ptr, e_ptr, vl_ptr, vth_ptr, vr_ptr, beta_ptr, alpha_ptr, offs, mask, MODEL: tl.constexpr):
+    """A block's coefficients, held in registers for all T steps; a model's unused ones are zero."""
+    a = _coefficient(a_ptr, offs, mask, MODEL != 3)
+    c = _coefficient(c_ptr, offs, mask, MODEL == 0 or MODEL == 2 or MODEL == 4)
+    e = _coefficient(e_ptr, offs, mask, MODEL == 4)
+    vl = _coefficient(vl_ptr, offs, mask, MODEL != 3)
+    vth = _coefficient(vth_ptr, offs, mask, MODEL != 2)
+    vr = _coefficient(vr_ptr, offs, mask, MODEL != 2)
+    beta = _coefficient(beta_ptr, offs, mask, MODEL == 4)
+    alpha = _coefficient(alpha_ptr, offs, mask, MODEL != 2)
+    return a, c, e, vl, vth, vr, beta, alpha
+
+
+@triton.jit
 def _forward_kernel(
     x_ptr, x_stride_t, v_ptr, i_ptr, b_ptr,
-    a_ptr, c_ptr, e_ptr, vl_ptr, vth_ptr, vr_ptr, beta_ptr,
+    a_ptr, c_ptr, e_ptr, vl_ptr, vth_ptr, vr_ptr, beta_ptr, alpha_ptr,
     spikes_ptr, out_ptr, saved_vd_ptr, saved_bd_ptr, rec_v_ptr, rec_i_ptr, rec_b_ptr,
     T, N,
     MODEL: tl.constexpr, SUBTRACT: tl.constexpr,
@@ -35,19 +68,12 @@ def _forward_kernel(
 ):  # fmt: skip
     offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < N
-    has_current: tl.constexpr = MODEL == 0 or MODEL == 2 or MODEL == 4
     spiking: tl.constexpr = MODEL != 2
     adaptive: tl.constexpr = MODEL == 4
-    v = tl.load(v_ptr + offs, mask=mask, other=0.0)
-    i = _coefficient(i_ptr, offs, mask, has_current)
-    b = _coefficient(b_ptr, offs, mask, adaptive)
-    a = _coefficient(a_ptr, offs, mask, MODEL != 3)
-    c = _coefficient(c_ptr, offs, mask, has_current)
-    e = _coefficient(e_ptr, offs, mask, adaptive)
-    vl = _coefficient(vl_ptr, offs, mask, MODEL != 3)
-    vth = _coefficient(vth_ptr, offs, mask, spiking)
-    vr = _coefficient(vr_ptr, offs, mask, spiking)
-    beta = _coefficient(beta_ptr, offs, mask, adaptive)
+    v, i, b = _load_state(v_ptr, i_ptr, b_ptr, offs, mask, MODEL)
+    a, c, e, vl, vth, vr, beta, _ = _load_coefficients(
+        a_ptr, c_ptr, e_ptr, vl_ptr, vth_ptr, vr_ptr, beta_ptr, alpha_ptr, offs, mask, MODEL
+    )
     # 64-bit offsets, advanced step by step: t * N overflows 32 bits on large layers (10 M x 1,000)
     row = offs.to(tl.int64)
     x_row = offs.to(tl.int64)
@@ -93,11 +119,7 @@ def _forward_kernel(
             tl.store(rec_b_ptr + row, b, mask=mask)
         row += N
         x_row += x_stride_t
-    tl.store(v_ptr + offs, v, mask=mask)
-    if has_current:
-        tl.store(i_ptr + offs, i, mask=mask)
-    if adaptive:
-        tl.store(b_ptr + offs, b, mask=mask)
+    _store_state(v_ptr, i_ptr, b_ptr, v, i, b, offs, mask, MODEL)
 
 
 @triton.jit
@@ -125,26 +147,19 @@ def _surrogate(g, s, alpha, METHOD: tl.constexpr):
 @triton.jit
 def _backward_kernel(
     grad_out_ptr, saved_vd_ptr, saved_bd_ptr, gv_ptr, gi_ptr, gb_ptr, grad_x_ptr,
-    a_ptr, c_ptr, e_ptr, vth_ptr, vr_ptr, beta_ptr, alpha_ptr,
+    a_ptr, c_ptr, e_ptr, vl_ptr, vth_ptr, vr_ptr, beta_ptr, alpha_ptr,
     T, N,
     MODEL: tl.constexpr, SUBTRACT: tl.constexpr, METHOD: tl.constexpr, HAS_GRAD_OUT: tl.constexpr,
     BLOCK: tl.constexpr,
 ):  # fmt: skip
     offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < N
-    has_current: tl.constexpr = MODEL == 0 or MODEL == 2 or MODEL == 4
     spiking: tl.constexpr = MODEL != 2
     adaptive: tl.constexpr = MODEL == 4
-    gv = tl.load(gv_ptr + offs, mask=mask, other=0.0)
-    gi = _coefficient(gi_ptr, offs, mask, has_current)
-    gb = _coefficient(gb_ptr, offs, mask, adaptive)
-    a = _coefficient(a_ptr, offs, mask, MODEL != 3)
-    c = _coefficient(c_ptr, offs, mask, has_current)
-    e = _coefficient(e_ptr, offs, mask, adaptive)
-    vth = _coefficient(vth_ptr, offs, mask, spiking)
-    vr = _coefficient(vr_ptr, offs, mask, spiking)
-    beta = _coefficient(beta_ptr, offs, mask, adaptive)
-    alpha = _coefficient(alpha_ptr, offs, mask, spiking)
+    gv, gi, gb = _load_state(gv_ptr, gi_ptr, gb_ptr, offs, mask, MODEL)
+    a, c, e, _, vth, vr, beta, alpha = _load_coefficients(
+        a_ptr, c_ptr, e_ptr, vl_ptr, vth_ptr, vr_ptr, beta_ptr, alpha_ptr, offs, mask, MODEL
+    )
     # The per-step pointers arrive at their last row (the host computes that 64-bit address) and
     # walk back one row per step, in 64 bits.
     row = offs.to(tl.int64)
@@ -187,11 +202,7 @@ def _backward_kernel(
             gv = g_vd - a * g_vd
         tl.store(grad_x_ptr + row, g_in, mask=mask)
         row -= N
-    tl.store(gv_ptr + offs, gv, mask=mask)
-    if has_current:
-        tl.store(gi_ptr + offs, gi, mask=mask)
-    if adaptive:
-        tl.store(gb_ptr + offs, gb, mask=mask)
+    _store_state(gv_ptr, gi_ptr, gb_ptr, gv, gi, gb, offs, mask, MODEL)
 
 
 def _grid(n: int) -> tuple[int]:
@@ -216,7 +227,7 @@ def forward(
     spikes = outputs.get("spikes_u8")
     _forward_kernel[_grid(n)](
         x, x.stride(0), v, _or(state.get("i"), v), _or(state.get("b"), v),
-        *(_or(coeffs.get(name), v) for name in ("a", "c", "e", "v_leak", "v_th", "v_reset", "beta")),
+        *(_or(coeffs.get(name), v) for name in COEFFICIENTS),
         v if spikes is None else spikes.view(torch.int8),
         *(_or(outputs.get(name), v) for name in ("out_f", "saved_vd", "saved_bd", "rec_v", "rec_i", "rec_b")),
         steps, n,
@@ -243,7 +254,7 @@ def backward(
     _backward_kernel[_grid(n)](
         gv if grad_out is None else grad_out[steps - 1], _or(last.get("vd"), gv), _or(last.get("bd"), gv),
         gv, _or(grad_state.get("i"), gv), _or(grad_state.get("b"), gv), grad_x[steps - 1],
-        *(_or(coeffs.get(name), gv) for name in ("a", "c", "e", "v_th", "v_reset", "beta", "alpha")),
+        *(_or(coeffs.get(name), gv) for name in COEFFICIENTS),
         steps, n,
         MODEL=MODEL_IDS[model], SUBTRACT=subtract, METHOD=method, HAS_GRAD_OUT=grad_out is not None, BLOCK=BLOCK,
     )  # fmt: skip
