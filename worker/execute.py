@@ -53,11 +53,14 @@ class LeaseKeeper:
     The thread starts on first use in the process that runs jobs (so never before a fork).
     """
 
+    IDLE_WAIT_S = 1.0
+
     def __init__(self) -> None:
         self._held: dict[int, Lease] = {}
         self._lock = threading.Lock()
         self._changed = threading.Event()
         self._thread: threading.Thread | None = None
+        self._sleeping_until = 0.0
 
     def hold(self, lease: Lease) -> None:
         with self._lock:
@@ -65,7 +68,11 @@ class LeaseKeeper:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._keep, daemon=True, name="spikeserve-leases")
                 self._thread.start()
-        self._changed.set()
+            # Wake the thread only if it would notice this lease too late; it then renews the
+            # lease within half its length. Waking it for every job cost a thread switch each.
+            wake = time.monotonic() + lease.seconds / 4 < self._sleeping_until
+        if wake:
+            self._changed.set()
 
     def drop(self, lease: Lease) -> None:
         with self._lock:
@@ -84,7 +91,11 @@ class LeaseKeeper:
                     lease.renew()
                     due[key] = now + lease.seconds / 4
             due = {key: when for key, when in due.items() if key in held}
-            self._changed.wait(max(0.0, min(due.values(), default=now + 1.0) - time.monotonic()))
+            with self._lock:
+                if self._held.keys() != held.keys():
+                    continue  # held or dropped meanwhile: look again before sleeping
+                self._sleeping_until = min(due.values(), default=now + self.IDLE_WAIT_S)
+            self._changed.wait(max(0.0, self._sleeping_until - time.monotonic()))
             self._changed.clear()
 
 

@@ -123,8 +123,11 @@ def test_a_job_is_not_run_while_another_worker_holds_it(store: JobStore, setting
 
 
 def test_the_lease_keeper_renews_a_held_lease_and_exit_releases_it(store: JobStore) -> None:
+    earlier = submit(store, json.loads((EXAMPLES / "seed.json").read_text()))
+    with Lease(store, earlier, 20.0):  # the keeper now sleeps until this lease's renewal, 5 s away
+        pass
     job_id = submit(store, json.loads((EXAMPLES / "seed.json").read_text()))
-    lease = Lease(store, job_id, 0.4)
+    lease = Lease(store, job_id, 0.4)  # ... and must wake early for this one
     assert store.start(job_id, "cpu", lease.token, 0.4)
     with lease:
         time.sleep(1.2)  # three lease lengths: only renewals keep it
