@@ -124,8 +124,8 @@ def fused_sequence(
     def unflatten(values: list[torch.Tensor], lead: tuple[int, ...] = ()) -> Any:
         return state_type(**{name: value.reshape(*lead, *shape) for name, value in zip(model.state_fields, values, strict=True)})
 
+    subtract = model.spiking and p.reset_method == "subtract"
     if needs_grad:
-        subtract = model.spiking and p.reset_method == "subtract"
         method = SURROGATE_IDS[p.method] if model.spiking else 0
         out, *final = _FusedSequence.apply(kernels, model, coeffs, subtract, method, flat_x, *initial)
         return out.reshape(steps, *shape), unflatten(final)
@@ -142,6 +142,6 @@ def fused_sequence(
     if record_states:
         records = {name: torch.empty((steps, n), dtype=x.dtype, device=x.device) for name in model.state_fields}
         outputs.update({f"rec_{name}": value for name, value in records.items()})
-    kernels.forward(model.name, flat_x.detach(), final, coeffs, outputs, model.spiking and p.reset_method == "subtract")
+    kernels.forward(model.name, flat_x.detach(), final, coeffs, outputs, subtract)
     result_state = unflatten(list(records.values()), (steps,)) if record_states else unflatten(list(final.values()))
     return out.reshape(steps, *shape), result_state
