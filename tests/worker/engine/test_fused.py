@@ -5,7 +5,10 @@ there is one, otherwise on the CPU through Triton's interpreter (TRITON_INTERPRE
 Triton is first imported). Parameters are random per neuron, shapes cross the kernels' block size.
 """
 
+import json
 import os
+import subprocess
+import sys
 import zlib
 
 import pytest
@@ -220,3 +223,22 @@ def test_compiled_library_is_cached_by_source_and_flags(tmp_path, monkeypatch: p
     assert cpu.build() == first and first.stat().st_mtime_ns == stamp  # second call compiles nothing
     with pytest.raises(RuntimeError, match="no C compiler"):
         cpu.build(compiler="no-such-compiler-here")
+
+
+@pytest.mark.skipif("triton" not in BACKENDS, reason="needs triton")
+def test_triton_kernels_compile_for_hopper_without_fused_multiply_adds() -> None:
+    """Compiles every kernel variant to PTX for sm_90, which needs no GPU: CI catches what the
+    interpreter would let through (types, constexpr branches, loop-carried values). A fused
+    multiply-add rounds once where the eager engine rounds twice, so the forward kernels must
+    have none. Runs in a child process: this one has TRITON_INTERPRET set, which compiles nothing."""
+    code = (
+        "import json; from worker.engine.fused.triton_kernels import compile_for; "
+        "print(json.dumps({name: ('fma.rn.f32' in ptx, len(ptx)) for name, ptx in compile_for(90).items()}))"
+    )
+    env = {key: value for key, value in os.environ.items() if key != "TRITON_INTERPRET"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    kernels = json.loads(done.stdout.strip().splitlines()[-1])
+    assert len(kernels) == 5 * 2 * (1 + 6)
+    assert all(size > 1000 for _, size in kernels.values())
+    assert not [name for name, (fused, _) in kernels.items() if fused and "forward" in name]

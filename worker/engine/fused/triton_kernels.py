@@ -14,6 +14,9 @@ import triton.language as tl
 from worker.engine.fused.models import MODEL_IDS
 
 BLOCK = 256
+# No fused multiply-adds: each product rounds on its own, as in the eager engine's separate ops, so
+# the forward pass gives the same bits. (Triton fuses by default; its interpreter ignores this.)
+COMPILE_OPTIONS = {"enable_fp_fusion": False}
 COEFFICIENTS = ("a", "c", "e", "v_leak", "v_th", "v_reset", "beta", "alpha")  # the kernels' argument order
 
 
@@ -71,13 +74,13 @@ def _forward_kernel(
     spiking: tl.constexpr = MODEL != 2
     adaptive: tl.constexpr = MODEL == 4
     v, i, b = _load_state(v_ptr, i_ptr, b_ptr, offs, mask, MODEL)
-    a, c, e, vl, vth, vr, beta, _ = _load_coefficients(
+    a, c, e, vl, vth, vr, beta, _alpha = _load_coefficients(
         a_ptr, c_ptr, e_ptr, vl_ptr, vth_ptr, vr_ptr, beta_ptr, alpha_ptr, offs, mask, MODEL
     )
     # 64-bit offsets, advanced step by step: t * N overflows 32 bits on large layers (10 M x 1,000)
     row = offs.to(tl.int64)
     x_row = offs.to(tl.int64)
-    for _ in range(0, T):
+    for _step in range(0, T):
         xt = tl.load(x_ptr + x_row, mask=mask, other=0.0)
         if MODEL == 3:
             vd = v + xt
@@ -157,13 +160,13 @@ def _backward_kernel(
     spiking: tl.constexpr = MODEL != 2
     adaptive: tl.constexpr = MODEL == 4
     gv, gi, gb = _load_state(gv_ptr, gi_ptr, gb_ptr, offs, mask, MODEL)
-    a, c, e, _, vth, vr, beta, alpha = _load_coefficients(
+    a, c, e, _v_leak, vth, vr, beta, alpha = _load_coefficients(
         a_ptr, c_ptr, e_ptr, vl_ptr, vth_ptr, vr_ptr, beta_ptr, alpha_ptr, offs, mask, MODEL
     )
     # The per-step pointers arrive at their last row (the host computes that 64-bit address) and
     # walk back one row per step, in 64 bits.
     row = offs.to(tl.int64)
-    for _ in range(0, T):
+    for _step in range(0, T):
         g_out = _coefficient(grad_out_ptr, row, mask, HAS_GRAD_OUT)
         if spiking:
             vd = tl.load(saved_vd_ptr + row, mask=mask, other=0.0)
@@ -234,6 +237,7 @@ def forward(
         MODEL=MODEL_IDS[model], SUBTRACT=subtract,
         HAS_SPIKES=spikes is not None, HAS_OUT="out_f" in outputs, SAVE="saved_vd" in outputs,
         REC_V="rec_v" in outputs, REC_I="rec_i" in outputs, REC_B="rec_b" in outputs, BLOCK=BLOCK,
+        **COMPILE_OPTIONS,
     )  # fmt: skip
 
 
@@ -257,4 +261,32 @@ def backward(
         *(_or(coeffs.get(name), gv) for name in COEFFICIENTS),
         steps, n,
         MODEL=MODEL_IDS[model], SUBTRACT=subtract, METHOD=method, HAS_GRAD_OUT=grad_out is not None, BLOCK=BLOCK,
+        **COMPILE_OPTIONS,
     )  # fmt: skip
+
+
+def compile_for(arch: int = 90) -> dict[str, str]:
+    """PTX of every kernel variant for the CUDA architecture ``arch`` (90: Hopper), with the same
+    options as a launch; needs no GPU. Not usable under TRITON_INTERPRET (nothing is compiled)."""
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    def build(kernel, constexprs: dict, pointer_types: dict) -> str:
+        signature = {
+            name: "constexpr" if name in constexprs else pointer_types.get(name, "*fp32") if name.endswith("_ptr") else "i32"
+            for name in kernel.arg_names
+        }
+        source = ASTSource(kernel, signature, constexprs={(kernel.arg_names.index(k),): v for k, v in constexprs.items()})
+        return triton.compile(source, target=GPUTarget("cuda", arch, 32), options=COMPILE_OPTIONS).asm["ptx"]
+
+    ptx = {}
+    for model, number in MODEL_IDS.items():
+        for subtract in (False, True):
+            flags = {"HAS_SPIKES": True, "HAS_OUT": True, "SAVE": True, "REC_V": True, "REC_I": True, "REC_B": True}
+            ptx[f"{model} forward subtract={subtract}"] = build(
+                _forward_kernel, {"MODEL": number, "SUBTRACT": subtract, "BLOCK": BLOCK, **flags}, {"spikes_ptr": "*i8"}
+            )
+            for method in range(6):
+                constexprs = {"MODEL": number, "SUBTRACT": subtract, "METHOD": method, "HAS_GRAD_OUT": True, "BLOCK": BLOCK}
+                ptx[f"{model} backward subtract={subtract} method={method}"] = build(_backward_kernel, constexprs, {})
+    return ptx

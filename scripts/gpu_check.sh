@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Issue 6's device checks in one run, for a machine with an NVIDIA GPU whose python3 already has
+# PyTorch and Triton (the lent H200's image has both; nothing is installed here):
+#   1. the Triton kernels, compiled for the GPU, against the eager engine (tests/worker/engine/
+#      test_fused.py picks CUDA when it is there), forward and backward;
+#   2. benchmarks/engine.py on CUDA (peers that are not installed are reported, not hidden).
+# Logs go to $OUT when set (the device tool's folder), else to the current folder.
+set -uo pipefail
+out="${OUT:-.}"
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__, torch.cuda.get_device_name())" \
+    2>&1 | tee "$out/gpu_env.txt"
+# --noconftest: the suite's conftest needs the service's packages, which these kernel tests do not
+python3 -m pytest --noconftest -p no:cacheprovider -q tests/worker/engine/test_fused.py 2>&1 | tee "$out/gpu_tests.txt"
+tests=${PIPESTATUS[0]}
+python3 -m benchmarks.engine --device cuda --repeats 5 --json "$out/gpu_engine.json" 2>&1 | tee "$out/gpu_engine.txt"
+exit "$tests"
