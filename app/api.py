@@ -39,6 +39,7 @@ from worker.celery_app import make_celery
 from worker.schema import InvalidRequest, JobRequest, clean_loc, loads_strict, validate_request
 
 ROOT = pathlib.Path(__file__).parents[1]
+log = logging.getLogger(__name__)
 FRONTEND = ROOT / "frontend" / "dist"
 EXAMPLES = ROOT / "examples"
 WORKER_KEYS = "ss:workers:*"
@@ -58,9 +59,6 @@ def request_examples() -> dict[str, dict[str, Any]]:
         path.stem: {"summary": path.stem.replace("_", " "), "value": json.loads(path.read_text())}
         for path in sorted(EXAMPLES.glob("*.json"))
     }
-
-
-log = logging.getLogger(__name__)
 
 
 class BodySizeLimit:

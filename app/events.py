@@ -1,4 +1,4 @@
-"""Server-Sent Events for one job: its status and progress as they change, ending with its final state."""
+"""A job's status as it changes: Server-Sent Events for a stream, and the wait behind long polls."""
 
 import contextlib
 import json

@@ -47,7 +47,7 @@ class Lease:
 
 
 class LeaseKeeper:
-    """One thread per process renews every held lease a quarter of its length before it lapses.
+    """One thread per process renews every held lease each quarter of its length.
 
     A thread per job would cost a start and a join on every job, a millisecond on short ones.
     The thread starts on first use in the process that runs jobs (so never before a fork).
