@@ -358,7 +358,8 @@ class JobStore:
         keys.append(result_key(job_id, "npz"))
         buckets = [bound for bound in DURATION_BUCKETS if wall_s <= bound]
         args = [time.time(), lease_token, self.result_ttl_s, self.job_ttl_s, result_json, result_npz, neuron_steps, wall_s]
-        return bool(self._succeed(keys=keys, args=[*args, *buckets])[0])
+        reply = self._succeed(keys=keys, args=[*args, *buckets])
+        return bool(reply and reply[0])  # {} when the record is gone
 
     def fail(self, job_id: str, error: str) -> bool:
         moved, _ = self.transition(job_id, ("queued", "running"), "failed", error=error)

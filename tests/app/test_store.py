@@ -209,6 +209,7 @@ def test_success_stores_results_statistics_and_expiry_and_releases_the_lease(sto
     assert 0 < store.redis.ttl(f"ss:job:{job_id}") <= 60 and 0 < store.redis.ttl(f"ss:job:{job_id}:result:json") <= 30
     stats = store.stats()
     assert stats["duration_le:0.05"] == stats["duration_le:0.1"] == 1 and "duration_le:0.01" not in stats
+    assert not store.succeed("0" * 32, b"{}", b"npz", neuron_steps=1, wall_s=0.1), "an unknown job is not moved"
 
 
 def test_subscriber_connections_are_reused_unless_a_use_failed(redis_server: RedisServer) -> None:
