@@ -148,12 +148,17 @@ def _stop(process: subprocess.Popen, timeout_s: float = 15.0) -> None:
             process.wait()
 
 
-def _api(args: argparse.Namespace) -> int:
-    settings = _settings()
+def _bind(settings: "Settings", args: argparse.Namespace) -> "Settings":
+    """--host and --port override SPIKESERVE_HOST and SPIKESERVE_PORT."""
     if args.host:
         settings.host = args.host
     if args.port:
         settings.port = args.port
+    return settings
+
+
+def _api(args: argparse.Namespace) -> int:
+    settings = _bind(_settings(), args)
     if problem := _check_bind(settings):
         return _fail(problem)
     _serve_api(settings)
@@ -201,8 +206,7 @@ def _serve(args: argparse.Namespace) -> int:
     except RuntimeError as error:
         return _fail(str(error))
     os.environ["SPIKESERVE_REDIS_URL"] = redis_server.url
-    settings = _settings()
-    settings.host, settings.port = args.host, args.port
+    settings = _bind(_settings(), args)
     if problem := _check_bind(settings):
         redis_server.stop()
         return _fail(problem)
@@ -307,8 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=_run)
 
     serve = commands.add_parser("serve", help="API, worker and a private Redis on this machine")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--host", default=None, help="default SPIKESERVE_HOST or 127.0.0.1")
+    serve.add_argument("--port", type=int, default=None, help="default SPIKESERVE_PORT or 8000")
     serve.add_argument(
         "--data-dir",
         default=os.environ.get("SPIKESERVE_DATA_DIR", "~/.local/share/spikeserve"),

@@ -224,3 +224,16 @@ def test_nir_export_import_and_run_with_a_nir_network(tmp_path: pathlib.Path) ->
     assert refused.returncode == 2 and "has no NIR counterpart" in refused.stderr
     missing = spikeserve("run", str(ROOT / "examples" / "seed.json"), "--nir", str(tmp_path / "absent.nir"))
     assert missing.returncode == 2 and "absent.nir: No such file or directory" in missing.stderr
+
+
+@pytest.mark.parametrize("command", ["serve", "api"])
+def test_host_and_port_come_from_the_environment_unless_given(command: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.cli import _bind, build_parser
+    from app.settings import Settings
+
+    monkeypatch.setenv("SPIKESERVE_HOST", "127.0.0.2")
+    monkeypatch.setenv("SPIKESERVE_PORT", "18080")
+    from_env = _bind(Settings(), build_parser().parse_args([command]))
+    assert (from_env.host, from_env.port) == ("127.0.0.2", 18080)
+    given = _bind(Settings(), build_parser().parse_args([command, "--host", "127.0.0.3", "--port", "18081"]))
+    assert (given.host, given.port) == ("127.0.0.3", 18081)
