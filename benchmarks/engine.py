@@ -59,11 +59,9 @@ def neuron_sequence(library: str, device: torch.device, readout: bool = False) -
             import worker.engine as models
         else:
             import norse.torch as models
-        if library == "spikeserve":
-            # bool spikes where nothing downstream needs floats (W1, W2); training still gets floats.
-            module = (models.LI() if readout else models.LIF(bool_spikes=True)).to(device)
-        else:
-            module = (models.LI() if readout else models.LIF()).to(device)
+        # spikeserve: bool spikes where nothing downstream needs floats (W1, W2); training gets floats
+        options = {"bool_spikes": True} if library == "spikeserve" else {}
+        module = (models.LI() if readout else models.LIF(**options)).to(device)
         return lambda x: module(x)[0]
     if library == "snntorch":
         import snntorch

@@ -18,15 +18,16 @@ import tempfile
 
 import torch
 
+from worker.engine.fused.models import COEFFICIENTS, MODEL_IDS
+
 log = logging.getLogger(__name__)
 SOURCE = pathlib.Path(__file__).with_name("cpu_kernels.c")
 # -ffp-contract=off: no fused multiply-adds, so every operation rounds as PyTorch's eager ops do.
 FLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fopenmp", "-fPIC", "-shared")
-MODELS = ("lif", "lifbox", "li", "iaf", "alif")
 
 
 class Coefficients(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_void_p) for name in ("a", "c", "e", "v_leak", "v_th", "v_reset", "beta", "alpha")]
+    _fields_ = [(name, ctypes.c_void_p) for name in COEFFICIENTS]
 
 
 class Outputs(ctypes.Structure):
@@ -75,9 +76,9 @@ def library() -> ctypes.CDLL | None:
         log.warning("fused CPU kernels unavailable, using the eager engine: %s", error)
         return None
     i64, ptr, c_int = ctypes.c_int64, ctypes.c_void_p, ctypes.c_int
-    for model in MODELS:
+    coeffs, outputs = ctypes.POINTER(Coefficients), ctypes.POINTER(Outputs)
+    for model in MODEL_IDS:
         forward = getattr(lib, f"{model}_forward")
-        coeffs, outputs = ctypes.POINTER(Coefficients), ctypes.POINTER(Outputs)
         forward.argtypes = [i64, i64, ptr, i64, ptr, ptr, ptr, coeffs, outputs, c_int, c_int]
         forward.restype = None
         backward = getattr(lib, f"{model}_backward")
@@ -91,7 +92,7 @@ def _ptr(tensor: torch.Tensor | None) -> int | None:
 
 
 def _coefficients(coeffs: dict[str, torch.Tensor]) -> Coefficients:
-    return Coefficients(**{name: _ptr(coeffs.get(name)) for name, _ in Coefficients._fields_})
+    return Coefficients(**{name: _ptr(coeffs.get(name)) for name in COEFFICIENTS})
 
 
 def forward(

@@ -6,6 +6,8 @@ import torch
 
 # The numbering shared with cpu_kernels.c and triton_kernels.py.
 MODEL_IDS = {"lif": 0, "lifbox": 1, "li": 2, "iaf": 3, "alif": 4}
+# The per-neuron coefficient arrays, in the order of the C struct and the Triton kernels' arguments.
+COEFFICIENTS = ("a", "c", "e", "v_leak", "v_th", "v_reset", "beta", "alpha")
 SURROGATE_IDS = {"heaviside": 0, "super": 1, "fast_sigmoid": 2, "triangle": 3, "tanh": 4, "atan": 5}
 
 

@@ -11,13 +11,12 @@ import torch
 import triton
 import triton.language as tl
 
-from worker.engine.fused.models import MODEL_IDS
+from worker.engine.fused.models import COEFFICIENTS, MODEL_IDS
 
 BLOCK = 256
 # No fused multiply-adds: each product rounds on its own, as in the eager engine's separate ops, so
 # the forward pass gives the same bits. (Triton fuses by default; its interpreter ignores this.)
 COMPILE_OPTIONS = {"enable_fp_fusion": False}
-COEFFICIENTS = ("a", "c", "e", "v_leak", "v_th", "v_reset", "beta", "alpha")  # the kernels' argument order
 
 
 @triton.jit
