@@ -35,11 +35,11 @@ from typing import Any
 
 import numpy as np
 
+from worker.nir_file import NIRError, read_nir_dict
+
+__all__ = ["NIRError", "network_to_nir", "network_to_nir_bytes", "nir_bytes_to_network", "nir_to_network", "read_graph"]
+DEFAULT_MAX_BYTES = 512 * 2**20  # the engine's own default input limit; the service passes its own
 NAME_INVALID = re.compile(r"[^A-Za-z0-9_.\-]")
-
-
-class NIRError(ValueError):
-    """The graph cannot be represented; the message names the node and why."""
 
 
 def _array(value: Any) -> np.ndarray:
@@ -67,21 +67,29 @@ def _scale(name: str, factor: np.ndarray) -> list[dict[str, Any]]:
 
 
 def _layer_name(name: str) -> str:
-    clean = NAME_INVALID.sub("_", str(name))[:64]
-    return clean or "node"
+    """A node name as a valid layer name (worker.schema.NAME_PATTERN): other characters become
+    '_', and a name may not start with '.' or '-'."""
+    clean = NAME_INVALID.sub("_", str(name))
+    if not clean or clean[0] in ".-":
+        clean = "_" + clean
+    return clean[:64]
 
 
 # --- import -------------------------------------------------------------------------------------
 
 
-def read_graph(data: bytes) -> Any:
-    """A NIR graph from the bytes of a NIR (HDF5) file, type-checked."""
+def read_graph(data: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
+    """A NIR graph from the bytes of a NIR (HDF5) file, read safely (see worker.nir_file) and
+    type-checked. ``max_bytes`` bounds the data the file may declare, all datasets together."""
     import nir
 
+    data_dict = read_nir_dict(data, max_bytes)
+    if "type_check" in data_dict:
+        raise NIRError("not a NIR file: its graph has a 'type_check' entry")
     try:
-        return nir.read(io.BytesIO(data))
-    except Exception as error:  # h5py and nir raise many kinds; all mean "not a readable NIR file"
-        raise NIRError(f"not a readable NIR file ({type(error).__name__}: {error})") from None
+        return nir.dict2NIRNode({**data_dict, "type_check": True})
+    except Exception as error:  # nir raises many kinds; all mean "not a NIR graph we can read"
+        raise NIRError(f"not a readable NIR graph ({type(error).__name__}: {error})") from None
 
 
 def _chain(graph: Any) -> list[str]:
@@ -210,8 +218,8 @@ def nir_to_network(graph: Any, dt: float = 0.001) -> tuple[dict[str, Any], tuple
     return {"layers": layers}, (None if shape is None else tuple(int(v) for v in np.asarray(shape)))
 
 
-def nir_bytes_to_network(data: bytes, dt: float = 0.001) -> dict[str, Any]:
-    return nir_to_network(read_graph(data), dt)[0]
+def nir_bytes_to_network(data: bytes, dt: float = 0.001, max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, Any]:
+    return nir_to_network(read_graph(data, max_bytes), dt)[0]
 
 
 # --- export -------------------------------------------------------------------------------------

@@ -25,14 +25,22 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
+    TypeAdapter,
     ValidationError,
     ValidationInfo,
     field_validator,
 )
 
+from worker.cost import Cost, check_cost, job_cost
+
 Loc = tuple[str | int, ...]
-NAME_PATTERN = r"^[A-Za-z0-9_.\-]{1,64}$"
-Name = Annotated[str, Field(pattern=NAME_PATTERN, description="letters, digits, '_', '-', '.'; 1-64 characters")]
+# No path separators and no name made of dots alone: names become NPZ entries ``<layer>/times``.
+NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,63}$"
+NAME_HELP = "letters, digits, '_', '-', '.', starting with a letter, digit or '_'; 1-64 characters"
+Name = Annotated[str, Field(pattern=NAME_PATTERN, description=NAME_HELP)]
+MAX_DIMS = 8  # dimensions of any tensor or shape in a request (numpy stops at 64)
+Shape = Annotated[list[Annotated[int, Field(gt=0)]], Field(min_length=1, max_length=MAX_DIMS)]
+MIN_DT = 1e-6  # seconds: a microsecond step is finer than any model here needs
 PositiveInt = Annotated[int, Field(gt=0)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
 Finite = Annotated[float, Field(allow_inf_nan=False)]
@@ -50,7 +58,9 @@ IZHIKEVICH_PRESET_NAMES = (
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    """Unknown fields are errors, and values are never coerced: ``"3"`` or ``true`` is not an integer."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
 
 
 # --- tensors ------------------------------------------------------------------------------------
@@ -60,7 +70,7 @@ class Base64Tensor(Strict):
     """A little-endian float32 array: ``{"dtype": "float32", "shape": [...], "base64": "..."}``."""
 
     dtype: Literal["float32"] = "float32"
-    shape: list[NonNegativeInt]
+    shape: Annotated[list[NonNegativeInt], Field(max_length=MAX_DIMS)]
     base64: str
 
 
@@ -116,15 +126,18 @@ ParamValue = Annotated[
         _value_kind, custom_error_type="number", custom_error_message="must be a finite number or a nested list of numbers"
     ),
 ]
-Pair = Annotated[
-    tuple[PositiveInt, PositiveInt],
-    BeforeValidator(lambda v: (v, v) if isinstance(v, int) and not isinstance(v, bool) else v),
-    Field(description="an integer or [height, width]"),
-]
+
+
+def _pair(value: Any) -> Any:
+    """An integer means the same value for height and width; a JSON list becomes a tuple."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return (value, value)
+    return tuple(value) if isinstance(value, list) else value
+
+
+Pair = Annotated[tuple[PositiveInt, PositiveInt], BeforeValidator(_pair), Field(description="an integer or [height, width]")]
 NonNegativePair = Annotated[
-    tuple[NonNegativeInt, NonNegativeInt],
-    BeforeValidator(lambda v: (v, v) if isinstance(v, int) and not isinstance(v, bool) else v),
-    Field(description="an integer or [height, width]"),
+    tuple[NonNegativeInt, NonNegativeInt], BeforeValidator(_pair), Field(description="an integer or [height, width]")
 ]
 
 
@@ -333,7 +346,7 @@ class TensorInput(Strict):
     """Input currents given step by step: ``shape`` is ``[steps, (batch,) *features]``."""
 
     type: Literal["tensor"]
-    shape: list[PositiveInt] = Field(min_length=1)
+    shape: Shape
     data: TensorData
 
 
@@ -343,7 +356,7 @@ class ConstantInput(Strict):
 
     type: Literal["constant"]
     value: ParamValue
-    shape: list[PositiveInt] | None = None
+    shape: Shape | None = None
     steps: PositiveInt | None = None
 
 
@@ -352,7 +365,7 @@ class PoissonInput(Strict):
 
     type: Literal["poisson"]
     rates: ParamValue
-    shape: list[PositiveInt] | None = None
+    shape: Shape | None = None
     steps: PositiveInt | None = None
 
 
@@ -364,9 +377,9 @@ class SpikesInput(Strict):
     times: list[NonNegativeInt]
     indices: list[NonNegativeInt]
     batch: list[NonNegativeInt] | None = None
-    size: Annotated[
-        list[PositiveInt], BeforeValidator(lambda v: [v] if isinstance(v, int) and not isinstance(v, bool) else v)
-    ] = Field(description="features per sample: an integer or a shape")
+    size: Annotated[Shape, BeforeValidator(lambda v: [v] if isinstance(v, int) and not isinstance(v, bool) else v)] = Field(
+        description="features per sample: an integer or a shape"
+    )
     steps: PositiveInt | None = None
 
 
@@ -380,10 +393,18 @@ class Record(Strict):
     neurons: dict[Name, list[NonNegativeInt]] | None = Field(
         default=None, description="per layer in 'voltages': the flat neuron indices to keep (default all)"
     )
+    max_spike_events: PositiveInt | None = Field(
+        default=None,
+        description="fail the job if the recorded layers produce more spike events than this (default: the server's limit)",
+    )
+
+
+Dt = Annotated[float, Field(ge=MIN_DT, le=1.0, allow_inf_nan=False, description="time step in seconds, 1e-6 to 1")]
+_DT = TypeAdapter(Dt, config=ConfigDict(strict=True))
 
 
 class JobRequest(Strict):
-    dt: Annotated[float, Field(gt=0, le=1.0, allow_inf_nan=False)] = 0.001  # before network: a NIR network needs it
+    dt: Dt = 0.001  # before network: a NIR network needs it
     network: Network
     input: Input
     steps: PositiveInt | None = Field(default=None, description="number of steps; may instead be given by the input")
@@ -394,28 +415,35 @@ class JobRequest(Strict):
     @field_validator("network", mode="before")
     @classmethod
     def _network_from_nir(cls, network: Any, info: ValidationInfo) -> Any:
+        """For direct ``model_validate`` calls; ``parse_request`` expands NIR before validating."""
         if not isinstance(network, dict) or network.get("nir") is None:
             return network
-        if "layers" in network:
-            raise ValueError("give either 'layers' or 'nir', not both")
-        from worker.nir_convert import NIRError, nir_bytes_to_network
+        limits = (info.context or {}).get("limits") or Limits()
+        return network_from_nir(network, info.data.get("dt", 0.001), limits.max_input_bytes)
 
-        try:
-            data = base64.b64decode(network["nir"], validate=True)
-        except (binascii.Error, ValueError, TypeError):
-            raise ValueError("nir: is not valid base64") from None
-        try:
-            return nir_bytes_to_network(data, info.data.get("dt", 0.001))
-        except NIRError as error:
-            raise ValueError(f"nir: {error}") from None
+
+def network_from_nir(network: dict[str, Any], dt: float, max_bytes: int) -> dict[str, Any]:
+    """``{"nir": "<base64>"}`` -> ``{"layers": [...]}``; ValueError saying what is wrong."""
+    if "layers" in network:
+        raise ValueError("give either 'layers' or 'nir', not both")
+    from worker.nir_convert import NIRError, nir_bytes_to_network
+
+    try:
+        data = base64.b64decode(network["nir"], validate=True)
+    except (binascii.Error, ValueError, TypeError):
+        raise ValueError("nir: is not valid base64") from None
+    try:
+        return nir_bytes_to_network(data, dt, max_bytes)
+    except NIRError as error:
+        raise ValueError(f"nir: {error}") from None
 
 
 # --- limits, errors and the plan ----------------------------------------------------------------
 
 
 class Limits(BaseModel):
-    """Upper bounds on what one job may ask for. The defaults suit a workstation; the service
-    sets its own from its settings."""
+    """Upper bounds on what one job may ask for (see worker.cost for how each figure is computed).
+    The defaults suit a workstation; the service sets its own from its settings."""
 
     max_steps: int = 1_000_000
     max_neurons: int = 20_000_000
@@ -425,6 +453,11 @@ class Limits(BaseModel):
     max_parameters: int = 200_000_000
     max_input_bytes: int = 512 * 2**20
     max_record_bytes: int = 2 * 2**30
+    max_synaptic_ops: int = 10**15
+    max_step_ops: int = 10**11
+    max_chunk_bytes: int = 8 * 2**30
+    max_spike_events: int = 100_000_000
+    max_result_bytes: int = 8 * 2**30
 
 
 @dataclass(frozen=True)
@@ -504,6 +537,7 @@ class Plan:
     record_spikes: list[str]
     record_voltages: dict[str, np.ndarray | None]  # layer -> kept flat neuron indices (None: all)
     input_array: np.ndarray | None = None  # decoded tensor/constant/poisson values
+    cost: "Cost | None" = None  # set by validate_request
 
     @property
     def batch_size(self) -> int:
@@ -538,7 +572,7 @@ def decode_tensor(data: TensorData | float, loc: Loc, max_bytes: int) -> np.ndar
             raise _fail((*loc, "base64"), f"decodes to {len(raw)} bytes, but shape {data.shape} of float32 needs {count * 4}")
         array = np.frombuffer(raw, dtype="<f4").reshape(data.shape).astype(np.float32)
     else:
-        if _nested_count(data, max_bytes // 4 + 1) * 4 > max_bytes:
+        if _nested_count(data, max_bytes // 4 + 1, loc) * 4 > max_bytes:
             raise _fail(loc, f"has more than the limit of {max_bytes // 4} values for one tensor", "limit")
         try:
             array = np.asarray(data, dtype=np.float64)
@@ -561,15 +595,20 @@ def _require_finite(array: np.ndarray, loc: Loc) -> None:
         raise _fail(loc, f"contains NaN or Inf (first at index {bad})")
 
 
-def _nested_count(data: Any, stop: int) -> int:
-    """Number of leaves in a nested list, counting no further than ``stop`` (cheap size guard)."""
-    count, stack = 0, [data]
+def _nested_count(data: Any, stop: int, loc: Loc) -> int:
+    """Number of leaves in a nested list, counting no further than ``stop`` (cheap size guard).
+    Every leaf must be a JSON number (not a string or a boolean), nested at most MAX_DIMS deep."""
+    count, stack = 0, [(data, 0)]
     while stack and count < stop:
-        item = stack.pop()
-        if isinstance(item, list):
-            stack.extend(item)
-        else:
+        item, depth = stack.pop()
+        if type(item) is list:
+            if depth == MAX_DIMS:
+                raise _fail(loc, f"is nested more than {MAX_DIMS} lists deep")
+            stack.extend((child, depth + 1) for child in reversed(item))
+        elif type(item) in (int, float):
             count += 1
+        else:
+            raise _fail(loc, f"must hold numbers only, found {json.dumps(item)[:40]}")
     return count
 
 
@@ -607,21 +646,45 @@ def loads_strict(raw: str | bytes) -> Any:
         raise InvalidRequest([FieldError((), "JSON nested too deeply", "json_invalid")]) from None
 
 
+def expand_nir(data: Any, limits: Limits) -> Any:
+    """The request with a NIR network (``{"nir": ...}``) replaced by its layers, so that what is
+    stored and run is plain JSON: the file is read once, here, and never again by a worker."""
+    if not isinstance(data, dict) or not isinstance(data.get("network"), dict) or data["network"].get("nir") is None:
+        return data
+    try:
+        dt = _DT.validate_python(data.get("dt", 0.001))
+    except ValidationError as error:
+        raise InvalidRequest([FieldError(("dt",), e["msg"], e["type"]) for e in error.errors(include_url=False)]) from None
+    try:
+        network = network_from_nir(data["network"], dt, limits.max_input_bytes)
+    except ValueError as error:
+        raise _fail(("network", "nir"), str(error).removeprefix("nir: ")) from None
+    return {**data, "network": network}
+
+
 def parse_request(data: Any, limits: Limits | None = None) -> tuple[JobRequest, Plan]:
     """Structure and semantics in one call: the JSON (dict, str or bytes) -> (request, plan).
 
     Text is decoded with Python's ``json``, as FastAPI does, so the API and the worker read a
     stored request body identically.
     """
+    return prepare_request(data, limits)[:2]
+
+
+def prepare_request(data: Any, limits: Limits | None = None) -> tuple[JobRequest, Plan, Any]:
+    """``parse_request`` that also returns the request as it will run: its JSON data with a NIR
+    network expanded to layers (the same object as ``data`` when there was none)."""
+    limits = limits or Limits()
     if isinstance(data, (str, bytes, bytearray)):
         data = loads_strict(data)
+    data = expand_nir(data, limits)
     try:
-        request = JobRequest.model_validate(data)
+        request = JobRequest.model_validate(data, context={"limits": limits})
     except ValidationError as error:
         raise InvalidRequest(
             [FieldError(clean_loc(e["loc"]), e["msg"], e["type"]) for e in error.errors(include_url=False)]
         ) from None
-    return request, validate_request(request, limits)
+    return request, validate_request(request, limits), data
 
 
 def validate_request(request: JobRequest, limits: Limits | None = None) -> Plan:
@@ -646,7 +709,9 @@ def validate_request(request: JobRequest, limits: Limits | None = None) -> Plan:
             f"{plan.neuron_steps} neuron-steps (neurons x batch x steps) are over the limit of {limits.max_neuron_steps}",
             "limit",
         )
-    _resolve_record(request, plan, limits)
+    _resolve_record(request, plan)
+    plan.cost = job_cost(request, plan, limits)
+    check_cost(plan.cost, request, limits)
     return plan
 
 
@@ -764,6 +829,8 @@ def _infer_layers(request: JobRequest, input_shape: tuple[int, ...], limits: Lim
             if shape[0] != layer.in_channels:
                 raise _fail((*loc, "in_channels"), f"is {layer.in_channels}, but {got}")
             kh, kw = layer.kernel_size
+            if any(p >= k for p, k in zip(layer.padding, layer.kernel_size, strict=True)):
+                raise _fail((*loc, "padding"), f"must be less than the kernel size {[kh, kw]} in each dimension")
             plan.out_shape = (layer.out_channels, *_pool_out(shape[1:], (kh, kw), layer.stride, layer.padding, loc))
             weights = {"weight": (layer.out_channels, layer.in_channels, kh, kw), "bias": (layer.out_channels,)}
         elif isinstance(layer, Conv1dLayer):
@@ -771,6 +838,8 @@ def _infer_layers(request: JobRequest, input_shape: tuple[int, ...], limits: Lim
                 raise _fail(loc, f"conv1d needs [channels, length] per sample, but {got}")
             if shape[0] != layer.in_channels:
                 raise _fail((*loc, "in_channels"), f"is {layer.in_channels}, but {got}")
+            if layer.padding >= layer.kernel_size:
+                raise _fail((*loc, "padding"), f"must be less than the kernel size {layer.kernel_size}")
             length = (shape[1] + 2 * layer.padding - layer.kernel_size) // layer.stride + 1
             if length < 1:
                 raise _fail(
@@ -848,7 +917,7 @@ def _check_params(layer: Any, plan: LayerPlan, loc: Loc, limits: Limits) -> None
         plan.arrays[f"params.{key}"] = array
 
 
-def _resolve_record(request: JobRequest, plan: Plan, limits: Limits) -> None:
+def _resolve_record(request: JobRequest, plan: Plan) -> None:
     by_name = {layer.name: layer for layer in plan.layers}
     record = request.record
     if record.spikes is None:
@@ -863,7 +932,6 @@ def _resolve_record(request: JobRequest, plan: Plan, limits: Limits) -> None:
             if name in record.spikes[:position]:
                 raise _fail(loc, f"layer {name!r} is listed twice")
         plan.record_spikes = list(record.spikes)
-    voltage_bytes = 0
     for position, name in enumerate(record.voltages):
         loc = ("record", "voltages", position)
         if name not in by_name:
@@ -881,12 +949,6 @@ def _resolve_record(request: JobRequest, plan: Plan, limits: Limits) -> None:
             plan.record_voltages[name] = np.asarray(neurons, dtype=np.int64)
         else:
             plan.record_voltages[name] = None
-        kept = by_name[name].neurons if neurons is None else len(neurons)
-        voltage_bytes += kept * plan.batch_size * plan.steps * 4
     for name in record.neurons or {}:
         if name not in plan.record_voltages:
             raise _fail(("record", "neurons", name), "names a layer that is not in record.voltages")
-    if voltage_bytes > limits.max_record_bytes:
-        raise _fail(
-            ("record", "voltages"), f"would return {voltage_bytes} bytes, over the limit of {limits.max_record_bytes}", "limit"
-        )

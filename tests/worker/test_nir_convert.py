@@ -168,7 +168,7 @@ def test_layers_without_a_nir_form_are_refused_on_export() -> None:
 
 def test_bad_nir_in_a_request_is_a_clear_error() -> None:
     base = {"input": {"type": "constant", "value": [1.0], "steps": 3}}
-    with pytest.raises(InvalidRequest, match=r"network: Value error, nir: not a readable NIR file"):
+    with pytest.raises(InvalidRequest, match=r"network.nir: not a readable NIR file"):
         parse_request({**base, "network": {"nir": base64.b64encode(b"not an hdf5 file").decode()}})
     with pytest.raises(InvalidRequest, match=r"nir: is not valid base64"):
         parse_request({**base, "network": {"nir": "***"}})

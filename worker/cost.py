@@ -1,0 +1,278 @@
+"""What a job will cost, computed from its validated plan before it is queued.
+
+Every figure is an upper bound derived from the request alone (shapes, steps, batch, what is
+recorded), so a job over a limit is refused with a 422 naming the layer and the figure instead of
+being discovered in the worker. Per step and per batch entry, for each layer:
+
+    linear             ops = in x out                            (multiply-adds)
+    lif_recurrent      ops = out x (in + out)
+    conv1d / conv2d    ops = out_channels x output positions x in_channels x kernel
+    avgpool2d          ops = output elements x kernel
+    scale, threshold   ops = elements
+    every layer        activation bytes = output elements x 4 (1 for spikes, plus 4 per state
+                       field of layers whose voltages are recorded)
+    conv1d / conv2d    workspace bytes = (padded input + unfolded input) x 4, for one step
+
+The job's figures, with B = batch and T = steps:
+
+    synaptic_ops   = sum(ops) x B x T                  <= max_synaptic_ops
+    step_ops       = sum(ops) x B                      <= max_step_ops     (one step's work)
+    neuron_steps   = neurons x B x T                   <= max_neuron_steps
+    chunk_bytes    = chunk x sum(activation) x B + max(workspace) x B      <= max_chunk_bytes
+    record_bytes   = voltages x 4 + spike events x 24  <= max_record_bytes
+    result_bytes   = the larger of the JSON and NPZ encodings at worst     <= max_result_bytes
+
+Spike events are bounded by neurons x B x T of the recorded layers, and by ``max_spike_events``
+(the request's ``record.max_spike_events``, at most the limit's): a run that produces more fails
+with that reason as soon as a chunk crosses it. ``chunk`` (steps simulated between progress
+reports and cancel checks) is chosen here too, from the request alone: as many steps as fit a
+memory budget and an estimated half second of work, at most 1,000.
+"""
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from worker.schema import JobRequest, Limits, Loc, Plan
+
+FLOAT_BYTES = 4
+EVENT_BYTES = 3 * 8  # times, senders and batch as int64 in the NPZ (and in the worker's memory)
+FLOAT_JSON_BYTES = 24  # the longest float32 written as JSON: "-1.0000000116860974e-05,"
+STATE_FIELDS = {"lif": 3, "lifbox": 2, "li": 2, "iaf": 2, "alif": 4, "lifadex": 4, "izhikevich": 3, "lif_recurrent": 3}
+
+CHUNK_BUDGET_BYTES = 256 * 2**20  # activations of one chunk, all layers together
+MAX_CHUNK_STEPS = 1000
+# The chunk's length is also bounded by an estimate of its run time, so that progress, cancels
+# and time limits are seen at least about every CHUNK_TARGET_S. Rates measured on one core of a
+# 2-core x86-64 VM (benchmarks/RESULTS.md); slower machines take proportionally longer chunks.
+CHUNK_TARGET_S = 0.5
+SYNAPTIC_OPS_PER_S = 2e9
+NEURON_STEPS_PER_S = {"fused": 2e8, "eager": 2e7}
+FUSED_MODELS = ("lif", "lifbox", "li", "iaf", "alif")
+STEP_OVERHEAD_S = 20e-6  # per layer and step: Python and dispatch around each operation
+
+
+def _digits(n: int) -> int:
+    return len(str(max(0, n)))
+
+
+@dataclass(frozen=True)
+class LayerCost:
+    index: int
+    name: str
+    type: str
+    ops: int  # synaptic operations per step and batch entry
+    activation_bytes: int  # kept for every step of a chunk, per batch entry
+    workspace_bytes: int = 0  # transient, one step at a time, per batch entry
+
+
+@dataclass
+class Cost:
+    steps: int
+    batch: int
+    layers: list[LayerCost]
+    input_bytes: int  # one step of input, per batch entry
+    neuron_steps: int
+    neurons_by_type: dict[str, int] = field(default_factory=dict)
+    spike_event_bound: int = 0
+    max_spike_events: int = 0
+    voltage_values: int = 0
+    count_values: int = 0
+    recorded_neurons: int = 0
+
+    @property
+    def step_ops(self) -> int:
+        return sum(layer.ops for layer in self.layers) * self.batch
+
+    @property
+    def synaptic_ops(self) -> int:
+        return self.step_ops * self.steps
+
+    @property
+    def step_bytes(self) -> int:
+        return (self.input_bytes + sum(layer.activation_bytes for layer in self.layers)) * self.batch
+
+    @property
+    def workspace_bytes(self) -> int:
+        return max((layer.workspace_bytes for layer in self.layers), default=0) * self.batch
+
+    @property
+    def step_seconds(self) -> float:
+        """A rough estimate of one step's run time, for sizing chunks (never for refusing jobs)."""
+        neuron_s = sum(
+            count * self.batch / NEURON_STEPS_PER_S["fused" if kind in FUSED_MODELS else "eager"]
+            for kind, count in self.neurons_by_type.items()
+        )
+        return self.step_ops / SYNAPTIC_OPS_PER_S + neuron_s + STEP_OVERHEAD_S * len(self.layers)
+
+    @property
+    def chunk_steps(self) -> int:
+        by_memory = CHUNK_BUDGET_BYTES // max(1, self.step_bytes)
+        by_time = int(CHUNK_TARGET_S / self.step_seconds) if self.step_seconds > 0 else MAX_CHUNK_STEPS
+        return max(1, min(self.steps, MAX_CHUNK_STEPS, by_memory, by_time))
+
+    @property
+    def chunk_bytes(self) -> int:
+        return self.chunk_steps * self.step_bytes + self.workspace_bytes
+
+    @property
+    def spike_events(self) -> int:
+        """At most this many spike events are recorded: the run fails beyond it."""
+        return min(self.spike_event_bound, self.max_spike_events)
+
+    @property
+    def record_bytes(self) -> int:
+        return self.voltage_values * FLOAT_BYTES + self.spike_events * EVENT_BYTES + self.count_values * 8
+
+    @property
+    def result_json_bytes(self) -> int:
+        event = _digits(self.steps - 1) + _digits(max(1, self.recorded_neurons) - 1) + _digits(self.batch - 1) + 3
+        counts = self.count_values * (_digits(self.steps) + 1)
+        return self.voltage_values * FLOAT_JSON_BYTES + self.spike_events * event + counts + 64 * 1024
+
+    @property
+    def result_npz_bytes(self) -> int:
+        return self.record_bytes + 64 * 1024  # zip headers and the meta entry
+
+    @property
+    def result_bytes(self) -> int:
+        return max(self.result_json_bytes, self.result_npz_bytes)
+
+    def summary(self) -> dict[str, Any]:
+        """The figures the API reports for a validated request."""
+        return {
+            "synaptic_ops": self.synaptic_ops,
+            "step_ops": self.step_ops,
+            "neuron_steps": self.neuron_steps,
+            "chunk_steps": self.chunk_steps,
+            "chunk_bytes": self.chunk_bytes,
+            "spike_event_bound": self.spike_event_bound,
+            "max_spike_events": self.spike_events,
+            "record_bytes": self.record_bytes,
+            "result_bytes": self.result_bytes,
+        }
+
+
+def _layer_cost(layer: Any, plan: Any, record_voltages: bool) -> LayerCost:
+    """One layer's per-step, per-batch-entry figures (see the module docstring)."""
+    out = math.prod(plan.out_shape)
+    ops = 0
+    workspace = 0
+    activation = out * FLOAT_BYTES
+    kind = layer.type
+    if kind == "linear":
+        ops = layer.in_features * layer.out_features
+    elif kind == "lif_recurrent":
+        ops = layer.out_features * (layer.in_features + layer.out_features)
+    elif kind in ("conv1d", "conv2d"):
+        kernel = math.prod(layer.kernel_size) if kind == "conv2d" else layer.kernel_size
+        positions = math.prod(plan.out_shape[1:])
+        ops = layer.out_channels * positions * layer.in_channels * kernel
+        padding = layer.padding if kind == "conv2d" else (layer.padding,)
+        padded = layer.in_channels * math.prod(n + 2 * p for n, p in zip(plan.in_shape[1:], padding, strict=True))
+        workspace = (padded + layer.in_channels * kernel * positions) * FLOAT_BYTES
+    elif kind == "avgpool2d":
+        ops = out * math.prod(layer.kernel_size)
+        padded = plan.in_shape[0] * math.prod(n + 2 * p for n, p in zip(plan.in_shape[1:], layer.padding, strict=True))
+        workspace = padded * FLOAT_BYTES
+    elif kind in ("scale", "threshold"):
+        ops = out
+    if plan.is_neuron:
+        activation = out * (1 + (FLOAT_BYTES * STATE_FIELDS[kind] if record_voltages else 0))
+    return LayerCost(plan.index, plan.name, kind, ops, activation, workspace)
+
+
+def job_cost(request: "JobRequest", plan: "Plan", limits: "Limits") -> Cost:
+    batch = plan.batch_size
+    layers = [
+        _layer_cost(layer, layer_plan, layer_plan.name in plan.record_voltages)
+        for layer, layer_plan in zip(request.network.layers, plan.layers, strict=True)
+    ]
+    neurons_by_type: dict[str, int] = {}
+    for layer_plan in plan.layers:
+        if layer_plan.is_neuron:
+            neurons_by_type[layer_plan.type] = neurons_by_type.get(layer_plan.type, 0) + layer_plan.neurons
+    by_name = {layer_plan.name: layer_plan for layer_plan in plan.layers}
+    spiking = [by_name[name].neurons for name in plan.record_spikes]
+    voltages = sum((by_name[name].neurons if kept is None else len(kept)) for name, kept in plan.record_voltages.items())
+    requested = request.record.max_spike_events
+    return Cost(
+        steps=plan.steps,
+        batch=batch,
+        layers=layers,
+        input_bytes=math.prod(plan.input_shape) * FLOAT_BYTES,
+        neuron_steps=plan.neuron_steps,
+        neurons_by_type=neurons_by_type,
+        spike_event_bound=sum(spiking) * batch * plan.steps,
+        max_spike_events=limits.max_spike_events if requested is None else requested,
+        voltage_values=voltages * batch * plan.steps,
+        count_values=sum(spiking) * batch,
+        recorded_neurons=max(spiking, default=0),
+    )
+
+
+def _size(nbytes: int) -> str:
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if nbytes >= scale:
+            return f"{nbytes / scale:.1f} {unit}"
+    return f"{nbytes} bytes"
+
+
+def check_cost(cost: Cost, request: "JobRequest", limits: "Limits") -> None:
+    """Raises InvalidRequest at the field or layer responsible for the first figure over its limit."""
+    from worker.schema import _fail
+
+    def layer_loc(layer: LayerCost) -> "Loc":
+        return ("network", "layers", layer.index)
+
+    def heaviest(key: str) -> LayerCost:
+        return max(cost.layers, key=lambda layer: getattr(layer, key))
+
+    if cost.step_ops > limits.max_step_ops:
+        top = heaviest("ops")
+        raise _fail(
+            layer_loc(top),
+            f"one step needs {cost.step_ops:.3g} synaptic operations ({top.type} {top.name!r}: {top.ops * cost.batch:.3g}), "
+            f"over the limit of {limits.max_step_ops:.3g} per step",
+            "limit",
+        )
+    if cost.synaptic_ops > limits.max_synaptic_ops:
+        top = heaviest("ops")
+        raise _fail(
+            layer_loc(top),
+            f"the job needs {cost.synaptic_ops:.3g} synaptic operations ({top.type} {top.name!r}: "
+            f"{top.ops * cost.batch * cost.steps:.3g}), over the limit of {limits.max_synaptic_ops:.3g}",
+            "limit",
+        )
+    one_step = cost.step_bytes + cost.workspace_bytes
+    if one_step > limits.max_chunk_bytes:
+        top = max(cost.layers, key=lambda layer: layer.activation_bytes + layer.workspace_bytes)
+        detail = f"{top.type} {top.name!r}: {_size((top.activation_bytes + top.workspace_bytes) * cost.batch)}"
+        if top.workspace_bytes:
+            detail += f", of which {_size(top.workspace_bytes * cost.batch)} padded and unfolded input"
+        raise _fail(
+            layer_loc(top),
+            f"one step needs {_size(one_step)} of activation memory ({detail}), "
+            f"over the limit of {_size(limits.max_chunk_bytes)} per chunk",
+            "limit",
+        )
+    requested = request.record.max_spike_events
+    if requested is not None and requested > limits.max_spike_events:
+        raise _fail(("record", "max_spike_events"), f"{requested} is over the limit of {limits.max_spike_events}", "limit")
+    if cost.record_bytes > limits.max_record_bytes:
+        raise _fail(
+            ("record",),
+            f"would keep up to {_size(cost.record_bytes)} ({cost.voltage_values} voltage values, {cost.spike_events} spike "
+            f"events), over the limit of {_size(limits.max_record_bytes)}; record fewer layers, neurons or steps, "
+            "or set a lower record.max_spike_events",
+            "limit",
+        )
+    if cost.result_bytes > limits.max_result_bytes:
+        raise _fail(
+            ("record",),
+            f"the result could take up to {_size(cost.result_bytes)} as JSON or NPZ ({cost.voltage_values} voltage values, "
+            f"{cost.spike_events} spike events), over the limit of {_size(limits.max_result_bytes)}; record fewer layers, "
+            "neurons or steps, or set a lower record.max_spike_events",
+            "limit",
+        )
