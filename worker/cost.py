@@ -22,9 +22,10 @@ The job's figures, with B = batch and T = steps:
     record_bytes   = voltages x 4 + spike events x 24  <= max_record_bytes
     result_bytes   = the larger of the JSON and NPZ encodings at worst     <= max_result_bytes
 
-Spike events are bounded by neurons x B x T of the recorded layers, and by ``max_spike_events``
-(the request's ``record.max_spike_events``, at most the limit's): a run that produces more fails
-with that reason as soon as a chunk crosses it. ``chunk`` (steps simulated between progress
+Spike events are bounded by neurons x B x T of the recorded layers, and by ``max_spike_events``:
+the request's ``record.max_spike_events`` if it gives one (at most the limit's), else as many as
+fit the limits beside everything else recorded. A run that produces more fails with that reason
+as soon as a chunk crosses it; the bound itself is never a reason to refuse a job. ``chunk`` (steps simulated between progress
 reports and cancel checks) is chosen here too, from the request alone: as many steps as fit a
 memory budget and an estimated half second of work, at most 1,000.
 """
@@ -49,8 +50,10 @@ MAX_CHUNK_STEPS = 1000
 CHUNK_TARGET_S = 0.5
 SYNAPTIC_OPS_PER_S = 2e9
 NEURON_STEPS_PER_S = {"fused": 2e8, "eager": 2e7}
+RECORDED_NEURON_STEPS_PER_S = 1e8  # finding and counting the spikes of recorded layers
 FUSED_MODELS = ("lif", "lifbox", "li", "iaf", "alif")
 STEP_OVERHEAD_S = 20e-6  # per layer and step: Python and dispatch around each operation
+RESULT_OVERHEAD = 64 * 1024  # headers, names and statistics of an encoded result
 
 
 def _digits(n: int) -> int:
@@ -104,7 +107,8 @@ class Cost:
             count * self.batch / NEURON_STEPS_PER_S["fused" if kind in FUSED_MODELS else "eager"]
             for kind, count in self.neurons_by_type.items()
         )
-        return self.step_ops / SYNAPTIC_OPS_PER_S + neuron_s + STEP_OVERHEAD_S * len(self.layers)
+        recording_s = self.count_values / RECORDED_NEURON_STEPS_PER_S
+        return self.step_ops / SYNAPTIC_OPS_PER_S + neuron_s + recording_s + STEP_OVERHEAD_S * len(self.layers)
 
     @property
     def chunk_steps(self) -> int:
@@ -122,18 +126,22 @@ class Cost:
         return min(self.spike_event_bound, self.max_spike_events)
 
     @property
+    def event_json_bytes(self) -> int:
+        """The longest one spike event can be in JSON: its time, sender and batch entry."""
+        return _digits(self.steps - 1) + _digits(max(1, self.recorded_neurons) - 1) + _digits(self.batch - 1) + 3
+
+    @property
     def record_bytes(self) -> int:
         return self.voltage_values * FLOAT_BYTES + self.spike_events * EVENT_BYTES + self.count_values * 8
 
     @property
     def result_json_bytes(self) -> int:
-        event = _digits(self.steps - 1) + _digits(max(1, self.recorded_neurons) - 1) + _digits(self.batch - 1) + 3
         counts = self.count_values * (_digits(self.steps) + 1)
-        return self.voltage_values * FLOAT_JSON_BYTES + self.spike_events * event + counts + 64 * 1024
+        return self.voltage_values * FLOAT_JSON_BYTES + self.spike_events * self.event_json_bytes + counts + RESULT_OVERHEAD
 
     @property
     def result_npz_bytes(self) -> int:
-        return self.record_bytes + 64 * 1024  # zip headers and the meta entry
+        return self.record_bytes + RESULT_OVERHEAD
 
     @property
     def result_bytes(self) -> int:
@@ -196,8 +204,7 @@ def job_cost(request: "JobRequest", plan: "Plan", limits: "Limits") -> Cost:
     by_name = {layer_plan.name: layer_plan for layer_plan in plan.layers}
     spiking = [by_name[name].neurons for name in plan.record_spikes]
     voltages = sum((by_name[name].neurons if kept is None else len(kept)) for name, kept in plan.record_voltages.items())
-    requested = request.record.max_spike_events
-    return Cost(
+    cost = Cost(
         steps=plan.steps,
         batch=batch,
         layers=layers,
@@ -205,11 +212,25 @@ def job_cost(request: "JobRequest", plan: "Plan", limits: "Limits") -> Cost:
         neuron_steps=plan.neuron_steps,
         neurons_by_type=neurons_by_type,
         spike_event_bound=sum(spiking) * batch * plan.steps,
-        max_spike_events=limits.max_spike_events if requested is None else requested,
         voltage_values=voltages * batch * plan.steps,
         count_values=sum(spiking) * batch,
         recorded_neurons=max(spiking, default=0),
     )
+    requested = request.record.max_spike_events
+    if requested is not None:
+        cost.max_spike_events = requested
+    else:  # as many as fit beside everything else recorded, in memory and in either encoding
+        fixed = Cost(**{**cost.__dict__, "spike_event_bound": 0})
+        cost.max_spike_events = max(
+            0,
+            min(
+                limits.max_spike_events,
+                (limits.max_record_bytes - fixed.record_bytes) // EVENT_BYTES,
+                (limits.max_result_bytes - fixed.result_npz_bytes) // EVENT_BYTES,
+                (limits.max_result_bytes - fixed.result_json_bytes) // cost.event_json_bytes,
+            ),
+        )
+    return cost
 
 
 def _size(nbytes: int) -> str:

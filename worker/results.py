@@ -15,6 +15,25 @@ from typing import Any
 import numpy as np
 
 NPZ_COMPRESS_FROM_BYTES = 64 * 1024
+JSON_SLICE = 2**20  # array elements converted to text at a time
+
+
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
+
+
+def _write_array(out: io.BytesIO, array: np.ndarray) -> None:
+    """``array`` as nested JSON lists (as ``tolist`` gives), its rows a slice at a time."""
+    out.write(b"[")
+    if array.ndim > 1:
+        for index, row in enumerate(array):
+            if index:
+                out.write(b",")
+            _write_array(out, row)
+    else:
+        for start in range(0, array.size, JSON_SLICE):
+            out.write((b"," if start else b"") + _dumps(array[start : start + JSON_SLICE].tolist())[1:-1])
+    out.write(b"]")
 
 
 @dataclass
@@ -46,9 +65,10 @@ class Result:
 
     # --- JSON ---------------------------------------------------------------------------------
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, arrays: bool = True) -> dict[str, Any]:
+        """The JSON layout as Python objects; ``arrays=False`` leaves the layers out."""
         layers = {}
-        for name, layer in self.layers.items():
+        for name, layer in self.layers.items() if arrays else ():
             entry: dict[str, Any] = {"shape": list(layer.shape)}
             if layer.times is not None:
                 entry["spikes"] = {
@@ -73,7 +93,29 @@ class Result:
         }
 
     def to_json(self) -> bytes:
-        return json.dumps(self.to_dict(), separators=(",", ":"), allow_nan=False).encode()
+        """``to_dict`` as compact JSON, byte for byte, written piece by piece: arrays are converted
+        a slice at a time, so a large result never exists as Python numbers all at once."""
+        out = io.BytesIO()
+        header = {key: value for key, value in self.to_dict(arrays=False).items() if key not in ("layers", "stats")}
+        out.write(_dumps(header)[:-1] + b',"layers":{')
+        for position, (name, layer) in enumerate(self.layers.items()):
+            out.write((b"," if position else b"") + _dumps(name) + b':{"shape":' + _dumps(list(layer.shape)))
+            if layer.times is not None:
+                for key, opening in (("times", b',"spikes":{"times":'), ("senders", b',"senders":'), ("batch", b',"batch":')):
+                    out.write(opening)
+                    _write_array(out, getattr(layer, key))
+                out.write(b'},"counts":')
+                _write_array(out, layer.counts)
+            if layer.voltages is not None:
+                out.write(b',"voltages":{"shape":' + _dumps(list(layer.voltages.shape)) + b',"data":')
+                _write_array(out, layer.voltages.reshape(-1))
+                if layer.voltage_neurons is not None:
+                    out.write(b',"neurons":')
+                    _write_array(out, layer.voltage_neurons)
+                out.write(b"}")
+            out.write(b"}")
+        out.write(b'},"stats":' + _dumps(self.stats) + b"}")
+        return out.getvalue()
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Result":
@@ -99,7 +141,7 @@ class Result:
     # --- NPZ ----------------------------------------------------------------------------------
 
     def to_npz(self) -> bytes:
-        meta = {key: value for key, value in self.to_dict().items() if key != "layers"}
+        meta = {key: value for key, value in self.to_dict(arrays=False).items() if key != "layers"}
         meta["layers"] = {name: {"shape": list(layer.shape)} for name, layer in self.layers.items()}
         arrays = {"meta": np.asarray(json.dumps(meta))}
         for name, layer in self.layers.items():

@@ -9,6 +9,7 @@ recorded, not with all layers times all steps.
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -20,8 +21,6 @@ from worker.schema import JobRequest, Limits, Plan, validate_request
 
 ProgressCallback = Callable[[int, int], None]
 CancelCheck = Callable[[], bool]
-CHUNK_BUDGET_BYTES = 256 * 2**20  # activations of one chunk, all layers together
-MAX_DEFAULT_CHUNK = 1000
 
 
 class Cancelled(Exception):
@@ -32,9 +31,31 @@ class SimulationError(RuntimeError):
     """The simulation itself failed (non-finite state, unavailable device); the message says why."""
 
 
+class TimeLimitExceeded(SimulationError):
+    """The run took longer than its time limit; checked before every chunk."""
+
+
 def default_chunk(plan: Plan) -> int:
-    per_step = 4 * plan.batch_size * (math.prod(plan.input_shape) + sum(math.prod(layer.out_shape) for layer in plan.layers))
-    return max(1, min(plan.steps, MAX_DEFAULT_CHUNK, CHUNK_BUDGET_BYTES // per_step))
+    """Steps per chunk, from the request alone (see worker.cost): a memory budget and about half a
+    second of estimated work, at most 1,000 steps."""
+    assert plan.cost is not None, "plans come from validate_request"
+    return plan.cost.chunk_steps
+
+
+@dataclass
+class SpikeBudget:
+    """The spike events all recorded layers may produce together (the job's max_spike_events)."""
+
+    limit: int
+    used: int = 0
+
+    def take(self, count: int, layer: str, stop: int) -> None:
+        self.used += count
+        if self.used > self.limit:
+            raise SimulationError(
+                f"the recorded layers produced more than {self.limit} spike events by step {stop} (layer {layer!r} "
+                f"among them), the job's max_spike_events; record fewer layers or steps, or raise record.max_spike_events"
+            )
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -48,8 +69,18 @@ class _Recorder:
     """Accumulates one layer's spikes (sparse), counts and voltages chunk by chunk."""
 
     def __init__(
-        self, shape: tuple[int, ...], spikes: bool, voltages: bool, neurons: np.ndarray | None, batch: int, device: torch.device
+        self,
+        name: str,
+        shape: tuple[int, ...],
+        spikes: bool,
+        voltages: bool,
+        neurons: np.ndarray | None,
+        batch: int,
+        device: torch.device,
+        budget: SpikeBudget,
     ):
+        self.name = name
+        self.budget = budget
         self.shape = shape
         self.spikes = spikes
         self.voltages = voltages
@@ -62,10 +93,14 @@ class _Recorder:
     def add(self, start: int, z: torch.Tensor, state: Any) -> None:
         if self.spikes:
             flat = z.reshape(z.shape[0], z.shape[1], -1)
+            counts = flat.sum(0, dtype=torch.int64)
+            # counted before the events are listed: 24 bytes each, so an unbounded list could
+            # take many times the memory of the spikes themselves
+            self.budget.take(int(counts.sum()), self.name, start + z.shape[0])
             events = flat.nonzero()  # rows (t, b, n), in time order
             events[:, 0] += start
             self.events.append(events.cpu().numpy())
-            self.counts += flat.sum(0).to(torch.int64)
+            self.counts += counts
         if self.voltages:
             v = state.v.reshape(state.v.shape[0], state.v.shape[1], -1)
             if self.neurons is not None:
@@ -100,13 +135,17 @@ def simulate(
     is_cancelled: CancelCheck | None = None,
     job_id: str = "local",
     limits: Limits | None = None,
+    time_limit_s: float | None = None,
 ) -> Result:
     """Simulates ``request`` and returns its recorded result.
 
     ``progress(steps_done, steps_total)`` is called after every chunk; ``is_cancelled()`` before
-    every chunk, and a true answer raises ``Cancelled``.
+    every chunk, and a true answer raises ``Cancelled``. A run still going after ``time_limit_s``
+    raises ``TimeLimitExceeded`` before its next chunk; one whose recorded layers produce more
+    spike events than the plan allows raises ``SimulationError`` at the chunk that crosses it.
     """
     plan = plan or validate_request(request, limits)
+    assert plan.cost is not None
     device = resolve_device(device)
     chunk = chunk_steps or default_chunk(plan)
     if chunk < 1:
@@ -114,14 +153,17 @@ def simulate(
     voltage_layers = frozenset(plan.record_voltages)
     network = build_network(request, plan, record_states=voltage_layers).to(device)
     stream = InputStream(request, plan, device)
+    budget = SpikeBudget(plan.cost.spike_events)
     recorders = {
         layer.name: _Recorder(
+            layer.name,
             layer.out_shape,
             layer.name in plan.record_spikes,
             layer.name in voltage_layers,
             plan.record_voltages.get(layer.name),
             plan.batch_size,
             device,
+            budget,
         )
         for layer in plan.layers
         if layer.name in plan.record_spikes or layer.name in voltage_layers
@@ -132,6 +174,8 @@ def simulate(
         for start in range(0, plan.steps, chunk):
             if is_cancelled is not None and is_cancelled():
                 raise Cancelled(f"cancelled after {start} of {plan.steps} steps")
+            if time_limit_s is not None and time.perf_counter() - started > time_limit_s:
+                raise TimeLimitExceeded(f"time limit of {time_limit_s:g} s exceeded after {start} of {plan.steps} steps")
             stop = min(plan.steps, start + chunk)
             outputs, state = network(stream.chunk(start, stop), state)
             for index, layer in enumerate(plan.layers):

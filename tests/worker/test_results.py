@@ -81,3 +81,14 @@ def test_float32_voltages_survive_json_exactly() -> None:
     values = np.array([[0.1, 1 / 3, -2.5e-8, 3.4e38]], dtype=np.float32)
     result = Result("j", 1, 0.001, "cpu", None, {"v": LayerResult(shape=(4,), voltages=values)})
     assert np.array_equal(Result.from_json(result.to_json()).layers["v"].voltages, values)
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_json_is_written_in_slices_identical_to_one_dump(batched: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    import worker.results
+
+    result = sample(batched)
+    whole = json.dumps(result.to_dict(), separators=(",", ":"), allow_nan=False).encode()
+    assert result.to_json() == whole
+    monkeypatch.setattr(worker.results, "JSON_SLICE", 7)  # many slices per array, some empty arrays
+    assert result.to_json() == whole

@@ -14,7 +14,8 @@ import worker.engine as snn
 from tests.helpers import assert_same_recordings
 from worker.build import InputStream, build_network
 from worker.results import Result
-from worker.runner import Cancelled, SimulationError, default_chunk, simulate
+from worker import cost
+from worker.runner import Cancelled, SimulationError, TimeLimitExceeded, default_chunk, simulate
 from worker.schema import parse_request
 
 EXAMPLES = pathlib.Path(__file__).parents[2] / "examples"
@@ -208,11 +209,39 @@ def test_unavailable_cuda_is_a_clear_error() -> None:
         run(example("seed"), device="cuda")
 
 
-def test_default_chunk_bounds_activation_memory() -> None:
+def test_default_chunk_bounds_activation_memory_and_estimated_time() -> None:
     _, plan = parse_request(example("poisson_population"))
     chunk = default_chunk(plan)
-    per_step = 4 * (200 + 10000 + 10000)
-    assert 1 <= chunk <= 1000 and chunk * per_step <= 256 * 2**20
+    # input and linear as float32; spikes as bool and the three state fields of every step, since
+    # the example records voltages
+    per_step = 4 * (200 + 10000) + (1 + 3 * 4) * 10000
+    assert plan.cost is not None and plan.cost.step_bytes == per_step
+    assert 1 <= chunk <= 1000 and chunk * per_step <= cost.CHUNK_BUDGET_BYTES
+    assert chunk * plan.cost.step_seconds <= cost.CHUNK_TARGET_S
+
+
+def test_the_chunk_is_shorter_for_heavier_steps() -> None:
+    light, heavy = copy.deepcopy(MIXED), copy.deepcopy(MIXED)
+    light["input"]["steps"] = heavy["input"]["steps"] = 5000
+    heavy["batch"] = 4096
+    assert default_chunk(parse_request(heavy)[1]) < default_chunk(parse_request(light)[1])
+
+
+def test_a_run_over_its_spike_event_limit_fails_at_the_chunk_that_crosses_it() -> None:
+    request = {**MIXED, "record": {"spikes": ["adaptive", "rec"], "max_spike_events": 25}}
+    full = run({**MIXED, "record": {"spikes": ["adaptive", "rec"]}})
+    assert sum(layer.spike_count for layer in full.layers.values()) > 25
+    with pytest.raises(SimulationError, match=r"the recorded layers produced more than 25 spike events by step 10 \(layer"):
+        run(request, chunk_steps=10)
+    limited = run({**request, "record": {**request["record"], "max_spike_events": 10_000}})
+    assert_same_recordings(limited, full)
+
+
+def test_a_run_over_its_time_limit_stops_before_its_next_chunk() -> None:
+    progress: list[int] = []
+    with pytest.raises(TimeLimitExceeded, match=r"time limit of 0 s exceeded after 0 of 157 steps"):
+        run(MIXED, time_limit_s=0, progress=lambda done, total: progress.append(done))
+    assert progress == []
 
 
 def test_spiking_layers_hand_on_bool_spikes_not_float_copies() -> None:
