@@ -12,9 +12,9 @@ import torch
 
 import worker.engine as snn
 from tests.helpers import assert_same_recordings
+from worker import cost
 from worker.build import InputStream, build_network
 from worker.results import Result
-from worker import cost
 from worker.runner import Cancelled, SimulationError, TimeLimitExceeded, default_chunk, simulate
 from worker.schema import parse_request
 
