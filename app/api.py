@@ -1,52 +1,59 @@
-"""The FastAPI application: routes stay thin; the work is in app.jobs, app.store and app.events."""
+"""The FastAPI application: routes stay thin; the work is in app.jobs, app.store, app.events and
+app.validation. Everything a route needs arrives as an ``Annotated`` dependency, read from the
+application's ``Services`` (tests may override any of them)."""
 
+import asyncio
+import contextlib
 import json
 import logging
 import pathlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import anyio
 import redis
 import redis.asyncio as aioredis
-from fastapi import APIRouter, Body, FastAPI, HTTPException, Query, Request, Response, status
+from celery import Celery
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse, RedirectResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from sse_starlette.sse import EventSourceResponse
 
-from app.auth import Owner
-from app.events import Subscribers, job_events, wait_final
+from app.auth import Owner, owner_for
+from app.events import EventHub, StreamSlots, job_events, wait_final
 from app.jobs import API_PREFIX, QueueUnavailable, job_status, list_jobs, submit_job
 from app.metrics import StoreCollector
-from app.models import (
-    Health,
-    JobCreated,
-    JobList,
-    JobStatus,
-    LayerSummary,
-    Message,
-    Readiness,
-    Validation,
-    ValidationErrorResponse,
-)
+from app.models import Health, JobCreated, JobList, JobStatus, Message, Readiness, Validation, ValidationErrorResponse
 from app.settings import Settings
 from app.store import AsyncJobReader, InFlightLimit, Job, JobStore
+from app.validation import Validator, ValidatorBusy
 from worker.celery_app import make_celery
-from worker.schema import InvalidRequest, JobRequest, clean_loc, loads_strict, validate_request
+from worker.schema import InvalidRequest, JobRequest, clean_loc
 
 ROOT = pathlib.Path(__file__).parents[1]
 log = logging.getLogger(__name__)
 FRONTEND = ROOT / "frontend" / "dist"
 EXAMPLES = ROOT / "examples"
 WORKER_KEYS = "ss:workers:*"
+RESULT_PIECE_BYTES = 4 * 2**20  # results are read from Redis and sent in pieces of this size
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": Message, "description": "missing or invalid API key"},
     404: {"model": Message, "description": "no such job for this key (unknown and foreign ids look the same)"},
+}
+REQUEST_ERRORS: dict[int | str, dict[str, Any]] = {
+    408: {"model": Message, "description": "the request body did not arrive in time"},
+    413: {"model": Message, "description": "request body too large"},
+    415: {"model": Message, "description": "the body is not application/json"},
+    422: {"model": ValidationErrorResponse, "description": "invalid request; each error names the field path"},
+    503: {"model": Message, "description": "the server is busy (too many large bodies or validations at once); retry"},
 }
 
 # Long polling: how long a status or result request may wait for the job to end.
@@ -61,81 +68,381 @@ def request_examples() -> dict[str, dict[str, Any]]:
     }
 
 
-class BodySizeLimit:
-    """413 for bodies over the limit, by Content-Length before reading, or while streaming."""
+# --- request bodies -------------------------------------------------------------------------------
 
-    def __init__(self, app: Any, max_bytes: int) -> None:
+
+class BodyGuard:
+    """Reads each request body whole before the application sees it, within four bounds:
+
+    - its size: 413 by Content-Length before reading anything, or as soon as the bytes pass it;
+    - its pace: 408 when no bytes arrive for ``idle_timeout_s``, or the whole body takes longer
+      than ``timeout_s`` (stalled uploads no longer pin memory);
+    - the bytes of all bodies this process holds at once (``budget_bytes``): 503 beyond it;
+    - one buffer per body (no list of chunks joined into a second copy).
+    """
+
+    def __init__(self, app: Any, max_bytes: int, budget_bytes: int, timeout_s: float, idle_timeout_s: float) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.budget_bytes = budget_bytes
+        self.timeout_s = timeout_s
+        self.idle_timeout_s = idle_timeout_s
+        self.held = 0
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
             return await self.app(scope, receive, send)
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        too_large = JSONResponse(
-            {"detail": f"request body over the limit of {self.max_bytes} bytes"}, status.HTTP_413_CONTENT_TOO_LARGE
-        )
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            return await too_large(scope, receive, send)
-        chunks, size, more = [], 0, True
-        while more:
-            message = await receive()
+            return await _reply(scope, receive, send, 413, f"request body over the limit of {self.max_bytes} bytes")
+        reserved = int(declared or 0)
+        if self.held + reserved > self.budget_bytes:
+            return await _reply(scope, receive, send, 503, "the server is receiving too many large requests; retry")
+        self.held += reserved
+        try:
+            body = await self._read(scope, receive, send, reserved)
+            if body is None:
+                return
+            self.held += len(body) - reserved
+            reserved = len(body)
+            replayed = False
+
+            async def replay() -> dict:
+                nonlocal replayed
+                if not replayed:
+                    replayed = True
+                    return {"type": "http.request", "body": body, "more_body": False}
+                return await receive()
+
+            await self.app(scope, replay, send)
+        finally:
+            self.held -= reserved
+
+    async def _read(self, scope: dict, receive: Any, send: Any, declared: int) -> bytes | None:
+        """The body, or None after answering with an error."""
+        buffer = bytearray()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout_s
+        while True:
+            try:
+                message = await asyncio.wait_for(receive(), min(self.idle_timeout_s, max(0.0, deadline - loop.time())))
+            except TimeoutError:
+                await _reply(scope, receive, send, 408, "the request body did not arrive in time")
+                return None
             if message["type"] != "http.request":
-                break
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_bytes:
-                return await too_large(scope, receive, send)
-            chunks.append(chunk)
-            more = message.get("more_body", False)
-        body = b"".join(chunks)
-        replayed = False
-
-        async def replay() -> dict:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
+                return None  # the client went away
+            buffer += message.get("body", b"")
+            if len(buffer) > self.max_bytes:
+                await _reply(scope, receive, send, 413, f"request body over the limit of {self.max_bytes} bytes")
+                return None
+            if len(buffer) > declared and self.held + len(buffer) - declared > self.budget_bytes:
+                await _reply(scope, receive, send, 503, "the server is receiving too many large requests; retry")
+                return None
+            if not message.get("more_body", False):
+                return bytes(buffer)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or Settings()
-    store = JobStore.from_url(settings.redis_url, job_ttl_s=settings.job_ttl_s, result_ttl_s=settings.result_ttl_s)
-    app = FastAPI(
-        title="spikeserve",
-        version="0.1.0",
-        description="Remote spiking-neural-network simulation. Submit a network and its input; get spike trains back.",
-    )
-    app.state.settings = settings
-    app.state.store = store
-    app.state.queue = make_celery(settings)
-    # Reads and subscriptions only, so retrying is safe: a pooled connection that a Redis restart
-    # closed fails its first command (seen with uvloop), and the retry reconnects.
-    app.state.async_redis = aioredis.Redis.from_url(
-        settings.redis_url,
-        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 3),
-        retry_on_error=[redis.ConnectionError, redis.TimeoutError],
-        health_check_interval=10,
-    )
-    reader = AsyncJobReader(app.state.async_redis)
-    subscribers = Subscribers(app.state.async_redis)
-    registry = CollectorRegistry()  # no auto_describe: it would query Redis at start-up, failing while Redis is down
-    registry.register(StoreCollector(store))
+async def _reply(scope: dict, receive: Any, send: Any, code: int, detail: str) -> None:
+    headers = {"Retry-After": "5"} if code == 503 else {"Connection": "close"}
+    await JSONResponse({"detail": detail}, code, headers=headers)(scope, receive, send)
 
+
+async def json_body(request: Request) -> bytes:
+    """The raw JSON body; validation happens off the event loop (app.validation)."""
+    content_type = request.headers.get("content-type", "")
+    if content_type.split(";")[0].strip().lower() != "application/json":
+        message = f"send the request body as application/json, not {content_type or 'without a content type'}"
+        raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, message)
+    return await request.body()
+
+
+JsonBody = Annotated[bytes, Depends(json_body)]
+
+
+# --- services and dependencies --------------------------------------------------------------------
+
+
+@dataclass
+class Services:
+    """What the routes use; one of each per API process."""
+
+    settings: Settings
+    store: JobStore
+    reader: AsyncJobReader
+    hub: EventHub
+    validator: Validator
+    queue: Celery
+    slots: StreamSlots
+    registry: CollectorRegistry
+
+
+def services(request: Request) -> Services:
+    return request.app.state.services
+
+
+async def _settings(request: Request) -> Settings:  # async: no thread hop for a dependency that never blocks
+    return services(request).settings
+
+
+async def _store(request: Request) -> JobStore:
+    return services(request).store
+
+
+async def _reader(request: Request) -> AsyncJobReader:
+    return services(request).reader
+
+
+async def _validator(request: Request) -> Validator:
+    return services(request).validator
+
+
+async def _services(request: Request) -> Services:
+    return services(request)
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+StoreDep = Annotated[JobStore, Depends(_store)]
+ReaderDep = Annotated[AsyncJobReader, Depends(_reader)]
+ValidatorDep = Annotated[Validator, Depends(_validator)]
+ServicesDep = Annotated[Services, Depends(_services)]
+
+
+async def _in_thread(function: Any, *args: Any) -> Any:
+    """Calls of the synchronous store block; keep them off the event loop."""
+    return await anyio.to_thread.run_sync(lambda: function(*args))
+
+
+def owned_or_404(job: Job | None, owner: str) -> Job:
+    if job is None or job.owner != owner:  # foreign and unknown ids look the same
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such job")
+    return job
+
+
+async def owned(reader: AsyncJobReader, job_id: str, owner: str) -> Job:
+    return owned_or_404(await reader.get(job_id), owner)
+
+
+def take_slot(slots: StreamSlots, owner: str) -> None:
+    """One of the key's event streams or long polls, or 429."""
+    if not slots.try_acquire(owner):
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            f"this key already has {slots.per_key} event streams or long polls open",
+            headers={"Retry-After": "5"},
+        )
+
+
+@contextlib.asynccontextmanager
+async def stream_slot(slots: StreamSlots, owner: str) -> AsyncIterator[None]:
+    take_slot(slots, owner)
+    try:
+        yield
+    finally:
+        slots.release(owner)
+
+
+async def owned_after_wait(app: Services, job_id: str, owner: str, wait_s: float) -> Job:
+    job = await owned(app.reader, job_id, owner)  # nobody waits on another key's job
+    if wait_s > 0 and not job.is_final:
+        async with stream_slot(app.slots, owner):
+            await wait_final(app.reader, app.hub, job_id, wait_s)
+        job = await owned(app.reader, job_id, owner)
+    return job
+
+
+class StreamWithSlot(EventSourceResponse):
+    """An event stream that gives its key's slot back however it ends (finished, client gone)."""
+
+    def __init__(self, *args: Any, release: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.release = release
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.release()
+
+
+# --- routes ---------------------------------------------------------------------------------------
+
+EXAMPLES_BY_NAME = request_examples()
+JOB_REQUEST_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/JobRequest"}, "examples": EXAMPLES_BY_NAME}},
+    }
+}
+
+jobs = APIRouter(prefix=f"{API_PREFIX}/jobs", tags=["jobs"], responses=ERRORS)
+requests = APIRouter(prefix=API_PREFIX, tags=["jobs"], responses=ERRORS)
+operations = APIRouter(tags=["operations"])
+
+
+@jobs.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobCreated,
+    openapi_extra=JOB_REQUEST_BODY,
+    responses={**REQUEST_ERRORS, 429: {"model": Message, "description": "too many jobs in flight for this key"}},
+)
+async def create_job(app: ServicesDep, owner: Owner, body: JsonBody) -> JobCreated:
+    """Validate the request completely (shapes and cost included) and queue it."""
+    validated = await app.validator.check(body)
+    return await _in_thread(submit_job, app.store, app.queue, app.settings, owner, validated, body)
+
+
+@jobs.get("", response_model=JobList)
+async def get_jobs(
+    store: StoreDep,
+    owner: Owner,
+    offset: Annotated[int, Query(ge=0, le=2**31)] = 0,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> JobList:
+    """The caller's jobs, newest first."""
+    return await _in_thread(list_jobs, store, owner, offset, limit)
+
+
+@jobs.get("/{job_id}", response_model=JobStatus, responses={429: {"model": Message, "description": "too many waits open"}})
+async def get_job(app: ServicesDep, job_id: str, owner: Owner, wait: WaitSeconds = 0.0) -> JobStatus:
+    """The job's status; with ``wait``, answered as soon as the job is final (long polling)."""
+    return job_status(await owned_after_wait(app, job_id, owner, wait))
+
+
+@jobs.get(
+    "/{job_id}/result",
+    responses={
+        200: {"content": {"application/json": {}, "application/octet-stream": {}}, "description": "the result, JSON or NPZ"},
+        409: {"model": Message, "description": "the job has not succeeded (yet)"},
+        410: {"model": Message, "description": "the result has expired"},
+        429: {"model": Message, "description": "too many waits open"},
+    },
+)
+async def get_result(
+    app: ServicesDep, job_id: str, owner: Owner, format: Literal["json", "npz"] = "json", wait: WaitSeconds = 0.0
+) -> Response:
+    """The result as JSON (default) or NPZ (``?format=npz``, one ``numpy.load``); with ``wait``,
+    the answer waits up to that many seconds for the job to end."""
+    if wait > 0:
+        await owned_after_wait(app, job_id, owner, wait)
+    found, head, size = await app.reader.get_with_result(job_id, format, RESULT_PIECE_BYTES)
+    job = owned_or_404(found, owner)
+    if job.state != "succeeded":
+        reason = f"the job {job.state}" + (f": {job.error}" if job.error else "") if job.is_final else f"the job is {job.state}"
+        raise HTTPException(status.HTTP_409_CONFLICT, reason)
+    if head is None:
+        raise HTTPException(status.HTTP_410_GONE, "the result has expired")
+    media_type = "application/octet-stream" if format == "npz" else "application/json"
+    headers = {"Content-Disposition": f'attachment; filename="{job_id}.npz"'} if format == "npz" else {}
+    if size <= len(head):
+        return Response(head, media_type=media_type, headers=headers)
+
+    async def pieces() -> AsyncIterator[bytes]:
+        yield head
+        for start in range(len(head), size, RESULT_PIECE_BYTES):
+            piece = await app.reader.result_range(job_id, format, start, min(size, start + RESULT_PIECE_BYTES))
+            if not piece:  # expired meanwhile: the short body tells the client
+                return
+            yield piece
+
+    return StreamingResponse(pieces(), media_type=media_type, headers={**headers, "Content-Length": str(size)})
+
+
+@jobs.get(
+    "/{job_id}/events",
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "status events"},
+        429: {"model": Message, "description": "too many event streams open for this key"},
+    },
+)
+async def get_events(app: ServicesDep, job_id: str, owner: Owner) -> EventSourceResponse:
+    """Server-Sent Events (``event: status``) with status and progress; the stream ends with the final state."""
+    await owned(app.reader, job_id, owner)
+    take_slot(app.slots, owner)
+    return StreamWithSlot(job_events(app.reader, app.hub, job_id), ping=15, release=lambda: app.slots.release(owner))
+
+
+@jobs.delete("/{job_id}", response_model=JobStatus)
+async def cancel_job(app: ServicesDep, job_id: str, owner: Owner) -> JobStatus:
+    """Cancel: a queued job never runs; a running one stops at its next chunk. Finished jobs are unchanged."""
+    job = await owned(app.reader, job_id, owner)
+    if not job.is_final:
+        job = await _in_thread(app.store.request_cancel, job_id)
+    return job_status(job)
+
+
+@jobs.get("/{job_id}/request", responses={200: {"content": {"application/json": {}}, "description": "the request as submitted"}})
+async def get_job_request(app: ServicesDep, job_id: str, owner: Owner) -> Response:
+    """The job's request exactly as it was submitted."""
+    await owned(app.reader, job_id, owner)
+    body = await _in_thread(app.store.request_json, job_id)
+    if body is None:
+        raise HTTPException(status.HTTP_410_GONE, "the request has expired")
+    return Response(body, media_type="application/json")
+
+
+@requests.post("/validate", response_model=Validation, openapi_extra=JOB_REQUEST_BODY, responses=REQUEST_ERRORS)
+async def validate(validator: ValidatorDep, owner: Owner, body: JsonBody) -> Validation:
+    """Validate a request exactly as POST /jobs does, without queueing it; with its cost."""
+    return Validation.model_validate((await validator.check(body)).summary)
+
+
+@requests.get("/examples")
+async def list_examples() -> dict[str, Any]:
+    """The shipped example requests, by name."""
+    return {name: example["value"] for name, example in EXAMPLES_BY_NAME.items()}
+
+
+@operations.get("/healthz", response_model=Health)
+async def healthz() -> Health:
+    return Health(status="ok")
+
+
+@operations.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
+async def readyz(store: StoreDep) -> JSONResponse:
+    """Ready when Redis answers and at least one worker has sent a heartbeat recently."""
+    redis_ok = await _in_thread(store.ping)
+    workers = len(await _in_thread(lambda: list(store.redis.scan_iter(WORKER_KEYS)))) if redis_ok else 0
+    ready = redis_ok and workers > 0
+    body = Readiness(status="ready" if ready else "not ready", redis=redis_ok, workers=workers)
+    return JSONResponse(body.model_dump(), status.HTTP_200_OK if ready else status.HTTP_503_SERVICE_UNAVAILABLE)
+
+
+@operations.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}}, 401: {"model": Message, "description": "a key is required"}},
+)
+async def metrics(request: Request, app: ServicesDep) -> Response:
+    """Prometheus metrics; with API keys configured, only for a valid key unless SPIKESERVE_METRICS_PUBLIC is set."""
+    if not app.settings.metrics_public:
+        owner_for(request.headers.get("authorization"), app.settings)
+    return Response(await _in_thread(generate_latest, app.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+# --- the application ------------------------------------------------------------------------------
+
+
+def _openapi_with_request_schema(app: FastAPI) -> dict[str, Any]:
+    """The request body is read raw (validated off the event loop), so its schema is added here."""
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        request_schema = JobRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.update(request_schema.pop("$defs", {}))
+        components["JobRequest"] = request_schema
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
+def _exception_handlers(app: FastAPI) -> None:
     @app.exception_handler(InvalidRequest)
     async def invalid_request(request: Request, error: InvalidRequest) -> JSONResponse:
         detail = [{"loc": list(e.loc), "msg": e.msg, "type": e.type} for e in error.errors]
         return JSONResponse({"detail": detail}, status.HTTP_422_UNPROCESSABLE_CONTENT)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid_body(request: Request, error: RequestValidationError) -> JSONResponse:
-        content_type = request.headers.get("content-type", "")
-        if request.method == "POST" and content_type.split(";")[0].strip() != "application/json":
-            message = f"send the request body as application/json, not {content_type or 'without a content type'}"
-            return JSONResponse({"detail": message}, status.HTTP_415_UNSUPPORTED_MEDIA_TYPE)
+    async def invalid_parameters(request: Request, error: RequestValidationError) -> JSONResponse:
         detail = []
         for e in error.errors():
             loc = tuple(e["loc"])
@@ -160,148 +467,68 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def queue_down(request: Request, error: QueueUnavailable) -> JSONResponse:
         return JSONResponse({"detail": "the job queue is unavailable; try again"}, status.HTTP_503_SERVICE_UNAVAILABLE)
 
-    jobs = APIRouter(prefix=f"{API_PREFIX}/jobs", tags=["jobs"], responses=ERRORS)
-    examples = request_examples()
+    @app.exception_handler(ValidatorBusy)
+    async def validator_busy(request: Request, error: ValidatorBusy) -> JSONResponse:
+        return JSONResponse(
+            {"detail": f"the server is busy validating other requests ({error}); retry"},
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": "5"},
+        )
 
-    def owned_or_404(job: Job | None, owner: str) -> Job:
-        if job is None or job.owner != owner:  # foreign and unknown ids look the same
-            raise HTTPException(status.HTTP_404_NOT_FOUND, "no such job")
-        return job
 
-    async def owned(job_id: str, owner: str) -> Job:
-        return owned_or_404(await reader.get(job_id), owner)
-
-    @jobs.post(
-        "",
-        status_code=status.HTTP_202_ACCEPTED,
-        response_model=JobCreated,
-        responses={
-            413: {"model": Message, "description": "request body too large"},
-            415: {"model": Message, "description": "the body is not application/json"},
-            422: {"model": ValidationErrorResponse, "description": "invalid request; each error names the field path"},
-            429: {"model": Message, "description": "too many jobs in flight for this key"},
-            503: {"model": Message, "description": "the queue is unavailable"},
-        },
+def make_services(settings: Settings) -> Services:
+    # Reads and subscriptions only, so retrying is safe: a pooled connection that a Redis restart
+    # closed fails its first command (seen with uvloop), and the retry reconnects. The pool is
+    # bounded and waits for a free connection instead of failing: every stream and long poll
+    # shares the event hub's one connection, so the pool serves only short reads.
+    pool = aioredis.BlockingConnectionPool.from_url(
+        settings.redis_url,
+        max_connections=settings.redis_connections,
+        timeout=10,
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 3),
+        retry_on_error=[redis.ConnectionError, redis.TimeoutError],
+        health_check_interval=10,
     )
-    async def create_job(
-        request: Request, owner: Owner, job: Annotated[JobRequest, Body(openapi_examples=examples)]
-    ) -> JobCreated:
-        """Validate the request completely (shapes included) and queue it."""
-        body = await request.body()
-        loads_strict(body)  # the same JSON without duplicated keys, which json.loads would resolve silently
-        return await _in_thread(submit_job, store, app.state.queue, settings, owner, job, body)
-
-    @jobs.get("", response_model=JobList)
-    async def get_jobs(
-        owner: Owner, offset: Annotated[int, Query(ge=0, le=2**31)] = 0, limit: Annotated[int, Query(ge=1, le=200)] = 50
-    ) -> JobList:
-        """The caller's jobs, newest first."""
-        return await _in_thread(list_jobs, store, owner, offset, limit)
-
-    async def owned_after_wait(job_id: str, owner: str, wait_s: float) -> Job:
-        job = await owned(job_id, owner)  # nobody waits on another key's job
-        if wait_s > 0 and not job.is_final:
-            await wait_final(reader, subscribers, job_id, wait_s)
-            job = await owned(job_id, owner)
-        return job
-
-    @jobs.get("/{job_id}", response_model=JobStatus)
-    async def get_job(job_id: str, owner: Owner, wait: WaitSeconds = 0.0) -> JobStatus:
-        """The job's status; with ``wait``, answered as soon as the job is final (long polling)."""
-        return job_status(await owned_after_wait(job_id, owner, wait))
-
-    @jobs.get(
-        "/{job_id}/result",
-        responses={
-            200: {"content": {"application/json": {}, "application/octet-stream": {}}, "description": "the result, JSON or NPZ"},
-            409: {"model": Message, "description": "the job has not succeeded (yet)"},
-            410: {"model": Message, "description": "the result has expired"},
-        },
+    client = aioredis.Redis(connection_pool=pool)
+    store = JobStore.from_settings(settings)
+    registry = CollectorRegistry()  # no auto_describe: it would query Redis at start-up, failing while Redis is down
+    registry.register(StoreCollector(store))
+    return Services(
+        settings=settings,
+        store=store,
+        reader=AsyncJobReader(client),
+        hub=EventHub(client),
+        validator=Validator(
+            settings.limits, settings.validation_processes, settings.validation_timeout_s, settings.validation_memory_bytes
+        ),
+        queue=make_celery(settings),
+        slots=StreamSlots(settings.max_streams_per_key),
+        registry=registry,
     )
-    async def get_result(job_id: str, owner: Owner, format: Literal["json", "npz"] = "json", wait: WaitSeconds = 0.0) -> Response:
-        """The result as JSON (default) or NPZ (``?format=npz``, one ``numpy.load``); with ``wait``,
-        the answer waits up to that many seconds for the job to end."""
-        if wait > 0:
-            await owned_after_wait(job_id, owner, wait)
-        found, data = await reader.get_with_result(job_id, format)
-        job = owned_or_404(found, owner)
-        if job.state != "succeeded":
-            reason = (
-                f"the job {job.state}" + (f": {job.error}" if job.error else "") if job.is_final else f"the job is {job.state}"
-            )
-            raise HTTPException(status.HTTP_409_CONFLICT, reason)
-        if data is None:
-            raise HTTPException(status.HTTP_410_GONE, "the result has expired")
-        if format == "npz":
-            headers = {"Content-Disposition": f'attachment; filename="{job_id}.npz"'}
-            return Response(data, media_type="application/octet-stream", headers=headers)
-        return Response(data, media_type="application/json")
 
-    @jobs.get("/{job_id}/events", responses={200: {"content": {"text/event-stream": {}}, "description": "status events"}})
-    async def get_events(job_id: str, owner: Owner) -> EventSourceResponse:
-        """Server-Sent Events (``event: status``) with status and progress; the stream ends with the final state."""
-        await owned(job_id, owner)
-        return EventSourceResponse(job_events(reader, job_id), ping=15)
 
-    @jobs.delete("/{job_id}", response_model=JobStatus)
-    async def cancel_job(job_id: str, owner: Owner) -> JobStatus:
-        """Cancel: a queued job never runs; a running one stops at its next chunk. Finished jobs are unchanged."""
-        job = await owned(job_id, owner)
-        if not job.is_final:
-            job = await _in_thread(store.request_cancel, job_id)
-        return job_status(job)
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    app_services = make_services(settings)
 
-    @jobs.get(
-        "/{job_id}/request", responses={200: {"content": {"application/json": {}}, "description": "the request as submitted"}}
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await app_services.validator.aclose()
+        await app_services.hub.aclose()
+        await app_services.reader.redis.aclose()
+
+    app = FastAPI(
+        title="spikeserve",
+        version="0.1.0",
+        description="Remote spiking-neural-network simulation. Submit a network and its input; get spike trains back.",
+        lifespan=lifespan,
     )
-    async def get_job_request(job_id: str, owner: Owner) -> Response:
-        """The job's request exactly as it was submitted."""
-        await owned(job_id, owner)
-        body = await _in_thread(store.request_json, job_id)
-        if body is None:
-            raise HTTPException(status.HTTP_410_GONE, "the request has expired")
-        return Response(body, media_type="application/json")
-
-    app.include_router(jobs)
-
-    @app.post(
-        f"{API_PREFIX}/validate",
-        response_model=Validation,
-        tags=["jobs"],
-        responses={
-            **ERRORS,
-            422: {"model": ValidationErrorResponse, "description": "invalid request; each error names the field path"},
-        },
-    )
-    async def validate(request: Request, owner: Owner, job: Annotated[JobRequest, Body(openapi_examples=examples)]) -> Validation:
-        """Validate a request exactly as POST /jobs does, without queueing it."""
-        loads_strict(await request.body())
-        plan = await _in_thread(validate_request, job, settings.limits)
-        layers = [LayerSummary(name=layer.name, type=layer.type, shape=list(layer.out_shape)) for layer in plan.layers]
-        return Validation(steps=plan.steps, batch=plan.batch, neurons=plan.neurons, neuron_steps=plan.neuron_steps, layers=layers)
-
-    @app.get(f"{API_PREFIX}/examples", tags=["jobs"])
-    async def list_examples() -> dict[str, Any]:
-        """The shipped example requests, by name."""
-        return {name: example["value"] for name, example in examples.items()}
-
-    @app.get("/healthz", response_model=Health, tags=["operations"])
-    async def healthz() -> Health:
-        return Health(status="ok")
-
-    @app.get("/readyz", response_model=Readiness, tags=["operations"], responses={503: {"model": Readiness}})
-    async def readyz() -> JSONResponse:
-        """Ready when Redis answers and at least one worker has sent a heartbeat recently."""
-        redis_ok = await _in_thread(store.ping)
-        workers = len(await _in_thread(lambda: list(store.redis.scan_iter(WORKER_KEYS)))) if redis_ok else 0
-        ready = redis_ok and workers > 0
-        body = Readiness(status="ready" if ready else "not ready", redis=redis_ok, workers=workers)
-        return JSONResponse(body.model_dump(), status.HTTP_200_OK if ready else status.HTTP_503_SERVICE_UNAVAILABLE)
-
-    @app.get("/metrics", tags=["operations"], response_class=Response, responses={200: {"content": {"text/plain": {}}}})
-    async def metrics() -> Response:
-        return Response(await _in_thread(generate_latest, registry), media_type=CONTENT_TYPE_LATEST)
-
+    app.state.services = app_services
+    app.openapi = lambda: _openapi_with_request_schema(app)  # type: ignore[method-assign]
+    _exception_handlers(app)
+    for router in (jobs, requests, operations):
+        app.include_router(router)
     if FRONTEND.is_dir():
         app.mount("/", StaticFiles(directory=FRONTEND, html=True), name="viewer")
     else:
@@ -317,10 +544,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_methods=["*"],
             allow_headers=["Authorization", "Content-Type"],
         )
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyGuard,
+        max_bytes=settings.max_body_bytes,
+        budget_bytes=settings.max_buffered_body_bytes,
+        timeout_s=settings.body_timeout_s,
+        idle_timeout_s=settings.body_idle_timeout_s,
+    )
     return app
-
-
-async def _in_thread(function: Any, *args: Any) -> Any:
-    """Redis calls are blocking; keep them off the event loop."""
-    return await anyio.to_thread.run_sync(lambda: function(*args))

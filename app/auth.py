@@ -31,7 +31,7 @@ def owner_for(authorization: str | None, settings: Settings) -> str:
 async def current_owner(request: Request) -> str:
     # async although it never awaits: FastAPI runs a sync dependency in its thread pool, a thread
     # hop per request for a hash comparison
-    return owner_for(request.headers.get("authorization"), request.app.state.settings)
+    return owner_for(request.headers.get("authorization"), request.app.state.services.settings)
 
 
 Owner = Annotated[str, Depends(current_owner)]

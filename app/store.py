@@ -21,10 +21,13 @@ import json
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 import redis.asyncio as aioredis
+
+if TYPE_CHECKING:
+    from app.settings import Settings
 
 PREFIX = "ss"
 STATES = ("queued", "running", "succeeded", "failed", "cancelled")
@@ -66,14 +69,22 @@ def state_set_key(state: str) -> str:
 
 
 STATS_KEY = f"{PREFIX}:stats"
+RESEND_KEY = f"{PREFIX}:resend"  # requeued jobs whose queue message is still to be sent
 
-# KEYS: job, request, owner jobs, owner active, queued set, stats
-# ARGV: id, owner, now, steps_total, request json, max in flight
+
+def submitted_key(job_id: str) -> str:
+    """The request as submitted, kept only when it differs from what runs (a NIR network)."""
+    return f"{PREFIX}:job:{job_id}:submitted"
+
+
+# KEYS: job, request, owner jobs, owner active, queued set, stats, submitted
+# ARGV: id, owner, now, steps_total, request json, max in flight, submitted json ('' if the same)
 _SUBMIT = """
 if redis.call('SCARD', KEYS[4]) >= tonumber(ARGV[6]) then return 0 end
 redis.call('HSET', KEYS[1], 'id', ARGV[1], 'owner', ARGV[2], 'state', 'queued', 'created_at', ARGV[3],
            'steps_done', 0, 'steps_total', ARGV[4], 'attempts', 0)
 redis.call('SET', KEYS[2], ARGV[5])
+if ARGV[7] ~= '' then redis.call('SET', KEYS[7], ARGV[7]) end
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
 redis.call('SADD', KEYS[4], ARGV[1])
 redis.call('SADD', KEYS[5], ARGV[1])
@@ -83,9 +94,10 @@ return 1
 
 # The one definition of a state change, shared by the scripts below. Moves the job at key `job` to
 # `to` if its state is in `allowed` (comma separated), setting `fields` (a flat name/value list);
-# returns {1, to} on success, {0, current_state} when refused, {} for an unknown job.
+# returns {1, to} on success, {0, current_state} when refused, {} for an unknown job. A job that
+# reaches a final state expires after `ttl` seconds, with its requests.
 _TRANSITION_FUNCTION = """
-local function transition(job, stats, allowed, to, now, fields)
+local function transition(job, stats, allowed, to, now, fields, ttl)
   local state = redis.call('HGET', job, 'state')
   if not state then return {} end
   if not string.find(',' .. allowed .. ',', ',' .. state .. ',', 1, true) then return {0, state} end
@@ -100,6 +112,10 @@ local function transition(job, stats, allowed, to, now, fields)
   else
     redis.call('HSET', job, 'finished_at', now)
     redis.call('SREM', 'ss:owner:' .. owner .. ':active', id)
+    redis.call('SREM', 'ss:resend', id)
+    if ttl then
+      for _, key in ipairs({job, job .. ':request', job .. ':submitted'}) do redis.call('EXPIRE', key, ttl) end
+    end
   end
   if state ~= to then redis.call('HINCRBY', stats, 'entered:' .. to, 1) end
   local snapshot = redis.call('HMGET', job, 'state', 'steps_done', 'steps_total')
@@ -109,11 +125,59 @@ local function transition(job, stats, allowed, to, now, fields)
 end
 """
 
-# KEYS: job, stats. ARGV: allowed from-states, to-state, now, then field/value pairs.
+# What happens to a running job whose lease lapsed (its worker died: killed, out of memory, cut
+# off). A cancel requested meanwhile is carried out; a job that ran past its time limit, or whose
+# worker died on every one of its attempts, fails with the reason; any other goes back to the queue
+# and is marked for a new queue message. Returns the job's new state.
+_SETTLE_FUNCTION = (
+    _TRANSITION_FUNCTION
+    + """
+local function settle(job, stats, now, max_attempts, time_limit, ttl)
+  local f = redis.call('HMGET', job, 'cancel', 'attempts', 'started_at', 'alive_at')
+  local attempts = tonumber(f[2]) or 0
+  local ran = (tonumber(f[4]) or tonumber(f[3]) or now) - (tonumber(f[3]) or now)
+  if f[1] == '1' then
+    transition(job, stats, 'running', 'cancelled', now, {}, ttl)
+    return 'cancelled'
+  end
+  if ran >= tonumber(time_limit) then
+    transition(job, stats, 'running', 'failed', now, {'error', 'time limit of ' .. time_limit .. ' s exceeded'}, ttl)
+    return 'failed'
+  end
+  if attempts >= tonumber(max_attempts) then
+    local reason = 'the worker died ' .. attempts .. ' times while running this job (out of memory or killed)'
+    transition(job, stats, 'running', 'failed', now, {'error', reason}, ttl)
+    return 'failed'
+  end
+  local id = redis.call('HGET', job, 'id')
+  redis.call('HSET', job, 'state', 'queued', 'steps_done', 0, 'requeued_because', 'its worker stopped renewing its lease')
+  redis.call('SREM', 'ss:state:running', id)
+  redis.call('SADD', 'ss:state:queued', id)
+  redis.call('SADD', 'ss:resend', id)
+  redis.call('HINCRBY', stats, 'requeued', 1)
+  return 'queued'
+end
+"""
+)
+
+# KEYS: job, stats. ARGV: allowed from-states, to-state, now, job ttl ('' for none), then field/value pairs.
 _TRANSITION = (
     _TRANSITION_FUNCTION
     + """
-return transition(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], {unpack(ARGV, 4)})
+local ttl = ARGV[4] ~= '' and ARGV[4] or nil
+return transition(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], {unpack(ARGV, 5)}, ttl)
+"""
+)
+
+# KEYS: job, stats. ARGV: now, job ttl. Raises the cancel flag; a queued job is cancelled at once,
+# a running one by its worker at its next chunk. Returns the state after.
+_CANCEL = (
+    _TRANSITION_FUNCTION
+    + """
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+redis.call('HSET', KEYS[1], 'cancel', '1')
+transition(KEYS[1], KEYS[2], 'queued', 'cancelled', ARGV[1], {}, ARGV[2])
+return redis.call('HGET', KEYS[1], 'state')
 """
 )
 
@@ -125,7 +189,7 @@ _SUCCEED = (
     _TRANSITION_FUNCTION
     + """
 local total = redis.call('HGET', KEYS[1], 'steps_total')
-local moved = transition(KEYS[1], KEYS[4], 'running', 'succeeded', ARGV[1], {'steps_done', total or 0})
+local moved = transition(KEYS[1], KEYS[4], 'running', 'succeeded', ARGV[1], {'steps_done', total or 0}, ARGV[4])
 if moved[1] == 1 then
   redis.call('SET', KEYS[5], ARGV[5], 'EX', ARGV[3])
   redis.call('SET', KEYS[6], ARGV[6], 'EX', ARGV[3])
@@ -133,8 +197,6 @@ if moved[1] == 1 then
   redis.call('HINCRBYFLOAT', KEYS[4], 'duration_sum', ARGV[8])
   redis.call('HINCRBY', KEYS[4], 'duration_count', 1)
   for i = 9, #ARGV do redis.call('HINCRBY', KEYS[4], 'duration_le:' .. ARGV[i], 1) end
-  redis.call('EXPIRE', KEYS[1], ARGV[4])
-  redis.call('EXPIRE', KEYS[2], ARGV[4])
 end
 if redis.call('GET', KEYS[3]) == ARGV[2] then redis.call('DEL', KEYS[3]) end
 return moved
@@ -142,44 +204,56 @@ return moved
 )
 
 
-# KEYS: job, lease, stats, request. ARGV: now, device, lease token, lease ms.
-# queued -> running, or running -> running when the lease has lapsed; takes the lease.
+# KEYS: job, lease, stats, request. ARGV: now, device, lease token, lease ms, max attempts, time
+# limit s, job ttl. queued -> running, or running -> running when the lease has lapsed (after
+# settling the dead attempt, which may end the job instead); takes the lease.
 # Returns {1, request json} when started, {0, state} when refused, {2, state} when a cancel was
 # requested (the caller cancels), {} for an unknown job.
-_START = """
+_START = (
+    _SETTLE_FUNCTION
+    + """
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return {} end
 if state ~= 'queued' and state ~= 'running' then return {0, state} end
-if state == 'running' and redis.call('EXISTS', KEYS[2]) == 1 then return {0, state} end
+if state == 'running' then
+  if redis.call('EXISTS', KEYS[2]) == 1 then return {0, state} end
+  state = settle(KEYS[1], KEYS[3], ARGV[1], ARGV[5], ARGV[6], ARGV[7])
+  if state ~= 'queued' then return {0, state} end
+end
 if redis.call('HGET', KEYS[1], 'cancel') == '1' then return {2, state} end
 local id = redis.call('HGET', KEYS[1], 'id')
 redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
-redis.call('HSET', KEYS[1], 'state', 'running', 'started_at', ARGV[1], 'device', ARGV[2], 'steps_done', 0)
+redis.call('HSET', KEYS[1], 'state', 'running', 'started_at', ARGV[1], 'alive_at', ARGV[1], 'device', ARGV[2], 'steps_done', 0)
 redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 redis.call('SREM', 'ss:state:queued', id)
+redis.call('SREM', 'ss:resend', id)
 redis.call('SADD', 'ss:state:running', id)
-if state == 'queued' then redis.call('HINCRBY', KEYS[3], 'entered:running', 1) end
+redis.call('HINCRBY', KEYS[3], 'entered:running', 1)
 redis.call('PUBLISH', 'ss:events:' .. id, cjson.encode({status = 'running', steps_done = 0,
   steps_total = tonumber(redis.call('HGET', KEYS[1], 'steps_total'))}))
 return {1, redis.call('GET', KEYS[4]) or false}
 """
+)
 
-# KEYS: lease. ARGV: token, lease ms. Renews only a lease this worker still holds.
+# KEYS: lease, job. ARGV: token, lease ms, now. Renews only a lease this worker still holds, and
+# notes when the job was last seen alive (how long a run lasted, if its worker then dies).
 _RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('HSET', KEYS[2], 'alive_at', ARGV[3])
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
 return 0
 """
 
-# KEYS: job, lease, stats. ARGV: reason. running -> queued when the lease has lapsed.
-_REQUEUE = """
-if redis.call('HGET', KEYS[1], 'state') ~= 'running' or redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
-local id = redis.call('HGET', KEYS[1], 'id')
-redis.call('HSET', KEYS[1], 'state', 'queued', 'steps_done', 0, 'requeued_because', ARGV[1])
-redis.call('SREM', 'ss:state:running', id)
-redis.call('SADD', 'ss:state:queued', id)
-redis.call('HINCRBY', KEYS[3], 'requeued', 1)
-return 1
+# KEYS: job, lease, stats. ARGV: now, max attempts, time limit s, job ttl.
+# A running job whose lease has lapsed is settled (see settle); returns its new state, or false.
+_REQUEUE = (
+    _SETTLE_FUNCTION
+    + """
+if redis.call('HGET', KEYS[1], 'state') ~= 'running' or redis.call('EXISTS', KEYS[2]) == 1 then return false end
+return settle(KEYS[1], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
 """
+)
 
 
 @dataclass
@@ -242,12 +316,26 @@ class Claim:
 
 
 class JobStore:
-    def __init__(self, client: redis.Redis, job_ttl_s: int = 7 * 24 * 3600, result_ttl_s: int = 24 * 3600) -> None:
+    """Job records and their state changes. ``max_attempts`` and ``time_limit_s`` settle jobs whose
+    worker died (see ``settle`` above): after that many deaths, or a run that lasted past the time
+    limit, the job fails with the reason instead of running again."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        job_ttl_s: int = 7 * 24 * 3600,
+        result_ttl_s: int = 24 * 3600,
+        max_attempts: int = 3,
+        time_limit_s: float = 3600,
+    ) -> None:
         self.redis = client
         self.job_ttl_s = job_ttl_s
         self.result_ttl_s = result_ttl_s
+        self.max_attempts = max_attempts
+        self.time_limit_s = time_limit_s
         self._submit = client.register_script(_SUBMIT)
         self._transition = client.register_script(_TRANSITION)
+        self._cancel = client.register_script(_CANCEL)
         self._succeed = client.register_script(_SUCCEED)
         self._start = client.register_script(_START)
         self._renew = client.register_script(_RENEW)
@@ -257,9 +345,26 @@ class JobStore:
     def from_url(cls, url: str, **kwargs: Any) -> "JobStore":
         return cls(redis.Redis.from_url(url, decode_responses=False, health_check_interval=10), **kwargs)
 
+    @classmethod
+    def from_settings(cls, settings: "Settings") -> "JobStore":
+        return cls.from_url(
+            settings.redis_url,
+            job_ttl_s=settings.job_ttl_s,
+            result_ttl_s=settings.result_ttl_s,
+            max_attempts=settings.max_attempts,
+            time_limit_s=settings.soft_time_limit_s,
+        )
+
+    @property
+    def _policy(self) -> list[Any]:
+        """The settle arguments: max attempts, time limit, job ttl."""
+        return [self.max_attempts, f"{self.time_limit_s:g}", self.job_ttl_s]
+
     # --- records ------------------------------------------------------------------------------
 
-    def create(self, owner: str, request_json: bytes, steps_total: int, max_in_flight: int) -> Job:
+    def create(self, owner: str, request_json: bytes, steps_total: int, max_in_flight: int, submitted: bytes = b"") -> Job:
+        """A new queued job that runs ``request_json``; ``submitted`` is the request as the client
+        sent it, when that differs (a NIR network, expanded to layers for the worker)."""
         job_id = uuid.uuid4().hex
         now = time.time()
         keys = [
@@ -269,8 +374,10 @@ class JobStore:
             owner_active_key(owner),
             state_set_key("queued"),
             STATS_KEY,
+            submitted_key(job_id),
         ]
-        if not self._submit(keys=keys, args=[job_id, owner, now, steps_total, request_json, max_in_flight]):
+        args = [job_id, owner, now, steps_total, request_json, max_in_flight, submitted]
+        if not self._submit(keys=keys, args=args):
             raise InFlightLimit(f"{max_in_flight} jobs are already queued or running for this key")
         # the record just written, without reading it back
         written = {"id": job_id, "owner": owner, "state": "queued", "created_at": repr(now), "steps_total": str(steps_total)}
@@ -280,7 +387,9 @@ class JobStore:
         return Job.from_raw(self.redis.hgetall(job_key(job_id)))
 
     def request_json(self, job_id: str) -> bytes | None:
-        return self.redis.get(request_key(job_id))
+        """The request as the client submitted it."""
+        submitted, run = self.redis.mget(submitted_key(job_id), request_key(job_id))
+        return submitted or run
 
     def list_owned(self, owner: str, offset: int, limit: int) -> tuple[list[Job], int]:
         ids = self.redis.zrevrange(owner_jobs_key(owner), offset, offset + limit - 1)
@@ -290,8 +399,10 @@ class JobStore:
     # --- state changes ------------------------------------------------------------------------
 
     def transition(self, job_id: str, allowed: tuple[str, ...], to: str, **fields: Any) -> tuple[bool, str | None]:
-        """Moves the job to ``to`` if it is in one of ``allowed``; returns (moved, state now)."""
-        args: list[Any] = [",".join(allowed), to, time.time()]
+        """Moves the job to ``to`` if it is in one of ``allowed``; returns (moved, state now).
+        A job moved to a final state expires after ``job_ttl_s``."""
+        ttl = self.job_ttl_s if to in FINAL_STATES else ""
+        args: list[Any] = [",".join(allowed), to, time.time(), ttl]
         for key, value in fields.items():
             args += [key, "" if value is None else value]
         reply = self._transition(keys=[job_key(job_id), STATS_KEY], args=args)
@@ -302,7 +413,7 @@ class JobStore:
     def claim(self, job_id: str, device: str, token: str, lease_s: float) -> "Claim":
         """Starts the job for this worker in one round trip (see ``start``), returning its request."""
         keys = [job_key(job_id), lease_key(job_id), STATS_KEY, request_key(job_id)]
-        reply = self._start(keys=keys, args=[time.time(), device, token, int(lease_s * 1000)])
+        reply = self._start(keys=keys, args=[time.time(), device, token, int(lease_s * 1000), *self._policy])
         if not reply:
             return Claim(started=False, state=None)
         code, value = reply[0], reply[1]
@@ -311,27 +422,34 @@ class JobStore:
         return Claim(started=False, state=value.decode(), cancel_requested=code == 2)
 
     def start(self, job_id: str, device: str, token: str = "", lease_s: float = 20.0) -> bool:
-        """queued -> running, taking the lease; running -> running only if the lease has lapsed.
-        Refused for a job whose cancel was requested."""
+        """queued -> running, taking the lease; running -> running only if the lease has lapsed
+        (and the dead attempt did not end the job). Refused for a job whose cancel was requested."""
         return self.claim(job_id, device, token or uuid.uuid4().hex, lease_s).started
 
     def renew_lease(self, job_id: str, token: str, lease_s: float) -> bool:
-        return bool(self._renew(keys=[lease_key(job_id)], args=[token, int(lease_s * 1000)]))
+        return bool(self._renew(keys=[lease_key(job_id), job_key(job_id)], args=[token, int(lease_s * 1000), time.time()]))
 
     def release_lease(self, job_id: str, token: str) -> None:
         if self.redis.get(lease_key(job_id)) == token.encode():
             self.redis.delete(lease_key(job_id))
 
-    def requeue_orphans(self) -> list[str]:
-        """Running jobs whose lease lapsed go back to queued; returns their ids (to be re-sent)."""
-        requeued = []
+    def settle_orphans(self) -> dict[str, str]:
+        """Running jobs whose lease lapsed are settled: requeued (and marked for a new queue
+        message), failed or cancelled. Returns {job id: new state}."""
+        settled = {}
         for raw in self.redis.smembers(state_set_key("running")):
             job_id = raw.decode()
-            if self._requeue(
-                keys=[job_key(job_id), lease_key(job_id), STATS_KEY], args=["its worker stopped renewing its lease"]
-            ):
-                requeued.append(job_id)
-        return requeued
+            state = self._requeue(keys=[job_key(job_id), lease_key(job_id), STATS_KEY], args=[time.time(), *self._policy])
+            if state:
+                settled[job_id] = state.decode()
+        return settled
+
+    def to_resend(self) -> list[str]:
+        """Requeued jobs whose queue message has not been sent yet."""
+        return [raw.decode() for raw in self.redis.smembers(RESEND_KEY)]
+
+    def resent(self, job_id: str) -> None:
+        self.redis.srem(RESEND_KEY, job_id)
 
     def progress(self, job_id: str, steps_done: int, steps_total: int) -> None:
         pipe = self.redis.pipeline()
@@ -342,9 +460,9 @@ class JobStore:
         pipe.execute()
 
     def request_cancel(self, job_id: str) -> Job | None:
-        """Flags the job; a queued job is cancelled at once, a running one at its next chunk."""
-        self.redis.hset(job_key(job_id), "cancel", "1")
-        self.transition(job_id, ("queued",), "cancelled")
+        """Flags the job (one atomic step); a queued job is cancelled at once, a running one by its
+        worker at its next chunk, or when its dead worker's lease lapses."""
+        self._cancel(keys=[job_key(job_id), STATS_KEY], args=[time.time(), self.job_ttl_s])
         return self.get(job_id)
 
     def cancel_requested(self, job_id: str) -> bool:
@@ -362,26 +480,13 @@ class JobStore:
         return bool(reply and reply[0])  # {} when the record is gone
 
     def fail(self, job_id: str, error: str) -> bool:
-        moved, _ = self.transition(job_id, ("queued", "running"), "failed", error=error)
-        if moved:
-            self._expire(job_id)
-        return moved
+        return self.transition(job_id, ("queued", "running"), "failed", error=error)[0]
 
     def cancelled(self, job_id: str) -> bool:
-        moved, _ = self.transition(job_id, ("queued", "running"), "cancelled")
-        if moved:
-            self._expire(job_id)
-        return moved
+        return self.transition(job_id, ("queued", "running"), "cancelled")[0]
 
     def result(self, job_id: str, fmt: str) -> bytes | None:
         return self.redis.get(result_key(job_id, fmt))
-
-    def _expire(self, job_id: str) -> None:
-        """Finished jobs are kept for job_ttl_s; running ones never expire."""
-        pipe = self.redis.pipeline()
-        pipe.expire(job_key(job_id), self.job_ttl_s)
-        pipe.expire(request_key(job_id), self.job_ttl_s)
-        pipe.execute()
 
     # --- metrics ------------------------------------------------------------------------------
 
@@ -413,9 +518,17 @@ class AsyncJobReader:
         state = await self.redis.hget(job_key(job_id), "state")
         return None if state is None else state.decode()
 
-    async def get_with_result(self, job_id: str, fmt: str) -> tuple[Job | None, bytes | None]:
+    async def get_with_result(self, job_id: str, fmt: str, first_bytes: int) -> tuple[Job | None, bytes | None, int]:
+        """The job, the first ``first_bytes`` of its result and the result's size (0: none), in
+        one round trip; a larger result is read on with ``result_range``."""
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hgetall(job_key(job_id))
-            pipe.get(result_key(job_id, fmt))
-            data, result = await pipe.execute()
-        return Job.from_raw(data), result
+            pipe.getrange(result_key(job_id, fmt), 0, first_bytes - 1)
+            pipe.strlen(result_key(job_id, fmt))
+            data, head, size = await pipe.execute()
+        return Job.from_raw(data), (head if size else None), size
+
+    async def result_range(self, job_id: str, fmt: str, start: int, stop: int) -> bytes:
+        """Bytes ``start`` to ``stop - 1`` of the result: large results are sent in pieces, so no
+        reply holds a connection for long and no API process holds a whole result."""
+        return await self.redis.getrange(result_key(job_id, fmt), start, stop - 1)

@@ -1,6 +1,7 @@
 """The Celery application: JSON only, late acknowledgement, one job per worker process at a time."""
 
 import contextlib
+import logging
 import os
 import socket
 import threading
@@ -25,7 +26,7 @@ def make_celery(settings: Settings) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        task_soft_time_limit=settings.soft_time_limit_s,
+        task_soft_time_limit=settings.celery_soft_time_limit_s,
         task_time_limit=settings.hard_time_limit_s,
         # Redis redelivers unacknowledged messages after this; it must outlast the longest job.
         broker_transport_options={"visibility_timeout": settings.visibility_timeout_s},
@@ -39,6 +40,7 @@ def make_celery(settings: Settings) -> Celery:
 settings = Settings()
 celery = make_celery(settings)  # the worker's instance: `celery -A worker.celery_app worker`
 
+log = logging.getLogger(__name__)
 TASK_NAME = "spikeserve.run_job"
 HEARTBEAT_KEY = "ss:workers:{}"
 HEARTBEAT_PERIOD_S = 5
@@ -46,15 +48,20 @@ HEARTBEAT_TTL_S = 15
 
 
 def _beat_forever(key: str) -> None:
-    """Heartbeat for /readyz, and the reaper: jobs whose worker died go back to the queue."""
+    """Heartbeat for /readyz, and the reaper: jobs whose worker died are settled (requeued, or
+    failed after too many deaths or past their time limit), and requeued jobs get a new queue
+    message. A message that cannot be sent now stays marked and is sent on a later beat."""
     from app.store import JobStore
 
-    store = JobStore.from_url(settings.redis_url)
+    store = JobStore.from_settings(settings)
     while True:
         with contextlib.suppress(Exception):  # Redis down: keep beating; /readyz reports it meanwhile
             store.redis.set(key, os.environ.get("CUDA_VISIBLE_DEVICES", "cpu"), ex=HEARTBEAT_TTL_S)
-            for job_id in store.requeue_orphans():
+            for job_id, state in store.settle_orphans().items():
+                log.warning("job %s lost its worker: now %s", job_id, state)
+            for job_id in store.to_resend():
                 celery.send_task(TASK_NAME, args=[job_id])
+                store.resent(job_id)
         time.sleep(min(HEARTBEAT_PERIOD_S, settings.lease_s / 2))
 
 
@@ -66,6 +73,17 @@ def _heartbeat_key(sender: object) -> str:
 def _start_heartbeat(sender: object = None, **_: object) -> None:
     """/readyz counts workers by these keys, which expire when a worker stops beating."""
     threading.Thread(target=_beat_forever, args=(_heartbeat_key(sender),), daemon=True, name="spikeserve-heartbeat").start()
+
+
+@signals.worker_process_init.connect
+def _init_pool_process(**_: object) -> None:
+    """A pool process dies with the worker that forked it (it would otherwise go on holding its
+    job's lease), and may run under an address-space limit (SPIKESERVE_WORKER_MEMORY_BYTES), so a
+    job that needs too much memory fails as out of memory instead of the kernel killing it."""
+    from app.processes import die_with_parent, limit_address_space
+
+    die_with_parent(os.getppid())
+    limit_address_space(settings.worker_memory_bytes)
 
 
 @signals.worker_shutdown.connect

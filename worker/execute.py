@@ -10,7 +10,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from app.settings import Settings
 from app.store import JobStore
-from worker.runner import Cancelled, SimulationError, simulate
+from worker.runner import Cancelled, SimulationError, TimeLimitExceeded, simulate
 from worker.schema import InvalidRequest, parse_request
 
 log = logging.getLogger(__name__)
@@ -132,7 +132,31 @@ def execute_job(store: JobStore, job_id: str, settings: Settings, device: str | 
         return _run_started(store, job_id, settings, device, lease, claim.request)
 
 
+def _out_of_memory(error: BaseException) -> bool:
+    """MemoryError, torch's OutOfMemoryError (CUDA) and the CPU allocator's RuntimeError."""
+    if isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError":
+        return True
+    return isinstance(error, RuntimeError) and "can't allocate memory" in str(error)
+
+
+def failure_reason(error: Exception, device: str, settings: Settings, stage: str) -> str:
+    """What the job's record says about an error raised while ``stage`` (simulating, encoding or
+    storing the result)."""
+    if isinstance(error, (TimeLimitExceeded, SoftTimeLimitExceeded)):
+        return f"time limit of {settings.soft_time_limit_s:g} s exceeded"
+    if isinstance(error, InvalidRequest):
+        return f"invalid request: {error}"
+    if isinstance(error, SimulationError):
+        return str(error)
+    if _out_of_memory(error):
+        return f"the job ran out of memory on {device} while {stage}"
+    log.error("job failed unexpectedly while %s", stage, exc_info=error)
+    return f"internal error while {stage} ({type(error).__name__}); the operators have the details in the log"
+
+
 def _run_started(store: JobStore, job_id: str, settings: Settings, device: str, lease: Lease, raw: bytes | None) -> str:
+    """Every way a started run can end is recorded here, once: succeeded, cancelled, or failed with
+    its reason. Only a lost lease leaves the record alone (it belongs to another worker then)."""
     if raw is None:
         store.fail(job_id, "the job's request is missing from the store")
         return "failed"
@@ -147,6 +171,7 @@ def _run_started(store: JobStore, job_id: str, settings: Settings, device: str, 
         if done < total:  # the last step count arrives with the final state
             store.progress(job_id, done, total)
 
+    stage = "simulating"
     try:
         request, plan = parse_request(raw, settings.limits)
         result = simulate(
@@ -157,43 +182,41 @@ def _run_started(store: JobStore, job_id: str, settings: Settings, device: str, 
             progress=progress,
             is_cancelled=is_cancelled,
             job_id=job_id,
+            time_limit_s=settings.soft_time_limit_s,
         )
+        if lease.lost:
+            raise Cancelled("the lease was lost")
+        stage = "encoding the result"
+        encoded = result.to_json(), result.to_npz()
+        too_large = [
+            (name, len(data))
+            for name, data in zip(("JSON", "NPZ"), encoded, strict=True)
+            if len(data) > settings.max_result_bytes
+        ]
+        if too_large:
+            sizes = ", ".join(f"{size} bytes as {name}" for name, size in too_large)
+            raise SimulationError(
+                f"the result is too large to store ({sizes}; the limit is {settings.max_result_bytes} bytes): record fewer "
+                "layers, neurons or steps, or set a lower record.max_spike_events"
+            )
+        stage = "storing the result"
+        stats = result.stats
+        moved = store.succeed(job_id, *encoded, int(stats["neuron_steps"]), float(stats["wall_s"]), lease.token)
+        lease.released = True
     except Cancelled:
         if lease.lost:
             log.warning("job %s lost its lease and was left to the worker that took it over", job_id)
             return "lease lost"
         store.cancelled(job_id)
         return "cancelled"
-    except InvalidRequest as error:
-        store.fail(job_id, f"invalid request: {error}")
-        return "failed"
-    except SimulationError as error:
-        store.fail(job_id, str(error))
-        return "failed"
-    except SoftTimeLimitExceeded:
-        store.fail(job_id, f"the job exceeded its time limit of {settings.soft_time_limit_s} s")
-        return "failed"
-    except MemoryError:
-        store.fail(job_id, "the job ran out of memory")
-        return "failed"
     except Exception as error:
-        if type(error).__name__ == "OutOfMemoryError":  # torch.cuda.OutOfMemoryError
-            store.fail(job_id, f"the job ran out of GPU memory on {device}")
-            return "failed"
-        log.exception("job %s failed unexpectedly", job_id)
-        store.fail(job_id, f"internal error while simulating ({type(error).__name__}); the operators have the details in the log")
+        if lease.lost:
+            log.warning("job %s failed after losing its lease; left to the worker that took it over", job_id)
+            return "lease lost"
+        store.fail(job_id, failure_reason(error, device, settings, stage))
         return "failed"
-    if lease.lost:
-        log.warning("job %s finished after losing its lease; its result is left to the new owner", job_id)
-        return "lease lost"
-    started = time.perf_counter()
-    stats = result.stats
-    moved = store.succeed(
-        job_id, result.to_json(), result.to_npz(), int(stats["neuron_steps"]), float(stats["wall_s"]), lease.token
-    )
-    lease.released = True
-    log.debug("job %s stored in %.3f s", job_id, time.perf_counter() - started)  # Celery logs each task already
     if not moved:
         log.info("job %s finished but was no longer running (cancelled meanwhile)", job_id)
-        return store.get(job_id).state
+        job = store.get(job_id)
+        return job.state if job else "unknown"
     return "succeeded"

@@ -10,7 +10,7 @@ _store: JobStore | None = None
 def store() -> JobStore:
     global _store
     if _store is None:  # one connection pool per worker process, made after the fork
-        _store = JobStore.from_url(settings.redis_url, job_ttl_s=settings.job_ttl_s, result_ttl_s=settings.result_ttl_s)
+        _store = JobStore.from_settings(settings)
     return _store
 
 

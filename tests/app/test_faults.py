@@ -171,7 +171,7 @@ def test_a_job_over_its_time_limit_fails_with_the_reason_and_the_worker_goes_on(
     job_id = faulty.submit(endless)
     final = faulty.wait_final(job_id, timeout_s=60)
     assert final["status"] == "failed"
-    assert final["error"] == "the job exceeded its time limit of 4 s"
+    assert final["error"] == "time limit of 4 s exceeded"
     after = faulty.submit(json.loads((pathlib.Path(__file__).parents[2] / "examples" / "seed.json").read_text()))
     assert faulty.wait_final(after)["status"] == "succeeded"
 

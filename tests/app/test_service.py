@@ -233,8 +233,11 @@ def test_the_python_client_round_trip(service: Service) -> None:
 
 
 def test_health_readiness_metrics_and_docs(service: Service) -> None:
-    with service.http(None) as http:
-        assert http.get("/readyz").json() == {"status": "ready", "redis": True, "workers": 1}
+    with service.http(None) as anonymous:
+        assert anonymous.get("/readyz").json() == {"status": "ready", "redis": True, "workers": 1}
+        assert anonymous.get("/metrics").status_code == 401, "with keys configured, metrics need one"
+        assert anonymous.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    with service.http() as http:
         metrics = http.get("/metrics").text
         for family in (
             "spikeserve_jobs{",
@@ -296,7 +299,9 @@ def test_a_network_given_as_nir_runs_like_its_layers(service: Service) -> None:
         job_id = submit(http, {**request, "network": {"nir": graph}})
         assert service.wait_final(job_id)["status"] == "succeeded"
         served = Result.from_npz(http.get(f"/api/v1/jobs/{job_id}/result", params={"format": "npz"}).content)
+        as_submitted = http.get(f"/api/v1/jobs/{job_id}/request").json()
         broken = http.post("/api/v1/jobs", json={**request, "network": {"nir": base64.b64encode(b"junk").decode()}})
     assert_same_recordings(served, simulate(*parse_request(request)))
-    assert broken.status_code == 422 and broken.json()["detail"][0]["loc"] == ["network"]
-    assert "nir: not a readable NIR file" in broken.json()["detail"][0]["msg"]
+    assert as_submitted["network"] == {"nir": graph}, "the request as submitted; the worker ran its layers"
+    assert broken.status_code == 422 and broken.json()["detail"][0]["loc"] == ["network", "nir"]
+    assert broken.json()["detail"][0]["msg"].startswith("not a readable NIR file")

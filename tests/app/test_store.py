@@ -8,7 +8,6 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
-from app.events import Subscribers
 from app.redis_server import RedisServer
 from app.store import STATS_KEY, AsyncJobReader, Claim, InFlightLimit, JobStore, events_channel
 
@@ -93,18 +92,72 @@ def test_only_the_lease_holder_renews_it(store: JobStore) -> None:
     assert not store.redis.exists(f"ss:lease:{job_id}")
 
 
-def test_orphans_with_lapsed_leases_go_back_to_the_queue(store: JobStore) -> None:
+def test_orphans_with_lapsed_leases_go_back_to_the_queue_and_are_marked_for_a_new_message(store: JobStore) -> None:
     alive, dead, done = new_job(store), new_job(store), new_job(store)
     store.start(alive, "cpu", token="a", lease_s=30)
     store.start(dead, "cpu", token="b", lease_s=0.2)
     store.start(done, "cpu", token="c", lease_s=0.2)
     store.succeed(done, b"{}", b"", 1, 0.1)
     time.sleep(0.3)
-    assert store.requeue_orphans() == [dead]
-    assert store.requeue_orphans() == [], "requeued once"
+    assert store.settle_orphans() == {dead: "queued"}
+    assert store.settle_orphans() == {}, "requeued once"
+    assert store.to_resend() == [dead]
     assert [store.get(j).state for j in (alive, dead, done)] == ["running", "queued", "succeeded"]
     assert store.active_counts() == {"queued": 1, "running": 1}
     assert store.start(dead, "cpu", token="d", lease_s=5) and store.get(dead).attempts == 2
+    assert store.to_resend() == [], "a started job needs no message"
+
+
+def die(store: JobStore, job_id: str) -> None:
+    """A worker starts the job and dies at once: its short lease lapses."""
+    assert store.start(job_id, "cpu", token="doomed", lease_s=0.05)
+    time.sleep(0.1)
+
+
+def test_a_job_whose_worker_dies_on_every_attempt_fails_with_the_reason(store: JobStore) -> None:
+    job_id = new_job(store)
+    die(store, job_id)
+    assert store.settle_orphans() == {job_id: "queued"}  # the reaper finds the first death
+    die(store, job_id)
+    die(store, job_id)  # the next claim finds the second death and starts the third attempt
+    assert store.claim(job_id, "cpu", "fourth", lease_s=5) == Claim(started=False, state="failed")
+    job = store.get(job_id)
+    assert (job.state, job.attempts) == ("failed", 3)
+    assert job.error == "the worker died 3 times while running this job (out of memory or killed)"
+    assert store.to_resend() == [] and store.active_counts() == {"queued": 0, "running": 0}
+    assert 0 < store.redis.ttl(f"ss:job:{job_id}") <= 60, "a failed job expires like any finished one"
+
+
+def test_a_run_that_lasted_past_the_time_limit_fails_instead_of_running_again(store: JobStore) -> None:
+    store.time_limit_s = 0.3
+    job_id = new_job(store)
+    store.start(job_id, "cpu", token="slow", lease_s=0.5)
+    time.sleep(0.35)
+    assert store.renew_lease(job_id, "slow", 0.1)  # seen alive 0.35 s after its start; then killed
+    time.sleep(0.15)
+    assert store.settle_orphans() == {job_id: "failed"}
+    assert store.get(job_id).error == "time limit of 0.3 s exceeded"
+
+
+def test_a_cancel_of_a_job_whose_worker_died_is_carried_out_when_its_lease_lapses(store: JobStore) -> None:
+    job_id = new_job(store)
+    store.start(job_id, "cpu", token="dead worker", lease_s=0.2)
+    assert store.request_cancel(job_id).state == "running"  # only the flag, for now
+    time.sleep(0.3)
+    assert store.settle_orphans() == {job_id: "cancelled"}
+    requeued = new_job(store)
+    die(store, requeued)
+    store.settle_orphans()
+    assert store.request_cancel(requeued).state == "cancelled", "a requeued job is queued: cancelled at once"
+    assert store.to_resend() == []
+
+
+def test_the_request_as_submitted_is_kept_beside_the_one_that_runs(store: JobStore) -> None:
+    job_id = store.create("alice", b'{"network": {"layers": []}}', 10, 100, submitted=b'{"network": {"nir": "..."}}').id
+    assert store.request_json(job_id) == b'{"network": {"nir": "..."}}'
+    assert store.claim(job_id, "cpu", "t", 5).request == b'{"network": {"layers": []}}'
+    store.fail(job_id, "no")
+    assert 0 < store.redis.ttl(f"ss:job:{job_id}:submitted") <= 60
 
 
 def test_jobs_in_flight_per_owner_are_limited(store: JobStore) -> None:
@@ -139,17 +192,18 @@ def test_the_async_reader_sees_what_the_store_wrote(store: JobStore, redis_serve
             return (
                 await reader.get(job_id),
                 await reader.state(job_id),
-                await reader.get_with_result(job_id, "json"),
+                await reader.get_with_result(job_id, "json", first_bytes=3),
+                await reader.result_range(job_id, "json", 3, 8),
                 await reader.get("0" * 32),
-                await reader.get_with_result("0" * 32, "npz"),
+                await reader.get_with_result("0" * 32, "npz", first_bytes=3),
             )
         finally:
             await client.aclose()
 
-    job, state, (with_result, result), unknown, unknown_with_result = asyncio.run(read())
+    job, state, (with_result, head, size), rest, unknown, unknown_with_result = asyncio.run(read())
     assert job == store.get(job_id) == with_result and state == "succeeded" == job.state
-    assert result == b'{"r": 1}'
-    assert unknown is None and unknown_with_result == (None, None)
+    assert (head, size, rest) == (b'{"r', 8, b'": 1}')
+    assert unknown is None and unknown_with_result == (None, None, 0)
 
 
 def test_transitions_publish_events_in_order(store: JobStore) -> None:
@@ -193,10 +247,13 @@ def test_a_claim_starts_the_job_and_hands_over_its_request(store: JobStore) -> N
 
 def test_a_claim_is_refused_once_a_cancel_was_requested(store: JobStore) -> None:
     job_id = new_job(store)
-    store.start(job_id, "cpu", token="dead worker", lease_s=0.2)
-    store.request_cancel(job_id)  # running: only the flag is raised
-    time.sleep(0.3)  # the first worker's lease lapses
-    assert store.claim(job_id, "cpu", "second", lease_s=5) == Claim(started=False, state="running", cancel_requested=True)
+    store.redis.hset(f"ss:job:{job_id}", "cancel", "1")  # a cancel raced the queue message
+    assert store.claim(job_id, "cpu", "first", lease_s=5) == Claim(started=False, state="queued", cancel_requested=True)
+    dead = new_job(store)
+    store.start(dead, "cpu", token="dead worker", lease_s=0.2)
+    store.request_cancel(dead)  # running: only the flag is raised
+    time.sleep(0.3)  # the first worker's lease lapses: the claim settles the dead run first
+    assert store.claim(dead, "cpu", "second", lease_s=5) == Claim(started=False, state="cancelled")
 
 
 def test_success_stores_results_statistics_and_expiry_and_releases_the_lease(store: JobStore) -> None:
@@ -210,29 +267,3 @@ def test_success_stores_results_statistics_and_expiry_and_releases_the_lease(sto
     stats = store.stats()
     assert stats["duration_le:0.05"] == stats["duration_le:0.1"] == 1 and "duration_le:0.01" not in stats
     assert not store.succeed("0" * 32, b"{}", b"npz", neuron_steps=1, wall_s=0.1), "an unknown job is not moved"
-
-
-def test_subscriber_connections_are_reused_unless_a_use_failed(redis_server: RedisServer) -> None:
-    async def uses() -> tuple:
-        client = aioredis.Redis.from_url(redis_server.url)
-        subscribers = Subscribers(client)
-        try:
-            async with subscribers.channel("ss:events:a") as first:
-                await client.publish("ss:events:a", "hello")
-                for _ in range(3):  # the first call may only consume the subscription's confirmation
-                    message = await first.get_message(ignore_subscribe_messages=True, timeout=2)
-                    if message is not None:
-                        break
-            async with subscribers.channel("ss:events:b") as second:
-                pass
-            with pytest.raises(RuntimeError):
-                async with subscribers.channel("ss:events:c") as third:
-                    raise RuntimeError("a failed use")
-            return message, first, second, third, list(subscribers.free)
-        finally:
-            await client.aclose()
-
-    message, first, second, third, free = asyncio.run(uses())
-    assert message["data"] == b"hello"
-    assert second is first, "the connection was kept for the next long poll"
-    assert third is first and free == [], "a connection whose use failed is closed, not kept"

@@ -2,10 +2,12 @@
 
 import json
 import pathlib
+import re
 import time
 
 import pytest
 import redis
+from celery.exceptions import SoftTimeLimitExceeded
 
 from app.redis_server import RedisServer
 from app.settings import Settings
@@ -91,6 +93,73 @@ def test_a_request_over_the_workers_limits_fails_with_the_reason(store: JobStore
     strict = Settings(redis_url=redis_server.url, max_steps=100)
     assert execute_job(store, job_id, strict, device="cpu") == "failed"
     assert store.get(job_id).error == "invalid request: input: 2000 steps are over the limit of 100"
+
+
+@pytest.mark.parametrize(
+    ("stage", "error", "reason"),
+    [
+        ("to_json", MemoryError(), "the job ran out of memory on cpu while encoding the result"),
+        ("to_npz", RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 9 GB"),
+         "the job ran out of memory on cpu while encoding the result"),
+        ("to_json", SoftTimeLimitExceeded(), "time limit of 3600 s exceeded"),
+        ("to_dict", KeyError("layers"),
+         "internal error while encoding the result (KeyError); the operators have the details in the log"),
+    ],
+)  # fmt: skip
+def test_an_error_after_the_simulation_fails_the_job_once_with_its_reason(
+    store: JobStore, settings: Settings, monkeypatch: pytest.MonkeyPatch, stage: str, error: Exception, reason: str
+) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise error
+
+    monkeypatch.setattr(Result, stage, broken)
+    job_id = submit(store, json.loads((EXAMPLES / "seed.json").read_text()))
+    assert execute_job(store, job_id, settings, device="cpu") == "failed"
+    job = store.get(job_id)
+    assert (job.state, job.error, job.attempts) == ("failed", reason, 1)
+    assert execute_job(store, job_id, settings, device="cpu") == "failed", "a redelivered message changes nothing"
+    assert store.stats()["entered:failed"] == 1
+
+
+def test_an_error_while_storing_fails_the_job_with_its_reason(
+    store: JobStore, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refused(*args: object, **kwargs: object) -> None:
+        raise redis.ResponseError("Protocol error: invalid bulk length")
+
+    monkeypatch.setattr(JobStore, "succeed", refused)
+    job_id = submit(store, json.loads((EXAMPLES / "seed.json").read_text()))
+    assert execute_job(store, job_id, settings, device="cpu") == "failed"
+    assert (
+        store.get(job_id).error
+        == "internal error while storing the result (ResponseError); the operators have the details in the log"
+    )
+
+
+def test_a_result_too_large_to_store_fails_with_its_sizes(store: JobStore, redis_server: RedisServer) -> None:
+    """Validation bounds every result by the limit already; this is the check behind it, should
+    an encoding ever exceed its bound."""
+    settings = Settings(redis_url=redis_server.url, max_result_bytes=2000)
+    settings.__dict__["limits"] = settings.limits.model_copy(update={"max_result_bytes": 10**9})  # validation lets it pass
+    job_id = submit(store, json.loads((EXAMPLES / "izhikevich_tonic_bursting.json").read_text()))
+    assert execute_job(store, job_id, settings, device="cpu") == "failed"
+    error = store.get(job_id).error
+    assert re.fullmatch(
+        r"the result is too large to store \(\d+ bytes as JSON, \d+ bytes as NPZ; the limit is 2000 bytes\): "
+        r"record fewer layers, neurons or steps, or set a lower record.max_spike_events",
+        error,
+    ), error
+
+
+def test_a_run_over_its_time_limit_fails_with_the_reason(store: JobStore, redis_server: RedisServer) -> None:
+    settings = Settings(redis_url=redis_server.url, chunk_steps=20, soft_time_limit_s=1, hard_time_limit_s=2)
+    request = json.loads((EXAMPLES / "izhikevich_tonic_bursting.json").read_text())
+    request["input"]["steps"] = 100_000
+    job_id = submit(store, request)
+    started = time.monotonic()
+    assert execute_job(store, job_id, settings, device="cpu") == "failed"
+    assert time.monotonic() - started < 2
+    assert store.get(job_id).error == "time limit of 1 s exceeded"
 
 
 def test_an_unknown_job_is_ignored(store: JobStore, settings: Settings) -> None:

@@ -1,0 +1,74 @@
+"""Serving the API with uvicorn, hardened against slow clients.
+
+uvicorn times out idle keep-alive connections but not a client that never finishes its headers:
+2,000 such connections all stayed open. ``HeaderTimeoutProtocol`` closes a connection whose
+request headers have not all arrived within ``header_timeout_s`` of the connection (or of the
+request's first byte on a kept-alive connection). Bodies are bounded by ``app.api.BodyGuard``;
+``limit_concurrency`` answers 503 beyond ``max_connections`` open connections.
+"""
+
+import asyncio
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from app.processes import raise_open_files_limit
+from app.settings import Settings
+
+
+class HeaderTimeoutProtocol(HttpToolsProtocol):
+    header_timeout_s = 10.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._header_timer: asyncio.TimerHandle | None = None
+
+    def _arm(self) -> None:
+        if self._header_timer is None:
+            self._header_timer = self.loop.call_later(self.header_timeout_s, self._headers_too_slow)
+
+    def _disarm(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _headers_too_slow(self) -> None:
+        self._header_timer = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._arm()
+
+    def on_headers_complete(self) -> None:
+        self._disarm()
+        super().on_headers_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+
+def protocol_with_header_timeout(seconds: float) -> type[HeaderTimeoutProtocol]:
+    return type("HeaderTimeoutProtocol", (HeaderTimeoutProtocol,), {"header_timeout_s": seconds})
+
+
+def serve(app: FastAPI, settings: Settings) -> None:
+    raise_open_files_limit()
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        timeout_graceful_shutdown=5,
+        http=protocol_with_header_timeout(settings.header_timeout_s),
+        limit_concurrency=settings.max_connections,
+        backlog=2048,
+    )

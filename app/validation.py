@@ -1,0 +1,218 @@
+"""Validating job requests off the API's event loop.
+
+Parsing and validating a request is CPU work that holds the GIL: a 47 MiB body took the event
+loop 3.6 s, and a NIR file that declares a large dataset longer still, so no other request (not
+even /healthz) was answered meanwhile. Large requests, and every request with a NIR network, are
+therefore validated in separate processes (``python -m app.validation``), each with a time
+budget and an address-space limit: a request that takes too long, or crashes its process (HDF5
+is C code reading untrusted bytes), costs that process, which is replaced, and gets a 422. Small
+requests without NIR are validated in a thread, where their work is bounded by their size.
+
+Both paths run ``check_request``, the same function the worker's parse goes through, and what is
+stored for the worker is the request as it will run: a NIR network is expanded to its layers
+once, here, so the worker never reads HDF5.
+
+The processes speak length-prefixed JSON over their stdin and stdout: no pickle.
+"""
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+
+from worker.schema import FieldError, InvalidRequest, Limits, loads_strict, prepare_request
+
+log = logging.getLogger(__name__)
+INLINE_MAX_BYTES = 64 * 1024
+HEADER_BYTES = 8
+
+
+@dataclass(frozen=True)
+class Validated:
+    """What the API needs of a valid request."""
+
+    summary: dict[str, Any]  # steps, batch, neurons, neuron_steps, layers, cost
+    run: bytes | None  # the request as it will run, when it differs from the body (NIR expanded)
+
+    @property
+    def steps(self) -> int:
+        return int(self.summary["steps"])
+
+
+def check_request(body: bytes, limits: Limits) -> dict[str, Any]:
+    """Validates ``body`` completely; returns a JSON-able reply: ``{"errors": [...]}`` or the
+    request's summary with ``run`` (the expanded request as text, or None)."""
+    try:
+        loaded = loads_strict(body)
+        _, plan, data = prepare_request(loaded, limits)
+    except InvalidRequest as error:
+        return {"errors": [{"loc": list(e.loc), "msg": e.msg, "type": e.type} for e in error.errors]}
+    except (MemoryError, RecursionError):
+        return {
+            "errors": [{"loc": [], "msg": "the request needs more memory to validate than the server allows", "type": "limit"}]
+        }
+    assert plan.cost is not None
+    return {
+        "steps": plan.steps,
+        "batch": plan.batch,
+        "neurons": plan.neurons,
+        "neuron_steps": plan.neuron_steps,
+        "layers": [{"name": layer.name, "type": layer.type, "shape": list(layer.out_shape)} for layer in plan.layers],
+        "cost": plan.cost.summary(),
+        "run": None if data is loaded else json.dumps(data, separators=(",", ":")),
+    }
+
+
+def _validated(reply: dict[str, Any]) -> Validated:
+    if "errors" in reply:
+        raise InvalidRequest([FieldError(tuple(e["loc"]), e["msg"], e["type"]) for e in reply["errors"]])
+    run = reply.pop("run")
+    return Validated(summary=reply, run=None if run is None else run.encode())
+
+
+def _refused(message: str) -> InvalidRequest:
+    return InvalidRequest([FieldError((), message, "limit")])
+
+
+def _log_failure(task: "asyncio.Task[None]") -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("could not start a validation process", exc_info=task.exception())
+
+
+class ValidatorBusy(Exception):
+    """Every validation process stayed busy for the whole time budget."""
+
+
+class _Child:
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+
+    async def ask(self, body: bytes) -> dict[str, Any]:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(len(body).to_bytes(HEADER_BYTES, "little"))
+        self.process.stdin.write(body)
+        await self.process.stdin.drain()
+        size = int.from_bytes(await self.process.stdout.readexactly(HEADER_BYTES), "little")
+        return json.loads(await self.process.stdout.readexactly(size))
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            self.process.kill()
+
+
+class Validator:
+    """Validates request bodies: small ones in a thread, the rest in a pool of processes."""
+
+    def __init__(self, limits: Limits, processes: int = 2, timeout_s: float = 10.0, memory_bytes: int | None = None) -> None:
+        self.limits = limits
+        self.processes = processes
+        self.timeout_s = timeout_s
+        self.memory_bytes = memory_bytes
+        self._idle: asyncio.Queue[_Child] | None = None
+        self._children: set[_Child] = set()
+
+    async def check(self, body: bytes) -> Validated:
+        """The request's summary; InvalidRequest (a 422) naming the field, or ValidatorBusy."""
+        if len(body) <= INLINE_MAX_BYTES and b'"nir"' not in body:
+            return _validated(await anyio.to_thread.run_sync(check_request, body, self.limits))
+        return _validated(await self._in_process(body))
+
+    async def _in_process(self, body: bytes) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout_s
+        if self._idle is None:
+            self._idle = asyncio.Queue()
+            for _ in range(self.processes):
+                await self._spawn()
+        try:
+            child = await asyncio.wait_for(self._idle.get(), self.timeout_s)
+        except TimeoutError:
+            raise ValidatorBusy(f"all {self.processes} validation processes stayed busy for {self.timeout_s:g} s") from None
+        try:
+            reply = await asyncio.wait_for(child.ask(body), max(0.1, deadline - loop.time()))
+        except TimeoutError:
+            self._replace(child)
+            raise _refused(
+                f"the request took longer than {self.timeout_s:g} s to validate; it is too large or too complex"
+            ) from None
+        except (asyncio.IncompleteReadError, ConnectionError, json.JSONDecodeError):
+            self._replace(child)
+            code = await child.process.wait()
+            log.warning("a validation process ended (exit code %s) on a request of %d bytes", code, len(body))
+            raise _refused(f"the request could not be validated: its validation process ended (exit code {code})") from None
+        except BaseException:  # cancelled (client gone): the child may be mid-request, never reuse it
+            self._replace(child)
+            raise
+        self._idle.put_nowait(child)
+        return reply
+
+    def _replace(self, child: _Child) -> None:
+        child.kill()
+        self._children.discard(child)
+        asyncio.get_running_loop().create_task(self._spawn()).add_done_callback(_log_failure)
+
+    async def _spawn(self) -> None:
+        assert self._idle is not None
+        command = [
+            sys.executable,
+            "-m",
+            "app.validation",
+            "--limits",
+            self.limits.model_dump_json(),
+            "--parent",
+            str(os.getpid()),
+        ]
+        if self.memory_bytes is not None:
+            command += ["--memory-bytes", str(self.memory_bytes)]
+        threads = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+        process = await asyncio.create_subprocess_exec(
+            *command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env={**os.environ, **threads}
+        )
+        child = _Child(process)
+        self._children.add(child)
+        self._idle.put_nowait(child)
+
+    async def aclose(self) -> None:
+        for child in list(self._children):
+            child.kill()
+            await child.process.wait()
+        self._children.clear()
+        self._idle = None
+
+
+def _serve(limits: Limits) -> None:
+    """The child's loop: one request in, one reply out, until its input closes."""
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    sys.stdout = sys.stderr  # nothing else may write into the reply stream
+    while True:
+        header = stdin.read(HEADER_BYTES)
+        if len(header) < HEADER_BYTES:
+            return
+        body = stdin.read(int.from_bytes(header, "little"))
+        reply = json.dumps(check_request(body, limits), separators=(",", ":")).encode()
+        stdout.write(len(reply).to_bytes(HEADER_BYTES, "little") + reply)
+        stdout.flush()
+
+
+def main() -> None:
+    from app.processes import die_with_parent, limit_address_space
+
+    parser = argparse.ArgumentParser(description="spikeserve's request validation process (started by the API)")
+    parser.add_argument("--limits", required=True)
+    parser.add_argument("--parent", type=int, required=True)
+    parser.add_argument("--memory-bytes", type=int, default=None)
+    args = parser.parse_args()
+    die_with_parent(args.parent)
+    limit_address_space(args.memory_bytes)
+    _serve(Limits.model_validate_json(args.limits))
+
+
+if __name__ == "__main__":
+    main()

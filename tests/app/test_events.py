@@ -1,0 +1,116 @@
+"""Status events: one pub/sub connection per API process fans out to every stream and long poll,
+which survive a Redis restart; streams per key are capped."""
+
+import asyncio
+import contextlib
+import json
+import pathlib
+
+import redis
+import redis.asyncio as aioredis
+
+from app.events import EventHub, StreamSlots, job_events, wait_final
+from app.redis_server import RedisServer
+from app.store import AsyncJobReader, JobStore
+
+
+def pubsub_connections(client: redis.Redis) -> int:
+    return sum(1 for entry in client.client_list() if int(entry.get("psub", 0)) or int(entry.get("sub", 0)))
+
+
+async def until(predicate: object, timeout_s: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not predicate():  # type: ignore[operator]
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.02)
+
+
+def test_one_connection_serves_every_listener_and_each_gets_only_its_jobs_events(redis_server: RedisServer) -> None:
+    sync = redis.Redis.from_url(redis_server.url)
+
+    async def scenario() -> tuple[int, list, list]:
+        client = aioredis.Redis.from_url(redis_server.url)
+        hub = EventHub(client)
+        try:
+            with contextlib.ExitStack() as stack:
+                listeners = [stack.enter_context(hub.listen(job_id)) for job_id in ["a"] * 100 + ["b"]]
+                await until(lambda: pubsub_connections(sync) == 1)
+                connections = pubsub_connections(sync)
+                await client.publish("ss:events:a", json.dumps({"status": "running", "steps_done": 1, "steps_total": 2}))
+                got_a = [await listener.wait(2) for listener in listeners[:100]]
+                got_b = await listeners[100].wait(0.2)
+            return connections, got_a, [got_b]
+        finally:
+            await hub.aclose()
+            await client.aclose()
+
+    connections, got_a, got_b = asyncio.run(scenario())
+    assert connections == 1
+    assert got_a == [{"status": "running", "steps_done": 1, "steps_total": 2}] * 100
+    assert got_b == [None], "another job's events do not reach this listener"
+
+
+def test_streams_and_long_polls_follow_a_job_through_a_redis_restart(tmp_path: pathlib.Path) -> None:
+    server = RedisServer(tmp_path / "redis").start()
+    store = JobStore(redis.Redis.from_url(server.url))
+    job_id = store.create("alice", b"{}", 10, max_in_flight=10).id
+
+    async def scenario() -> tuple[list, bool]:
+        client = aioredis.Redis.from_url(server.url, retry_on_error=[redis.ConnectionError])
+        hub = EventHub(client)
+        reader = AsyncJobReader(client)
+        events: list = []
+
+        async def stream() -> None:
+            async for message in job_events(reader, hub, job_id):
+                events.append(json.loads(message["data"]))
+
+        follower = asyncio.create_task(stream())
+        waiter = asyncio.create_task(wait_final(reader, hub, job_id, 60))
+        await until(lambda: events)
+        store.start(job_id, "cpu")
+        await until(lambda: len(events) == 2)
+        server.stop()  # the hub's subscription breaks; messages published now are lost to it
+        server.start()
+        store.progress(job_id, 5, 10)
+        store.succeed(job_id, b"{}", b"", 10, 0.1)
+        await asyncio.wait_for(follower, 30)  # the hub reconnects and the stream re-reads the record
+        await asyncio.wait_for(waiter, 30)
+        await hub.aclose()
+        await client.aclose()
+        return events, waiter.done()
+
+    try:
+        events, waited = asyncio.run(scenario())
+    finally:
+        server.stop()
+    assert [event["status"] for event in events][:2] == ["queued", "running"]
+    assert events[-1] == {"status": "succeeded", "steps_done": 10, "steps_total": 10}
+    assert waited
+
+
+def test_a_long_poll_answers_when_its_wait_is_over(redis_server: RedisServer) -> None:
+    store = JobStore(redis.Redis.from_url(redis_server.url))
+    job_id = store.create("alice", b"{}", 10, max_in_flight=10).id
+
+    async def scenario() -> float:
+        client = aioredis.Redis.from_url(redis_server.url)
+        hub = EventHub(client)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await wait_final(AsyncJobReader(client), hub, job_id, 0.3)
+        elapsed = loop.time() - started
+        await hub.aclose()
+        await client.aclose()
+        return elapsed
+
+    assert 0.3 <= asyncio.run(scenario()) < 1.5
+
+
+def test_stream_slots_cap_each_key_separately() -> None:
+    slots = StreamSlots(per_key=2)
+    assert slots.try_acquire("alice") and slots.try_acquire("alice")
+    assert not slots.try_acquire("alice")
+    assert slots.try_acquire("bob")
+    slots.release("alice")
+    assert slots.try_acquire("alice")
