@@ -206,6 +206,16 @@ def _worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _alive(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _lock_data_dir(data_dir: pathlib.Path, wait_s: float = 10.0) -> int:
     """An exclusive lock on the data directory, held by this process and inherited by its Redis
     and worker: two Redis servers never share one append-only file. Waits a little for the
@@ -222,12 +232,12 @@ def _lock_data_dir(data_dir: pathlib.Path, wait_s: float = 10.0) -> int:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             break
         except BlockingIOError:
-            if time.monotonic() > deadline:
-                holder = path.read_text().strip() or "unknown"
+            holder = path.read_text().strip()
+            if _alive(holder) or time.monotonic() > deadline:  # else: a killed serve whose children are going
                 os.close(fd)
-                raise UsageError(
-                    f"another spikeserve serve (pid {holder}) is using {data_dir}; stop it, or give another --data-dir"
-                ) from None
+                holder = holder or "unknown"
+                message = f"another spikeserve serve (pid {holder}) is using {data_dir}; stop it, or give another --data-dir"
+                raise UsageError(message) from None
             time.sleep(0.2)
     os.ftruncate(fd, 0)
     os.write(fd, str(os.getpid()).encode())

@@ -11,39 +11,65 @@ import asyncio
 import contextlib
 import json
 import logging
+import random
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
 from app.store import FINAL_STATES, PREFIX, AsyncJobReader
 
 log = logging.getLogger(__name__)
-REREAD_S = 5.0  # a listener re-reads the record at least this often
+# A listener re-reads the record when the hub reconnects, and as a safety net at least this
+# often, at a random point in the period: re-reads of streams opened together must not come
+# together (1,000 at once held the event loop for 0.2 s).
+REREAD_S = 15.0
 CHANNELS = f"{PREFIX}:events:*"
+DISPATCH_BATCH = 50
+
+
+def reread_after() -> float:
+    return REREAD_S * random.uniform(0.5, 1.0)
 
 
 @dataclass(eq=False)
 class Listener:
-    """The newest event for one job, and a flag raised whenever it changes."""
+    """The newest event for one job, for the one coroutine that follows it."""
 
     job_id: str
     latest: dict | None = None
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    _flagged: bool = False
+    _waiter: asyncio.Future | None = None
 
     def push(self, event: dict | None) -> None:
-        """``None`` asks the listener to re-read the record (the hub reconnected)."""
-        if event is not None:
+        """``None`` asks the listener to re-read the record (the hub reconnected). An event older
+        than the one waiting (a late progress report after the final state) never replaces it."""
+        if event is not None and (self.latest is None or not _not_newer(event, self.latest)):
             self.latest = event
-        self.changed.set()
+        self._flagged = True
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     async def wait(self, timeout_s: float) -> dict | None:
-        """The newest event once one arrives (or the hub asks for a re-read); None on timeout."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.changed.wait(), timeout_s)
-        self.changed.clear()
+        """The newest event once one arrives (or the hub asks for a re-read); None on timeout.
+        A future and a timer, no task: thousands of listeners wake on every message."""
+        if not self._flagged:
+            loop = asyncio.get_running_loop()
+            self._waiter = loop.create_future()
+            timer = loop.call_later(timeout_s, _wake, self._waiter)
+            try:
+                await self._waiter
+            finally:
+                timer.cancel()
+                self._waiter = None
+        self._flagged = False
         event, self.latest = self.latest, None
         return event
+
+
+def _wake(waiter: asyncio.Future) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 class EventHub:
@@ -83,9 +109,9 @@ class EventHub:
                 backoff = 0.1
                 self._broadcast_reread()  # anything may have happened while we were not subscribed
                 while True:
-                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=REREAD_S)
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5.0)
                     if message is not None:
-                        self._dispatch(message)
+                        await self._dispatch(message)
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # Redis restarted or unreachable: reconnect with backoff
@@ -96,7 +122,7 @@ class EventHub:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
 
-    def _dispatch(self, message: dict) -> None:
+    async def _dispatch(self, message: dict) -> None:
         channel = message["channel"].decode()
         group = self._listeners.get(channel.rpartition(":")[2])
         if not group:
@@ -105,8 +131,10 @@ class EventHub:
             event = json.loads(message["data"])
         except (ValueError, TypeError):
             return
-        for listener in group:
+        for count, listener in enumerate(list(group), 1):
             listener.push(event)
+            if count % DISPATCH_BATCH == 0:  # let other requests in between: 500 wake-ups at once stalled them
+                await asyncio.sleep(0)
 
     def _broadcast_reread(self) -> None:
         for group in self._listeners.values():
@@ -124,30 +152,41 @@ def _snapshot(job: object) -> dict:
     return {"status": job.state, "steps_done": job.steps_done, "steps_total": job.steps_total}  # type: ignore[attr-defined]
 
 
-async def job_events(reader: AsyncJobReader, hub: EventHub, job_id: str) -> AsyncIterator[dict[str, str]]:
-    """SSE messages (``event: status``) for the job, in order and without repeats, ending with its final state."""
+def sse(event: dict) -> bytes:
+    """One Server-Sent Event of type ``status``."""
+    return b"event: status\r\ndata: " + json.dumps(event).encode() + b"\r\n\r\n"
+
+
+PING = b": ping\r\n\r\n"  # a comment line: keeps proxies from closing a quiet stream
+
+
+async def job_events(reader: AsyncJobReader, hub: EventHub, job_id: str, ping_s: float = 15.0) -> AsyncIterator[bytes]:
+    """The job's status events as Server-Sent Events, in order and without repeats, ending with
+    its final state; a ping after ``ping_s`` quiet seconds."""
+    loop = asyncio.get_running_loop()
     last: dict | None = None
-
-    def newer(event: dict) -> bool:
-        nonlocal last
-        if last is not None and _not_newer(event, last):
-            return False
-        last = event
-        return True
-
     with hub.listen(job_id) as listener:
         event: dict | None = None
+        read_at = sent_at = 0.0
+        period = reread_after()
         while True:
-            if event is None:  # a timeout or a reconnect: read the record itself
+            if event is None or loop.time() - read_at > period:  # also while events flow: one may be lost
                 job = await reader.get(job_id)
                 if job is None:
                     return
-                event = _snapshot(job)
-            if newer(event):
-                yield {"event": "status", "data": json.dumps(event)}
-            if last is not None and last["status"] in FINAL_STATES:
+                read_at = loop.time()
+                if event is None or not _not_newer(_snapshot(job), event):
+                    event = _snapshot(job)
+            if last is None or not _not_newer(event, last):
+                last = event
+                sent_at = loop.time()
+                yield sse(event)
+            elif loop.time() - sent_at > ping_s:
+                sent_at = loop.time()
+                yield PING
+            if last["status"] in FINAL_STATES:
                 return
-            event = await listener.wait(REREAD_S)
+            event = await listener.wait(min(period, ping_s))
 
 
 async def wait_final(reader: AsyncJobReader, hub: EventHub, job_id: str, wait_s: float) -> None:
@@ -160,7 +199,7 @@ async def wait_final(reader: AsyncJobReader, hub: EventHub, job_id: str, wait_s:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return
-            event = await listener.wait(min(REREAD_S, remaining))
+            event = await listener.wait(min(reread_after(), remaining))
             state = event["status"] if event is not None else await reader.state(job_id)
 
 

@@ -8,6 +8,7 @@ request's first byte on a kept-alive connection). Bodies are bounded by ``app.ap
 """
 
 import asyncio
+import gc
 from typing import Any
 
 import uvicorn
@@ -60,8 +61,22 @@ def protocol_with_header_timeout(seconds: float) -> type[HeaderTimeoutProtocol]:
     return type("HeaderTimeoutProtocol", (HeaderTimeoutProtocol,), {"header_timeout_s": seconds})
 
 
+def quiet_garbage_collector() -> None:
+    """Fewer and shorter pauses of CPython's cyclic garbage collector, which stops the event loop.
+
+    With 1,100 connections open, full collections of every object took 70-170 ms each, and every
+    request waited for them (measured here). The objects made at start-up (modules, routes,
+    schemas) are frozen out of collection, and the thresholds raised so that full collections,
+    which scan every connection's objects, are rare; young garbage is still collected often.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+
+
 def serve(app: FastAPI, settings: Settings) -> None:
     raise_open_files_limit()
+    quiet_garbage_collector()
     uvicorn.run(
         app,
         host=settings.host,

@@ -41,15 +41,18 @@ def job_status(job: Job) -> JobStatus:
     )
 
 
-def submit_job(store: JobStore, queue: Celery, settings: Settings, owner: str, validated: Validated, body: bytes) -> JobCreated:
+def submit_job(
+    store: JobStore, queue: Celery, settings: Settings, owner: str, validated: Validated, body: bytes | bytearray
+) -> JobCreated:
     """Records a validated job, then queues it.
 
     The record exists before the message does, so a worker never receives an unknown job; if
     the broker refuses the message, the job is marked failed and QueueUnavailable is raised. The
     worker runs ``validated.run`` when the request had to be expanded (a NIR network), else the body.
     """
-    submitted = body if validated.run is not None else b""
-    job = store.create(owner, validated.run or body, validated.steps, settings.max_jobs_in_flight_per_key, submitted)
+    body_view = memoryview(body)  # handed to Redis as it is: a copy of a large body would hold the GIL
+    submitted = body_view if validated.run is not None else b""
+    job = store.create(owner, validated.run or body_view, validated.steps, settings.max_jobs_in_flight_per_key, submitted)
     try:
         queue.send_task(TASK_NAME, args=[job.id], task_id=job.id)
     except Exception as error:

@@ -362,7 +362,14 @@ class JobStore:
 
     # --- records ------------------------------------------------------------------------------
 
-    def create(self, owner: str, request_json: bytes, steps_total: int, max_in_flight: int, submitted: bytes = b"") -> Job:
+    def create(
+        self,
+        owner: str,
+        request_json: bytes | memoryview,
+        steps_total: int,
+        max_in_flight: int,
+        submitted: bytes | memoryview = b"",
+    ) -> Job:
         """A new queued job that runs ``request_json``; ``submitted`` is the request as the client
         sent it, when that differs (a NIR network, expanded to layers for the worker)."""
         job_id = uuid.uuid4().hex

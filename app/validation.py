@@ -32,6 +32,7 @@ from worker.schema import FieldError, InvalidRequest, Limits, loads_strict, prep
 log = logging.getLogger(__name__)
 INLINE_MAX_BYTES = 64 * 1024
 HEADER_BYTES = 8
+PIPE_PIECE_BYTES = 2**20  # a large body goes to its validation process a piece at a time
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ class Validated:
         return int(self.summary["steps"])
 
 
-def check_request(body: bytes, limits: Limits) -> dict[str, Any]:
+def check_request(body: bytes | bytearray, limits: Limits) -> dict[str, Any]:
     """Validates ``body`` completely; returns a JSON-able reply: ``{"errors": [...]}`` or the
     request's summary with ``run`` (the expanded request as text, or None)."""
     try:
@@ -94,11 +95,13 @@ class _Child:
     def __init__(self, process: asyncio.subprocess.Process) -> None:
         self.process = process
 
-    async def ask(self, body: bytes) -> dict[str, Any]:
+    async def ask(self, body: bytes | bytearray) -> dict[str, Any]:
         assert self.process.stdin is not None and self.process.stdout is not None
         self.process.stdin.write(len(body).to_bytes(HEADER_BYTES, "little"))
-        self.process.stdin.write(body)
-        await self.process.stdin.drain()
+        view = memoryview(body)
+        for start in range(0, len(body), PIPE_PIECE_BYTES):  # the transport copies what the pipe does not take
+            self.process.stdin.write(view[start : start + PIPE_PIECE_BYTES])
+            await self.process.stdin.drain()
         size = int.from_bytes(await self.process.stdout.readexactly(HEADER_BYTES), "little")
         return json.loads(await self.process.stdout.readexactly(size))
 
@@ -118,13 +121,13 @@ class Validator:
         self._idle: asyncio.Queue[_Child] | None = None
         self._children: set[_Child] = set()
 
-    async def check(self, body: bytes) -> Validated:
+    async def check(self, body: bytes | bytearray) -> Validated:
         """The request's summary; InvalidRequest (a 422) naming the field, or ValidatorBusy."""
         if len(body) <= INLINE_MAX_BYTES and b'"nir"' not in body:
             return _validated(await anyio.to_thread.run_sync(check_request, body, self.limits))
         return _validated(await self._in_process(body))
 
-    async def _in_process(self, body: bytes) -> dict[str, Any]:
+    async def _in_process(self, body: bytes | bytearray) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout_s
         if self._idle is None:

@@ -636,7 +636,7 @@ def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return seen
 
 
-def loads_strict(raw: str | bytes) -> Any:
+def loads_strict(raw: str | bytes | bytearray) -> Any:
     """``json.loads`` that refuses an object with the same key twice (Python keeps the last silently)."""
     try:
         return json.loads(raw, object_pairs_hook=_reject_duplicate_keys)

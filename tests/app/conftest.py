@@ -67,26 +67,36 @@ def service_env(redis_url: str) -> dict[str, str]:
     }
 
 
-@pytest.fixture(scope="session")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    log_dir = pathlib.Path(tmp_path_factory.mktemp("service"))
+@contextlib.contextmanager
+def running_service(log_dir: pathlib.Path, workers: int = 1, **settings: str) -> Iterator[Service]:
+    """Redis, ``workers`` workers and the API; ``settings`` (SPIKESERVE_ names without the prefix)
+    override ``service_env``. Stopped with SIGTERM, checked to leave no process behind."""
     with contextlib.ExitStack() as stack:
         redis_server = stack.enter_context(RedisServer(log_dir / "redis"))
-        env = service_env(redis_server.url)
+        env = service_env(redis_server.url) | {f"SPIKESERVE_{name.upper()}": value for name, value in settings.items()}
         port = free_port()
         worker_log = stack.enter_context(open(log_dir / "worker.log", "wb"))
         api_log = stack.enter_context(open(log_dir / "api.log", "wb"))
-        worker = subprocess.Popen([str(SPIKESERVE), "worker"], env=env, stdout=worker_log, stderr=subprocess.STDOUT)
+        started = [
+            subprocess.Popen([str(SPIKESERVE), "worker"], env=env, stdout=worker_log, stderr=subprocess.STDOUT)
+            for _ in range(workers)
+        ]
         api = subprocess.Popen([str(SPIKESERVE), "api", "--port", str(port)], env=env, stdout=api_log, stderr=subprocess.STDOUT)
         url = f"http://127.0.0.1:{port}"
         try:
-            wait_ready(url, [worker, api])
+            wait_ready(url, [*started, api])
             yield Service(url, redis_server.url, log_dir)
         finally:
-            for process in (api, worker):
+            for process in (api, *started):
                 process.terminate()
                 try:
                     process.wait(20)
                 except subprocess.TimeoutExpired:
                     process.kill()
             assert wait_gone(redis_server.url) == [], "SIGTERM must stop the API and every worker process"
+
+
+@pytest.fixture(scope="session")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    with running_service(pathlib.Path(tmp_path_factory.mktemp("service"))) as running:
+        yield running

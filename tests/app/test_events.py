@@ -36,6 +36,8 @@ def test_one_connection_serves_every_listener_and_each_gets_only_its_jobs_events
                 listeners = [stack.enter_context(hub.listen(job_id)) for job_id in ["a"] * 100 + ["b"]]
                 await until(lambda: pubsub_connections(sync) == 1)
                 connections = pubsub_connections(sync)
+                for listener in listeners:  # the hub asks every listener to re-read once it subscribed
+                    assert await listener.wait(1) is None
                 await client.publish("ss:events:a", json.dumps({"status": "running", "steps_done": 1, "steps_total": 2}))
                 got_a = [await listener.wait(2) for listener in listeners[:100]]
                 got_b = await listeners[100].wait(0.2)
@@ -62,8 +64,9 @@ def test_streams_and_long_polls_follow_a_job_through_a_redis_restart(tmp_path: p
         events: list = []
 
         async def stream() -> None:
-            async for message in job_events(reader, hub, job_id):
-                events.append(json.loads(message["data"]))
+            async for chunk in job_events(reader, hub, job_id):
+                assert chunk.startswith(b"event: status\r\ndata: ") and chunk.endswith(b"\r\n\r\n")
+                events.append(json.loads(chunk.split(b"data: ", 1)[1]))
 
         follower = asyncio.create_task(stream())
         waiter = asyncio.create_task(wait_final(reader, hub, job_id, 60))

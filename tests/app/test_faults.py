@@ -35,7 +35,8 @@ MEDIUM = {
 class Faulty:
     """A private Redis, an API, and a worker that tests may kill and restart."""
 
-    def __init__(self, root: pathlib.Path) -> None:
+    def __init__(self, root: pathlib.Path, **settings: str) -> None:
+        """``settings`` (SPIKESERVE_ variables without the prefix) override the defaults below."""
         self.root = root
         self.redis = RedisServer(root / "redis").start()
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("SPIKESERVE_")} | {
@@ -47,6 +48,7 @@ class Faulty:
             "SPIKESERVE_MAX_STEPS": "2000000",
             "SPIKESERVE_MAX_JOBS_IN_FLIGHT_PER_KEY": "100",
         }
+        self.env |= {f"SPIKESERVE_{name.upper()}": value for name, value in settings.items()}
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.api = self._spawn([str(SPIKESERVE), "api", "--port", str(self.port)], "api.log")
@@ -96,8 +98,12 @@ class Faulty:
     def result(self, job_id: str) -> Result:
         return Result.from_npz(self.http.get(f"/api/v1/jobs/{job_id}/result", params={"format": "npz"}).content)
 
+    def transitions(self, state: str) -> int:
+        """How many times any job entered ``state``."""
+        return int(float(self.client.hget("ss:stats", f"entered:{state}") or 0))
+
     def succeeded_transitions(self) -> int:
-        return int(float(self.client.hget("ss:stats", "entered:succeeded") or 0))
+        return self.transitions("succeeded")
 
     def close(self) -> None:
         for process in (self.api, self.worker):

@@ -4,12 +4,16 @@ server stays healthy."""
 import ast
 import json
 import pathlib
+import re
 import time
+from collections.abc import Callable
 
 import pytest
 from celery import Celery
 
 from tests.app.conftest import Service
+from tests.worker.test_nir_file import INDIRECTIONS, SECRET, nir_bytes
+from tests.worker.test_nir_file import request_with as nir_request
 from worker.celery_app import TASK_NAME
 
 ROOT = pathlib.Path(__file__).parents[2]
@@ -52,6 +56,26 @@ HOSTILE = [
 ]  # fmt: skip
 
 
+HOSTILE += [
+    ("a tensor of 65 dimensions", json.dumps(with_changes(input={"type": "tensor", "shape": [4, 5], "data": {"dtype": "float32",
+     "shape": [1] * 65, "base64": "AACAPw=="}})).encode(), "application/json", (422,), "at most 8 items"),
+    ("steps as a string", json.dumps(with_changes(steps="4")).encode(), "application/json", (422,), "valid integer"),
+    ("steps as a boolean", json.dumps(with_changes(steps=True)).encode(), "application/json", (422,), "valid integer"),
+    ("weights as strings", json.dumps(with_changes(network={"layers": [{"type": "linear", "in_features": 5, "out_features": 1,
+     "weight": [["1", "1", "1", "1", "1"]]}, {"type": "lif"}]})).encode(), "application/json", (422,), "must hold numbers only"),
+    ("a denormal dt", json.dumps(with_changes(dt=5e-324)).encode(), "application/json", (422,),
+     "greater than or equal to 0.000001"),
+    ("a layer named '..'", json.dumps(with_changes(network={"layers": [{"type": "linear", "in_features": 5, "out_features": 1},
+     {"type": "lif", "name": ".."}]})).encode(), "application/json", (422,), "String should match pattern"),
+    ("a conv padding of 2^70", json.dumps({"network": {"layers": [{"type": "conv1d", "in_channels": 1, "out_channels": 1,
+     "kernel_size": 3, "padding": 2**70}]}, "input": {"type": "constant", "value": 1.0, "shape": [1, 8], "steps": 3}}).encode(),
+     "application/json", (422,), "must be less than the kernel size 3"),
+    ("two hundred million spike events", json.dumps({"network": {"layers": [{"type": "lif"}]}, "input": {"type": "constant",
+     "value": 5.0, "shape": [20_000], "steps": 10_000}, "record": {"max_spike_events": 200_000_000}}).encode(),
+     "application/json", (422,), "is over the limit of 10000000"),
+]  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("body", "content_type", "statuses", "message"), [row[1:] for row in HOSTILE], ids=[row[0] for row in HOSTILE]
 )
@@ -64,6 +88,23 @@ def test_hostile_bodies_get_a_clear_4xx(
         if message:
             assert message in response.text
         assert http.get("/healthz").status_code == 200
+
+
+@pytest.mark.parametrize(("attack", "message"), INDIRECTIONS, ids=[attack.__name__ for attack, _ in INDIRECTIONS])
+def test_a_nir_file_cannot_make_the_service_read_other_files(
+    service: Service, tmp_path: pathlib.Path, attack: Callable, message: str
+) -> None:
+    """A secret planted beside the service, and NIR files that point at it by every HDF5 indirection:
+    each is a 422 naming the node, and the secret never comes back."""
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(SECRET)
+    with service.http() as http:
+        response = http.post("/api/v1/jobs", json=nir_request(nir_bytes(attack(secret))))
+    assert response.status_code == 422, response.text
+    (error,) = response.json()["detail"]
+    assert error["loc"] == ["network", "nir"] and error["msg"].startswith("node 'fc' (HDF5 object 'node/nodes/fc/")
+    assert re.sub(r"\d+", "N", message) in re.sub(r"\d+", "N", error["msg"])  # the service's own byte limit
+    assert b"TOP-SECRET" not in response.content
 
 
 def test_after_all_that_the_service_still_runs_jobs(service: Service) -> None:

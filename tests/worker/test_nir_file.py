@@ -103,8 +103,8 @@ def declared_gigabytes(secret: pathlib.Path) -> Callable[[h5py.Group], None]:
 
 
 def compressed_bomb(secret: pathlib.Path) -> Callable[[h5py.Group], None]:
-    # 8 MB of zeros compress to a few KB: the declared size, not the file size, is what counts
-    return replace_weight(data=np.zeros((2_000_000, 1), dtype="<f4"), compression="gzip", compression_opts=9)
+    # 64 MB of zeros compress to about 64 KB: the declared size, not the file size, is what counts
+    return replace_weight(data=np.zeros((16_000_000, 1), dtype="<f4"), compression="gzip", compression_opts=9, chunks=(2**20, 1))
 
 
 def oversized_chunk(secret: pathlib.Path) -> Callable[[h5py.Group], None]:
