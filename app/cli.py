@@ -356,7 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spikeserve", description="Spiking-network simulation, locally or as a service.")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="simulate a request file locally, with no server")
-    run.add_argument("request", help="job request JSON (see DESIGN.md section 3)")
+    run.add_argument("request", help="job request JSON (examples/ has some; a server documents the schema at /docs)")
     run.add_argument("-o", "--output", help="write the result here: .npz or .json")
     run.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     run.add_argument("--chunk", type=int, default=None, help="steps per chunk (default: sized to memory)")

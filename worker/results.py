@@ -1,7 +1,7 @@
 """Simulation results and their two encodings, JSON and NPZ. Needs numpy only, so clients can
 decode results without installing torch.
 
-JSON (DESIGN.md section 4): spikes as NEST-style events (``times`` in steps, ``senders`` = flat
+JSON: spikes as NEST-style events (``times`` in steps, ``senders`` = flat
 neuron index, ``batch``), spike ``counts`` per neuron, and dense ``voltages`` as ``{"shape",
 "data"}`` with ``data`` flat in row-major order. NPZ holds the same arrays under
 ``<layer>/<field>`` keys plus a ``meta`` JSON string, and loads with one ``numpy.load``.

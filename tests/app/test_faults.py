@@ -36,7 +36,8 @@ class Faulty:
     """A private Redis, an API, and a worker that tests may kill and restart."""
 
     def __init__(self, root: pathlib.Path, **settings: str) -> None:
-        """``settings`` (SPIKESERVE_ variables without the prefix) override the defaults below."""
+        """``settings`` (SPIKESERVE_ variables without the prefix) override the defaults below; an
+        empty value removes one (the service's own default applies)."""
         self.root = root
         self.redis = RedisServer(root / "redis").start()
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("SPIKESERVE_")} | {
@@ -48,7 +49,10 @@ class Faulty:
             "SPIKESERVE_MAX_STEPS": "2000000",
             "SPIKESERVE_MAX_JOBS_IN_FLIGHT_PER_KEY": "100",
         }
-        self.env |= {f"SPIKESERVE_{name.upper()}": value for name, value in settings.items()}
+        for name, value in settings.items():
+            self.env[f"SPIKESERVE_{name.upper()}"] = value
+            if not value:
+                del self.env[f"SPIKESERVE_{name.upper()}"]
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.api = self._spawn([str(SPIKESERVE), "api", "--port", str(self.port)], "api.log")

@@ -26,6 +26,7 @@ def poisoned(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Faulty]:
         max_attempts="3",
         worker_memory_bytes=str(2 * 2**30),  # the pool process's address space: beyond it, out of memory
         max_chunk_bytes=str(16 * 2**30),
+        chunk_steps="",  # chunks as the cost model sizes them
     )
     try:
         yield service
@@ -128,3 +129,19 @@ def test_a_step_longer_than_the_hard_time_limit_fails_once_as_over_its_time_limi
         still_serves(service)
     finally:
         service.close()
+
+
+def test_a_cancel_takes_effect_within_two_seconds_whatever_the_job(poisoned: Faulty) -> None:
+    """Chunks are sized to about half a second of estimated work, and the cancel flag is read
+    before each one: a heavy recurrent layer (2,000 neurons, about 2 ms a step) stops quickly too."""
+    heavy = {
+        "network": {"layers": [{"type": "lif_recurrent", "in_features": 64, "out_features": 2000}]},
+        "input": {"type": "poisson", "rates": 100.0, "shape": [64], "steps": 100_000},
+    }
+    for request in (heavy, {**MEDIUM, "input": {**MEDIUM["input"], "steps": 1_000_000}}):
+        job_id = poisoned.submit(request)
+        poisoned.wait(job_id, lambda s: s["status"] == "running" and s["progress"]["steps_done"] > 0)
+        asked = time.monotonic()
+        poisoned.http.delete(f"/api/v1/jobs/{job_id}")
+        final = poisoned.wait_final(job_id)
+        assert final["status"] == "cancelled" and time.monotonic() - asked < 2.0, final
