@@ -183,35 +183,21 @@ class Services:
     registry: CollectorRegistry
 
 
-def services(request: Request) -> Services:
+async def _services(request: Request) -> Services:  # async: no thread hop for a dependency that never blocks
     return request.app.state.services
 
 
-async def _settings(request: Request) -> Settings:  # async: no thread hop for a dependency that never blocks
-    return services(request).settings
-
-
 async def _store(request: Request) -> JobStore:
-    return services(request).store
-
-
-async def _reader(request: Request) -> AsyncJobReader:
-    return services(request).reader
+    return request.app.state.services.store
 
 
 async def _validator(request: Request) -> Validator:
-    return services(request).validator
+    return request.app.state.services.validator
 
 
-async def _services(request: Request) -> Services:
-    return services(request)
-
-
-SettingsDep = Annotated[Settings, Depends(_settings)]
-StoreDep = Annotated[JobStore, Depends(_store)]
-ReaderDep = Annotated[AsyncJobReader, Depends(_reader)]
-ValidatorDep = Annotated[Validator, Depends(_validator)]
 ServicesDep = Annotated[Services, Depends(_services)]
+StoreDep = Annotated[JobStore, Depends(_store)]
+ValidatorDep = Annotated[Validator, Depends(_validator)]
 
 
 async def _in_thread(function: Any, *args: Any) -> Any:

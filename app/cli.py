@@ -61,10 +61,6 @@ def _fail(message: str) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    # Imported here so that `spikeserve --help` and the service commands do not load torch.
-    from tqdm import tqdm
-
-    from worker.runner import Cancelled, SimulationError, simulate
     from worker.schema import InvalidRequest, parse_request
 
     path = pathlib.Path(args.request)
@@ -81,6 +77,11 @@ def _run(args: argparse.Namespace) -> int:
         first = error.errors[0]
         more = f" (and {len(error.errors) - 1} more)" if len(error.errors) > 1 else ""
         return _fail(f"{path}: {first.path}: {first.msg}{more}")
+    # Imported once the request is known to be valid: torch takes seconds to load, and neither
+    # `spikeserve --help`, the service commands nor a bad file need it.
+    from tqdm import tqdm
+
+    from worker.runner import Cancelled, SimulationError, simulate
 
     bar = tqdm(total=plan.steps, unit="step", disable=not sys.stderr.isatty() or args.quiet, leave=False)
 

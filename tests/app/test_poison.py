@@ -13,6 +13,8 @@ import pytest
 
 from tests.app.test_faults import MEDIUM, Faulty
 
+pytestmark = pytest.mark.serial  # time limits and cancel latency: nothing else runs beside it
+
 ROOT = pathlib.Path(__file__).parents[2]
 SEED = json.loads((ROOT / "examples" / "seed.json").read_text())
 
@@ -104,28 +106,30 @@ def test_a_result_too_large_to_store_is_refused_before_it_is_queued(poisoned: Fa
 def test_a_step_longer_than_the_hard_time_limit_fails_once_as_over_its_time_limit(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
-    """One step of this job is a single 2-3 s matrix product: Celery's soft limit cannot interrupt
-    it, so the hard limit kills the pool process mid-step. The job is not run again."""
+    """One step of this job is a single matrix product of 8,192^3 multiply-adds (15-30 s here):
+    Celery's soft limit (at 3 s) cannot interrupt it, so the hard limit (4 s) kills the pool
+    process in the middle of that step. The job fails once, with the time limit as its reason,
+    and is not run again."""
     service = Faulty(
         pathlib.Path(tmp_path_factory.mktemp("hard-limit")),
-        soft_time_limit_s="1",
-        hard_time_limit_s="2",
+        soft_time_limit_s="2",
+        hard_time_limit_s="4",
         max_step_ops=str(10**12),
-        max_batch="4096",
+        max_batch="8192",
     )
     try:
         request = {
             "network": {
                 "layers": [
-                    {"type": "linear", "in_features": 4096, "out_features": 8192, "weight": {"init": "constant", "value": 0.0}}
+                    {"type": "linear", "in_features": 8192, "out_features": 8192, "weight": {"init": "constant", "value": 0.0}}
                 ]
             },
-            "input": {"type": "constant", "value": 1.0, "shape": [4096], "steps": 5},
-            "batch": 4096,
+            "input": {"type": "constant", "value": 1.0, "shape": [8192], "steps": 3},
+            "batch": 8192,
         }
         final = ends_once(service, request)
-        assert final["error"] == "time limit of 1 s exceeded" and final["attempts"] == 1
-        assert b"Hard time limit (2" in (service.root / "worker.log").read_bytes(), "the pool process was killed"
+        assert final["error"] == "time limit of 2 s exceeded" and final["attempts"] == 1
+        assert b"Hard time limit (4" in (service.root / "worker.log").read_bytes(), "the pool process was killed"
         still_serves(service)
     finally:
         service.close()

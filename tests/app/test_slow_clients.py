@@ -22,6 +22,8 @@ from app.settings import hash_key
 from app.store import JobStore
 from tests.app.conftest import KEYS, Service, running_service
 
+pytestmark = pytest.mark.serial  # it times /healthz: nothing else runs beside it
+
 ROOT = pathlib.Path(__file__).parents[2]
 SEED = json.loads((ROOT / "examples" / "seed.json").read_text())
 
@@ -51,6 +53,7 @@ def busy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
         max_buffered_body_bytes=str(128 * 2**20),
         max_input_bytes=str(48 * 2**20),
         max_streams_per_key="600",
+        validation_timeout_s="60",  # parsing 47 MiB takes seconds, more on a busy machine
         max_jobs_in_flight_per_key="16",
     ) as service:
         yield service
