@@ -73,7 +73,11 @@ def _wake(waiter: asyncio.Future) -> None:
 
 
 class EventHub:
-    """One pub/sub connection per process, fanned out to any number of listeners."""
+    """One pub/sub connection per process, fanned out to any number of listeners.
+
+    Give it a client without retries: a connection that redis-py re-established by itself would
+    hide the outage, and the listeners would not know to re-read what they missed meanwhile.
+    """
 
     def __init__(self, client: aioredis.Redis) -> None:
         self.client = client

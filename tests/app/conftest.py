@@ -27,6 +27,7 @@ class Service:
     url: str
     redis_url: str
     log_dir: pathlib.Path
+    api_pid: int = 0
 
     def http(self, user: str | None = "alice") -> httpx.Client:
         headers = {"Authorization": f"Bearer {KEYS[user]}"} if user else {}
@@ -85,7 +86,7 @@ def running_service(log_dir: pathlib.Path, workers: int = 1, **settings: str) ->
         url = f"http://127.0.0.1:{port}"
         try:
             wait_ready(url, [*started, api])
-            yield Service(url, redis_server.url, log_dir)
+            yield Service(url, redis_server.url, log_dir, api.pid)
         finally:
             for process in (api, *started):
                 process.terminate()

@@ -58,8 +58,8 @@ def test_streams_and_long_polls_follow_a_job_through_a_redis_restart(tmp_path: p
     job_id = store.create("alice", b"{}", 10, max_in_flight=10).id
 
     async def scenario() -> tuple[list, bool]:
-        client = aioredis.Redis.from_url(server.url, retry_on_error=[redis.ConnectionError])
-        hub = EventHub(client)
+        client = aioredis.Redis.from_url(server.url, retry_on_error=[redis.ConnectionError])  # as the API's reads
+        hub = EventHub(aioredis.Redis.from_url(server.url, retry_on_error=[]))  # as the API's hub
         reader = AsyncJobReader(client)
         events: list = []
 
@@ -77,9 +77,10 @@ def test_streams_and_long_polls_follow_a_job_through_a_redis_restart(tmp_path: p
         server.start()
         store.progress(job_id, 5, 10)
         store.succeed(job_id, b"{}", b"", 10, 0.1)
-        await asyncio.wait_for(follower, 30)  # the hub reconnects and the stream re-reads the record
-        await asyncio.wait_for(waiter, 30)
+        await asyncio.wait_for(follower, 5)  # the hub reconnects, and its listeners re-read the record
+        await asyncio.wait_for(waiter, 5)
         await hub.aclose()
+        await hub.client.aclose()
         await client.aclose()
         return events, waiter.done()
 

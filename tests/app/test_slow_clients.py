@@ -4,6 +4,7 @@ jobs run as usual; slow headers, stalled uploads and a 47 MiB body cannot take t
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import pathlib
 import socket
@@ -190,7 +191,7 @@ def test_500_streams_and_500_long_polls_while_health_and_another_key_stay_fast(b
     assert [answer["status"] for answer in answers] == ["cancelled"] * 500
     assert [status for status, _ in carol_times] == ["succeeded"] * 3
     assert max(seconds for _, seconds in carol_times) < 5, carol_times
-    assert 1 < connections <= 32, "a bounded pool, the event hub's one subscription included"
+    assert 1 < connections <= 32 + 1, "the bounded pool of 32 for reads, and the event hub's one subscription"
     assert_responsive(health)
 
 
@@ -213,8 +214,15 @@ def test_connections_that_never_finish_their_headers_are_closed(busy: Service) -
     assert_responsive(health)
 
 
+def resident_bytes(pid: int) -> int:
+    status = pathlib.Path(f"/proc/{pid}/status").read_text()
+    return int(status.split("VmRSS:")[1].split()[0]) * 1024
+
+
 def test_stalled_uploads_are_answered_and_release_their_memory(busy: Service) -> None:
     port = port_of(busy)
+    before = resident_bytes(busy.api_pid)
+    during: list[int] = []
 
     async def stall() -> int:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -227,11 +235,15 @@ def test_stalled_uploads_are_answered_and_release_their_memory(busy: Service) ->
         return status
 
     async def twenty() -> list[int]:
-        return await asyncio.gather(*(stall() for _ in range(20)))
+        uploads = asyncio.gather(*(stall() for _ in range(20)))
+        await asyncio.sleep(0.5)  # every upload has sent its first MiB and stalls
+        during.append(resident_bytes(busy.api_pid))
+        return await uploads
 
     started = time.monotonic()
     statuses = asyncio.run(twenty())
     assert time.monotonic() - started < 8
+    assert during[0] - before < 64 * 2**20, "20 stalled 50 MB uploads hold little more than what arrived"
     assert set(statuses) <= {408, 503} and statuses.count(408) >= 2, statuses  # 128 MiB hold two 50 MB bodies
     with busy.http() as http:
         job = http.post("/api/v1/jobs", json=SEED).json()["id"]  # the budget is free again
@@ -258,4 +270,36 @@ def test_a_47_mib_body_is_validated_without_stalling_the_api(busy: Service) -> N
         took = time.monotonic() - started
     assert response.status_code == 200, response.text[:300]
     assert response.json()["steps"] == steps and took < 30
+    assert_responsive(health)
+
+
+def test_sixteen_concurrent_downloads_of_a_100_mb_result(busy: Service) -> None:
+    """Results are read from Redis and sent in 4 MiB pieces: no reply holds a connection for long
+    and no API process holds a whole result, so large downloads neither time out nor stall others."""
+    store = JobStore.from_url(busy.redis_url)
+    job_id = store.create(owner_of(KEYS["alice"]), json.dumps(SEED).encode(), 4, max_in_flight=100).id
+    assert store.start(job_id, "cpu")
+    payload = (b"0123456789abcdef" * (2**16 // 16)) * 1600  # 100 MiB of JSON-looking bytes
+    assert store.succeed(job_id, payload, b"npz", neuron_steps=4, wall_s=0.1)
+    digest = hashlib.sha256(payload).hexdigest()
+    before = resident_bytes(busy.api_pid)
+
+    async def download(http: httpx.AsyncClient) -> tuple[int, str]:
+        sha, size = hashlib.sha256(), 0
+        async with http.stream("GET", f"/api/v1/jobs/{job_id}/result") as response:
+            assert response.status_code == 200
+            async for piece in response.aiter_bytes():
+                sha.update(piece)
+                size += len(piece)
+        return size, sha.hexdigest()
+
+    async def sixteen() -> list[tuple[int, str]]:
+        headers = {"Authorization": f"Bearer {KEYS['alice']}"}
+        async with httpx.AsyncClient(base_url=busy.url, headers=headers, timeout=120) as http:
+            return await asyncio.gather(*(download(http) for _ in range(16)))
+
+    with healthz_probe(busy.url, 6) as health:
+        downloads = asyncio.run(sixteen())
+    assert downloads == [(len(payload), digest)] * 16
+    assert resident_bytes(busy.api_pid) - before < 256 * 2**20, "16 x 100 MiB never sit in the API at once"
     assert_responsive(health)
