@@ -240,6 +240,9 @@ def _size(nbytes: int) -> str:
     return f"{nbytes} bytes"
 
 
+RECORD_LESS = "record fewer layers, neurons or steps, or set a lower record.max_spike_events"
+
+
 def check_cost(cost: Cost, request: "JobRequest", limits: "Limits") -> None:
     """Raises InvalidRequest at the field or layer responsible for the first figure over its limit."""
     from worker.schema import _fail
@@ -247,25 +250,18 @@ def check_cost(cost: Cost, request: "JobRequest", limits: "Limits") -> None:
     def layer_loc(layer: LayerCost) -> "Loc":
         return ("network", "layers", layer.index)
 
-    def heaviest(key: str) -> LayerCost:
-        return max(cost.layers, key=lambda layer: getattr(layer, key))
-
-    if cost.step_ops > limits.max_step_ops:
-        top = heaviest("ops")
-        raise _fail(
-            layer_loc(top),
-            f"one step needs {cost.step_ops:.3g} synaptic operations ({top.type} {top.name!r}: {top.ops * cost.batch:.3g}), "
-            f"over the limit of {limits.max_step_ops:.3g} per step",
-            "limit",
-        )
-    if cost.synaptic_ops > limits.max_synaptic_ops:
-        top = heaviest("ops")
-        raise _fail(
-            layer_loc(top),
-            f"the job needs {cost.synaptic_ops:.3g} synaptic operations ({top.type} {top.name!r}: "
-            f"{top.ops * cost.batch * cost.steps:.3g}), over the limit of {limits.max_synaptic_ops:.3g}",
-            "limit",
-        )
+    top = max(cost.layers, key=lambda layer: layer.ops)
+    for figure, limit, per_layer, needs, unit in (
+        (cost.step_ops, limits.max_step_ops, cost.batch, "one step needs", " per step"),
+        (cost.synaptic_ops, limits.max_synaptic_ops, cost.batch * cost.steps, "the job needs", ""),
+    ):
+        if figure > limit:
+            raise _fail(
+                layer_loc(top),
+                f"{needs} {figure:.3g} synaptic operations ({top.type} {top.name!r}: {top.ops * per_layer:.3g}), "
+                f"over the limit of {limit:.3g}{unit}",
+                "limit",
+            )
     one_step = cost.step_bytes + cost.workspace_bytes
     if one_step > limits.max_chunk_bytes:
         top = max(cost.layers, key=lambda layer: layer.activation_bytes + layer.workspace_bytes)
@@ -285,15 +281,13 @@ def check_cost(cost: Cost, request: "JobRequest", limits: "Limits") -> None:
         raise _fail(
             ("record",),
             f"would keep up to {_size(cost.record_bytes)} ({cost.voltage_values} voltage values, {cost.spike_events} spike "
-            f"events), over the limit of {_size(limits.max_record_bytes)}; record fewer layers, neurons or steps, "
-            "or set a lower record.max_spike_events",
+            f"events), over the limit of {_size(limits.max_record_bytes)}; {RECORD_LESS}",
             "limit",
         )
     if cost.result_bytes > limits.max_result_bytes:
         raise _fail(
             ("record",),
             f"the result could take up to {_size(cost.result_bytes)} as JSON or NPZ ({cost.voltage_values} voltage values, "
-            f"{cost.spike_events} spike events), over the limit of {_size(limits.max_result_bytes)}; record fewer layers, "
-            "neurons or steps, or set a lower record.max_spike_events",
+            f"{cost.spike_events} spike events), over the limit of {_size(limits.max_result_bytes)}; {RECORD_LESS}",
             "limit",
         )

@@ -10,6 +10,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from app.settings import Settings
 from app.store import JobStore
+from worker.cost import RECORD_LESS
 from worker.runner import Cancelled, SimulationError, TimeLimitExceeded, simulate
 from worker.schema import InvalidRequest, parse_request
 
@@ -196,8 +197,7 @@ def _run_started(store: JobStore, job_id: str, settings: Settings, device: str, 
         if too_large:
             sizes = ", ".join(f"{size} bytes as {name}" for name, size in too_large)
             raise SimulationError(
-                f"the result is too large to store ({sizes}; the limit is {settings.max_result_bytes} bytes): record fewer "
-                "layers, neurons or steps, or set a lower record.max_spike_events"
+                f"the result is too large to store ({sizes}; the limit is {settings.max_result_bytes} bytes): {RECORD_LESS}"
             )
         stage = "storing the result"
         stats = result.stats
