@@ -25,7 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
-from app.auth import Owner, owner_for
+from app.auth import ANONYMOUS, Owner, owner_for, owner_of_hash
 from app.events import EventHub, StreamSlots, job_events, wait_final
 from app.jobs import API_PREFIX, QueueUnavailable, job_status, list_jobs, submit_job
 from app.metrics import StoreCollector
@@ -472,6 +472,26 @@ def _exception_handlers(app: FastAPI) -> None:
         )
 
 
+def adopt_anonymous_jobs(store: JobStore, settings: Settings) -> None:
+    """With keys configured, the jobs made while the server ran without keys belong to no key:
+    SPIKESERVE_ANONYMOUS_JOBS_TO gives them to one; without it they stay hidden, and the log says so."""
+    if not settings.auth_enabled:
+        return
+    try:
+        if settings.anonymous_jobs_to is not None:
+            moved = store.reassign(ANONYMOUS, owner_of_hash(settings.anonymous_jobs_to))
+            if moved:
+                log.warning("%d jobs made without a key now belong to the key %s", moved, settings.anonymous_jobs_to[:15])
+        elif hidden := store.owned_count(ANONYMOUS):
+            log.warning(
+                "%d jobs made while the server ran without keys are hidden from every key; "
+                "SPIKESERVE_ANONYMOUS_JOBS_TO='sha256:...' gives them to one",
+                hidden,
+            )
+    except redis.RedisError:
+        log.warning("could not look for jobs made without a key: the job store is unavailable")
+
+
 def make_services(settings: Settings) -> Services:
     # Reads and subscriptions only, so retrying is safe: a pooled connection that a Redis restart
     # closed fails its first command (seen with uvloop), and the retry reconnects. The pool is
@@ -510,6 +530,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await _in_thread(adopt_anonymous_jobs, app_services.store, settings)
         yield
         await app_services.validator.aclose()
         await app_services.hub.aclose()

@@ -25,7 +25,12 @@ def owner_for(authorization: str | None, settings: Settings) -> str:
         matched |= hmac.compare_digest(accepted.encode(), digest.encode())
     if not matched:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid API key", {"WWW-Authenticate": "Bearer"})
-    return "key-" + digest.removeprefix("sha256:")[:16]
+    return owner_of_hash(digest)
+
+
+def owner_of_hash(key_hash: str) -> str:
+    """The owner recorded on the jobs of the key with this hash."""
+    return "key-" + key_hash.removeprefix("sha256:")[:16]
 
 
 async def current_owner(request: Request) -> str:

@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from app.settings import Settings
+    from app.supervisor import Supervisor
+    from worker.schema import InvalidRequest
 
 EXIT_USAGE = 2
 
@@ -60,6 +62,13 @@ def _fail(message: str) -> int:
     return EXIT_USAGE
 
 
+def _fail_request(path: pathlib.Path, error: "InvalidRequest") -> int:
+    """Every problem of a request file, one line each."""
+    for problem in error.errors:
+        _fail(f"{path}: {problem.line}")
+    return EXIT_USAGE
+
+
 def _run(args: argparse.Namespace) -> int:
     from worker.schema import InvalidRequest, parse_request
 
@@ -74,9 +83,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         request, plan = parse_request(raw)
     except InvalidRequest as error:
-        first = error.errors[0]
-        more = f" (and {len(error.errors) - 1} more)" if len(error.errors) > 1 else ""
-        return _fail(f"{path}: {first.path}: {first.msg}{more}")
+        return _fail_request(path, error)
     # Imported once the request is known to be valid: torch takes seconds to load, and neither
     # `spikeserve --help`, the service commands nor a bad file need it.
     from tqdm import tqdm
@@ -257,7 +264,9 @@ def _serve(args: argparse.Namespace) -> int:
     redis_server = RedisServer(data_dir / "redis", keep_fds=(lock,))
     supervisor = Supervisor()
     try:
-        supervisor.add("Redis server", lambda: redis_server.start().process, lambda _: redis_server.stop())
+        supervisor.add(
+            "Redis server", lambda: redis_server.start().process, lambda _: redis_server.stop(), killed_in_a_hurry=False
+        )
     except RuntimeError as error:
         return _fail(str(error))
     os.environ["SPIKESERVE_REDIS_URL"] = redis_server.url
@@ -273,11 +282,37 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         _serve_api(settings)
     finally:
-        supervisor.stop()  # the worker first, then Redis
+        _stop_serving(supervisor, redis_server.url)
     return 0
 
 
+def _stop_serving(supervisor: "Supervisor", redis_url: str) -> None:
+    """Stops the worker (waiting for its running job a little), then Redis; a second Ctrl-C kills
+    the worker at once. Its unfinished job stays accepted and runs again at the next start."""
+    import redis
+
+    try:
+        running = redis.Redis.from_url(redis_url, socket_timeout=1).scard("ss:state:running")
+    except redis.RedisError:
+        running = 0
+    if running:
+        print(
+            f"spikeserve: stopping: waiting up to 15 s for {running} running job(s) to finish "
+            "(Ctrl-C again to stop now; an unfinished job runs again at the next start)",
+            file=sys.stderr,
+            flush=True,
+        )
+    try:
+        supervisor.stop()  # the worker first, then Redis
+    except KeyboardInterrupt:
+        print("spikeserve: stopping now", file=sys.stderr, flush=True)
+        supervisor.hurry()
+        supervisor.stop()
+
+
 def _submit(args: argparse.Namespace) -> int:
+    import httpx
+
     from app.client import Client, SpikeserveError
     from worker.results import Result
 
@@ -295,8 +330,10 @@ def _submit(args: argparse.Namespace) -> int:
             data = job.result_bytes("json" if as_json else "npz")
     except SpikeserveError as error:
         return _fail(str(error))
-    except OSError as error:
-        return _fail(f"cannot reach {args.url}: {error}")
+    except (OSError, httpx.TransportError) as error:
+        return _fail(
+            f"cannot reach the server at {args.url} ({error or type(error).__name__}); is it running? (--url, SPIKESERVE_URL)"
+        )
     if args.output:
         pathlib.Path(args.output).write_bytes(data)
     result = Result.from_json(data) if as_json else Result.from_npz(data)
@@ -327,7 +364,9 @@ def _nir_export(args: argparse.Namespace) -> int:
         data = network_to_nir_bytes(request, plan)
     except UsageError as error:
         return _fail(str(error))
-    except (InvalidRequest, NIRError) as error:
+    except InvalidRequest as error:
+        return _fail_request(path, error)
+    except NIRError as error:
         return _fail(f"{path}: {error}")
     pathlib.Path(args.output).write_bytes(data)
     print(f"wrote {args.output}: {len(request.network.layers)} layers, dt = {request.dt} s")
@@ -386,8 +425,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     submit = commands.add_parser("submit", help="submit a request to a server and wait for its result")
     submit.add_argument("request")
-    submit.add_argument("--url", default=os.environ.get("SPIKESERVE_URL", "http://127.0.0.1:8000"))
-    submit.add_argument("--key", default=os.environ.get("SPIKESERVE_KEY"))
+    submit.add_argument(
+        "--url",
+        default=os.environ.get("SPIKESERVE_URL", f"http://127.0.0.1:{os.environ.get('SPIKESERVE_PORT', '8000')}"),
+        help="the server (default: SPIKESERVE_URL, else http://127.0.0.1:SPIKESERVE_PORT, port 8000 if unset)",
+    )
+    submit.add_argument("--key", default=os.environ.get("SPIKESERVE_KEY"), help="an API key (default: SPIKESERVE_KEY)")
     submit.add_argument("-o", "--output", help="write the result here: .npz or .json")
     submit.add_argument("--nir", help="use the network of this NIR file instead of the request's")
     submit.add_argument("-q", "--quiet", action="store_true")

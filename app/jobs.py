@@ -29,7 +29,7 @@ def _time(value: float | None) -> datetime | None:
 def job_status(job: Job) -> JobStatus:
     return JobStatus(
         id=job.id,
-        status=job.state,  # type: ignore[arg-type]
+        status="cancelling" if job.state == "running" and job.cancel_requested else job.state,  # type: ignore[arg-type]
         progress=Progress(steps_done=job.steps_done, steps_total=job.steps_total),
         created_at=_time(job.created_at),  # type: ignore[arg-type]
         started_at=_time(job.started_at),

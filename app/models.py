@@ -5,7 +5,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+# "cancelling": running, with a cancel asked for; the job stops before its next chunk.
+JobState = Literal["queued", "running", "cancelling", "succeeded", "failed", "cancelled"]
 
 
 class Links(BaseModel):

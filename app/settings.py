@@ -28,6 +28,10 @@ class Settings(BaseSettings):
     )
     cors_origins: list[str] = Field(default_factory=list, description="origins allowed to call the API from a browser")
     metrics_public: bool = Field(default=False, description="serve /metrics without a key even when keys are configured")
+    anonymous_jobs_to: str | None = Field(
+        default=None,
+        description="the hash of a configured key that takes over the jobs made while the server ran without keys",
+    )
 
     # the API process under load: connections, bodies, streams, validation
     max_connections: int = Field(default=4096, description="open HTTP connections per API process; beyond it 503")
@@ -87,6 +91,12 @@ class Settings(BaseSettings):
     def _check_time_limits(self) -> "Settings":
         if self.hard_time_limit_s <= self.soft_time_limit_s:
             raise ValueError("hard_time_limit_s must be larger than soft_time_limit_s")
+        return self
+
+    @model_validator(mode="after")
+    def _check_adopting_key(self) -> "Settings":
+        if self.anonymous_jobs_to is not None and self.anonymous_jobs_to not in self.api_key_hashes:
+            raise ValueError("anonymous_jobs_to must be one of api_key_hashes")
         return self
 
     @field_validator("api_key_hashes")

@@ -181,6 +181,20 @@ return redis.call('HGET', KEYS[1], 'state')
 """
 )
 
+# KEYS: old owner's jobs, new owner's jobs, old owner's active set, new owner's active set.
+# ARGV: new owner. Every job of the old owner becomes the new owner's; returns how many.
+_REASSIGN = """
+local ids = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+for i = 1, #ids, 2 do
+  local job = 'ss:job:' .. ids[i]
+  if redis.call('EXISTS', job) == 1 then redis.call('HSET', job, 'owner', ARGV[1]) end
+  redis.call('ZADD', KEYS[2], ids[i + 1], ids[i])
+  if redis.call('SMOVE', KEYS[3], KEYS[4], ids[i]) == 0 then redis.call('SREM', KEYS[3], ids[i]) end
+end
+redis.call('DEL', KEYS[1], KEYS[3])
+return #ids / 2
+"""
+
 # KEYS: job, request, lease, stats, json result, npz result.
 # ARGV: now, lease token, result ttl, job ttl, json, npz, neuron steps, wall s, then the duration
 # buckets the run falls in. running -> succeeded with its results, statistics and expiry, and the
@@ -340,6 +354,7 @@ class JobStore:
         self._start = client.register_script(_START)
         self._renew = client.register_script(_RENEW)
         self._requeue = client.register_script(_REQUEUE)
+        self._reassign = client.register_script(_REASSIGN)
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> "JobStore":
@@ -397,6 +412,14 @@ class JobStore:
         """The request as the client submitted it."""
         submitted, run = self.redis.mget(submitted_key(job_id), request_key(job_id))
         return submitted or run
+
+    def owned_count(self, owner: str) -> int:
+        return self.redis.zcard(owner_jobs_key(owner))
+
+    def reassign(self, old_owner: str, new_owner: str) -> int:
+        """Gives every job of ``old_owner`` to ``new_owner`` (one atomic step); returns how many."""
+        keys = [owner_jobs_key(old_owner), owner_jobs_key(new_owner), owner_active_key(old_owner), owner_active_key(new_owner)]
+        return int(self._reassign(keys=keys, args=[new_owner]))
 
     def list_owned(self, owner: str, offset: int, limit: int) -> tuple[list[Job], int]:
         ids = self.redis.zrevrange(owner_jobs_key(owner), offset, offset + limit - 1)

@@ -27,6 +27,7 @@ class Child:
     spawn: Callable[[], subprocess.Popen]
     stop: Callable[[subprocess.Popen], None]
     process: subprocess.Popen | None = None
+    killed_in_a_hurry: bool = True  # by ``hurry``: a worker yes, Redis no (it flushes its files)
     started_at: float = 0.0
     pause_s: float = 0.0
     restarts: int = 0
@@ -38,9 +39,15 @@ class Supervisor:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def add(self, name: str, spawn: Callable[[], subprocess.Popen], stop: Callable[[subprocess.Popen], None]) -> Child:
+    def add(
+        self,
+        name: str,
+        spawn: Callable[[], subprocess.Popen],
+        stop: Callable[[subprocess.Popen], None],
+        killed_in_a_hurry: bool = True,
+    ) -> Child:
         """Starts ``spawn()`` now (in the caller's thread) and watches it once ``start`` was called."""
-        child = Child(name, spawn, stop, spawn(), time.monotonic())
+        child = Child(name, spawn, stop, spawn(), killed_in_a_hurry, time.monotonic())
         self.children.append(child)
         return child
 
@@ -75,6 +82,12 @@ class Supervisor:
         for child in reversed(self.children):  # from this thread: it is the parent of the restarted ones
             if child.process is not None:
                 child.stop(child.process)
+
+    def hurry(self) -> None:
+        """Kills the children marked ``killed_in_a_hurry`` at once, while ``stop`` waits for them."""
+        for child in self.children:
+            if child.killed_in_a_hurry and child.process is not None and child.process.poll() is None:
+                child.process.kill()
 
     def stop(self) -> None:
         """Stops watching, then stops every child (last added first)."""

@@ -14,6 +14,8 @@ import base64
 import binascii
 import json
 import math
+import types
+import typing
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
@@ -470,13 +472,18 @@ class FieldError:
     def path(self) -> str:
         return format_loc(self.loc)
 
+    @property
+    def line(self) -> str:
+        """``path: message``, or the message alone for the request as a whole."""
+        return f"{self.path}: {self.msg}" if self.loc else self.msg
+
 
 class InvalidRequest(ValueError):
     """A request that must not run; ``errors`` name the offending fields."""
 
     def __init__(self, errors: list[FieldError]) -> None:
         self.errors = errors
-        super().__init__("; ".join(f"{e.path}: {e.msg}" for e in errors))
+        super().__init__("; ".join(e.line for e in errors))
 
 
 def clean_loc(loc: Loc) -> Loc:
@@ -640,8 +647,14 @@ def loads_strict(raw: str | bytes | bytearray) -> Any:
     """``json.loads`` that refuses an object with the same key twice (Python keeps the last silently)."""
     try:
         return json.loads(raw, object_pairs_hook=_reject_duplicate_keys)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise InvalidRequest([FieldError((), f"not valid JSON ({error})", "json_invalid")]) from None
+    except json.JSONDecodeError as error:
+        around = error.doc[max(0, error.pos - 30) : error.pos + 30]
+        message = f"not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}, near {around!r}"
+        raise InvalidRequest([FieldError((), message, "json_invalid")]) from None
+    except UnicodeDecodeError as error:
+        raise InvalidRequest(
+            [FieldError((), f"not valid JSON: not UTF-8 text ({error.reason} at byte {error.start})", "json_invalid")]
+        ) from None
     except RecursionError:
         raise InvalidRequest([FieldError((), "JSON nested too deeply", "json_invalid")]) from None
 
@@ -681,10 +694,54 @@ def prepare_request(data: Any, limits: Limits | None = None) -> tuple[JobRequest
     try:
         request = JobRequest.model_validate(data, context={"limits": limits})
     except ValidationError as error:
-        raise InvalidRequest(
-            [FieldError(clean_loc(e["loc"]), e["msg"], e["type"]) for e in error.errors(include_url=False)]
-        ) from None
+        raise InvalidRequest([_field_error(e, data) for e in error.errors(include_url=False)]) from None
     return request, validate_request(request, limits), data
+
+
+def _field_error(error: Any, data: Any) -> FieldError:
+    """A pydantic error as a FieldError; an unknown field's error lists the fields allowed there."""
+    loc = clean_loc(error["loc"])
+    message = error["msg"]
+    if error["type"] == "extra_forbidden":
+        allowed = _fields_at(loc[:-1], data)
+        if allowed:
+            message += f"; the fields here are {', '.join(allowed)}"
+    return FieldError(loc, message, error["type"])
+
+
+def _fields_at(loc: Loc, data: Any) -> list[str]:
+    """The field names of the object at ``loc`` in the request ``data`` (empty if unknown)."""
+    annotation: Any = JobRequest
+    value = data
+    for part in loc:
+        annotation = _model_for(annotation, value)
+        if isinstance(part, int):
+            annotation = typing.get_args(annotation)[0] if typing.get_origin(annotation) is list else None
+            value = value[part] if isinstance(value, list) and 0 <= part < len(value) else None
+        elif isinstance(annotation, type) and issubclass(annotation, BaseModel) and part in annotation.model_fields:
+            annotation = annotation.model_fields[part].annotation
+            value = value.get(part) if isinstance(value, dict) else None
+        else:
+            return []
+    model = _model_for(annotation, value)
+    return list(model.model_fields) if isinstance(model, type) and issubclass(model, BaseModel) else []
+
+
+def _model_for(annotation: Any, value: Any) -> Any:
+    """``annotation`` without Annotated and Optional wrappers; of a union, the member ``value``
+    was validated against (by its ``type`` field, or by the leaf-value tag)."""
+    while typing.get_origin(annotation) is Annotated:
+        annotation = typing.get_args(annotation)[0]
+    if typing.get_origin(annotation) not in (typing.Union, types.UnionType):
+        return annotation
+    members = [_model_for(member, value) for member in typing.get_args(annotation) if member is not type(None)]
+    models = [m for m in members if isinstance(m, type) and issubclass(m, BaseModel)]
+    if isinstance(value, dict) and "type" in value:
+        for model in models:
+            if "type" in model.model_fields and typing.get_args(model.model_fields["type"].annotation) == (value["type"],):
+                return model
+    by_tag = {"init-spec": InitSpec, "base64-tensor": Base64Tensor}
+    return by_tag.get(_value_kind(value)) or (members[0] if len(members) == 1 else None)
 
 
 def validate_request(request: JobRequest, limits: Limits | None = None) -> Plan:

@@ -199,7 +199,7 @@ async function cancel() {
   if (!state.job) return;
   try {
     const status = await api(`/jobs/${state.job}`, { method: "DELETE" });
-    setStatus(`Job ${state.job.slice(0, 8)}: ${status.status === "running" ? "stopping…" : status.status}`, null);
+    setStatus(`Job ${state.job.slice(0, 8)}: ${status.status === "cancelling" ? "stopping…" : status.status}`, null);
   } catch (error) {
     showError(error);
   }

@@ -23,6 +23,7 @@ from worker.schema import parse_request
 
 ROOT = pathlib.Path(__file__).parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("*.json"))
+SEED = json.loads((ROOT / "examples" / "seed.json").read_text())
 SPIKESERVE = pathlib.Path(sys.executable).parent / "spikeserve"
 
 
@@ -72,18 +73,24 @@ def write(tmp_path: pathlib.Path, name: str, content: str) -> str:
         (lambda tmp: ["run", write(tmp, "broken.json", "{not json")], "broken.json: not valid JSON"),
         (
             lambda tmp: ["run", write(tmp, "bad.json", json.dumps({"network": {"layers": []}, "input": {"type": "constant"}}))],
-            "bad.json: network.layers: List should have at least 1 item",
+            ("bad.json: network.layers: List should have at least 1 item", "bad.json: input.value: Field required"),
+        ),
+        (
+            lambda tmp: ["run", write(tmp, "typo.json", json.dumps({**SEED, "recrod": {}}))],
+            "typo.json: recrod: Extra inputs are not permitted; the fields here are dt, network, input, steps, batch, record",
         ),
         (lambda tmp: ["run", str(ROOT / "examples" / "seed.json"), "-o", str(tmp / "out.csv")], "must end in .npz or .json"),
         (lambda tmp: ["run", str(ROOT / "examples" / "seed.json"), "--chunk", "0"], "--chunk must be at least 1"),
     ],
-    ids=["missing file", "invalid JSON", "invalid request", "unknown output format", "bad chunk"],
+    ids=["missing file", "invalid JSON", "invalid request", "unknown field", "unknown output format", "bad chunk"],
 )
-def test_errors_are_one_line_with_exit_code_2(make_args, message: str, tmp_path: pathlib.Path) -> None:
+def test_errors_are_one_line_each_with_exit_code_2(make_args, message: str | tuple, tmp_path: pathlib.Path) -> None:
     done = spikeserve(*make_args(tmp_path))
     assert done.returncode == 2
-    assert done.stderr.startswith("spikeserve: error: ") and done.stderr.count("\n") == 1
-    assert message in done.stderr
+    lines = done.stderr.splitlines()
+    assert lines and all(line.startswith("spikeserve: error: ") for line in lines), done.stderr
+    for fragment in (message,) if isinstance(message, str) else message:  # every problem, one line each
+        assert fragment in done.stderr
 
 
 def test_a_terminal_gets_a_progress_bar() -> None:

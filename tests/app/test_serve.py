@@ -141,3 +141,22 @@ def test_a_second_serve_on_the_same_data_directory_refuses_to_start(tmp_path: pa
     assert second.process.wait(30) == 2
     assert f"another spikeserve serve (pid {first.process.pid}) is using {tmp_path / 'data'}" in second.output
     assert first.http.get("/readyz").status_code == 200, "the first one is untouched"
+
+
+def test_ctrl_c_with_a_job_running_says_so_and_a_second_ctrl_c_stops_at_once(tmp_path: pathlib.Path, serves: list[Serve]) -> None:
+    serve = Serve(tmp_path / "data").ready()
+    serves.append(serve)
+    job_id = serve.http.post("/api/v1/jobs", json=LONG).json()["id"]
+    wait_running(serve, job_id)
+    serve.process.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + 30
+    while "stopping: waiting up to 15 s for 1 running job(s)" not in serve.output:
+        assert time.monotonic() < deadline, serve.output
+        time.sleep(0.1)
+    asked = time.monotonic()
+    serve.process.send_signal(signal.SIGINT)
+    assert serve.process.wait(10) == 0
+    assert time.monotonic() - asked < 5 and "spikeserve: stopping now" in serve.output
+    second = Serve(tmp_path / "data").ready()  # the job was accepted: it runs again at the next start
+    serves.append(second)
+    assert second.status(job_id, wait=60)["status"] == "succeeded"

@@ -267,3 +267,15 @@ def test_success_stores_results_statistics_and_expiry_and_releases_the_lease(sto
     stats = store.stats()
     assert stats["duration_le:0.05"] == stats["duration_le:0.1"] == 1 and "duration_le:0.01" not in stats
     assert not store.succeed("0" * 32, b"{}", b"npz", neuron_steps=1, wall_s=0.1), "an unknown job is not moved"
+
+
+def test_jobs_of_one_owner_can_be_given_to_another(store: JobStore) -> None:
+    old = [new_job(store, "anonymous") for _ in range(3)]
+    store.start(old[0], "cpu")
+    new_job(store, "bob")
+    assert store.reassign("anonymous", "key-bob") == 3
+    assert {job.id for job in store.list_owned("key-bob", 0, 10)[0]} == set(old)
+    assert store.owned_count("anonymous") == 0 and store.get(old[1]).owner == "key-bob"
+    assert store.redis.smembers("ss:owner:key-bob:active") == {i.encode() for i in old}
+    store.fail(old[1], "no")  # the new owner's active set is kept as jobs end
+    assert store.redis.scard("ss:owner:key-bob:active") == 2
