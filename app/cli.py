@@ -395,11 +395,17 @@ def _nir_import(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spikeserve", description="Spiking-network simulation, locally or as a service.")
     commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("run", help="simulate a request file locally, with no server")
-    run.add_argument("request", help="job request JSON (examples/ has some; a server documents the schema at /docs)")
+    run = commands.add_parser(
+        "run",
+        help="simulate a request file locally, with no server",
+        description="Simulate a request file on this machine. The request is checked against the engine's own "
+        "limits, sized for a workstation (1,000,000 steps, 20 M neurons, ...); a server applies its settings "
+        "(100,000 steps by default), so a request that runs here may be too large for a server.",
+    )
+    run.add_argument("request", help="job request JSON (the format: docs/requests.md; examples/ has some)")
     run.add_argument("-o", "--output", help="write the result here: .npz or .json")
     run.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
-    run.add_argument("--chunk", type=int, default=None, help="steps per chunk (default: sized to memory)")
+    run.add_argument("--chunk", type=int, default=None, help="steps per chunk (default: from the job's cost, about 0.5 s of work)")
     run.add_argument("--nir", help="use the network of this NIR file instead of the request's")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     run.set_defaults(handler=_run)

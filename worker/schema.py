@@ -72,20 +72,20 @@ class Base64Tensor(Strict):
     """A little-endian float32 array: ``{"dtype": "float32", "shape": [...], "base64": "..."}``."""
 
     dtype: Literal["float32"] = "float32"
-    shape: Annotated[list[NonNegativeInt], Field(max_length=MAX_DIMS)]
-    base64: str
+    shape: Annotated[list[NonNegativeInt], Field(max_length=MAX_DIMS, description="the array's shape, at most 8 dimensions")]
+    base64: str = Field(description="the values in row-major (C) order, 4 bytes each, little-endian, base64-encoded")
 
 
 class InitSpec(Strict):
     """Weights drawn from the request's ``seed``: ``{"init": "normal", "mean": 0, "std": 0.1}``,
     ``{"init": "uniform", "low": -1, "high": 1}`` or ``{"init": "constant", "value": 0.5}``."""
 
-    init: Literal["normal", "uniform", "constant"]
-    mean: Finite = 0.0
-    std: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 1.0
-    low: Finite = -1.0
-    high: Finite = 1.0
-    value: Finite = 0.0
+    init: Literal["normal", "uniform", "constant"] = Field(description="the distribution")
+    mean: Finite = Field(default=0.0, description="normal: its mean")
+    std: Annotated[float, Field(ge=0, allow_inf_nan=False)] = Field(default=1.0, description="normal: its standard deviation")
+    low: Finite = Field(default=-1.0, description="uniform: the lower bound")
+    high: Finite = Field(default=1.0, description="uniform: the upper bound")
+    value: Finite = Field(default=0.0, description="constant: every weight's value")
 
 
 # Unions of leaf values use callable discriminators so that a bad value gets one clear message
@@ -151,9 +151,11 @@ class LayerBase(Strict):
 
 
 class LinearLayer(LayerBase):
+    """A dense synaptic layer: ``y = x W^T + b`` on the last dimension (PyTorch's ``Linear``)."""
+
     type: Literal["linear"]
-    in_features: PositiveInt
-    out_features: PositiveInt
+    in_features: PositiveInt = Field(description="size of the input's last dimension")
+    out_features: PositiveInt = Field(description="size of the output's last dimension")
     weight: WeightData | None = Field(
         default=None, description="(out_features, in_features); omitted: PyTorch's default init from seed"
     )
@@ -161,50 +163,64 @@ class LinearLayer(LayerBase):
 
 
 class Conv2dLayer(LayerBase):
+    """A 2-d convolution over ``[channels, height, width]`` per sample (PyTorch's ``Conv2d``,
+    dilation 1, groups 1)."""
+
     type: Literal["conv2d"]
-    in_channels: PositiveInt
-    out_channels: PositiveInt
+    in_channels: PositiveInt = Field(description="channels of the input")
+    out_channels: PositiveInt = Field(description="channels of the output")
     kernel_size: Pair
     stride: Pair = (1, 1)
-    padding: NonNegativePair = (0, 0)
-    weight: WeightData | None = Field(default=None, description="(out_channels, in_channels, kh, kw)")
-    bias: BiasData = True
+    padding: NonNegativePair = Field(default=(0, 0), description="zeros added on each side; less than the kernel size")
+    weight: WeightData | None = Field(
+        default=None, description="(out_channels, in_channels, kh, kw); omitted: PyTorch's default init from seed"
+    )
+    bias: BiasData = Field(default=True, description="true: initialised from seed; false: no bias; or values")
 
 
 class Conv1dLayer(LayerBase):
+    """A 1-d convolution over ``[channels, length]`` per sample (PyTorch's ``Conv1d``, dilation 1,
+    groups 1)."""
+
     type: Literal["conv1d"]
-    in_channels: PositiveInt
-    out_channels: PositiveInt
+    in_channels: PositiveInt = Field(description="channels of the input")
+    out_channels: PositiveInt = Field(description="channels of the output")
     kernel_size: PositiveInt
     stride: PositiveInt = 1
-    padding: NonNegativeInt = 0
-    weight: WeightData | None = Field(default=None, description="(out_channels, in_channels, k)")
-    bias: BiasData = True
+    padding: NonNegativeInt = Field(default=0, description="zeros added on each side; less than the kernel size")
+    weight: WeightData | None = Field(
+        default=None, description="(out_channels, in_channels, k); omitted: PyTorch's default init from seed"
+    )
+    bias: BiasData = Field(default=True, description="true: initialised from seed; false: no bias; or values")
 
 
 class ThresholdLayer(LayerBase):
     """Stateless spikes where the input exceeds ``threshold`` (NIR's Threshold): 1.0 or 0.0."""
 
     type: Literal["threshold"]
-    threshold: ParamValue = 0.0
+    threshold: ParamValue = Field(default=0.0, description="per feature; broadcasts to the input's shape")
 
 
 class FlattenLayer(LayerBase):
+    """All dimensions of a sample into one (``[c, h, w]`` becomes ``[c * h * w]``)."""
+
     type: Literal["flatten"]
 
 
 class AvgPool2dLayer(LayerBase):
+    """Average pooling over ``[channels, height, width]`` per sample (PyTorch's ``AvgPool2d``)."""
+
     type: Literal["avgpool2d"]
     kernel_size: Pair
     stride: Pair | None = Field(default=None, description="defaults to kernel_size")
-    padding: NonNegativePair = (0, 0)
+    padding: NonNegativePair = Field(default=(0, 0), description="zeros added on each side; at most half the kernel size")
 
 
 class ScaleLayer(LayerBase):
     """Multiplies each feature by a factor (NIR's Scale): ``weight`` broadcasts to the shape."""
 
     type: Literal["scale"]
-    weight: ParamValue
+    weight: ParamValue = Field(description="per feature; broadcasts to the input's shape")
 
 
 class SpikingParams(Strict):
@@ -262,50 +278,73 @@ class IzhikevichParams(SpikingParams):
 
 
 class LIFLayer(LayerBase):
+    """Current-based leaky integrate-and-fire neurons (Norse's ``LIF``): the input jumps into a
+    synaptic current that decays and drives the membrane."""
+
     type: Literal["lif"]
     params: LIFParams = LIFParams()
 
 
 class LIFBoxLayer(LayerBase):
+    """Leaky integrate-and-fire neurons without a synaptic current: the input drives the membrane."""
+
     type: Literal["lifbox"]
     params: LIFBoxParams = LIFBoxParams()
 
 
 class LILayer(LayerBase):
+    """Leaky integrators (a read-out): LIF dynamics without threshold; record their voltages."""
+
     type: Literal["li"]
     params: LIParams = LIParams()
 
 
 class IAFLayer(LayerBase):
+    """Integrate-and-fire neurons without leak: the membrane adds up its input."""
+
     type: Literal["iaf"]
     params: ResettingParams = ResettingParams()
 
 
 class ALIFLayer(LayerBase):
+    """LIF neurons with an adaptive threshold (LSNN): each spike raises the threshold by ``beta``,
+    which decays back with ``tau_adapt_inv``."""
+
     type: Literal["alif"]
     params: ALIFParams = ALIFParams()
 
 
 class LIFAdExLayer(LayerBase):
+    """Adaptive exponential LIF neurons (Norse's ``LIFAdEx``)."""
+
     type: Literal["lifadex"]
     params: LIFAdExParams = LIFAdExParams()
 
 
 class IzhikevichLayer(LayerBase):
+    """Izhikevich neurons, from one of the 20 classic behaviours of Izhikevich (2004)."""
+
     type: Literal["izhikevich"]
-    preset: Literal[IZHIKEVICH_PRESET_NAMES] = "tonic_spiking"  # type: ignore[valid-type]
+    preset: Literal[IZHIKEVICH_PRESET_NAMES] = Field(default="tonic_spiking", description="the behaviour")  # type: ignore[valid-type]
     params: IzhikevichParams = Field(default=IzhikevichParams(), description="overrides of the preset's parameters")
     v0: Finite | None = Field(default=None, description="initial voltage; defaults to the preset's")
     u0: Finite | None = Field(default=None, description="initial recovery variable; defaults to the preset's")
 
 
 class LIFRecurrentLayer(LayerBase):
+    """LIF neurons with input weights and recurrent weights among themselves (Norse's
+    ``LIFRecurrent``): last step's spikes jump into this step's current."""
+
     type: Literal["lif_recurrent"]
-    in_features: PositiveInt
-    out_features: PositiveInt
-    input_weights: WeightData | None = Field(default=None, description="(out_features, in_features)")
-    recurrent_weights: WeightData | None = Field(default=None, description="(out_features, out_features)")
-    autapses: bool = False
+    in_features: PositiveInt = Field(description="size of the input's last dimension")
+    out_features: PositiveInt = Field(description="neurons")
+    input_weights: WeightData | None = Field(
+        default=None, description="(out_features, in_features); omitted: Norse's init from seed"
+    )
+    recurrent_weights: WeightData | None = Field(
+        default=None, description="(out_features, out_features), row = target; omitted: Norse's init from seed"
+    )
+    autapses: bool = Field(default=False, description="false: a neuron's connection to itself is always zero")
     params: LIFParams = LIFParams()
 
 
@@ -314,28 +353,17 @@ Layer = Annotated[
     LinearLayer | Conv1dLayer | Conv2dLayer | FlattenLayer | AvgPool2dLayer | ScaleLayer | ThresholdLayer | NeuronLayer,
     Field(discriminator="type"),
 ]
-LAYER_TYPES = (
-    "linear",
-    "conv2d",
-    "flatten",
-    "avgpool2d",
-    "lif",
-    "lifbox",
-    "li",
-    "iaf",
-    "alif",
-    "lifadex",
-    "izhikevich",
-    "lif_recurrent",
+LAYER_TYPES = tuple(
+    typing.get_args(member.model_fields["type"].annotation)[0] for member in typing.get_args(typing.get_args(Layer)[0])
 )
-NEURON_TYPES = ("lif", "lifbox", "li", "iaf", "alif", "lifadex", "izhikevich", "lif_recurrent")
+NEURON_TYPES = tuple(typing.get_args(member.model_fields["type"].annotation)[0] for member in typing.get_args(NeuronLayer))
 NON_SPIKING_TYPES = ("li",)
 POSITIVE_PARAMS = ("tau_syn_inv", "tau_mem_inv", "tau_adapt_inv", "tau_ada_inv", "tau_inv", "delta_T")
 
 
 class Network(Strict):
     """The layers in order; or ``{"nir": "<base64 of a NIR file>"}``, converted to layers with
-    the request's ``dt`` (see worker/nir_convert.py for the mapping)."""
+    the request's ``dt`` (the README's NIR section gives the mapping)."""
 
     layers: list[Layer] = Field(min_length=1)
     nir: str | None = Field(default=None, description="base64 of a NIR (HDF5) graph, instead of 'layers'", exclude=True)
@@ -349,7 +377,7 @@ class TensorInput(Strict):
 
     type: Literal["tensor"]
     shape: Shape
-    data: TensorData
+    data: TensorData = Field(description="nested lists of numbers, or a base64 tensor, of that shape")
 
 
 class ConstantInput(Strict):
@@ -357,18 +385,18 @@ class ConstantInput(Strict):
     per-feature nested list."""
 
     type: Literal["constant"]
-    value: ParamValue
-    shape: Shape | None = None
-    steps: PositiveInt | None = None
+    value: ParamValue = Field(description="a number, or per-feature nested lists")
+    shape: Shape | None = Field(default=None, description="features per sample; required when value is a number")
+    steps: PositiveInt | None = Field(default=None, description="the number of steps (or top-level steps)")
 
 
 class PoissonInput(Strict):
     """Independent Poisson spike trains (1.0 on a spike step) at ``rates`` Hz, seeded by ``seed``."""
 
     type: Literal["poisson"]
-    rates: ParamValue
-    shape: Shape | None = None
-    steps: PositiveInt | None = None
+    rates: ParamValue = Field(description="Hz: a number, or per-feature nested lists; at most 1/dt")
+    shape: Shape | None = Field(default=None, description="features per sample; required when rates is a number")
+    steps: PositiveInt | None = Field(default=None, description="the number of steps (or top-level steps)")
 
 
 class SpikesInput(Strict):
@@ -376,20 +404,25 @@ class SpikesInput(Strict):
     features (an int or a shape), with ``batch`` entries when the request is batched."""
 
     type: Literal["spikes"]
-    times: list[NonNegativeInt]
-    indices: list[NonNegativeInt]
-    batch: list[NonNegativeInt] | None = None
+    times: list[NonNegativeInt] = Field(description="the step of each spike (integers, not seconds)")
+    indices: list[NonNegativeInt] = Field(description="the flat feature index of each spike")
+    batch: list[NonNegativeInt] | None = Field(default=None, description="the batch entry of each spike (batched requests)")
     size: Annotated[Shape, BeforeValidator(lambda v: [v] if isinstance(v, int) and not isinstance(v, bool) else v)] = Field(
         description="features per sample: an integer or a shape"
     )
-    steps: PositiveInt | None = None
+    steps: PositiveInt | None = Field(default=None, description="the number of steps (or top-level steps); required")
 
 
-INPUT_TYPES = ("tensor", "constant", "poisson", "spikes")
 Input = Annotated[TensorInput | ConstantInput | PoissonInput | SpikesInput, Field(discriminator="type")]
+INPUT_TYPES = tuple(
+    typing.get_args(member.model_fields["type"].annotation)[0] for member in typing.get_args(typing.get_args(Input)[0])
+)
 
 
 class Record(Strict):
+    """What the result holds: spikes as events (``times`` in steps, ``senders``, ``batch``) and
+    counts, and dense voltages."""
+
     spikes: list[Name] | None = Field(default=None, description="layers whose spikes to return; default: every spiking layer")
     voltages: list[Name] = Field(default_factory=list, description="layers whose membrane voltage to return densely")
     neurons: dict[Name, list[NonNegativeInt]] | None = Field(
@@ -407,12 +440,14 @@ _DT = TypeAdapter(Dt, config=ConfigDict(strict=True))
 
 class JobRequest(Strict):
     dt: Dt = 0.001  # before network: a NIR network needs it
-    network: Network
-    input: Input
+    network: Network = Field(description="the layers, in order (or a NIR file)")
+    input: Input = Field(description="the input, time-major; it also gives the number of steps")
     steps: PositiveInt | None = Field(default=None, description="number of steps; may instead be given by the input")
     batch: PositiveInt | None = Field(default=None, description="batch size; omitted: no batch dimension")
-    record: Record = Record()
-    seed: Annotated[int, Field(ge=0, lt=2**63)] = 0
+    record: Record = Field(default=Record(), description="what the result holds")
+    seed: Annotated[int, Field(ge=0, lt=2**63)] = Field(
+        default=0, description="seeds weights drawn from an init spec and the Poisson input: the same seed, the same result"
+    )
 
     @field_validator("network", mode="before")
     @classmethod

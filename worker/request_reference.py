@@ -1,0 +1,292 @@
+"""The request reference, ``docs/requests.md``, written from the request models themselves.
+
+    python -m worker.request_reference > docs/requests.md
+
+``tests/worker/test_request_reference.py`` checks that the file is what this writes and that
+every example in it is a valid request, so the reference cannot drift from the code.
+"""
+
+import json
+import sys
+from typing import Any
+
+from pydantic import BaseModel
+
+from worker import schema
+
+# The models, in the order the reference presents them.
+SECTIONS: list[tuple[str, str, list[type[BaseModel]]]] = [
+    ("The request", "A job request is one JSON object:", [schema.JobRequest]),
+    ("The network", "", [schema.Network]),
+    (
+        "Layers",
+        "Each layer has a ``type`` and an optional ``name``; shapes are per sample (time and batch "
+        "dimensions excluded) and are inferred from the input, layer by layer. Neuron layers take "
+        "``params`` (next section).",
+        [
+            schema.LinearLayer,
+            schema.Conv1dLayer,
+            schema.Conv2dLayer,
+            schema.AvgPool2dLayer,
+            schema.FlattenLayer,
+            schema.ScaleLayer,
+            schema.ThresholdLayer,
+            schema.LIFLayer,
+            schema.LIFBoxLayer,
+            schema.LILayer,
+            schema.IAFLayer,
+            schema.ALIFLayer,
+            schema.LIFAdExLayer,
+            schema.IzhikevichLayer,
+            schema.LIFRecurrentLayer,
+        ],
+    ),
+    (
+        "Inputs",
+        "Time-major: the input gives every step's values for every sample.",
+        [
+            schema.TensorInput,
+            schema.ConstantInput,
+            schema.PoissonInput,
+            schema.SpikesInput,
+        ],
+    ),
+    ("What to record", "", [schema.Record]),
+    ("Tensors and weights", "", [schema.Base64Tensor, schema.InitSpec]),
+]
+
+# Neuron parameters: what each means, and its unit. Every parameter field of every model is here
+# (the test checks it).
+PARAMETERS = {
+    "tau_syn_inv": "inverse synaptic time constant, 1/s (200: 5 ms)",
+    "tau_mem_inv": "inverse membrane time constant, 1/s (100: 10 ms)",
+    "tau_adapt_inv": "inverse time constant of the threshold adaptation, 1/s",
+    "tau_ada_inv": "inverse time constant of the adaptation current, 1/s",
+    "tau_inv": "inverse time constant of the Izhikevich equations, 1/s",
+    "v_leak": "resting potential",
+    "v_th": "spike threshold",
+    "v_reset": "potential after a spike",
+    "reset_method": '"value" sets v to v_reset; "subtract" removes v_th - v_reset and keeps the overshoot',
+    "method": "surrogate gradient: " + ", ".join(f'"{m}"' for m in schema.THRESHOLD_METHODS) + " (training only)",
+    "alpha": "the surrogate gradient's sharpness (training only)",
+    "beta": "threshold increase per spike",
+    "adaptation_current": "adaptation current's coupling to the membrane",
+    "adaptation_spike": "adaptation current's jump per spike",
+    "delta_T": "sharpness of the exponential upswing",
+    "a": "Izhikevich a: time scale of the recovery variable u",
+    "b": "Izhikevich b: sensitivity of u to v",
+    "c": "Izhikevich c: v after a spike",
+    "d": "Izhikevich d: u's jump after a spike",
+    "sq": "Izhikevich coefficient of v^2",
+    "mn": "Izhikevich coefficient of v",
+    "bias": "Izhikevich constant term",
+}
+PARAMETER_MODELS: dict[str, type[BaseModel]] = {
+    "lif": schema.LIFParams,
+    "lifbox": schema.LIFBoxParams,
+    "li": schema.LIParams,
+    "iaf": schema.ResettingParams,
+    "alif": schema.ALIFParams,
+    "lifadex": schema.LIFAdExParams,
+    "izhikevich": schema.IzhikevichParams,
+    "lif_recurrent": schema.LIFParams,
+}
+
+# One example per model: each is checked, inside a request, by the test.
+EXAMPLES: dict[str, Any] = {
+    "JobRequest": {
+        "network": {"layers": [
+            {"type": "linear", "name": "fc", "in_features": 2, "out_features": 3, "weight": {"init": "normal", "std": 0.5}},
+            {"type": "lif", "name": "out", "params": {"tau_mem_inv": 50.0}},
+        ]},
+        "input": {"type": "poisson", "rates": [40.0, 80.0], "steps": 1000},
+        "dt": 0.001,
+        "record": {"voltages": ["out"]},
+        "seed": 7,
+    },
+    "Network": {"layers": [{"type": "lif"}]},
+    "LinearLayer": {"type": "linear", "in_features": 2, "out_features": 3, "weight": [[0.5, 0.0], [0.0, 0.5], [0.25, 0.25]],
+                    "bias": False},
+    "Conv1dLayer": {"type": "conv1d", "in_channels": 1, "out_channels": 4, "kernel_size": 3, "padding": 1},
+    "Conv2dLayer": {"type": "conv2d", "in_channels": 1, "out_channels": 4, "kernel_size": [3, 3], "stride": 2},
+    "AvgPool2dLayer": {"type": "avgpool2d", "kernel_size": 2},
+    "FlattenLayer": {"type": "flatten"},
+    "ScaleLayer": {"type": "scale", "weight": [1.0, 2.0]},
+    "ThresholdLayer": {"type": "threshold", "threshold": 0.5},
+    "LIFLayer": {"type": "lif", "params": {"tau_syn_inv": 100.0, "v_th": [1.0, 1.2]}},
+    "LIFBoxLayer": {"type": "lifbox", "params": {"tau_mem_inv": 50.0, "reset_method": "subtract"}},
+    "LILayer": {"type": "li", "name": "readout"},
+    "IAFLayer": {"type": "iaf", "params": {"v_th": 2.0}},
+    "ALIFLayer": {"type": "alif", "params": {"tau_adapt_inv": 5.0, "beta": 0.5}},
+    "LIFAdExLayer": {"type": "lifadex", "params": {"adaptation_current": 2.0}},
+    "IzhikevichLayer": {"type": "izhikevich", "preset": "tonic_bursting", "params": {"d": 4.0}},
+    "LIFRecurrentLayer": {"type": "lif_recurrent", "in_features": 2, "out_features": 10,
+                          "recurrent_weights": {"init": "uniform", "low": -0.1, "high": 0.1}},
+    "TensorInput": {"type": "tensor", "shape": [3, 2], "data": [[0.0, 1.0], [0.5, 0.5], [1.0, 0.0]]},
+    "ConstantInput": {"type": "constant", "value": 1.5, "shape": [2], "steps": 100},
+    "PoissonInput": {"type": "poisson", "rates": 20.0, "shape": [2], "steps": 1000},
+    "SpikesInput": {"type": "spikes", "times": [0, 3, 3], "indices": [1, 0, 1], "size": 2, "steps": 10},
+    "Record": {"spikes": ["out"], "voltages": ["out"], "neurons": {"out": [0, 2]}, "max_spike_events": 100000},
+    "Base64Tensor": {"dtype": "float32", "shape": [1, 2], "base64": "AAAAPwAAgD8="},
+    "InitSpec": {"init": "uniform", "low": -0.5, "high": 0.5},
+}  # fmt: skip
+
+# What each layer example needs around it to be a valid request (the input, and a layer after it).
+EXAMPLE_CONTEXT: dict[str, dict[str, Any]] = {
+    "Conv1dLayer": {"input": {"type": "constant", "value": 1.0, "shape": [1, 8], "steps": 5}},
+    "Conv2dLayer": {"input": {"type": "constant", "value": 1.0, "shape": [1, 8, 8], "steps": 5}},
+    "AvgPool2dLayer": {"input": {"type": "constant", "value": 1.0, "shape": [1, 8, 8], "steps": 5}},
+    "FlattenLayer": {"input": {"type": "constant", "value": 1.0, "shape": [1, 4, 4], "steps": 5}},
+}
+DEFAULT_CONTEXT = {"input": {"type": "constant", "value": [1.0, 2.0], "steps": 5}}
+
+
+def example_request(model: str) -> dict[str, Any]:
+    """The model's example as a whole request (what the test validates)."""
+    example = EXAMPLES[model]
+    if model == "JobRequest":
+        return example
+    if model == "Network":
+        return {"network": example, **DEFAULT_CONTEXT}
+    if model.endswith("Layer"):
+        return {"network": {"layers": [example]}, **EXAMPLE_CONTEXT.get(model, DEFAULT_CONTEXT)}
+    if model.endswith("Input"):
+        return {"network": {"layers": [{"type": "lif"}]}, "input": example}
+    if model == "Record":
+        return {"network": {"layers": [{"type": "linear", "in_features": 2, "out_features": 3}, {"type": "lif", "name": "out"}]},
+                **DEFAULT_CONTEXT, "record": example}  # fmt: skip
+    weight = {"type": "linear", "in_features": 2, "out_features": 1, "weight": example}
+    return {"network": {"layers": [weight]}, **DEFAULT_CONTEXT}
+
+
+def _type(schema_part: dict[str, Any]) -> str:
+    """A JSON schema fragment as words: ``integer > 0``, ``list of string``, ``"a" or "b"``."""
+    if "$ref" in schema_part:
+        name = schema_part["$ref"].rsplit("/", 1)[1]
+        return f"[{name}](#{name.lower()})"
+    for union in ("anyOf", "oneOf"):
+        if union in schema_part:
+            parts = [_type(part) for part in schema_part[union] if part.get("type") != "null"]
+            return " or ".join(dict.fromkeys(parts))
+    if "const" in schema_part:
+        return json.dumps(schema_part["const"])
+    if "enum" in schema_part:
+        return " or ".join(json.dumps(value) for value in schema_part["enum"])
+    kind = schema_part.get("type")
+    if kind == "array":
+        if "prefixItems" in schema_part:
+            return "[" + ", ".join(_type(item) for item in schema_part["prefixItems"]) + "]"
+        items = schema_part.get("items") or {}
+        inner = _type(items) if items else "numbers (nested lists)"
+        bound = f", at most {schema_part['maxItems']}" if "maxItems" in schema_part else ""
+        return f"list of {inner}{bound}"
+    if kind == "object" and "additionalProperties" in schema_part:
+        return f"object of {_type(schema_part['additionalProperties'])}"
+    words = {"integer": "integer", "number": "number", "string": "string", "boolean": "true or false"}.get(kind, str(kind))
+    for key, sign in (("exclusiveMinimum", ">"), ("minimum", ">="), ("exclusiveMaximum", "<"), ("maximum", "<=")):
+        if key in schema_part and not (key == "exclusiveMaximum" and schema_part[key] >= 2**63):
+            words += f" {sign} {schema_part[key]:g}" if isinstance(schema_part[key], float) else f" {sign} {schema_part[key]}"
+    if "pattern" in schema_part:
+        words += " (a name)"
+    return words
+
+
+def _default(name: str, field: dict[str, Any], required: list[str]) -> str:
+    if name in required:
+        return "required"
+    value = field.get("default")
+    if isinstance(value, dict):  # a model's default: only what it sets
+        value = {key: item for key, item in value.items() if item not in (None, [], {})}
+    return "" if value is None else f"`{json.dumps(value)}`"
+
+
+def _model_section(model: type[BaseModel], defs: dict[str, Any]) -> list[str]:
+    name = model.__name__
+    part = defs[name] if name in defs else model.model_json_schema(ref_template="#/$defs/{model}")
+    doc = " ".join((model.__doc__ or "").split()).replace("``", "`")
+    lines = [f"### {name}", "", doc, ""] if doc else [f"### {name}", ""]
+    lines += ["| field | type | default | meaning |", "|---|---|---|---|"]
+    required = part.get("required", [])
+    for field_name, field in part.get("properties", {}).items():
+        kind, meaning = _type(field), field.get("description", "")
+        if field_name == "params" and name in PARAMETER_MODEL_OF_LAYER:
+            kind = "object of [parameters](#neuron-parameters)"
+            meaning = f"the neurons' parameters, column {PARAMETER_MODEL_OF_LAYER[name]}"
+        lines.append(f"| `{field_name}` | {kind} | {_default(field_name, field, required)} | {meaning} |")
+    lines += ["", "```json", json.dumps(EXAMPLES[name]), "```", ""]
+    return lines
+
+
+PARAMETER_MODEL_OF_LAYER = {
+    "LIFLayer": "lif", "LIFBoxLayer": "lifbox", "LILayer": "li", "IAFLayer": "iaf", "ALIFLayer": "alif",
+    "LIFAdExLayer": "lifadex", "IzhikevichLayer": "izhikevich (overrides of the preset's values)",
+    "LIFRecurrentLayer": "lif_recurrent",
+}  # fmt: skip
+
+
+def _parameters_section(defaults: dict[str, dict[str, Any]]) -> list[str]:
+    lines = [
+        "## Neuron parameters",
+        "",
+        "Omitted parameters take the engine's defaults (below). A number applies to every neuron; a nested",
+        "list gives one value per neuron and broadcasts against the layer's shape. Time constants are",
+        "inverse (1/s), as in Norse; voltages are in the model's own units (dimensionless for the LIF",
+        "family, mV for Izhikevich).",
+        "",
+        "| parameter | meaning | " + " | ".join(PARAMETER_MODELS) + " |",
+        "|---|---|" + "---|" * len(PARAMETER_MODELS),
+    ]
+    for parameter, meaning in PARAMETERS.items():
+        cells = []
+        for layer_type, model in PARAMETER_MODELS.items():
+            if parameter not in model.model_fields:
+                cells.append("")
+            else:
+                value = defaults[layer_type].get(parameter)
+                cells.append(f"`{json.dumps(value)}`" if value is not None else "yes")
+        lines.append(f"| `{parameter}` | {meaning} | " + " | ".join(cells) + " |")
+    presets = ", ".join(f"`{name}`" for name in schema.IZHIKEVICH_PRESET_NAMES)
+    lines += ["", f"Izhikevich defaults are those of the `tonic_spiking` preset; the presets are {presets}.", ""]
+    return lines
+
+
+def engine_defaults() -> dict[str, dict[str, Any]]:
+    """Each neuron type's default parameters, from the engine's parameter types."""
+    import worker.engine as snn
+
+    by_type = {
+        "lif": snn.LIFParameters, "lifbox": snn.LIFBoxParameters, "li": snn.LIParameters, "iaf": snn.IAFParameters,
+        "alif": snn.ALIFParameters, "lifadex": snn.LIFAdExParameters, "lif_recurrent": snn.LIFParameters,
+    }  # fmt: skip
+    defaults = {name: dict(kind._field_defaults) for name, kind in by_type.items()}
+    defaults["izhikevich"] = snn.IZHIKEVICH_PRESETS["tonic_spiking"].p._asdict()
+    return {
+        name: {key: (float(v) if isinstance(v, int) else v) for key, v in values.items()} for name, values in defaults.items()
+    }
+
+
+def reference() -> str:
+    defs = schema.JobRequest.model_json_schema(ref_template="#/$defs/{model}").get("$defs", {})
+    lines = [
+        "# Job requests",
+        "",
+        "<!-- Written by `python -m worker.request_reference > docs/requests.md`; a test keeps it current. -->",
+        "",
+        "Every field a job request may hold, with its type, default and meaning; the same schema is",
+        "served by a running server at `/docs` and `/openapi.json`. Unknown fields are errors (the",
+        'error lists the fields allowed there), and values are never coerced: `"3"` and `true` are not',
+        "integers. Every example below is checked to be a valid request. The limits on sizes and",
+        "costs are in [reliability.md](reliability.md#limits-and-the-cost-model).",
+        "",
+    ]
+    for title, intro, models in SECTIONS:
+        lines += [f"## {title}", ""] + ([" ".join(intro.split()).replace("``", "`"), ""] if intro else [])
+        for model in models:
+            lines += _model_section(model, defs)
+        if title == "Layers":
+            lines += _parameters_section(engine_defaults())
+    return "\n".join(lines).rstrip() + "\n"
+
+
+if __name__ == "__main__":
+    sys.stdout.write(reference())
