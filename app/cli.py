@@ -278,7 +278,9 @@ def _serve(args: argparse.Namespace) -> int:
     worker = supervisor.add("worker", functools.partial(_start_worker, "local", dict(os.environ), (lock,)), _stop)
     supervisor.start()
     print(f"spikeserve: Redis on {redis_server.url} (data in {data_dir}), worker pid {worker.process.pid}", flush=True)
-    print(f"spikeserve: open http://{settings.host}:{settings.port}/  (API docs at /docs; Ctrl-C stops everything)", flush=True)
+    url = f"http://{settings.host}:{settings.port}"
+    print(f"spikeserve: open {url}/  (API docs at /docs; Ctrl-C stops everything)", flush=True)
+    print(f"spikeserve: try it from another terminal: {sys.argv[0]} submit examples/seed.json --url {url}", flush=True)
     try:
         _serve_api(settings)
     finally:
@@ -405,7 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("request", help="job request JSON (the format: docs/requests.md; examples/ has some)")
     run.add_argument("-o", "--output", help="write the result here: .npz or .json")
     run.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
-    run.add_argument("--chunk", type=int, default=None, help="steps per chunk (default: from the job's cost, about 0.5 s of work)")
+    run.add_argument("--chunk", type=int, default=None, help="steps per chunk (default: from the job's cost, ~0.5 s)")
     run.add_argument("--nir", help="use the network of this NIR file instead of the request's")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     run.set_defaults(handler=_run)

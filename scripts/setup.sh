@@ -2,47 +2,84 @@
 # Creates .venv and installs spikeserve with its test tools and the peer libraries.
 # Usage: bash scripts/setup.sh              everything, for development and tests
 #        bash scripts/setup.sh --runtime    only what `spikeserve serve` needs
-# Idempotent: safe to re-run.
+# Idempotent and quick when nothing changed: each step is skipped while its inputs (the project's
+# dependency files, the viewer's lock file) are what they were at its last success.
+#
+# SPIKESERVE_TORCH_INDEX: a package index for torch, e.g. https://download.pytorch.org/whl/cpu for
+# the CPU-only build (PyPI's Linux build of torch carries CUDA: about 2.5 GB more to download).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+mode=dev
+[[ ${1:-} == --runtime ]] && mode=runtime
 PYTHON=${PYTHON:-python3}
 if [[ ! -x .venv/bin/python ]]; then
   "$PYTHON" -m venv .venv
 fi
-pip() { .venv/bin/python -m pip --disable-pip-version-check -q "$@"; }
+# PYTHONWARNINGS: setuptools warns about every editable install, in red, although nothing is wrong
+pip() { PYTHONWARNINGS=ignore .venv/bin/python -m pip --disable-pip-version-check -q "$@"; }
+stamp_of() { cat "$@" 2>/dev/null | sha256sum | cut -c1-16; }
+done_before() { [[ -f "$1" && $(cat "$1") == "$2" ]]; }
 
-pip install --upgrade pip
-# torch first, pinned: this machine has the CPU build of 2.13.0 on disk; anything else pulls GBs of CUDA.
-pip install "torch==2.13.0"
-build_viewer() {
-  # The viewer: uPlot from the npm registry, copied with our sources into frontend/dist (no bundler).
-  if command -v npm >/dev/null; then
-    (cd frontend && npm ci --no-audit --no-fund --silent && npm run --silent build)
-  else
-    echo "npm not found: the viewer is not built, and / will redirect to the API docs" >&2
+# torch first, pinned: a range elsewhere would let pip pick a newer, multi-GB CUDA build.
+if ! .venv/bin/python -c 'import torch, sys; sys.exit(torch.__version__.split("+")[0] != "2.13.0")' 2>/dev/null; then
+  torch_args=("torch==2.13.0")
+  [[ -n ${SPIKESERVE_TORCH_INDEX:-} ]] && torch_args+=(--index-url "$SPIKESERVE_TORCH_INDEX")
+  source=$(pip install --dry-run --quiet --report - "${torch_args[@]}" 2>/dev/null \
+    | .venv/bin/python -c 'import json, sys; print(next((i["download_info"]["url"] for i in json.load(sys.stdin)["install"] if i["metadata"]["name"] == "torch"), ""))' \
+    || true)
+  if [[ $source == http* ]]; then
+    echo "set-up: downloading ${source##*/}" >&2
+    if [[ $source != *cpu* && -z ${SPIKESERVE_TORCH_INDEX:-} ]]; then
+      echo "set-up: this build carries CUDA (about 2.5 GB); for the CPU-only build stop now (Ctrl-C) and rerun with" >&2
+      echo "        SPIKESERVE_TORCH_INDEX=https://download.pytorch.org/whl/cpu" >&2
+    fi
   fi
-}
+  pip install "${torch_args[@]}"
+fi
 
-if [[ ${1:-} == --runtime ]]; then
-  pip install -e .
-  build_viewer
+requirements_stamp=$(stamp_of pyproject.toml requirements/*.txt)
+if ! done_before ".venv/.setup-$mode" "$requirements_stamp" && ! done_before .venv/.setup-dev "$requirements_stamp"; then
+  pip install --upgrade pip
+  if [[ $mode == runtime ]]; then
+    pip install -e .
+  else
+    pip install -e ".[dev]"
+    # The peers (Norse, snnTorch, SpikingJelly, NIR) for parity tests and benchmarks, without
+    # letting them swap torch: their metadata asks for torchvision and torchaudio, which we
+    # neither need nor want. What they import at run time first, then they without their
+    # dependencies (so pip does not report the ones left out as conflicts).
+    pip install setuptools setuptools_scm wheel
+    pip install -r requirements/peers-runtime.txt
+    pip install --no-build-isolation --no-deps -r requirements/peers.txt
+  fi
+  echo "$requirements_stamp" > ".venv/.setup-$mode"
+  installed=yes
+fi
+
+# The viewer: uPlot from the npm registry, copied with our sources into frontend/dist (no bundler).
+if command -v npm >/dev/null; then
+  viewer_stamp=$(stamp_of frontend/package.json frontend/package-lock.json)
+  if ! done_before frontend/node_modules/.setup "$viewer_stamp"; then
+    (cd frontend && npm ci --no-audit --no-fund --silent)
+    echo "$viewer_stamp" > frontend/node_modules/.setup
+  fi
+  (cd frontend && npm run --silent build)
+else
+  echo "npm not found: the viewer is not built, and / will redirect to the API docs" >&2
+fi
+
+if [[ $mode == runtime ]]; then
   echo "set-up done (runtime only)"
   exit 0
 fi
-pip install -e ".[dev]"
-build_viewer
 # The browser tests drive Debian's Chromium through Playwright (no browser download).
 if ! command -v chromium >/dev/null; then
   if [[ $(id -u) -eq 0 ]]; then apt_get=(apt-get); else apt_get=(sudo apt-get); fi
   "${apt_get[@]}" update -qq
   DEBIAN_FRONTEND=noninteractive "${apt_get[@]}" install -y -qq --no-install-recommends chromium >/dev/null
 fi
-# The peers (Norse, snnTorch, SpikingJelly, NIR) for parity tests and benchmarks, without letting
-# them swap torch: their metadata asks for torchvision/torchaudio, which we neither need nor want.
-pip install setuptools setuptools_scm wheel
-pip install --no-build-isolation --no-deps -r requirements/peers.txt
-pip install -r requirements/peers-runtime.txt
+[[ -z ${installed:-} ]] && { echo "set-up is current"; exit 0; }
 .venv/bin/python - <<'PY'
 import torch
 assert torch.__version__.startswith("2.13.0"), f"torch was replaced by {torch.__version__}"

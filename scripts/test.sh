@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up .venv (scripts/setup.sh), then runs the linters and the whole test suite.
-# Usage: bash scripts/test.sh [pytest args...]
+# Usage: bash scripts/test.sh [--quick] [pytest args...]
+#        --quick leaves out the tests marked `slow` (services, the browser, Triton's interpreter).
 #
 # Most tests wait on processes (services started, killed and restarted), so they run in
 # parallel: PYTEST_WORKERS pytest processes (default 3), each test file on one of them (its
@@ -8,15 +9,20 @@
 # limits) and run afterwards, alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+quick=
+if [[ ${1:-} == --quick ]]; then
+  quick=" and not slow"
+  shift
+fi
 
 bash scripts/setup.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 
 parallel=0
-.venv/bin/python -m pytest -n "${PYTEST_WORKERS:-3}" --dist loadfile -m "not serial" "$@" || parallel=$?
+.venv/bin/python -m pytest -n "${PYTEST_WORKERS:-3}" --dist loadfile -m "not serial$quick" "$@" || parallel=$?
 serial=0
-.venv/bin/python -m pytest -m serial "$@" || serial=$?
+.venv/bin/python -m pytest -m "serial$quick" "$@" || serial=$?
 # 5 is pytest's "collected nothing": fine for one phase (arguments may select only the other)
 if [[ $parallel -eq 5 && $serial -eq 5 ]]; then
   echo "pytest collected no tests: treating as failure, a test run must test something" >&2

@@ -10,6 +10,8 @@ import sys
 import pytest
 import yaml
 
+pytestmark = pytest.mark.slow  # installs the images' packages into a new venv
+
 ROOT = pathlib.Path(__file__).parents[1]
 BIN = pathlib.Path(sys.executable).parent
 

@@ -21,6 +21,8 @@ from worker.results import Result
 from worker.runner import simulate
 from worker.schema import parse_request
 
+pytestmark = pytest.mark.slow  # starts processes, a service among them
+
 ROOT = pathlib.Path(__file__).parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("*.json"))
 SEED = json.loads((ROOT / "examples" / "seed.json").read_text())

@@ -24,6 +24,8 @@ from worker.results import Result
 from worker.runner import simulate
 from worker.schema import parse_request
 
+pytestmark = pytest.mark.slow  # starts a service and kills its processes
+
 # About 0.6 s of work (measured alone) in 100-step chunks: long enough to be killed mid-run,
 # well inside the 4 s time limit of this service.
 MEDIUM = {

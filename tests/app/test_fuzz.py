@@ -8,6 +8,7 @@ request's structure, but a structurally valid network can still be wrong in ways
 expresses (the shape of one layer not fitting the next), and those get a documented 422.
 """
 
+import pytest
 import redis
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -16,6 +17,8 @@ from schemathesis import checks
 from app.api import create_app
 from app.redis_server import RedisServer
 from app.settings import Settings
+
+pytestmark = pytest.mark.slow  # over 1,000 generated requests
 
 CASES_PER_OPERATION = 140  # operations without parameters yield one case each; over 1,000 in all
 FUZZ_SETTINGS = settings(

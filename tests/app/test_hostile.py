@@ -16,6 +16,8 @@ from tests.worker.test_nir_file import INDIRECTIONS, SECRET, nir_bytes
 from tests.worker.test_nir_file import request_with as nir_request
 from worker.celery_app import TASK_NAME
 
+pytestmark = pytest.mark.slow  # starts a service
+
 ROOT = pathlib.Path(__file__).parents[2]
 SEED = json.loads((ROOT / "examples" / "seed.json").read_text())
 

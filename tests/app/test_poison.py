@@ -13,6 +13,8 @@ import pytest
 
 from tests.app.test_faults import MEDIUM, Faulty
 
+pytestmark = pytest.mark.slow  # starts a service
+
 ROOT = pathlib.Path(__file__).parents[2]
 SEED = json.loads((ROOT / "examples" / "seed.json").read_text())
 

@@ -16,6 +16,8 @@ from app.redis_server import free_port
 from tests.app.conftest import SPIKESERVE, wait_ready
 from tests.helpers import processes_using, wait_gone
 
+pytestmark = pytest.mark.slow  # starts spikeserve serve several times
+
 ROOT = pathlib.Path(__file__).parents[2]
 # About 6 s of work in 100-step chunks: long enough to kill its worker mid-run.
 LONG = {

@@ -16,6 +16,8 @@ from worker.results import Result
 from worker.runner import simulate
 from worker.schema import parse_request
 
+pytestmark = pytest.mark.slow  # starts a service
+
 EXAMPLES = pathlib.Path(__file__).parents[2] / "examples"
 SEED = json.loads((EXAMPLES / "seed.json").read_text())
 # Long enough to be caught queued or running: 100 LIF neurons for 400,000 steps (seconds of work).

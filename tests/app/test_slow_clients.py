@@ -23,7 +23,7 @@ from app.settings import hash_key
 from app.store import JobStore
 from tests.app.conftest import KEYS, Service, running_service
 
-pytestmark = pytest.mark.serial  # it times /healthz: nothing else runs beside it
+pytestmark = [pytest.mark.serial, pytest.mark.slow]  # it times /healthz: nothing else runs beside it
 
 ROOT = pathlib.Path(__file__).parents[2]
 SEED = json.loads((ROOT / "examples" / "seed.json").read_text())

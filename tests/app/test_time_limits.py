@@ -11,7 +11,7 @@ import pytest
 from tests.app.test_faults import MEDIUM, Faulty
 from tests.app.test_poison import ends_once, still_serves
 
-pytestmark = pytest.mark.serial
+pytestmark = [pytest.mark.serial, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

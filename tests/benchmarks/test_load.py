@@ -7,8 +7,12 @@ import pathlib
 import signal
 import tempfile
 
+import pytest
+
 from app.redis_server import free_port
 from benchmarks.load import run_load, serve
+
+pytestmark = pytest.mark.slow  # 1,050 jobs through spikeserve serve
 
 
 def test_a_thousand_jobs_and_fifty_hostile_ones_from_32_clients(tmp_path: pathlib.Path) -> None:

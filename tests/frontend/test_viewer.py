@@ -5,10 +5,13 @@ import pathlib
 
 import httpx
 import numpy as np
+import pytest
 
 from tests.frontend.conftest import screenshot
 from worker.nir_convert import network_to_nir_bytes
 from worker.schema import parse_request
+
+pytestmark = pytest.mark.slow  # a browser and spikeserve serve
 
 EXAMPLES = pathlib.Path(__file__).parents[2] / "examples"
 LONG = {

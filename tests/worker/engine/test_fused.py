@@ -46,7 +46,7 @@ SHAPES = [(7,), (3, 5), (2, 3, 4), (2, 300)]  # the last spans three blocks of 2
 try:
     import triton  # noqa: F401
 
-    BACKENDS = ["cpu", "triton"]
+    BACKENDS = ["cpu", pytest.param("triton", marks=pytest.mark.slow)]  # Triton's interpreter is slow
 except ImportError:
     BACKENDS = ["cpu"]
 
@@ -225,7 +225,8 @@ def test_compiled_library_is_cached_by_source_and_flags(tmp_path, monkeypatch: p
         cpu.build(compiler="no-such-compiler-here")
 
 
-@pytest.mark.skipif("triton" not in BACKENDS, reason="needs triton")
+@pytest.mark.slow
+@pytest.mark.skipif(len(BACKENDS) < 2, reason="needs triton")
 def test_triton_kernels_compile_for_hopper_without_fused_multiply_adds() -> None:
     """Compiles every kernel variant to PTX for sm_90, which needs no GPU: CI catches what the
     interpreter would let through (types, constexpr branches, loop-carried values). A fused
