@@ -36,10 +36,7 @@ from app.validation import Validator, ValidatorBusy
 from worker.celery_app import make_celery
 from worker.schema import InvalidRequest, JobRequest, clean_loc
 
-ROOT = pathlib.Path(__file__).parents[1]
 log = logging.getLogger(__name__)
-FRONTEND = ROOT / "frontend" / "dist"
-EXAMPLES = ROOT / "examples"
 WORKER_KEYS = "ss:workers:*"
 RESULT_PIECE_BYTES = 4 * 2**20  # results are read from Redis and sent in pieces of this size
 READS_CLIENT_NAME = "spikeserve-api-reads"  # how the API's read connections show in Redis's CLIENT LIST
@@ -61,11 +58,11 @@ REQUEST_ERRORS: dict[int | str, dict[str, Any]] = {
 WaitSeconds = Annotated[float, Query(ge=0, le=60, description="wait up to this many seconds for the job to end before answering")]
 
 
-def request_examples() -> dict[str, dict[str, Any]]:
-    """The shipped examples/*.json, for the OpenAPI page and the viewer's menu."""
+def request_examples(directory: pathlib.Path) -> dict[str, dict[str, Any]]:
+    """The shipped example requests, for the OpenAPI page and the viewer's menu."""
     return {
         path.stem: {"summary": path.stem.replace("_", " "), "value": json.loads(path.read_text())}
-        for path in sorted(EXAMPLES.glob("*.json"))
+        for path in sorted(directory.glob("*.json"))
     }
 
 
@@ -177,6 +174,7 @@ class Services:
     queue: Celery
     slots: StreamSlots
     registry: CollectorRegistry
+    examples: dict[str, Any]
 
 
 async def _services(request: Request) -> Services:  # async: no thread hop for a dependency that never blocks
@@ -262,12 +260,8 @@ class EventStream(StreamingResponse):
 
 # --- routes ---------------------------------------------------------------------------------------
 
-EXAMPLES_BY_NAME = request_examples()
-JOB_REQUEST_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/JobRequest"}, "examples": EXAMPLES_BY_NAME}},
-    }
+JOB_REQUEST_BODY = {  # the examples are added with the schema (_openapi_with_request_schema)
+    "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/JobRequest"}}}}
 }
 
 jobs = APIRouter(prefix=f"{API_PREFIX}/jobs", tags=["jobs"], responses=ERRORS)
@@ -384,9 +378,9 @@ async def validate(validator: ValidatorDep, owner: Owner, body: JsonBody) -> Val
 
 
 @requests.get("/examples")
-async def list_examples() -> dict[str, Any]:
+async def list_examples(app: ServicesDep) -> dict[str, Any]:
     """The shipped example requests, by name."""
-    return {name: example["value"] for name, example in EXAMPLES_BY_NAME.items()}
+    return {name: example["value"] for name, example in app.examples.items()}
 
 
 @operations.get("/healthz", response_model=Health)
@@ -419,14 +413,20 @@ async def metrics(request: Request, app: ServicesDep) -> Response:
 # --- the application ------------------------------------------------------------------------------
 
 
-def _openapi_with_request_schema(app: FastAPI) -> dict[str, Any]:
-    """The request body is read raw (validated off the event loop), so its schema is added here."""
+def _openapi_with_request_schema(app: FastAPI, examples: dict[str, Any]) -> dict[str, Any]:
+    """The request body is read raw (validated off the event loop), so its schema and examples
+    are added here."""
     if app.openapi_schema is None:
         schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
         request_schema = JobRequest.model_json_schema(ref_template="#/components/schemas/{model}")
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         components.update(request_schema.pop("$defs", {}))
         components["JobRequest"] = request_schema
+        for operations in schema["paths"].values():
+            for operation in operations.values():
+                body = operation.get("requestBody", {}).get("content", {}).get("application/json")
+                if body is not None and body.get("schema") == {"$ref": "#/components/schemas/JobRequest"}:
+                    body["examples"] = examples
         app.openapi_schema = schema
     return app.openapi_schema
 
@@ -521,6 +521,7 @@ def make_services(settings: Settings) -> Services:
         queue=make_celery(settings),
         slots=StreamSlots(settings.max_streams_per_key),
         registry=registry,
+        examples=request_examples(settings.examples_dir),
     )
 
 
@@ -544,12 +545,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.services = app_services
-    app.openapi = lambda: _openapi_with_request_schema(app)  # type: ignore[method-assign]
+    app.openapi = lambda: _openapi_with_request_schema(app, app_services.examples)  # type: ignore[method-assign]
     _exception_handlers(app)
     for router in (jobs, requests, operations):
         app.include_router(router)
-    if FRONTEND.is_dir():
-        app.mount("/", StaticFiles(directory=FRONTEND, html=True), name="viewer")
+    if settings.viewer_dir.is_dir():
+        app.mount("/", StaticFiles(directory=settings.viewer_dir, html=True), name="viewer")
     else:
 
         @app.get("/", include_in_schema=False)

@@ -191,6 +191,21 @@ def _exit_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 
 
+def _gpu_indices(spec: str) -> list[str]:
+    """``0,1`` -> ["0", "1"]; ``all`` -> every GPU nvidia-smi lists (asked without initialising CUDA here)."""
+    if spec.strip() != "all":
+        return [g.strip() for g in spec.split(",") if g.strip()]
+    try:
+        listed = subprocess.run(
+            ["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"], capture_output=True, text=True, timeout=30, check=True
+        ).stdout.split()
+    except (OSError, subprocess.SubprocessError) as error:
+        raise UsageError(f"--gpus all: nvidia-smi could not list the GPUs ({error})") from None
+    if not listed:
+        raise UsageError("--gpus all: nvidia-smi lists no GPU")
+    return listed
+
+
 def _worker(args: argparse.Namespace) -> int:
     """One worker process per GPU (CUDA_VISIBLE_DEVICES set per process), or one on the CPU."""
     if not args.gpus:
@@ -199,8 +214,12 @@ def _worker(args: argparse.Namespace) -> int:
         os.execv(command[0], command)
     from app.supervisor import Supervisor
 
+    try:
+        gpus = _gpu_indices(args.gpus)
+    except UsageError as error:
+        return _fail(str(error))
     supervisor = Supervisor()
-    for gpu in (g.strip() for g in args.gpus.split(",") if g.strip()):
+    for gpu in gpus:
         env = dict(os.environ, CUDA_VISIBLE_DEVICES=gpu)
         supervisor.add(f"worker for GPU {gpu}", functools.partial(_start_worker, f"gpu{gpu}", env), _stop)
     _exit_on_sigterm()
@@ -428,7 +447,9 @@ def build_parser() -> argparse.ArgumentParser:
     api.set_defaults(handler=_api)
 
     worker = commands.add_parser("worker", help="a simulation worker (needs SPIKESERVE_REDIS_URL)")
-    worker.add_argument("--gpus", default=None, help="comma-separated GPU indices: one worker process per GPU")
+    worker.add_argument(
+        "--gpus", default=None, help="comma-separated GPU indices, or 'all': one worker process per GPU (default: one on the CPU)"
+    )
     worker.set_defaults(handler=_worker)
 
     submit = commands.add_parser("submit", help="submit a request to a server and wait for its result")

@@ -12,6 +12,8 @@ import signal
 import socket
 import subprocess
 import time
+from dataclasses import dataclass
+from urllib.parse import quote
 
 import redis
 
@@ -35,16 +37,33 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@dataclass(frozen=True)
+class TLSFiles:
+    """A server certificate, its key, and the CA that signed it (PEM files)."""
+
+    certificate: pathlib.Path
+    key: pathlib.Path
+    ca: pathlib.Path
+
+
 class RedisServer:
     """``with RedisServer(data_dir) as server: server.url`` -- started on a free loopback port."""
 
     def __init__(
-        self, data_dir: str | os.PathLike, port: int | None = None, appendonly: bool = True, keep_fds: tuple[int, ...] = ()
+        self,
+        data_dir: str | os.PathLike,
+        port: int | None = None,
+        appendonly: bool = True,
+        keep_fds: tuple[int, ...] = (),
+        password: str | None = None,
+        tls: "TLSFiles | None" = None,
     ) -> None:
         self.data_dir = pathlib.Path(data_dir)
         self.port = port or free_port()
         self.appendonly = appendonly
         self.keep_fds = keep_fds  # inherited by redis-server (a lock on the data directory)
+        self.password = password
+        self.tls = tls  # with it, the port speaks TLS only
         self.process: subprocess.Popen | None = None
 
     @property
@@ -53,7 +72,11 @@ class RedisServer:
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        """The URL clients use: with the password, and for TLS the CA to verify the server by."""
+        auth = f":{quote(self.password, safe='')}@" if self.password else ""
+        if self.tls is None:
+            return f"redis://{auth}127.0.0.1:{self.port}/0"
+        return f"rediss://{auth}127.0.0.1:{self.port}/0?ssl_cert_reqs=required&ssl_ca_certs={quote(str(self.tls.ca))}"
 
     def start(self, timeout_s: float = 10.0) -> "RedisServer":
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -68,6 +91,13 @@ class RedisServer:
             "--protected-mode", "yes",
             "--pidfile", str(self.pid_file),
         ]  # fmt: skip
+        if self.password:
+            command += ["--requirepass", self.password]
+        if self.tls is not None:
+            command[command.index("--port") + 1] = "0"  # no plain port at all
+            tls = self.tls
+            command += ["--tls-port", str(self.port), "--tls-cert-file", str(tls.certificate), "--tls-key-file", str(tls.key),
+                        "--tls-ca-cert-file", str(tls.ca), "--tls-auth-clients", "no"]  # fmt: skip
         log = open(self.data_dir / "redis.log", "ab")  # noqa: SIM115  the child keeps its own copy
         # SIGTERM when its parent dies, however that ends: Redis then flushes its append-only file and exits
         stop_with_parent = functools.partial(die_with_parent, os.getpid(), signal.SIGTERM)
@@ -80,7 +110,7 @@ class RedisServer:
             pass_fds=self.keep_fds,
         )
         log.close()
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.2)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

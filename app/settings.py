@@ -2,6 +2,7 @@
 
 import hashlib
 import ipaddress
+import pathlib
 from functools import cached_property
 from typing import Literal
 
@@ -9,6 +10,8 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from worker.schema import Limits
+
+SOURCE = pathlib.Path(__file__).parents[1]  # the source tree, when spikeserve runs from one
 
 
 def hash_key(key: str) -> str:
@@ -28,6 +31,8 @@ class Settings(BaseSettings):
     )
     cors_origins: list[str] = Field(default_factory=list, description="origins allowed to call the API from a browser")
     metrics_public: bool = Field(default=False, description="serve /metrics without a key even when keys are configured")
+    viewer_dir: pathlib.Path = Field(default=SOURCE / "frontend" / "dist", description="the built viewer, served at /")
+    examples_dir: pathlib.Path = Field(default=SOURCE / "examples", description="example requests, offered on /docs")
     anonymous_jobs_to: str | None = Field(
         default=None,
         description="the hash of a configured key that takes over the jobs made while the server ran without keys",

@@ -42,7 +42,7 @@ requirements_stamp=$(stamp_of pyproject.toml requirements/*.txt)
 if ! done_before ".venv/.setup-$mode" "$requirements_stamp" && ! done_before .venv/.setup-dev "$requirements_stamp"; then
   pip install --upgrade pip
   if [[ $mode == runtime ]]; then
-    pip install -e .
+    pip install -e ".[worker]"
   else
     pip install -e ".[dev]"
     # The peers (Norse, snnTorch, SpikingJelly, NIR) for parity tests and benchmarks, without

@@ -69,11 +69,14 @@ def service_env(redis_url: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def running_service(log_dir: pathlib.Path, workers: int = 1, **settings: str) -> Iterator[Service]:
-    """Redis, ``workers`` workers and the API; ``settings`` (SPIKESERVE_ names without the prefix)
-    override ``service_env``. Stopped with SIGTERM, checked to leave no process behind."""
+def running_service(
+    log_dir: pathlib.Path, workers: int = 1, redis_options: dict | None = None, **settings: str
+) -> Iterator[Service]:
+    """Redis (``redis_options`` for RedisServer: a password, TLS), ``workers`` workers and the API;
+    ``settings`` (SPIKESERVE_ names without the prefix) override ``service_env``. Stopped with
+    SIGTERM, checked to leave no process behind."""
     with contextlib.ExitStack() as stack:
-        redis_server = stack.enter_context(RedisServer(log_dir / "redis"))
+        redis_server = stack.enter_context(RedisServer(log_dir / "redis", **(redis_options or {})))
         env = service_env(redis_server.url) | {f"SPIKESERVE_{name.upper()}": value for name, value in settings.items()}
         port = free_port()
         worker_log = stack.enter_context(open(log_dir / "worker.log", "wb"))

@@ -197,8 +197,10 @@ def test_a_single_worker_stops_on_sigterm(redis_server: RedisServer) -> None:
     assert wait_gone(redis_server.url) == []
 
 
-def test_the_client_needs_no_torch() -> None:
-    code = "import sys, app.client; print('torch' in sys.modules)"
+@pytest.mark.parametrize("module", ["app.client", "app.api", "app.validation"])
+def test_the_client_and_the_api_need_no_torch(module: str) -> None:
+    """The API's image does without torch (several GB): nothing it imports may need it."""
+    code = f"import sys, {module}; print('torch' in sys.modules)"
     assert (
         subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout.strip()
         == "False"
