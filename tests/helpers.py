@@ -1,4 +1,6 @@
-"""Assertions shared by several test modules."""
+"""Assertions and helpers shared by several test modules."""
+
+import pathlib
 
 import numpy as np
 
@@ -43,3 +45,21 @@ def wait_gone(redis_url: str, timeout_s: float = 30.0) -> list[int]:
     while (alive := processes_using(redis_url)) and time.monotonic() < deadline:
         time.sleep(0.1)
     return alive
+
+
+def venv_with_torch(venv: pathlib.Path) -> None:
+    """A new venv whose torch is this one's, linked rather than unpacked again (a minute of CPU):
+    for tests of install steps, where installing torch itself is what CI's set-up does anyway."""
+    import subprocess
+    import sys
+
+    import torch
+
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = str(venv / "bin" / "python")
+    site = subprocess.run(
+        [python, "-c", "import site; print(site.getsitepackages()[0])"], capture_output=True, text=True, check=True
+    )
+    here = pathlib.Path(torch.__file__).parents[1]
+    for entry in [*here.glob("torch"), *here.glob(f"torch-{torch.__version__.split('+')[0]}*.dist-info"), *here.glob("torchgen")]:
+        (pathlib.Path(site.stdout.strip()) / entry.name).symlink_to(entry)

@@ -12,6 +12,8 @@ import sys
 import pytest
 import yaml
 
+from tests.helpers import venv_with_torch
+
 pytestmark = pytest.mark.slow  # installs the images' packages into new venvs
 
 ROOT = pathlib.Path(__file__).parents[1]
@@ -104,16 +106,10 @@ def replay(target: str, tmp_path: pathlib.Path, link_torch: bool) -> pathlib.Pat
     context = tmp_path / "context"
     shutil.copytree(ROOT, context, ignore=shutil.ignore_patterns(".venv", ".git", "node_modules", "__pycache__", "tests"))
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    python = str(venv / "bin" / "python")
     if link_torch:
-        site = pathlib.Path(subprocess.run([python, "-c", "import site; print(site.getsitepackages()[0])"],
-                                           capture_output=True, text=True, check=True).stdout.strip())  # fmt: skip
-        import torch
-
-        here = pathlib.Path(torch.__file__).parents[1]
-        for entry in [*here.glob("torch"), *here.glob("torch-2.13.0*.dist-info"), *here.glob("torchgen")]:
-            (site / entry.name).symlink_to(entry)
+        venv_with_torch(venv)
+    else:
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     env = {**os.environ, "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}", "TORCH_INDEX": "https://pypi.org/simple"}
     built_from = [line.split()[1].removeprefix("--from=") for line in stages()[target] if line.startswith("COPY --from=")]
     for line in [*(step for stage in built_from for step in stages()[stage]), *stages()[target]]:
