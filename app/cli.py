@@ -20,7 +20,7 @@ import secrets
 import signal
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -131,11 +131,11 @@ def _check_bind(settings: "Settings") -> str | None:
     return None
 
 
-def _serve_api(settings: "Settings") -> None:
+def _serve_api(settings: "Settings", on_ready: Callable[[], None] | None = None) -> None:
     from app.api import create_app
     from app.http_server import serve
 
-    serve(create_app(settings), settings)
+    serve(create_app(settings), settings, on_ready)
 
 
 def _worker_command(name: str) -> list[str]:
@@ -298,10 +298,13 @@ def _serve(args: argparse.Namespace) -> int:
     supervisor.start()
     print(f"spikeserve: Redis on {redis_server.url} (data in {data_dir}), worker pid {worker.process.pid}", flush=True)
     url = f"http://{settings.host}:{settings.port}"
-    print(f"spikeserve: open {url}/  (API docs at /docs; Ctrl-C stops everything)", flush=True)
-    print(f"spikeserve: try it from another terminal: {sys.argv[0]} submit examples/seed.json --url {url}", flush=True)
+
+    def ready() -> None:  # once the API listens
+        print(f"spikeserve: open {url}/  (API docs at /docs; Ctrl-C stops everything)", flush=True)
+        print(f"spikeserve: try it from another terminal: {sys.argv[0]} submit examples/seed.json --url {url}", flush=True)
+
     try:
-        _serve_api(settings)
+        _serve_api(settings, ready)
     finally:
         _stop_serving(supervisor, redis_server.url)
     return 0

@@ -9,6 +9,8 @@ request's first byte on a kept-alive connection). Bodies are bounded by ``app.ap
 
 import asyncio
 import gc
+import socket
+from collections.abc import Callable
 from typing import Any
 
 import uvicorn
@@ -74,10 +76,23 @@ def quiet_garbage_collector() -> None:
     gc.set_threshold(50_000, 20, 100)
 
 
-def serve(app: FastAPI, settings: Settings) -> None:
+class _Server(uvicorn.Server):
+    """uvicorn's server, calling ``on_ready`` once it listens (for what `serve` tells its user)."""
+
+    def __init__(self, config: uvicorn.Config, on_ready: Callable[[], None] | None) -> None:
+        super().__init__(config)
+        self.on_ready = on_ready
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and self.on_ready is not None:
+            self.on_ready()
+
+
+def serve(app: FastAPI, settings: Settings, on_ready: Callable[[], None] | None = None) -> None:
     raise_open_files_limit()
     quiet_garbage_collector()
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -87,3 +102,4 @@ def serve(app: FastAPI, settings: Settings) -> None:
         limit_concurrency=settings.max_connections,
         backlog=2048,
     )
+    _Server(config, on_ready).run()

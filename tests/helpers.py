@@ -47,15 +47,13 @@ def wait_gone(redis_url: str, timeout_s: float = 30.0) -> list[int]:
     return alive
 
 
-def venv_with_torch(venv: pathlib.Path) -> None:
-    """A new venv whose torch is this one's, linked rather than unpacked again (a minute of CPU):
-    for tests of install steps, where installing torch itself is what CI's set-up does anyway."""
+def link_torch(venv: pathlib.Path) -> None:
+    """This venv's torch in ``venv``, linked rather than unpacked again (a minute of CPU): for
+    tests of install steps, where installing torch itself is what CI's set-up does anyway."""
     import subprocess
-    import sys
 
     import torch
 
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = str(venv / "bin" / "python")
     site = subprocess.run(
         [python, "-c", "import site; print(site.getsitepackages()[0])"], capture_output=True, text=True, check=True

@@ -11,13 +11,14 @@ import os
 import pathlib
 import signal
 import subprocess
+import sys
 import time
 import urllib.request
 
 import pytest
 
 from app.redis_server import free_port
-from tests.helpers import venv_with_torch
+from tests.helpers import link_torch
 
 pytestmark = pytest.mark.slow  # sets up a new venv
 
@@ -38,7 +39,8 @@ def test_the_readme_serve_command_on_a_fresh_clone_prints_a_command_that_works(t
     clone, home = tmp_path / "clone", tmp_path / "home"
     subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
     home.mkdir()
-    venv_with_torch(clone / ".venv")
+    subprocess.run([sys.executable, "-m", "venv", str(clone / ".venv")], check=True)
+    link_torch(clone / ".venv")
     env = {key: os.environ[key] for key in ("PATH", "LANG", "PIP_CONFIG_FILE") if key in os.environ}
     env |= {"HOME": str(home), "SPIKESERVE_PORT": str(free_port())}
     # the package caches of this machine's user: set-up downloads what it needs only once
