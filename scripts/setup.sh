@@ -40,7 +40,6 @@ fi
 
 requirements_stamp=$(stamp_of pyproject.toml requirements/*.txt)
 if ! done_before ".venv/.setup-$mode" "$requirements_stamp" && ! done_before .venv/.setup-dev "$requirements_stamp"; then
-  pip install --upgrade pip
   if [[ $mode == runtime ]]; then
     pip install -e ".[worker]"
   else
