@@ -8,6 +8,7 @@ request's first byte on a kept-alive connection). Bodies are bounded by ``app.ap
 """
 
 import asyncio
+import contextlib
 import gc
 import socket
 from collections.abc import Callable
@@ -102,4 +103,5 @@ def serve(app: FastAPI, settings: Settings, on_ready: Callable[[], None] | None 
         limit_concurrency=settings.max_connections,
         backlog=2048,
     )
-    _Server(config, on_ready).run()
+    with contextlib.suppress(KeyboardInterrupt):  # as uvicorn.run: Ctrl-C is how it is meant to stop
+        _Server(config, on_ready).run()
