@@ -96,7 +96,7 @@ def _run(args: argparse.Namespace) -> int:
         bar.update(done - bar.n)
 
     try:
-        result = simulate(request, plan, device=args.device, chunk_steps=args.chunk, progress=progress, job_id=path.stem)
+        result = simulate(request, plan, device=args.device, progress=progress, job_id=path.stem)
     except SimulationError as error:
         return _fail(str(error))
     except (Cancelled, KeyboardInterrupt):
@@ -429,7 +429,6 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("request", help="job request JSON (the format: docs/requests.md; examples/ has some)")
     run.add_argument("-o", "--output", help="write the result here: .npz or .json")
     run.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
-    run.add_argument("--chunk", type=int, default=None, help="steps per chunk (default: from the job's cost, ~0.5 s)")
     run.add_argument("--nir", help="use the network of this NIR file instead of the request's")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     run.set_defaults(handler=_run)
@@ -488,8 +487,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if getattr(args, "chunk", None) is not None and args.chunk < 1:
-        return _fail("--chunk must be at least 1")
     return args.handler(args)
 
 

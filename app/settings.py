@@ -73,7 +73,6 @@ class Settings(BaseSettings):
     max_jobs_in_flight_per_key: int = 16
 
     # execution
-    chunk_steps: int | None = Field(default=None, description="steps per chunk; default sized to memory")
     soft_time_limit_s: int = Field(default=3600, gt=0, description="a job's time limit; it then fails with that reason")
     hard_time_limit_s: int = Field(default=3660, gt=0, description="a run still going this long is killed")
     max_attempts: int = Field(

@@ -1,14 +1,17 @@
 """From a validated request to engine modules and input tensors.
 
-``build_network`` turns the layer list into a ``SequentialState`` of engine modules and PyTorch
-layers; ``InputStream`` produces the input for any range of steps. Both are deterministic in the
+``build_network`` turns the layer list into a ``SequentialState`` of engine modules;
+``InputStream`` produces the input for any range of steps. Both are deterministic in the
 request's ``seed``: weights are drawn on the CPU in layer order (so every device starts from the
-same network), and Poisson input is drawn per step from a generator seeded by (seed, step), so a
-chunk of steps is the same whatever the chunking.
+same network), and Poisson input comes from a counter-based generator (Philox of seed, step,
+batch entry and neuron), so any range of steps is drawn in one call, the same whatever the
+chunking and the same on every device.
 
-Synaptic layers (linear, conv2d, avgpool2d) are applied one step at a time (``PerStep``) so that
-a result cannot depend on the chunk size. Spiking layers hand on bool spikes (one byte per
-neuron-step); the layers after them take bool input.
+Every layer runs once per chunk over all its steps and batch entries. Spiking layers hand on bool
+spikes (one byte per neuron-step); the synaptic layers after them add up the weights of the
+active inputs (``worker.engine.synapses``), which does not depend on the chunking either. Dense
+float input takes one GEMM per chunk, whose rounding may depend on the chunk's row count: the
+runner's chunks are fixed by the request alone (``worker.cost``), so a rerun gives the same bits.
 """
 
 import math
@@ -18,6 +21,8 @@ import numpy as np
 import torch
 
 import worker.engine as snn
+from worker.engine.events import poisson_spikes, poisson_thresholds
+from worker.engine.synapses import AvgPool2d, Conv, Linear
 from worker.schema import (
     AvgPool2dLayer,
     ConstantInput,
@@ -48,33 +53,6 @@ PARAMETER_TYPES: dict[str, Any] = {
 }
 
 
-class PerStep(torch.nn.Module):
-    """Applies a synaptic layer to each step separately, on a freshly allocated copy of the step.
-
-    Both halves matter for chunk-independent results, as measured here: BLAS picks its summation
-    order by row count (a 5->1 Linear differed by 6e-8 over 37 vs 500 rows), and MKL's kernels
-    also round differently with the data's memory alignment (a step at another offset inside its
-    chunk differed in the last bit). A fresh tensor is always 64-byte aligned.
-    """
-
-    def __init__(self, module: torch.nn.Module) -> None:
-        super().__init__()
-        self.module = module
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # bool spikes become floats one step at a time, so no float copy of the whole chunk exists
-        return torch.stack([self.module(x_t.clone() if x_t.is_floating_point() else snn.as_float(x_t)) for x_t in x])
-
-
-def _without_initialisation(layer_type: type[torch.nn.Module]) -> type[torch.nn.Module]:
-    """``layer_type`` minus its random initialisation: every weight and bias is set from the request
-    right after construction, and initialising them first was half of a small job's build time."""
-    return type(layer_type.__name__, (layer_type,), {"reset_parameters": lambda self: None})
-
-
-_Linear, _Conv1d, _Conv2d = map(_without_initialisation, (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d))
-
-
 class Scale(torch.nn.Module):
     """Elementwise multiplication by a fixed per-feature factor."""
 
@@ -94,7 +72,7 @@ class Threshold(torch.nn.Module):
         self.register_buffer("threshold", threshold)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return snn.heaviside(snn.as_float(x) - self.threshold)
+        return snn.as_float(x) - self.threshold > 0  # bool spikes, like the neuron layers'
 
 
 def build_network(request: JobRequest, plan: Plan, record_states: frozenset[str] = frozenset()) -> snn.SequentialState:
@@ -141,26 +119,21 @@ def _params(layer: Any, plan: LayerPlan) -> dict[str, Any]:
 def _build_layer(layer: Any, plan: LayerPlan, generator: torch.Generator, dt: float, record_states: bool) -> torch.nn.Module:
     if isinstance(layer, (LinearLayer, Conv1dLayer, Conv2dLayer)):
         if isinstance(layer, LinearLayer):
-            module: torch.nn.Module = _Linear(layer.in_features, layer.out_features, bias=layer.bias is not False)
+            weight_shape: tuple[int, ...] = (layer.out_features, layer.in_features)
         else:
-            conv = _Conv1d if isinstance(layer, Conv1dLayer) else _Conv2d
-            module = conv(
-                layer.in_channels,
-                layer.out_channels,
-                layer.kernel_size,
-                layer.stride,
-                layer.padding,
-                bias=layer.bias is not False,
-            )
-        weight_shape = tuple(module.weight.shape)
-        bound = 1.0 / math.sqrt(math.prod(weight_shape[1:]))
-        with torch.no_grad():
-            module.weight.copy_(_weight(layer.weight, weight_shape, bound, generator, plan.arrays.get("weight")))
-            if module.bias is not None:
-                module.bias.copy_(_weight(layer.bias, tuple(module.bias.shape), bound, generator, plan.arrays.get("bias")))
-        return PerStep(module)
+            kernel = (layer.kernel_size,) if isinstance(layer, Conv1dLayer) else tuple(layer.kernel_size)
+            weight_shape = (layer.out_channels, layer.in_channels, *kernel)
+        bound = 1.0 / math.sqrt(math.prod(weight_shape[1:]))  # PyTorch's default initialisation
+        weight = _weight(layer.weight, weight_shape, bound, generator, plan.arrays.get("weight"))
+        bias = None
+        if layer.bias is not False:
+            bias = _weight(layer.bias, weight_shape[:1], bound, generator, plan.arrays.get("bias"))
+        if isinstance(layer, LinearLayer):
+            return Linear(weight, bias)
+        stride, padding = ((layer.stride,), (layer.padding,)) if isinstance(layer, Conv1dLayer) else (layer.stride, layer.padding)
+        return Conv(weight, bias, stride, padding, plan.in_shape)
     if isinstance(layer, AvgPool2dLayer):
-        return PerStep(torch.nn.AvgPool2d(layer.kernel_size, layer.stride, layer.padding))
+        return AvgPool2d(layer.kernel_size, layer.stride or layer.kernel_size, layer.padding, plan.in_shape)
     if isinstance(layer, FlattenLayer):
         return torch.nn.Flatten(start_dim=2)
     if isinstance(layer, ScaleLayer):
@@ -197,23 +170,16 @@ def _build_layer(layer: Any, plan: LayerPlan, generator: torch.Generator, dt: fl
     return module_type(parameter_type(**_params(layer, plan)), dt=dt, record_states=record_states)
 
 
-def _mix(seed: int, step: int) -> int:
-    """A well-spread 63-bit seed for step ``step`` (splitmix64 of seed and step)."""
-    z = (seed * 0x9E3779B97F4A7C15 + step + 1) & 0xFFFFFFFFFFFFFFFF
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
-    return (z ^ (z >> 31)) >> 1
-
-
 class InputStream:
-    """The request's input as ``(steps, B, *features)`` float32 tensors, any range at a time."""
+    """The request's input for any range of steps, as ``(steps, B, *features)`` tensors: float32
+    currents (tensor, constant), bool spikes (Poisson; a spike list without repeated events) or
+    uint8 counts (a spike list that repeats an event)."""
 
     def __init__(self, request: JobRequest, plan: Plan, device: torch.device) -> None:
         self.source = request.input
         self.plan = plan
         self.device = device
         self.seed = request.seed
-        self.dt = request.dt
         self.sample = (plan.batch_size, *plan.input_shape)
         if isinstance(self.source, SpikesInput):
             order = np.argsort(np.asarray(self.source.times, dtype=np.int64), kind="stable")
@@ -221,6 +187,10 @@ class InputStream:
             self.indices = np.asarray(self.source.indices, dtype=np.int64)[order]
             batch = self.source.batch if self.source.batch is not None else [0] * len(order)
             self.batch = np.asarray(batch, dtype=np.int64)[order]
+        elif isinstance(self.source, PoissonInput):
+            assert plan.input_array is not None
+            probability = plan.input_array.astype(np.float64) * request.dt
+            self.thresholds = torch.from_numpy(poisson_thresholds(probability)).to(device)
         elif plan.input_array is not None:
             self.values = torch.from_numpy(np.ascontiguousarray(plan.input_array)).to(device)
 
@@ -232,16 +202,12 @@ class InputStream:
         if isinstance(self.source, ConstantInput):
             return self.values.expand(n, *self.sample)
         if isinstance(self.source, PoissonInput):
-            probability = self.values * self.dt
-            steps = []
-            for t in range(start, stop):
-                generator = torch.Generator(device=self.device).manual_seed(_mix(self.seed, t))
-                draws = torch.rand(self.sample, generator=generator, device=self.device)
-                steps.append((draws < probability).to(torch.float32))
-            return torch.stack(steps)
+            return poisson_spikes(self.thresholds, start, n, self.plan.batch_size, self.seed).reshape(n, *self.sample)
         assert isinstance(self.source, SpikesInput)
         lo, hi = np.searchsorted(self.times, [start, stop])
-        dense = torch.zeros((n, self.plan.batch_size, math.prod(self.plan.input_shape)), device=self.device)
-        index = tuple(torch.from_numpy(a[lo:hi]).to(self.device) for a in (self.times - start, self.batch, self.indices))
-        dense.index_put_(index, torch.ones(hi - lo, device=self.device), accumulate=True)
-        return dense.reshape(n, *self.sample)
+        flat = (self.times[lo:hi] - start) * self.plan.batch_size + self.batch[lo:hi]
+        flat = flat * math.prod(self.plan.input_shape) + self.indices[lo:hi]
+        counts = torch.bincount(torch.from_numpy(flat), minlength=n * math.prod(self.sample))
+        most = int(counts.max()) if counts.numel() else 0
+        dtype = torch.bool if most <= 1 else torch.uint8 if most <= 255 else torch.float32
+        return counts.to(device=self.device, dtype=dtype).reshape(n, *self.sample)

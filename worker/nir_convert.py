@@ -251,29 +251,29 @@ def _export_layer(layer: Any, plan: Any, module: Any, dt: float) -> Any:
     import nir
 
     if layer.type == "linear":
-        weight = module.module.weight.detach().numpy()  # float32, as simulated
-        bias = module.module.bias
+        weight = module.weight.numpy()  # float32, as simulated
+        bias = module.bias
         return nir.Linear(weight=weight) if bias is None else nir.Affine(weight=weight, bias=bias.detach().numpy())
     if layer.type == "conv2d":
-        conv = module.module
-        bias = conv.bias.detach().numpy() if conv.bias is not None else np.zeros(conv.out_channels, dtype=np.float32)
+        conv = module
+        bias = conv.bias.numpy() if conv.bias is not None else np.zeros(conv.weight.shape[0], dtype=np.float32)
         return nir.Conv2d(
-            input_shape=tuple(plan.in_shape[1:]), weight=conv.weight.detach().numpy(),
+            input_shape=tuple(plan.in_shape[1:]), weight=conv.weight.numpy(),
             stride=tuple(conv.stride), padding=tuple(conv.padding), dilation=1, groups=1, bias=bias,
         )  # fmt: skip
     if layer.type == "conv1d":
-        conv = module.module
-        bias = conv.bias.detach().numpy() if conv.bias is not None else np.zeros(conv.out_channels, dtype=np.float32)
+        conv = module
+        bias = conv.bias.numpy() if conv.bias is not None else np.zeros(conv.weight.shape[0], dtype=np.float32)
         return nir.Conv1d(
-            input_shape=int(plan.in_shape[1]), weight=conv.weight.detach().numpy(),
+            input_shape=int(plan.in_shape[1]), weight=conv.weight.numpy(),
             stride=int(conv.stride[0]), padding=int(conv.padding[0]), dilation=1, groups=1, bias=bias,
         )  # fmt: skip
     if layer.type == "threshold":
         return nir.Threshold(threshold=_full(plan, module.threshold.double().numpy()))
     if layer.type == "avgpool2d":
-        pool = module.module
+        pool = module
         return nir.AvgPool2d(
-            kernel_size=np.asarray(_pair(pool.kernel_size)),
+            kernel_size=np.asarray(_pair(pool.kernel)),
             stride=np.asarray(_pair(pool.stride)),
             padding=np.asarray(_pair(pool.padding)),
         )

@@ -1,9 +1,12 @@
 """Runs a validated request in chunks of steps and records what it asked for.
 
-Between chunks the runner reports progress and asks whether to stop; the network's state carries
-across chunks, so a chunked run equals an unchunked one bit for bit. Spikes are kept as sparse
-events and voltages only for the layers (and neurons) requested, so memory grows with what is
-recorded, not with all layers times all steps.
+Each layer runs once per chunk over all of the chunk's steps and batch entries. The chunks are
+fixed by the request alone (``worker.cost`` sizes them), so a rerun, a requeued job and a local
+``spikeserve run`` of the same request go through the same chunks and give the same bits; where
+a layer's arithmetic does not depend on the chunking (event-driven synapses, the neuron kernels)
+no boundary can matter anyway. Between chunks the runner reports progress and asks whether to
+stop. Spikes are kept as sparse events and voltages only for the layers (and neurons) requested,
+so memory grows with what is recorded, not with all layers times all steps.
 """
 
 import math
@@ -143,6 +146,8 @@ def simulate(
     every chunk, and a true answer raises ``Cancelled``. A run still going after ``time_limit_s``
     raises ``TimeLimitExceeded`` before its next chunk; one whose recorded layers produce more
     spike events than the plan allows raises ``SimulationError`` at the chunk that crosses it.
+    ``chunk_steps`` overrides the request's chunking, for tests only: a dense GEMM may round
+    differently over another number of rows.
     """
     plan = plan or validate_request(request, limits)
     assert plan.cost is not None

@@ -60,7 +60,6 @@ def service_env(redis_url: str) -> dict[str, str]:
         **os.environ,
         "SPIKESERVE_REDIS_URL": redis_url,
         "SPIKESERVE_API_KEY_HASHES": json.dumps([hash_key(key) for key in KEYS.values()]),
-        "SPIKESERVE_CHUNK_STEPS": "100",
         "SPIKESERVE_MAX_STEPS": "2000000",
         "SPIKESERVE_MAX_BODY_BYTES": str(2 * 2**20),
         "SPIKESERVE_MAX_JOBS_IN_FLIGHT_PER_KEY": "3",

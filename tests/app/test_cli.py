@@ -40,7 +40,7 @@ def test_the_console_script_is_installed() -> None:
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
 def test_every_example_runs_and_matches_the_in_process_runner(path: pathlib.Path, tmp_path: pathlib.Path) -> None:
     output = tmp_path / "result.npz"
-    done = spikeserve("run", str(path), "-o", str(output), "--chunk", "64")
+    done = spikeserve("run", str(path), "-o", str(output))
     assert done.returncode == 0, done.stderr
     summary = done.stdout.strip()
     assert summary.count("\n") == 0 and "neuron-steps/s" in summary and f"wrote {output}" in summary
@@ -82,9 +82,8 @@ def write(tmp_path: pathlib.Path, name: str, content: str) -> str:
             "typo.json: recrod: Extra inputs are not permitted; the fields here are dt, network, input, steps, batch, record",
         ),
         (lambda tmp: ["run", str(ROOT / "examples" / "seed.json"), "-o", str(tmp / "out.csv")], "must end in .npz or .json"),
-        (lambda tmp: ["run", str(ROOT / "examples" / "seed.json"), "--chunk", "0"], "--chunk must be at least 1"),
     ],
-    ids=["missing file", "invalid JSON", "invalid request", "unknown field", "unknown output format", "bad chunk"],
+    ids=["missing file", "invalid JSON", "invalid request", "unknown field", "unknown output format"],
 )
 def test_errors_are_one_line_each_with_exit_code_2(make_args, message: str | tuple, tmp_path: pathlib.Path) -> None:
     done = spikeserve(*make_args(tmp_path))
@@ -100,9 +99,7 @@ def test_a_terminal_gets_a_progress_bar() -> None:
     # A new pty is 0x0 and tqdm would draw a zero-width bar; give it a real terminal's size.
     fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
     path = str(ROOT / "examples" / "poisson_population.json")
-    process = subprocess.Popen(
-        [str(SPIKESERVE), "run", path, "--chunk", "100"], stdout=subprocess.PIPE, stderr=terminal, cwd=ROOT
-    )
+    process = subprocess.Popen([str(SPIKESERVE), "run", path], stdout=subprocess.PIPE, stderr=terminal, cwd=ROOT)
     os.close(terminal)
     seen = b""
     while True:

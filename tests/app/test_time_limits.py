@@ -22,7 +22,6 @@ def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Faulty]:
         hard_time_limit_s="4",
         max_step_ops=str(10**12),
         max_batch="8192",
-        chunk_steps="",  # chunks as the cost model sizes them
     )
     try:
         yield service

@@ -28,7 +28,7 @@ def viewer_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if not (ROOT / "frontend" / "dist" / "index.html").exists():
         pytest.fail("the viewer is not built: run scripts/setup.sh (npm ci && npm run build in frontend/)")
     env = {k: v for k, v in os.environ.items() if not k.startswith("SPIKESERVE_")}
-    env |= {"SPIKESERVE_CHUNK_STEPS": "100", "SPIKESERVE_MAX_STEPS": "2000000"}
+    env |= {"SPIKESERVE_MAX_STEPS": "2000000"}
     port = free_port()
     data_dir = tmp_path_factory.mktemp("viewer")
     log = open(data_dir / "serve.log", "wb")  # noqa: SIM115  closed below, after the process

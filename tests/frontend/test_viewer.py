@@ -150,7 +150,7 @@ def test_a_nir_upload_runs_like_the_layers_it_holds(page, viewer_url: str, tmp_p
     job_id = submit_and_wait(page)
     served = page.evaluate("fetch('/api/v1/jobs/' + window.spikeserveViewer.job + '/request').then(r => r.json())")
     assert "nir" in served["network"], "the job ran the uploaded graph"
-    assert len(api_result(viewer_url, job_id)["layers"]["out"]["spikes"]["times"]) == 406
+    assert len(api_result(viewer_url, job_id)["layers"]["out"]["spikes"]["times"]) == 420
 
 
 def test_a_narrow_window_has_no_sideways_scrolling(page) -> None:

@@ -29,7 +29,7 @@ def store(redis_server: RedisServer) -> JobStore:
 
 @pytest.fixture
 def settings(redis_server: RedisServer) -> Settings:
-    return Settings(redis_url=redis_server.url, chunk_steps=50)
+    return Settings(redis_url=redis_server.url)
 
 
 def submit(store: JobStore, request: dict | bytes) -> str:
@@ -72,12 +72,12 @@ def test_a_cancel_flag_stops_a_running_job_at_its_next_chunk(store: JobStore, se
 
     def progress_then_cancel(job: str, done: int, total: int) -> None:
         original(job, done, total)
-        if done == 100:
+        if done == 1000:
             store.redis.hset(f"ss:job:{job}", "cancel", "1")
 
     store.progress = progress_then_cancel  # type: ignore[method-assign]
     assert execute_job(store, job_id, settings, device="cpu") == "cancelled"
-    assert store.get(job_id).steps_done == 100
+    assert store.get(job_id).steps_done == 1000  # the example's 2,000 steps are two chunks
 
 
 def test_a_diverging_simulation_fails_with_a_readable_error(store: JobStore, settings: Settings) -> None:
@@ -152,7 +152,7 @@ def test_a_result_too_large_to_store_fails_with_its_sizes(store: JobStore, redis
 
 
 def test_a_run_over_its_time_limit_fails_with_the_reason(store: JobStore, redis_server: RedisServer) -> None:
-    settings = Settings(redis_url=redis_server.url, chunk_steps=20, soft_time_limit_s=1, hard_time_limit_s=2)
+    settings = Settings(redis_url=redis_server.url, soft_time_limit_s=1, hard_time_limit_s=2)
     request = json.loads((EXAMPLES / "izhikevich_tonic_bursting.json").read_text())
     request["input"]["steps"] = 100_000
     job_id = submit(store, request)
@@ -168,13 +168,15 @@ def test_an_unknown_job_is_ignored(store: JobStore, settings: Settings) -> None:
 
 def test_a_job_that_loses_its_lease_stops_without_touching_the_record(store: JobStore, redis_server: RedisServer) -> None:
     """If another worker took the job over, this one must neither finish nor cancel it."""
-    settings = Settings(redis_url=redis_server.url, chunk_steps=50, lease_s=0.4)
-    job_id = submit(store, json.loads((EXAMPLES / "izhikevich_tonic_bursting.json").read_text()))
+    settings = Settings(redis_url=redis_server.url, lease_s=0.4)
+    request = json.loads((EXAMPLES / "izhikevich_tonic_bursting.json").read_text())
+    request["input"]["steps"] = 30_000  # chunks to go after the takeover, until the lease keeper notices
+    job_id = submit(store, request)
     original = store.progress
 
     def progress_then_lose_the_lease(job: str, done: int, total: int) -> None:
         original(job, done, total)
-        if done == 100:
+        if done == 1000:
             store.redis.set(f"ss:lease:{job}", "another worker")
 
     store.progress = progress_then_lose_the_lease  # type: ignore[method-assign]

@@ -1,5 +1,6 @@
-"""The runner: chunking never changes a result, runs are deterministic, progress and cancel
-happen between chunks, and what is recorded is exactly what the engine computed."""
+"""The runner: runs are deterministic, chunks come from the request, event-driven layers do not
+depend on the chunking at all, progress and cancel happen between chunks, and what is recorded
+is exactly what the engine computed."""
 
 import copy
 import json
@@ -14,6 +15,7 @@ import worker.engine as snn
 from tests.helpers import assert_same_recordings
 from worker import cost
 from worker.build import InputStream, build_network
+from worker.engine import synapses
 from worker.results import Result
 from worker.runner import Cancelled, SimulationError, TimeLimitExceeded, default_chunk, simulate
 from worker.schema import parse_request
@@ -59,19 +61,46 @@ MIXED = {
 }
 
 
-@pytest.mark.parametrize("name", ["seed", "poisson_population", "conv_feedforward", "izhikevich_tonic_bursting"])
-def test_chunked_runs_equal_one_chunk(name: str) -> None:
-    request = example(name)
+@pytest.fixture
+def always_events(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Synaptic layers take the event path whatever the activity."""
+    for layer in (synapses.Linear, synapses.Conv, synapses.AvgPool2d):
+        monkeypatch.setattr(layer, "crossover", 1.0)
+
+
+@pytest.mark.usefixtures("always_events")
+@pytest.mark.parametrize("name", ["poisson_population", "izhikevich_tonic_bursting", "MIXED"])
+def test_spike_driven_networks_do_not_depend_on_the_chunking(name: str) -> None:
+    """Batches, recurrence, adaptation and voltage subsets included: with every synaptic layer on
+    the event path, a row's sum does not depend on the rows around it."""
+    request = MIXED if name == "MIXED" else example(name)
     whole = run(request, chunk_steps=10**6)
-    for chunk in (1, 7, 64):
+    assert sum(layer.spike_count for layer in whole.layers.values() if layer.times is not None) > 0
+    for chunk in (1, 13, 64):
         assert_same_recordings(run(request, chunk_steps=chunk), whole)
 
 
-def test_chunking_is_invisible_with_batch_recurrence_and_voltage_subsets() -> None:
-    whole = run(MIXED, chunk_steps=10**6)
-    assert whole.layers["adaptive"].spike_count > 0 and whole.layers["rec"].spike_count > 0
-    for chunk in (1, 13, 50):
-        assert_same_recordings(run(MIXED, chunk_steps=chunk), whole)
+def test_the_chunks_come_from_the_request_alone() -> None:
+    """The same request is cut into the same chunks by the service, the CLI and a rerun: progress
+    arrives at multiples of the plan's chunk."""
+    request = copy.deepcopy(MIXED)
+    request["input"]["steps"] = 2500
+    _, plan = parse_request(request)
+    assert plan.cost is not None and plan.cost.chunk_steps < 2500
+    calls: list[int] = []
+    run(request, progress=lambda done, total: calls.append(done))
+    chunk = plan.cost.chunk_steps
+    assert calls == [*range(chunk, 2500, chunk), 2500]
+
+
+@pytest.mark.parametrize("name", ["seed", "conv_feedforward", "MIXED"])
+def test_a_cancelled_run_reruns_to_the_same_bits(name: str) -> None:
+    """Dense float input included (one GEMM per chunk): a run cancelled part way and run again
+    equals one that was never interrupted."""
+    request = MIXED if name == "MIXED" else example(name)
+    with pytest.raises(Cancelled):
+        run(request, is_cancelled=lambda: True)
+    assert_same_recordings(run(request), run(request))
 
 
 def test_same_request_and_seed_give_identical_results_and_another_seed_does_not() -> None:
@@ -94,7 +123,7 @@ def direct_engine_run(request: dict[str, Any]) -> tuple[list[torch.Tensor], list
 def test_results_equal_a_direct_engine_call(name: str) -> None:
     request = example(name)
     parsed, plan = parse_request(request)
-    result = simulate(parsed, plan, chunk_steps=33)
+    result = simulate(parsed, plan)
     outputs, states = direct_engine_run(request)
     for index, layer in enumerate(plan.layers):
         if layer.name in plan.record_spikes:
@@ -113,9 +142,9 @@ def test_results_equal_a_direct_engine_call(name: str) -> None:
 def test_seed_example_is_the_walkthrough() -> None:
     """examples/seed.json holds the walkthrough's tensors; the runner reproduces its output.
 
-    Spikes must be identical. Voltages agree to float32 rounding only: the walkthrough applies its
-    Linear to all 4 rows at once, the runner one step at a time (so that chunking cannot change a
-    result), and BLAS rounds those two differently in the last bit.
+    Spikes must be identical. Voltages agree to float32 rounding only: both apply the Linear to
+    all 4 rows at once, but PyTorch's Linear multiplies by the transposed (out, in) weight and the
+    runner by its input-major copy, and BLAS may round those two differently in the last bit.
     """
     torch.manual_seed(0)
     data = torch.randn(5)

@@ -48,21 +48,21 @@ def cache_dir() -> pathlib.Path:
     return pathlib.Path(os.environ.get("SPIKESERVE_KERNEL_CACHE") or pathlib.Path.home() / ".cache" / "spikeserve")
 
 
-def build(compiler: str | None = None) -> pathlib.Path:
-    """Compiles the kernels (if not cached) and returns the shared library's path."""
+def build(compiler: str | None = None, source: pathlib.Path = SOURCE) -> pathlib.Path:
+    """Compiles ``source`` (if not cached) and returns the shared library's path."""
     compiler = compiler or os.environ.get("CC") or "cc"
     if shutil.which(compiler) is None:
         raise RuntimeError(f"no C compiler {compiler!r} on PATH")
-    key = hashlib.sha256("\0".join([SOURCE.read_text(), compiler, *FLAGS, _cpu_features()]).encode()).hexdigest()[:16]
-    target = cache_dir() / f"cpu_kernels-{key}.so"
+    key = hashlib.sha256("\0".join([source.read_text(), compiler, *FLAGS, _cpu_features()]).encode()).hexdigest()[:16]
+    target = cache_dir() / f"{source.stem}-{key}.so"
     if target.exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
         private = pathlib.Path(scratch) / target.name
-        done = subprocess.run([compiler, *FLAGS, "-o", str(private), str(SOURCE), "-lm"], capture_output=True, text=True)
+        done = subprocess.run([compiler, *FLAGS, "-o", str(private), str(source), "-lm"], capture_output=True, text=True)
         if done.returncode != 0:
-            raise RuntimeError(f"compiling {SOURCE.name} failed:\n{done.stderr.strip()}")
+            raise RuntimeError(f"compiling {source.name} failed:\n{done.stderr.strip()}")
         os.replace(private, target)
     return target
 

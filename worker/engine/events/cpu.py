@@ -1,0 +1,83 @@
+"""The CPU backend of the event kernels: ``event_kernels.c``, compiled and cached like the fused
+kernels (see ``worker.engine.fused.cpu``) and called through ctypes."""
+
+import ctypes
+import functools
+import logging
+import pathlib
+
+import torch
+
+from worker.engine.fused.cpu import build
+
+log = logging.getLogger(__name__)
+SOURCE = pathlib.Path(__file__).with_name("event_kernels.c")
+
+
+@functools.cache
+def library() -> ctypes.CDLL | None:
+    """The loaded kernels, or None (logged once) when they cannot be built here."""
+    try:
+        lib = ctypes.CDLL(str(build(source=SOURCE)))
+    except (RuntimeError, OSError) as error:
+        log.warning("event kernels unavailable, synaptic layers run dense: %s", error)
+        return None
+    i64, ptr, c_int = ctypes.c_int64, ctypes.c_void_p, ctypes.c_int
+    lib.linear_events.argtypes = [i64, i64, i64, i64, ptr, ptr, ptr, ptr, c_int]
+    lib.conv2d_events.argtypes = [*[i64] * 14, ptr, ptr, ptr, ptr, c_int]
+    lib.avgpool2d_events.argtypes = [*[i64] * 12, ptr, ptr, c_int]
+    lib.poisson_spikes.argtypes = [i64, i64, i64, i64, ctypes.c_uint64, ptr, ptr, c_int]
+    for function in (lib.linear_events, lib.conv2d_events, lib.avgpool2d_events, lib.poisson_spikes):
+        function.restype = None
+    return lib
+
+
+def _lib() -> ctypes.CDLL:
+    lib = library()
+    assert lib is not None, "callers check library() first"
+    return lib
+
+
+def _ptr(tensor: torch.Tensor | None) -> int | None:
+    return None if tensor is None else tensor.data_ptr()
+
+
+def linear(x: torch.Tensor, weight_t: torch.Tensor, bias: torch.Tensor | None, events: int, out: torch.Tensor) -> None:
+    rows, n_in = x.shape
+    _lib().linear_events(
+        rows, n_in, weight_t.shape[1], events, x.data_ptr(), weight_t.data_ptr(), _ptr(bias), out.data_ptr(),
+        torch.get_num_threads(),
+    )  # fmt: skip
+
+
+def conv2d(
+    x: torch.Tensor,
+    weight_t: torch.Tensor,
+    bias: torch.Tensor | None,
+    stride: tuple[int, int],
+    padding: tuple[int, int],
+    events: int,
+    out: torch.Tensor,
+) -> None:
+    rows, c_in, h, w = x.shape
+    _, kh, kw, c_out = weight_t.shape
+    ho, wo = out.shape[2:]
+    _lib().conv2d_events(
+        rows, c_in, h, w, c_out, kh, kw, *stride, *padding, ho, wo, events,
+        x.data_ptr(), weight_t.data_ptr(), _ptr(bias), out.data_ptr(), torch.get_num_threads(),
+    )  # fmt: skip
+
+
+def avgpool2d(
+    x: torch.Tensor, kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int], out: torch.Tensor
+) -> None:
+    rows, c, h, w = x.shape
+    ho, wo = out.shape[2:]
+    _lib().avgpool2d_events(
+        rows, c, h, w, *kernel, *stride, *padding, ho, wo, x.data_ptr(), out.data_ptr(), torch.get_num_threads()
+    )
+
+
+def poisson(threshold: torch.Tensor, t0: int, seed: int, out: torch.Tensor) -> None:
+    steps, batch, n = out.shape
+    _lib().poisson_spikes(steps, batch, n, t0, seed, threshold.data_ptr(), out.data_ptr(), torch.get_num_threads())

@@ -1,0 +1,182 @@
+/* Event-driven synapses and counter-based Poisson input on the CPU.
+ *
+ * A synaptic layer whose input is spikes adds up, per row (one step of one batch entry), the
+ * weight rows of its active inputs. The weights are stored input-major, so each event reads one
+ * contiguous row. Every output sums its contributions in one fixed order (active inputs in
+ * ascending index, then the bias), so a row's result depends on that row's spikes alone: not on
+ * the chunk it belongs to, the thread that computes it or the rows beside it. Input bytes are
+ * spike counts (0/1 for neuron output; a spike list may repeat an event): an input counted k
+ * times adds its row k times.
+ *
+ * Poisson input: Philox4x32-10 (Salmon et al., SC'11) keyed by the job's seed, with the counter
+ * (neuron / 4, batch entry, step, 0); word neuron % 4 of the output, compared as an integer with a
+ * per-neuron threshold round(p * 2^32), decides the spike. Integer arithmetic throughout, so the
+ * Triton kernel draws the same spikes on CUDA.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Outputs summed per tile, so a row's accumulator stays in L1 while its events are added. */
+#define TILE 1024
+/* Below this many additions a call runs on one thread: an OpenMP team costs more than it saves. */
+#define PARALLEL_WORK (1 << 18)
+
+static int team(int64_t work, int threads) { return work < PARALLEL_WORK ? 1 : threads; }
+
+/* The active inputs of one row in ascending order; returns how many. */
+static int64_t active_inputs(const uint8_t *x, int64_t n, int64_t *active) {
+    int64_t count = 0, i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t word;
+        memcpy(&word, x + i, 8);
+        if (!word) continue; /* spikes are sparse: skip eight silent inputs at once */
+        for (int64_t k = i; k < i + 8; k++)
+            if (x[k]) active[count++] = k;
+    }
+    for (; i < n; i++)
+        if (x[i]) active[count++] = i;
+    return count;
+}
+
+/* out (rows, n_out) = per row, the sum of wt's rows (wt is (n_in, n_out)) over the row's active
+ * inputs of x (rows, n_in), plus bias (n_out, or NULL). ``events`` (the sum of x) sizes the team. */
+void linear_events(int64_t rows, int64_t n_in, int64_t n_out, int64_t events, const uint8_t *x, const float *wt, const float *bias,
+                   float *out, int threads) {
+#pragma omp parallel num_threads(team(events * n_out + rows * n_in, threads))
+    {
+        int64_t *active = malloc(sizeof(int64_t) * (n_in > 0 ? n_in : 1));
+        float acc[TILE];
+#pragma omp for schedule(static)
+        for (int64_t r = 0; r < rows; r++) {
+            const uint8_t *xr = x + r * n_in;
+            const int64_t count = active_inputs(xr, n_in, active);
+            float *row = out + r * n_out;
+            for (int64_t j0 = 0; j0 < n_out; j0 += TILE) {
+                const int64_t width = n_out - j0 < TILE ? n_out - j0 : TILE;
+                for (int64_t j = 0; j < width; j++) acc[j] = 0.0f;
+                for (int64_t e = 0; e < count; e++) {
+                    const float *w = wt + active[e] * n_out + j0;
+                    for (uint8_t c = xr[active[e]]; c; c--)
+                        for (int64_t j = 0; j < width; j++) acc[j] += w[j];
+                }
+                if (bias)
+                    for (int64_t j = 0; j < width; j++) row[j0 + j] = acc[j] + bias[j0 + j];
+                else
+                    for (int64_t j = 0; j < width; j++) row[j0 + j] = acc[j];
+            }
+        }
+        free(active);
+    }
+}
+
+/* A 2-d convolution (groups 1, dilation 1) of spikes x (rows, c_in, h, w), by scattering each
+ * event's kernel: wt is (c_in, kh, kw, c_out), out (rows, c_out, ho, wo). Events are taken in
+ * ascending (channel, y, x) order and each event's kernel positions in ascending (ky, kx); the
+ * sum is formed channels-last in a per-thread scratch row, then the bias is added. */
+void conv2d_events(int64_t rows, int64_t c_in, int64_t h, int64_t w, int64_t c_out, int64_t kh, int64_t kw, int64_t sh,
+                   int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo, int64_t events, const uint8_t *x, const float *wt,
+                   const float *bias, float *out, int threads) {
+    const int64_t n_in = c_in * h * w, plane = ho * wo;
+#pragma omp parallel num_threads(team(events * kh * kw * c_out + rows * (n_in + plane * c_out), threads))
+    {
+        float *acc = malloc(sizeof(float) * (plane * c_out > 0 ? plane * c_out : 1));
+#pragma omp for schedule(static)
+        for (int64_t r = 0; r < rows; r++) {
+            memset(acc, 0, sizeof(float) * plane * c_out);
+            const uint8_t *xr = x + r * n_in;
+            for (int64_t i = 0; i < n_in; i++) {
+                for (uint8_t c = xr[i]; c; c--) {
+                    const int64_t ch = i / (h * w), y = (i / w) % h, xx = i % w;
+                    for (int64_t ky = 0; ky < kh; ky++) {
+                        const int64_t oy_sh = y + ph - ky;
+                        if (oy_sh < 0 || oy_sh % sh) continue;
+                        const int64_t oy = oy_sh / sh;
+                        if (oy >= ho) continue;
+                        for (int64_t kx = 0; kx < kw; kx++) {
+                            const int64_t ox_sw = xx + pw - kx;
+                            if (ox_sw < 0 || ox_sw % sw) continue;
+                            const int64_t ox = ox_sw / sw;
+                            if (ox >= wo) continue;
+                            const float *wk = wt + ((ch * kh + ky) * kw + kx) * c_out;
+                            float *a = acc + (oy * wo + ox) * c_out;
+                            for (int64_t o = 0; o < c_out; o++) a[o] += wk[o];
+                        }
+                    }
+                }
+            }
+            float *row = out + r * c_out * plane;
+            for (int64_t o = 0; o < c_out; o++) {
+                const float b = bias ? bias[o] : 0.0f;
+                for (int64_t p = 0; p < plane; p++) row[o * plane + p] = bias ? acc[p * c_out + o] + b : acc[p * c_out + o];
+            }
+        }
+        free(acc);
+    }
+}
+
+/* Average pooling of spikes x (rows, c, h, w) into out (rows, c, ho, wo): each event adds one
+ * to every window holding it, then each window's count is divided by kh * kw (PyTorch's
+ * AvgPool2d with count_include_pad, whose windows never leave the padded input). */
+void avgpool2d_events(int64_t rows, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
+                      int64_t ph, int64_t pw, int64_t ho, int64_t wo, const uint8_t *x, float *out, int threads) {
+    const int64_t n_in = c * h * w, plane = ho * wo;
+    const float divisor = (float)(kh * kw);
+#pragma omp parallel for schedule(static) num_threads(team(rows * (n_in + c * plane) * 4, threads))
+    for (int64_t r = 0; r < rows; r++) {
+        const uint8_t *xr = x + r * n_in;
+        float *row = out + r * c * plane;
+        memset(row, 0, sizeof(float) * c * plane);
+        for (int64_t i = 0; i < n_in; i++) {
+            if (!xr[i]) continue;
+            const float count = (float)xr[i];
+            const int64_t ch = i / (h * w), y = (i / w) % h, xx = i % w;
+            for (int64_t ky = 0; ky < kh; ky++) {
+                const int64_t oy_sh = y + ph - ky;
+                if (oy_sh < 0 || oy_sh % sh || oy_sh / sh >= ho) continue;
+                for (int64_t kx = 0; kx < kw; kx++) {
+                    const int64_t ox_sw = xx + pw - kx;
+                    if (ox_sw < 0 || ox_sw % sw || ox_sw / sw >= wo) continue;
+                    row[ch * plane + (oy_sh / sh) * wo + ox_sw / sw] += count;
+                }
+            }
+        }
+        for (int64_t p = 0; p < c * plane; p++) row[p] = row[p] / divisor;
+    }
+}
+
+/* --- Poisson input ---------------------------------------------------------------------------- */
+
+static inline void philox_round(uint32_t c[4], uint32_t k0, uint32_t k1) {
+    const uint64_t p0 = (uint64_t)0xD2511F53u * c[0], p1 = (uint64_t)0xCD9E8D57u * c[2];
+    const uint32_t next[4] = {(uint32_t)(p1 >> 32) ^ c[1] ^ k0, (uint32_t)p1, (uint32_t)(p0 >> 32) ^ c[3] ^ k1,
+                              (uint32_t)p0};
+    memcpy(c, next, sizeof(next));
+}
+
+/* Philox4x32-10 of counter c under key (k0, k1), in place. */
+static inline void philox(uint32_t c[4], uint32_t k0, uint32_t k1) {
+    for (int round = 0; round < 10; round++) {
+        philox_round(c, k0, k1);
+        k0 += 0x9E3779B9u;
+        k1 += 0xBB67AE85u;
+    }
+}
+
+/* out (steps, batch, n) as 0/1 bytes: the spikes of steps t0 .. t0 + steps - 1. A neuron spikes
+ * when its draw is below threshold[n] (0 .. 2^32: 2^32 always spikes). */
+void poisson_spikes(int64_t steps, int64_t batch, int64_t n, int64_t t0, uint64_t seed, const int64_t *threshold,
+                    uint8_t *out, int threads) {
+    const uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
+#pragma omp parallel for collapse(2) schedule(static) num_threads(team(steps * batch * n * 8, threads))
+    for (int64_t t = 0; t < steps; t++) {
+        for (int64_t b = 0; b < batch; b++) {
+            uint8_t *row = out + (t * batch + b) * n;
+            for (int64_t g = 0; g < n; g += 4) {
+                uint32_t c[4] = {(uint32_t)(g >> 2), (uint32_t)b, (uint32_t)(t0 + t), 0};
+                philox(c, k0, k1);
+                for (int64_t k = 0; k < 4 && g + k < n; k++) row[g + k] = (int64_t)c[k] < threshold[g + k];
+            }
+        }
+    }
+}

@@ -1,0 +1,124 @@
+"""Synaptic layers over a whole sequence: one pass per chunk of steps.
+
+``Linear``, ``Conv`` (1-d or 2-d) and ``AvgPool2d`` take time-major input ``(T, B, *features)``
+and treat its ``T * B`` rows as one batch. Spikes (bool or uint8 counts) sparse enough for it go
+through the event kernels (``worker.engine.events``): the active inputs' weight rows added in a
+fixed order, so each row's result is independent of the chunk around it. Denser spikes and float
+input take one dense GEMM or convolution over all rows. The choice is made per call from the
+input's activity against a crossover measured on the CPU (benchmarks/RESULTS.md); it depends on
+the data alone, so a rerun of the same chunk makes the same choice.
+"""
+
+import math
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+
+from worker.engine import events
+
+__all__ = ["AvgPool2d", "Conv", "Linear"]
+
+
+class Synapse(torch.nn.Module):
+    """A stateless layer applied to all ``T * B`` rows of a sequence at once."""
+
+    # activity (events over inputs x rows) below which the event kernels are used
+    crossover: ClassVar[float]
+    in_shape: tuple[int, ...]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        lead = x.shape[: x.dim() - len(self.in_shape)]
+        rows = x.reshape(math.prod(lead), *self.in_shape)
+        if x.dtype in events.SPIKE_DTYPES and events.available(x.device):
+            count = int(rows.sum(dtype=torch.int64)) if rows.numel() else 0
+            if count <= self.crossover * rows.numel():
+                out = self.events(rows, count)
+                return out.reshape(*lead, *out.shape[1:])
+        out = self.dense(rows if rows.is_floating_point() else rows.to(torch.float32))
+        return out.reshape(*lead, *out.shape[1:])
+
+    def events(self, rows: torch.Tensor, count: int) -> torch.Tensor:
+        raise NotImplementedError
+
+    def dense(self, rows: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class Linear(Synapse):
+    """``y = x W^T + b`` with ``weight`` (out, in), stored input-major: one contiguous row per input."""
+
+    crossover = 0.1
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
+        super().__init__()
+        self.in_shape = (weight.shape[1],)
+        self.register_buffer("weight_t", weight.t().contiguous())
+        self.register_buffer("bias", bias)
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """(out, in), as PyTorch's ``Linear`` holds it."""
+        return self.weight_t.t()
+
+    def events(self, rows: torch.Tensor, count: int) -> torch.Tensor:
+        return events.linear_events(rows, self.weight_t, self.bias, count)
+
+    def dense(self, rows: torch.Tensor) -> torch.Tensor:
+        return rows @ self.weight_t if self.bias is None else torch.addmm(self.bias, rows, self.weight_t)
+
+
+class Conv(Synapse):
+    """A convolution (groups 1, dilation 1) over ``(channels, length)`` or ``(channels, height,
+    width)``; ``weight`` is (out, in, *kernel) as in PyTorch."""
+
+    crossover = 0.1
+
+    def __init__(
+        self,
+        weight: torch.Tensor,
+        bias: torch.Tensor | None,
+        stride: tuple[int, ...],
+        padding: tuple[int, ...],
+        in_shape: tuple[int, ...],
+    ) -> None:
+        super().__init__()
+        self.in_shape = in_shape
+        self.stride, self.padding = tuple(stride), tuple(padding)
+        self.register_buffer("weight", weight)
+        self.register_buffer("bias", bias)
+        # input-major for the events; a 1-d convolution is a 2-d one of height 1
+        weight_2d = weight if weight.dim() == 4 else weight.unsqueeze(2)
+        self.register_buffer("weight_t", weight_2d.permute(1, 2, 3, 0).contiguous())
+
+    def _as_2d(self, values: tuple[int, ...], fill: int) -> tuple[int, int]:
+        return (values[0], values[1]) if len(values) == 2 else (fill, values[0])
+
+    def events(self, rows: torch.Tensor, count: int) -> torch.Tensor:
+        planar = rows if rows.dim() == 4 else rows.unsqueeze(2)
+        stride, padding = self._as_2d(self.stride, 1), self._as_2d(self.padding, 0)
+        out = events.conv2d_events(planar, self.weight_t, self.bias, stride, padding, count)
+        return out if rows.dim() == 4 else out.squeeze(2)
+
+    def dense(self, rows: torch.Tensor) -> torch.Tensor:
+        conv = F.conv2d if rows.dim() == 4 else F.conv1d
+        return conv(rows, self.weight, self.bias, self.stride, self.padding)
+
+
+class AvgPool2d(Synapse):
+    """PyTorch's ``AvgPool2d`` (zero padding counted in the average) over ``(channels, height, width)``."""
+
+    crossover = 0.5
+
+    def __init__(
+        self, kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int], in_shape: tuple[int, int, int]
+    ) -> None:
+        super().__init__()
+        self.kernel, self.stride, self.padding = tuple(kernel), tuple(stride), tuple(padding)
+        self.in_shape = in_shape
+
+    def events(self, rows: torch.Tensor, count: int) -> torch.Tensor:
+        return events.avgpool2d_events(rows, self.kernel, self.stride, self.padding)
+
+    def dense(self, rows: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool2d(rows, self.kernel, self.stride, self.padding)
