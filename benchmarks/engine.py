@@ -163,7 +163,7 @@ def workloads(device: torch.device) -> dict[str, Workload]:
 # --- measuring ------------------------------------------------------------------------------------
 
 
-def time_once(run: Callable[[], None], device: torch.device) -> float:
+def time_once(run: Callable[[], object], device: torch.device) -> float:
     sync(device)
     started = time.perf_counter()
     run()
@@ -174,7 +174,13 @@ def time_once(run: Callable[[], None], device: torch.device) -> float:
 def peak_memory_mib(workload: str, library: str, device: str) -> float | None:
     """Peak memory of one run in a fresh child process (resident memory on the CPU, the
     allocator's peak on CUDA), beyond the workload's inputs."""
-    code = f"from benchmarks.engine import measure_child; print(measure_child({workload!r}, {library!r}, {device!r}))"
+    return peak_in_child(
+        f"from benchmarks.engine import measure_child; print(measure_child({workload!r}, {library!r}, {device!r}))"
+    )
+
+
+def peak_in_child(code: str) -> float | None:
+    """Runs ``code`` in a fresh Python, which prints a peak in MiB last; None if it failed."""
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900, env=dict(os.environ))
     try:
         return float(done.stdout.strip().splitlines()[-1])
@@ -190,9 +196,12 @@ def _status_kib(field: str) -> int:
 
 
 def measure_child(workload: str, library: str, device: str) -> float:
-    """MiB the run needs beyond what was resident before it (inputs and weights already built)."""
     target = torch.device(device)
-    run = workloads(target)[workload].make(library, target)
+    return measure_peak(workloads(target)[workload].make(library, target), target)
+
+
+def measure_peak(run: Callable[[], object], target: torch.device) -> float:
+    """MiB ``run`` needs beyond what was resident before it (inputs and weights already built)."""
     if target.type == "cuda":
         torch.cuda.reset_peak_memory_stats(target)
         before = torch.cuda.memory_allocated(target)

@@ -48,11 +48,15 @@ MAX_CHUNK_STEPS = 1000
 # and time limits are seen at least about every CHUNK_TARGET_S. Rates measured on one core of a
 # 2-core x86-64 VM (benchmarks/RESULTS.md); slower machines take proportionally longer chunks.
 CHUNK_TARGET_S = 0.5
-SYNAPTIC_OPS_PER_S = 2e9
-NEURON_STEPS_PER_S = {"fused": 2e8, "eager": 2e7}
-RECORDED_NEURON_STEPS_PER_S = 1e8  # finding and counting the spikes of recorded layers
+# Feed-forward synaptic layers run once per chunk (one GEMM or convolution over all its rows, or
+# the event kernels, at 1e11 multiply-adds/s measured for the GEMM); a recurrent layer's product
+# is one small GEMM per step.
+SYNAPTIC_OPS_PER_S = {"chunk": 2e10, "step": 2e9}
+NEURON_STEPS_PER_S = {"fused": 1e9, "eager": 2e7}
+RECORDED_NEURON_STEPS_PER_S = 5e8  # finding and counting the spikes of recorded layers
 FUSED_MODELS = ("lif", "lifbox", "li", "iaf", "alif")
-STEP_OVERHEAD_S = 20e-6  # per layer and step: Python and dispatch around each operation
+STEPPED_LAYERS = ("lifadex", "izhikevich", "lif_recurrent")  # layers whose step loop runs in Python
+STEP_OVERHEAD_S = 20e-6  # per such layer and step: Python and dispatch around each operation
 RESULT_OVERHEAD = 64 * 1024  # headers, names and statistics of an encoded result
 
 
@@ -108,7 +112,12 @@ class Cost:
             for kind, count in self.neurons_by_type.items()
         )
         recording_s = self.count_values / RECORDED_NEURON_STEPS_PER_S
-        return self.step_ops / SYNAPTIC_OPS_PER_S + neuron_s + recording_s + STEP_OVERHEAD_S * len(self.layers)
+        synaptic_s = sum(
+            layer.ops * self.batch / SYNAPTIC_OPS_PER_S["step" if layer.type == "lif_recurrent" else "chunk"]
+            for layer in self.layers
+        )
+        stepped = sum(layer.type in STEPPED_LAYERS for layer in self.layers)
+        return synaptic_s + neuron_s + recording_s + STEP_OVERHEAD_S * stepped
 
     @property
     def chunk_steps(self) -> int:

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from worker.build import InputStream, build_network
+from worker.engine.events import record_spikes
 from worker.results import LayerResult, Result
 from worker.schema import JobRequest, Limits, Plan, validate_request
 
@@ -89,21 +90,23 @@ class _Recorder:
         self.voltages = voltages
         self.neurons = None if neurons is None else torch.from_numpy(neurons).to(device)
         self.voltage_neurons = neurons
-        self.events: list[np.ndarray] = []
+        self.events: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (times, batch, senders) per chunk
         self.counts = torch.zeros((batch, math.prod(shape)), dtype=torch.int64, device=device) if spikes else None
         self.traces: list[np.ndarray] = []
 
     def add(self, start: int, z: torch.Tensor, state: Any) -> None:
         if self.spikes:
             flat = z.reshape(z.shape[0], z.shape[1], -1)
-            counts = flat.sum(0, dtype=torch.int64)
+            stop = start + z.shape[0]
             # counted before the events are listed: 24 bytes each, so an unbounded list could
             # take many times the memory of the spikes themselves
-            self.budget.take(int(counts.sum()), self.name, start + z.shape[0])
-            events = flat.nonzero()  # rows (t, b, n), in time order
-            events[:, 0] += start
-            self.events.append(events.cpu().numpy())
-            self.counts += counts
+            columns = record_spikes(
+                flat if flat.dtype == torch.bool else flat != 0,
+                start,
+                self.counts,
+                lambda total: self.budget.take(total, self.name, stop),
+            )
+            self.events.append(columns)
         if self.voltages:
             v = state.v.reshape(state.v.shape[0], state.v.shape[1], -1)
             if self.neurons is not None:
@@ -113,8 +116,10 @@ class _Recorder:
     def result(self, batched: bool) -> LayerResult:
         layer = LayerResult(shape=self.shape)
         if self.spikes:
-            events = np.concatenate(self.events) if self.events else np.zeros((0, 3), dtype=np.int64)
-            layer.times, layer.batch, layer.senders = (np.ascontiguousarray(events[:, i], dtype=np.int64) for i in range(3))
+            layer.times, layer.batch, layer.senders = (
+                self.events[0][i] if len(self.events) == 1 else np.concatenate([columns[i] for columns in self.events])
+                for i in range(3)
+            )
             counts = self.counts.cpu().numpy()
             layer.counts = counts if batched else counts[0]
         if self.voltages:

@@ -21,10 +21,12 @@ import torch
 
 from worker.engine.lif import Param, full_state
 from worker.engine.module import CellModule, SequenceModule
+from worker.engine.parameters import positive_time_constants
 from worker.engine.reset import reset
 from worker.engine.threshold import threshold
 
 
+@positive_time_constants
 class ALIFParameters(NamedTuple):
     tau_syn_inv: Param = 200.0
     tau_mem_inv: Param = 100.0

@@ -32,13 +32,15 @@ def constant_current_lif_encode(
 
 
 def spike_latency_encode(spikes: torch.Tensor) -> torch.Tensor:
-    """Keeps only the first spike of every neuron in a time-major spike train."""
-    fired = torch.zeros_like(spikes[0], dtype=torch.bool)
+    """Keeps each neuron's input until its outputs so far add up to more than zero: of a spike
+    train, the first spike. Graded values pass through as in Norse (its running sum of outputs,
+    in the default float dtype, is the mask)."""
+    fired = torch.zeros(spikes.shape[1:], device=spikes.device)
+    silent = torch.zeros_like(spikes[0])
     out = []
     for z in spikes:
-        first = z.bool() & ~fired
-        out.append(first.to(spikes.dtype))
-        fired |= first
+        out.append(torch.where(fired > 0, silent, z))
+        fired += out[-1]
     return torch.stack(out)
 
 

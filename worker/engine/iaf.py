@@ -11,10 +11,12 @@ import torch
 
 from worker.engine.lif import Param, full_state
 from worker.engine.module import CellModule, SequenceModule
+from worker.engine.parameters import positive_time_constants
 from worker.engine.reset import reset
 from worker.engine.threshold import threshold
 
 
+@positive_time_constants
 class IAFParameters(NamedTuple):
     v_th: Param = 1.0
     v_reset: Param = 0.0

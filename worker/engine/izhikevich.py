@@ -15,9 +15,11 @@ import torch
 
 from worker.engine.lif import Param, full_state
 from worker.engine.module import CellModule, SequenceModule
+from worker.engine.parameters import positive_time_constants
 from worker.engine.threshold import threshold
 
 
+@positive_time_constants
 class IzhikevichParameters(NamedTuple):
     a: Param = 0.02
     b: Param = 0.2

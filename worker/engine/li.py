@@ -9,8 +9,10 @@ import torch
 
 from worker.engine.lif import Param, full_state
 from worker.engine.module import CellModule, SequenceModule
+from worker.engine.parameters import positive_time_constants
 
 
+@positive_time_constants
 class LIParameters(NamedTuple):
     tau_syn_inv: Param = 200.0
     tau_mem_inv: Param = 100.0

@@ -13,12 +13,14 @@ from typing import Any, NamedTuple
 import torch
 
 from worker.engine.module import CellModule, SequenceModule
+from worker.engine.parameters import positive_time_constants
 from worker.engine.reset import reset
 from worker.engine.threshold import threshold
 
 Param = torch.Tensor | float
 
 
+@positive_time_constants
 class LIFParameters(NamedTuple):
     """Time constants are inverse (1/s); any field may be a per-neuron tensor or an ``nn.Parameter``."""
 

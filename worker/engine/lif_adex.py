@@ -12,10 +12,12 @@ import torch
 
 from worker.engine.lif import Param, full_state
 from worker.engine.module import CellModule, SequenceModule
+from worker.engine.parameters import positive_time_constants
 from worker.engine.reset import reset
 from worker.engine.threshold import threshold
 
 
+@positive_time_constants
 class LIFAdExParameters(NamedTuple):
     adaptation_current: Param = 4.0
     adaptation_spike: Param = 0.02

@@ -9,10 +9,12 @@ import torch
 
 from worker.engine.lif import Param, full_state
 from worker.engine.module import CellModule, SequenceModule
+from worker.engine.parameters import positive_time_constants
 from worker.engine.reset import reset
 from worker.engine.threshold import threshold
 
 
+@positive_time_constants
 class LIFBoxParameters(NamedTuple):
     tau_mem_inv: Param = 100.0
     v_leak: Param = 0.0

@@ -31,7 +31,7 @@ class Synapse(torch.nn.Module):
         lead = x.shape[: x.dim() - len(self.in_shape)]
         rows = x.reshape(math.prod(lead), *self.in_shape)
         if x.dtype in events.SPIKE_DTYPES and events.available(x.device):
-            count = int(rows.sum(dtype=torch.int64)) if rows.numel() else 0
+            count = events.spike_count(rows)
             if count <= self.crossover * rows.numel():
                 out = self.events(rows, count)
                 return out.reshape(*lead, *out.shape[1:])
@@ -48,7 +48,7 @@ class Synapse(torch.nn.Module):
 class Linear(Synapse):
     """``y = x W^T + b`` with ``weight`` (out, in), stored input-major: one contiguous row per input."""
 
-    crossover = 0.1
+    crossover = 0.2  # events measured faster up to 0.2, even at 0.3 (1000 -> 1000, 16,000 rows)
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
         super().__init__()
@@ -72,7 +72,7 @@ class Conv(Synapse):
     """A convolution (groups 1, dilation 1) over ``(channels, length)`` or ``(channels, height,
     width)``; ``weight`` is (out, in, *kernel) as in PyTorch."""
 
-    crossover = 0.1
+    crossover = 0.08  # events measured faster up to 0.1 (8 -> 16 channels, 3 x 3 on 28 x 28)
 
     def __init__(
         self,
@@ -108,7 +108,7 @@ class Conv(Synapse):
 class AvgPool2d(Synapse):
     """PyTorch's ``AvgPool2d`` (zero padding counted in the average) over ``(channels, height, width)``."""
 
-    crossover = 0.5
+    crossover = 0.2  # events measured faster up to 0.2 (2 x 2 on 8 x 28 x 28)
 
     def __init__(
         self, kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int], in_shape: tuple[int, int, int]

@@ -35,7 +35,7 @@ def test_threshold_jumps_by_beta_at_a_spike_and_then_decays() -> None:
 
 def test_threshold_test_uses_the_decayed_adaptation() -> None:
     """With v' = 1.5 and b = 0.5 before the step, z = H(v' - (v_th + b')) where b' has decayed."""
-    p = snn.ALIFParameters(tau_adapt_inv=100.0, tau_mem_inv=0.0, tau_syn_inv=0.0)
+    p = snn.ALIFParameters(tau_adapt_inv=100.0, tau_mem_inv=1e-30, tau_syn_inv=1e-30)  # v and i stay as they are
     state = snn.ALIFFeedForwardState(v=torch.tensor([1.46]), i=torch.tensor([0.0]), b=torch.tensor([0.5]))
     z, new = snn.alif_feed_forward_step(torch.tensor([0.0]), state, p)
     # b' = 0.5 * (1 - 0.1) = 0.45, threshold 1.45 < 1.46: spike (with the undecayed 1.5 there would be none)

@@ -65,6 +65,13 @@ class TestNorseParity:
         )
         assert torch.equal(snn.spike_latency_lif_encode(current, 150), self.norse_encode.spike_latency_lif_encode(current, 150))
 
+    def test_latency_of_spikes_and_graded_values(self) -> None:
+        generator = torch.Generator().manual_seed(5)
+        spikes = (torch.rand(30, 4, 7, generator=generator) < 0.2).float()
+        graded = torch.randn(30, 4, 7, generator=generator)  # negative sums keep a neuron open
+        for x in (spikes, spikes.bool(), graded):
+            assert torch.equal(snn.spike_latency_encode(x), self.norse_encode.spike_latency_encode(x))
+
     def test_population(self) -> None:
         values = torch.rand(5, generator=torch.Generator().manual_seed(4))
         torch.testing.assert_close(snn.population_encode(values, 9), self.norse_encode.population_encode(values, 9))

@@ -245,3 +245,33 @@ def test_triton_event_kernels_compile_for_hopper() -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     sizes = json.loads(done.stdout.strip().splitlines()[-1])
     assert set(sizes) == {"linear", "conv2d", "avgpool2d", "poisson"} and min(sizes.values()) > 1000
+
+
+# --- recording --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kernels", ["on", "off"])
+def test_recorded_events_are_the_spikes_in_step_batch_neuron_order(kernels: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The C kernels and PyTorch's nonzero (the path on CUDA and without kernels) agree; the
+    budget hears the total before anything is listed."""
+    if kernels == "off":
+        monkeypatch.setenv("SPIKESERVE_EVENTS", "0")
+    z = spikes((37, 3, 70), 0.1, seed=5).bool()
+    counts = torch.full((3, 70), 2, dtype=torch.int64)
+    told: list[int] = []
+    times, batch, senders = events.record_spikes(z, 100, counts, told.append)
+    expected = z.nonzero()
+    assert told == [expected.shape[0]] and events.spike_count(z) == expected.shape[0]
+    assert times.tolist() == (expected[:, 0] + 100).tolist()
+    assert batch.tolist() == expected[:, 1].tolist() and senders.tolist() == expected[:, 2].tolist()
+    assert torch.equal(counts, 2 + z.sum(0))
+
+
+def test_a_refused_total_lists_nothing() -> None:
+    def refuse(total: int) -> None:
+        raise RuntimeError(f"{total} is too many")
+
+    counts = torch.zeros((1, 50), dtype=torch.int64)
+    with pytest.raises(RuntimeError, match="too many"):
+        events.record_spikes(spikes((10, 1, 50), 0.5, seed=1).bool(), 0, counts, refuse)
+    assert not counts.any()

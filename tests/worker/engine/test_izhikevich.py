@@ -10,9 +10,21 @@ def spike_times(behavior: str, current: float, steps: int = 1000) -> torch.Tenso
     return out[:, 0].nonzero().flatten()
 
 
-def test_twenty_classic_behaviours_are_available() -> None:
+def test_each_of_the_twenty_presets_runs_as_a_request_layer() -> None:
+    """Every preset named in the request format builds and simulates with its own parameters."""
+    from worker.runner import simulate
+    from worker.schema import parse_request
+
     assert len(snn.IZHIKEVICH_PRESETS) == 20
-    assert {"tonic_spiking", "tonic_bursting", "phasic_spiking", "spike_frequency_adaptation"} <= set(snn.IZHIKEVICH_PRESETS)
+    for name, preset in snn.IZHIKEVICH_PRESETS.items():
+        request = {
+            "network": {"layers": [{"type": "izhikevich", "name": "n", "preset": name}]},
+            "input": {"type": "constant", "value": [10.0], "steps": 50},
+            "record": {"voltages": ["n"]},
+        }
+        voltages = simulate(*parse_request(request)).layers["n"].voltages
+        _, state = snn.Izhikevich(preset, record_states=True)(torch.full((50, 1), 10.0))
+        assert torch.equal(torch.from_numpy(voltages), state.v), name
 
 
 def test_tonic_spiking_fires_at_a_regular_rate() -> None:

@@ -103,3 +103,20 @@ def test_module_can_be_cast_to_double(model: Model) -> None:
     module = model.sequence().double()
     out, _ = module(drive(model, (10, 4), torch.float64))
     assert out.dtype == torch.float64
+
+
+PARAMETER_TYPES = [
+    snn.LIFParameters, snn.LIFBoxParameters, snn.LIParameters, snn.ALIFParameters, snn.LIFAdExParameters,
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("parameter_type", PARAMETER_TYPES, ids=lambda t: t.__name__)
+@pytest.mark.parametrize("bad", [0.0, -5.0, float("nan"), float("inf"), torch.tensor([100.0, -1.0])], ids=str)
+def test_parameters_refuse_time_constants_that_are_not_positive(parameter_type: type, bad: object) -> None:
+    """As the request format does; built directly or with ``_replace``."""
+    for field in (name for name in parameter_type._fields if name.startswith("tau_")):
+        with pytest.raises(ValueError, match=f"{field} must be positive and finite"):
+            parameter_type(**{field: bad})
+        with pytest.raises(ValueError, match=f"{field} must be positive and finite"):
+            parameter_type()._replace(**{field: bad})
+    assert parameter_type(**{field: torch.tensor([50.0, 200.0]) for field in parameter_type._fields if field.startswith("tau_")})

@@ -16,6 +16,7 @@ Backends: ``cpu`` (C with OpenMP, ``cpu.py``) and ``triton`` (CUDA, ``triton_ker
 
 import math
 import os
+from collections.abc import Callable
 from types import ModuleType
 
 import numpy as np
@@ -23,7 +24,10 @@ import torch
 
 from worker.engine.events import reference
 
-__all__ = ["available", "avgpool2d_events", "conv2d_events", "linear_events", "poisson_spikes", "poisson_thresholds"]
+__all__ = [
+    "available", "avgpool2d_events", "conv2d_events", "linear_events", "poisson_spikes", "poisson_thresholds",
+    "record_spikes", "spike_count",
+]  # fmt: skip
 
 SPIKE_DTYPES = (torch.bool, torch.uint8)
 
@@ -140,3 +144,38 @@ def poisson_spikes(
     if math.prod(out.shape):
         kernels.poisson(threshold.contiguous(), t0, seed, out)
     return out
+
+
+def _cpu_kernels(x: torch.Tensor) -> ModuleType | None:
+    return _backend(None, x.device) if x.device.type == "cpu" and available(x.device) else None
+
+
+def spike_count(x: torch.Tensor) -> int:
+    """The number of events in ``x`` (bool or uint8 counts)."""
+    kernels = _cpu_kernels(x)
+    if kernels is not None and x.is_contiguous():
+        return kernels.spike_count(x)
+    return int(x.sum(dtype=torch.int64))
+
+
+def record_spikes(
+    z: torch.Tensor, t0: int, counts: torch.Tensor, take: Callable[[int], None]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The events of bool spikes ``z`` (steps, batch, n) as host arrays (times from ``t0``, batch
+    entries, senders) in (step, batch, neuron) order, with each neuron's spikes added to
+    ``counts`` (batch, n) int64 on ``z``'s device. ``take(total)`` is called before the events
+    are listed (it may raise to refuse them). Extracted where the spikes are; one copy to the
+    host."""
+    z = z.contiguous()
+    kernels = _cpu_kernels(z)
+    if kernels is not None:
+        starts = kernels.row_starts(z)
+        take(int(starts[-1]))
+        return tuple(column.numpy() for column in kernels.spike_events(z, t0, starts, counts))  # type: ignore[return-value]
+    chunk_counts = z.sum(0, dtype=torch.int64)
+    take(int(chunk_counts.sum()))
+    events = z.nonzero()
+    counts += chunk_counts
+    events[:, 0] += t0
+    host = events.cpu().numpy()
+    return tuple(np.ascontiguousarray(host[:, i]) for i in range(3))  # type: ignore[return-value]

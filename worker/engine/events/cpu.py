@@ -27,7 +27,18 @@ def library() -> ctypes.CDLL | None:
     lib.conv2d_events.argtypes = [*[i64] * 14, ptr, ptr, ptr, ptr, c_int]
     lib.avgpool2d_events.argtypes = [*[i64] * 12, ptr, ptr, c_int]
     lib.poisson_spikes.argtypes = [i64, i64, i64, i64, ctypes.c_uint64, ptr, ptr, c_int]
-    for function in (lib.linear_events, lib.conv2d_events, lib.avgpool2d_events, lib.poisson_spikes):
+    lib.spike_count.argtypes = [ptr, i64, c_int]
+    lib.spike_count.restype = i64
+    lib.spike_rows.argtypes = [i64, i64, ptr, ptr, c_int]
+    lib.spike_events.argtypes = [i64, i64, i64, i64, ptr, ptr, ptr, ptr, ptr, ptr, c_int]
+    for function in (
+        lib.linear_events,
+        lib.conv2d_events,
+        lib.avgpool2d_events,
+        lib.poisson_spikes,
+        lib.spike_rows,
+        lib.spike_events,
+    ):
         function.restype = None
     return lib
 
@@ -81,3 +92,26 @@ def avgpool2d(
 def poisson(threshold: torch.Tensor, t0: int, seed: int, out: torch.Tensor) -> None:
     steps, batch, n = out.shape
     _lib().poisson_spikes(steps, batch, n, t0, seed, threshold.data_ptr(), out.data_ptr(), torch.get_num_threads())
+
+
+def spike_count(x: torch.Tensor) -> int:
+    return int(_lib().spike_count(x.data_ptr(), x.numel(), torch.get_num_threads()))
+
+
+def row_starts(z: torch.Tensor) -> torch.Tensor:
+    """(rows + 1) int64: where each row's events start in the event list, and the total last."""
+    steps, batch, n = z.shape
+    starts = torch.empty(steps * batch + 1, dtype=torch.int64)
+    _lib().spike_rows(steps * batch, n, z.data_ptr(), starts.data_ptr(), torch.get_num_threads())
+    return starts
+
+
+def spike_events(z: torch.Tensor, t0: int, starts: torch.Tensor, counts: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    steps, batch, n = z.shape
+    total = int(starts[-1])
+    times, batches, senders = (torch.empty(total, dtype=torch.int64) for _ in range(3))
+    _lib().spike_events(
+        steps, batch, n, t0, z.data_ptr(), starts.data_ptr(), times.data_ptr(), batches.data_ptr(), senders.data_ptr(),
+        counts.data_ptr(), torch.get_num_threads(),
+    )  # fmt: skip
+    return times, batches, senders

@@ -71,45 +71,41 @@ void linear_events(int64_t rows, int64_t n_in, int64_t n_out, int64_t events, co
 }
 
 /* A 2-d convolution (groups 1, dilation 1) of spikes x (rows, c_in, h, w), by scattering each
- * event's kernel: wt is (c_in, kh, kw, c_out), out (rows, c_out, ho, wo). Events are taken in
- * ascending (channel, y, x) order and each event's kernel positions in ascending (ky, kx); the
- * sum is formed channels-last in a per-thread scratch row, then the bias is added. */
+ * event's kernel: wt is (c_in, kh, kw, c_out), out (rows, c_out, ho, wo). Each output starts from
+ * its bias (or zero); events are added in ascending (channel, y, x) order, each event's kernel
+ * positions in ascending (ky, kx). The sums are formed channels-last in a per-thread scratch row
+ * (an event's kernel column is then contiguous) and transposed into place. */
 void conv2d_events(int64_t rows, int64_t c_in, int64_t h, int64_t w, int64_t c_out, int64_t kh, int64_t kw, int64_t sh,
-                   int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo, int64_t events, const uint8_t *x, const float *wt,
-                   const float *bias, float *out, int threads) {
+                   int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo, int64_t events, const uint8_t *x,
+                   const float *wt, const float *bias, float *out, int threads) {
     const int64_t n_in = c_in * h * w, plane = ho * wo;
 #pragma omp parallel num_threads(team(events * kh * kw * c_out + rows * (n_in + plane * c_out), threads))
     {
         float *acc = malloc(sizeof(float) * (plane * c_out > 0 ? plane * c_out : 1));
 #pragma omp for schedule(static)
         for (int64_t r = 0; r < rows; r++) {
-            memset(acc, 0, sizeof(float) * plane * c_out);
+            for (int64_t p = 0; p < plane; p++)
+                for (int64_t o = 0; o < c_out; o++) acc[p * c_out + o] = bias ? bias[o] : 0.0f;
             const uint8_t *xr = x + r * n_in;
             for (int64_t i = 0; i < n_in; i++) {
                 for (uint8_t c = xr[i]; c; c--) {
                     const int64_t ch = i / (h * w), y = (i / w) % h, xx = i % w;
                     for (int64_t ky = 0; ky < kh; ky++) {
                         const int64_t oy_sh = y + ph - ky;
-                        if (oy_sh < 0 || oy_sh % sh) continue;
-                        const int64_t oy = oy_sh / sh;
-                        if (oy >= ho) continue;
+                        if (oy_sh < 0 || oy_sh % sh || oy_sh / sh >= ho) continue;
                         for (int64_t kx = 0; kx < kw; kx++) {
                             const int64_t ox_sw = xx + pw - kx;
-                            if (ox_sw < 0 || ox_sw % sw) continue;
-                            const int64_t ox = ox_sw / sw;
-                            if (ox >= wo) continue;
+                            if (ox_sw < 0 || ox_sw % sw || ox_sw / sw >= wo) continue;
                             const float *wk = wt + ((ch * kh + ky) * kw + kx) * c_out;
-                            float *a = acc + (oy * wo + ox) * c_out;
+                            float *a = acc + ((oy_sh / sh) * wo + ox_sw / sw) * c_out;
                             for (int64_t o = 0; o < c_out; o++) a[o] += wk[o];
                         }
                     }
                 }
             }
             float *row = out + r * c_out * plane;
-            for (int64_t o = 0; o < c_out; o++) {
-                const float b = bias ? bias[o] : 0.0f;
-                for (int64_t p = 0; p < plane; p++) row[o * plane + p] = bias ? acc[p * c_out + o] + b : acc[p * c_out + o];
-            }
+            for (int64_t o = 0; o < c_out; o++)
+                for (int64_t p = 0; p < plane; p++) row[o * plane + p] = acc[p * c_out + o];
         }
         free(acc);
     }
@@ -176,6 +172,69 @@ void poisson_spikes(int64_t steps, int64_t batch, int64_t n, int64_t t0, uint64_
                 uint32_t c[4] = {(uint32_t)(g >> 2), (uint32_t)b, (uint32_t)(t0 + t), 0};
                 philox(c, k0, k1);
                 for (int64_t k = 0; k < 4 && g + k < n; k++) row[g + k] = (int64_t)c[k] < threshold[g + k];
+            }
+        }
+    }
+}
+
+/* --- recording ------------------------------------------------------------------------------- */
+
+/* The number of events in n counts (bytes). */
+int64_t spike_count(const uint8_t *x, int64_t n, int threads) {
+    int64_t total = 0;
+#pragma omp parallel for reduction(+ : total) schedule(static) num_threads(team(n / 8, threads))
+    for (int64_t i = 0; i < n; i++) total += x[i];
+    return total;
+}
+
+/* Events of z (steps, batch, n) 0/1 bytes in (step, batch, neuron) order: fills times (t0 + step),
+ * batch and senders (each holding row_start[steps * batch] entries, where row_start is the
+ * exclusive prefix sum of the rows' spike counts that spike_rows computed) and adds each neuron's
+ * spikes to counts (batch, n). */
+void spike_rows(int64_t rows, int64_t n, const uint8_t *z, int64_t *row_start, int threads) {
+#pragma omp parallel for schedule(static) num_threads(team(rows * n / 8, threads))
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t count = 0;
+        const uint8_t *row = z + r * n;
+        for (int64_t i = 0; i < n; i++) count += row[i];
+        row_start[r + 1] = count;
+    }
+    row_start[0] = 0;
+    for (int64_t r = 0; r < rows; r++) row_start[r + 1] += row_start[r];
+}
+
+void spike_events(int64_t steps, int64_t batch, int64_t n, int64_t t0, const uint8_t *z, const int64_t *row_start,
+                  int64_t *times, int64_t *batches, int64_t *senders, int64_t *counts, int threads) {
+    const int64_t rows = steps * batch;
+#pragma omp parallel for schedule(static) num_threads(team(rows * n / 8, threads))
+    for (int64_t r = 0; r < rows; r++) {
+        if (row_start[r + 1] == row_start[r]) continue;
+        const uint8_t *row = z + r * n;
+        int64_t k = row_start[r];
+        int64_t i = 0;
+        for (; i + 8 <= n; i += 8) {
+            uint64_t word;
+            memcpy(&word, row + i, 8);
+            if (!word) continue;
+            for (int64_t j = i; j < i + 8; j++)
+                if (row[j]) senders[k++] = j;
+        }
+        for (; i < n; i++)
+            if (row[i]) senders[k++] = i;
+        for (int64_t e = row_start[r]; e < k; e++) {
+            times[e] = t0 + r / batch;
+            batches[e] = r % batch;
+        }
+    }
+    /* counts: each thread owns a block of neurons across all steps, so no two threads add to one count */
+#pragma omp parallel for collapse(2) schedule(static) num_threads(team(rows * n / 8, threads))
+    for (int64_t b = 0; b < batch; b++) {
+        for (int64_t j0 = 0; j0 < n; j0 += TILE) {
+            const int64_t width = n - j0 < TILE ? n - j0 : TILE;
+            int64_t *count = counts + b * n + j0;
+            for (int64_t t = 0; t < steps; t++) {
+                const uint8_t *row = z + (t * batch + b) * n + j0;
+                for (int64_t j = 0; j < width; j++) count[j] += row[j];
             }
         }
     }

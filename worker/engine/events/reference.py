@@ -43,21 +43,23 @@ def conv2d_events(
     padding: tuple[int, int],
     out_hw: tuple[int, int],
 ) -> torch.Tensor:
-    """x (rows, c_in, h, w) counts; weight_t (c_in, kh, kw, c_out). Each event, in ascending
-    (channel, y, x) order, adds its kernel column for each position it reaches, in ascending
-    (ky, kx); then the bias."""
+    """x (rows, c_in, h, w) counts; weight_t (c_in, kh, kw, c_out). Each output starts from its
+    bias; each event, in ascending (channel, y, x) order, adds its kernel column for each position
+    it reaches, in ascending (ky, kx)."""
     rows = x.shape[0]
     _, kh, kw, c_out = weight_t.shape
     ho, wo = out_hw
     out = torch.empty((rows, c_out, ho, wo), dtype=torch.float32)
     for r in range(rows):
         acc = torch.zeros((ho, wo, c_out), dtype=torch.float32)
+        if bias is not None:
+            acc += bias
         for ch, y, xx in x[r].nonzero().tolist():
             for _ in range(int(x[r, ch, y, xx])):
                 for ky, oy in _positions(y, padding[0], kh, stride[0], ho):
                     for kx, ox in _positions(xx, padding[1], kw, stride[1], wo):
                         acc[oy, ox] = acc[oy, ox] + weight_t[ch, ky, kx]
-        out[r] = (acc if bias is None else acc + bias).permute(2, 0, 1)
+        out[r] = acc.permute(2, 0, 1)
     return out
 
 

@@ -3,8 +3,9 @@ order, so results equal the CPU's bit for bit (additions only; nothing to fuse).
 
 A chunk's events are listed first with PyTorch (``nonzero`` is ordered by row, then input), as
 compressed rows: ``row_ptr`` (rows + 1) and ``index``, an input repeated by its count. Each
-program then owns one row (and a block of outputs) and adds that row's events in order.
-CI runs these kernels on the CPU through Triton's interpreter (``TRITON_INTERPRET=1``).
+program then owns one row (and a block of outputs) and adds that row's events in order; a
+convolution's output starts from its bias, as in the C kernel. CI runs these kernels on the CPU
+through Triton's interpreter (``TRITON_INTERPRET=1``).
 """
 
 import torch
@@ -131,11 +132,9 @@ def conv2d(
     _, kh, kw, c_out = weight_t.shape
     ho, wo = out.shape[2:]
     row_ptr, index = compressed_rows(x.reshape(rows, -1))
-    out.zero_()
+    out.copy_(bias.view(1, c_out, 1, 1).expand_as(out)) if bias is not None else out.zero_()
     grid = (rows, triton.cdiv(c_out, BLOCK))
     _conv2d_kernel[grid](row_ptr, index, weight_t, out, c_out, h, w, ho, wo, *stride, *padding, kh, kw, BLOCK, **COMPILE_OPTIONS)
-    if bias is not None:
-        out += bias.view(1, c_out, 1, 1)
 
 
 def avgpool2d(

@@ -1,0 +1,37 @@
+"""Parameter NamedTuples that refuse time constants the dynamics cannot have."""
+
+from typing import Any
+
+import torch
+
+
+def _check(parameters: Any) -> None:
+    for name, value in zip(parameters._fields, parameters, strict=True):
+        if not (name.startswith("tau_") and name.endswith("_inv")) or value is None:
+            continue
+        values = torch.as_tensor(value.detach() if isinstance(value, torch.Tensor) else value)
+        if values.device.type != "cpu":
+            continue  # moved there from checked CPU values (modules cast theirs every call); a check would sync
+        if not bool(torch.isfinite(values).all()) or bool((values <= 0).any()):
+            raise ValueError(f"{type(parameters).__name__}.{name} must be positive and finite (an inverse time constant, 1/s)")
+
+
+def positive_time_constants(cls: type) -> type:
+    """Class decorator for a parameter NamedTuple: building one (directly, with ``_make`` or with
+    ``_replace``) whose ``tau_*_inv`` fields are not all positive and finite raises ValueError,
+    as the request format does."""
+    plain_new, plain_make = cls.__new__, cls._make  # type: ignore[attr-defined]
+
+    def __new__(klass: type, *args: Any, **kwargs: Any) -> Any:
+        parameters = plain_new(klass, *args, **kwargs)
+        _check(parameters)
+        return parameters
+
+    def _make(klass: type, iterable: Any) -> Any:
+        parameters = plain_make.__func__(klass, iterable)
+        _check(parameters)
+        return parameters
+
+    cls.__new__ = __new__  # type: ignore[method-assign]
+    cls._make = classmethod(_make)  # type: ignore[attr-defined]
+    return cls
