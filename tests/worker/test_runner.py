@@ -289,3 +289,38 @@ def test_fused_kernels_and_the_eager_engine_record_the_same_results(monkeypatch:
     eager = run(MIXED, chunk_steps=50)
     assert_same_recordings(fused, eager)
     assert fused.layers["adaptive"].times.size > 0
+
+
+def test_a_chunk_costs_as_many_operator_calls_at_1000_steps_as_at_100(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each layer is one pass per chunk, so the calls (PyTorch operators, as the profiler counts
+    them, and the compiled kernels) grow with the layers, not the steps: what keeps a GPU busy."""
+    from worker.engine.events import cpu as event_kernels
+    from worker.engine.fused import cpu as fused_kernels
+
+    kernel_calls: list[str] = []
+    for module in (event_kernels, fused_kernels):
+        for name in ("linear", "poisson", "row_starts", "spike_events", "spike_count", "forward"):
+            if hasattr(module, name):
+                kernel = getattr(module, name)
+                monkeypatch.setattr(module, name, lambda *a, _k=kernel, _n=name: kernel_calls.append(_n) or _k(*a))
+
+    def calls(steps: int) -> tuple[dict[str, int], list[str]]:
+        request = copy.deepcopy(MIXED)
+        request["network"]["layers"] = [MIXED["network"]["layers"][0], {"type": "lif", "name": "hidden"},
+                                        {"type": "linear", "name": "ro", "in_features": 8, "out_features": 2}, {"type": "lif", "name": "out"}]  # fmt: skip
+        request["input"]["steps"] = steps
+        request["input"]["rates"] = [10.0] * 6
+        request["record"] = {"spikes": ["hidden", "out"]}
+        parsed, plan = parse_request(request)
+        kernel_calls.clear()
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profile:
+            simulate(parsed, plan, chunk_steps=steps)
+        operators: dict[str, int] = {}
+        for event in profile.events():
+            if event.name.startswith("aten::"):
+                operators[event.name] = operators.get(event.name, 0) + 1
+        return operators, sorted(kernel_calls)
+
+    short, long = calls(100), calls(1000)
+    assert short == long
+    assert short[1].count("forward") == 2 and "linear" in short[1] and "poisson" in short[1]
