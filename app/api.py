@@ -1,4 +1,4 @@
-"""The FastAPI application: routes stay thin; the work is in app.jobs, app.store, app.events and
+"""The FastAPI application: routes stay thin; the work is in app.jobs, worker.store, app.events and
 app.validation. Everything a route needs arrives as an ``Annotated`` dependency, read from the
 application's ``Services`` (tests may override any of them)."""
 
@@ -30,14 +30,13 @@ from app.events import EventHub, StreamSlots, job_events, wait_final
 from app.jobs import API_PREFIX, QueueUnavailable, job_status, list_jobs, submit_job
 from app.metrics import StoreCollector
 from app.models import Health, JobCreated, JobList, JobStatus, Message, Readiness, Validation, ValidationErrorResponse
-from app.settings import Settings
-from app.store import AsyncJobReader, InFlightLimit, Job, JobStore
 from app.validation import Validator, ValidatorBusy
 from worker.celery_app import make_celery
 from worker.schema import InvalidRequest, JobRequest, clean_loc
+from worker.settings import Settings
+from worker.store import AsyncJobReader, InFlightLimit, Job, JobStore, heartbeat_key
 
 log = logging.getLogger(__name__)
-WORKER_KEYS = "ss:workers:*"
 RESULT_PIECE_BYTES = 4 * 2**20  # results are read from Redis and sent in pieces of this size
 READS_CLIENT_NAME = "spikeserve-api-reads"  # how the API's read connections show in Redis's CLIENT LIST
 BODY_SCOPE_KEY = "spikeserve.body"  # where BodyGuard leaves a request's body
@@ -392,7 +391,7 @@ async def healthz() -> Health:
 async def readyz(store: StoreDep) -> JSONResponse:
     """Ready when Redis answers and at least one worker has sent a heartbeat recently."""
     redis_ok = await _in_thread(store.ping)
-    workers = len(await _in_thread(lambda: list(store.redis.scan_iter(WORKER_KEYS)))) if redis_ok else 0
+    workers = len(await _in_thread(lambda: list(store.redis.scan_iter(heartbeat_key("*"))))) if redis_ok else 0
     ready = redis_ok and workers > 0
     body = Readiness(status="ready" if ready else "not ready", redis=redis_ok, workers=workers)
     return JSONResponse(body.model_dump(), status.HTTP_200_OK if ready else status.HTTP_503_SERVICE_UNAVAILABLE)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 
-from app.settings import Settings, hash_key
+from worker.settings import Settings, hash_key
 
 ANONYMOUS = "anonymous"
 

@@ -24,9 +24,9 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from app.settings import Settings
     from app.supervisor import Supervisor
     from worker.schema import InvalidRequest
+    from worker.settings import Settings
 
 EXIT_USAGE = 2
 
@@ -115,13 +115,13 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _settings() -> "Settings":
-    from app.settings import Settings
+    from worker.settings import Settings
 
     return Settings()
 
 
 def _check_bind(settings: "Settings") -> str | None:
-    from app.settings import is_loopback
+    from worker.settings import is_loopback
 
     if not settings.auth_enabled and not is_loopback(settings.host):
         return (
@@ -139,7 +139,7 @@ def _serve_api(settings: "Settings", on_ready: Callable[[], None] | None = None)
 
 
 def _worker_command(name: str) -> list[str]:
-    from app.settings import Settings
+    from worker.settings import Settings
 
     # prefork: the pool's children run the jobs (and initialise CUDA); the parent never does.
     return [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "--pool=prefork", "--concurrency=1",
@@ -148,7 +148,7 @@ def _worker_command(name: str) -> list[str]:
 
 def _start_worker(name: str, env: dict[str, str], keep_fds: tuple[int, ...] = ()) -> subprocess.Popen:
     """A Celery worker that the kernel kills if this process dies, however it dies."""
-    from app.processes import die_with_parent
+    from worker.processes import die_with_parent
 
     return subprocess.Popen(
         _worker_command(name), env=env, preexec_fn=functools.partial(die_with_parent, os.getpid()), pass_fds=keep_fds
@@ -315,8 +315,10 @@ def _stop_serving(supervisor: "Supervisor", redis_url: str) -> None:
     the worker at once. Its unfinished job stays accepted and runs again at the next start."""
     import redis
 
+    from worker.store import state_set_key
+
     try:
-        running = redis.Redis.from_url(redis_url, socket_timeout=1).scard("ss:state:running")
+        running = redis.Redis.from_url(redis_url, socket_timeout=1).scard(state_set_key("running"))
     except redis.RedisError:
         running = 0
     if running:
@@ -370,7 +372,7 @@ def _submit(args: argparse.Namespace) -> int:
 
 
 def _keys_new(args: argparse.Namespace) -> int:
-    from app.settings import hash_key
+    from worker.settings import hash_key
 
     key = "ss_" + secrets.token_urlsafe(32)
     print(f"key:  {key}\nhash: {hash_key(key)}")

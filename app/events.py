@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
-from app.store import FINAL_STATES, PREFIX, AsyncJobReader
+from worker.store import FINAL_STATES, PREFIX, AsyncJobReader
 
 log = logging.getLogger(__name__)
 # A listener re-reads the record when the hub reconnects, and as a safety net at least this

@@ -18,8 +18,8 @@ import uvicorn
 from fastapi import FastAPI
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from app.processes import raise_open_files_limit
-from app.settings import Settings
+from worker.processes import raise_open_files_limit
+from worker.settings import Settings
 
 
 class HeaderTimeoutProtocol(HttpToolsProtocol):

@@ -5,10 +5,10 @@ from datetime import datetime, timezone
 from celery import Celery
 
 from app.models import JobCreated, JobList, JobStatus, Links, Progress
-from app.settings import Settings
-from app.store import Job, JobStore
 from app.validation import Validated
 from worker.celery_app import TASK_NAME
+from worker.settings import Settings
+from worker.store import Job, JobStore
 
 API_PREFIX = "/api/v1"
 

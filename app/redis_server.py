@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 import redis
 
-from app.processes import die_with_parent
+from worker.processes import die_with_parent
 
 
 def find_redis_server() -> str:

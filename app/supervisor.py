@@ -2,7 +2,7 @@
 
 A worker that exits (killed, crashed, out of memory) is started again, with a line on stderr, and
 with growing pauses if it keeps dying at once. Children get the parent-death signal
-(``app.processes.die_with_parent``), so a SIGKILL of the supervising process takes them with it;
+(``worker.processes.die_with_parent``), so a SIGKILL of the supervising process takes them with it;
 restarts are made from the supervisor's own thread, which lives until ``stop``, because Linux
 sends that signal when the thread that started a child ends.
 """

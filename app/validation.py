@@ -205,7 +205,7 @@ def _serve(limits: Limits) -> None:
 
 
 def main() -> None:
-    from app.processes import die_with_parent, limit_address_space
+    from worker.processes import die_with_parent, limit_address_space
 
     parser = argparse.ArgumentParser(description="spikeserve's request validation process (started by the API)")
     parser.add_argument("--limits", required=True)

@@ -8,7 +8,7 @@ import pytest
 
 from app.api import create_app
 from app.cli_reference import reference as cli_reference
-from app.settings import Settings
+from worker.settings import Settings
 
 ROOT = pathlib.Path(__file__).parents[1]
 DOCS = [*sorted((ROOT / "docs").glob("*.md")), ROOT / "README.md"]

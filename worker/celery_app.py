@@ -9,7 +9,8 @@ import time
 
 from celery import Celery, signals
 
-from app.settings import Settings
+from worker.settings import Settings
+from worker.store import JobStore, heartbeat_key
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -42,7 +43,6 @@ celery = make_celery(settings)  # the worker's instance: `celery -A worker.celer
 
 log = logging.getLogger(__name__)
 TASK_NAME = "spikeserve.run_job"
-HEARTBEAT_KEY = "ss:workers:{}"
 HEARTBEAT_PERIOD_S = 5
 HEARTBEAT_TTL_S = 15
 
@@ -51,7 +51,6 @@ def _beat_forever(key: str) -> None:
     """Heartbeat for /readyz, and the reaper: jobs whose worker died are settled (requeued, or
     failed after too many deaths or past their time limit), and requeued jobs get a new queue
     message. A message that cannot be sent now stays marked and is sent on a later beat."""
-    from app.store import JobStore
 
     store = JobStore.from_settings(settings)
     while True:
@@ -66,7 +65,7 @@ def _beat_forever(key: str) -> None:
 
 
 def _heartbeat_key(sender: object) -> str:
-    return HEARTBEAT_KEY.format(getattr(sender, "hostname", None) or f"{socket.gethostname()}-{os.getpid()}")
+    return heartbeat_key(getattr(sender, "hostname", None) or f"{socket.gethostname()}-{os.getpid()}")
 
 
 @signals.worker_ready.connect
@@ -80,7 +79,7 @@ def _init_pool_process(**_: object) -> None:
     """A pool process dies with the worker that forked it (it would otherwise go on holding its
     job's lease), and may run under an address-space limit (SPIKESERVE_WORKER_MEMORY_BYTES), so a
     job that needs too much memory fails as out of memory instead of the kernel killing it."""
-    from app.processes import die_with_parent, limit_address_space
+    from worker.processes import die_with_parent, limit_address_space
 
     die_with_parent(os.getppid())
     limit_address_space(settings.worker_memory_bytes)
@@ -88,7 +87,6 @@ def _init_pool_process(**_: object) -> None:
 
 @signals.worker_shutdown.connect
 def _stop_heartbeat(sender: object = None, **_: object) -> None:
-    from app.store import JobStore
 
     with contextlib.suppress(Exception):
         JobStore.from_url(settings.redis_url).redis.delete(_heartbeat_key(sender))

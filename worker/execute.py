@@ -8,11 +8,11 @@ import uuid
 
 from celery.exceptions import SoftTimeLimitExceeded
 
-from app.settings import Settings
-from app.store import JobStore
 from worker.cost import RECORD_LESS
 from worker.runner import Cancelled, SimulationError, TimeLimitExceeded, simulate
 from worker.schema import InvalidRequest, parse_request
+from worker.settings import Settings
+from worker.store import JobStore
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,8 @@
 """Celery tasks: thin wrappers over worker.execute."""
 
-from app.store import JobStore
 from worker.celery_app import TASK_NAME, celery, settings
 from worker.execute import execute_job
+from worker.store import JobStore
 
 _store: JobStore | None = None
 

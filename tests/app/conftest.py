@@ -15,8 +15,8 @@ import pytest
 
 from app.client import wait_until_ready as wait_ready
 from app.redis_server import RedisServer, free_port
-from app.settings import hash_key
 from tests.helpers import wait_gone
+from worker.settings import hash_key
 
 SPIKESERVE = pathlib.Path(sys.executable).parent / "spikeserve"
 KEYS = {name: f"ss_test_{name}_key_0123456789" for name in ("alice", "bob", "carol")}

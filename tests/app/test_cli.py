@@ -205,7 +205,7 @@ def test_the_client_and_the_api_need_no_torch(module: str) -> None:
 
 
 def test_keys_new_prints_a_key_and_its_hash() -> None:
-    from app.settings import hash_key
+    from worker.settings import hash_key
 
     done = spikeserve("keys", "new")
     key = done.stdout.split("key:")[1].split()[0]
@@ -237,7 +237,7 @@ def test_nir_export_import_and_run_with_a_nir_network(tmp_path: pathlib.Path) ->
 @pytest.mark.parametrize("command", ["serve", "api"])
 def test_host_and_port_come_from_the_environment_unless_given(command: str, monkeypatch: pytest.MonkeyPatch) -> None:
     from app.cli import _bind, build_parser
-    from app.settings import Settings
+    from worker.settings import Settings
 
     monkeypatch.setenv("SPIKESERVE_HOST", "127.0.0.2")
     monkeypatch.setenv("SPIKESERVE_PORT", "18080")

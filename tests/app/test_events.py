@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 
 from app.events import EventHub, StreamSlots, job_events, wait_final
 from app.redis_server import RedisServer
-from app.store import AsyncJobReader, JobStore
+from worker.store import AsyncJobReader, JobStore
 
 
 def pubsub_connections(client: redis.Redis) -> int:

@@ -16,7 +16,7 @@ from schemathesis import checks
 
 from app.api import create_app
 from app.redis_server import RedisServer
-from app.settings import Settings
+from worker.settings import Settings
 
 pytestmark = pytest.mark.slow  # over 1,000 generated requests
 

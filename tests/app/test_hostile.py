@@ -159,7 +159,7 @@ def test_an_unreachable_store_gives_503_not_500() -> None:
 
     from app.api import create_app
     from app.redis_server import free_port
-    from app.settings import Settings
+    from worker.settings import Settings
 
     app = create_app(Settings(redis_url=f"redis://127.0.0.1:{free_port()}/0"))  # nothing listens there: it must still start
     with TestClient(app) as client:

@@ -314,8 +314,8 @@ def test_jobs_made_without_keys_go_to_the_key_the_operator_names(redis_server: R
     from fastapi.testclient import TestClient
 
     from app.api import create_app
-    from app.settings import Settings, hash_key
-    from app.store import JobStore
+    from worker.settings import Settings, hash_key
+    from worker.store import JobStore
 
     store = JobStore.from_url(redis_server.url)
     made_without_keys = store.create("anonymous", json.dumps(SEED).encode(), 4, max_in_flight=100).id

@@ -19,9 +19,9 @@ import pytest
 import redis
 
 from app.api import READS_CLIENT_NAME
-from app.settings import hash_key
-from app.store import JobStore
 from tests.app.conftest import KEYS, Service, running_service
+from worker.settings import hash_key
+from worker.store import JobStore
 
 pytestmark = [pytest.mark.serial, pytest.mark.slow]  # it times /healthz: nothing else runs beside it
 

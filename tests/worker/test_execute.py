@@ -10,12 +10,12 @@ import redis
 from celery.exceptions import SoftTimeLimitExceeded
 
 from app.redis_server import RedisServer
-from app.settings import Settings
-from app.store import JobStore
 from worker.execute import Lease, execute_job
 from worker.results import Result
 from worker.runner import simulate
 from worker.schema import parse_request
+from worker.settings import Settings
+from worker.store import JobStore
 
 EXAMPLES = pathlib.Path(__file__).parents[2] / "examples"
 

@@ -306,8 +306,12 @@ def test_a_chunk_costs_as_many_operator_calls_at_1000_steps_as_at_100(monkeypatc
 
     def calls(steps: int) -> tuple[dict[str, int], list[str]]:
         request = copy.deepcopy(MIXED)
-        request["network"]["layers"] = [MIXED["network"]["layers"][0], {"type": "lif", "name": "hidden"},
-                                        {"type": "linear", "name": "ro", "in_features": 8, "out_features": 2}, {"type": "lif", "name": "out"}]  # fmt: skip
+        request["network"]["layers"] = [
+            MIXED["network"]["layers"][0],
+            {"type": "lif", "name": "hidden"},
+            {"type": "linear", "name": "ro", "in_features": 8, "out_features": 2},
+            {"type": "lif", "name": "out"},
+        ]
         request["input"]["steps"] = steps
         request["input"]["rates"] = [10.0] * 6
         request["record"] = {"spikes": ["hidden", "out"]}

@@ -9,7 +9,7 @@ import redis
 import redis.asyncio as aioredis
 
 from app.redis_server import RedisServer
-from app.store import STATS_KEY, AsyncJobReader, Claim, InFlightLimit, JobStore, events_channel
+from worker.store import STATS_KEY, AsyncJobReader, Claim, InFlightLimit, JobStore, events_channel
 
 
 @pytest.fixture

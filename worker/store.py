@@ -27,7 +27,7 @@ import redis
 import redis.asyncio as aioredis
 
 if TYPE_CHECKING:
-    from app.settings import Settings
+    from worker.settings import Settings
 
 PREFIX = "ss"
 STATES = ("queued", "running", "succeeded", "failed", "cancelled")
@@ -70,6 +70,11 @@ def state_set_key(state: str) -> str:
 
 STATS_KEY = f"{PREFIX}:stats"
 RESEND_KEY = f"{PREFIX}:resend"  # requeued jobs whose queue message is still to be sent
+
+
+def heartbeat_key(worker: str) -> str:
+    """A live worker's heartbeat (``*`` matches them all); it expires when the worker stops beating."""
+    return f"{PREFIX}:workers:{worker}"
 
 
 def submitted_key(job_id: str) -> str:
