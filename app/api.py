@@ -32,8 +32,10 @@ from app.metrics import StoreCollector
 from app.models import Health, JobCreated, JobList, JobStatus, Message, Readiness, Validation, ValidationErrorResponse
 from app.validation import Validator, ValidatorBusy
 from worker.celery_app import make_celery
-from worker.schema import InvalidRequest, JobRequest, clean_loc
 from worker.settings import Settings
+from worker.simulation.errors import InvalidRequest
+from worker.simulation.plan import clean_loc
+from worker.simulation.request import JobRequest
 from worker.store import AsyncJobReader, InFlightLimit, Job, JobStore, heartbeat_key
 
 log = logging.getLogger(__name__)

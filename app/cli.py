@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from app.supervisor import Supervisor
-    from worker.schema import InvalidRequest
     from worker.settings import Settings
+    from worker.simulation.errors import InvalidRequest
 
 EXIT_USAGE = 2
 
@@ -70,7 +70,8 @@ def _fail_request(path: pathlib.Path, error: "InvalidRequest") -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from worker.schema import InvalidRequest, parse_request
+    from worker.simulation.errors import InvalidRequest
+    from worker.simulation.plan import parse_request
 
     path = pathlib.Path(args.request)
     output = pathlib.Path(args.output) if args.output else None
@@ -88,7 +89,7 @@ def _run(args: argparse.Namespace) -> int:
     # `spikeserve --help`, the service commands nor a bad file need it.
     from tqdm import tqdm
 
-    from worker.runner import Cancelled, SimulationError, simulate
+    from worker.simulation.runner import Cancelled, SimulationError, simulate
 
     bar = tqdm(total=plan.steps, unit="step", disable=not sys.stderr.isatty() or args.quiet, leave=False)
 
@@ -340,7 +341,7 @@ def _submit(args: argparse.Namespace) -> int:
     import httpx
 
     from app.client import Client, SpikeserveError
-    from worker.results import Result
+    from worker.simulation.results import Result
 
     try:
         body = _request_bytes(pathlib.Path(args.request), args.nir)
@@ -381,8 +382,10 @@ def _keys_new(args: argparse.Namespace) -> int:
 
 
 def _nir_export(args: argparse.Namespace) -> int:
-    from worker.nir_convert import NIRError, network_to_nir_bytes
-    from worker.schema import InvalidRequest, parse_request
+    from worker.simulation.errors import InvalidRequest
+    from worker.simulation.nir_export import network_to_nir_bytes
+    from worker.simulation.nir_import import NIRError
+    from worker.simulation.plan import parse_request
 
     path = pathlib.Path(args.request)
     try:
@@ -400,7 +403,7 @@ def _nir_export(args: argparse.Namespace) -> int:
 
 
 def _nir_import(args: argparse.Namespace) -> int:
-    from worker.nir_convert import NIRError, nir_to_network, read_graph
+    from worker.simulation.nir_import import NIRError, nir_to_network, read_graph
 
     try:
         network, input_shape = nir_to_network(read_graph(pathlib.Path(args.graph).read_bytes()), args.dt)

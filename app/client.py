@@ -4,7 +4,7 @@ from app.client import Client
 with Client("http://127.0.0.1:8000", key="...") as client:
     job = client.submit("examples/seed.json")
     job.wait(progress=True)
-    result = job.result()           # worker.results.Result, arrays as numpy
+    result = job.result()           # worker.simulation.results.Result, arrays as numpy
     result.layers["out"].times
 """
 
@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from worker.results import Result
+from worker.simulation.results import Result
 
 FINAL = ("succeeded", "failed", "cancelled")
 MAX_WAIT_S = 30.0  # one long poll; the server allows up to 60

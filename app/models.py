@@ -1,4 +1,4 @@
-"""Response bodies of the HTTP API (requests use worker.schema.JobRequest)."""
+"""Response bodies of the HTTP API (requests use worker.simulation.request.JobRequest)."""
 
 from datetime import datetime
 from typing import Literal

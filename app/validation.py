@@ -27,7 +27,9 @@ from typing import Any
 
 import anyio
 
-from worker.schema import FieldError, InvalidRequest, Limits, loads_strict, prepare_request
+from worker.simulation.errors import FieldError, InvalidRequest
+from worker.simulation.limits import Limits
+from worker.simulation.plan import loads_strict, prepare_request
 
 log = logging.getLogger(__name__)
 INLINE_MAX_BYTES = 64 * 1024

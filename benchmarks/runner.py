@@ -10,7 +10,7 @@ SpikingJelly, and against floors, on the same networks.
 (d) dense input: a float tensor (200 steps, batch 16, 1,000 features) -> Linear 1000->1000 -> LIF.
 (e) latency: the seed job (examples/seed.json), network built and simulated.
 
-The runner side is ``worker.runner.simulate`` on a validated request: the network built, the
+The runner side is ``worker.simulation.runner.simulate`` on a validated request: the network built, the
 input drawn, every layer run, every layer's spikes recorded as events and counts. A peer script
 does what its tutorials show: the input drawn up front, each synaptic layer applied once to the
 whole sequence, the library's LIF over the whole sequence (snnTorch's ``Synaptic`` stepped in a
@@ -30,10 +30,11 @@ from collections.abc import Callable
 import torch
 
 from benchmarks.engine import measure_peak, neuron_sequence, peak_in_child, time_once
-from worker.build import InputStream, build_network
 from worker.engine import events, synapses
-from worker.runner import simulate
-from worker.schema import Limits, parse_request
+from worker.simulation.build import InputStream, build_network
+from worker.simulation.limits import Limits
+from worker.simulation.plan import parse_request
+from worker.simulation.runner import simulate
 
 EXAMPLES = pathlib.Path(__file__).parents[1] / "examples"
 PEERS = ("norse", "snntorch", "spikingjelly")

@@ -4,7 +4,7 @@ import pathlib
 
 import numpy as np
 
-from worker.results import LayerResult, Result
+from worker.simulation.results import LayerResult, Result
 
 
 def assert_same_recordings(a: Result, b: Result) -> None:

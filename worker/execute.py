@@ -8,10 +8,11 @@ import uuid
 
 from celery.exceptions import SoftTimeLimitExceeded
 
-from worker.cost import RECORD_LESS
-from worker.runner import Cancelled, SimulationError, TimeLimitExceeded, simulate
-from worker.schema import InvalidRequest, parse_request
 from worker.settings import Settings
+from worker.simulation.cost import RECORD_LESS
+from worker.simulation.errors import InvalidRequest
+from worker.simulation.plan import parse_request
+from worker.simulation.runner import Cancelled, SimulationError, TimeLimitExceeded, simulate
 from worker.store import JobStore
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from worker.schema import Limits
+from worker.simulation.limits import Limits
 
 SOURCE = pathlib.Path(__file__).parents[1]  # the source tree, when spikeserve runs from one
 

@@ -20,9 +20,9 @@ import redis
 from app.redis_server import RedisServer, free_port
 from tests.app.conftest import SPIKESERVE, wait_ready
 from tests.helpers import assert_same_recordings, wait_gone
-from worker.results import Result
-from worker.runner import simulate
-from worker.schema import parse_request
+from worker.simulation.plan import parse_request
+from worker.simulation.results import Result
+from worker.simulation.runner import simulate
 
 pytestmark = pytest.mark.slow  # starts a service and kills its processes
 

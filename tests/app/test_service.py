@@ -12,18 +12,17 @@ from app.client import Client, JobFailed
 from app.redis_server import RedisServer
 from tests.app.conftest import KEYS, Service
 from tests.helpers import assert_same_recordings
-from worker.results import Result
-from worker.runner import simulate
-from worker.schema import parse_request
+from worker.simulation.plan import parse_request
+from worker.simulation.results import Result
+from worker.simulation.runner import simulate
 
 pytestmark = pytest.mark.slow  # starts a service
 
 EXAMPLES = pathlib.Path(__file__).parents[2] / "examples"
 SEED = json.loads((EXAMPLES / "seed.json").read_text())
-# Long enough to be caught queued or running: 100 LIF neurons for 400,000 steps (seconds of work).
-LONG = {
+LONG = {  # 50,000 silent LIF neurons for 400,000 steps: about 10 s of work, in chunks of 30 ms
     "network": {"layers": [{"type": "lif", "name": "n"}]},
-    "input": {"type": "constant", "value": 0.5, "shape": [100], "steps": 400_000},
+    "input": {"type": "constant", "value": 0.1, "shape": [50_000], "steps": 400_000},
 }
 
 
@@ -294,7 +293,7 @@ def test_spikeserve_submit_writes_the_result(service: Service, tmp_path: pathlib
 def test_a_network_given_as_nir_runs_like_its_layers(service: Service) -> None:
     import base64
 
-    from worker.nir_convert import network_to_nir_bytes
+    from worker.simulation.nir_export import network_to_nir_bytes
 
     request = json.loads((EXAMPLES / "conv_feedforward.json").read_text())
     graph = base64.b64encode(network_to_nir_bytes(*parse_request(request))).decode()

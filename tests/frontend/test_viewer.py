@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 
 from tests.frontend.conftest import screenshot
-from worker.nir_convert import network_to_nir_bytes
-from worker.schema import parse_request
+from worker.simulation.nir_export import network_to_nir_bytes
+from worker.simulation.plan import parse_request
 
 pytestmark = pytest.mark.slow  # a browser and spikeserve serve
 
 EXAMPLES = pathlib.Path(__file__).parents[2] / "examples"
-LONG = {
+LONG = {  # 50,000 silent LIF neurons for 400,000 steps: about 10 s of work, in chunks of 30 ms
     "network": {"layers": [{"type": "lif", "name": "n"}]},
-    "input": {"type": "constant", "value": 0.5, "shape": [100], "steps": 400_000},
+    "input": {"type": "constant", "value": 0.1, "shape": [50_000], "steps": 400_000},
 }
 
 

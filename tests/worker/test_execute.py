@@ -11,10 +11,10 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from app.redis_server import RedisServer
 from worker.execute import Lease, execute_job
-from worker.results import Result
-from worker.runner import simulate
-from worker.schema import parse_request
 from worker.settings import Settings
+from worker.simulation.plan import parse_request
+from worker.simulation.results import Result
+from worker.simulation.runner import simulate
 from worker.store import JobStore
 
 EXAMPLES = pathlib.Path(__file__).parents[2] / "examples"

@@ -12,8 +12,8 @@ def spike_times(behavior: str, current: float, steps: int = 1000) -> torch.Tenso
 
 def test_each_of_the_twenty_presets_runs_as_a_request_layer() -> None:
     """Every preset named in the request format builds and simulates with its own parameters."""
-    from worker.runner import simulate
-    from worker.schema import parse_request
+    from worker.simulation.plan import parse_request
+    from worker.simulation.runner import simulate
 
     assert len(snn.IZHIKEVICH_PRESETS) == 20
     for name, preset in snn.IZHIKEVICH_PRESETS.items():

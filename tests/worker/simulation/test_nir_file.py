@@ -11,8 +11,10 @@ import nir
 import numpy as np
 import pytest
 
-from worker.nir_file import MAX_DEPTH, NIRError, read_nir_dict
-from worker.schema import InvalidRequest, Limits, parse_request
+from worker.simulation.errors import InvalidRequest
+from worker.simulation.limits import Limits
+from worker.simulation.nir_file import MAX_DEPTH, NIRError, read_nir_dict
+from worker.simulation.plan import parse_request
 
 SECRET = b"TOP-SECRET-0123456789abcdef" * 8  # 216 bytes: 54 float32 values
 

@@ -34,8 +34,12 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from worker.schema import JobRequest, Limits, Loc, Plan
+from worker.simulation.errors import Loc, fail
+from worker.simulation.limits import Limits
+
+if TYPE_CHECKING:  # the plan module imports this one
+    from worker.simulation.plan import Plan
+    from worker.simulation.request import JobRequest
 
 FLOAT_BYTES = 4
 EVENT_BYTES = 3 * 8  # times, senders and batch as int64 in the NPZ (and in the worker's memory)
@@ -254,7 +258,6 @@ RECORD_LESS = "record fewer layers, neurons or steps, or set a lower record.max_
 
 def check_cost(cost: Cost, request: "JobRequest", limits: "Limits") -> None:
     """Raises InvalidRequest at the field or layer responsible for the first figure over its limit."""
-    from worker.schema import _fail
 
     def layer_loc(layer: LayerCost) -> "Loc":
         return ("network", "layers", layer.index)
@@ -265,7 +268,7 @@ def check_cost(cost: Cost, request: "JobRequest", limits: "Limits") -> None:
         (cost.synaptic_ops, limits.max_synaptic_ops, cost.batch * cost.steps, "the job needs", ""),
     ):
         if figure > limit:
-            raise _fail(
+            raise fail(
                 layer_loc(top),
                 f"{needs} {figure:.3g} synaptic operations ({top.type} {top.name!r}: {top.ops * per_layer:.3g}), "
                 f"over the limit of {limit:.3g}{unit}",
@@ -277,7 +280,7 @@ def check_cost(cost: Cost, request: "JobRequest", limits: "Limits") -> None:
         detail = f"{top.type} {top.name!r}: {_size((top.activation_bytes + top.workspace_bytes) * cost.batch)}"
         if top.workspace_bytes:
             detail += f", of which {_size(top.workspace_bytes * cost.batch)} padded and unfolded input"
-        raise _fail(
+        raise fail(
             layer_loc(top),
             f"one step needs {_size(one_step)} of activation memory ({detail}), "
             f"over the limit of {_size(limits.max_chunk_bytes)} per chunk",
@@ -285,16 +288,16 @@ def check_cost(cost: Cost, request: "JobRequest", limits: "Limits") -> None:
         )
     requested = request.record.max_spike_events
     if requested is not None and requested > limits.max_spike_events:
-        raise _fail(("record", "max_spike_events"), f"{requested} is over the limit of {limits.max_spike_events}", "limit")
+        raise fail(("record", "max_spike_events"), f"{requested} is over the limit of {limits.max_spike_events}", "limit")
     if cost.record_bytes > limits.max_record_bytes:
-        raise _fail(
+        raise fail(
             ("record",),
             f"would keep up to {_size(cost.record_bytes)} ({cost.voltage_values} voltage values, {cost.spike_events} spike "
             f"events), over the limit of {_size(limits.max_record_bytes)}; {RECORD_LESS}",
             "limit",
         )
     if cost.result_bytes > limits.max_result_bytes:
-        raise _fail(
+        raise fail(
             ("record",),
             f"the result could take up to {_size(cost.result_bytes)} as JSON or NPZ ({cost.voltage_values} voltage values, "
             f"{cost.spike_events} spike events), over the limit of {_size(limits.max_result_bytes)}; {RECORD_LESS}",

@@ -1,4 +1,4 @@
-"""NIR (Neuromorphic Intermediate Representation) import and export.
+"""NIR (Neuromorphic Intermediate Representation) import: a NIR graph to request layers.
 
 NIR describes networks in continuous time; spikeserve simulates them with explicit Euler steps of
 length ``dt``. The mapping below follows the convention of the NIR tools of Norse and snnTorch:
@@ -28,16 +28,14 @@ graphs that are not a single chain are refused with an error that names the node
 """
 
 import base64
-import io
-import itertools
 import re
 from typing import Any
 
 import numpy as np
 
-from worker.nir_file import NIRError, read_nir_dict
+from worker.simulation.nir_file import NIRError, read_nir_dict
 
-__all__ = ["NIRError", "network_to_nir", "network_to_nir_bytes", "nir_bytes_to_network", "nir_to_network", "read_graph"]
+__all__ = ["NIRError", "nir_bytes_to_network", "nir_to_network", "read_graph"]
 DEFAULT_MAX_BYTES = 512 * 2**20  # the engine's own default input limit; the service passes its own
 NAME_INVALID = re.compile(r"[^A-Za-z0-9_.\-]")
 
@@ -67,7 +65,7 @@ def _scale(name: str, factor: np.ndarray) -> list[dict[str, Any]]:
 
 
 def _layer_name(name: str) -> str:
-    """A node name as a valid layer name (worker.schema.NAME_PATTERN): other characters become
+    """A node name as a valid layer name (worker.simulation.request.NAME_PATTERN): other characters become
     '_', and a name may not start with '.' or '-'."""
     clean = NAME_INVALID.sub("_", str(name))
     if not clean or clean[0] in ".-":
@@ -79,7 +77,7 @@ def _layer_name(name: str) -> str:
 
 
 def read_graph(data: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
-    """A NIR graph from the bytes of a NIR (HDF5) file, read safely (see worker.nir_file) and
+    """A NIR graph from the bytes of a NIR (HDF5) file, read safely (see worker.simulation.nir_file) and
     type-checked. ``max_bytes`` bounds the data the file may declare, all datasets together."""
     import nir
 
@@ -141,7 +139,7 @@ def _import_node(name: str, node: Any, dt: float) -> list[dict[str, Any]]:
         if np.any(np.asarray(node.dilation) != 1) or node.groups != 1 or isinstance(node.padding, str):
             raise NIRError(f"node {name!r}: {kind} with dilation, groups or string padding is not supported")
         weight = _array(node.weight)
-        kernel, stride, padding = list(weight.shape[2:]), _pair(node.stride), _pair(node.padding)
+        kernel, stride, padding = list(weight.shape[2:]), as_pair(node.stride), as_pair(node.padding)
         if kind == "conv1d":  # one spatial dimension: plain integers
             kernel, stride, padding = kernel[0], stride[0], padding[0]
         return [
@@ -154,13 +152,13 @@ def _import_node(name: str, node: Any, dt: float) -> list[dict[str, Any]]:
     if isinstance(node, nir.Threshold):
         return [{"type": "threshold", "name": layer, "threshold": _param(node.threshold)}]
     if isinstance(node, (nir.AvgPool2d, nir.SumPool2d)):
-        kernel = _pair(node.kernel_size)
+        kernel = as_pair(node.kernel_size)
         pool = {
             "type": "avgpool2d",
             "name": layer,
             "kernel_size": kernel,
-            "stride": _pair(node.stride),
-            "padding": _pair(node.padding),
+            "stride": as_pair(node.stride),
+            "padding": as_pair(node.padding),
         }
         if isinstance(node, nir.SumPool2d):
             return [pool, {"type": "scale", "name": f"{layer}.sum", "weight": float(kernel[0] * kernel[1])}]
@@ -197,7 +195,7 @@ def _import_node(name: str, node: Any, dt: float) -> list[dict[str, Any]]:
     raise NIRError(f"node {name!r} ({type(node).__name__}) has no counterpart in spikeserve")
 
 
-def _pair(value: Any) -> list[int]:
+def as_pair(value: Any) -> list[int]:
     array = np.atleast_1d(np.asarray(value, dtype=np.int64))
     return [int(array[0])] * 2 if array.size == 1 else [int(v) for v in array[:2]]
 
@@ -223,98 +221,3 @@ def nir_bytes_to_network(data: bytes, dt: float = 0.001, max_bytes: int = DEFAUL
 
 
 # --- export -------------------------------------------------------------------------------------
-
-
-def network_to_nir(request: Any, plan: Any) -> Any:
-    """A validated request's network (weights as built from its seed) -> a type-checked NIR graph."""
-    import nir
-
-    from worker.build import build_network
-
-    dt = request.dt
-    modules = list(build_network(request, plan))
-    nodes: dict[str, Any] = {"input": nir.Input(input_type={"input": np.asarray(plan.input_shape)})}
-    order = ["input"]
-    for layer, layer_plan, module in zip(request.network.layers, plan.layers, modules, strict=True):
-        nodes[layer_plan.name] = _export_layer(layer, layer_plan, module, dt)
-        order.append(layer_plan.name)
-    nodes["output"] = nir.Output(output_type={"output": np.asarray(plan.layers[-1].out_shape)})
-    order.append("output")
-    return nir.NIRGraph(nodes=nodes, edges=list(itertools.pairwise(order)), metadata={"source": "spikeserve", "dt": dt})
-
-
-def _full(plan: Any, values: Any) -> np.ndarray:
-    return np.broadcast_to(np.asarray(values, dtype=np.float64), plan.out_shape).copy()
-
-
-def _export_layer(layer: Any, plan: Any, module: Any, dt: float) -> Any:
-    import nir
-
-    if layer.type == "linear":
-        weight = module.weight.numpy()  # float32, as simulated
-        bias = module.bias
-        return nir.Linear(weight=weight) if bias is None else nir.Affine(weight=weight, bias=bias.detach().numpy())
-    if layer.type == "conv2d":
-        conv = module
-        bias = conv.bias.numpy() if conv.bias is not None else np.zeros(conv.weight.shape[0], dtype=np.float32)
-        return nir.Conv2d(
-            input_shape=tuple(plan.in_shape[1:]), weight=conv.weight.numpy(),
-            stride=tuple(conv.stride), padding=tuple(conv.padding), dilation=1, groups=1, bias=bias,
-        )  # fmt: skip
-    if layer.type == "conv1d":
-        conv = module
-        bias = conv.bias.numpy() if conv.bias is not None else np.zeros(conv.weight.shape[0], dtype=np.float32)
-        return nir.Conv1d(
-            input_shape=int(plan.in_shape[1]), weight=conv.weight.numpy(),
-            stride=int(conv.stride[0]), padding=int(conv.padding[0]), dilation=1, groups=1, bias=bias,
-        )  # fmt: skip
-    if layer.type == "threshold":
-        return nir.Threshold(threshold=_full(plan, module.threshold.double().numpy()))
-    if layer.type == "avgpool2d":
-        pool = module
-        return nir.AvgPool2d(
-            kernel_size=np.asarray(_pair(pool.kernel)),
-            stride=np.asarray(_pair(pool.stride)),
-            padding=np.asarray(_pair(pool.padding)),
-        )
-    if layer.type == "flatten":
-        return nir.Flatten(input_type={"input": np.asarray(plan.in_shape)}, start_dim=0, end_dim=-1)
-    if layer.type == "scale":
-        return nir.Scale(scale=_full(plan, module.factor.double().numpy()))
-    if layer.type in ("lif", "lifbox", "li", "iaf"):
-        p = {
-            key: (value.detach().double().numpy() if hasattr(value, "detach") else value)
-            for key, value in module.p._asdict().items()
-        }
-        if p.get("reset_method", "value") != "value":
-            raise NIRError(f"layer {plan.name!r}: NIR resets to a value; a subtractive reset has no NIR form")
-        if layer.type == "lif":
-            tau_syn = 1 / _full(plan, p["tau_syn_inv"])
-            return nir.CubaLIF(
-                tau_syn=tau_syn, tau_mem=1 / _full(plan, p["tau_mem_inv"]), r=_full(plan, 1.0), v_leak=_full(plan, p["v_leak"]),
-                v_threshold=_full(plan, p["v_th"]), v_reset=_full(plan, p["v_reset"]), w_in=tau_syn / dt,
-            )  # fmt: skip
-        if layer.type == "lifbox":
-            return nir.LIF(
-                tau=1 / _full(plan, p["tau_mem_inv"]), r=_full(plan, 1.0), v_leak=_full(plan, p["v_leak"]),
-                v_threshold=_full(plan, p["v_th"]), v_reset=_full(plan, p["v_reset"]),
-            )  # fmt: skip
-        if layer.type == "li":
-            tau_syn = 1 / _full(plan, p["tau_syn_inv"])
-            return nir.CubaLI(
-                tau_syn=tau_syn,
-                tau_mem=1 / _full(plan, p["tau_mem_inv"]),
-                r=_full(plan, 1.0),
-                v_leak=_full(plan, p["v_leak"]),
-                w_in=tau_syn / dt,
-            )
-        return nir.IF(r=_full(plan, 1 / dt), v_threshold=_full(plan, p["v_th"]), v_reset=_full(plan, p["v_reset"]))
-    raise NIRError(f"layer {plan.name!r} ({layer.type}) has no NIR counterpart")
-
-
-def network_to_nir_bytes(request: Any, plan: Any) -> bytes:
-    import nir
-
-    buffer = io.BytesIO()
-    nir.write(buffer, network_to_nir(request, plan))
-    return buffer.getvalue()

@@ -13,10 +13,12 @@ import numpy as np
 import pytest
 
 import worker.engine as snn
-from worker import schema
-from worker.schema import InvalidRequest, Limits, parse_request
+from worker.simulation import request as schema
+from worker.simulation.errors import InvalidRequest
+from worker.simulation.limits import Limits
+from worker.simulation.plan import parse_request
 
-EXAMPLES = pathlib.Path(__file__).parents[2] / "examples"
+EXAMPLES = pathlib.Path(__file__).parents[3] / "examples"
 SEED = json.loads((EXAMPLES / "seed.json").read_text())
 
 Mutation = Callable[[dict[str, Any]], None]
@@ -276,5 +278,5 @@ def test_the_schema_module_does_not_import_torch() -> None:
     import subprocess
     import sys
 
-    code = "import sys, worker.schema; print('torch' in sys.modules)"
+    code = "import sys, worker.simulation.plan; print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"

@@ -11,7 +11,7 @@ Every layer runs once per chunk over all its steps and batch entries. Spiking la
 spikes (one byte per neuron-step); the synaptic layers after them add up the weights of the
 active inputs (``worker.engine.synapses``), which does not depend on the chunking either. Dense
 float input takes one GEMM per chunk, whose rounding may depend on the chunk's row count: the
-runner's chunks are fixed by the request alone (``worker.cost``), so a rerun gives the same bits.
+runner's chunks are fixed by the request alone (``worker.simulation.cost``), so a rerun gives the same bits.
 """
 
 import math
@@ -23,7 +23,8 @@ import torch
 import worker.engine as snn
 from worker.engine.events import poisson_spikes, poisson_thresholds
 from worker.engine.synapses import AvgPool2d, Conv, Linear
-from worker.schema import (
+from worker.simulation.plan import LayerPlan, Plan
+from worker.simulation.request import (
     AvgPool2dLayer,
     ConstantInput,
     Conv1dLayer,
@@ -32,10 +33,8 @@ from worker.schema import (
     InitSpec,
     IzhikevichLayer,
     JobRequest,
-    LayerPlan,
     LIFRecurrentLayer,
     LinearLayer,
-    Plan,
     PoissonInput,
     ScaleLayer,
     SpikesInput,

@@ -1,4 +1,4 @@
-"""docs/requests.md is what worker.request_reference writes from the request models, covers every
+"""docs/requests.md is what worker.simulation.reference writes from the request models, covers every
 model and parameter, and every example in it is a valid request."""
 
 import pathlib
@@ -6,20 +6,22 @@ import re
 
 import pytest
 
-from worker import request_reference, schema
-from worker.request_reference import EXAMPLES, PARAMETER_MODELS, PARAMETERS, SECTIONS, example_request, reference
+from worker.simulation import reference as request_reference
+from worker.simulation import request as schema
+from worker.simulation.plan import parse_request
+from worker.simulation.reference import EXAMPLES, PARAMETER_MODELS, PARAMETERS, SECTIONS, example_request, reference
 
-ROOT = pathlib.Path(__file__).parents[2]
+ROOT = pathlib.Path(__file__).parents[3]
 
 
 def test_the_committed_reference_is_current() -> None:
     committed = (ROOT / "docs" / "requests.md").read_text()
-    assert committed == reference(), "run: python -m worker.request_reference > docs/requests.md"
+    assert committed == reference(), "run: python -m worker.simulation.reference > docs/requests.md"
 
 
 @pytest.mark.parametrize("model", sorted(EXAMPLES))
 def test_every_example_is_a_valid_request(model: str) -> None:
-    schema.parse_request(example_request(model))
+    parse_request(example_request(model))
 
 
 def test_every_request_model_and_parameter_is_described() -> None:

@@ -1,7 +1,7 @@
 """Runs a validated request in chunks of steps and records what it asked for.
 
 Each layer runs once per chunk over all of the chunk's steps and batch entries. The chunks are
-fixed by the request alone (``worker.cost`` sizes them), so a rerun, a requeued job and a local
+fixed by the request alone (``worker.simulation.cost`` sizes them), so a rerun, a requeued job and a local
 ``spikeserve run`` of the same request go through the same chunks and give the same bits; where
 a layer's arithmetic does not depend on the chunking (event-driven synapses, the neuron kernels)
 no boundary can matter anyway. Between chunks the runner reports progress and asks whether to
@@ -18,10 +18,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from worker.build import InputStream, build_network
 from worker.engine.events import record_spikes
-from worker.results import LayerResult, Result
-from worker.schema import JobRequest, Limits, Plan, validate_request
+from worker.simulation.build import InputStream, build_network
+from worker.simulation.limits import Limits
+from worker.simulation.plan import Plan, validate_request
+from worker.simulation.request import JobRequest
+from worker.simulation.results import LayerResult, Result
 
 ProgressCallback = Callable[[int, int], None]
 CancelCheck = Callable[[], bool]
@@ -40,7 +42,7 @@ class TimeLimitExceeded(SimulationError):
 
 
 def default_chunk(plan: Plan) -> int:
-    """Steps per chunk, from the request alone (see worker.cost): a memory budget and about half a
+    """Steps per chunk, from the request alone (see worker.simulation.cost): a memory budget and about half a
     second of estimated work, at most 1,000 steps."""
     assert plan.cost is not None, "plans come from validate_request"
     return plan.cost.chunk_steps

@@ -15,12 +15,14 @@ import pytest
 import torch
 
 from tests.helpers import assert_same_recordings
-from worker.nir_convert import NIRError, network_to_nir, network_to_nir_bytes, nir_to_network
-from worker.results import Result
-from worker.runner import simulate
-from worker.schema import InvalidRequest, parse_request
+from worker.simulation.errors import InvalidRequest
+from worker.simulation.nir_export import network_to_nir, network_to_nir_bytes
+from worker.simulation.nir_import import NIRError, nir_to_network
+from worker.simulation.plan import parse_request
+from worker.simulation.results import Result
+from worker.simulation.runner import simulate
 
-EXAMPLES = pathlib.Path(__file__).parents[2] / "examples"
+EXAMPLES = pathlib.Path(__file__).parents[3] / "examples"
 ROUND_TRIP_EXAMPLES = ["seed", "conv_feedforward", "poisson_population"]
 
 

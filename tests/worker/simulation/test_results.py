@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tests.helpers import assert_same_recordings
-from worker.results import LayerResult, Result
+from worker.simulation.results import LayerResult, Result
 
 
 def sample(batched: bool) -> Result:
@@ -85,10 +85,10 @@ def test_float32_voltages_survive_json_exactly() -> None:
 
 @pytest.mark.parametrize("batched", [False, True])
 def test_json_is_written_in_slices_identical_to_one_dump(batched: bool, monkeypatch: pytest.MonkeyPatch) -> None:
-    import worker.results
+    import worker.simulation.results
 
     result = sample(batched)
     whole = json.dumps(result.to_dict(), separators=(",", ":"), allow_nan=False).encode()
     assert result.to_json() == whole
-    monkeypatch.setattr(worker.results, "JSON_SLICE", 7)  # many slices per array, some empty arrays
+    monkeypatch.setattr(worker.simulation.results, "JSON_SLICE", 7)  # many slices per array, some empty arrays
     assert result.to_json() == whole

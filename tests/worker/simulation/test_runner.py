@@ -13,14 +13,14 @@ import torch
 
 import worker.engine as snn
 from tests.helpers import assert_same_recordings
-from worker import cost
-from worker.build import InputStream, build_network
 from worker.engine import synapses
-from worker.results import Result
-from worker.runner import Cancelled, SimulationError, TimeLimitExceeded, default_chunk, simulate
-from worker.schema import parse_request
+from worker.simulation import cost
+from worker.simulation.build import InputStream, build_network
+from worker.simulation.plan import parse_request
+from worker.simulation.results import Result
+from worker.simulation.runner import Cancelled, SimulationError, TimeLimitExceeded, default_chunk, simulate
 
-EXAMPLES = pathlib.Path(__file__).parents[2] / "examples"
+EXAMPLES = pathlib.Path(__file__).parents[3] / "examples"
 
 
 def example(name: str) -> dict[str, Any]:

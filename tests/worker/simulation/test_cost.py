@@ -5,9 +5,10 @@ from typing import Any
 
 import pytest
 
-from worker.cost import EVENT_BYTES, FLOAT_BYTES
-from worker.runner import simulate
-from worker.schema import Limits, parse_request
+from worker.simulation.cost import EVENT_BYTES, FLOAT_BYTES
+from worker.simulation.limits import Limits
+from worker.simulation.plan import parse_request
+from worker.simulation.runner import simulate
 
 CONV = {
     "network": {

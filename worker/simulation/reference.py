@@ -1,8 +1,8 @@
 """The request reference, ``docs/requests.md``, written from the request models themselves.
 
-    python -m worker.request_reference > docs/requests.md
+    python -m worker.simulation.reference > docs/requests.md
 
-``tests/worker/test_request_reference.py`` checks that the file is what this writes and that
+``tests/worker/simulation/test_reference.py`` checks that the file is what this writes and that
 every example in it is a valid request, so the reference cannot drift from the code.
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from worker import schema
+from worker.simulation import request as schema
 
 # The models, in the order the reference presents them.
 SECTIONS: list[tuple[str, str, list[type[BaseModel]]]] = [
@@ -270,7 +270,7 @@ def reference() -> str:
     lines = [
         "# Job requests",
         "",
-        "<!-- Written by `python -m worker.request_reference > docs/requests.md`; a test keeps it current. -->",
+        "<!-- Written by `python -m worker.simulation.reference > docs/requests.md`; a test keeps it current. -->",
         "",
         "Every field a job request may hold, with its type, default and meaning; the same schema is",
         "served by a running server at `/docs` and `/openapi.json`. Unknown fields are errors (the",

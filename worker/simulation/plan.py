@@ -1,0 +1,568 @@
+"""The semantic check that completes a request, and the plan the runner executes.
+
+``validate_request`` does everything that needs more than one field at a time: it decodes inline
+tensors, rejects NaN and Inf, infers the shape of every layer from the input, checks weight shapes
+and parameter broadcasting, resolves ``record`` and enforces the limits (the job's cost included).
+It returns a ``Plan`` and raises ``InvalidRequest`` naming the field path of each problem.
+
+The API calls it before a job is queued and the worker calls it again on the same JSON, so no
+request reaches the engine unchecked. This module imports numpy and pydantic, never torch.
+"""
+
+import base64
+import binascii
+import json
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+import numpy as np
+from pydantic import (
+    BaseModel,
+    ValidationError,
+)
+
+from worker.simulation.cost import Cost, check_cost, job_cost
+from worker.simulation.errors import FieldError, InvalidRequest, Loc, fail
+from worker.simulation.limits import Limits
+from worker.simulation.request import (
+    DT_ADAPTER,
+    INPUT_TYPES,
+    LAYER_TYPES,
+    LEAF_TAGS,
+    MAX_DIMS,
+    NEURON_TYPES,
+    NON_SPIKING_TYPES,
+    POSITIVE_PARAMS,
+    AvgPool2dLayer,
+    Base64Tensor,
+    ConstantInput,
+    Conv1dLayer,
+    Conv2dLayer,
+    FlattenLayer,
+    InitSpec,
+    JobRequest,
+    LIFRecurrentLayer,
+    LinearLayer,
+    PoissonInput,
+    ScaleLayer,
+    SpikesInput,
+    TensorData,
+    TensorInput,
+    ThresholdLayer,
+    network_from_nir,
+    value_kind,
+)
+
+
+def clean_loc(loc: Loc) -> Loc:
+    """Pydantic puts union tags into error paths (``layers.1.lif.params``); drop them."""
+    out: list[str | int] = []
+    for part in loc:
+        if part in LEAF_TAGS:
+            continue
+        after_layer = len(out) >= 2 and out[-2] == "layers" and isinstance(out[-1], int)
+        if (after_layer and part in LAYER_TYPES) or (out == ["input"] and part in INPUT_TYPES):
+            continue
+        out.append(part)
+    return tuple(out)
+
+
+@dataclass
+class LayerPlan:
+    index: int
+    name: str
+    type: str
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)  # decoded inline weights and per-neuron params
+
+    @property
+    def is_neuron(self) -> bool:
+        return self.type in NEURON_TYPES
+
+    @property
+    def spikes(self) -> bool:
+        return self.is_neuron and self.type not in NON_SPIKING_TYPES
+
+    @property
+    def neurons(self) -> int:
+        return math.prod(self.out_shape) if self.is_neuron else 0
+
+
+@dataclass
+class Plan:
+    """What ``validate_request`` learned: everything the runner needs besides the request."""
+
+    steps: int
+    batch: int | None
+    input_shape: tuple[int, ...]
+    layers: list[LayerPlan]
+    record_spikes: list[str]
+    record_voltages: dict[str, np.ndarray | None]  # layer -> kept flat neuron indices (None: all)
+    input_array: np.ndarray | None = None  # decoded tensor/constant/poisson values
+    cost: "Cost | None" = None  # set by validate_request
+
+    @property
+    def batch_size(self) -> int:
+        return self.batch or 1
+
+    @property
+    def neurons(self) -> int:
+        return sum(layer.neurons for layer in self.layers)
+
+    @property
+    def neuron_steps(self) -> int:
+        return self.neurons * self.batch_size * self.steps
+
+    def layer(self, name: str) -> LayerPlan:
+        return next(layer for layer in self.layers if layer.name == name)
+
+
+# --- decoding helpers ---------------------------------------------------------------------------
+
+
+def decode_tensor(data: TensorData | float, loc: Loc, max_bytes: int) -> np.ndarray:
+    """Nested lists or base64 float32 -> a finite float32 array, or InvalidRequest at ``loc``."""
+    if isinstance(data, Base64Tensor):
+        count = math.prod(data.shape)
+        if count * 4 > max_bytes:
+            raise fail((*loc, "shape"), f"{count} values exceed the limit of {max_bytes // 4} for one tensor", "limit")
+        try:
+            raw = base64.b64decode(data.base64, validate=True)
+        except (binascii.Error, ValueError):
+            raise fail((*loc, "base64"), "is not valid base64") from None
+        if len(raw) != count * 4:
+            raise fail((*loc, "base64"), f"decodes to {len(raw)} bytes, but shape {data.shape} of float32 needs {count * 4}")
+        array = np.frombuffer(raw, dtype="<f4").reshape(data.shape).astype(np.float32)
+    else:
+        if _nested_count(data, max_bytes // 4 + 1, loc) * 4 > max_bytes:
+            raise fail(loc, f"has more than the limit of {max_bytes // 4} values for one tensor", "limit")
+        try:
+            array = np.asarray(data, dtype=np.float64)
+        except (ValueError, TypeError):
+            raise fail(loc, "must be a number or a rectangular nested list of numbers") from None
+        if array.dtype == object:
+            raise fail(loc, "must be a number or a rectangular nested list of numbers")
+        _require_finite(array, loc)
+        with np.errstate(over="ignore"):
+            array = array.astype(np.float32)
+        if not np.isfinite(array).all():
+            raise fail(loc, "has values beyond the float32 range (about 3.4e38)")
+    _require_finite(array, loc)
+    return array
+
+
+def _require_finite(array: np.ndarray, loc: Loc) -> None:
+    if not np.isfinite(array).all():
+        bad = [int(i) for i in np.argwhere(~np.isfinite(array))[0]]
+        raise fail(loc, f"contains NaN or Inf (first at index {bad})")
+
+
+def _nested_count(data: Any, stop: int, loc: Loc) -> int:
+    """Number of leaves in a nested list, counting no further than ``stop`` (cheap size guard).
+    Every leaf must be a JSON number (not a string or a boolean), nested at most MAX_DIMS deep."""
+    count, stack = 0, [(data, 0)]
+    while stack and count < stop:
+        item, depth = stack.pop()
+        if type(item) is list:
+            if depth == MAX_DIMS:
+                raise fail(loc, f"is nested more than {MAX_DIMS} lists deep")
+            stack.extend((child, depth + 1) for child in reversed(item))
+        elif type(item) in (int, float):
+            count += 1
+        else:
+            raise fail(loc, f"must hold numbers only, found {json.dumps(item)[:40]}")
+    return count
+
+
+def _shape_str(shape: tuple[int, ...]) -> str:
+    return "[" + ", ".join(map(str, shape)) + "]"
+
+
+# --- the semantic check -------------------------------------------------------------------------
+
+
+def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise InvalidRequest(
+                [
+                    FieldError(
+                        (key,),
+                        f"duplicate key {key!r} in one JSON object: which one was meant is ambiguous",
+                        "json_duplicate_key",
+                    )
+                ]
+            )
+        seen[key] = value
+    return seen
+
+
+def loads_strict(raw: str | bytes | bytearray) -> Any:
+    """``json.loads`` that refuses an object with the same key twice (Python keeps the last silently)."""
+    try:
+        return json.loads(raw, object_pairs_hook=_reject_duplicate_keys)
+    except json.JSONDecodeError as error:
+        around = error.doc[max(0, error.pos - 30) : error.pos + 30]
+        message = f"not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}, near {around!r}"
+        raise InvalidRequest([FieldError((), message, "json_invalid")]) from None
+    except UnicodeDecodeError as error:
+        raise InvalidRequest(
+            [FieldError((), f"not valid JSON: not UTF-8 text ({error.reason} at byte {error.start})", "json_invalid")]
+        ) from None
+    except RecursionError:
+        raise InvalidRequest([FieldError((), "JSON nested too deeply", "json_invalid")]) from None
+
+
+def expand_nir(data: Any, limits: Limits) -> Any:
+    """The request with a NIR network (``{"nir": ...}``) replaced by its layers, so that what is
+    stored and run is plain JSON: the file is read once, here, and never again by a worker."""
+    if not isinstance(data, dict) or not isinstance(data.get("network"), dict) or data["network"].get("nir") is None:
+        return data
+    try:
+        dt = DT_ADAPTER.validate_python(data.get("dt", 0.001))
+    except ValidationError as error:
+        raise InvalidRequest([FieldError(("dt",), e["msg"], e["type"]) for e in error.errors(include_url=False)]) from None
+    try:
+        network = network_from_nir(data["network"], dt, limits.max_input_bytes)
+    except ValueError as error:
+        raise fail(("network", "nir"), str(error).removeprefix("nir: ")) from None
+    return {**data, "network": network}
+
+
+def parse_request(data: Any, limits: Limits | None = None) -> tuple[JobRequest, Plan]:
+    """Structure and semantics in one call: the JSON (dict, str or bytes) -> (request, plan).
+
+    Text is decoded with Python's ``json``, as FastAPI does, so the API and the worker read a
+    stored request body identically.
+    """
+    return prepare_request(data, limits)[:2]
+
+
+def prepare_request(data: Any, limits: Limits | None = None) -> tuple[JobRequest, Plan, Any]:
+    """``parse_request`` that also returns the request as it will run: its JSON data with a NIR
+    network expanded to layers (the same object as ``data`` when there was none)."""
+    limits = limits or Limits()
+    if isinstance(data, (str, bytes, bytearray)):
+        data = loads_strict(data)
+    data = expand_nir(data, limits)
+    try:
+        request = JobRequest.model_validate(data, context={"limits": limits})
+    except ValidationError as error:
+        raise InvalidRequest([_field_error(e, data) for e in error.errors(include_url=False)]) from None
+    return request, validate_request(request, limits), data
+
+
+def _field_error(error: Any, data: Any) -> FieldError:
+    """A pydantic error as a FieldError; an unknown field's error lists the fields allowed there."""
+    loc = clean_loc(error["loc"])
+    message = error["msg"]
+    if error["type"] == "extra_forbidden":
+        allowed = _fields_at(loc[:-1], data)
+        if allowed:
+            message += f"; the fields here are {', '.join(allowed)}"
+    return FieldError(loc, message, error["type"])
+
+
+def _fields_at(loc: Loc, data: Any) -> list[str]:
+    """The field names of the object at ``loc`` in the request ``data`` (empty if unknown)."""
+    annotation: Any = JobRequest
+    value = data
+    for part in loc:
+        annotation = _model_for(annotation, value)
+        if isinstance(part, int):
+            annotation = typing.get_args(annotation)[0] if typing.get_origin(annotation) is list else None
+            value = value[part] if isinstance(value, list) and 0 <= part < len(value) else None
+        elif isinstance(annotation, type) and issubclass(annotation, BaseModel) and part in annotation.model_fields:
+            annotation = annotation.model_fields[part].annotation
+            value = value.get(part) if isinstance(value, dict) else None
+        else:
+            return []
+    model = _model_for(annotation, value)
+    return list(model.model_fields) if isinstance(model, type) and issubclass(model, BaseModel) else []
+
+
+def _model_for(annotation: Any, value: Any) -> Any:
+    """``annotation`` without Annotated and Optional wrappers; of a union, the member ``value``
+    was validated against (by its ``type`` field, or by the leaf-value tag)."""
+    while typing.get_origin(annotation) is Annotated:
+        annotation = typing.get_args(annotation)[0]
+    if typing.get_origin(annotation) not in (typing.Union, types.UnionType):
+        return annotation
+    members = [_model_for(member, value) for member in typing.get_args(annotation) if member is not type(None)]
+    models = [m for m in members if isinstance(m, type) and issubclass(m, BaseModel)]
+    if isinstance(value, dict) and "type" in value:
+        for model in models:
+            if "type" in model.model_fields and typing.get_args(model.model_fields["type"].annotation) == (value["type"],):
+                return model
+    by_tag = {"init-spec": InitSpec, "base64-tensor": Base64Tensor}
+    return by_tag.get(value_kind(value)) or (members[0] if len(members) == 1 else None)
+
+
+def validate_request(request: JobRequest, limits: Limits | None = None) -> Plan:
+    limits = limits or Limits()
+    layers = request.network.layers
+    if len(layers) > limits.max_layers:
+        raise fail(("network", "layers"), f"has {len(layers)} layers, over the limit of {limits.max_layers}", "limit")
+    if request.batch is not None and request.batch > limits.max_batch:
+        raise fail(("batch",), f"{request.batch} is over the limit of {limits.max_batch}", "limit")
+    steps, batch, input_shape, input_array = _check_input(request, limits)
+    if steps > limits.max_steps:
+        loc = ("steps",) if request.steps is not None else ("input",)
+        raise fail(loc, f"{steps} steps are over the limit of {limits.max_steps}", "limit")
+
+    plans = _infer_layers(request, input_shape, limits)
+    plan = Plan(steps, batch, input_shape, plans, [], {}, input_array)
+    if plan.neurons > limits.max_neurons:
+        raise fail(("network",), f"has {plan.neurons} neurons, over the limit of {limits.max_neurons}", "limit")
+    if plan.neuron_steps > limits.max_neuron_steps:
+        raise fail(
+            ("network",),
+            f"{plan.neuron_steps} neuron-steps (neurons x batch x steps) are over the limit of {limits.max_neuron_steps}",
+            "limit",
+        )
+    _resolve_record(request, plan)
+    plan.cost = job_cost(request, plan, limits)
+    check_cost(plan.cost, request, limits)
+    return plan
+
+
+def _check_input(request: JobRequest, limits: Limits) -> tuple[int, int | None, tuple[int, ...], np.ndarray | None]:
+    source = request.input
+    batch = request.batch
+    lead = 2 if batch else 1  # leading [steps, (batch)] dimensions of a tensor input
+
+    def resolve_steps(own: int | None) -> int:
+        if own is not None and request.steps is not None and own != request.steps:
+            raise fail(("steps",), f"is {request.steps} but input.steps is {own}")
+        steps = own if own is not None else request.steps
+        if steps is None:
+            raise fail(("input", "steps"), "is required for this input type (or give top-level 'steps')", "missing")
+        return steps
+
+    if isinstance(source, TensorInput):
+        shape = tuple(source.shape)
+        if len(shape) <= lead:
+            need = "[steps, batch, *features]" if batch else "[steps, *features]"
+            raise fail(("input", "shape"), f"must be {need}, got {_shape_str(shape)}")
+        if batch and shape[1] != batch:
+            raise fail(("input", "shape"), f"has batch dimension {shape[1]}, but 'batch' is {batch}")
+        if math.prod(shape) * 4 > limits.max_input_bytes:
+            raise fail(
+                ("input", "shape"), f"{math.prod(shape) * 4} bytes of input exceed the limit of {limits.max_input_bytes}", "limit"
+            )
+        array = decode_tensor(source.data, ("input", "data"), limits.max_input_bytes)
+        if array.shape != shape:
+            raise fail(("input", "data"), f"has shape {_shape_str(array.shape)}, but input.shape is {_shape_str(shape)}")
+        steps = resolve_steps(shape[0])
+        return steps, batch, shape[lead:], array
+
+    if isinstance(source, SpikesInput):
+        sample = tuple(source.size)
+        if math.prod(sample) * 4 > limits.max_input_bytes:
+            raise fail(("input", "size"), f"{math.prod(sample)} features exceed the input limit", "limit")
+        steps = resolve_steps(source.steps)
+        if len(source.indices) != len(source.times):
+            raise fail(("input", "indices"), f"has {len(source.indices)} entries but times has {len(source.times)}")
+        if source.batch is not None and len(source.batch) != len(source.times):
+            raise fail(("input", "batch"), f"has {len(source.batch)} entries but times has {len(source.times)}")
+        if source.batch is not None and not batch:
+            raise fail(("input", "batch"), "is only allowed in a batched request (set top-level 'batch')")
+        for name, values, bound in (
+            ("times", source.times, steps),
+            ("indices", source.indices, math.prod(sample)),
+            ("batch", source.batch or [], request.batch or 1),
+        ):
+            if values and max(values) >= bound:
+                position = int(np.argmax(np.asarray(values) >= bound))
+                raise fail(("input", name, position), f"{values[position]} is out of range (must be < {bound})")
+        return steps, batch, sample, None
+
+    # constant and poisson: a value per feature, or one value with an explicit shape
+    key = "value" if isinstance(source, ConstantInput) else "rates"
+    values = decode_tensor(getattr(source, key), ("input", key), limits.max_input_bytes)
+    if source.shape is not None:
+        sample = tuple(source.shape)
+        if values.ndim and not _broadcasts(values.shape, sample):
+            raise fail(
+                ("input", key),
+                f"has shape {_shape_str(values.shape)}, which does not broadcast to input.shape {_shape_str(sample)}",
+            )
+    elif values.ndim:
+        sample = values.shape
+    else:
+        raise fail(("input", "shape"), f"is required when '{key}' is a single number", "missing")
+    if math.prod(sample) * 4 > limits.max_input_bytes:
+        raise fail(("input", "shape"), f"{math.prod(sample)} features exceed the input limit", "limit")
+    if isinstance(source, PoissonInput):
+        if (values < 0).any():
+            raise fail(("input", "rates"), "must not be negative")
+        if (values * request.dt > 1).any():
+            raise fail(("input", "rates"), f"exceed 1/dt = {1 / request.dt:g} Hz, at most one spike per step")
+    steps = resolve_steps(source.steps)
+    return steps, batch, sample, np.broadcast_to(values, sample).astype(np.float32)
+
+
+def _broadcasts(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
+    if len(shape) > len(target):
+        return False
+    return all(s in (1, t) for s, t in zip(reversed(shape), reversed(target), strict=False))
+
+
+def _infer_layers(request: JobRequest, input_shape: tuple[int, ...], limits: Limits) -> list[LayerPlan]:
+    shape = input_shape
+    previous = "the input"
+    plans: list[LayerPlan] = []
+    names: dict[str, int] = {}
+    parameters = 0
+    for index, layer in enumerate(request.network.layers):
+        loc: Loc = ("network", "layers", index)
+        name = layer.name or f"{layer.type}_{index}"
+        if name in names:
+            raise fail((*loc, "name"), f"duplicate layer name {name!r} (also network.layers[{names[name]}])")
+        names[name] = index
+        plan = LayerPlan(index, name, layer.type, shape, shape)
+        got = f"{previous} gives shape {_shape_str(shape)}"
+
+        if isinstance(layer, (LinearLayer, LIFRecurrentLayer)):
+            if not shape or shape[-1] != layer.in_features:
+                raise fail((*loc, "in_features"), f"is {layer.in_features}, but {got}")
+            plan.out_shape = (*shape[:-1], layer.out_features)
+            if isinstance(layer, LinearLayer):
+                weights = {"weight": (layer.out_features, layer.in_features), "bias": (layer.out_features,)}
+            else:
+                weights = {
+                    "input_weights": (layer.out_features, layer.in_features),
+                    "recurrent_weights": (layer.out_features, layer.out_features),
+                }
+        elif isinstance(layer, Conv2dLayer):
+            if len(shape) != 3:
+                raise fail(loc, f"conv2d needs [channels, height, width] per sample, but {got}")
+            if shape[0] != layer.in_channels:
+                raise fail((*loc, "in_channels"), f"is {layer.in_channels}, but {got}")
+            kh, kw = layer.kernel_size
+            if any(p >= k for p, k in zip(layer.padding, layer.kernel_size, strict=True)):
+                raise fail((*loc, "padding"), f"must be less than the kernel size {[kh, kw]} in each dimension")
+            plan.out_shape = (layer.out_channels, *_pool_out(shape[1:], (kh, kw), layer.stride, layer.padding, loc))
+            weights = {"weight": (layer.out_channels, layer.in_channels, kh, kw), "bias": (layer.out_channels,)}
+        elif isinstance(layer, Conv1dLayer):
+            if len(shape) != 2:
+                raise fail(loc, f"conv1d needs [channels, length] per sample, but {got}")
+            if shape[0] != layer.in_channels:
+                raise fail((*loc, "in_channels"), f"is {layer.in_channels}, but {got}")
+            if layer.padding >= layer.kernel_size:
+                raise fail((*loc, "padding"), f"must be less than the kernel size {layer.kernel_size}")
+            length = (shape[1] + 2 * layer.padding - layer.kernel_size) // layer.stride + 1
+            if length < 1:
+                raise fail(
+                    (*loc, "kernel_size"),
+                    f"{layer.kernel_size} does not fit the input of length {shape[1]} (padding {layer.padding})",
+                )
+            plan.out_shape = (layer.out_channels, length)
+            weights = {"weight": (layer.out_channels, layer.in_channels, layer.kernel_size), "bias": (layer.out_channels,)}
+        elif isinstance(layer, AvgPool2dLayer):
+            if len(shape) != 3:
+                raise fail(loc, f"avgpool2d needs [channels, height, width] per sample, but {got}")
+            kernel = layer.kernel_size
+            stride = layer.stride if layer.stride is not None else kernel
+            padding = layer.padding
+            if any(2 * p > k for p, k in zip(padding, kernel, strict=True)):
+                raise fail((*loc, "padding"), f"must be at most half the kernel size {list(kernel)}")
+            plan.out_shape = (shape[0], *_pool_out(shape[1:], kernel, stride, padding, loc))
+            weights = {}
+        elif isinstance(layer, FlattenLayer):
+            plan.out_shape = (math.prod(shape),)
+            weights = {}
+        elif isinstance(layer, (ScaleLayer, ThresholdLayer)):
+            key = "weight" if isinstance(layer, ScaleLayer) else "threshold"
+            values = decode_tensor(getattr(layer, key), (*loc, key), limits.max_input_bytes)
+            if values.ndim and not _broadcasts(values.shape, shape):
+                raise fail((*loc, key), f"has shape {_shape_str(values.shape)}, not broadcastable to {_shape_str(shape)}")
+            plan.arrays[key] = values
+            weights = {}
+        else:
+            weights = {}
+        for key, expected in weights.items():
+            value = getattr(layer, key, None)
+            if isinstance(value, (list, Base64Tensor)):
+                array = decode_tensor(value, (*loc, key), limits.max_input_bytes)
+                if array.shape != expected:
+                    raise fail((*loc, key), f"has shape {_shape_str(array.shape)}, expected {_shape_str(expected)}")
+                plan.arrays[key] = array
+            if isinstance(value, InitSpec) and value.init == "uniform" and value.low > value.high:
+                raise fail((*loc, key, "low"), "must not exceed high")
+            if value is not False:
+                parameters += math.prod(expected)
+        if parameters > limits.max_parameters:
+            raise fail(loc, f"the network has over {limits.max_parameters} weights, the limit", "limit")
+        if hasattr(layer, "params"):
+            _check_params(layer, plan, loc, limits)
+        plans.append(plan)
+        shape = plan.out_shape
+        previous = f"layer {name!r} ({layer.type})"
+    return plans
+
+
+def _pool_out(
+    size: tuple[int, ...], kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int], loc: Loc
+) -> tuple[int, int]:
+    out = tuple((n + 2 * p - k) // s + 1 for n, k, s, p in zip(size, kernel, stride, padding, strict=True))
+    if min(out) < 1:
+        raise fail((*loc, "kernel_size"), f"{list(kernel)} does not fit the input of size {list(size)} (padding {list(padding)})")
+    return out  # type: ignore[return-value]
+
+
+def _check_params(layer: Any, plan: LayerPlan, loc: Loc, limits: Limits) -> None:
+    for key, value in layer.params.model_dump(exclude_none=True).items():
+        if isinstance(value, str):
+            continue
+        array = decode_tensor(value, (*loc, "params", key), limits.max_input_bytes)
+        if array.ndim and not _broadcasts(array.shape, plan.out_shape):
+            raise fail(
+                (*loc, "params", key),
+                f"has shape {_shape_str(array.shape)}, not broadcastable to the layer shape {_shape_str(plan.out_shape)}",
+            )
+        if key in POSITIVE_PARAMS and (array <= 0).any():
+            raise fail((*loc, "params", key), "must be positive")
+        plan.arrays[f"params.{key}"] = array
+
+
+def _resolve_record(request: JobRequest, plan: Plan) -> None:
+    by_name = {layer.name: layer for layer in plan.layers}
+    record = request.record
+    if record.spikes is None:
+        plan.record_spikes = [layer.name for layer in plan.layers if layer.spikes]
+    else:
+        for position, name in enumerate(record.spikes):
+            loc = ("record", "spikes", position)
+            if name not in by_name:
+                raise fail(loc, f"unknown layer {name!r}; layers are {', '.join(by_name)}")
+            if not by_name[name].spikes:
+                raise fail(loc, f"layer {name!r} ({by_name[name].type}) does not spike")
+            if name in record.spikes[:position]:
+                raise fail(loc, f"layer {name!r} is listed twice")
+        plan.record_spikes = list(record.spikes)
+    for position, name in enumerate(record.voltages):
+        loc = ("record", "voltages", position)
+        if name not in by_name:
+            raise fail(loc, f"unknown layer {name!r}; layers are {', '.join(by_name)}")
+        if not by_name[name].is_neuron:
+            raise fail(loc, f"layer {name!r} ({by_name[name].type}) has no membrane voltage")
+        if name in plan.record_voltages:
+            raise fail(loc, f"layer {name!r} is listed twice")
+        neurons = None if record.neurons is None else record.neurons.get(name)
+        if neurons is not None:
+            size = by_name[name].neurons
+            bad = [i for i in neurons if i >= size]
+            if bad:
+                raise fail(("record", "neurons", name), f"index {bad[0]} is out of range for {size} neurons")
+            plan.record_voltages[name] = np.asarray(neurons, dtype=np.int64)
+        else:
+            plan.record_voltages[name] = None
+    for name in record.neurons or {}:
+        if name not in plan.record_voltages:
+            raise fail(("record", "neurons", name), "names a layer that is not in record.voltages")

@@ -1,0 +1,461 @@
+"""The job request's JSON structure: one pydantic model tree (types, ranges, unknown fields).
+
+``worker.simulation.plan`` completes it with the checks that need more than one field at a time.
+This module imports numpy and pydantic, never torch.
+"""
+
+import base64
+import binascii
+import typing
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    TypeAdapter,
+    ValidationInfo,
+    field_validator,
+)
+
+from worker.simulation.limits import Limits
+from worker.simulation.nir_import import NIRError, nir_bytes_to_network
+
+# No path separators and no name made of dots alone: names become NPZ entries ``<layer>/times``.
+NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,63}$"
+NAME_HELP = "letters, digits, '_', '-', '.', starting with a letter, digit or '_'; 1-64 characters"
+Name = Annotated[str, Field(pattern=NAME_PATTERN, description=NAME_HELP)]
+MAX_DIMS = 8  # dimensions of any tensor or shape in a request (numpy stops at 64)
+Shape = Annotated[list[Annotated[int, Field(gt=0)]], Field(min_length=1, max_length=MAX_DIMS)]
+MIN_DT = 1e-6  # seconds: a microsecond step is finer than any model here needs
+PositiveInt = Annotated[int, Field(gt=0)]
+NonNegativeInt = Annotated[int, Field(ge=0)]
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+
+# Kept equal to worker.engine's lists by tests/test_schema.py (this module must not import torch).
+THRESHOLD_METHODS = ("heaviside", "super", "fast_sigmoid", "triangle", "tanh", "atan")
+RESET_METHODS = ("value", "subtract")
+IZHIKEVICH_PRESET_NAMES = (
+    "tonic_spiking", "phasic_spiking", "tonic_bursting", "phasic_bursting", "mixed_mode",
+    "spike_frequency_adaptation", "class_1_exc", "class_2_exc", "spike_latency",
+    "subthreshold_oscillation", "resonator", "integrator", "rebound_spike", "rebound_burst",
+    "threshold_variability", "bistability", "dap", "accommodation", "inhibition_induced_spiking",
+    "inhibition_induced_bursting",
+)  # fmt: skip
+
+
+class Strict(BaseModel):
+    """Unknown fields are errors, and values are never coerced: ``"3"`` or ``true`` is not an integer."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
+
+
+# --- tensors ------------------------------------------------------------------------------------
+
+
+class Base64Tensor(Strict):
+    """A little-endian float32 array: ``{"dtype": "float32", "shape": [...], "base64": "..."}``."""
+
+    dtype: Literal["float32"] = "float32"
+    shape: Annotated[list[NonNegativeInt], Field(max_length=MAX_DIMS, description="the array's shape, at most 8 dimensions")]
+    base64: str = Field(description="the values in row-major (C) order, 4 bytes each, little-endian, base64-encoded")
+
+
+class InitSpec(Strict):
+    """Weights drawn from the request's ``seed``: ``{"init": "normal", "mean": 0, "std": 0.1}``,
+    ``{"init": "uniform", "low": -1, "high": 1}`` or ``{"init": "constant", "value": 0.5}``."""
+
+    init: Literal["normal", "uniform", "constant"] = Field(description="the distribution")
+    mean: Finite = Field(default=0.0, description="normal: its mean")
+    std: Annotated[float, Field(ge=0, allow_inf_nan=False)] = Field(default=1.0, description="normal: its standard deviation")
+    low: Finite = Field(default=-1.0, description="uniform: the lower bound")
+    high: Finite = Field(default=1.0, description="uniform: the upper bound")
+    value: Finite = Field(default=0.0, description="constant: every weight's value")
+
+
+# Unions of leaf values use callable discriminators so that a bad value gets one clear message
+# instead of one per alternative; the tags are removed from error paths (``clean_loc``).
+LEAF_TAGS = ("flag", "number", "nested-list", "base64-tensor", "init-spec")
+
+
+def value_kind(value: Any) -> str | None:
+    if isinstance(value, bool):
+        return "flag"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, list):
+        return "nested-list"
+    if isinstance(value, InitSpec) or (isinstance(value, dict) and "init" in value):
+        return "init-spec"
+    if isinstance(value, (Base64Tensor, dict)):
+        return "base64-tensor"
+    return None
+
+
+NestedList = Annotated[list[Any], Tag("nested-list")]
+Base64Value = Annotated[Base64Tensor, Tag("base64-tensor")]
+InitValue = Annotated[InitSpec, Tag("init-spec")]
+TENSOR_HELP = "must be a nested list of numbers or {dtype, shape, base64}"
+WEIGHT_HELP = "must be a nested list of numbers, {dtype, shape, base64} or {init, ...}"
+TensorData = Annotated[
+    NestedList | Base64Value, Discriminator(value_kind, custom_error_type="tensor", custom_error_message=TENSOR_HELP)
+]
+WeightData = Annotated[
+    NestedList | Base64Value | InitValue, Discriminator(value_kind, custom_error_type="tensor", custom_error_message=WEIGHT_HELP)
+]
+BiasData = Annotated[
+    Annotated[bool, Tag("flag")] | NestedList | Base64Value | InitValue,
+    Discriminator(value_kind, custom_error_type="tensor", custom_error_message="must be true, false or " + WEIGHT_HELP[8:]),
+]
+ParamValue = Annotated[
+    Annotated[Finite, Tag("number")] | NestedList,
+    Discriminator(
+        value_kind, custom_error_type="number", custom_error_message="must be a finite number or a nested list of numbers"
+    ),
+]
+
+
+def _pair(value: Any) -> Any:
+    """An integer means the same value for height and width; a JSON list becomes a tuple."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return (value, value)
+    return tuple(value) if isinstance(value, list) else value
+
+
+Pair = Annotated[tuple[PositiveInt, PositiveInt], BeforeValidator(_pair), Field(description="an integer or [height, width]")]
+NonNegativePair = Annotated[
+    tuple[NonNegativeInt, NonNegativeInt], BeforeValidator(_pair), Field(description="an integer or [height, width]")
+]
+
+
+# --- layers -------------------------------------------------------------------------------------
+
+
+class LayerBase(Strict):
+    name: Name | None = Field(default=None, description="defaults to '<type>_<index>'")
+
+
+class LinearLayer(LayerBase):
+    """A dense synaptic layer: ``y = x W^T + b`` on the last dimension (PyTorch's ``Linear``)."""
+
+    type: Literal["linear"]
+    in_features: PositiveInt = Field(description="size of the input's last dimension")
+    out_features: PositiveInt = Field(description="size of the output's last dimension")
+    weight: WeightData | None = Field(
+        default=None, description="(out_features, in_features); omitted: PyTorch's default init from seed"
+    )
+    bias: BiasData = Field(default=True, description="true: initialised from seed; false: no bias; or values")
+
+
+class Conv2dLayer(LayerBase):
+    """A 2-d convolution over ``[channels, height, width]`` per sample (PyTorch's ``Conv2d``,
+    dilation 1, groups 1)."""
+
+    type: Literal["conv2d"]
+    in_channels: PositiveInt = Field(description="channels of the input")
+    out_channels: PositiveInt = Field(description="channels of the output")
+    kernel_size: Pair
+    stride: Pair = (1, 1)
+    padding: NonNegativePair = Field(default=(0, 0), description="zeros added on each side; less than the kernel size")
+    weight: WeightData | None = Field(
+        default=None, description="(out_channels, in_channels, kh, kw); omitted: PyTorch's default init from seed"
+    )
+    bias: BiasData = Field(default=True, description="true: initialised from seed; false: no bias; or values")
+
+
+class Conv1dLayer(LayerBase):
+    """A 1-d convolution over ``[channels, length]`` per sample (PyTorch's ``Conv1d``, dilation 1,
+    groups 1)."""
+
+    type: Literal["conv1d"]
+    in_channels: PositiveInt = Field(description="channels of the input")
+    out_channels: PositiveInt = Field(description="channels of the output")
+    kernel_size: PositiveInt
+    stride: PositiveInt = 1
+    padding: NonNegativeInt = Field(default=0, description="zeros added on each side; less than the kernel size")
+    weight: WeightData | None = Field(
+        default=None, description="(out_channels, in_channels, k); omitted: PyTorch's default init from seed"
+    )
+    bias: BiasData = Field(default=True, description="true: initialised from seed; false: no bias; or values")
+
+
+class ThresholdLayer(LayerBase):
+    """Stateless spikes where the input exceeds ``threshold`` (NIR's Threshold): 1.0 or 0.0."""
+
+    type: Literal["threshold"]
+    threshold: ParamValue = Field(default=0.0, description="per feature; broadcasts to the input's shape")
+
+
+class FlattenLayer(LayerBase):
+    """All dimensions of a sample into one (``[c, h, w]`` becomes ``[c * h * w]``)."""
+
+    type: Literal["flatten"]
+
+
+class AvgPool2dLayer(LayerBase):
+    """Average pooling over ``[channels, height, width]`` per sample (PyTorch's ``AvgPool2d``)."""
+
+    type: Literal["avgpool2d"]
+    kernel_size: Pair
+    stride: Pair | None = Field(default=None, description="defaults to kernel_size")
+    padding: NonNegativePair = Field(default=(0, 0), description="zeros added on each side; at most half the kernel size")
+
+
+class ScaleLayer(LayerBase):
+    """Multiplies each feature by a factor (NIR's Scale): ``weight`` broadcasts to the shape."""
+
+    type: Literal["scale"]
+    weight: ParamValue = Field(description="per feature; broadcasts to the input's shape")
+
+
+class SpikingParams(Strict):
+    """Omitted parameters take the engine's defaults. Numbers may be per-neuron nested lists that
+    broadcast against the layer's shape."""
+
+    v_th: ParamValue | None = None
+    method: Literal[THRESHOLD_METHODS] | None = None  # type: ignore[valid-type]
+    alpha: ParamValue | None = None
+
+
+class ResettingParams(SpikingParams):
+    v_reset: ParamValue | None = None
+    reset_method: Literal[RESET_METHODS] | None = None  # type: ignore[valid-type]
+
+
+class LIFParams(ResettingParams):
+    tau_syn_inv: ParamValue | None = None
+    tau_mem_inv: ParamValue | None = None
+    v_leak: ParamValue | None = None
+
+
+class LIFBoxParams(ResettingParams):
+    tau_mem_inv: ParamValue | None = None
+    v_leak: ParamValue | None = None
+
+
+class LIParams(Strict):
+    tau_syn_inv: ParamValue | None = None
+    tau_mem_inv: ParamValue | None = None
+    v_leak: ParamValue | None = None
+
+
+class ALIFParams(LIFParams):
+    tau_adapt_inv: ParamValue | None = None
+    beta: ParamValue | None = None
+
+
+class LIFAdExParams(LIFParams):
+    adaptation_current: ParamValue | None = None
+    adaptation_spike: ParamValue | None = None
+    delta_T: ParamValue | None = None
+    tau_ada_inv: ParamValue | None = None
+
+
+class IzhikevichParams(SpikingParams):
+    a: ParamValue | None = None
+    b: ParamValue | None = None
+    c: ParamValue | None = None
+    d: ParamValue | None = None
+    sq: ParamValue | None = None
+    mn: ParamValue | None = None
+    bias: ParamValue | None = None
+    tau_inv: ParamValue | None = None
+
+
+class LIFLayer(LayerBase):
+    """Current-based leaky integrate-and-fire neurons (Norse's ``LIF``): the input jumps into a
+    synaptic current that decays and drives the membrane."""
+
+    type: Literal["lif"]
+    params: LIFParams = LIFParams()
+
+
+class LIFBoxLayer(LayerBase):
+    """Leaky integrate-and-fire neurons without a synaptic current: the input drives the membrane."""
+
+    type: Literal["lifbox"]
+    params: LIFBoxParams = LIFBoxParams()
+
+
+class LILayer(LayerBase):
+    """Leaky integrators (a read-out): LIF dynamics without threshold; record their voltages."""
+
+    type: Literal["li"]
+    params: LIParams = LIParams()
+
+
+class IAFLayer(LayerBase):
+    """Integrate-and-fire neurons without leak: the membrane adds up its input."""
+
+    type: Literal["iaf"]
+    params: ResettingParams = ResettingParams()
+
+
+class ALIFLayer(LayerBase):
+    """LIF neurons with an adaptive threshold (LSNN): each spike raises the threshold by ``beta``,
+    which decays back with ``tau_adapt_inv``."""
+
+    type: Literal["alif"]
+    params: ALIFParams = ALIFParams()
+
+
+class LIFAdExLayer(LayerBase):
+    """Adaptive exponential LIF neurons (Norse's ``LIFAdEx``)."""
+
+    type: Literal["lifadex"]
+    params: LIFAdExParams = LIFAdExParams()
+
+
+class IzhikevichLayer(LayerBase):
+    """Izhikevich neurons, from one of the 20 classic behaviours of Izhikevich (2004)."""
+
+    type: Literal["izhikevich"]
+    preset: Literal[IZHIKEVICH_PRESET_NAMES] = Field(default="tonic_spiking", description="the behaviour")  # type: ignore[valid-type]
+    params: IzhikevichParams = Field(default=IzhikevichParams(), description="overrides of the preset's parameters")
+    v0: Finite | None = Field(default=None, description="initial voltage; defaults to the preset's")
+    u0: Finite | None = Field(default=None, description="initial recovery variable; defaults to the preset's")
+
+
+class LIFRecurrentLayer(LayerBase):
+    """LIF neurons with input weights and recurrent weights among themselves (Norse's
+    ``LIFRecurrent``): last step's spikes jump into this step's current."""
+
+    type: Literal["lif_recurrent"]
+    in_features: PositiveInt = Field(description="size of the input's last dimension")
+    out_features: PositiveInt = Field(description="neurons")
+    input_weights: WeightData | None = Field(
+        default=None, description="(out_features, in_features); omitted: Norse's init from seed"
+    )
+    recurrent_weights: WeightData | None = Field(
+        default=None, description="(out_features, out_features), row = target; omitted: Norse's init from seed"
+    )
+    autapses: bool = Field(default=False, description="false: a neuron's connection to itself is always zero")
+    params: LIFParams = LIFParams()
+
+
+NeuronLayer = LIFLayer | LIFBoxLayer | LILayer | IAFLayer | ALIFLayer | LIFAdExLayer | IzhikevichLayer | LIFRecurrentLayer
+Layer = Annotated[
+    LinearLayer | Conv1dLayer | Conv2dLayer | FlattenLayer | AvgPool2dLayer | ScaleLayer | ThresholdLayer | NeuronLayer,
+    Field(discriminator="type"),
+]
+LAYER_TYPES = tuple(
+    typing.get_args(member.model_fields["type"].annotation)[0] for member in typing.get_args(typing.get_args(Layer)[0])
+)
+NEURON_TYPES = tuple(typing.get_args(member.model_fields["type"].annotation)[0] for member in typing.get_args(NeuronLayer))
+NON_SPIKING_TYPES = ("li",)
+POSITIVE_PARAMS = ("tau_syn_inv", "tau_mem_inv", "tau_adapt_inv", "tau_ada_inv", "tau_inv", "delta_T")
+
+
+class Network(Strict):
+    """The layers in order; or ``{"nir": "<base64 of a NIR file>"}``, converted to layers with
+    the request's ``dt`` (the README's NIR section gives the mapping)."""
+
+    layers: list[Layer] = Field(min_length=1)
+    nir: str | None = Field(default=None, description="base64 of a NIR (HDF5) graph, instead of 'layers'", exclude=True)
+
+
+# --- inputs -------------------------------------------------------------------------------------
+
+
+class TensorInput(Strict):
+    """Input currents given step by step: ``shape`` is ``[steps, (batch,) *features]``."""
+
+    type: Literal["tensor"]
+    shape: Shape
+    data: TensorData = Field(description="nested lists of numbers, or a base64 tensor, of that shape")
+
+
+class ConstantInput(Strict):
+    """The same current every step; ``value`` is a number (then ``shape`` is required) or a
+    per-feature nested list."""
+
+    type: Literal["constant"]
+    value: ParamValue = Field(description="a number, or per-feature nested lists")
+    shape: Shape | None = Field(default=None, description="features per sample; required when value is a number")
+    steps: PositiveInt | None = Field(default=None, description="the number of steps (or top-level steps)")
+
+
+class PoissonInput(Strict):
+    """Independent Poisson spike trains (1.0 on a spike step) at ``rates`` Hz, seeded by ``seed``."""
+
+    type: Literal["poisson"]
+    rates: ParamValue = Field(description="Hz: a number, or per-feature nested lists; at most 1/dt")
+    shape: Shape | None = Field(default=None, description="features per sample; required when rates is a number")
+    steps: PositiveInt | None = Field(default=None, description="the number of steps (or top-level steps)")
+
+
+class SpikesInput(Strict):
+    """Spike events: ``times`` (steps) and flat neuron ``indices`` into a sample of ``size``
+    features (an int or a shape), with ``batch`` entries when the request is batched."""
+
+    type: Literal["spikes"]
+    times: list[NonNegativeInt] = Field(description="the step of each spike (integers, not seconds)")
+    indices: list[NonNegativeInt] = Field(description="the flat feature index of each spike")
+    batch: list[NonNegativeInt] | None = Field(default=None, description="the batch entry of each spike (batched requests)")
+    size: Annotated[Shape, BeforeValidator(lambda v: [v] if isinstance(v, int) and not isinstance(v, bool) else v)] = Field(
+        description="features per sample: an integer or a shape"
+    )
+    steps: PositiveInt | None = Field(default=None, description="the number of steps (or top-level steps); required")
+
+
+Input = Annotated[TensorInput | ConstantInput | PoissonInput | SpikesInput, Field(discriminator="type")]
+INPUT_TYPES = tuple(
+    typing.get_args(member.model_fields["type"].annotation)[0] for member in typing.get_args(typing.get_args(Input)[0])
+)
+
+
+class Record(Strict):
+    """What the result holds: spikes as events (``times`` in steps, ``senders``, ``batch``) and
+    counts, and dense voltages."""
+
+    spikes: list[Name] | None = Field(default=None, description="layers whose spikes to return; default: every spiking layer")
+    voltages: list[Name] = Field(default_factory=list, description="layers whose membrane voltage to return densely")
+    neurons: dict[Name, list[NonNegativeInt]] | None = Field(
+        default=None, description="per layer in 'voltages': the flat neuron indices to keep (default all)"
+    )
+    max_spike_events: PositiveInt | None = Field(
+        default=None,
+        description="fail the job if the recorded layers produce more spike events than this (default: the server's limit)",
+    )
+
+
+Dt = Annotated[float, Field(ge=MIN_DT, le=1.0, allow_inf_nan=False, description="time step in seconds, 1e-6 to 1")]
+DT_ADAPTER = TypeAdapter(Dt, config=ConfigDict(strict=True))
+
+
+class JobRequest(Strict):
+    dt: Dt = 0.001  # before network: a NIR network needs it
+    network: Network = Field(description="the layers, in order (or a NIR file)")
+    input: Input = Field(description="the input, time-major; it also gives the number of steps")
+    steps: PositiveInt | None = Field(default=None, description="number of steps; may instead be given by the input")
+    batch: PositiveInt | None = Field(default=None, description="batch size; omitted: no batch dimension")
+    record: Record = Field(default=Record(), description="what the result holds")
+    seed: Annotated[int, Field(ge=0, lt=2**63)] = Field(
+        default=0, description="seeds weights drawn from an init spec and the Poisson input: the same seed, the same result"
+    )
+
+    @field_validator("network", mode="before")
+    @classmethod
+    def _network_from_nir(cls, network: Any, info: ValidationInfo) -> Any:
+        """For direct ``model_validate`` calls; ``parse_request`` expands NIR before validating."""
+        if not isinstance(network, dict) or network.get("nir") is None:
+            return network
+        limits = (info.context or {}).get("limits") or Limits()
+        return network_from_nir(network, info.data.get("dt", 0.001), limits.max_input_bytes)
+
+
+def network_from_nir(network: dict[str, Any], dt: float, max_bytes: int) -> dict[str, Any]:
+    """``{"nir": "<base64>"}`` -> ``{"layers": [...]}``; ValueError saying what is wrong."""
+    if "layers" in network:
+        raise ValueError("give either 'layers' or 'nir', not both")
+    try:
+        data = base64.b64decode(network["nir"], validate=True)
+    except (binascii.Error, ValueError, TypeError):
+        raise ValueError("nir: is not valid base64") from None
+    try:
+        return nir_bytes_to_network(data, dt, max_bytes)
+    except NIRError as error:
+        raise ValueError(f"nir: {error}") from None
