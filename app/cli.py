@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from app.redis_server import RedisServer
     from app.supervisor import Supervisor
     from worker.settings import Settings
     from worker.simulation.errors import InvalidRequest
@@ -284,9 +285,7 @@ def _serve(args: argparse.Namespace) -> int:
     redis_server = RedisServer(data_dir / "redis", keep_fds=(lock,))
     supervisor = Supervisor()
     try:
-        supervisor.add(
-            "Redis server", lambda: redis_server.start().process, lambda _: redis_server.stop(), killed_in_a_hurry=False
-        )
+        supervisor.add("Redis server", lambda: _started(redis_server), lambda _: redis_server.stop(), killed_in_a_hurry=False)
     except RuntimeError as error:
         return _fail(str(error))
     os.environ["SPIKESERVE_REDIS_URL"] = redis_server.url
@@ -297,6 +296,7 @@ def _serve(args: argparse.Namespace) -> int:
     _exit_on_sigterm()
     worker = supervisor.add("worker", functools.partial(_start_worker, "local", dict(os.environ), (lock,)), _stop)
     supervisor.start()
+    assert worker.process is not None  # add() starts it
     print(f"spikeserve: Redis on {redis_server.url} (data in {data_dir}), worker pid {worker.process.pid}", flush=True)
     url = f"http://{settings.host}:{settings.port}"
 
@@ -309,6 +309,12 @@ def _serve(args: argparse.Namespace) -> int:
     finally:
         _stop_serving(supervisor, redis_server.url)
     return 0
+
+
+def _started(server: "RedisServer") -> subprocess.Popen:
+    process = server.start().process
+    assert process is not None  # start() returns once it runs
+    return process
 
 
 def _stop_serving(supervisor: "Supervisor", redis_url: str) -> None:

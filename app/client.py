@@ -148,7 +148,7 @@ def wait_until_ready(url: str, processes: list[subprocess.Popen] | None = None, 
     while time.monotonic() < deadline:
         for process in processes or []:
             if process.poll() is not None:
-                raise RuntimeError(f"{process.args} exited with {process.returncode} before {url} was ready")
+                raise RuntimeError(f"{process.args!r} exited with {process.returncode} before {url} was ready")
         try:
             if httpx.get(f"{url.rstrip('/')}/readyz", timeout=2).status_code == 200:
                 return

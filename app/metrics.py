@@ -30,8 +30,8 @@ class StoreCollector(Collector):
         yield CounterMetricFamily(
             "spikeserve_neuron_steps", "Neuron-steps simulated by succeeded jobs", value=stats.get("neuron_steps", 0.0)
         )
-        count = stats.get("duration_count", 0.0)
-        buckets = [(str(bound), stats.get(f"duration_le:{bound}", 0.0)) for bound in DURATION_BUCKETS] + [("+Inf", count)]
+        total: float = stats.get("duration_count", 0.0)
+        buckets = [(str(bound), stats.get(f"duration_le:{bound}", 0.0)) for bound in DURATION_BUCKETS] + [("+Inf", total)]
         yield HistogramMetricFamily(
             "spikeserve_job_duration_seconds",
             "Simulation wall time of succeeded jobs",

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Sets up .venv (scripts/setup.sh), then runs the linters and the whole test suite.
+# Sets up .venv (scripts/setup.sh), then runs the linters (ruff, mypy) and the whole test suite.
 # Usage: bash scripts/test.sh [--quick] [pytest args...]
 #        --quick leaves out the tests marked `slow` (services, the browser, Triton's interpreter).
 #
@@ -18,6 +18,7 @@ fi
 bash scripts/setup.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+.venv/bin/python -m mypy  # the packages named in pyproject.toml's [tool.mypy]
 
 parallel=0
 .venv/bin/python -m pytest -n "${PYTEST_WORKERS:-3}" --dist loadfile -m "not serial$quick" "$@" || parallel=$?

@@ -347,7 +347,8 @@ class JobStore:
         max_attempts: int = 3,
         time_limit_s: float = 3600,
     ) -> None:
-        self.redis = client
+        # Any: redis-py types every reply as bytes | str (| awaitable); this client answers bytes
+        self.redis: Any = client
         self.job_ttl_s = job_ttl_s
         self.result_ttl_s = result_ttl_s
         self.max_attempts = max_attempts
@@ -403,7 +404,7 @@ class JobStore:
             STATS_KEY,
             submitted_key(job_id),
         ]
-        args = [job_id, owner, now, steps_total, request_json, max_in_flight, submitted]
+        args: list[Any] = [job_id, owner, now, steps_total, request_json, max_in_flight, submitted]
         if not self._submit(keys=keys, args=args):
             raise InFlightLimit(f"{max_in_flight} jobs are already queued or running for this key")
         # the record just written, without reading it back
@@ -510,7 +511,16 @@ class JobStore:
         keys = [job_key(job_id), request_key(job_id), lease_key(job_id), STATS_KEY, result_key(job_id, "json")]
         keys.append(result_key(job_id, "npz"))
         buckets = [bound for bound in DURATION_BUCKETS if wall_s <= bound]
-        args = [time.time(), lease_token, self.result_ttl_s, self.job_ttl_s, result_json, result_npz, neuron_steps, wall_s]
+        args: list[Any] = [
+            time.time(),
+            lease_token,
+            self.result_ttl_s,
+            self.job_ttl_s,
+            result_json,
+            result_npz,
+            neuron_steps,
+            wall_s,
+        ]
         reply = self._succeed(keys=keys, args=[*args, *buckets])
         return bool(reply and reply[0])  # {} when the record is gone
 
@@ -544,7 +554,8 @@ class AsyncJobReader:
     one round trip. All writes stay in JobStore (its Lua scripts)."""
 
     def __init__(self, client: aioredis.Redis) -> None:
-        self.redis = client
+        # Any: redis-py types every reply as bytes | str (| awaitable); this client answers bytes
+        self.redis: Any = client
 
     async def get(self, job_id: str) -> Job | None:
         return Job.from_raw(await self.redis.hgetall(job_key(job_id)))

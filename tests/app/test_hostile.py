@@ -12,8 +12,8 @@ import pytest
 from celery import Celery
 
 from tests.app.conftest import Service
-from tests.worker.test_nir_file import INDIRECTIONS, SECRET, nir_bytes
-from tests.worker.test_nir_file import request_with as nir_request
+from tests.worker.simulation.test_nir_file import INDIRECTIONS, SECRET, nir_bytes
+from tests.worker.simulation.test_nir_file import request_with as nir_request
 from worker.celery_app import TASK_NAME
 
 pytestmark = pytest.mark.slow  # starts a service
@@ -151,7 +151,7 @@ def test_no_code_evaluates_or_unpickles_data() -> None:
                     [node.module] if isinstance(node, ast.ImportFrom) and node.module else []
                 )
                 assert not {"pickle", "dill", "marshal", "shelve"} & {name.split(".")[0] for name in names}, path
-    assert "allow_pickle=False" in (ROOT / "worker" / "results.py").read_text()
+    assert "allow_pickle=False" in (ROOT / "worker" / "simulation" / "results.py").read_text()
 
 
 def test_an_unreachable_store_gives_503_not_500() -> None:

@@ -48,7 +48,7 @@ class IzhikevichSpikingBehavior(NamedTuple):
 
 
 def _behavior(
-    a: float, b: float, c: float, d: float, v0: float, tau_inv: float = 250.0, **extra: float
+    a: float, b: float, c: float, d: float, v0: float, tau_inv: float = 250.0, **extra: Any
 ) -> IzhikevichSpikingBehavior:
     return IzhikevichSpikingBehavior(IzhikevichParameters(a=a, b=b, c=c, d=d, tau_inv=tau_inv, **extra), v0, b * v0)
 
@@ -91,7 +91,7 @@ def izhikevich_feed_forward_step(
     return z, IzhikevichState(v=v_new, u=u_new)
 
 
-class _IzhikevichDynamics:
+class _IzhikevichDynamics(torch.nn.Module):
     dt: float
     v0: torch.Tensor
     u0: torch.Tensor

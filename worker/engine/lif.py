@@ -109,7 +109,7 @@ class LIF(_LIFDynamics, SequenceModule):
     fused_model = "lif"
 
 
-class RecurrentWeights:
+class RecurrentWeights(torch.nn.Module):
     """Input and recurrent weight matrices for a recurrent layer (Norse's layout and initialisation).
 
     Without autapses the diagonal of the recurrent matrix is zeroed at construction and masked on

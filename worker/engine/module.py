@@ -7,7 +7,7 @@ input's dtype and device: results follow the input, and nothing is moved to the 
 caller's back.
 """
 
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar
 
 import torch
 
@@ -19,7 +19,7 @@ def as_float(x: torch.Tensor) -> torch.Tensor:
     return x if x.is_floating_point() else x.to(torch.get_default_dtype())
 
 
-def cast_params(p: NamedTuple, like: torch.Tensor) -> Any:
+def cast_params(p: Any, like: torch.Tensor) -> Any:
     """``p`` with every floating tensor field on ``like``'s device and in its dtype."""
     fields = {
         name: value.to(device=like.device, dtype=like.dtype)
@@ -30,7 +30,7 @@ def cast_params(p: NamedTuple, like: torch.Tensor) -> Any:
     return type(p)(**fields)
 
 
-def stack_states(states: list[NamedTuple]) -> Any:
+def stack_states(states: list[Any]) -> Any:
     """One state whose fields gain a leading time dimension."""
     return type(states[0])(*(torch.stack(values) for values in zip(*states, strict=True)))
 
@@ -119,8 +119,9 @@ class SequenceModule(NeuronModule):
             state = self.initial_state(x[0], p)
         bool_spikes = self.bool_spikes and self.spiking
         if self.fused_model is not None:
-            options = {"record_states": self.record_states, "bool_spikes": bool_spikes}
-            fused = fused_sequence(self.fused_model, x, state, p, self.dt, **options)
+            fused = fused_sequence(
+                self.fused_model, x, state, p, self.dt, record_states=self.record_states, bool_spikes=bool_spikes
+            )
             if fused is not None:
                 return fused
         return self.reference_forward(x, state, p, bool_spikes)

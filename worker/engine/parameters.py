@@ -32,6 +32,6 @@ def positive_time_constants(cls: type) -> type:
         _check(parameters)
         return parameters
 
-    cls.__new__ = __new__  # type: ignore[method-assign]
+    cls.__new__ = __new__  # type: ignore[assignment]
     cls._make = classmethod(_make)  # type: ignore[attr-defined]
     return cls

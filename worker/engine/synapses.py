@@ -26,6 +26,8 @@ class Synapse(torch.nn.Module):
     # activity (events over inputs x rows) below which the event kernels are used
     crossover: ClassVar[float]
     in_shape: tuple[int, ...]
+    weight_t: torch.Tensor  # buffers, where a layer has them
+    bias: torch.Tensor | None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         lead = x.shape[: x.dim() - len(self.in_shape)]
@@ -85,6 +87,7 @@ class Conv(Synapse):
         super().__init__()
         self.in_shape = in_shape
         self.stride, self.padding = tuple(stride), tuple(padding)
+        self.weight: torch.Tensor
         self.register_buffer("weight", weight)
         self.register_buffer("bias", bias)
         # input-major for the events; a 1-d convolution is a 2-d one of height 1
@@ -114,7 +117,7 @@ class AvgPool2d(Synapse):
         self, kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int], in_shape: tuple[int, int, int]
     ) -> None:
         super().__init__()
-        self.kernel, self.stride, self.padding = tuple(kernel), tuple(stride), tuple(padding)
+        self.kernel, self.stride, self.padding = (kernel[0], kernel[1]), (stride[0], stride[1]), (padding[0], padding[1])
         self.in_shape = in_shape
 
     def events(self, rows: torch.Tensor, count: int) -> torch.Tensor:

@@ -55,6 +55,8 @@ PARAMETER_TYPES: dict[str, Any] = {
 class Scale(torch.nn.Module):
     """Elementwise multiplication by a fixed per-feature factor."""
 
+    factor: torch.Tensor
+
     def __init__(self, factor: torch.Tensor) -> None:
         super().__init__()
         self.register_buffer("factor", factor)
@@ -65,6 +67,8 @@ class Scale(torch.nn.Module):
 
 class Threshold(torch.nn.Module):
     """Stateless spikes: 1.0 where the input exceeds a per-feature threshold."""
+
+    threshold: torch.Tensor
 
     def __init__(self, threshold: torch.Tensor) -> None:
         super().__init__()
@@ -132,7 +136,8 @@ def _build_layer(layer: Any, plan: LayerPlan, generator: torch.Generator, dt: fl
         stride, padding = ((layer.stride,), (layer.padding,)) if isinstance(layer, Conv1dLayer) else (layer.stride, layer.padding)
         return Conv(weight, bias, stride, padding, plan.in_shape)
     if isinstance(layer, AvgPool2dLayer):
-        return AvgPool2d(layer.kernel_size, layer.stride or layer.kernel_size, layer.padding, plan.in_shape)
+        channels, height, width = plan.in_shape
+        return AvgPool2d(layer.kernel_size, layer.stride or layer.kernel_size, layer.padding, (channels, height, width))
     if isinstance(layer, FlattenLayer):
         return torch.nn.Flatten(start_dim=2)
     if isinstance(layer, ScaleLayer):

@@ -139,7 +139,9 @@ def _import_node(name: str, node: Any, dt: float) -> list[dict[str, Any]]:
         if np.any(np.asarray(node.dilation) != 1) or node.groups != 1 or isinstance(node.padding, str):
             raise NIRError(f"node {name!r}: {kind} with dilation, groups or string padding is not supported")
         weight = _array(node.weight)
-        kernel, stride, padding = list(weight.shape[2:]), as_pair(node.stride), as_pair(node.padding)
+        kernel: Any = list(weight.shape[2:])
+        stride: Any = as_pair(node.stride)
+        padding: Any = as_pair(node.padding)
         if kind == "conv1d":  # one spatial dimension: plain integers
             kernel, stride, padding = kernel[0], stride[0], padding[0]
         return [

@@ -300,7 +300,8 @@ def _model_for(annotation: Any, value: Any) -> Any:
             if "type" in model.model_fields and typing.get_args(model.model_fields["type"].annotation) == (value["type"],):
                 return model
     by_tag = {"init-spec": InitSpec, "base64-tensor": Base64Tensor}
-    return by_tag.get(value_kind(value)) or (members[0] if len(members) == 1 else None)
+    kind = value_kind(value)
+    return (by_tag.get(kind) if kind else None) or (members[0] if len(members) == 1 else None)
 
 
 def validate_request(request: JobRequest, limits: Limits | None = None) -> Plan:
@@ -384,27 +385,27 @@ def _check_input(request: JobRequest, limits: Limits) -> tuple[int, int | None, 
 
     # constant and poisson: a value per feature, or one value with an explicit shape
     key = "value" if isinstance(source, ConstantInput) else "rates"
-    values = decode_tensor(getattr(source, key), ("input", key), limits.max_input_bytes)
+    decoded = decode_tensor(getattr(source, key), ("input", key), limits.max_input_bytes)
     if source.shape is not None:
         sample = tuple(source.shape)
-        if values.ndim and not _broadcasts(values.shape, sample):
+        if decoded.ndim and not _broadcasts(decoded.shape, sample):
             raise fail(
                 ("input", key),
-                f"has shape {_shape_str(values.shape)}, which does not broadcast to input.shape {_shape_str(sample)}",
+                f"has shape {_shape_str(decoded.shape)}, which does not broadcast to input.shape {_shape_str(sample)}",
             )
-    elif values.ndim:
-        sample = values.shape
+    elif decoded.ndim:
+        sample = decoded.shape
     else:
         raise fail(("input", "shape"), f"is required when '{key}' is a single number", "missing")
     if math.prod(sample) * 4 > limits.max_input_bytes:
         raise fail(("input", "shape"), f"{math.prod(sample)} features exceed the input limit", "limit")
     if isinstance(source, PoissonInput):
-        if (values < 0).any():
+        if (decoded < 0).any():
             raise fail(("input", "rates"), "must not be negative")
-        if (values * request.dt > 1).any():
+        if (decoded * request.dt > 1).any():
             raise fail(("input", "rates"), f"exceed 1/dt = {1 / request.dt:g} Hz, at most one spike per step")
     steps = resolve_steps(source.steps)
-    return steps, batch, sample, np.broadcast_to(values, sample).astype(np.float32)
+    return steps, batch, sample, np.broadcast_to(decoded, sample).astype(np.float32)
 
 
 def _broadcasts(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:

@@ -182,7 +182,7 @@ def _type(schema_part: dict[str, Any]) -> str:
         return f"list of {inner}{bound}"
     if kind == "object" and "additionalProperties" in schema_part:
         return f"object of {_type(schema_part['additionalProperties'])}"
-    words = {"integer": "integer", "number": "number", "string": "string", "boolean": "true or false"}.get(kind, str(kind))
+    words = {"integer": "integer", "number": "number", "string": "string", "boolean": "true or false"}.get(str(kind), str(kind))
     for key, sign in (("exclusiveMinimum", ">"), ("minimum", ">="), ("exclusiveMaximum", "<"), ("maximum", "<=")):
         if key in schema_part and not (key == "exclusiveMaximum" and schema_part[key] >= 2**63):
             words += f" {sign} {schema_part[key]:g}" if isinstance(schema_part[key], float) else f" {sign} {schema_part[key]}"
@@ -258,7 +258,7 @@ def engine_defaults() -> dict[str, dict[str, Any]]:
         "lif": snn.LIFParameters, "lifbox": snn.LIFBoxParameters, "li": snn.LIParameters, "iaf": snn.IAFParameters,
         "alif": snn.ALIFParameters, "lifadex": snn.LIFAdExParameters, "lif_recurrent": snn.LIFParameters,
     }  # fmt: skip
-    defaults = {name: dict(kind._field_defaults) for name, kind in by_type.items()}
+    defaults = {name: dict(kind._field_defaults) for name, kind in by_type.items()}  # type: ignore[attr-defined]
     defaults["izhikevich"] = snn.IZHIKEVICH_PRESETS["tonic_spiking"].p._asdict()
     return {
         name: {key: (float(v) if isinstance(v, int) else v) for key, v in values.items()} for name, values in defaults.items()

@@ -71,6 +71,7 @@ class Result:
         for name, layer in self.layers.items() if arrays else ():
             entry: dict[str, Any] = {"shape": list(layer.shape)}
             if layer.times is not None:
+                assert layer.senders is not None and layer.batch is not None and layer.counts is not None
                 entry["spikes"] = {
                     "times": layer.times.tolist(),
                     "senders": layer.senders.tolist(),
@@ -105,6 +106,7 @@ class Result:
                     out.write(opening)
                     _write_array(out, getattr(layer, key))
                 out.write(b'},"counts":')
+                assert layer.counts is not None  # recorded with the spikes
                 _write_array(out, layer.counts)
             if layer.voltages is not None:
                 out.write(b',"voltages":{"shape":' + _dumps(list(layer.voltages.shape)) + b',"data":')
@@ -152,7 +154,8 @@ class Result:
         buffer = io.BytesIO()
         # compression pays for itself on large results only; on small ones zlib is most of the cost
         small = sum(array.nbytes for array in arrays.values()) < NPZ_COMPRESS_FROM_BYTES
-        (np.savez if small else np.savez_compressed)(buffer, **arrays)
+        save: Any = np.savez if small else np.savez_compressed  # numpy's stubs take the first keyword for allow_pickle
+        save(buffer, **arrays)
         return buffer.getvalue()
 
     @classmethod

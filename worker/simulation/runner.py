@@ -93,7 +93,7 @@ class _Recorder:
         self.neurons = None if neurons is None else torch.from_numpy(neurons).to(device)
         self.voltage_neurons = neurons
         self.events: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (times, batch, senders) per chunk
-        self.counts = torch.zeros((batch, math.prod(shape)), dtype=torch.int64, device=device) if spikes else None
+        self.counts = torch.zeros((batch, math.prod(shape) if spikes else 0), dtype=torch.int64, device=device)
         self.traces: list[np.ndarray] = []
 
     def add(self, start: int, z: torch.Tensor, state: Any) -> None:

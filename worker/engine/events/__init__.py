@@ -171,11 +171,12 @@ def record_spikes(
     if kernels is not None:
         starts = kernels.row_starts(z)
         take(int(starts[-1]))
-        return tuple(column.numpy() for column in kernels.spike_events(z, t0, starts, counts))  # type: ignore[return-value]
+        times, batches, senders = kernels.spike_events(z, t0, starts, counts)
+        return times.numpy(), batches.numpy(), senders.numpy()
     chunk_counts = z.sum(0, dtype=torch.int64)
     take(int(chunk_counts.sum()))
     events = z.nonzero()
     counts += chunk_counts
     events[:, 0] += t0
     host = events.cpu().numpy()
-    return tuple(np.ascontiguousarray(host[:, i]) for i in range(3))  # type: ignore[return-value]
+    return np.ascontiguousarray(host[:, 0]), np.ascontiguousarray(host[:, 1]), np.ascontiguousarray(host[:, 2])

@@ -130,7 +130,7 @@ def fused_sequence(
         out, *final = _FusedSequence.apply(kernels, model, coeffs, subtract, method, flat_x, *initial)
         return out.reshape(steps, *shape), unflatten(final)
 
-    final = {name: value.clone() for name, value in zip(model.state_fields, initial, strict=True)}
+    final = {name: value.clone() for name, value in zip(model.state_fields, initial, strict=True) if value is not None}
     n = flat_x.shape[1]
     if model.spiking and bool_spikes:
         out = torch.empty((steps, n), dtype=torch.bool, device=x.device)
