@@ -31,7 +31,7 @@ from app.jobs import API_PREFIX, QueueUnavailable, job_status, list_jobs, submit
 from app.metrics import StoreCollector
 from app.models import Health, JobCreated, JobList, JobStatus, Message, Readiness, Validation, ValidationErrorResponse
 from app.validation import Validator, ValidatorBusy
-from worker.celery_app import make_celery
+from worker.queue import make_celery
 from worker.settings import Settings
 from worker.simulation.errors import InvalidRequest
 from worker.simulation.plan import clean_loc

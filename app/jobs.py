@@ -6,7 +6,7 @@ from celery import Celery
 
 from app.models import JobCreated, JobList, JobStatus, Links, Progress
 from app.validation import Validated
-from worker.celery_app import TASK_NAME
+from worker.queue import TASK_NAME
 from worker.settings import Settings
 from worker.store import Job, JobStore
 

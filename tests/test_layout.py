@@ -117,3 +117,19 @@ def test_the_graph_sees_imports_inside_functions() -> None:
     """The check would be blind without these: the API reaches the runner's modules lazily."""
     assert "worker.simulation.build" in GRAPH["worker.simulation.nir_export"]
     assert any(target.startswith("worker.simulation") for target in GRAPH["app.cli"])
+
+
+def reachable(start: str) -> set[str]:
+    seen, todo = set(), [start]
+    while todo:
+        for target in GRAPH[todo.pop()] - seen:
+            seen.add(target)
+            todo.append(target)
+    return seen
+
+
+def test_the_api_builds_no_worker_celery_app() -> None:
+    """The API sends with a Celery instance of its own (``worker.queue``); importing the worker's
+    module would build the worker's app, its settings and its signal handlers in the API too."""
+    assert "worker.queue" in reachable("app.api")
+    assert "worker.celery_app" not in reachable("app.api") | reachable("app.jobs")

@@ -1,4 +1,5 @@
-"""The Celery application: JSON only, late acknowledgement, one job per worker process at a time."""
+"""The worker's Celery application (``celery -A worker.celery_app worker``): its instance, the
+heartbeat that tells the API a worker is alive, and the process set-up of its pool children."""
 
 import contextlib
 import logging
@@ -7,42 +8,16 @@ import socket
 import threading
 import time
 
-from celery import Celery, signals
+from celery import signals
 
+from worker.queue import TASK_NAME, make_celery
 from worker.settings import Settings
 from worker.store import JobStore, heartbeat_key
-
-
-def make_celery(settings: Settings) -> Celery:
-    app = Celery("spikeserve", broker=settings.redis_url, include=["worker.tasks"])
-    app.conf.update(
-        # JSON only: a pickle message could execute code on the worker.
-        task_serializer="json",
-        accept_content=["json"],
-        result_accept_content=["json"],
-        event_serializer="json",
-        # Job state lives in our own store; Celery's result backend is not used.
-        task_ignore_result=True,
-        # A job is acknowledged only after it finished; a worker that dies mid-job gives it back.
-        task_acks_late=True,
-        task_reject_on_worker_lost=True,
-        worker_prefetch_multiplier=1,
-        task_soft_time_limit=settings.celery_soft_time_limit_s,
-        task_time_limit=settings.hard_time_limit_s,
-        # Redis redelivers unacknowledged messages after this; it must outlast the longest job.
-        broker_transport_options={"visibility_timeout": settings.visibility_timeout_s},
-        broker_connection_retry_on_startup=True,
-        worker_hijack_root_logger=False,
-        worker_send_task_events=False,
-    )
-    return app
-
 
 settings = Settings()
 celery = make_celery(settings)  # the worker's instance: `celery -A worker.celery_app worker`
 
 log = logging.getLogger(__name__)
-TASK_NAME = "spikeserve.run_job"
 HEARTBEAT_PERIOD_S = 5
 HEARTBEAT_TTL_S = 15
 
