@@ -28,11 +28,12 @@ pytestmark = pytest.mark.slow  # starts a service and kills its processes
 
 # About 0.6 s of work (measured alone) in 100-step chunks: long enough to be killed mid-run,
 # well inside the 4 s time limit of this service.
-# About 0.6 s on the 2-core VM, in 8 chunks: long enough to be caught running, short enough for 20
+# About 0.6 s on the 2-core VM, in 8 chunks: long enough to be caught running
 MEDIUM = {
     "network": {"layers": [{"type": "lif", "name": "n", "params": {"tau_mem_inv": 50.0}}]},
     "input": {"type": "poisson", "rates": 50.0, "shape": [16_384], "steps": 8_000},
 }
+SHORT = {**MEDIUM, "input": {**MEDIUM["input"], "shape": [4_096]}}  # a quarter of that, for runs of many jobs
 
 
 class Faulty:
@@ -160,7 +161,7 @@ def test_a_job_of_a_killed_worker_is_finished_by_the_restarted_one(faulty: Fault
 
 
 def test_twenty_jobs_through_five_worker_kills_each_succeed_exactly_once(faulty: Faulty) -> None:
-    requests = [{**MEDIUM, "seed": seed} for seed in range(20)]
+    requests = [{**SHORT, "seed": seed} for seed in range(20)]
     before = faulty.succeeded_transitions()
     ids = [faulty.submit(request) for request in requests]
     for _ in range(5):
