@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 import torch
 
 from worker.engine.fused import fused_sequence
+from worker.engine.parameters import rebuilt
 
 
 def as_float(x: torch.Tensor) -> torch.Tensor:
@@ -27,7 +28,7 @@ def cast_params(p: Any, like: torch.Tensor) -> Any:
         else value
         for name, value in p._asdict().items()
     }
-    return type(p)(**fields)
+    return rebuilt(type(p), fields)
 
 
 def stack_states(states: list[Any]) -> Any:
@@ -67,7 +68,7 @@ class NeuronModule(torch.nn.Module):
     def p(self) -> Any:
         """The parameters as their NamedTuple, holding this module's tensors."""
         fields = {name: self._static[name] if name in self._static else getattr(self, name) for name in self._param_type._fields}
-        return self._param_type(**fields)
+        return rebuilt(self._param_type, fields)
 
     def extra_repr(self) -> str:
         return f"p={self.p}, dt={self.dt}"

@@ -1,18 +1,23 @@
 """Parameter NamedTuples that refuse time constants the dynamics cannot have."""
 
+import math
 from typing import Any
 
 import torch
 
 
+def _positive(value: Any) -> bool:
+    if isinstance(value, (int, float)):
+        return math.isfinite(value) and value > 0
+    values = torch.as_tensor(value.detach() if isinstance(value, torch.Tensor) else value)
+    if values.device.type != "cpu":
+        return True  # not checked where a check would wait for the device
+    return bool(torch.isfinite(values).all()) and not bool((values <= 0).any())
+
+
 def _check(parameters: Any) -> None:
     for name, value in zip(parameters._fields, parameters, strict=True):
-        if not (name.startswith("tau_") and name.endswith("_inv")) or value is None:
-            continue
-        values = torch.as_tensor(value.detach() if isinstance(value, torch.Tensor) else value)
-        if values.device.type != "cpu":
-            continue  # moved there from checked CPU values (modules cast theirs every call); a check would sync
-        if not bool(torch.isfinite(values).all()) or bool((values <= 0).any()):
+        if name.startswith("tau_") and name.endswith("_inv") and value is not None and not _positive(value):
             raise ValueError(f"{type(parameters).__name__}.{name} must be positive and finite (an inverse time constant, 1/s)")
 
 
@@ -35,3 +40,9 @@ def positive_time_constants(cls: type) -> type:
     cls.__new__ = __new__  # type: ignore[assignment]
     cls._make = classmethod(_make)  # type: ignore[attr-defined]
     return cls
+
+
+def rebuilt(parameter_type: type, fields: dict[str, Any]) -> Any:
+    """``parameter_type(**fields)`` without the check, for values taken from parameters that
+    passed it (moved to another device or dtype, read back from a module's buffers)."""
+    return tuple.__new__(parameter_type, [fields[name] for name in parameter_type._fields])  # type: ignore[attr-defined]
