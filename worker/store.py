@@ -428,9 +428,15 @@ class JobStore:
         return int(self._reassign(keys=keys, args=[new_owner]))
 
     def list_owned(self, owner: str, offset: int, limit: int) -> tuple[list[Job], int]:
+        """A page of the owner's jobs, newest first, and how many there are: two round trips
+        whatever the page's size (one HGETALL per job, pipelined)."""
         ids = self.redis.zrevrange(owner_jobs_key(owner), offset, offset + limit - 1)
-        jobs = [job for job in (self.get(i.decode()) for i in ids) if job is not None]
-        return jobs, self.redis.zcard(owner_jobs_key(owner))
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in ids:
+            pipe.hgetall(job_key(job_id.decode()))
+        pipe.zcard(owner_jobs_key(owner))
+        *records, total = pipe.execute()
+        return [job for job in map(Job.from_raw, records) if job is not None], total
 
     # --- state changes ------------------------------------------------------------------------
 
