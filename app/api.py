@@ -279,8 +279,9 @@ operations = APIRouter(tags=["operations"])
 )
 async def create_job(app: ServicesDep, owner: Owner, body: JsonBody) -> JobCreated:
     """Validate the request completely (shapes and cost included) and queue it."""
-    validated = await app.validator.check(body)
-    return await _in_thread(submit_job, app.store, app.queue, app.settings, owner, validated, body)
+    return await app.validator.check_then(
+        body, lambda validated: submit_job(app.store, app.queue, app.settings, owner, validated, body)
+    )
 
 
 @jobs.get("", response_model=JobList)
