@@ -24,6 +24,13 @@
 
 static int team(int64_t work, int threads) { return work < PARALLEL_WORK ? 1 : threads; }
 
+/* The output position that input position y reaches through kernel offset k (with padding and
+ * stride), or -1 when it reaches none. */
+static inline int64_t reached(int64_t y, int64_t pad, int64_t k, int64_t stride, int64_t out_size) {
+    const int64_t shifted = y + pad - k;
+    return shifted < 0 || shifted % stride || shifted / stride >= out_size ? -1 : shifted / stride;
+}
+
 /* The active inputs of one row in ascending order; returns how many. */
 static int64_t active_inputs(const uint8_t *x, int64_t n, int64_t *active) {
     int64_t count = 0, i = 0;
@@ -91,13 +98,13 @@ void conv2d_events(int64_t rows, int64_t c_in, int64_t h, int64_t w, int64_t c_o
                 for (uint8_t c = xr[i]; c; c--) {
                     const int64_t ch = i / (h * w), y = (i / w) % h, xx = i % w;
                     for (int64_t ky = 0; ky < kh; ky++) {
-                        const int64_t oy_sh = y + ph - ky;
-                        if (oy_sh < 0 || oy_sh % sh || oy_sh / sh >= ho) continue;
+                        const int64_t oy = reached(y, ph, ky, sh, ho);
+                        if (oy < 0) continue;
                         for (int64_t kx = 0; kx < kw; kx++) {
-                            const int64_t ox_sw = xx + pw - kx;
-                            if (ox_sw < 0 || ox_sw % sw || ox_sw / sw >= wo) continue;
+                            const int64_t ox = reached(xx, pw, kx, sw, wo);
+                            if (ox < 0) continue;
                             const float *wk = wt + ((ch * kh + ky) * kw + kx) * c_out;
-                            float *a = acc + ((oy_sh / sh) * wo + ox_sw / sw) * c_out;
+                            float *a = acc + (oy * wo + ox) * c_out;
                             for (int64_t o = 0; o < c_out; o++) a[o] += wk[o];
                         }
                     }
@@ -128,12 +135,11 @@ void avgpool2d_events(int64_t rows, int64_t c, int64_t h, int64_t w, int64_t kh,
             const float count = (float)xr[i];
             const int64_t ch = i / (h * w), y = (i / w) % h, xx = i % w;
             for (int64_t ky = 0; ky < kh; ky++) {
-                const int64_t oy_sh = y + ph - ky;
-                if (oy_sh < 0 || oy_sh % sh || oy_sh / sh >= ho) continue;
+                const int64_t oy = reached(y, ph, ky, sh, ho);
+                if (oy < 0) continue;
                 for (int64_t kx = 0; kx < kw; kx++) {
-                    const int64_t ox_sw = xx + pw - kx;
-                    if (ox_sw < 0 || ox_sw % sw || ox_sw / sw >= wo) continue;
-                    row[ch * plane + (oy_sh / sh) * wo + ox_sw / sw] += count;
+                    const int64_t ox = reached(xx, pw, kx, sw, wo);
+                    if (ox >= 0) row[ch * plane + oy * wo + ox] += count;
                 }
             }
         }

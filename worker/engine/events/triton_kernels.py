@@ -41,6 +41,13 @@ def _linear_kernel(row_ptr, index, wt, bias, out, n_out, HAS_BIAS: tl.constexpr,
 
 
 @triton.jit
+def _reached(y, pad, k, stride, size):
+    """Whether input position ``y`` reaches an output through kernel offset ``k``, and which."""
+    shifted = y + pad - k
+    return (shifted >= 0) & (shifted % stride == 0) & (shifted // stride < size), shifted // stride
+
+
+@triton.jit
 def _conv2d_kernel(
     row_ptr, index, wt, out, c_out, h, w, ho, wo, sh, sw, ph, pw,
     KH: tl.constexpr, KW: tl.constexpr, BLOCK: tl.constexpr,
@@ -48,20 +55,17 @@ def _conv2d_kernel(
     row = tl.program_id(0).to(tl.int64)
     cols = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
     mask = cols < c_out
-    plane = ho * wo
-    base = out + row * c_out * plane + cols * plane
+    base = out + row * c_out * ho * wo + cols * ho * wo
     for e in range(tl.load(row_ptr + row), tl.load(row_ptr + row + 1)):
         i = tl.load(index + e)
         ch, y, x = i // (h * w), (i // w) % h, i % w
         for ky in tl.static_range(KH):
-            oy_s = y + ph - ky
-            ok_y = (oy_s >= 0) & (oy_s % sh == 0) & (oy_s // sh < ho)
+            ok_y, oy = _reached(y, ph, ky, sh, ho)
             for kx in tl.static_range(KW):
-                ox_s = x + pw - kx
-                reached = ok_y & (ox_s >= 0) & (ox_s % sw == 0) & (ox_s // sw < wo)
-                if reached:
+                ok_x, ox = _reached(x, pw, kx, sw, wo)
+                if ok_y & ok_x:
                     weights = tl.load(wt + ((ch * KH + ky) * KW + kx) * c_out + cols, mask=mask, other=0.0)
-                    target = base + (oy_s // sh) * wo + ox_s // sw
+                    target = base + oy * wo + ox
                     tl.store(target, tl.load(target, mask=mask, other=0.0) + weights, mask=mask)
 
 
@@ -72,13 +76,11 @@ def _avgpool2d_kernel(row_ptr, index, out, c, h, w, ho, wo, sh, sw, ph, pw, KH: 
         i = tl.load(index + e)
         ch, y, x = i // (h * w), (i // w) % h, i % w
         for ky in tl.static_range(KH):
-            oy_s = y + ph - ky
-            ok_y = (oy_s >= 0) & (oy_s % sh == 0) & (oy_s // sh < ho)
+            ok_y, oy = _reached(y, ph, ky, sh, ho)
             for kx in tl.static_range(KW):
-                ox_s = x + pw - kx
-                reached = ok_y & (ox_s >= 0) & (ox_s % sw == 0) & (ox_s // sw < wo)
-                if reached:
-                    target = out + (row * c + ch) * ho * wo + (oy_s // sh) * wo + ox_s // sw
+                ok_x, ox = _reached(x, pw, kx, sw, wo)
+                if ok_y & ok_x:
+                    target = out + (row * c + ch) * ho * wo + oy * wo + ox
                     tl.store(target, tl.load(target) + 1.0)
 
 
