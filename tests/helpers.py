@@ -61,3 +61,22 @@ def link_torch(venv: pathlib.Path) -> None:
     here = pathlib.Path(torch.__file__).parents[1]
     for entry in [*here.glob("torch"), *here.glob(f"torch-{torch.__version__.split('+')[0]}*.dist-info"), *here.glob("torchgen")]:
         (pathlib.Path(site.stdout.strip()) / entry.name).symlink_to(entry)
+
+
+def compiled_ptx(module: str, summary: str) -> dict:
+    """``{kernel: summary(ptx)}`` for every kernel ``module``'s ``compile_for(90)`` compiles for
+    Hopper (no GPU needed), in a child process: a process with TRITON_INTERPRET set compiles
+    nothing. ``summary`` is a Python expression of ``ptx`` whose value JSON can carry."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        f"import json; from {module} import compile_for; "
+        f"print(json.dumps({{name: {summary} for name, ptx in compile_for(90).items()}}))"
+    )
+    env = {key: value for key, value in os.environ.items() if key != "TRITON_INTERPRET"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])

@@ -6,10 +6,7 @@ The Triton kernels run on a GPU when there is one, otherwise on the CPU through 
 interpreter (TRITON_INTERPRET=1, set before Triton is first imported).
 """
 
-import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -19,6 +16,7 @@ import torch.nn.functional as F
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
+from tests.helpers import compiled_ptx
 from worker.engine import events
 from worker.engine.events import reference
 
@@ -236,14 +234,7 @@ def test_poisson_without_kernels_falls_back_to_the_same_spikes(monkeypatch: pyte
 def test_triton_event_kernels_compile_for_hopper() -> None:
     """What the interpreter lets through (types, scalar branches) must also compile; in a child
     process, since this one has TRITON_INTERPRET set."""
-    code = (
-        "import json; from worker.engine.events.triton_kernels import compile_for; "
-        "print(json.dumps({name: len(ptx) for name, ptx in compile_for(90).items()}))"
-    )
-    env = {key: value for key, value in os.environ.items() if key != "TRITON_INTERPRET"}
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    sizes = json.loads(done.stdout.strip().splitlines()[-1])
+    sizes = compiled_ptx("worker.engine.events.triton_kernels", "len(ptx)")
     assert set(sizes) == {"linear", "conv2d", "avgpool2d", "poisson"} and min(sizes.values()) > 1000
 
 

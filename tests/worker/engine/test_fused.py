@@ -5,10 +5,7 @@ there is one, otherwise on the CPU through Triton's interpreter (TRITON_INTERPRE
 Triton is first imported). Parameters are random per neuron, shapes cross the kernels' block size.
 """
 
-import json
 import os
-import subprocess
-import sys
 import zlib
 
 import pytest
@@ -18,6 +15,7 @@ if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
 import worker.engine as snn
+from tests.helpers import compiled_ptx
 from worker.engine.fused import FUSED_MODELS, backend_for, cpu, fused_sequence
 from worker.engine.module import cast_params
 
@@ -232,14 +230,7 @@ def test_triton_kernels_compile_for_hopper_without_fused_multiply_adds() -> None
     interpreter would let through (types, constexpr branches, loop-carried values). A fused
     multiply-add rounds once where the eager engine rounds twice, so the forward kernels must
     have none. Runs in a child process: this one has TRITON_INTERPRET set, which compiles nothing."""
-    code = (
-        "import json; from worker.engine.fused.triton_kernels import compile_for; "
-        "print(json.dumps({name: ('fma.rn.f32' in ptx, len(ptx)) for name, ptx in compile_for(90).items()}))"
-    )
-    env = {key: value for key, value in os.environ.items() if key != "TRITON_INTERPRET"}
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    kernels = json.loads(done.stdout.strip().splitlines()[-1])
+    kernels = compiled_ptx("worker.engine.fused.triton_kernels", "('fma.rn.f32' in ptx, len(ptx))")
     assert len(kernels) == 5 * 2 * (1 + 6)
     assert all(size > 1000 for _, size in kernels.values())
     assert not [name for name, (fused, _) in kernels.items() if fused and "forward" in name]

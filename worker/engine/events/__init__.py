@@ -73,11 +73,7 @@ def linear_events(
     (n_in, n_out): (rows, n_out) float32. ``events``: the sum of ``x`` when the caller knows it."""
     x = _counts(x)
     out = torch.empty((x.shape[0], weight_t.shape[1]), dtype=torch.float32, device=x.device)
-    kernels = _kernels(backend, x.device)
-    if kernels.__name__.endswith("cpu"):
-        kernels.linear(x, weight_t, bias, int(x.sum()) if events is None else events, out)
-    else:
-        kernels.linear(x, weight_t, bias, out)
+    _kernels(backend, x.device).linear(x, weight_t, bias, events, out)
     return out
 
 
@@ -101,11 +97,7 @@ def conv2d_events(
     _, kh, kw, c_out = weight_t.shape
     ho, wo = conv_output_size(h, kh, stride[0], padding[0]), conv_output_size(w, kw, stride[1], padding[1])
     out = torch.empty((rows, c_out, ho, wo), dtype=torch.float32, device=x.device)
-    kernels = _kernels(backend, x.device)
-    if kernels.__name__.endswith("cpu"):
-        kernels.conv2d(x, weight_t, bias, stride, padding, int(x.sum()) if events is None else events, out)
-    else:
-        kernels.conv2d(x, weight_t, bias, stride, padding, out)
+    _kernels(backend, x.device).conv2d(x, weight_t, bias, stride, padding, events, out)
     return out
 
 
@@ -137,7 +129,7 @@ def poisson_spikes(
     if not 0 <= seed < 2**64 or t0 < 0 or t0 + steps > 2**32:
         raise ValueError("seed must be in [0, 2^64) and steps in [0, 2^32)")
     n = threshold.shape[0]
-    kernels = None if os.environ.get("SPIKESERVE_EVENTS", "1") == "0" and backend is None else _backend(backend, threshold.device)
+    kernels = _backend(backend, threshold.device) if backend is not None or available(threshold.device) else None
     if kernels is None:
         return reference.poisson_spikes(threshold, t0, steps, batch, seed)
     out = torch.empty((steps, batch, n), dtype=torch.bool, device=threshold.device)
@@ -147,7 +139,8 @@ def poisson_spikes(
 
 
 def _cpu_kernels(x: torch.Tensor) -> ModuleType | None:
-    return _backend(None, x.device) if x.device.type == "cpu" and available(x.device) else None
+    """The C kernels where ``x`` is on the CPU and they may run; elsewhere PyTorch's operators."""
+    return _backend(None, x.device) if x.device.type == "cpu" and os.environ.get("SPIKESERVE_EVENTS", "1") != "0" else None
 
 
 def spike_count(x: torch.Tensor) -> int:

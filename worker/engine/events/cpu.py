@@ -53,7 +53,9 @@ def _ptr(tensor: torch.Tensor | None) -> int | None:
     return None if tensor is None else tensor.data_ptr()
 
 
-def linear(x: torch.Tensor, weight_t: torch.Tensor, bias: torch.Tensor | None, events: int, out: torch.Tensor) -> None:
+def linear(x: torch.Tensor, weight_t: torch.Tensor, bias: torch.Tensor | None, events: int | None, out: torch.Tensor) -> None:
+    """``events`` (the sum of ``x``, counted here when not given) sizes the OpenMP team."""
+    events = spike_count(x) if events is None else events
     rows, n_in = x.shape
     _lib().linear_events(
         rows, n_in, weight_t.shape[1], events, x.data_ptr(), weight_t.data_ptr(), _ptr(bias), out.data_ptr(),
@@ -67,9 +69,10 @@ def conv2d(
     bias: torch.Tensor | None,
     stride: tuple[int, int],
     padding: tuple[int, int],
-    events: int,
+    events: int | None,
     out: torch.Tensor,
 ) -> None:
+    events = spike_count(x) if events is None else events
     rows, c_in, h, w = x.shape
     _, kh, kw, c_out = weight_t.shape
     ho, wo = out.shape[2:]

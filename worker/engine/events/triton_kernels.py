@@ -114,7 +114,8 @@ def _poisson_kernel(out, threshold, total, batch, n, t0, seed_lo, seed_hi, BLOCK
     tl.store(out + offs, spike.to(tl.uint8), mask=mask)
 
 
-def linear(x: torch.Tensor, weight_t: torch.Tensor, bias: torch.Tensor | None, out: torch.Tensor) -> None:
+def linear(x: torch.Tensor, weight_t: torch.Tensor, bias: torch.Tensor | None, events: int | None, out: torch.Tensor) -> None:
+    """``events`` is the C kernels' (it sizes their thread team); one program per row needs no count."""
     row_ptr, index = compressed_rows(x)
     n_out = weight_t.shape[1]
     grid = (x.shape[0], triton.cdiv(n_out, BLOCK))
@@ -128,6 +129,7 @@ def conv2d(
     bias: torch.Tensor | None,
     stride: tuple[int, int],
     padding: tuple[int, int],
+    events: int | None,
     out: torch.Tensor,
 ) -> None:
     rows, _, h, w = x.shape
