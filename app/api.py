@@ -27,7 +27,7 @@ from redis.backoff import ExponentialBackoff
 
 from app.auth import ANONYMOUS, Owner, owner_for, owner_of_hash
 from app.events import EventHub, StreamSlots, job_events, wait_final
-from app.jobs import API_PREFIX, QueueUnavailable, job_status, list_jobs, submit_job
+from app.jobs import API_PREFIX, job_status, list_jobs, submit_job
 from app.metrics import StoreCollector
 from app.models import Health, JobCreated, JobList, JobStatus, Message, Readiness, Validation, ValidationErrorResponse
 from app.validation import Validator, ValidatorBusy
@@ -460,10 +460,6 @@ def _exception_handlers(app: FastAPI) -> None:
             status.HTTP_503_SERVICE_UNAVAILABLE,
             headers={"Retry-After": "5"},
         )
-
-    @app.exception_handler(QueueUnavailable)
-    async def queue_down(request: Request, error: QueueUnavailable) -> JSONResponse:
-        return JSONResponse({"detail": "the job queue is unavailable; try again"}, status.HTTP_503_SERVICE_UNAVAILABLE)
 
     @app.exception_handler(ValidatorBusy)
     async def validator_busy(request: Request, error: ValidatorBusy) -> JSONResponse:

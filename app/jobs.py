@@ -1,20 +1,17 @@
 """What the job endpoints do, as plain functions over the store and the queue."""
 
+import functools
 from datetime import datetime, timezone
 
 from celery import Celery
 
 from app.models import JobCreated, JobList, JobStatus, Links, Progress
 from app.validation import Validated
-from worker.queue import TASK_NAME
+from worker.queue import task_message
 from worker.settings import Settings
 from worker.store import Job, JobStore
 
 API_PREFIX = "/api/v1"
-
-
-class QueueUnavailable(Exception):
-    """The broker did not take the job; it is recorded as failed and the client is told to retry."""
 
 
 def links(job_id: str) -> Links:
@@ -44,20 +41,19 @@ def job_status(job: Job) -> JobStatus:
 def submit_job(
     store: JobStore, queue: Celery, settings: Settings, owner: str, validated: Validated, body: bytes | bytearray
 ) -> JobCreated:
-    """Records a validated job, then queues it.
-
-    The record exists before the message does, so a worker never receives an unknown job; if
-    the broker refuses the message, the job is marked failed and QueueUnavailable is raised. The
-    worker runs ``validated.run`` when the request had to be expanded (a NIR network), else the body.
-    """
+    """Records a validated job and its queue message in one atomic step (the queue is a list in
+    the store's Redis). The worker runs ``validated.run`` when the request had to be expanded (a
+    NIR network), else the body."""
     body_view = memoryview(body)  # handed to Redis as it is: a copy of a large body would hold the GIL
     submitted = body_view if validated.run is not None else b""
-    job = store.create(owner, validated.run or body_view, validated.steps, settings.max_jobs_in_flight_per_key, submitted)
-    try:
-        queue.send_task(TASK_NAME, args=[job.id], task_id=job.id)
-    except Exception as error:
-        store.fail(job.id, "the job could not be queued: the broker is unreachable")
-        raise QueueUnavailable from error
+    job = store.create(
+        owner,
+        validated.run or body_view,
+        validated.steps,
+        settings.max_jobs_in_flight_per_key,
+        submitted,
+        message=functools.partial(task_message, queue),
+    )
     return JobCreated(id=job.id, status="queued", links=links(job.id))
 
 

@@ -5,9 +5,7 @@ from collections.abc import Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
-from worker.store import DURATION_BUCKETS, STATES, JobStore
-
-QUEUE_KEY = "celery"  # the Redis list behind Celery's default queue
+from worker.store import DURATION_BUCKETS, QUEUE_KEY, STATES, JobStore
 
 
 class StoreCollector(Collector):

@@ -20,6 +20,7 @@ runs twice at the same time.
 import json
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -69,6 +70,7 @@ def state_set_key(state: str) -> str:
 
 
 STATS_KEY = f"{PREFIX}:stats"
+QUEUE_KEY = "celery"  # the Redis list behind the Celery queue that workers consume
 RESEND_KEY = f"{PREFIX}:resend"  # requeued jobs whose queue message is still to be sent
 
 
@@ -82,8 +84,9 @@ def submitted_key(job_id: str) -> str:
     return f"{PREFIX}:job:{job_id}:submitted"
 
 
-# KEYS: job, request, owner jobs, owner active, queued set, stats, submitted
-# ARGV: id, owner, now, steps_total, request json, max in flight, submitted json ('' if the same)
+# KEYS: job, request, owner jobs, owner active, queued set, stats, submitted, queue
+# ARGV: id, owner, now, steps_total, request json, max in flight, submitted json ('' if the same),
+#       queue message ('' for none)
 _SUBMIT = """
 if redis.call('SCARD', KEYS[4]) >= tonumber(ARGV[6]) then return 0 end
 redis.call('HSET', KEYS[1], 'id', ARGV[1], 'owner', ARGV[2], 'state', 'queued', 'created_at', ARGV[3],
@@ -94,6 +97,7 @@ redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
 redis.call('SADD', KEYS[4], ARGV[1])
 redis.call('SADD', KEYS[5], ARGV[1])
 redis.call('HINCRBY', KEYS[6], 'entered:queued', 1)
+if ARGV[8] ~= '' then redis.call('LPUSH', KEYS[8], ARGV[8]) end
 return 1
 """
 
@@ -390,9 +394,12 @@ class JobStore:
         steps_total: int,
         max_in_flight: int,
         submitted: bytes | memoryview = b"",
+        message: Callable[[str], bytes] | None = None,
     ) -> Job:
         """A new queued job that runs ``request_json``; ``submitted`` is the request as the client
-        sent it, when that differs (a NIR network, expanded to layers for the worker)."""
+        sent it, when that differs (a NIR network, expanded to layers for the worker).
+        ``message(job_id)``, when given, is the job's queue message, pushed onto ``QUEUE_KEY`` in
+        the same atomic script: a job is never recorded without its message, nor the reverse."""
         job_id = uuid.uuid4().hex
         now = time.time()
         keys = [
@@ -403,8 +410,10 @@ class JobStore:
             state_set_key("queued"),
             STATS_KEY,
             submitted_key(job_id),
+            QUEUE_KEY,
         ]
-        args: list[Any] = [job_id, owner, now, steps_total, request_json, max_in_flight, submitted]
+        queued = message(job_id) if message is not None else b""
+        args: list[Any] = [job_id, owner, now, steps_total, request_json, max_in_flight, submitted, queued]
         if not self._submit(keys=keys, args=args):
             raise InFlightLimit(f"{max_in_flight} jobs are already queued or running for this key")
         # the record just written, without reading it back

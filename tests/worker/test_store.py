@@ -9,7 +9,7 @@ import redis
 import redis.asyncio as aioredis
 
 from app.redis_server import RedisServer
-from worker.store import STATS_KEY, AsyncJobReader, Claim, InFlightLimit, JobStore, events_channel
+from worker.store import QUEUE_KEY, STATS_KEY, AsyncJobReader, Claim, InFlightLimit, JobStore, events_channel
 
 
 @pytest.fixture
@@ -279,3 +279,11 @@ def test_jobs_of_one_owner_can_be_given_to_another(store: JobStore) -> None:
     assert store.redis.smembers("ss:owner:key-bob:active") == {i.encode() for i in old}
     store.fail(old[1], "no")  # the new owner's active set is kept as jobs end
     assert store.redis.scard("ss:owner:key-bob:active") == 2
+
+
+def test_a_job_and_its_queue_message_are_written_together(store: JobStore) -> None:
+    job_id = store.create("alice", b"{}", 1, max_in_flight=1, message=lambda job_id: f"message of {job_id}".encode()).id
+    assert store.redis.lrange(QUEUE_KEY, 0, -1) == [f"message of {job_id}".encode()]
+    with pytest.raises(InFlightLimit):
+        store.create("alice", b"{}", 1, max_in_flight=1, message=lambda job_id: b"refused")
+    assert store.redis.llen(QUEUE_KEY) == 1, "a refused job leaves no message behind"
