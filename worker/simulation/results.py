@@ -9,6 +9,8 @@ neuron index, ``batch``), spike ``counts`` per neuron, and dense ``voltages`` as
 
 import io
 import json
+import struct
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +36,33 @@ def _write_array(out: io.BytesIO, array: np.ndarray) -> None:
         for start in range(0, array.size, JSON_SLICE):
             out.write((b"," if start else b"") + _dumps(array[start : start + JSON_SLICE].tolist())[1:-1])
     out.write(b"]")
+
+
+def _npy(array: np.ndarray) -> bytes:
+    """``array`` in the NPY 1.0 format, as ``numpy.save`` writes it (C order)."""
+    if array.dtype.hasobject:
+        raise ValueError("object arrays are never written: they would need pickle to load")
+    header = f"{{'descr': {np.lib.format.dtype_to_descr(array.dtype)!r}, 'fortran_order': False, 'shape': {array.shape!r}, }}"
+    # magic (6) + version (2) + length (2) + header, padded with spaces to a multiple of 64, ending in a newline
+    padded = header.encode("latin1") + b" " * (-(10 + len(header) + 1) % 64) + b"\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(padded)) + padded + array.tobytes()
+
+
+def _stored_npz(arrays: dict[str, np.ndarray]) -> bytes:
+    """What ``numpy.savez`` writes (an uncompressed ZIP of ``<key>.npy`` entries), for results
+    far below 4 GiB; written directly because ``zipfile`` took most of a tiny job's encoding."""
+    out = io.BytesIO()
+    directory = []
+    for key, array in arrays.items():
+        name, data = f"{key}.npy".encode(), _npy(array)
+        # version 2.0, no flags, stored, time and date of 1980-01-01 00:00, crc, sizes, name length
+        fields = struct.pack("<HHHHHIIIHH", 20, 0, 0, 0, 0x21, zlib.crc32(data), len(data), len(data), len(name), 0)
+        directory.append(b"PK\x01\x02" + struct.pack("<H", 20) + fields + struct.pack("<HHHII", 0, 0, 0, 0, out.tell()) + name)
+        out.write(b"PK\x03\x04" + fields + name + data)
+    start = out.tell()
+    out.write(b"".join(directory))
+    out.write(b"PK\x05\x06" + struct.pack("<HHHHIIH", 0, 0, len(directory), len(directory), out.tell() - start, start, 0))
+    return out.getvalue()
 
 
 @dataclass
@@ -151,10 +180,11 @@ class Result:
                 value = getattr(layer, key)
                 if value is not None:
                     arrays[f"{name}/{key}"] = value
-        buffer = io.BytesIO()
         # compression pays for itself on large results only; on small ones zlib is most of the cost
-        small = sum(array.nbytes for array in arrays.values()) < NPZ_COMPRESS_FROM_BYTES
-        save: Any = np.savez if small else np.savez_compressed  # numpy's stubs take the first keyword for allow_pickle
+        if sum(array.nbytes for array in arrays.values()) < NPZ_COMPRESS_FROM_BYTES:
+            return _stored_npz(arrays)
+        buffer = io.BytesIO()
+        save: Any = np.savez_compressed  # numpy's stubs take the first keyword for allow_pickle
         save(buffer, **arrays)
         return buffer.getvalue()
 
