@@ -24,7 +24,9 @@ def cast_params(p: Any, like: torch.Tensor) -> Any:
     """``p`` with every floating tensor field on ``like``'s device and in its dtype."""
     fields = {
         name: value.to(device=like.device, dtype=like.dtype)
-        if isinstance(value, torch.Tensor) and value.is_floating_point()
+        if isinstance(value, torch.Tensor)
+        and value.is_floating_point()
+        and (value.dtype != like.dtype or value.device != like.device)  # a call per field costs more than the check
         else value
         for name, value in p._asdict().items()
     }

@@ -48,9 +48,10 @@ IZHIKEVICH_PRESET_NAMES = (
 
 
 class Strict(BaseModel):
-    """Unknown fields are errors, and values are never coerced: ``"3"`` or ``true`` is not an integer."""
+    """Unknown fields are errors, and values are never coerced: ``"3"`` or ``true`` is not an integer.
+    A validated request is immutable, so default parameter sets are shared, not deep-copied per request."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True, frozen=True)
 
 
 # --- tensors ------------------------------------------------------------------------------------

@@ -163,7 +163,9 @@ def simulate(
     if chunk < 1:
         raise ValueError(f"chunk_steps must be at least 1, got {chunk}")
     voltage_layers = frozenset(plan.record_voltages)
-    network = build_network(request, plan, record_states=voltage_layers).to(device)
+    network = build_network(request, plan, record_states=voltage_layers)
+    if device.type != "cpu":  # built on the CPU
+        network = network.to(device)
     stream = InputStream(request, plan, device)
     budget = SpikeBudget(plan.cost.spike_events)
     recorders = {

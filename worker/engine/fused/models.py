@@ -1,5 +1,6 @@
 """What the fused kernels need to know about each model: its state fields and its coefficients."""
 
+import math
 from typing import Any, NamedTuple
 
 import torch
@@ -54,6 +55,8 @@ def expand(value: Any, shape: torch.Size, like: torch.Tensor) -> torch.Tensor | 
     """``value`` as a contiguous float32 tensor of the neurons' ``shape``; None if it would not fit
     (a parameter whose shape broadcasts the state to a larger one)."""
     tensor = torch.as_tensor(value, dtype=like.dtype, device=like.device)
+    if tensor.dim() == 0:  # the common case, a parameter shared by all neurons: two operations instead of four
+        return tensor.expand(math.prod(shape)).contiguous()
     try:
         return tensor.expand(shape).contiguous().reshape(-1)
     except RuntimeError:
