@@ -15,7 +15,7 @@ import anyio
 import redis
 import redis.asyncio as aioredis
 from celery import Celery
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
@@ -57,6 +57,10 @@ REQUEST_ERRORS: dict[int | str, dict[str, Any]] = {
 
 # Long polling: how long a status or result request may wait for the job to end.
 WaitSeconds = Annotated[float, Query(ge=0, le=60, description="wait up to this many seconds for the job to end before answering")]
+LastEventId = Annotated[
+    str | None,
+    Header(alias="Last-Event-ID", pattern=r"^[0-9]{1,20}-[0-9]{1,20}$", description="the id of the last spikes event received"),
+]
 
 
 def request_examples(directory: pathlib.Path) -> dict[str, dict[str, Any]]:
@@ -347,11 +351,14 @@ async def get_result(
         429: {"model": Message, "description": "too many event streams open for this key"},
     },
 )
-async def get_events(app: ServicesDep, job_id: str, owner: Owner) -> EventStream:
-    """Server-Sent Events (``event: status``) with status and progress; the stream ends with the final state."""
+async def get_events(app: ServicesDep, job_id: str, owner: Owner, last_event_id: LastEventId = None) -> EventStream:
+    """Server-Sent Events: ``status`` (state and progress; the stream ends with the final state)
+    and, for the layers in the request's ``record.live``, ``spikes`` after every chunk. A client
+    that reconnects with ``Last-Event-ID`` gets the chunks after that one."""
     await owned(app.reader, job_id, owner)
     take_slot(app.slots, owner)
-    return EventStream(job_events(app.reader, app.hub, job_id), release=lambda: app.slots.release(owner))
+    events = job_events(app.reader, app.hub, job_id, after=last_event_id or "0")
+    return EventStream(events, release=lambda: app.slots.release(owner))
 
 
 @jobs.delete("/{job_id}", response_model=JobStatus)

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from worker.simulation.results import Result
+from worker.simulation.results import LiveChunk, Result
 
 FINAL = ("succeeded", "failed", "cancelled")
 MAX_WAIT_S = 30.0  # one long poll; the server allows up to 60
@@ -98,19 +98,54 @@ class Job:
                 if event["status"] in FINAL:
                     return
 
+    def stream(self, timeout: float | None = None, poll_s: float = 0.5) -> Iterator[LiveChunk]:
+        """The spikes of the layers in the request's ``record.live``, a chunk at a time as the job
+        runs, until it ends: ``for chunk in job.stream(): ...``. The chunks of a run concatenate
+        to its result (unless a chunk says it was thinned: ``every`` > 1). A chunk that starts
+        at step 0 after others means the job runs again (its worker died): drop what came before.
+        A broken connection is resumed after the last chunk received."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        last_id: str | None = None
+        while True:
+            for kind, event_id, data in self._server_events(deadline, last_id):
+                if kind == "spikes":
+                    last_id = event_id
+                    yield LiveChunk.from_dict(json.loads(data))
+                elif kind == "status" and json.loads(data)["status"] in FINAL:
+                    return
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"job {self.id} did not end within {timeout} s")
+            time.sleep(poll_s)
+
     def _events(self, deadline: float | None) -> Iterator[dict[str, Any]]:
         """The job's status events until the stream ends, breaks or ``deadline`` passes."""
+        for kind, _, data in self._server_events(deadline):
+            if kind == "status":
+                yield json.loads(data)
+
+    def _server_events(self, deadline: float | None, last_id: str | None = None) -> Iterator[tuple[str, str | None, str]]:
+        """(type, id, data) of each event on the job's stream until it ends, breaks or ``deadline`` passes."""
         # the server pings every 15 s, so a read that waits longer than 20 s means a dead stream
         read_s = 20.0 if deadline is None else max(0.1, min(20.0, deadline - time.monotonic()))
+        headers = {"Last-Event-ID": last_id} if last_id else {}
         try:
             url, timeouts = f"/api/v1/jobs/{self.id}/events", httpx.Timeout(10.0, read=read_s)
-            with self.client.http.stream("GET", url, timeout=timeouts) as response:
+            with self.client.http.stream("GET", url, timeout=timeouts, headers=headers) as response:
                 if not response.is_success:
                     response.read()
                     _check(response)
+                kind, event_id, data = "message", None, list[str]()
                 for line in response.iter_lines():
-                    if line.startswith("data:"):
-                        yield json.loads(line[5:])
+                    if not line:  # a blank line ends an event
+                        if data:
+                            yield kind, event_id, "\n".join(data)
+                        kind, event_id, data = "message", None, []
+                    elif line.startswith("data:"):
+                        data.append(line[5:].removeprefix(" "))
+                    elif line.startswith("event:"):
+                        kind = line[6:].strip()
+                    elif line.startswith("id:"):
+                        event_id = line[3:].strip()
                     if deadline is not None and time.monotonic() > deadline:
                         return
         except httpx.TransportError:

@@ -161,12 +161,22 @@ def sse(event: dict) -> bytes:
     return b"event: status\r\ndata: " + json.dumps(event).encode() + b"\r\n\r\n"
 
 
+def spikes_sse(entry_id: str, chunk: bytes) -> bytes:
+    """One Server-Sent Event of type ``spikes``: a chunk's live spikes, with the stream entry's id
+    (a client that reconnects with ``Last-Event-ID`` resumes after it)."""
+    return b"id: " + entry_id.encode() + b"\r\nevent: spikes\r\ndata: " + chunk + b"\r\n\r\n"
+
+
 PING = b": ping\r\n\r\n"  # a comment line: keeps proxies from closing a quiet stream
 
 
-async def job_events(reader: AsyncJobReader, hub: EventHub, job_id: str, ping_s: float = 15.0) -> AsyncIterator[bytes]:
+async def job_events(
+    reader: AsyncJobReader, hub: EventHub, job_id: str, ping_s: float = 15.0, after: str = "0"
+) -> AsyncIterator[bytes]:
     """The job's status events as Server-Sent Events, in order and without repeats, ending with
-    its final state; a ping after ``ping_s`` quiet seconds."""
+    its final state; a ping after ``ping_s`` quiet seconds. Before each status event come the
+    live chunks (``record.live``) that are newer than the stream id ``after`` and still kept:
+    the worker stores a chunk before it reports the progress that wakes this stream."""
     loop = asyncio.get_running_loop()
     last: dict | None = None
     with hub.listen(job_id) as listener:
@@ -181,6 +191,10 @@ async def job_events(reader: AsyncJobReader, hub: EventHub, job_id: str, ping_s:
                 read_at = loop.time()
                 if event is None or not _not_newer(_snapshot(job), event):
                     event = _snapshot(job)
+            for entry_id, chunk in await reader.live_after(job_id, after):
+                after = entry_id
+                sent_at = loop.time()
+                yield spikes_sse(entry_id, chunk)
             if last is None or not _not_newer(event, last):
                 last = event
                 sent_at = loop.time()

@@ -184,6 +184,7 @@ def _run_started(store: JobStore, job_id: str, settings: Settings, device: str, 
             is_cancelled=is_cancelled,
             job_id=job_id,
             time_limit_s=settings.soft_time_limit_s,
+            live=lambda chunk: store.live_chunk(job_id, chunk.start, chunk.to_json()),
         )
         if lease.lost:
             raise Cancelled("the lease was lost")

@@ -53,6 +53,16 @@ def events_channel(job_id: str) -> str:
     return f"{PREFIX}:events:{job_id}"
 
 
+def live_key(job_id: str) -> str:
+    """A running job's live chunks (a Redis stream), kept LIVE_TTL_S after the job ends."""
+    return f"{PREFIX}:job:{job_id}:live"
+
+
+LIVE_TTL_S = 60  # enough for a stream's reader to drain; the result holds every spike anyway
+LIVE_IDLE_TTL_S = 3600  # a stream whose job never ended (a lost worker) does not stay forever
+LIVE_MAX_CHUNKS = 64  # the stream keeps the newest chunks only: a late reader gets the result instead
+
+
 def owner_jobs_key(owner: str) -> str:
     return f"{PREFIX}:owner:{owner}:jobs"
 
@@ -122,6 +132,7 @@ local function transition(job, stats, allowed, to, now, fields, ttl)
     redis.call('HSET', job, 'finished_at', now)
     redis.call('SREM', 'ss:owner:' .. owner .. ':active', id)
     redis.call('SREM', 'ss:resend', id)
+    redis.call('EXPIRE', job .. ':live', LIVE_TTL_S)
     if ttl then
       for _, key in ipairs({job, job .. ':request', job .. ':submitted'}) do redis.call('EXPIRE', key, ttl) end
     end
@@ -132,7 +143,7 @@ local function transition(job, stats, allowed, to, now, fields, ttl)
     cjson.encode({status = snapshot[1], steps_done = tonumber(snapshot[2]), steps_total = tonumber(snapshot[3])}))
   return {1, to}
 end
-"""
+""".replace("LIVE_TTL_S", str(LIVE_TTL_S))
 
 # What happens to a running job whose lease lapsed (its worker died: killed, out of memory, cut
 # off). A cancel requested meanwhile is carried out; a job that ran past its time limit, or whose
@@ -510,6 +521,17 @@ class JobStore:
         )
         pipe.execute()
 
+    def live_chunk(self, job_id: str, start: int, chunk_json: bytes) -> None:
+        """Appends a chunk's live spikes to the job's stream (the newest LIVE_MAX_CHUNKS are kept).
+        A chunk at step 0 begins a run, so a rerun of a requeued job replaces its first run's
+        chunks. The stream expires an hour after its last chunk, a minute after the job ends."""
+        pipe = self.redis.pipeline(transaction=False)
+        if start == 0:
+            pipe.delete(live_key(job_id))
+        pipe.xadd(live_key(job_id), {"chunk": chunk_json}, maxlen=LIVE_MAX_CHUNKS, approximate=False)
+        pipe.expire(live_key(job_id), LIVE_IDLE_TTL_S)
+        pipe.execute()
+
     def request_cancel(self, job_id: str) -> Job | None:
         """Flags the job (one atomic step); a queued job is cancelled at once, a running one by its
         worker at its next chunk, or when its dead worker's lease lapses."""
@@ -588,6 +610,11 @@ class AsyncJobReader:
             pipe.strlen(result_key(job_id, fmt))
             data, head, size = await pipe.execute()
         return Job.from_raw(data), (head if size else None), size
+
+    async def live_after(self, job_id: str, after: str) -> list[tuple[str, bytes]]:
+        """The job's live chunks (stream id, chunk JSON) newer than the id ``after`` ("0": all)."""
+        entries = await self.redis.xrange(live_key(job_id), min=f"({after}" if after != "0" else "-", max="+")
+        return [(entry_id.decode(), fields[b"chunk"]) for entry_id, fields in entries]
 
     async def result_range(self, job_id: str, fmt: str, start: int, stop: int) -> bytes:
         """Bytes ``start`` to ``stop - 1`` of the result: large results are sent in pieces, so no

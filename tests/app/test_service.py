@@ -1,11 +1,13 @@
 """The service end to end: real Redis, a real Celery worker process, the API over HTTP."""
 
+import itertools
 import json
 import pathlib
 import socket
 import time
 
 import httpx
+import numpy as np
 import pytest
 
 from app.client import Client, JobFailed
@@ -328,3 +330,71 @@ def test_jobs_made_without_keys_go_to_the_key_the_operator_names(redis_server: R
         for key, expected in (("alice", 200), ("bob", 404)):
             response = client.get(f"/api/v1/jobs/{made_without_keys}", headers={"Authorization": f"Bearer {KEYS[key]}"})
             assert response.status_code == expected
+
+
+LIVE = {  # 8,000 steps of a small Poisson-driven population: several chunks, each with spikes
+    "network": {
+        "layers": [
+            {
+                "type": "linear",
+                "name": "fc",
+                "in_features": 40,
+                "out_features": 60,
+                "weight": {"init": "uniform", "low": 0.0, "high": 0.15},
+            },
+            {"type": "lif", "name": "out"},
+        ]
+    },
+    "input": {"type": "poisson", "rates": 80.0, "shape": [40], "steps": 8000},
+    "record": {"live": ["out"]},
+    "seed": 5,
+}
+
+
+def test_live_spikes_arrive_chunk_by_chunk_and_concatenate_to_the_result(service: Service) -> None:
+    with Client(service.url, key=KEYS["alice"]) as client:
+        job = client.submit(LIVE)
+        chunks = list(job.stream(timeout=120))
+        result = job.result()
+    assert len(chunks) >= 8 and chunks[0].start == 0 and chunks[-1].stop == 8000
+    assert all(a.stop == b.start for a, b in itertools.pairwise(chunks)), "in order, none missing"
+    assert all(chunk.layers["out"].every == 1 for chunk in chunks), "below the thinning threshold"
+    layer = result.layers["out"]
+    assert layer.spike_count > 1000
+    for key in ("times", "senders", "batch"):
+        assert np.array_equal(np.concatenate([getattr(chunk.layers["out"], key) for chunk in chunks]), getattr(layer, key))
+
+
+def sse_events(http: httpx.Client, job_id: str, headers: dict | None = None) -> list[tuple[str, str | None, str]]:
+    events, kind, event_id = [], None, None
+    with http.stream("GET", f"/api/v1/jobs/{job_id}/events", headers=headers or {}, timeout=60) as response:
+        assert response.status_code == 200, response.read()
+        for line in response.iter_lines():
+            if line.startswith("event:"):
+                kind = line.split(":", 1)[1].strip()
+            elif line.startswith("id:"):
+                event_id = line.split(":", 1)[1].strip()
+            elif line.startswith("data:"):
+                events.append((kind, event_id, line.split(":", 1)[1].strip()))
+                kind = event_id = None
+    return events
+
+
+def test_a_stream_reopened_with_last_event_id_goes_on_after_that_chunk(service: Service) -> None:
+    with service.http() as http:
+        job_id = submit(http, LIVE)
+        first = sse_events(http, job_id)
+        spikes = [(event_id, json.loads(data)) for kind, event_id, data in first if kind == "spikes"]
+        assert len(spikes) >= 8 and all(event_id for event_id, _ in spikes)
+        resumed = sse_events(http, job_id, headers={"Last-Event-ID": spikes[2][0]})
+        resumed_spikes = [json.loads(data) for kind, _, data in resumed if kind == "spikes"]
+        assert resumed_spikes == [chunk for _, chunk in spikes[3:]]
+        assert json.loads(resumed[-1][2])["status"] == "succeeded"
+        assert http.get(f"/api/v1/jobs/{job_id}/events", headers={"Last-Event-ID": "0; DROP"}).status_code == 422
+
+
+def test_jobs_without_live_layers_stream_status_events_only(service: Service) -> None:
+    with service.http() as http:
+        job_id = submit(http, {**LIVE, "record": {}})
+        kinds = {kind for kind, _, _ in sse_events(http, job_id)}
+    assert kinds == {"status"}

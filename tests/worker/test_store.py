@@ -9,7 +9,19 @@ import redis
 import redis.asyncio as aioredis
 
 from app.redis_server import RedisServer
-from worker.store import QUEUE_KEY, STATS_KEY, AsyncJobReader, Claim, InFlightLimit, JobStore, events_channel
+from worker.store import (
+    LIVE_IDLE_TTL_S,
+    LIVE_MAX_CHUNKS,
+    LIVE_TTL_S,
+    QUEUE_KEY,
+    STATS_KEY,
+    AsyncJobReader,
+    Claim,
+    InFlightLimit,
+    JobStore,
+    events_channel,
+    live_key,
+)
 
 
 @pytest.fixture
@@ -287,3 +299,43 @@ def test_a_job_and_its_queue_message_are_written_together(store: JobStore) -> No
     with pytest.raises(InFlightLimit):
         store.create("alice", b"{}", 1, max_in_flight=1, message=lambda job_id: b"refused")
     assert store.redis.llen(QUEUE_KEY) == 1, "a refused job leaves no message behind"
+
+
+def test_live_chunks_form_a_stream_that_a_rerun_restarts_and_the_end_expires(store: JobStore) -> None:
+    job_id = new_job(store)
+    store.start(job_id, "cpu")
+    store.live_chunk(job_id, 0, b'{"chunk": 0}')
+    store.live_chunk(job_id, 10, b'{"chunk": 1}')
+    store.live_chunk(job_id, 0, b'{"chunk": "rerun"}')  # a requeued job starts over
+    entries = store.redis.xrange(live_key(job_id))
+    assert [fields[b"chunk"] for _, fields in entries] == [b'{"chunk": "rerun"}']
+    assert 0 < store.redis.ttl(live_key(job_id)) <= LIVE_IDLE_TTL_S
+    store.succeed(job_id, b"{}", b"", 1, 0.1)
+    assert 0 < store.redis.ttl(live_key(job_id)) <= LIVE_TTL_S, "kept a minute for readers still draining"
+
+
+def test_the_stream_keeps_the_newest_chunks_only(store: JobStore) -> None:
+    job_id = new_job(store)
+    for step in range(LIVE_MAX_CHUNKS + 5):
+        store.live_chunk(job_id, step, str(step).encode())
+    chunks = [fields[b"chunk"] for _, fields in store.redis.xrange(live_key(job_id))]
+    assert chunks == [str(step).encode() for step in range(5, LIVE_MAX_CHUNKS + 5)]
+
+
+def test_the_reader_returns_the_chunks_after_an_id(store: JobStore, redis_server: RedisServer) -> None:
+    job_id = new_job(store)
+    for step in range(3):
+        store.live_chunk(job_id, step, str(step).encode())
+
+    async def read() -> tuple[list, list, list]:
+        client = aioredis.Redis.from_url(redis_server.url)
+        reader = AsyncJobReader(client)
+        everything = await reader.live_after(job_id, "0")
+        after_first = await reader.live_after(job_id, everything[0][0])
+        after_last = await reader.live_after(job_id, everything[-1][0])
+        await client.aclose()
+        return everything, after_first, after_last
+
+    everything, after_first, after_last = asyncio.run(read())
+    assert [chunk for _, chunk in everything] == [b"0", b"1", b"2"]
+    assert after_first == everything[1:] and after_last == []

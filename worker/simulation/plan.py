@@ -104,6 +104,7 @@ class Plan:
     record_voltages: dict[str, np.ndarray | None]  # layer -> kept flat neuron indices (None: all)
     input_array: np.ndarray | None = None  # decoded tensor/constant/poisson values
     cost: "Cost | None" = None  # set by validate_request
+    record_live: list[str] = field(default_factory=list)  # recorded layers streamed chunk by chunk
 
     @property
     def batch_size(self) -> int:
@@ -567,3 +568,10 @@ def _resolve_record(request: JobRequest, plan: Plan) -> None:
     for name in record.neurons or {}:
         if name not in plan.record_voltages:
             raise fail(("record", "neurons", name), "names a layer that is not in record.voltages")
+    for position, name in enumerate(record.live):
+        loc = ("record", "live", position)
+        if name not in plan.record_spikes:
+            raise fail(loc, f"layer {name!r} is not among the layers whose spikes are recorded ({', '.join(plan.record_spikes)})")
+        if name in record.live[:position]:
+            raise fail(loc, f"layer {name!r} is listed twice")
+    plan.record_live = list(record.live)

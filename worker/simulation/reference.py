@@ -126,7 +126,7 @@ EXAMPLES: dict[str, Any] = {
     "ConstantInput": {"type": "constant", "value": 1.5, "shape": [2], "steps": 100},
     "PoissonInput": {"type": "poisson", "rates": 20.0, "shape": [2], "steps": 1000},
     "SpikesInput": {"type": "spikes", "times": [0, 3, 3], "indices": [1, 0, 1], "size": 2, "steps": 10},
-    "Record": {"spikes": ["out"], "voltages": ["out"], "neurons": {"out": [0, 2]}, "max_spike_events": 100000},
+    "Record": {"spikes": ["out"], "voltages": ["out"], "neurons": {"out": [0, 2]}, "max_spike_events": 100000, "live": ["out"]},
     "Base64Tensor": {"dtype": "float32", "shape": [1, 2], "base64": "AAAAPwAAgD8="},
     "InitSpec": {"init": "uniform", "low": -0.5, "high": 0.5},
 }  # fmt: skip

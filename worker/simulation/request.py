@@ -421,6 +421,11 @@ class Record(Strict):
         default=None,
         description="fail the job if the recorded layers produce more spike events than this (default: the server's limit)",
     )
+    live: list[Name] = Field(
+        default_factory=list,
+        description="recorded layers whose spikes the job's event stream carries chunk by chunk while it runs "
+        "(at most 10,000 events per layer and chunk; above that every k-th event, and the event says k)",
+    )
 
 
 Dt = Annotated[float, Field(ge=MIN_DT, le=1.0, allow_inf_nan=False, description="time step in seconds, 1e-6 to 1")]

@@ -198,3 +198,69 @@ class Result:
                     name, _, field_name = key.rpartition("/")
                     setattr(layers[name], field_name, npz[key])
         return cls(meta["job_id"], meta["steps"], meta["dt"], meta["device"], meta.get("batch"), layers, meta.get("stats", {}))
+
+
+# --- live chunks ----------------------------------------------------------------------------------
+
+LIVE_MAX_EVENTS = 10_000  # per layer and chunk in a job's event stream; above it, every k-th event
+
+
+@dataclass
+class LiveSpikes:
+    """One layer's spikes of one chunk as the event stream carries them: the events (every
+    ``every``-th of the chunk's ``count``, in the result's order) and their total."""
+
+    times: np.ndarray
+    senders: np.ndarray
+    batch: np.ndarray
+    count: int
+    every: int = 1
+
+
+@dataclass
+class LiveChunk:
+    """The spikes of steps ``[start, stop)`` of a running job, for the layers in ``record.live``."""
+
+    start: int
+    stop: int
+    steps: int
+    dt: float
+    layers: dict[str, LiveSpikes]
+
+    @classmethod
+    def of(
+        cls, start: int, stop: int, steps: int, dt: float, events: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
+    ) -> "LiveChunk":
+        """From each layer's chunk events ``(times, batch, senders)``, thinned to LIVE_MAX_EVENTS."""
+        layers = {}
+        for name, (times, batch, senders) in events.items():
+            every = max(1, -(-times.size // LIVE_MAX_EVENTS))
+            layers[name] = LiveSpikes(times[::every], senders[::every], batch[::every], int(times.size), every)
+        return cls(start, stop, steps, dt, layers)
+
+    def to_json(self) -> bytes:
+        layers = {
+            name: {
+                "times": spikes.times.tolist(),
+                "senders": spikes.senders.tolist(),
+                "batch": spikes.batch.tolist(),
+                "count": spikes.count,
+                "every": spikes.every,
+            }
+            for name, spikes in self.layers.items()
+        }
+        return _dumps({"start": self.start, "stop": self.stop, "steps": self.steps, "dt": self.dt, "layers": layers})
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "LiveChunk":
+        layers = {
+            name: LiveSpikes(
+                times=np.asarray(entry["times"], dtype=np.int64),
+                senders=np.asarray(entry["senders"], dtype=np.int64),
+                batch=np.asarray(entry["batch"], dtype=np.int64),
+                count=entry["count"],
+                every=entry["every"],
+            )
+            for name, entry in data["layers"].items()
+        }
+        return cls(data["start"], data["stop"], data["steps"], data["dt"], layers)

@@ -23,10 +23,11 @@ from worker.simulation.build import InputStream, build_network
 from worker.simulation.limits import Limits
 from worker.simulation.plan import Plan, validate_request
 from worker.simulation.request import JobRequest
-from worker.simulation.results import LayerResult, Result
+from worker.simulation.results import LayerResult, LiveChunk, Result
 
 ProgressCallback = Callable[[int, int], None]
 CancelCheck = Callable[[], bool]
+LiveCallback = Callable[[LiveChunk], None]
 
 
 class Cancelled(Exception):
@@ -146,6 +147,7 @@ def simulate(
     job_id: str = "local",
     limits: Limits | None = None,
     time_limit_s: float | None = None,
+    live: LiveCallback | None = None,
 ) -> Result:
     """Simulates ``request`` and returns its recorded result.
 
@@ -153,6 +155,8 @@ def simulate(
     every chunk, and a true answer raises ``Cancelled``. A run still going after ``time_limit_s``
     raises ``TimeLimitExceeded`` before its next chunk; one whose recorded layers produce more
     spike events than the plan allows raises ``SimulationError`` at the chunk that crosses it.
+    ``live(chunk)`` receives the spikes of the layers in ``record.live`` after every chunk, before
+    ``progress``.
     ``chunk_steps`` overrides the request's chunking, for tests only: a dense GEMM may round
     differently over another number of rows.
     """
@@ -203,6 +207,9 @@ def simulate(
                         f"layer {layer.name!r} ({layer.type}) reached a non-finite voltage (NaN or Inf) "
                         f"between steps {start} and {stop}; its parameters or input drive it out of range"
                     )
+            if live is not None and plan.record_live:
+                events = {name: recorders[name].events[-1] for name in plan.record_live}
+                live(LiveChunk.of(start, stop, plan.steps, request.dt, events))
             if progress is not None:
                 progress(stop, plan.steps)
     if device.type == "cuda":

@@ -14,10 +14,10 @@ import torch
 import worker.engine as snn
 from tests.helpers import assert_same_recordings
 from worker.engine import synapses
-from worker.simulation import cost
+from worker.simulation import cost, results
 from worker.simulation.build import InputStream, build_network
 from worker.simulation.plan import parse_request
-from worker.simulation.results import Result
+from worker.simulation.results import LiveChunk, Result
 from worker.simulation.runner import Cancelled, SimulationError, TimeLimitExceeded, default_chunk, simulate
 
 EXAMPLES = pathlib.Path(__file__).parents[3] / "examples"
@@ -361,3 +361,61 @@ def test_on_ten_million_neuron_steps_a_last_bit_moves_a_handful_of_spikes(monkey
     moved = set(zip(events.times, events.senders, strict=True)) ^ set(zip(dense.times, dense.senders, strict=True))
     assert events.spike_count > 100_000 and len(moved) <= 1e-4 * events.spike_count
     np.testing.assert_allclose(events.voltages, dense.voltages, rtol=0, atol=1e-6)
+
+
+def live_request() -> dict[str, Any]:
+    request = copy.deepcopy(MIXED)
+    request["record"]["live"] = ["rec", "adaptive"]
+    return request
+
+
+def test_live_chunks_concatenate_to_the_result() -> None:
+    chunks: list[LiveChunk] = []
+    result = run(live_request(), chunk_steps=50, live=chunks.append)
+    assert [(chunk.start, chunk.stop, chunk.steps) for chunk in chunks] == [
+        (0, 50, 157),
+        (50, 100, 157),
+        (100, 150, 157),
+        (150, 157, 157),
+    ]
+    for name in ("rec", "adaptive"):
+        layer = result.layers[name]
+        assert layer.spike_count > 0, "the test needs spikes to compare"
+        for key in ("times", "senders", "batch"):
+            joined = np.concatenate([getattr(chunk.layers[name], key) for chunk in chunks])
+            assert np.array_equal(joined, getattr(layer, key)), (name, key)
+        assert all(chunk.layers[name].every == 1 for chunk in chunks)
+        assert sum(chunk.layers[name].count for chunk in chunks) == layer.spike_count
+    assert set(chunks[0].layers) == {"rec", "adaptive"}, "only the live layers"
+
+
+def test_live_chunks_arrive_before_the_progress_of_their_steps() -> None:
+    calls: list[tuple[str, int]] = []
+    run(
+        live_request(),
+        chunk_steps=100,
+        live=lambda chunk: calls.append(("live", chunk.stop)),
+        progress=lambda done, _: calls.append(("progress", done)),
+    )
+    assert calls == [("live", 100), ("progress", 100), ("live", 157), ("progress", 157)]
+
+
+def test_a_busy_chunk_is_thinned_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(results, "LIVE_MAX_EVENTS", 7)
+    chunks: list[LiveChunk] = []
+    result = run(live_request(), live=chunks.append)
+    (chunk,) = chunks
+    layer, live = result.layers["rec"], chunk.layers["rec"]
+    assert live.count == layer.spike_count > 7
+    assert live.every == -(-layer.spike_count // 7) and live.times.size <= 7
+    assert np.array_equal(live.times, layer.times[:: live.every]) and np.array_equal(live.senders, layer.senders[:: live.every])
+
+
+def test_live_chunks_survive_their_json_encoding() -> None:
+    chunks: list[LiveChunk] = []
+    run(live_request(), chunk_steps=100, live=chunks.append)
+    for chunk in chunks:
+        decoded = LiveChunk.from_dict(json.loads(chunk.to_json()))
+        assert (decoded.start, decoded.stop, decoded.steps, decoded.dt) == (chunk.start, chunk.stop, chunk.steps, chunk.dt)
+        for name, spikes in chunk.layers.items():
+            assert np.array_equal(decoded.layers[name].times, spikes.times) and decoded.layers[name].count == spikes.count
