@@ -99,4 +99,5 @@ class Validation(BaseModel):
     neurons: int
     neuron_steps: int
     layers: list[LayerSummary]
+    record_spikes: list[str] = Field(description="the layers whose spikes the result holds (and record.live may name)")
     cost: Cost

@@ -69,6 +69,7 @@ def check_request(body: bytes | bytearray, limits: Limits) -> dict[str, Any]:
         "neurons": plan.neurons,
         "neuron_steps": plan.neuron_steps,
         "layers": [{"name": layer.name, "type": layer.type, "shape": list(layer.out_shape)} for layer in plan.layers],
+        "record_spikes": plan.record_spikes,
         "cost": plan.cost.summary(),
         "run": None if data is loaded else json.dumps(data, separators=(",", ":")),
     }

@@ -42,7 +42,8 @@ export async function api(path, { method = "GET", body, raw = false, signal } = 
 }
 
 // Server-Sent Events through fetch, because EventSource cannot send an Authorization header.
-export async function followEvents(jobId, onEvent, signal) {
+// `onEvent` gets each status event, `onSpikes` each chunk of live spikes (record.live).
+export async function followEvents(jobId, onEvent, signal, onSpikes = () => {}) {
   const response = await fetch(`/api/v1/jobs/${jobId}/events`, { headers: headers(), signal });
   if (!response.ok) throw new ApiError(response.status, response.statusText);
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
@@ -57,7 +58,9 @@ export async function followEvents(jobId, onEvent, signal) {
       buffer = buffer.slice(end + 2);
       const data = block.split("\n").filter((line) => line.startsWith("data:")).map((line) => line.slice(5).trim());
       const kind = block.split("\n").find((line) => line.startsWith("event:"));
-      if (data.length && kind && kind.slice(6).trim() === "status") onEvent(JSON.parse(data.join("\n")));
+      const type = kind?.slice(6).trim();
+      if (data.length && type === "status") onEvent(JSON.parse(data.join("\n")));
+      else if (data.length && type === "spikes") onSpikes(JSON.parse(data.join("\n")));
     }
   }
 }

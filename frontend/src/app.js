@@ -6,7 +6,8 @@ const $ = (selector) => document.querySelector(selector);
 const DEFAULT_THRESHOLD = { lif: 1, lifbox: 1, iaf: 1, alif: 1, lifadex: 1, lif_recurrent: 1, izhikevich: 30 };
 const FINAL = new Set(["succeeded", "failed", "cancelled"]);
 
-const state = { examples: {}, nir: null, job: null, follow: null, result: null, request: null, plots: [], containers: [] };
+const LIVE_REDRAW_MS = 300; // the live raster is redrawn at most this often
+const state = { examples: {}, nir: null, job: null, follow: null, result: null, request: null, live: null, plots: [], containers: [] };
 window.spikeserveViewer = state; // for debugging in the console, and for the browser tests
 
 // --- small helpers ------------------------------------------------------------------------------
@@ -153,6 +154,9 @@ async function submit() {
   if (!body) return;
   let created;
   try {
+    // Watch the first recorded layer while the job runs, unless the request names its own.
+    const plan = await api("/validate", { method: "POST", body });
+    if (body.record?.live === undefined && plan.record_spikes.length) body.record = { ...body.record, live: plan.record_spikes.slice(0, 1) };
     created = await api("/jobs", { method: "POST", body });
   } catch (error) {
     if (error instanceof ApiError && error.status === 422 && Array.isArray(error.detail)) showValidation(error.detail);
@@ -169,15 +173,23 @@ async function follow(jobId) {
   const controller = new AbortController();
   state.follow = controller;
   state.job = jobId;
+  state.result = null;
+  state.live = null;
+  destroyAll(state.plots); // the previous job's plots do not stay under this one
+  state.plots = [];
+  state.containers = [];
+  $("#plots").replaceChildren();
+  $("#result-panel").hidden = true;
   $("#cancel").disabled = false;
   setStatus(`Job ${jobId.slice(0, 8)}: queued`, { steps_done: 0, steps_total: 1 });
   let last = null;
   try {
-    await followEvents(jobId, (event) => {
+    const onStatus = (event) => {
       last = event;
       const percent = event.steps_total ? Math.floor((100 * event.steps_done) / event.steps_total) : 0;
       setStatus(`Job ${jobId.slice(0, 8)}: ${event.status}, ${event.steps_done.toLocaleString()} of ${event.steps_total.toLocaleString()} steps (${percent}%)`, event);
-    }, controller.signal);
+    };
+    await followEvents(jobId, onStatus, controller.signal, (chunk) => addLiveChunk(jobId, chunk));
   } catch (error) {
     if (error.name === "AbortError") return;
     showError(error);
@@ -193,6 +205,46 @@ async function follow(jobId) {
     setStatus(`Job ${jobId.slice(0, 8)}: ${final}${status?.error ? ` — ${status.error}` : ""}`, null);
   }
   loadJobs();
+}
+
+// --- live spikes ------------------------------------------------------------------------------
+
+// A running job's spikes, chunk by chunk (the first layer in its record.live, batch entry 0).
+function addLiveChunk(jobId, chunk) {
+  const name = Object.keys(chunk.layers)[0];
+  if (name === undefined || state.job !== jobId) return;
+  let live = state.live;
+  if (!live || live.jobId !== jobId || chunk.start === 0) {
+    // a chunk at step 0 begins a run: the first one, or a rerun after its worker died
+    live = state.live = { jobId, layer: name, timesMs: [], senders: [], neurons: 1, count: 0, every: 1, stop: 0, steps: chunk.steps, dtMs: chunk.dt * 1000, timer: null };
+  }
+  const spikes = chunk.layers[name];
+  for (let i = 0; i < spikes.times.length; i++) {
+    if (spikes.batch[i] !== 0) continue;
+    live.timesMs.push(spikes.times[i] * live.dtMs);
+    live.senders.push(spikes.senders[i]);
+    if (spikes.senders[i] >= live.neurons) live.neurons = spikes.senders[i] + 1;
+  }
+  live.count += spikes.count;
+  live.every = Math.max(live.every, spikes.every);
+  live.stop = chunk.stop;
+  live.timer ??= setTimeout(() => drawLive(live), LIVE_REDRAW_MS);
+}
+
+function drawLive(live) {
+  live.timer = null;
+  if (state.live !== live || state.job !== live.jobId || state.result) return;
+  destroyAll(state.plots);
+  state.plots = [];
+  state.containers = [];
+  $("#plots").replaceChildren();
+  $("#result-panel").hidden = false;
+  const thinned = live.every > 1 ? ` Busy chunks are thinned: at most every ${live.every}th spike is drawn.` : "";
+  $("#summary").textContent = `Live: layer ${live.layer}, ${live.count.toLocaleString()} spikes in the first ${live.stop.toLocaleString()} of ${live.steps.toLocaleString()} steps (batch entry 0).${thinned}`;
+  const slot = plotSlot("raster");
+  const { timesMs, senders, neurons } = live;
+  state.plots.push(rasterPlot(slot.body, slot.readout, { timesMs, senders, neurons, durationMs: live.steps * live.dtMs }));
+  state.containers.push(slot.body);
 }
 
 async function cancel() {
@@ -305,6 +357,7 @@ function plotSlot(title) {
 }
 
 function render() {
+  if (!state.result) return; // a job is running: its live raster stays
   destroyAll(state.plots);
   state.plots = [];
   state.containers = [];

@@ -139,6 +139,36 @@ def test_a_long_job_can_be_cancelled(page) -> None:
     screenshot(page, "cancelled")
 
 
+LIVE = {  # LONG's silent population for 100,000 steps (a few seconds), its first 20 neurons driven to spike
+    "network": {"layers": [{"type": "lif", "name": "n"}]},
+    "input": {
+        "type": "constant",
+        "value": [0.2 + 0.01 * k for k in range(20)] + [0.1] * 49_980,
+        "shape": [50_000],
+        "steps": 100_000,
+    },
+}
+
+
+def test_the_raster_grows_while_the_job_runs_then_shows_the_whole_result(page, viewer_url: str) -> None:
+    page.fill("#request", json.dumps(LIVE))
+    page.click("#submit")
+    page.wait_for_function(
+        "window.spikeserveViewer.live?.count > 0 && document.querySelector('[data-plot=raster]')", timeout=60_000
+    )
+    first = int(page.get_attribute("[data-plot=raster]", "data-points"))
+    assert page.text_content("#summary").startswith("Live: layer n,")
+    points = "Number(document.querySelector('[data-plot=raster]')?.dataset.points)"
+    page.wait_for_function(f"{points} > {first} && window.spikeserveViewer.result === null", timeout=60_000)
+    # drawn again with more spikes, before the job ended
+    screenshot(page, "live-raster")
+    page.wait_for_function("window.spikeserveViewer.result !== null", timeout=120_000)
+    job_id = page.evaluate("window.spikeserveViewer.job")
+    spikes = len(api_result(viewer_url, job_id)["layers"]["n"]["spikes"]["times"])
+    page.wait_for_function(f"document.querySelector('[data-plot=raster]')?.dataset.points === '{spikes}'")
+    assert spikes > first > 0
+
+
 def test_a_nir_upload_runs_like_the_layers_it_holds(page, viewer_url: str, tmp_path: pathlib.Path) -> None:
     request = json.loads((EXAMPLES / "conv_feedforward.json").read_text())
     graph = tmp_path / "conv.nir"
