@@ -10,6 +10,7 @@ neuron index, ``batch``), spike ``counts`` per neuron, and dense ``voltages`` as
 import io
 import json
 import struct
+import time
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -226,17 +227,19 @@ class LiveChunk:
     steps: int
     dt: float
     layers: dict[str, LiveSpikes]
+    finished_at: float  # Unix time when the chunk's simulation finished
 
     @classmethod
     def of(
         cls, start: int, stop: int, steps: int, dt: float, events: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
     ) -> "LiveChunk":
         """From each layer's chunk events ``(times, batch, senders)``, thinned to LIVE_MAX_EVENTS."""
+        finished_at = time.time()
         layers = {}
         for name, (times, batch, senders) in events.items():
             every = max(1, -(-times.size // LIVE_MAX_EVENTS))
             layers[name] = LiveSpikes(times[::every], senders[::every], batch[::every], int(times.size), every)
-        return cls(start, stop, steps, dt, layers)
+        return cls(start, stop, steps, dt, layers, finished_at)
 
     def to_json(self) -> bytes:
         layers = {
@@ -249,7 +252,8 @@ class LiveChunk:
             }
             for name, spikes in self.layers.items()
         }
-        return _dumps({"start": self.start, "stop": self.stop, "steps": self.steps, "dt": self.dt, "layers": layers})
+        header = {"start": self.start, "stop": self.stop, "steps": self.steps, "dt": self.dt, "finished_at": self.finished_at}
+        return _dumps({**header, "layers": layers})
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "LiveChunk":
@@ -263,4 +267,4 @@ class LiveChunk:
             )
             for name, entry in data["layers"].items()
         }
-        return cls(data["start"], data["stop"], data["steps"], data["dt"], layers)
+        return cls(data["start"], data["stop"], data["steps"], data["dt"], layers, data["finished_at"])
