@@ -26,17 +26,31 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
 from app.auth import ANONYMOUS, Owner, owner_for, owner_of_hash
-from app.events import EventHub, StreamSlots, job_events, wait_final
+from app.events import EventHub, StreamSlots, job_events, sweep_events, wait_final
 from app.jobs import API_PREFIX, job_status, list_jobs, submit_job
 from app.metrics import StoreCollector
-from app.models import Health, JobCreated, JobList, JobStatus, Message, Readiness, Validation, ValidationErrorResponse
+from app.models import (
+    Health,
+    JobCreated,
+    JobList,
+    JobStatus,
+    Message,
+    Readiness,
+    SweepCreated,
+    SweepList,
+    SweepStatus,
+    Validation,
+    ValidationErrorResponse,
+)
+from app.sweeps import SWEEPS_PREFIX, list_sweeps, submit_sweep, summary_table, sweep_status
 from app.validation import Validator, ValidatorBusy
 from worker.queue import make_celery
 from worker.settings import Settings
 from worker.simulation.errors import InvalidRequest
 from worker.simulation.plan import clean_loc
 from worker.simulation.request import JobRequest
-from worker.store import AsyncJobReader, InFlightLimit, Job, JobStore, heartbeat_key
+from worker.simulation.sweep import SweepRequest, table_bytes
+from worker.store import AsyncJobReader, InFlightLimit, Job, JobStore, Sweep, heartbeat_key
 
 log = logging.getLogger(__name__)
 RESULT_PIECE_BYTES = 4 * 2**20  # results are read from Redis and sent in pieces of this size
@@ -269,7 +283,12 @@ JOB_REQUEST_BODY = {  # the examples are added with the schema (_openapi_with_re
     "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/JobRequest"}}}}
 }
 
+SWEEP_REQUEST_BODY = {
+    "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SweepRequest"}}}}
+}
+
 jobs = APIRouter(prefix=f"{API_PREFIX}/jobs", tags=["jobs"], responses=ERRORS)
+sweeps = APIRouter(prefix=SWEEPS_PREFIX, tags=["sweeps"], responses=ERRORS)
 requests = APIRouter(prefix=API_PREFIX, tags=["jobs"], responses=ERRORS)
 operations = APIRouter(tags=["operations"])
 
@@ -380,6 +399,120 @@ async def get_job_request(app: ServicesDep, job_id: str, owner: Owner) -> Respon
     return Response(body, media_type="application/json")
 
 
+async def owned_sweep(reader: AsyncJobReader, sweep_id: str, owner: str) -> Sweep:
+    sweep = await reader.sweep(sweep_id)
+    if sweep is None or sweep.owner != owner:  # foreign and unknown ids look the same
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such sweep")
+    return sweep
+
+
+async def current_sweep_status(reader: AsyncJobReader, sweep_id: str) -> SweepStatus | None:
+    sweep = await reader.sweep(sweep_id)
+    return None if sweep is None else sweep_status(sweep, await reader.sweep_points(sweep_id))
+
+
+@sweeps.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=SweepCreated,
+    openapi_extra=SWEEP_REQUEST_BODY,
+    responses={**REQUEST_ERRORS, 429: {"model": Message, "description": "too many sweep points in flight for this key"}},
+)
+async def create_sweep(app: ServicesDep, owner: Owner, body: JsonBody) -> SweepCreated:
+    """Validate every point of the sweep (a 422 names the axis, the value and the field it lands
+    in), check the sweep's total cost, and queue its points as jobs."""
+    checked = await app.validator.check_sweep(body)
+    return await _in_thread(submit_sweep, app.store, app.queue, app.settings, owner, checked, body)
+
+
+@sweeps.get("", response_model=SweepList)
+async def get_sweeps(
+    store: StoreDep,
+    owner: Owner,
+    offset: Annotated[int, Query(ge=0, le=2**31)] = 0,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> SweepList:
+    """The caller's sweeps, newest first (point counts only; a sweep's own page has its progress)."""
+    return await _in_thread(list_sweeps, store, owner, offset, limit)
+
+
+@sweeps.get("/{sweep_id}", response_model=SweepStatus)
+async def get_sweep(app: ServicesDep, sweep_id: str, owner: Owner) -> SweepStatus:
+    """The sweep's status: points by state, and the steps of all points together."""
+    sweep = await owned_sweep(app.reader, sweep_id, owner)
+    return sweep_status(sweep, await app.reader.sweep_points(sweep_id))
+
+
+@sweeps.get(
+    "/{sweep_id}/summary",
+    responses={
+        200: {
+            "content": {"application/json": {}, "text/csv": {}, "application/octet-stream": {}},
+            "description": "one row per point: index, job id, state, axis values, wall time, spikes and rate per layer, error",
+        }
+    },
+)
+async def get_sweep_summary(
+    app: ServicesDep, sweep_id: str, owner: Owner, format: Literal["json", "csv", "npz"] = "json"
+) -> Response:
+    """The summary table, as JSON (``columns`` and ``rows``), CSV or NPZ (one array per column).
+    Points still running have their state and no figures yet; each point's full result is at
+    ``/api/v1/jobs/{job_id}/result``."""
+    await owned_sweep(app.reader, sweep_id, owner)
+    sweep_json = await app.reader.sweep_request(sweep_id)
+    if sweep_json is None:
+        raise HTTPException(status.HTTP_410_GONE, "the sweep has expired")
+    columns, rows = summary_table(sweep_json, await app.reader.sweep_points(sweep_id))
+    media_type = {"json": "application/json", "csv": "text/csv", "npz": "application/octet-stream"}[format]
+    headers = {} if format == "json" else {"Content-Disposition": f'attachment; filename="sweep-{sweep_id}.{format}"'}
+    return Response(await _in_thread(table_bytes, columns, rows, format), media_type=media_type, headers=headers)
+
+
+@sweeps.get(
+    "/{sweep_id}/request", responses={200: {"content": {"application/json": {}}, "description": "the sweep as submitted"}}
+)
+async def get_sweep_request(app: ServicesDep, sweep_id: str, owner: Owner) -> Response:
+    """The sweep exactly as it was submitted."""
+    await owned_sweep(app.reader, sweep_id, owner)
+    body = await app.reader.sweep_request(sweep_id)
+    if body is None:
+        raise HTTPException(status.HTTP_410_GONE, "the sweep has expired")
+    return Response(body, media_type="application/json")
+
+
+@sweeps.get(
+    "/{sweep_id}/events",
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "status events"},
+        429: {"model": Message, "description": "too many event streams open for this key"},
+    },
+)
+async def get_sweep_events(app: ServicesDep, sweep_id: str, owner: Owner) -> EventStream:
+    """Server-Sent Events (``status``, the sweep's status as GET returns it) when a point ends,
+    and every second while points run; the stream ends with the sweep's final state."""
+    await owned_sweep(app.reader, sweep_id, owner)
+    take_slot(app.slots, owner)
+
+    async def read_status() -> dict | None:
+        current = await current_sweep_status(app.reader, sweep_id)
+        return None if current is None else current.model_dump(mode="json")
+
+    return EventStream(sweep_events(app.hub, sweep_id, read_status), release=lambda: app.slots.release(owner))
+
+
+@sweeps.delete("/{sweep_id}", response_model=SweepStatus)
+async def cancel_sweep(app: ServicesDep, sweep_id: str, owner: Owner) -> SweepStatus:
+    """Cancel every point not yet finished: queued points never run, running ones stop at their
+    next chunk. Finished points keep their results."""
+    sweep = await owned_sweep(app.reader, sweep_id, owner)
+    if not sweep.is_final:
+        await _in_thread(app.store.cancel_sweep, sweep_id)
+    status_now = await current_sweep_status(app.reader, sweep_id)
+    if status_now is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such sweep")
+    return status_now
+
+
 @requests.post("/validate", response_model=Validation, openapi_extra=JOB_REQUEST_BODY, responses=REQUEST_ERRORS)
 async def validate(validator: ValidatorDep, owner: Owner, body: JsonBody) -> Validation:
     """Validate a request exactly as POST /jobs does, without queueing it; with its cost."""
@@ -431,6 +564,13 @@ def _openapi_with_request_schema(app: FastAPI, examples: dict[str, Any]) -> dict
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         components.update(request_schema.pop("$defs", {}))
         components["JobRequest"] = request_schema
+        sweep_schema = SweepRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(sweep_schema.pop("$defs", {}))
+        sweep_schema["properties"]["base"] = {
+            "$ref": "#/components/schemas/JobRequest",
+            "description": "the request every point starts from",
+        }
+        components["SweepRequest"] = sweep_schema
         for operations in schema["paths"].values():
             for operation in operations.values():
                 body = operation.get("requestBody", {}).get("content", {}).get("application/json")
@@ -552,7 +692,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.services = app_services
     app.openapi = lambda: _openapi_with_request_schema(app, app_services.examples)  # type: ignore[method-assign]
     _exception_handlers(app)
-    for router in (jobs, requests, operations):
+    for router in (jobs, sweeps, requests, operations):
         app.include_router(router)
     if settings.viewer_dir.is_dir():
         app.mount("/", StaticFiles(directory=settings.viewer_dir, html=True), name="viewer")

@@ -4,6 +4,8 @@
     spikeserve api | worker [--gpus 0,1]     the two halves, for a shared Redis (SPIKESERVE_REDIS_URL)
     spikeserve run request.json -o out.npz   simulate locally, no server
     spikeserve submit request.json --url URL --key KEY [-o out.npz]
+    spikeserve sweep request.json --axis seed=0,1,2 [--axis PATH=...] [--zip] [-o summary.csv]
+    spikeserve run request.json --axis PATH=V1,V2 [-o summary.csv]   the same sweep, locally
     spikeserve nir export request.json -o model.nir | nir import model.nir [--dt 0.001]
     spikeserve keys new                      a new API key and the hash to configure
 
@@ -21,7 +23,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from app.redis_server import RedisServer
@@ -58,6 +60,53 @@ def _request_bytes(path: pathlib.Path, nir_path: str | None) -> bytes:
     return json.dumps(request).encode()
 
 
+def _axis(text: str) -> dict[str, Any]:
+    """``PATH=V1,V2,...`` -> a sweep axis; the values are read as JSON where they parse as a list
+    of JSON values (``0.5,1``, ``[1,2],[3,4]``, ``true``), else as strings."""
+    path, separator, values = text.partition("=")
+    if not separator or not path or not values:
+        raise UsageError(f"--axis {text!r}: write PATH=V1,V2,... (for example seed=0,1,2)")
+    try:
+        parsed = json.loads(f"[{values}]")
+    except json.JSONDecodeError:
+        parsed = values.split(",")
+    return {"path": path, "values": parsed}
+
+
+def _sweep_body(path: pathlib.Path, axes: list[str], zip_mode: bool, nir_path: str | None = None) -> dict[str, Any] | None:
+    """The sweep a command asks for: the file itself when it is a sweep (``base``, ``axes``),
+    with any ``--axis`` added; a request file with ``--axis`` options; None for a plain request."""
+    data = json.loads(_request_bytes(path, None if _is_sweep_file(path) else nir_path))
+    extra = [_axis(text) for text in axes]
+    if isinstance(data, dict) and "base" in data and "axes" in data:
+        body = {**data, "axes": [*data["axes"], *extra]}
+    elif extra:
+        body = {"base": data, "axes": extra}
+    else:
+        return None
+    if zip_mode:
+        body["mode"] = "zip"
+    return body
+
+
+def _is_sweep_file(path: pathlib.Path) -> bool:
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and "base" in data and "axes" in data
+
+
+def _write_table(columns: list[str], rows: list[list[Any]], output: pathlib.Path | None) -> None:
+    """The summary table into ``output`` (.csv, .json or .npz), and lined up on stdout."""
+    from app.client import Table
+    from worker.simulation.sweep import table_bytes
+
+    if output is not None:
+        output.write_bytes(table_bytes(columns, rows, output.suffix[1:]))  # type: ignore[arg-type]
+    print(Table(columns, rows))
+
+
 def _fail(message: str) -> int:
     print(f"spikeserve: error: {message}", file=sys.stderr)
     return EXIT_USAGE
@@ -76,12 +125,15 @@ def _run(args: argparse.Namespace) -> int:
 
     path = pathlib.Path(args.request)
     output = pathlib.Path(args.output) if args.output else None
-    if output is not None and output.suffix not in (".npz", ".json"):
-        return _fail(f"{output}: the output must end in .npz or .json")
     try:
+        sweep = _sweep_body(path, args.axis, args.zip, args.nir)
+        if sweep is not None:
+            return _run_sweep(path, sweep, output, args)
         raw = _request_bytes(path, args.nir)
     except UsageError as error:
         return _fail(str(error))
+    if output is not None and output.suffix not in (".npz", ".json"):
+        return _fail(f"{output}: the output must end in .npz or .json")
     try:
         request, plan = parse_request(raw)
     except InvalidRequest as error:
@@ -113,6 +165,37 @@ def _run(args: argparse.Namespace) -> int:
         f"{result.stats['neuron_steps_per_s']:.3g} neuron-steps/s; spikes: {spikes or 'none recorded'}"
         + (f"; wrote {output}" if output else "")
     )
+    return 0
+
+
+def _run_sweep(path: pathlib.Path, body: dict[str, Any], output: pathlib.Path | None, args: argparse.Namespace) -> int:
+    """A sweep on this machine: every point validated first, then run one after another; the
+    summary table as the service gives it (job ids are ``<file>-<point>``)."""
+    from worker.simulation.errors import InvalidRequest
+    from worker.simulation.sweep import Outcome, parse_sweep, summary_table
+
+    if output is not None and output.suffix not in (".csv", ".json", ".npz"):
+        return _fail(f"{output}: a sweep's summary must end in .csv, .json or .npz")
+    try:
+        sweep, points = parse_sweep(body)
+    except InvalidRequest as error:
+        return _fail_request(path, error)
+    from tqdm import tqdm
+
+    from worker.simulation.runner import Cancelled, SimulationError, simulate
+
+    outcomes = []
+    for index, point in enumerate(tqdm(points, unit="point", disable=not sys.stderr.isatty() or args.quiet, leave=False)):
+        job_id = f"{path.stem}-{index}"
+        try:
+            result = simulate(point.parsed, point.plan, device=args.device, job_id=job_id)
+        except SimulationError as error:
+            outcomes.append(Outcome(job_id, "failed", error=str(error)))
+            continue
+        except (Cancelled, KeyboardInterrupt):
+            return _fail("interrupted")
+        outcomes.append(Outcome(job_id, "succeeded", result.stats["wall_s"], result.spike_summary()))
+    _write_table(*summary_table(sweep, outcomes), output)
     return 0
 
 
@@ -343,6 +426,40 @@ def _stop_serving(supervisor: "Supervisor", redis_url: str) -> None:
         supervisor.stop()
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    import httpx
+
+    from app.client import Client, SpikeserveError
+
+    path = pathlib.Path(args.request)
+    output = pathlib.Path(args.output) if args.output else None
+    if output is not None and output.suffix not in (".csv", ".json", ".npz"):
+        return _fail(f"{output}: a sweep's summary must end in .csv, .json or .npz")
+    try:
+        body = _sweep_body(path, args.axis, args.zip, args.nir)
+    except UsageError as error:
+        return _fail(str(error))
+    if body is None:
+        return _fail(f"{path}: give at least one --axis PATH=V1,V2,... (or a sweep file with base and axes)")
+    try:
+        with Client(args.url, args.key) as client:
+            sweep = client.submit_sweep(body)
+            print(f"sweep {sweep.id}: {sweep.status()['points']['total']} points", file=sys.stderr)
+            status = sweep.wait(progress=sys.stderr.isatty() and not args.quiet)
+            table = sweep.summary()
+    except SpikeserveError as error:
+        return _fail(str(error))
+    except (OSError, httpx.TransportError) as error:
+        return _fail(
+            f"cannot reach the server at {args.url} ({error or type(error).__name__}); is it running? (--url, SPIKESERVE_URL)"
+        )
+    _write_table(table.columns, table.rows, output)
+    ended = status["points"]
+    if status["status"] != "succeeded":
+        return _fail(f"sweep {sweep.id} {status['status']}: {ended['failed']} failed, {ended['cancelled']} cancelled")
+    return 0
+
+
 def _submit(args: argparse.Namespace) -> int:
     import httpx
 
@@ -427,6 +544,17 @@ def _nir_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sweep_options(parser: argparse.ArgumentParser, axis_help: str) -> None:
+    parser.add_argument(
+        "--axis",
+        action="append",
+        default=[],
+        metavar="PATH=V1,V2,...",
+        help=f"sweep PATH (e.g. network.layers[1].params.v_th, input.rates, seed) over the values: {axis_help}",
+    )
+    parser.add_argument("--zip", action="store_true", help="take the axes' values pairwise instead of every combination")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spikeserve", description="Spiking-network simulation, locally or as a service.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -442,6 +570,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     run.add_argument("--nir", help="use the network of this NIR file instead of the request's")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _sweep_options(run, "run the request once per point and print the summary table (-o: .csv, .json or .npz)")
     run.set_defaults(handler=_run)
 
     serve = commands.add_parser("serve", help="API, worker and a private Redis on this machine")
@@ -477,6 +606,27 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--nir", help="use the network of this NIR file instead of the request's")
     submit.add_argument("-q", "--quiet", action="store_true")
     submit.set_defaults(handler=_submit)
+
+    sweep = commands.add_parser(
+        "sweep",
+        help="submit a parameter sweep to a server, wait for it and print its summary",
+        description="Submit a request with axes (or a sweep file with base, axes and mode) to a server: every point "
+        "is validated before any runs, the points run on the server's workers, and the summary table (one row per "
+        "point: axis values, spikes and mean rate per layer, wall time) is printed. Each point's full result is a "
+        "job of its own (its id is in the table).",
+    )
+    sweep.add_argument("request", help="a job request with --axis options, or a sweep file ({base, axes, mode})")
+    sweep.add_argument(
+        "--url",
+        default=os.environ.get("SPIKESERVE_URL", f"http://127.0.0.1:{os.environ.get('SPIKESERVE_PORT', '8000')}"),
+        help="the server (default: SPIKESERVE_URL, else http://127.0.0.1:SPIKESERVE_PORT, port 8000 if unset)",
+    )
+    sweep.add_argument("--key", default=os.environ.get("SPIKESERVE_KEY"), help="an API key (default: SPIKESERVE_KEY)")
+    sweep.add_argument("-o", "--output", help="write the summary here: .csv, .json or .npz")
+    sweep.add_argument("--nir", help="use the network of this NIR file instead of the request's")
+    sweep.add_argument("-q", "--quiet", action="store_true")
+    _sweep_options(sweep, "the values of one axis (repeat for more axes)")
+    sweep.set_defaults(handler=_sweep)
 
     nir_command = commands.add_parser("nir", help="NIR (Neuromorphic Intermediate Representation) files")
     nir_commands = nir_command.add_subparsers(dest="nir_command", required=True)

@@ -6,6 +6,8 @@ with Client("http://127.0.0.1:8000", key="...") as client:
     job.wait(progress=True)
     result = job.result()           # worker.simulation.results.Result, arrays as numpy
     result.layers["out"].times
+    sweep = client.sweep("examples/seed.json", {"seed": [0, 1, 2]})
+    print(sweep.wait(progress=True)["status"], sweep.summary())
 """
 
 import json
@@ -18,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from worker.simulation.results import LiveChunk, Result
+from worker.simulation.results import LiveChunk, Result, write_csv
 
 FINAL = ("succeeded", "failed", "cancelled")
 MAX_WAIT_S = 30.0  # one long poll; the server allows up to 60
@@ -174,6 +176,108 @@ class Job:
         return _check(self.client.http.delete(f"/api/v1/jobs/{self.id}")).json()
 
 
+class Table:
+    """A small table without pandas: ``columns`` and ``rows``; ``column(name)`` gives one column,
+    iterating gives each row as a dict, ``str()`` lines it up, ``to_csv()`` writes it."""
+
+    def __init__(self, columns: list[str], rows: list[list[Any]]) -> None:
+        self.columns = columns
+        self.rows = rows
+
+    def column(self, name: str) -> list[Any]:
+        position = self.columns.index(name)
+        return [row[position] for row in self.rows]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return (dict(zip(self.columns, row, strict=True)) for row in self.rows)
+
+    def __str__(self) -> str:
+        def text(value: Any) -> str:
+            return "" if value is None else f"{value:.6g}" if isinstance(value, float) else str(value)
+
+        cells = [self.columns, *([text(value) for value in row] for row in self.rows)]
+        widths = [max(len(row[i]) for row in cells) for i in range(len(self.columns))]
+        return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in cells)
+
+    def to_csv(self, path: str | pathlib.Path) -> None:
+        with open(path, "w", newline="") as out:
+            write_csv(out, self.columns, self.rows)
+
+
+class Sweep:
+    """A sweep submitted with ``Client.sweep``: its points are jobs (``job(point)``)."""
+
+    def __init__(self, client: "Client", sweep_id: str) -> None:
+        self.client = client
+        self.id = sweep_id
+
+    def __repr__(self) -> str:
+        return f"Sweep({self.id!r})"
+
+    def status(self) -> dict[str, Any]:
+        return _check(self.client.http.get(f"/api/v1/sweeps/{self.id}")).json()
+
+    def wait(self, progress: bool = False, timeout: float | None = None, poll_s: float = 0.5) -> dict[str, Any]:
+        """Blocks until every point has ended and returns the sweep's status; ``progress=True``
+        shows a bar of points. Follows the sweep's event stream, and polls if it breaks."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(unit="point", leave=False)
+        try:
+            while True:
+                for status in self._events(deadline):
+                    if bar is not None:
+                        bar.total = status["points"]["total"]
+                        bar.set_description(status["status"])
+                        bar.update(status["points"]["ended"] - bar.n)
+                    if status["status"] in FINAL:
+                        return status
+                status = self.status()
+                if status["status"] in FINAL:
+                    return status
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise TimeoutError(f"sweep {self.id} is still {status['status']} after {timeout} s")
+                time.sleep(poll_s)
+        finally:
+            if bar is not None:
+                bar.close()
+
+    def _events(self, deadline: float | None) -> Iterator[dict[str, Any]]:
+        read_s = 20.0 if deadline is None else max(0.1, min(20.0, deadline - time.monotonic()))
+        try:
+            url, timeouts = f"/api/v1/sweeps/{self.id}/events", httpx.Timeout(10.0, read=read_s)
+            with self.client.http.stream("GET", url, timeout=timeouts) as response:
+                if not response.is_success:
+                    response.read()
+                    _check(response)
+                for line in response.iter_lines():
+                    if line.startswith("data:"):
+                        yield json.loads(line[5:])
+                    if deadline is not None and time.monotonic() > deadline:
+                        return
+        except httpx.TransportError:
+            return
+
+    def summary(self) -> Table:
+        """One row per point: ``point``, ``job_id``, ``status``, a column per axis, ``wall_s``,
+        ``<layer>.spikes`` and ``<layer>.rate_hz`` per recorded layer, ``error``."""
+        table = _check(self.client.http.get(f"/api/v1/sweeps/{self.id}/summary")).json()
+        return Table(table["columns"], table["rows"])
+
+    def job(self, point: int) -> Job:
+        """The job of one point (its full result: ``sweep.job(3).result()``)."""
+        return Job(self.client, self.summary().column("job_id")[point])
+
+    def cancel(self) -> dict[str, Any]:
+        return _check(self.client.http.delete(f"/api/v1/sweeps/{self.id}")).json()
+
+
 def wait_until_ready(url: str, processes: list[subprocess.Popen] | None = None, timeout_s: float = 90.0) -> None:
     """Polls ``url``/readyz until the service is ready (Redis up, a worker alive).
 
@@ -209,6 +313,24 @@ class Client:
         returns their jobs in the order given. Raises on the first refused submission."""
         with ThreadPoolExecutor(max_workers=concurrency) as pool:
             return list(pool.map(self.submit, requests))
+
+    def sweep(
+        self,
+        base: dict[str, Any] | str | pathlib.Path,
+        axes: dict[str, list[Any]],
+        mode: str = "grid",
+    ) -> Sweep:
+        """Submits a sweep: ``base`` (a request, or the path of one) with each axis ``path: values``
+        (for example ``{"network.layers[1].params.v_th": [0.5, 1.0], "seed": [0, 1, 2]}``) set
+        in every combination (``mode="grid"``) or pairwise (``"zip"``). Every point is validated
+        before any is queued."""
+        request = json.loads(pathlib.Path(base).read_text()) if isinstance(base, (str, pathlib.Path)) else base
+        axes_list = [{"path": path, "values": values} for path, values in axes.items()]
+        return self.submit_sweep({"base": request, "axes": axes_list, "mode": mode})
+
+    def submit_sweep(self, body: dict[str, Any]) -> Sweep:
+        """Submits a sweep given whole: ``{"base": request, "axes": [{"path", "values"}], "mode"}``."""
+        return Sweep(self, _check(self.http.post("/api/v1/sweeps", json=body)).json()["id"])
 
     def job(self, job_id: str) -> Job:
         return Job(self, job_id)

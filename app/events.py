@@ -12,7 +12,7 @@ import contextlib
 import json
 import logging
 import random
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
@@ -205,6 +205,32 @@ async def job_events(
             if last["status"] in FINAL_STATES:
                 return
             event = await listener.wait(min(period, ping_s))
+
+
+async def sweep_events(
+    hub: EventHub, sweep_id: str, read_status: Callable[[], Awaitable[dict | None]], period_s: float = 1.0, ping_s: float = 15.0
+) -> AsyncIterator[bytes]:
+    """A sweep's status (``read_status()``) as Server-Sent Events whenever it changed: at once when
+    one of its points ends, and every ``period_s`` while points run (their steps); the stream
+    ends with the final state."""
+    loop = asyncio.get_running_loop()
+    last: dict | None = None
+    sent_at = loop.time()
+    with hub.listen(sweep_id) as listener:
+        while True:
+            current = await read_status()
+            if current is None:
+                return
+            if current != last:
+                last = current
+                sent_at = loop.time()
+                yield sse(current)
+            elif loop.time() - sent_at > ping_s:
+                sent_at = loop.time()
+                yield PING
+            if current["status"] in FINAL_STATES:
+                return
+            await listener.wait(period_s)
 
 
 async def wait_final(reader: AsyncJobReader, hub: EventHub, job_id: str, wait_s: float) -> None:

@@ -101,3 +101,52 @@ class Validation(BaseModel):
     layers: list[LayerSummary]
     record_spikes: list[str] = Field(description="the layers whose spikes the result holds (and record.live may name)")
     cost: Cost
+
+
+# --- sweeps -----------------------------------------------------------------------------------------
+
+SweepState = Literal["queued", "running", "cancelling", "succeeded", "failed", "cancelled"]
+
+
+class SweepLinks(BaseModel):
+    self: str
+    summary: str
+    events: str
+    request: str
+
+
+class SweepCreated(BaseModel):
+    id: str
+    status: SweepState
+    points: int
+    links: SweepLinks
+
+
+class PointCounts(BaseModel):
+    total: int
+    ended: int
+    succeeded: int
+    failed: int
+    cancelled: int
+    running: int | None = Field(default=None, description="points running now (not in lists)")
+
+
+class SweepStatus(BaseModel):
+    id: str
+    status: SweepState = Field(
+        description="running until every point ended; then succeeded (all did), failed (some failed) or cancelled"
+    )
+    mode: Literal["grid", "zip"]
+    points: PointCounts
+    progress: Progress | None = Field(default=None, description="steps of all points together (not in lists)")
+    created_at: datetime
+    finished_at: datetime | None = None
+    links: SweepLinks
+
+
+class SweepList(BaseModel):
+    sweeps: list[SweepStatus]
+    total: int
+    offset: int
+    limit: int
+    next: str | None = Field(default=None, description="the next page, if any")

@@ -31,11 +31,13 @@ import anyio
 from worker.simulation.errors import FieldError, InvalidRequest
 from worker.simulation.limits import Limits
 from worker.simulation.plan import loads_strict, prepare_request
+from worker.simulation.sweep import parse_sweep
 
 log = logging.getLogger(__name__)
 INLINE_MAX_BYTES = 64 * 1024
 HEADER_BYTES = 8
 PIPE_PIECE_BYTES = 2**20  # a large body goes to its validation process a piece at a time
+JOB, SWEEP = b"j", b"s"  # what a validation process is asked to check
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,19 @@ def check_request(body: bytes | bytearray, limits: Limits) -> dict[str, Any]:
     }
 
 
+def check_sweep(body: bytes | bytearray, limits: Limits) -> dict[str, Any]:
+    """Validates a sweep and every point of it; returns ``{"errors": [...]}`` or the sweep's mode
+    and its points, each as the request it runs (JSON text) with its number of steps."""
+    try:
+        sweep, points = parse_sweep(body, limits)
+    except InvalidRequest as error:
+        return {"errors": [{"loc": list(e.loc), "msg": e.msg, "type": e.type} for e in error.errors]}
+    except (MemoryError, RecursionError):
+        return {"errors": [{"loc": [], "msg": "the sweep needs more memory to validate than the server allows", "type": "limit"}]}
+    runs = [{"run": json.dumps(point.request, separators=(",", ":")), "steps": point.plan.steps} for point in points]
+    return {"mode": sweep.mode, "points": runs}
+
+
 def _validated(reply: dict[str, Any]) -> Validated:
     if "errors" in reply:
         raise InvalidRequest([FieldError(tuple(e["loc"]), e["msg"], e["type"]) for e in reply["errors"]])
@@ -99,9 +114,10 @@ class _Child:
     def __init__(self, process: asyncio.subprocess.Process) -> None:
         self.process = process
 
-    async def ask(self, body: bytes | bytearray) -> dict[str, Any]:
+    async def ask(self, body: bytes | bytearray, kind: bytes) -> dict[str, Any]:
+        """``kind`` (one byte): JOB or SWEEP."""
         assert self.process.stdin is not None and self.process.stdout is not None
-        self.process.stdin.write(len(body).to_bytes(HEADER_BYTES, "little"))
+        self.process.stdin.write((len(body) + 1).to_bytes(HEADER_BYTES, "little") + kind)
         view = memoryview(body)
         for start in range(0, len(body), PIPE_PIECE_BYTES):  # the transport copies what the pipe does not take
             self.process.stdin.write(view[start : start + PIPE_PIECE_BYTES])
@@ -128,6 +144,14 @@ class Validator:
         self._idle: asyncio.Queue[_Child] | None = None
         self._children: set[_Child] = set()
 
+    async def check_sweep(self, body: bytes | bytearray) -> dict[str, Any]:
+        """The sweep's mode and points (``check_sweep``), always in a validation process: a sweep
+        validates every point, work a thread would do holding the event loop's GIL."""
+        reply = await self._in_process(body, SWEEP)
+        if "errors" in reply:
+            raise InvalidRequest([FieldError(tuple(e["loc"]), e["msg"], e["type"]) for e in reply["errors"]])
+        return reply
+
     async def check(self, body: bytes | bytearray) -> Validated:
         """The request's summary; InvalidRequest (a 422) naming the field, or ValidatorBusy."""
         return await self.check_then(body, lambda validated: validated)
@@ -137,10 +161,10 @@ class Validator:
         the same thread that checked it (a tiny job's submission is one thread hop, not two)."""
         if len(body) <= INLINE_MAX_BYTES and b'"nir"' not in body:
             return await anyio.to_thread.run_sync(lambda: then(_validated(check_request(body, self.limits))))
-        validated = _validated(await self._in_process(body))
+        validated = _validated(await self._in_process(body, JOB))
         return await anyio.to_thread.run_sync(then, validated)
 
-    async def _in_process(self, body: bytes | bytearray) -> dict[str, Any]:
+    async def _in_process(self, body: bytes | bytearray, kind: bytes) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout_s
         if self._idle is None:
@@ -152,7 +176,7 @@ class Validator:
         except TimeoutError:
             raise ValidatorBusy(f"all {self.processes} validation processes stayed busy for {self.timeout_s:g} s") from None
         try:
-            reply = await asyncio.wait_for(child.ask(body), max(0.1, deadline - loop.time()))
+            reply = await asyncio.wait_for(child.ask(body, kind), max(0.1, deadline - loop.time()))
         except TimeoutError:
             self._replace(child)
             raise _refused(
@@ -211,8 +235,9 @@ def _serve(limits: Limits) -> None:
         header = stdin.read(HEADER_BYTES)
         if len(header) < HEADER_BYTES:
             return
-        body = stdin.read(int.from_bytes(header, "little"))
-        reply = json.dumps(check_request(body, limits), separators=(",", ":")).encode()
+        message = stdin.read(int.from_bytes(header, "little"))
+        check = check_sweep if message[:1] == SWEEP else check_request
+        reply = json.dumps(check(message[1:], limits), separators=(",", ":")).encode()
         stdout.write(len(reply).to_bytes(HEADER_BYTES, "little") + reply)
         stdout.flush()
 

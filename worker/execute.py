@@ -1,6 +1,7 @@
 """Running one stored job: the logic behind the Celery task, as a plain function tests can call."""
 
 import contextlib
+import json
 import logging
 import threading
 import time
@@ -202,7 +203,8 @@ def _run_started(store: JobStore, job_id: str, settings: Settings, device: str, 
             )
         stage = "storing the result"
         stats = result.stats
-        moved = store.succeed(job_id, *encoded, int(stats["neuron_steps"]), float(stats["wall_s"]), lease.token)
+        summary = json.dumps(result.spike_summary()).encode()
+        moved = store.succeed(job_id, *encoded, int(stats["neuron_steps"]), float(stats["wall_s"]), lease.token, summary)
         lease.released = True
     except Cancelled:
         if lease.lost:

@@ -71,6 +71,12 @@ class Settings(BaseSettings):
         default=256 * 2**20, le=500 * 2**20, description="a stored result, JSON or NPZ (Redis holds at most 512 MB a value)"
     )
     max_jobs_in_flight_per_key: int = 16
+    max_sweep_points: int = Field(default=1000, ge=1, description="points of one sweep")
+    max_sweep_bytes: int = Field(default=64 * 2**20, description="the requests of all points of one sweep together")
+    max_sweep_synaptic_ops: int = Field(default=10**14, description="multiply-adds of all points of one sweep together")
+    max_sweep_points_in_flight_per_key: int = Field(
+        default=4000, ge=1, description="unfinished sweep points per key (they do not count as jobs in flight)"
+    )
 
     # execution
     soft_time_limit_s: int = Field(default=3600, gt=0, description="a job's time limit; it then fails with that reason")
@@ -129,6 +135,9 @@ class Settings(BaseSettings):
             max_chunk_bytes=self.max_chunk_bytes,
             max_spike_events=self.max_spike_events,
             max_result_bytes=self.max_result_bytes,
+            max_sweep_points=self.max_sweep_points,
+            max_sweep_bytes=self.max_sweep_bytes,
+            max_sweep_synaptic_ops=self.max_sweep_synaptic_ops,
         )
 
     @property

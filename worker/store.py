@@ -71,6 +71,22 @@ def owner_active_key(owner: str) -> str:
     return f"{PREFIX}:owner:{owner}:active"
 
 
+def owner_sweeps_key(owner: str) -> str:
+    return f"{PREFIX}:owner:{owner}:sweeps"
+
+
+def owner_sweep_points_key(owner: str) -> str:
+    """How many points of the owner's sweeps are unfinished (a counter)."""
+    return f"{PREFIX}:owner:{owner}:sweep_points"
+
+
+def sweep_key(sweep_id: str) -> str:
+    """A sweep's record: owner, points, how many ended and how (counted by its points' final
+    transitions), cancel flag. ``:request`` holds the sweep as submitted, ``:points`` its points'
+    job ids in point order. The points are ordinary jobs whose records name the sweep."""
+    return f"{PREFIX}:sweep:{sweep_id}"
+
+
 def lease_key(job_id: str) -> str:
     return f"{PREFIX}:lease:{job_id}"
 
@@ -135,6 +151,21 @@ local function transition(job, stats, allowed, to, now, fields, ttl)
     redis.call('EXPIRE', job .. ':live', LIVE_TTL_S)
     if ttl then
       for _, key in ipairs({job, job .. ':request', job .. ':submitted'}) do redis.call('EXPIRE', key, ttl) end
+    end
+    local sweep = redis.call('HGET', job, 'sweep')
+    if sweep then
+      local record = 'ss:sweep:' .. sweep
+      local ended = redis.call('HINCRBY', record, 'ended', 1)
+      redis.call('HINCRBY', record, to, 1)
+      redis.call('DECR', 'ss:owner:' .. owner .. ':sweep_points')
+      local points = tonumber(redis.call('HGET', record, 'points') or '0')
+      if ended >= points then
+        redis.call('HSET', record, 'finished_at', now)
+        if ttl then
+          for _, key in ipairs({record, record .. ':request', record .. ':points'}) do redis.call('EXPIRE', key, ttl) end
+        end
+      end
+      redis.call('PUBLISH', 'ss:events:' .. sweep, cjson.encode({sweep = sweep, ended = ended, points = points}))
     end
   end
   if state ~= to then redis.call('HINCRBY', stats, 'entered:' .. to, 1) end
@@ -201,6 +232,51 @@ return redis.call('HGET', KEYS[1], 'state')
 """
 )
 
+# KEYS: sweep, sweep request, sweep points, owner sweeps, owner sweep points, queued set, stats, queue.
+# ARGV: sweep id, owner, now, max points in flight, points, mode, sweep request json, then per point
+# its job id, steps total, request json and queue message. The sweep, its points (jobs naming the
+# sweep, kept out of the owner's job list and job limit) and their messages, all or nothing.
+_SUBMIT_SWEEP = """
+local n = tonumber(ARGV[5])
+if tonumber(redis.call('GET', KEYS[5]) or '0') + n > tonumber(ARGV[4]) then return 0 end
+redis.call('HSET', KEYS[1], 'id', ARGV[1], 'owner', ARGV[2], 'created_at', ARGV[3], 'points', n, 'mode', ARGV[6],
+           'ended', 0, 'succeeded', 0, 'failed', 0, 'cancelled', 0)
+redis.call('SET', KEYS[2], ARGV[7])
+redis.call('ZADD', KEYS[4], ARGV[3], ARGV[1])
+redis.call('INCRBY', KEYS[5], n)
+for i = 0, n - 1 do
+  local at = 8 + 4 * i
+  local id = ARGV[at]
+  local job = 'ss:job:' .. id
+  redis.call('HSET', job, 'id', id, 'owner', ARGV[2], 'state', 'queued', 'created_at', ARGV[3], 'steps_done', 0,
+             'steps_total', ARGV[at + 1], 'attempts', 0, 'sweep', ARGV[1], 'point', i)
+  redis.call('SET', job .. ':request', ARGV[at + 2])
+  redis.call('RPUSH', KEYS[3], id)
+  redis.call('SADD', KEYS[6], id)
+  redis.call('LPUSH', KEYS[8], ARGV[at + 3])
+end
+redis.call('HINCRBY', KEYS[7], 'entered:queued', n)
+return 1
+"""
+
+# KEYS: sweep, sweep points, stats. ARGV: now, job ttl. Flags the sweep and every point: queued points
+# are cancelled at once, running ones by their workers at their next chunk. Returns false if unknown.
+_CANCEL_SWEEP = (
+    _TRANSITION_FUNCTION
+    + """
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+redis.call('HSET', KEYS[1], 'cancel', '1')
+for _, id in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
+  local job = 'ss:job:' .. id
+  if redis.call('EXISTS', job) == 1 then
+    redis.call('HSET', job, 'cancel', '1')
+    transition(job, KEYS[3], 'queued', 'cancelled', ARGV[1], {}, ARGV[2])
+  end
+end
+return true
+"""
+)
+
 # KEYS: old owner's jobs, new owner's jobs, old owner's active set, new owner's active set.
 # ARGV: new owner. Every job of the old owner becomes the new owner's; returns how many.
 _REASSIGN = """
@@ -216,21 +292,22 @@ return #ids / 2
 """
 
 # KEYS: job, request, lease, stats, json result, npz result.
-# ARGV: now, lease token, result ttl, job ttl, json, npz, neuron steps, wall s, then the duration
+# ARGV: now, lease token, result ttl, job ttl, json, npz, neuron steps, wall s, summary, then the duration
 # buckets the run falls in. running -> succeeded with its results, statistics and expiry, and the
 # lease released, all in one round trip; nothing is stored if the job is no longer running.
 _SUCCEED = (
     _TRANSITION_FUNCTION
     + """
 local total = redis.call('HGET', KEYS[1], 'steps_total')
-local moved = transition(KEYS[1], KEYS[4], 'running', 'succeeded', ARGV[1], {'steps_done', total or 0}, ARGV[4])
+local fields = {'steps_done', total or 0, 'wall_s', ARGV[8], 'summary', ARGV[9]}
+local moved = transition(KEYS[1], KEYS[4], 'running', 'succeeded', ARGV[1], fields, ARGV[4])
 if moved[1] == 1 then
   redis.call('SET', KEYS[5], ARGV[5], 'EX', ARGV[3])
   redis.call('SET', KEYS[6], ARGV[6], 'EX', ARGV[3])
   redis.call('HINCRBY', KEYS[4], 'neuron_steps', ARGV[7])
   redis.call('HINCRBYFLOAT', KEYS[4], 'duration_sum', ARGV[8])
   redis.call('HINCRBY', KEYS[4], 'duration_count', 1)
-  for i = 9, #ARGV do redis.call('HINCRBY', KEYS[4], 'duration_le:' .. ARGV[i], 1) end
+  for i = 10, #ARGV do redis.call('HINCRBY', KEYS[4], 'duration_le:' .. ARGV[i], 1) end
 end
 if redis.call('GET', KEYS[3]) == ARGV[2] then redis.call('DEL', KEYS[3]) end
 return moved
@@ -288,6 +365,41 @@ if redis.call('HGET', KEYS[1], 'state') ~= 'running' or redis.call('EXISTS', KEY
 return settle(KEYS[1], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
 """
 )
+
+
+POINT_FIELDS = ("state", "steps_done", "steps_total", "error", "wall_s", "summary", "cancel")
+
+
+@dataclass
+class Sweep:
+    id: str
+    owner: str
+    created_at: float
+    finished_at: float | None
+    points: int
+    mode: str
+    ended: dict[str, int]  # points that ended, by final state
+    cancel_requested: bool
+
+    @classmethod
+    def from_raw(cls, data: dict[bytes, bytes]) -> "Sweep | None":
+        if not data:
+            return None
+        fields = {key.decode(): value.decode() for key, value in data.items()}
+        return cls(
+            id=fields["id"],
+            owner=fields["owner"],
+            created_at=float(fields["created_at"]),
+            finished_at=float(fields["finished_at"]) if fields.get("finished_at") else None,
+            points=int(fields["points"]),
+            mode=fields["mode"],
+            ended={state: int(fields.get(state, 0)) for state in FINAL_STATES},
+            cancel_requested=fields.get("cancel") == "1",
+        )
+
+    @property
+    def is_final(self) -> bool:
+        return sum(self.ended.values()) >= self.points
 
 
 @dataclass
@@ -376,6 +488,8 @@ class JobStore:
         self._renew = client.register_script(_RENEW)
         self._requeue = client.register_script(_REQUEUE)
         self._reassign = client.register_script(_REASSIGN)
+        self._submit_sweep = client.register_script(_SUBMIT_SWEEP)
+        self._cancel_sweep = client.register_script(_CANCEL_SWEEP)
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> "JobStore":
@@ -457,6 +571,55 @@ class JobStore:
         pipe.zcard(owner_jobs_key(owner))
         *records, total = pipe.execute()
         return [job for job in map(Job.from_raw, records) if job is not None], total
+
+    # --- sweeps -------------------------------------------------------------------------------
+
+    def create_sweep(
+        self,
+        owner: str,
+        sweep_json: bytes | memoryview,
+        mode: str,
+        points: list[tuple[bytes, int]],
+        max_points_in_flight: int,
+        message: Callable[[str], bytes],
+    ) -> "Sweep":
+        """A new sweep whose points (request JSON, steps) are queued as jobs, with their queue
+        messages, in one atomic script; InFlightLimit when the owner's unfinished sweep points
+        would exceed ``max_points_in_flight``."""
+        sweep_id = uuid.uuid4().hex
+        now = time.time()
+        keys = [
+            sweep_key(sweep_id),
+            f"{sweep_key(sweep_id)}:request",
+            f"{sweep_key(sweep_id)}:points",
+            owner_sweeps_key(owner),
+            owner_sweep_points_key(owner),
+            state_set_key("queued"),
+            STATS_KEY,
+            QUEUE_KEY,
+        ]
+        args: list[Any] = [sweep_id, owner, now, max_points_in_flight, len(points), mode, sweep_json]
+        for request_json, steps in points:
+            job_id = uuid.uuid4().hex
+            args += [job_id, steps, request_json, message(job_id)]
+        if not self._submit_sweep(keys=keys, args=args):
+            raise InFlightLimit(f"this key's unfinished sweep points would exceed {max_points_in_flight}")
+        return Sweep(sweep_id, owner, now, None, len(points), mode, {state: 0 for state in FINAL_STATES}, False)
+
+    def cancel_sweep(self, sweep_id: str) -> bool:
+        """Flags the sweep and cancels every point not yet finished (queued ones at once)."""
+        keys = [sweep_key(sweep_id), f"{sweep_key(sweep_id)}:points", STATS_KEY]
+        return bool(self._cancel_sweep(keys=keys, args=[time.time(), self.job_ttl_s]))
+
+    def list_sweeps(self, owner: str, offset: int, limit: int) -> tuple[list["Sweep"], int]:
+        """A page of the owner's sweeps, newest first, and how many there are."""
+        ids = self.redis.zrevrange(owner_sweeps_key(owner), offset, offset + limit - 1)
+        pipe = self.redis.pipeline(transaction=False)
+        for sweep_id in ids:
+            pipe.hgetall(sweep_key(sweep_id.decode()))
+        pipe.zcard(owner_sweeps_key(owner))
+        *records, total = pipe.execute()
+        return [sweep for sweep in map(Sweep.from_raw, records) if sweep is not None], total
 
     # --- state changes ------------------------------------------------------------------------
 
@@ -542,9 +705,17 @@ class JobStore:
         return self.redis.hget(job_key(job_id), "cancel") == b"1"
 
     def succeed(
-        self, job_id: str, result_json: bytes, result_npz: bytes, neuron_steps: int, wall_s: float, lease_token: str = ""
+        self,
+        job_id: str,
+        result_json: bytes,
+        result_npz: bytes,
+        neuron_steps: int,
+        wall_s: float,
+        lease_token: str = "",
+        summary: bytes = b"{}",
     ) -> bool:
-        """running -> succeeded with the results (one round trip); releases the lease if ``lease_token`` holds it."""
+        """running -> succeeded with the results (one round trip); releases the lease if ``lease_token``
+        holds it. ``summary`` (JSON: spikes and mean rate per recorded layer) stays in the record."""
         keys = [job_key(job_id), request_key(job_id), lease_key(job_id), STATS_KEY, result_key(job_id, "json")]
         keys.append(result_key(job_id, "npz"))
         buckets = [bound for bound in DURATION_BUCKETS if wall_s <= bound]
@@ -557,6 +728,7 @@ class JobStore:
             result_npz,
             neuron_steps,
             wall_s,
+            summary,
         ]
         reply = self._succeed(keys=keys, args=[*args, *buckets])
         return bool(reply and reply[0])  # {} when the record is gone
@@ -610,6 +782,25 @@ class AsyncJobReader:
             pipe.strlen(result_key(job_id, fmt))
             data, head, size = await pipe.execute()
         return Job.from_raw(data), (head if size else None), size
+
+    async def sweep(self, sweep_id: str) -> "Sweep | None":
+        return Sweep.from_raw(await self.redis.hgetall(sweep_key(sweep_id)))
+
+    async def sweep_request(self, sweep_id: str) -> bytes | None:
+        return await self.redis.get(f"{sweep_key(sweep_id)}:request")
+
+    async def sweep_points(self, sweep_id: str) -> list[dict[str, str]]:
+        """Every point's record fields (id, state, steps, error, wall_s, summary), in point order,
+        in two round trips; an expired point's entry has its id only."""
+        ids = [raw.decode() for raw in await self.redis.lrange(f"{sweep_key(sweep_id)}:points", 0, -1)]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in ids:
+                pipe.hmget(job_key(job_id), *POINT_FIELDS)
+            replies = await pipe.execute()
+        return [
+            {"id": job_id, **{name: value.decode() for name, value in zip(POINT_FIELDS, reply, strict=True) if value is not None}}
+            for job_id, reply in zip(ids, replies, strict=True)
+        ]
 
     async def live_after(self, job_id: str, after: str) -> list[tuple[str, bytes]]:
         """The job's live chunks (stream id, chunk JSON) newer than the id ``after`` ("0": all)."""

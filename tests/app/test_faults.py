@@ -245,3 +245,59 @@ def test_a_diverging_job_fails_clearly_and_its_neighbours_do_not_notice(faulty: 
     assert faulty.wait_final(bad)["error"].startswith("layer 'neurons' (izhikevich) reached a non-finite voltage")
     assert faulty.wait_final(before)["status"] == faulty.wait_final(after)["status"] == "succeeded"
     assert_same_recordings(faulty.result(after), undisturbed({**MEDIUM, "seed": 1}))
+
+
+TINY = {**MEDIUM, "input": {**MEDIUM["input"], "shape": [1_024], "steps": 3_000}}  # about 20 ms a point
+
+
+def test_a_200_point_sweep_through_three_worker_kills_runs_every_point_exactly_once(faulty: Faulty) -> None:
+    before = faulty.succeeded_transitions()
+    body = {"base": TINY, "axes": [{"path": "seed", "values": list(range(200))}]}
+    created = faulty.http.post("/api/v1/sweeps", json=body)
+    assert created.status_code == 202, created.text
+    sweep = created.json()["links"]["self"]
+    for kill in range(3):
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # kill while a point runs, after a few more have ended
+            status = faulty.http.get(sweep).json()
+            if status["points"]["running"] and status["points"]["ended"] >= 40 * (kill + 1):
+                break
+            time.sleep(0.01)
+        faulty.kill_worker()
+        faulty.start_worker()
+    deadline = time.monotonic() + 180
+    while (status := faulty.http.get(sweep).json())["status"] not in ("succeeded", "failed", "cancelled"):
+        assert time.monotonic() < deadline, status
+        time.sleep(0.1)
+    assert status["points"] == {"total": 200, "ended": 200, "succeeded": 200, "failed": 0, "cancelled": 0, "running": 0}
+    assert faulty.succeeded_transitions() - before == 200, "each point succeeded exactly once"
+    table = faulty.http.get(f"{sweep}/summary").json()
+    rows = [dict(zip(table["columns"], row, strict=True)) for row in table["rows"]]
+    attempts = [int(faulty.client.hget(f"ss:job:{row['job_id']}", "attempts")) for row in rows]
+    assert sum(attempts) > 200, "a point was interrupted by a kill and ran again"
+    for row in rows:
+        alone = undisturbed({**TINY, "seed": row["seed"]})
+        assert (row["status"], row["n.spikes"]) == ("succeeded", alone.layers["n"].spike_count), row
+    rerun = next(row for row, count in zip(rows, attempts, strict=True) if count > 1)
+    assert_same_recordings(faulty.result(rerun["job_id"]), undisturbed({**TINY, "seed": rerun["seed"]}))
+
+
+def test_cancelling_a_sweep_midway_stops_every_unfinished_point_and_keeps_the_finished(faulty: Faulty) -> None:
+    body = {"base": MEDIUM, "axes": [{"path": "seed", "values": list(range(40))}]}
+    sweep = faulty.http.post("/api/v1/sweeps", json=body).json()["links"]["self"]
+    deadline = time.monotonic() + 60
+    while faulty.http.get(sweep).json()["points"]["ended"] < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert faulty.http.delete(sweep).json()["status"] in ("cancelling", "cancelled")
+    deadline = time.monotonic() + 30
+    while (status := faulty.http.get(sweep).json())["status"] != "cancelled":
+        assert time.monotonic() < deadline, status
+        time.sleep(0.05)
+    points = status["points"]
+    assert points["succeeded"] >= 2 and points["cancelled"] >= 30 and points["failed"] == 0 and points["running"] == 0
+    assert points["succeeded"] + points["cancelled"] == 40
+    table = faulty.http.get(f"{sweep}/summary").json()
+    finished = [row for row in table["rows"] if row[2] == "succeeded"]
+    assert len(finished) == points["succeeded"]
+    assert faulty.http.get(f"/api/v1/jobs/{finished[0][1]}/result").status_code == 200, "finished points keep their results"

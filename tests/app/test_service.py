@@ -1,5 +1,7 @@
 """The service end to end: real Redis, a real Celery worker process, the API over HTTP."""
 
+import copy
+import io
 import itertools
 import json
 import pathlib
@@ -398,3 +400,73 @@ def test_jobs_without_live_layers_stream_status_events_only(service: Service) ->
         job_id = submit(http, {**LIVE, "record": {}})
         kinds = {kind for kind, _, _ in sse_events(http, job_id)}
     assert kinds == {"status"}
+
+
+def test_a_sweep_runs_every_point_as_a_job_and_its_summary_equals_the_points_run_one_by_one(service: Service) -> None:
+    base = json.loads((EXAMPLES / "izhikevich_tonic_bursting.json").read_text())
+    axes = {"network.layers[0].params.d": [1.0, 4.0], "input.value": [[8.0, 9.0], [12.0, 13.0]]}
+    with Client(service.url, key=KEYS["alice"]) as client:
+        sweep = client.sweep(base, axes)
+        status = sweep.wait(timeout=120)
+        table = sweep.summary()
+        third = sweep.job(2).result()
+    assert status["status"] == "succeeded" and status["points"] == {
+        "total": 4,
+        "ended": 4,
+        "succeeded": 4,
+        "failed": 0,
+        "cancelled": 0,
+        "running": 0,
+    }
+    assert status["progress"]["steps_done"] == status["progress"]["steps_total"] == 4 * base["input"]["steps"]
+    assert table.columns[:5] == ["point", "job_id", "status", "network.layers[0].params.d", "input.value"]
+    values = [(row["network.layers[0].params.d"], row["input.value"]) for row in table]
+    assert values == [(d, drive) for d in axes["network.layers[0].params.d"] for drive in axes["input.value"]]
+    for row in table:
+        request = copy.deepcopy(base)
+        request["network"]["layers"][0]["params"]["d"] = row["network.layers[0].params.d"]
+        request["input"]["value"] = row["input.value"]
+        alone = simulate(*parse_request(request))
+        assert row["neurons.spikes"] == alone.layers["neurons"].spike_count > 0
+        if row["point"] == 2:
+            assert_same_recordings(third, alone)
+    assert len(set(table.column("neurons.spikes"))) > 1, "the axes change what the network does"
+
+
+def test_a_sweep_summary_comes_as_json_csv_and_npz_and_its_request_as_sent(service: Service) -> None:
+    body = {"base": SEED, "axes": [{"path": "seed", "values": [0, 1, 2]}], "mode": "grid"}
+    with service.http() as http:
+        created = http.post("/api/v1/sweeps", json=body)
+        assert created.status_code == 202, created.text
+        links = created.json()["links"]
+        deadline = time.monotonic() + 60
+        while http.get(links["self"]).json()["status"] != "succeeded" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        as_json = http.get(links["summary"]).json()
+        as_csv = http.get(links["summary"], params={"format": "csv"})
+        as_npz = np.load(io.BytesIO(http.get(links["summary"], params={"format": "npz"}).content), allow_pickle=False)
+        assert json.loads(http.get(links["request"]).content) == body
+        assert http.get("/api/v1/sweeps").json()["sweeps"][0]["id"] == created.json()["id"]
+        with service.http("bob") as bob:
+            assert bob.get(links["self"]).status_code == 404 and bob.get(links["summary"]).status_code == 404
+            assert bob.delete(links["self"]).status_code == 404
+    assert as_json["columns"][:4] == ["point", "job_id", "status", "seed"] and len(as_json["rows"]) == 3
+    assert as_csv.headers["content-type"].startswith("text/csv")
+    assert as_csv.text.splitlines()[0] == ",".join(as_json["columns"])
+    assert as_npz["seed"].tolist() == [0.0, 1.0, 2.0] and as_npz["status"].tolist() == ["succeeded"] * 3
+
+
+def test_a_sweep_with_a_bad_value_is_refused_whole_naming_the_axis_value_and_field(service: Service) -> None:
+    body = {"base": SEED, "axes": [{"path": "network.layers[out].params.tau_mem_inv", "values": [100.0, 0.0]}]}
+    with service.http() as http:
+        before = http.get("/api/v1/sweeps").json()["total"]
+        response = http.post("/api/v1/sweeps", json=body)
+        assert http.get("/api/v1/sweeps").json()["total"] == before, "nothing is queued"
+    assert response.status_code == 422
+    assert response.json()["detail"] == [
+        {
+            "loc": ["axes", 0, "values", 1],
+            "msg": "0.0 lands in network.layers[1].params.tau_mem_inv: must be positive",
+            "type": "value_error",
+        }
+    ]

@@ -339,3 +339,70 @@ def test_the_reader_returns_the_chunks_after_an_id(store: JobStore, redis_server
     everything, after_first, after_last = asyncio.run(read())
     assert [chunk for _, chunk in everything] == [b"0", b"1", b"2"]
     assert after_first == everything[1:] and after_last == []
+
+
+def new_sweep(store: JobStore, points: int = 3, owner: str = "alice", max_in_flight: int = 100) -> tuple[str, list[str]]:
+    messages: list[str] = []
+    sweep = store.create_sweep(
+        owner,
+        b'{"sweep": 1}',
+        "grid",
+        [(f'{{"point": {i}}}'.encode(), 10 + i) for i in range(points)],
+        max_in_flight,
+        lambda job_id: messages.append(job_id) or job_id.encode(),
+    )
+    return sweep.id, messages
+
+
+def test_a_sweep_queues_its_points_as_jobs_with_their_messages_in_one_step(store: JobStore) -> None:
+    sweep_id, job_ids = new_sweep(store)
+    assert [raw.decode() for raw in store.redis.lrange(f"ss:sweep:{sweep_id}:points", 0, -1)] == job_ids
+    assert sorted(store.redis.lrange(QUEUE_KEY, 0, -1)) == sorted(job_id.encode() for job_id in job_ids)
+    for index, job_id in enumerate(job_ids):
+        job = store.get(job_id)
+        assert (job.state, job.owner, job.steps_total) == ("queued", "alice", 10 + index)
+        assert store.request_json(job_id) == f'{{"point": {index}}}'.encode()
+    assert store.list_owned("alice", 0, 10) == ([], 0), "points stay out of the owner's job list"
+    assert store.redis.scard("ss:owner:alice:active") == 0, "and out of the job limit"
+    assert int(store.redis.get("ss:owner:alice:sweep_points")) == 3
+
+
+def test_points_that_end_are_counted_once_and_the_last_one_ends_the_sweep(store: JobStore) -> None:
+    sweep_id, (first, second, third) = new_sweep(store)
+    store.start(first, "cpu")
+    store.succeed(first, b"{}", b"", 1, 0.1, summary=b'{"out": {"spikes": 2, "rate_hz": 1.0}}')
+    store.fail(first, "late failure")  # final states are final: not counted again
+    store.start(second, "cpu")
+    store.fail(second, "boom")
+    (sweep,), total = store.list_sweeps("alice", 0, 10)
+    assert total == 1 and sweep.id == sweep_id and not sweep.is_final
+    assert sweep.ended == {"succeeded": 1, "failed": 1, "cancelled": 0}
+    assert store.redis.hget(f"ss:job:{first}", "summary") == b'{"out": {"spikes": 2, "rate_hz": 1.0}}'
+    assert store.redis.ttl(f"ss:sweep:{sweep_id}") == -1
+    store.request_cancel(third)
+    (sweep,), _ = store.list_sweeps("alice", 0, 10)
+    assert sweep.is_final and sweep.finished_at is not None and sweep.ended["cancelled"] == 1
+    assert 0 < store.redis.ttl(f"ss:sweep:{sweep_id}") <= 60 and 0 < store.redis.ttl(f"ss:sweep:{sweep_id}:points") <= 60
+    assert int(store.redis.get("ss:owner:alice:sweep_points")) == 0
+
+
+def test_unfinished_sweep_points_per_key_are_limited(store: JobStore) -> None:
+    new_sweep(store, points=3, max_in_flight=5)
+    with pytest.raises(InFlightLimit):
+        new_sweep(store, points=3, max_in_flight=5)
+    assert store.list_sweeps("alice", 0, 10)[1] == 1 and store.redis.llen(QUEUE_KEY) == 3, "a refused sweep leaves nothing"
+    new_sweep(store, points=3, owner="bob", max_in_flight=5)
+
+
+def test_cancelling_a_sweep_cancels_queued_points_at_once_and_flags_running_ones(store: JobStore) -> None:
+    sweep_id, (done, running, queued) = new_sweep(store)
+    store.start(done, "cpu")
+    store.succeed(done, b"{}", b"", 1, 0.1)
+    store.start(running, "cpu")
+    assert store.cancel_sweep(sweep_id)
+    assert [store.get(job_id).state for job_id in (done, running, queued)] == ["succeeded", "running", "cancelled"]
+    assert store.cancel_requested(running)
+    store.cancelled(running)  # its worker stops at the next chunk
+    (sweep,), _ = store.list_sweeps("alice", 0, 10)
+    assert sweep.is_final and sweep.cancel_requested and sweep.ended == {"succeeded": 1, "failed": 0, "cancelled": 2}
+    assert not store.cancel_sweep("unknown")

@@ -20,3 +20,8 @@ class Limits(BaseModel):
     max_chunk_bytes: int = 8 * 2**30
     max_spike_events: int = 100_000_000
     max_result_bytes: int = 8 * 2**30
+    # a sweep as a whole: its points, the bytes of their requests and their work (each point's
+    # result is bounded like any job's)
+    max_sweep_points: int = 1000
+    max_sweep_bytes: int = 256 * 2**20
+    max_sweep_synaptic_ops: int = 10**16

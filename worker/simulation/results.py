@@ -9,6 +9,7 @@ neuron index, ``batch``), spike ``counts`` per neuron, and dense ``voltages`` as
 
 import io
 import json
+import math
 import struct
 import time
 import zlib
@@ -49,7 +50,7 @@ def _npy(array: np.ndarray) -> bytes:
     return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(padded)) + padded + array.tobytes()
 
 
-def _stored_npz(arrays: dict[str, np.ndarray]) -> bytes:
+def stored_npz(arrays: dict[str, np.ndarray]) -> bytes:
     """What ``numpy.savez`` writes (an uncompressed ZIP of ``<key>.npy`` entries), for results
     far below 4 GiB; written directly because ``zipfile`` took most of a tiny job's encoding."""
     out = io.BytesIO()
@@ -170,6 +171,16 @@ class Result:
     def from_json(cls, raw: bytes | str) -> "Result":
         return cls.from_dict(json.loads(raw))
 
+    def spike_summary(self) -> dict[str, dict[str, float]]:
+        """Per layer whose spikes were recorded: the number of spikes and the mean rate per
+        neuron in Hz (over every batch entry and the whole run)."""
+        seconds = self.steps * self.dt * (self.batch or 1)
+        return {
+            name: {"spikes": layer.spike_count, "rate_hz": layer.spike_count / (math.prod(layer.shape) * seconds)}
+            for name, layer in self.layers.items()
+            if layer.times is not None
+        }
+
     # --- NPZ ----------------------------------------------------------------------------------
 
     def to_npz(self) -> bytes:
@@ -183,7 +194,7 @@ class Result:
                     arrays[f"{name}/{key}"] = value
         # compression pays for itself on large results only; on small ones zlib is most of the cost
         if sum(array.nbytes for array in arrays.values()) < NPZ_COMPRESS_FROM_BYTES:
-            return _stored_npz(arrays)
+            return stored_npz(arrays)
         buffer = io.BytesIO()
         save: Any = np.savez_compressed  # numpy's stubs take the first keyword for allow_pickle
         save(buffer, **arrays)
@@ -199,6 +210,23 @@ class Result:
                     name, _, field_name = key.rpartition("/")
                     setattr(layers[name], field_name, npz[key])
         return cls(meta["job_id"], meta["steps"], meta["dt"], meta["device"], meta.get("batch"), layers, meta.get("stats", {}))
+
+
+# --- tables -----------------------------------------------------------------------------------------
+
+
+def table_cell(value: Any) -> Any:
+    """A table value as a CSV or text cell: empty for none, JSON for lists and objects."""
+    return "" if value is None else value if isinstance(value, (str, int, float)) else json.dumps(value)
+
+
+def write_csv(out: Any, columns: list[str], rows: list[list[Any]]) -> None:
+    """RFC 4180 CSV of a table (a sweep's summary) into the text stream ``out``."""
+    import csv
+
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(columns)
+    writer.writerows([table_cell(value) for value in row] for row in rows)
 
 
 # --- live chunks ----------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tests.helpers import assert_same_recordings
-from worker.simulation.results import LayerResult, Result, _stored_npz
+from worker.simulation.results import LayerResult, Result, stored_npz
 
 
 def sample(batched: bool) -> Result:
@@ -107,7 +107,7 @@ NPZ_ARRAYS = {
 
 
 def test_the_direct_npz_writer_equals_numpys_savez_entry_by_entry() -> None:
-    ours = np.load(io.BytesIO(_stored_npz(NPZ_ARRAYS)), allow_pickle=False)
+    ours = np.load(io.BytesIO(stored_npz(NPZ_ARRAYS)), allow_pickle=False)
     reference_bytes = io.BytesIO()
     np.savez(reference_bytes, **NPZ_ARRAYS)
     reference = np.load(io.BytesIO(reference_bytes.getvalue()), allow_pickle=False)
@@ -118,7 +118,7 @@ def test_the_direct_npz_writer_equals_numpys_savez_entry_by_entry() -> None:
 
 
 def test_the_direct_npz_writer_writes_what_zipfile_and_numpy_save_would() -> None:
-    with zipfile.ZipFile(io.BytesIO(_stored_npz(NPZ_ARRAYS))) as archive:
+    with zipfile.ZipFile(io.BytesIO(stored_npz(NPZ_ARRAYS))) as archive:
         assert archive.testzip() is None, "every entry's CRC matches"
         for key, array in NPZ_ARRAYS.items():
             saved = io.BytesIO()
@@ -128,4 +128,4 @@ def test_the_direct_npz_writer_writes_what_zipfile_and_numpy_save_would() -> Non
 
 def test_the_direct_npz_writer_refuses_object_arrays() -> None:
     with pytest.raises(ValueError, match="pickle"):
-        _stored_npz({"bad": np.asarray([{}], dtype=object)})
+        stored_npz({"bad": np.asarray([{}], dtype=object)})
