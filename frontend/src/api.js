@@ -43,8 +43,13 @@ export async function api(path, { method = "GET", body, raw = false, signal } = 
 
 // Server-Sent Events through fetch, because EventSource cannot send an Authorization header.
 // `onEvent` gets each status event, `onSpikes` each chunk of live spikes (record.live).
-export async function followEvents(jobId, onEvent, signal, onSpikes = () => {}) {
-  const response = await fetch(`/api/v1/jobs/${jobId}/events`, { headers: headers(), signal });
+export function followEvents(jobId, onEvent, signal, onSpikes = () => {}) {
+  return followStream(`/jobs/${jobId}/events`, onEvent, signal, onSpikes);
+}
+
+// Any of the API's event streams (a job's, a sweep's), by its path under /api/v1.
+export async function followStream(path, onEvent, signal, onSpikes = () => {}) {
+  const response = await fetch(`/api/v1${path}`, { headers: headers(), signal });
   if (!response.ok) throw new ApiError(response.status, response.statusText);
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = "";

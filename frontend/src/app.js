@@ -1,6 +1,7 @@
 // The viewer: edit a request, submit it, follow it live, and look at what the network did.
 import { ApiError, api, apiKey, followEvents, setApiKey } from "./api.js";
 import { countHistogram, destroyAll, pngOf, psthPlot, rasterPlot, resizeAll, setTimeRange, timeRange, voltagePlot } from "./plots.js";
+import { cancelSweep, downloadSummary, followSweep, loadSweeps, rerender as rerenderSweep } from "./sweep.js";
 
 const $ = (selector) => document.querySelector(selector);
 const DEFAULT_THRESHOLD = { lif: 1, lifbox: 1, iaf: 1, alif: 1, lifadex: 1, lif_recurrent: 1, izhikevich: 30 };
@@ -148,10 +149,35 @@ function clearNir() {
 
 // --- jobs ---------------------------------------------------------------------------------------
 
+function isSweep(body) {
+  return body && typeof body === "object" && "base" in body && "axes" in body;
+}
+
+async function submitSweep(body) {
+  let created;
+  try {
+    created = await api("/sweeps", { method: "POST", body });
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 422 && Array.isArray(error.detail)) showValidation(error.detail);
+    else showError(error);
+    return;
+  }
+  showValidation([], `Submitted a sweep of ${created.points} points.`);
+  openSweep(created.id);
+}
+
+function openSweep(id) {
+  followSweep(id, (jobId) => openResult(jobId).then(() => $("#result-panel").scrollIntoView({ block: "start" })))
+    .catch(showError)
+    .finally(() => loadSweeps(openSweep));
+  loadSweeps(openSweep);
+}
+
 async function submit() {
   showError(null);
   const body = requestBody();
   if (!body) return;
+  if (isSweep(body)) return submitSweep(body);
   let created;
   try {
     // Watch the first recorded layer while the job runs, unless the request names its own.
@@ -455,7 +481,13 @@ function init() {
   $("#validate").addEventListener("click", validate);
   $("#submit").addEventListener("click", submit);
   $("#cancel").addEventListener("click", cancel);
-  $("#refresh-jobs").addEventListener("click", loadJobs);
+  $("#refresh-jobs").addEventListener("click", () => {
+    loadJobs();
+    loadSweeps(openSweep);
+  });
+  $("#sweep-layer").addEventListener("change", rerenderSweep);
+  $("#sweep-cancel").addEventListener("click", () => cancelSweep().catch(showError));
+  $("#sweep-csv").addEventListener("click", () => downloadSummary(download).catch(showError));
   for (const id of ["#layer", "#batch-entry", "#bin", "#neurons"]) $(id).addEventListener("change", render);
   for (const button of document.querySelectorAll("[data-zoom]")) button.addEventListener("click", () => zoom(button.dataset.zoom));
   for (const button of document.querySelectorAll("[data-pan]")) button.addEventListener("click", () => pan(Number(button.dataset.pan)));
@@ -464,6 +496,7 @@ function init() {
   window.addEventListener("resize", () => resizeAll(state.plots, state.containers));
   loadExamples();
   loadJobs();
+  loadSweeps(openSweep);
 }
 
 init();

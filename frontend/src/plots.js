@@ -207,3 +207,99 @@ export function resizeAll(plots, containers) {
 export function pngOf(plot) {
   return plot.ctx.canvas.toDataURL("image/png");
 }
+
+// A sweep's tuning curve: mean rate against one axis, one line per layer.
+export function tuningPlot(container, readout, { xs, lines, xLabel }) {
+  const series = [{ label: xLabel }];
+  const data = [Float64Array.from(xs)];
+  lines.forEach((line, i) => {
+    series.push({ label: line.label, stroke: COLORS[i % COLORS.length], width: 1.5, points: { show: true, size: 6 } });
+    data.push(Float64Array.from(line.ys, (y) => (y == null ? NaN : y)));
+  });
+  const plot = new uPlot(
+    {
+      ...size(container, 240),
+      title: "Tuning curve",
+      scales: { x: { time: false } },
+      axes: [{ label: xLabel }, { label: "mean rate (Hz)" }],
+      series,
+      hooks: {
+        setCursor: [
+          hoverHook(readout, (u, l, t, idx) =>
+            idx == null ? "" : `${xLabel} = ${xs[idx]}: ` + lines.map((line) => `${line.label} ${line.ys[idx] == null ? "–" : line.ys[idx].toFixed(2)} Hz`).join(", "),
+          ),
+        ],
+      },
+    },
+    data,
+    container,
+  );
+  container.dataset.points = String(xs.length);
+  return plot;
+}
+
+// A value per cell of a two-axis grid, coloured from low (dark) to high (light), with the scale
+// and the axis values written out; a click on a cell calls onPick(column, row).
+const HEAT = ["#1e1b4b", "#3730a3", "#2563eb", "#0891b2", "#16a34a", "#ca8a04", "#f59e0b", "#fde68a"];
+
+export function heatMap(container, readout, { columns, rows, values, xLabel, yLabel, unit, onPick }) {
+  const canvas = document.createElement("canvas");
+  const width = Math.max(280, container.clientWidth - 4);
+  const height = Math.min(420, 60 + 36 * rows.length);
+  const ratio = window.devicePixelRatio || 1;
+  canvas.width = width * ratio;
+  canvas.height = height * ratio;
+  canvas.style.width = `${width}px`;
+  canvas.style.height = `${height}px`;
+  canvas.setAttribute("role", "img");
+  canvas.setAttribute("aria-label", `Heat map of ${unit} over ${xLabel} and ${yLabel}`);
+  container.replaceChildren(canvas);
+  const ctx = canvas.getContext("2d");
+  ctx.scale(ratio, ratio);
+  const finite = values.flat().filter((v) => v != null && Number.isFinite(v));
+  const lo = finite.length ? Math.min(...finite) : 0;
+  const hi = finite.length ? Math.max(...finite) : 1;
+  const colour = (v) => (v == null || !Number.isFinite(v) ? "#e5e7eb" : HEAT[Math.min(HEAT.length - 1, Math.floor(((v - lo) / (hi - lo || 1)) * HEAT.length))]);
+  const box = { left: 110, top: 26, right: width - 70, bottom: height - 34 };
+  const cw = (box.right - box.left) / columns.length;
+  const ch = (box.bottom - box.top) / rows.length;
+  ctx.font = "12px system-ui, sans-serif";
+  ctx.fillStyle = "#111827";
+  ctx.fillText(`${unit} over ${xLabel} (across) and ${yLabel} (down)`, box.left, 16);
+  rows.forEach((row, j) => {
+    ctx.fillStyle = "#111827";
+    ctx.textAlign = "right";
+    ctx.fillText(String(row), box.left - 6, box.top + (j + 0.5) * ch + 4);
+    columns.forEach((column, i) => {
+      ctx.fillStyle = colour(values[j][i]);
+      ctx.fillRect(box.left + i * cw + 1, box.top + j * ch + 1, cw - 2, ch - 2);
+    });
+  });
+  ctx.textAlign = "center";
+  ctx.fillStyle = "#111827";
+  columns.forEach((column, i) => ctx.fillText(String(column), box.left + (i + 0.5) * cw, box.bottom + 16));
+  ctx.textAlign = "left";
+  HEAT.forEach((c, k) => {
+    ctx.fillStyle = c;
+    ctx.fillRect(box.right + 14, box.bottom - ((k + 1) * (box.bottom - box.top)) / HEAT.length, 14, (box.bottom - box.top) / HEAT.length);
+  });
+  ctx.fillStyle = "#111827";
+  ctx.fillText(hi.toPrecision(3), box.right + 32, box.top + 10);
+  ctx.fillText(lo.toPrecision(3), box.right + 32, box.bottom);
+  const cellAt = (event) => {
+    const bounds = canvas.getBoundingClientRect();
+    const i = Math.floor((event.clientX - bounds.left - box.left) / cw);
+    const j = Math.floor((event.clientY - bounds.top - box.top) / ch);
+    return i >= 0 && i < columns.length && j >= 0 && j < rows.length ? [i, j] : null;
+  };
+  canvas.addEventListener("mousemove", (event) => {
+    const cell = cellAt(event);
+    readout.textContent = cell ? `${xLabel} = ${columns[cell[0]]}, ${yLabel} = ${rows[cell[1]]}: ${values[cell[1]][cell[0]] == null ? "–" : values[cell[1]][cell[0]].toFixed(3)} ${unit} (click to open)` : "";
+  });
+  canvas.addEventListener("click", (event) => {
+    const cell = cellAt(event);
+    if (cell) onPick(cell[0], cell[1]);
+  });
+  container.dataset.cells = String(columns.length * rows.length);
+  return { canvas, box, cw, ch };
+}

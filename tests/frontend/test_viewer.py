@@ -216,3 +216,48 @@ def test_the_api_key_is_kept_for_the_browser_session_only(page) -> None:
     assert page.input_value("#key") == "ss_some_key"
     page.fill("#key", "")
     page.click("#key-form button")
+
+
+SWEEP = {  # 3 x 2 points of a small Poisson-driven population
+    "base": {
+        "network": {
+            "layers": [
+                {
+                    "type": "linear",
+                    "name": "fc",
+                    "in_features": 20,
+                    "out_features": 30,
+                    "weight": {"init": "uniform", "low": 0, "high": 0.4},
+                },
+                {"type": "lif", "name": "out"},
+            ]
+        },
+        "input": {"type": "poisson", "rates": 20.0, "shape": [20], "steps": 500},
+    },
+    "axes": [{"path": "input.rates", "values": [10.0, 40.0, 80.0]}, {"path": "seed", "values": [0, 1]}],
+}
+
+
+def test_a_sweep_shows_its_tuning_curve_heat_map_and_opens_a_point(page, viewer_url: str) -> None:
+    page.fill("#request", json.dumps(SWEEP))
+    page.click("#submit")
+    page.wait_for_function("window.spikeserveSweep.status?.status === 'succeeded'", timeout=60_000)
+    page.wait_for_selector("[data-plot=heatmap][data-cells='6']")
+    assert page.get_attribute("[data-plot=tuning]", "data-points") == "3"
+    assert "6 of 6 points ended (6 succeeded" in page.text_content("#sweep-status")
+    sweep_id = page.evaluate("window.spikeserveSweep.id")
+    table = httpx.get(f"{viewer_url}/api/v1/sweeps/{sweep_id}/summary", timeout=30).json()
+    rows = [dict(zip(table["columns"], row, strict=True)) for row in table["rows"]]
+    rates = [sum(r["out.rate_hz"] for r in rows if r["input.rates"] == x) / 2 for x in (10.0, 40.0, 80.0)]
+    drawn = page.evaluate("window.spikeserveSweep.plots[0].data[1].slice()")
+    assert drawn == pytest.approx(rates) and rates[0] < rates[2], "the curve is the mean rate per rate, rising"
+    screenshot(page, "sweep")
+    # the heat map's cell for rate 40 (second column) and seed 1 (second row) opens that point
+    canvas = page.locator("[data-plot=heatmap] canvas")
+    size = canvas.bounding_box()
+    left, top, right, bottom = 110, 26, size["width"] - 70, size["height"] - 34  # the map's box in plots.js
+    canvas.click(position={"x": left + 1.5 * (right - left) / 3, "y": top + 1.5 * (bottom - top) / 2})
+    point = next(r for r in rows if r["input.rates"] == 40.0 and r["seed"] == 1)
+    page.wait_for_function(f"window.spikeserveViewer.job === '{point['job_id']}' && window.spikeserveViewer.result !== null")
+    page.wait_for_function(f"document.querySelector('[data-plot=raster]')?.dataset.points === '{point['out.spikes']}'")
+    assert point["out.spikes"] > 0
