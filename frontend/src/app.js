@@ -51,6 +51,13 @@ function showValidation(errors, message) {
   }
 }
 
+// A note under a control that explains how its value was read (empty: none).
+function showFieldNote(selector, text) {
+  const note = $(selector);
+  note.textContent = text;
+  note.hidden = !text;
+}
+
 function setStatus(text, progress) {
   $("#job-status").textContent = text;
   const bar = $("#progress");
@@ -290,8 +297,13 @@ async function loadJobs() {
     page = await api("/jobs?limit=20");
   } catch (error) {
     list.replaceChildren(Object.assign(document.createElement("li"), { className: "empty", textContent: `Could not list jobs: ${error.message}` }));
+    if (error instanceof ApiError && error.status === 401) {
+      $("#key").placeholder = "this server needs a key";
+      showError(error);
+    }
     return;
   }
+  if (!apiKey()) $("#key").placeholder = "not needed by this server";
   if (!page.jobs.length) {
     list.replaceChildren(Object.assign(document.createElement("li"), { className: "empty", textContent: "No jobs yet." }));
     return;
@@ -413,7 +425,9 @@ function render() {
       $("#plots").append(empty);
     }
     add("raster", (el, readout) => rasterPlot(el, readout, { timesMs, senders, neurons, durationMs }));
-    const binMs = Math.max(Number($("#bin").value) || dtMs, dtMs);
+    const asked = Number($("#bin").value);
+    const binMs = Number.isFinite(asked) && asked >= dtMs ? asked : dtMs;
+    showFieldNote("#bin-note", binMs === asked ? "" : `A bin must be at least the time step: using ${dtMs} ms.`);
     add("rate", (el, readout) => psthPlot(el, readout, { timesMs, neurons, samples: 1, durationMs, binMs }));
     const counts = result.batch ? layer.counts[batch] : layer.counts;
     add("spike counts", (el, readout) => countHistogram(el, readout, counts));
@@ -423,16 +437,25 @@ function render() {
     const kept = rest[rest.length - 1];
     const batches = rest.length === 2 ? rest[0] : 1;
     const available = layer.voltages.neurons ?? Array.from({ length: kept }, (_, k) => k);
-    const wanted = $("#neurons").value.split(",").map((s) => Number(s.trim())).filter((n) => Number.isInteger(n) && available.includes(n)).slice(0, 8);
+    const asked = $("#neurons").value.split(",").map((s) => s.trim()).filter((s) => s !== "");
+    const wanted = asked.map(Number).filter((n) => Number.isInteger(n) && available.includes(n)).slice(0, 8);
+    const refused = asked.filter((s) => !wanted.includes(Number(s)));
     const chosen = wanted.length ? wanted : available.slice(0, 3);
-    const timeMs = Array.from({ length: steps }, (_, t) => (t + 1) * dtMs);
+    const recorded = available.length > 12 ? `${available.slice(0, 12).join(", ")}, …` : available.join(", ");
+    showFieldNote(
+      "#neurons-note",
+      refused.length ? `Not recorded (recorded: ${recorded}): ${refused.join(", ")}${wanted.length ? "" : `; showing ${chosen.join(", ")}`}.` : "",
+    );
+    // a step's values share its time: step k (its spikes, the voltage after it) is drawn at k*dt
+    const timeMs = Array.from({ length: steps }, (_, t) => t * dtMs);
     const traces = chosen.map((neuron) => {
       const k = available.indexOf(neuron);
       const values = new Float64Array(steps);
       for (let t = 0; t < steps; t++) values[t] = layer.voltages.data[(t * batches + batch) * kept + k];
       return { neuron, values };
     });
-    add("voltage", (el, readout) => voltagePlot(el, readout, { timeMs, traces, threshold: threshold(name), durationMs }));
+    const unit = layerSpec(name)?.type === "izhikevich" ? "mV" : null; // the other models are in Norse's units
+    add("voltage", (el, readout) => voltagePlot(el, readout, { timeMs, traces, threshold: threshold(name), durationMs, unit }));
   }
   if (!layer.spikes && !layer.voltages) $("#plots").append(Object.assign(document.createElement("p"), { className: "empty", textContent: "Nothing was recorded for this layer." }));
 }
@@ -474,7 +497,9 @@ function init() {
   $("#key-form").addEventListener("submit", (event) => {
     event.preventDefault();
     setApiKey($("#key").value.trim());
+    showError(null); // a refusal of the previous key is old news; loadJobs shows a new one
     loadJobs();
+    loadSweeps(openSweep);
   });
   $("#examples").addEventListener("change", pickExample);
   $("#nir-file").addEventListener("change", loadNir);

@@ -38,6 +38,16 @@ export function setTimeRange(min, max) {
 // override every later setScale, so the start is set once, after creation.)
 const TIME_SCALE = { time: false, auto: false };
 
+// uPlot's double-click auto-scales x, which a fixed time scale turns into [null, null] (a blank
+// plot): on every time plot it resets all of them to the whole run instead.
+function timeCursor(durationMs, cursor = {}) {
+  const reset = () => (event) => {
+    if (event.button === 0) setTimeRange(0, durationMs);
+    return null;
+  };
+  return { ...cursor, bind: { dblclick: reset } };
+}
+
 function linkTime(plot, durationMs) {
   plot.setScale("x", { min: 0, max: durationMs });
   plot.hooks.setScale = [followTime(plot)];
@@ -107,7 +117,7 @@ export function rasterPlot(container, readout, { timesMs, senders, neurons, dura
       axes: [{ label: "time (ms)" }, { label: "neuron", incrs: NEURON_TICKS }],
       series: [{}, { label: "spikes", paths: drawMarks, points: { show: false } }],
       legend: { show: false },
-      cursor: { drag: { x: true, y: false }, points: { show: false } },
+      cursor: timeCursor(durationMs, { drag: { x: true, y: false }, points: { show: false } }),
       hooks: { setCursor: [hoverHook(readout, (u, left, top) => nearest(u, left, top))] },
     },
     [null, [xs, ys]],
@@ -117,25 +127,29 @@ export function rasterPlot(container, readout, { timesMs, senders, neurons, dura
   return linkTime(plot, durationMs);
 }
 
-// Population firing rate: spikes per neuron per second, in bins of binMs.
+// Population firing rate: spikes per neuron per second, in bins of binMs. Bin k holds the spikes
+// of [k*binMs, (k+1)*binMs) and is drawn over exactly that span (a step from its left edge).
 export function psthPlot(container, readout, { timesMs, neurons, samples, durationMs, binMs }) {
   const bins = Math.max(1, Math.ceil(durationMs / binMs));
-  const centres = new Float64Array(bins);
-  const rates = new Float64Array(bins);
-  for (let b = 0; b < bins; b++) centres[b] = (b + 0.5) * binMs;
+  const edges = new Float64Array(bins + 1);
+  const rates = new Float64Array(bins + 1);
+  for (let b = 0; b <= bins; b++) edges[b] = b * binMs;
   for (const t of timesMs) rates[Math.min(bins - 1, Math.floor(t / binMs))] += 1;
   const scale = 1000 / (binMs * Math.max(neurons, 1) * Math.max(samples, 1));
   for (let b = 0; b < bins; b++) rates[b] *= scale;
+  rates[bins] = rates[bins - 1]; // the last bin's right edge
+  const describe = (u, l, t, idx) => (idx == null || idx >= bins ? "" : `[${edges[idx].toFixed(1)}, ${edges[idx + 1].toFixed(1)}) ms: ${rates[idx].toFixed(2)} Hz`);
   const plot = new uPlot(
     {
       ...size(container, 200),
       title: `Population rate (bin ${binMs} ms)`,
       scales: { x: TIME_SCALE },
       axes: [{ label: "time (ms)" }, { label: "rate (Hz)" }],
-      series: [{ label: "t (ms)" }, { label: "rate (Hz)", stroke: COLORS[1], fill: "rgba(220,38,38,0.12)", paths: uPlot.paths.stepped({ align: 0 }) }],
-      hooks: { setCursor: [hoverHook(readout, (u, l, t, idx) => (idx == null ? "" : `t ${centres[idx].toFixed(1)} ms: ${rates[idx].toFixed(2)} Hz`))] },
+      series: [{ label: "t (ms)" }, { label: "rate (Hz)", stroke: COLORS[1], fill: "rgba(220,38,38,0.12)", paths: uPlot.paths.stepped({ align: 1 }) }],
+      cursor: timeCursor(durationMs),
+      hooks: { setCursor: [hoverHook(readout, describe)] },
     },
-    [centres, rates],
+    [edges, rates],
     container,
   );
   return linkTime(plot, durationMs);
@@ -154,8 +168,9 @@ export function countHistogram(container, readout, counts) {
     {
       ...size(container, 200),
       title: "Spike counts across neurons",
-      scales: { x: { time: false, range: () => [0, bins * binWidth] } },
-      axes: [{ label: "spikes per neuron" }, { label: "neurons", incrs: NEURON_TICKS }],
+      scales: { x: { time: false, range: () => [0, bins * binWidth] }, y: { range: (u, min, max) => [0, Math.max(1, max)] } },
+      // whole spikes and whole neurons only
+      axes: [{ label: "spikes per neuron", incrs: NEURON_TICKS.map((step) => step * binWidth) }, { label: "neurons", incrs: NEURON_TICKS }],
       series: [
         { label: "count" },
         { label: "neurons", stroke: COLORS[2], fill: "rgba(22,163,74,0.25)", paths: uPlot.paths.bars({ size: [0.9, 60], align: 1 }), points: { show: false } },
@@ -168,7 +183,7 @@ export function countHistogram(container, readout, counts) {
 }
 
 // Membrane voltage of selected neurons, with the threshold as a dashed line.
-export function voltagePlot(container, readout, { timeMs, traces, threshold, durationMs }) {
+export function voltagePlot(container, readout, { timeMs, traces, threshold, durationMs, unit }) {
   const series = [{ label: "t (ms)" }];
   const data = [Float64Array.from(timeMs)];
   traces.forEach((trace, i) => {
@@ -184,8 +199,9 @@ export function voltagePlot(container, readout, { timeMs, traces, threshold, dur
       ...size(container, 240),
       title: "Membrane voltage",
       scales: { x: TIME_SCALE },
-      axes: [{ label: "time (ms)" }, { label: "v" }],
+      axes: [{ label: "time (ms)" }, { label: unit ? `v (${unit})` : "v" }],
       series,
+      cursor: timeCursor(durationMs),
       hooks: {
         setCursor: [
           hoverHook(readout, (u, l, t, idx) =>

@@ -1,5 +1,6 @@
 """A real `spikeserve serve` and headless Chromium (Debian's, driven by Playwright)."""
 
+import contextlib
 import os
 import pathlib
 import shutil
@@ -25,12 +26,18 @@ CHROMIUM_ARGS = [
 # Playwright event loop is left running under other tests of the same pytest worker.
 @pytest.fixture(scope="module")
 def viewer_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with serving(tmp_path_factory.mktemp("viewer")) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def serving(data_dir: pathlib.Path, **settings: str) -> Iterator[str]:
+    """`spikeserve serve` with the built viewer, ``settings`` (SPIKESERVE_ variables) added."""
     if not (ROOT / "frontend" / "dist" / "index.html").exists():
         pytest.fail("the viewer is not built: run scripts/setup.sh (npm ci && npm run build in frontend/)")
     env = {k: v for k, v in os.environ.items() if not k.startswith("SPIKESERVE_")}
-    env |= {"SPIKESERVE_MAX_STEPS": "2000000"}
+    env |= {"SPIKESERVE_MAX_STEPS": "2000000", **settings}
     port = free_port()
-    data_dir = tmp_path_factory.mktemp("viewer")
     log = open(data_dir / "serve.log", "wb")  # noqa: SIM115  closed below, after the process
     process = subprocess.Popen(
         [str(SPIKESERVE), "serve", "--port", str(port), "--data-dir", str(data_dir)],

@@ -2,18 +2,21 @@
 
 import json
 import pathlib
+from collections.abc import Iterator
 
 import httpx
 import numpy as np
 import pytest
 
-from tests.frontend.conftest import screenshot
+from tests.frontend.conftest import screenshot, serving
+from worker.settings import hash_key
 from worker.simulation.nir_export import network_to_nir_bytes
 from worker.simulation.plan import parse_request
 
 pytestmark = pytest.mark.slow  # a browser and spikeserve serve
 
 EXAMPLES = pathlib.Path(__file__).parents[2] / "examples"
+VIEWER_KEY = "ss_viewer_test_key_0123456789"
 LONG = {  # 50,000 silent LIF neurons for 400,000 steps: about 10 s of work, in chunks of 30 ms
     "network": {"layers": [{"type": "lif", "name": "n"}]},
     "input": {"type": "constant", "value": 0.1, "shape": [50_000], "steps": 400_000},
@@ -21,9 +24,15 @@ LONG = {  # 50,000 silent LIF neurons for 400,000 steps: about 10 s of work, in 
 
 
 def submit_and_wait(page, timeout_ms: int = 60_000) -> str:
+    """Submits the editor's request and waits for its result to be drawn (not the previous job's)."""
+    previous = page.evaluate("window.spikeserveViewer.job")
     page.click("#submit")
-    page.wait_for_selector("#result-panel:not([hidden])", timeout=timeout_ms)
-    page.wait_for_function("window.spikeserveViewer.result !== null && document.querySelector('[data-plot]') !== null")
+    page.wait_for_function(
+        "([previous]) => { const s = window.spikeserveViewer; return s.job !== previous && s.result !== null"
+        " && !document.querySelector('#result-panel').hidden && document.querySelector('[data-plot]') !== null; }",
+        arg=[previous],
+        timeout=timeout_ms,
+    )
     return page.evaluate("window.spikeserveViewer.job")
 
 
@@ -261,3 +270,100 @@ def test_a_sweep_shows_its_tuning_curve_heat_map_and_opens_a_point(page, viewer_
     page.wait_for_function(f"window.spikeserveViewer.job === '{point['job_id']}' && window.spikeserveViewer.result !== null")
     page.wait_for_function(f"document.querySelector('[data-plot=raster]')?.dataset.points === '{point['out.spikes']}'")
     assert point["out.spikes"] > 0
+
+
+# --- the bugs of the first viewer, each with the check that failed then -------------------------
+
+
+def open_example(page, name: str) -> dict:
+    page.select_option("#examples", name)
+    submit_and_wait(page)
+    return page.evaluate("window.spikeserveViewer.result")
+
+
+def time_ranges(page) -> list[list[float]]:
+    """The x ranges of the raster, the rate and the voltage plot (the count histogram has no time)."""
+    return page.evaluate("[0, 1, 3].map(i => window.spikeserveViewer.plots[i].scales.x).map(x => [x.min, x.max])")
+
+
+def test_a_double_click_resets_every_time_plot_to_the_whole_run(page) -> None:
+    result = open_example(page, "izhikevich_tonic_bursting")
+    whole = result["steps"] * result["dt"] * 1000
+    page.click("[data-zoom=in]")
+    assert all(high - low < whole for low, high in time_ranges(page))
+    page.locator("[data-plot=raster] .u-over").dblclick()
+    assert time_ranges(page) == [[0, whole]] * 3, "raster, rate and voltage all back to the whole run (none blank)"
+
+
+def test_each_rate_bin_is_drawn_over_its_own_time_span(page) -> None:
+    result = open_example(page, "izhikevich_tonic_bursting")
+    dt_ms = result["dt"] * 1000
+    first_spike_ms = min(result["layers"]["neurons"]["spikes"]["times"]) * dt_ms
+    edges, rates = page.evaluate("window.spikeserveViewer.plots[1].data.map(a => Array.from(a))")
+    bin_ms = float(page.input_value("#bin"))
+    assert edges[:3] == [0.0, bin_ms, 2 * bin_ms], "bins are drawn from their left edge"
+    rising = next(k for k, rate in enumerate(rates) if rate > 0)
+    assert edges[rising] <= first_spike_ms < edges[rising + 1], "the rate rises in the bin of the first spike"
+
+
+def test_a_spike_and_the_reset_of_its_step_are_drawn_at_the_same_time(page) -> None:
+    result = open_example(page, "izhikevich_tonic_bursting")
+    dt_ms = result["dt"] * 1000
+    spikes = result["layers"]["neurons"]["spikes"]
+    step = next(t for t, sender in zip(spikes["times"], spikes["senders"], strict=True) if sender == 0)
+    raster_x = page.evaluate("Array.from(window.spikeserveViewer.plots[0].data[1][0])")
+    times, neuron0 = page.evaluate(
+        "[Array.from(window.spikeserveViewer.plots[3].data[0]), Array.from(window.spikeserveViewer.plots[3].data[1])]"
+    )
+    assert step * dt_ms in raster_x
+    assert times[step] == step * dt_ms and neuron0[step] == pytest.approx(-65.0), "the reset to c shows at the spike's time"
+    assert page.evaluate("window.spikeserveViewer.plots[3].axes[1].label") == "v (mV)"
+
+
+def test_the_count_histogram_has_whole_numbers_on_both_axes(page) -> None:
+    for name in ("seed", "izhikevich_tonic_bursting"):
+        open_example(page, name)
+        splits = page.evaluate("window.spikeserveViewer.plots[2].axes.map(a => a._splits)")
+        assert all(float(v).is_integer() for axis in splits for v in axis), (name, splits)
+
+
+def test_a_bin_below_the_time_step_is_not_used_silently(page) -> None:
+    open_example(page, "izhikevich_tonic_bursting")
+    assert page.locator("#bin-note").is_hidden()
+    page.fill("#bin", "0")
+    page.dispatch_event("#bin", "change")
+    assert page.text_content("#bin-note") == "A bin must be at least the time step: using 1 ms."
+    assert "bin 1 ms" in page.text_content("[data-plot=rate]")
+
+
+def test_voltage_neurons_that_were_not_recorded_are_named(page) -> None:
+    open_example(page, "izhikevich_tonic_bursting")
+    page.fill("#neurons", "abc, 99, 1")
+    page.dispatch_event("#neurons", "change")
+    assert page.text_content("#neurons-note") == "Not recorded (recorded: 0, 1): abc, 99."
+    assert page.evaluate("window.spikeserveViewer.plots[3].series.slice(1, 2).map(s => s.label)") == ["neuron 1"]
+    page.fill("#neurons", "abc")
+    page.dispatch_event("#neurons", "change")
+    assert page.text_content("#neurons-note") == "Not recorded (recorded: 0, 1): abc; showing 0, 1."
+
+
+@pytest.fixture(scope="module")
+def keyed_viewer_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with serving(tmp_path_factory.mktemp("keyed"), SPIKESERVE_API_KEY_HASHES=json.dumps([hash_key(VIEWER_KEY)])) as url:
+        yield url
+
+
+def test_a_server_that_needs_a_key_says_so_and_the_right_key_clears_the_refusal(browser, keyed_viewer_url: str) -> None:
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(keyed_viewer_url)
+    page.wait_for_function("document.querySelector('#key').placeholder === 'this server needs a key'")
+    assert page.locator("#error").is_visible() and "HTTP 401" in page.text_content("#error")
+    page.fill("#key", "ss_wrong_key")
+    page.click("#key-form button")
+    page.wait_for_function("document.querySelector('#jobs').textContent.includes('Could not list jobs')")
+    page.fill("#key", VIEWER_KEY)
+    page.click("#key-form button")
+    page.wait_for_function("document.querySelector('#jobs').textContent.includes('No jobs yet.')")
+    assert page.locator("#error").is_hidden(), "the old refusal is gone"
+    context.close()
