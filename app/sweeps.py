@@ -15,7 +15,7 @@ from celery import Celery
 
 from app.jobs import API_PREFIX
 from app.models import PointCounts, Progress, SweepCreated, SweepLinks, SweepList, SweepStatus
-from worker.queue import task_message
+from worker.queue import points_message
 from worker.settings import Settings
 from worker.simulation.sweep import Outcome, SweepRequest
 from worker.simulation.sweep import summary_table as sweep_table
@@ -33,7 +33,8 @@ def submit_sweep(
     store: JobStore, queue: Celery, settings: Settings, owner: str, checked: dict[str, Any], body: bytes | bytearray
 ) -> SweepCreated:
     """Records the sweep (as submitted) and queues its validated points (``checked``, from
-    ``app.validation.check_sweep``) as jobs, with their messages, in one atomic step."""
+    ``app.validation.check_sweep``) as jobs, with their messages (one per group of points that
+    run batched), in one atomic step."""
     points = [(point["run"].encode(), point["steps"]) for point in checked["points"]]
     sweep = store.create_sweep(
         owner,
@@ -41,7 +42,8 @@ def submit_sweep(
         checked["mode"],
         points,
         settings.max_sweep_points_in_flight_per_key,
-        functools.partial(task_message, queue),
+        functools.partial(points_message, queue),
+        checked["groups"],
     )
     return SweepCreated(id=sweep.id, status="queued", points=sweep.points, links=sweep_links(sweep.id))
 

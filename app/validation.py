@@ -31,7 +31,7 @@ import anyio
 from worker.simulation.errors import FieldError, InvalidRequest
 from worker.simulation.limits import Limits
 from worker.simulation.plan import loads_strict, prepare_request
-from worker.simulation.sweep import parse_sweep
+from worker.simulation.sweep import parse_sweep, point_groups
 
 log = logging.getLogger(__name__)
 INLINE_MAX_BYTES = 64 * 1024
@@ -78,8 +78,9 @@ def check_request(body: bytes | bytearray, limits: Limits) -> dict[str, Any]:
 
 
 def check_sweep(body: bytes | bytearray, limits: Limits) -> dict[str, Any]:
-    """Validates a sweep and every point of it; returns ``{"errors": [...]}`` or the sweep's mode
-    and its points, each as the request it runs (JSON text) with its number of steps."""
+    """Validates a sweep and every point of it; returns ``{"errors": [...]}`` or the sweep's mode,
+    its points, each as the request it runs (JSON text) with its number of steps, and the groups
+    of points that run batched (``worker.simulation.batched.point_groups``)."""
     try:
         sweep, points = parse_sweep(body, limits)
     except InvalidRequest as error:
@@ -87,7 +88,8 @@ def check_sweep(body: bytes | bytearray, limits: Limits) -> dict[str, Any]:
     except (MemoryError, RecursionError):
         return {"errors": [{"loc": [], "msg": "the sweep needs more memory to validate than the server allows", "type": "limit"}]}
     runs = [{"run": json.dumps(point.request, separators=(",", ":")), "steps": point.plan.steps} for point in points]
-    return {"mode": sweep.mode, "points": runs}
+    groups = point_groups(sweep, points) if sweep.batched else [[index] for index in range(len(points))]
+    return {"mode": sweep.mode, "points": runs, "groups": groups}
 
 
 def _validated(reply: dict[str, Any]) -> Validated:

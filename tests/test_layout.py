@@ -133,3 +133,22 @@ def test_the_api_builds_no_worker_celery_app() -> None:
     module would build the worker's app, its settings and its signal handlers in the API too."""
     assert "worker.queue" in reachable("app.api")
     assert "worker.celery_app" not in reachable("app.api") | reachable("app.jobs")
+
+
+def test_the_api_and_its_validation_processes_never_load_torch() -> None:
+    """The API image is slim (no torch) and its processes start fast: validating a job or a sweep,
+    and deciding which sweep points run batched, needs no engine."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, json; from app.api import create_app; from worker.settings import Settings; create_app(Settings());"
+        "from app.validation import check_request, check_sweep; from worker.simulation.limits import Limits;"
+        "request = json.load(open('examples/poisson_population.json'));"
+        "check_request(json.dumps(request).encode(), Limits());"
+        "check_sweep(json.dumps({'base': request, 'axes': [{'path': 'input.rates', 'values': [1.0, 2.0]}]}).encode(), Limits());"
+        "print('torch' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"

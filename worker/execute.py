@@ -6,13 +6,17 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 
 from celery.exceptions import SoftTimeLimitExceeded
 
 from worker.settings import Settings
+from worker.simulation.batched import simulate_points
 from worker.simulation.cost import RECORD_LESS
 from worker.simulation.errors import InvalidRequest
-from worker.simulation.plan import parse_request
+from worker.simulation.plan import Plan, parse_request
+from worker.simulation.request import JobRequest
+from worker.simulation.results import Result
 from worker.simulation.runner import Cancelled, SimulationError, TimeLimitExceeded, simulate
 from worker.store import JobStore
 
@@ -158,8 +162,7 @@ def failure_reason(error: Exception, device: str, settings: Settings, stage: str
 
 
 def _run_started(store: JobStore, job_id: str, settings: Settings, device: str, lease: Lease, raw: bytes | None) -> str:
-    """Every way a started run can end is recorded here, once: succeeded, cancelled, or failed with
-    its reason. Only a lost lease leaves the record alone (it belongs to another worker then)."""
+    """Runs a claimed job alone and records how it ended (``_record_end``)."""
     if raw is None:
         store.fail(job_id, "the job's request is missing from the store")
         return "failed"
@@ -174,10 +177,9 @@ def _run_started(store: JobStore, job_id: str, settings: Settings, device: str, 
         if done < total:  # the last step count arrives with the final state
             store.progress(job_id, done, total)
 
-    stage = "simulating"
-    try:
+    def run() -> Result:
         request, plan = parse_request(raw, settings.limits)
-        result = simulate(
+        return simulate(
             request,
             plan,
             device=device,
@@ -187,6 +189,16 @@ def _run_started(store: JobStore, job_id: str, settings: Settings, device: str, 
             time_limit_s=settings.soft_time_limit_s,
             live=lambda chunk: store.live_chunk(job_id, chunk.start, chunk.to_json()),
         )
+
+    return _record_end(store, job_id, settings, device, lease, run)
+
+
+def _record_end(store: JobStore, job_id: str, settings: Settings, device: str, lease: Lease, run: Callable[[], Result]) -> str:
+    """Every way a started run can end is recorded here, once: succeeded, cancelled, or failed with
+    its reason. Only a lost lease leaves the record alone (it belongs to another worker then)."""
+    stage = "simulating"
+    try:
+        result = run()
         if lease.lost:
             raise Cancelled("the lease was lost")
         stage = "encoding the result"
@@ -223,3 +235,109 @@ def _run_started(store: JobStore, job_id: str, settings: Settings, device: str, 
         job = store.get(job_id)
         return job.state if job else "unknown"
     return "succeeded"
+
+
+# --- sweep points that run as the entries of one batch ----------------------------------------------
+
+
+def execute_points(store: JobStore, job_ids: list[str], settings: Settings, device: str | None = None) -> dict[str, str]:
+    """Runs the sweep points ``job_ids`` that are still to run as the entries of one batched
+    simulation (``worker.simulation.batched``), each ending like a job of its own; returns each
+    point's final state. A point whose worker dies meanwhile is requeued alone and runs alone,
+    to the same result."""
+    device = device or pick_device()
+    leases = [Lease(store, job_id, settings.lease_s) for job_id in job_ids]
+    claims = store.claim_many(job_ids, device, [lease.token for lease in leases], settings.lease_s)
+    ends: dict[str, str] = {}
+    started: list[tuple[Lease, bytes | None]] = []
+    for job_id, lease, claim in zip(job_ids, leases, claims, strict=True):
+        if claim.started:
+            started.append((lease, claim.request))
+        elif claim.state is None:
+            ends[job_id] = "unknown"
+        elif claim.cancel_requested:
+            store.cancelled(job_id)
+            ends[job_id] = "cancelled"
+        else:
+            ends[job_id] = claim.state
+    with contextlib.ExitStack() as held:
+        for lease, _ in started:
+            held.enter_context(lease)
+        ends.update(_run_points(store, started, settings, device))
+    return ends
+
+
+def _batch_key(request: JobRequest, plan: Plan) -> str:
+    """What the points of one batch must share (their axes are the only differences)."""
+    assert plan.cost is not None
+    voltages = {name: None if kept is None else kept.tolist() for name, kept in plan.record_voltages.items()}
+    layers = [(layer.type, layer.out_shape) for layer in plan.layers]
+    shared = [request.dt, request.input.type, plan.steps, plan.batch, plan.cost.chunk_steps, layers, plan.record_spikes, voltages]
+    return json.dumps(shared)
+
+
+def _run_points(store: JobStore, started: list[tuple[Lease, bytes | None]], settings: Settings, device: str) -> dict[str, str]:
+    runs: list[tuple[Lease, tuple[JobRequest, Plan]]] = []
+    ends: dict[str, str] = {}
+    for lease, raw in started:
+        try:
+            if raw is None:
+                raise SimulationError("the job's request is missing from the store")
+            runs.append((lease, parse_request(raw, settings.limits)))
+        except Exception as error:
+            ends[lease.job_id] = _record_end(store, lease.job_id, settings, device, lease, _returning(error))
+    if len({_batch_key(*run) for _, run in runs}) > 1:  # not what the API groups: each runs alone
+        for lease, (request, plan) in runs:
+            ends[lease.job_id] = _record_end(
+                store, lease.job_id, settings, device, lease, _alone(request, plan, lease, device, settings)
+            )
+        return ends
+    job_ids = [lease.job_id for lease, _ in runs]
+    checks = 0
+
+    def cancelled() -> set[int]:
+        nonlocal checks
+        checks += 1  # the claims have just checked the cancel flags
+        flags = store.cancels_requested(job_ids) if checks > 1 else [False] * len(job_ids)
+        return {entry for entry, ((lease, _), flag) in enumerate(zip(runs, flags, strict=True)) if flag or lease.lost}
+
+    def progress(done: int, total: int) -> None:
+        if done < total:
+            store.progress_many(job_ids, done, total)
+
+    outcomes: list[Result | Exception]
+    try:
+        outcomes = (
+            simulate_points(
+                [run for _, run in runs],
+                job_ids,
+                device=device,
+                progress=progress,
+                cancelled=cancelled,
+                time_limit_s=settings.soft_time_limit_s,
+            )
+            if runs
+            else []
+        )
+    except Exception as error:  # the whole batch failed (time limit, out of memory): every point says why
+        outcomes = [error] * len(runs)
+    for (lease, _), outcome in zip(runs, outcomes, strict=True):
+        ends[lease.job_id] = _record_end(store, lease.job_id, settings, device, lease, _returning(outcome))
+    return ends
+
+
+def _returning(outcome: Result | Exception) -> Callable[[], Result]:
+    def run() -> Result:
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    return run
+
+
+def _alone(request: JobRequest, plan: Plan, lease: Lease, device: str, settings: Settings) -> Callable[[], Result]:
+    def run() -> Result:
+        return simulate(request, plan, device=device, job_id=lease.job_id, is_cancelled=lambda: lease.lost,
+                        time_limit_s=settings.soft_time_limit_s)  # fmt: skip
+
+    return run

@@ -14,6 +14,7 @@ from worker.settings import Settings
 from worker.store import QUEUE_KEY
 
 TASK_NAME = "spikeserve.run_job"
+POINTS_TASK_NAME = "spikeserve.run_points"  # sweep points that run as the entries of one batch
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -46,11 +47,20 @@ def task_message(app: Celery, job_id: str) -> bytes:
     """The message that ``app.send_task(TASK_NAME, args=[job_id], task_id=job_id)`` pushes onto
     the Redis list ``QUEUE_KEY``, built without sending it, so that the job store can push it in
     the script that records the job: a job and its message are written together or not at all,
-    in one round trip (sending through Celery took a second one and a third of a millisecond).
+    in one round trip (sending through Celery took a second one and a third of a millisecond)."""
+    return _message(app, job_id, TASK_NAME, [job_id])
 
-    Celery builds the task part (headers, properties, JSON body); the envelope around it is the
+
+def points_message(app: Celery, job_ids: list[str]) -> bytes:
+    """The message of sweep points: one job's (``task_message``), or, for several, one task that
+    runs them as the entries of one batch (``POINTS_TASK_NAME``, its task id the first point's)."""
+    return task_message(app, job_ids[0]) if len(job_ids) == 1 else _message(app, job_ids[0], POINTS_TASK_NAME, [job_ids])
+
+
+def _message(app: Celery, task_id: str, task_name: str, args: list) -> bytes:
+    """Celery builds the task part (headers, properties, JSON body); the envelope around it is the
     one kombu's Redis transport writes (a test compares the two)."""
-    task = app.amqp.create_task_message(job_id, TASK_NAME, [job_id], reply_to=app.thread_oid, ignore_result=None)
+    task = app.amqp.create_task_message(task_id, task_name, args, reply_to=app.thread_oid, ignore_result=None)
     content_type, encoding, body = dumps(task.body, serializer="json")
     properties = {
         **task.properties,

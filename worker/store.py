@@ -233,11 +233,13 @@ return redis.call('HGET', KEYS[1], 'state')
 )
 
 # KEYS: sweep, sweep request, sweep points, owner sweeps, owner sweep points, queued set, stats, queue.
-# ARGV: sweep id, owner, now, max points in flight, points, mode, sweep request json, then per point
-# its job id, steps total, request json and queue message. The sweep, its points (jobs naming the
-# sweep, kept out of the owner's job list and job limit) and their messages, all or nothing.
+# ARGV: sweep id, owner, now, max points in flight, points, mode, sweep request json, messages, then
+# per point its job id, steps total and request json, then the queue messages (one per point, or
+# one for a group of points that run batched). The sweep, its points (jobs naming the sweep, kept
+# out of the owner's job list and job limit) and their messages, all or nothing.
 _SUBMIT_SWEEP = """
 local n = tonumber(ARGV[5])
+local messages = tonumber(ARGV[8])
 if tonumber(redis.call('GET', KEYS[5]) or '0') + n > tonumber(ARGV[4]) then return 0 end
 redis.call('HSET', KEYS[1], 'id', ARGV[1], 'owner', ARGV[2], 'created_at', ARGV[3], 'points', n, 'mode', ARGV[6],
            'ended', 0, 'succeeded', 0, 'failed', 0, 'cancelled', 0)
@@ -245,7 +247,7 @@ redis.call('SET', KEYS[2], ARGV[7])
 redis.call('ZADD', KEYS[4], ARGV[3], ARGV[1])
 redis.call('INCRBY', KEYS[5], n)
 for i = 0, n - 1 do
-  local at = 8 + 4 * i
+  local at = 9 + 3 * i
   local id = ARGV[at]
   local job = 'ss:job:' .. id
   redis.call('HSET', job, 'id', id, 'owner', ARGV[2], 'state', 'queued', 'created_at', ARGV[3], 'steps_done', 0,
@@ -253,8 +255,8 @@ for i = 0, n - 1 do
   redis.call('SET', job .. ':request', ARGV[at + 2])
   redis.call('RPUSH', KEYS[3], id)
   redis.call('SADD', KEYS[6], id)
-  redis.call('LPUSH', KEYS[8], ARGV[at + 3])
 end
+for i = 0, messages - 1 do redis.call('LPUSH', KEYS[8], ARGV[9 + 3 * n + i]) end
 redis.call('HINCRBY', KEYS[7], 'entered:queued', n)
 return 1
 """
@@ -365,6 +367,16 @@ if redis.call('HGET', KEYS[1], 'state') ~= 'running' or redis.call('EXISTS', KEY
 return settle(KEYS[1], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
 """
 )
+
+
+def _claim_of(reply: Any) -> "Claim":
+    """A claim script's reply: {1, request} started, {0 or 2, state} refused (2: cancel asked), {} unknown."""
+    if not reply:
+        return Claim(started=False, state=None)
+    code, value = reply[0], reply[1]
+    if code == 1:
+        return Claim(started=True, state="running", request=value or None)
+    return Claim(started=False, state=value.decode(), cancel_requested=code == 2)
 
 
 POINT_FIELDS = ("state", "steps_done", "steps_total", "error", "wall_s", "summary", "cancel")
@@ -581,11 +593,13 @@ class JobStore:
         mode: str,
         points: list[tuple[bytes, int]],
         max_points_in_flight: int,
-        message: Callable[[str], bytes],
+        message: Callable[[list[str]], bytes],
+        groups: list[list[int]] | None = None,
     ) -> "Sweep":
         """A new sweep whose points (request JSON, steps) are queued as jobs, with their queue
-        messages, in one atomic script; InFlightLimit when the owner's unfinished sweep points
-        would exceed ``max_points_in_flight``."""
+        messages (``message(job_ids)`` for each of ``groups``, lists of point indices that run
+        together; default one per point), in one atomic script; InFlightLimit when the owner's
+        unfinished sweep points would exceed ``max_points_in_flight``."""
         sweep_id = uuid.uuid4().hex
         now = time.time()
         keys = [
@@ -598,10 +612,12 @@ class JobStore:
             STATS_KEY,
             QUEUE_KEY,
         ]
-        args: list[Any] = [sweep_id, owner, now, max_points_in_flight, len(points), mode, sweep_json]
-        for request_json, steps in points:
-            job_id = uuid.uuid4().hex
-            args += [job_id, steps, request_json, message(job_id)]
+        groups = groups if groups is not None else [[index] for index in range(len(points))]
+        job_ids = [uuid.uuid4().hex for _ in points]
+        args: list[Any] = [sweep_id, owner, now, max_points_in_flight, len(points), mode, sweep_json, len(groups)]
+        for job_id, (request_json, steps) in zip(job_ids, points, strict=True):
+            args += [job_id, steps, request_json]
+        args += [message([job_ids[index] for index in group]) for group in groups]
         if not self._submit_sweep(keys=keys, args=args):
             raise InFlightLimit(f"this key's unfinished sweep points would exceed {max_points_in_flight}")
         return Sweep(sweep_id, owner, now, None, len(points), mode, {state: 0 for state in FINAL_STATES}, False)
@@ -637,14 +653,15 @@ class JobStore:
 
     def claim(self, job_id: str, device: str, token: str, lease_s: float) -> "Claim":
         """Starts the job for this worker in one round trip (see ``start``), returning its request."""
-        keys = [job_key(job_id), lease_key(job_id), STATS_KEY, request_key(job_id)]
-        reply = self._start(keys=keys, args=[time.time(), device, token, int(lease_s * 1000), *self._policy])
-        if not reply:
-            return Claim(started=False, state=None)
-        code, value = reply[0], reply[1]
-        if code == 1:
-            return Claim(started=True, state="running", request=value or None)
-        return Claim(started=False, state=value.decode(), cancel_requested=code == 2)
+        return self.claim_many([job_id], device, [token], lease_s)[0]
+
+    def claim_many(self, job_ids: list[str], device: str, tokens: list[str], lease_s: float) -> list["Claim"]:
+        """``claim`` for several jobs (each with its lease token) in one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id, token in zip(job_ids, tokens, strict=True):
+            keys = [job_key(job_id), lease_key(job_id), STATS_KEY, request_key(job_id)]
+            self._start(keys=keys, args=[time.time(), device, token, int(lease_s * 1000), *self._policy], client=pipe)
+        return [_claim_of(reply) for reply in pipe.execute()]
 
     def start(self, job_id: str, device: str, token: str = "", lease_s: float = 20.0) -> bool:
         """queued -> running, taking the lease; running -> running only if the lease has lapsed
@@ -677,11 +694,15 @@ class JobStore:
         self.redis.srem(RESEND_KEY, job_id)
 
     def progress(self, job_id: str, steps_done: int, steps_total: int) -> None:
-        pipe = self.redis.pipeline()
-        pipe.hset(job_key(job_id), "steps_done", steps_done)
-        pipe.publish(
-            events_channel(job_id), json.dumps({"status": "running", "steps_done": steps_done, "steps_total": steps_total})
-        )
+        self.progress_many([job_id], steps_done, steps_total)
+
+    def progress_many(self, job_ids: list[str], steps_done: int, steps_total: int) -> None:
+        """The same progress for running jobs (a batch of sweep points), in one round trip."""
+        event = json.dumps({"status": "running", "steps_done": steps_done, "steps_total": steps_total})
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hset(job_key(job_id), "steps_done", steps_done)
+            pipe.publish(events_channel(job_id), event)
         pipe.execute()
 
     def live_chunk(self, job_id: str, start: int, chunk_json: bytes) -> None:
@@ -702,7 +723,13 @@ class JobStore:
         return self.get(job_id)
 
     def cancel_requested(self, job_id: str) -> bool:
-        return self.redis.hget(job_key(job_id), "cancel") == b"1"
+        return self.cancels_requested([job_id]) == [True]
+
+    def cancels_requested(self, job_ids: list[str]) -> list[bool]:
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hget(job_key(job_id), "cancel")
+        return [flag == b"1" for flag in pipe.execute()]
 
     def succeed(
         self,

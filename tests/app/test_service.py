@@ -470,3 +470,22 @@ def test_a_sweep_with_a_bad_value_is_refused_whole_naming_the_axis_value_and_fie
             "type": "value_error",
         }
     ]
+
+
+def test_batched_sweep_points_equal_the_same_points_fanned_out_bit_for_bit(service: Service) -> None:
+    base = {**LIVE, "record": {"voltages": ["out"], "neurons": {"out": [0, 1]}}, "input": {**LIVE["input"], "steps": 600}}
+    axes = [
+        {"path": "input.rates", "values": [20.0, 60.0, 300.0]},
+        {"path": "network.layers[out].params.v_th", "values": [0.5, 1.0]},
+    ]
+    results = {}
+    with Client(service.url, key=KEYS["alice"]) as client:
+        for batched in (True, False):
+            sweep = client.submit_sweep({"base": base, "axes": axes, "batched": batched})
+            assert sweep.wait(timeout=120)["status"] == "succeeded"
+            results[batched] = [client.job(job_id).result() for job_id in sweep.summary().column("job_id")]
+    assert {result.stats.get("batched_with") for result in results[True]} == {6}, "the six points ran as one batch"
+    assert {result.stats.get("batched_with") for result in results[False]} == {None}
+    for one, other in zip(results[True], results[False], strict=True):
+        assert_same_recordings(one, other)
+    assert len({result.layers["out"].spike_count for result in results[True]}) > 2

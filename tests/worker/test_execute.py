@@ -10,7 +10,8 @@ import redis
 from celery.exceptions import SoftTimeLimitExceeded
 
 from app.redis_server import RedisServer
-from worker.execute import Lease, execute_job
+from tests.helpers import assert_same_recordings
+from worker.execute import Lease, execute_job, execute_points
 from worker.settings import Settings
 from worker.simulation.plan import parse_request
 from worker.simulation.results import Result
@@ -204,3 +205,67 @@ def test_the_lease_keeper_renews_a_held_lease_and_exit_releases_it(store: JobSto
         time.sleep(1.2)  # three lease lengths: only renewals keep it
         assert store.redis.get(f"ss:lease:{job_id}") == lease.token.encode() and not lease.lost
     assert store.redis.get(f"ss:lease:{job_id}") is None
+
+
+# --- sweep points run as the entries of one batch ------------------------------------------------
+
+POINTS_BASE = {
+    "network": {
+        "layers": [
+            {
+                "type": "linear",
+                "name": "fc",
+                "in_features": 20,
+                "out_features": 30,
+                "weight": {"init": "normal", "mean": 0.3, "std": 0.3},
+            },
+            {"type": "lif", "name": "out"},
+        ]
+    },
+    "input": {"type": "poisson", "rates": 40.0, "shape": [20], "steps": 400},
+    "record": {"voltages": ["out"], "neurons": {"out": [0, 7]}},
+    "seed": 3,
+}
+
+
+def queued_points(store: JobStore, rates: list[float], groups: list[list[int]]) -> list[str]:
+    requests = [{**POINTS_BASE, "input": {**POINTS_BASE["input"], "rates": rate}} for rate in rates]
+    job_ids: list[str] = []
+    store.create_sweep(
+        "alice", b"{}", "grid", [(json.dumps(r).encode(), 400) for r in requests], 100,
+        lambda ids: job_ids.extend(ids) or b"message", groups,
+    )  # fmt: skip
+    return job_ids
+
+
+def test_points_run_batched_end_as_jobs_equal_to_their_runs_alone(store: JobStore, settings: Settings) -> None:
+    rates = [5.0, 30.0, 90.0, 350.0]
+    batched = queued_points(store, rates, [[0, 1, 2, 3]])
+    alone = queued_points(store, rates, [[0], [1], [2], [3]])
+    assert execute_points(store, batched, settings, device="cpu") == dict.fromkeys(batched, "succeeded")
+    for job_id in alone:
+        assert execute_job(store, job_id, settings, device="cpu") == "succeeded"
+    for one, other in zip(batched, alone, strict=True):
+        assert store.get(one).steps_done == 400 and store.get(one).attempts == 1
+        assert_same_recordings(Result.from_npz(store.result(one, "npz")), Result.from_npz(store.result(other, "npz")))
+        assert json.loads(store.redis.hget(f"ss:job:{one}", "summary")) == json.loads(
+            store.redis.hget(f"ss:job:{other}", "summary")
+        )
+    assert Result.from_json(store.result(batched[0], "json")).stats["batched_with"] == 4
+
+
+def test_a_batch_skips_finished_and_cancelled_points_and_runs_the_rest(store: JobStore, settings: Settings) -> None:
+    job_ids = queued_points(store, [10.0, 20.0, 30.0], [[0, 1, 2]])
+    store.request_cancel(job_ids[1])
+    assert execute_job(store, job_ids[2], settings, device="cpu") == "succeeded"  # a redelivered point ran alone
+    ends = execute_points(store, job_ids, settings, device="cpu")
+    assert ends == {job_ids[0]: "succeeded", job_ids[1]: "cancelled", job_ids[2]: "succeeded"}
+    assert store.get(job_ids[2]).attempts == 1, "a finished point is never run again"
+
+
+def test_points_that_do_not_share_a_network_run_one_after_another(store: JobStore, settings: Settings) -> None:
+    job_ids = queued_points(store, [10.0, 20.0], [[0, 1]])
+    other = {**POINTS_BASE, "input": {**POINTS_BASE["input"], "steps": 300}}
+    store.redis.set(f"ss:job:{job_ids[1]}:request", json.dumps(other))  # not what the API would group
+    assert execute_points(store, job_ids, settings, device="cpu") == dict.fromkeys(job_ids, "succeeded")
+    assert Result.from_npz(store.result(job_ids[1], "npz")).steps == 300

@@ -349,7 +349,7 @@ def new_sweep(store: JobStore, points: int = 3, owner: str = "alice", max_in_fli
         "grid",
         [(f'{{"point": {i}}}'.encode(), 10 + i) for i in range(points)],
         max_in_flight,
-        lambda job_id: messages.append(job_id) or job_id.encode(),
+        lambda job_ids: messages.extend(job_ids) or job_ids[0].encode(),
     )
     return sweep.id, messages
 

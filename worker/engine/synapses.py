@@ -28,17 +28,47 @@ class Synapse(torch.nn.Module):
     in_shape: tuple[int, ...]
     weight_t: torch.Tensor  # buffers, where a layer has them
     bias: torch.Tensor | None
+    # Each batch entry of a (T, B, ...) input computed as if it ran alone (B = 1): the choice
+    # between events and dense made from its own activity, a dense entry as one GEMM over its own
+    # T rows. Bit for bit what a run of that entry alone gives: a sweep's batched points.
+    per_entry: bool = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         lead = x.shape[: x.dim() - len(self.in_shape)]
+        if self.per_entry and len(lead) == 2 and lead[1] > 1:
+            return self._per_entry(x)
         rows = x.reshape(math.prod(lead), *self.in_shape)
-        if x.dtype in events.SPIKE_DTYPES and events.available(x.device):
+        event_count = self._event_count(rows)
+        if event_count is not None:
+            out = self.events(rows, event_count)
+        else:
+            out = self.dense(rows if rows.is_floating_point() else rows.to(torch.float32))
+        return out.reshape(*lead, *out.shape[1:])
+
+    def _event_count(self, rows: torch.Tensor) -> int | None:
+        """The number of events when ``rows`` go through the event kernels, None for dense."""
+        if rows.dtype in events.SPIKE_DTYPES and events.available(rows.device):
             count = events.spike_count(rows)
             if count <= self.crossover * rows.numel():
-                out = self.events(rows, count)
-                return out.reshape(*lead, *out.shape[1:])
-        out = self.dense(rows if rows.is_floating_point() else rows.to(torch.float32))
-        return out.reshape(*lead, *out.shape[1:])
+                return count
+        return None
+
+    def _per_entry(self, x: torch.Tensor) -> torch.Tensor:
+        steps, entries = x.shape[:2]
+        alone = [x[:, entry].contiguous() for entry in range(entries)]  # (T, *in) each, as a run alone has it
+        counts = [self._event_count(rows) for rows in alone]
+        outputs: list[torch.Tensor | None] = [None] * entries
+        sparse = [entry for entry, count in enumerate(counts) if count is not None]
+        if sparse:  # one event call for all of them: each row's sum is independent of the others
+            rows = torch.cat([alone[entry] for entry in sparse])
+            out = self.events(rows, sum(counts[entry] or 0 for entry in sparse))
+            for position, entry in enumerate(sparse):
+                outputs[entry] = out[position * steps : (position + 1) * steps]
+        for entry, count in enumerate(counts):
+            if count is None:
+                rows = alone[entry]
+                outputs[entry] = self.dense(rows if rows.is_floating_point() else rows.to(torch.float32))
+        return torch.stack([out for out in outputs if out is not None], dim=1)
 
     def events(self, rows: torch.Tensor, count: int) -> torch.Tensor:
         raise NotImplementedError

@@ -25,7 +25,7 @@ from worker.simulation.errors import FieldError, InvalidRequest, Loc, fail, form
 from worker.simulation.limits import Limits
 from worker.simulation.plan import Plan, clean_loc, loads_strict, prepare_request
 from worker.simulation.request import JobRequest
-from worker.simulation.results import stored_npz, table_cell, write_csv
+from worker.simulation.results import table_cell, write_csv, write_npz
 
 MAX_AXES = 8
 MAX_ERRORS = 20  # a sweep with many bad points reports this many, and how many there were
@@ -46,6 +46,11 @@ class SweepRequest(BaseModel):
     base: dict[str, JsonValue] = Field(description="a job request; every point is this request with the axes' values set")
     axes: list[Axis] = Field(min_length=1, max_length=MAX_AXES)
     mode: Literal["grid", "zip"] = Field(default="grid", description="grid: every combination; zip: the i-th values together")
+    batched: bool = Field(
+        default=True,
+        description="run short points that differ only in neuron parameters, Poisson rates or the seed as the entries of "
+        "one batched simulation (the same results, less overhead); false: every point as a job of its own",
+    )
 
 
 @dataclass(frozen=True)
@@ -218,6 +223,70 @@ def _blame(sweep: SweepRequest, locs: list[Loc], values: tuple[Any, ...], error:
     return FieldError(("base", *error.loc), f"{error.msg} (at the point {point})", error.type)
 
 
+# --- points that run as the entries of one batch (worker.simulation.batched) ---------------------
+
+# neuron layers whose parameters may differ per batch entry: the models built from a parameter set
+# alone (worker.simulation.build.PARAMETER_TYPES, checked by a test)
+BATCHABLE_NEURON_TYPES = ("lif", "lifbox", "li", "iaf", "alif", "lifadex")
+MAX_GROUP_POINTS = 64
+BATCH_BELOW_S = 0.1  # points estimated to run shorter than this are batched ...
+GROUP_TARGET_S = 1.0  # ... into groups of about this much estimated work, so that workers still share a sweep
+STATIC_PARAMS = ("method", "reset_method")  # strings: one kernel choice per layer, never per entry
+
+
+# weights drawn from the seed when a layer leaves them out (PyTorch's or Norse's initialisation)
+DRAWN_WHEN_OMITTED = {
+    "linear": ("weight", "bias"),
+    "conv1d": ("weight", "bias"),
+    "conv2d": ("weight", "bias"),
+    "lif_recurrent": ("input_weights", "recurrent_weights"),
+}
+
+
+def _fixed_weights(base: dict[str, Any]) -> bool:
+    """No weight or bias of ``base`` is drawn from its seed."""
+    for layer in base.get("network", {}).get("layers", []):
+        if any(layer.get(key) is None for key in DRAWN_WHEN_OMITTED.get(layer.get("type"), ())):
+            return False
+        for value in layer.values():
+            if isinstance(value, dict) and value.get("init") in ("normal", "uniform"):
+                return False
+    return True
+
+
+def _batchable_axis(base: dict[str, Any], loc: tuple[Any, ...], values: Sequence[Any]) -> bool:
+    if loc == ("seed",):
+        return _fixed_weights(base)
+    if loc == ("input", "rates"):
+        return base.get("input", {}).get("type") == "poisson"
+    if len(loc) == 5 and loc[:2] == ("network", "layers") and loc[3] == "params":
+        layer = base["network"]["layers"][loc[2]]
+        numeric = all(not isinstance(value, (str, bool, dict)) and value is not None for value in values)
+        return layer.get("type") in BATCHABLE_NEURON_TYPES and loc[4] not in STATIC_PARAMS and numeric
+    return False
+
+
+def point_groups(sweep: SweepRequest, points: Sequence[Point]) -> list[list[int]]:
+    """The points' indices in groups that run as one batched simulation each (a group of one runs
+    as a job of its own): consecutive points, when every axis is one a batch entry can differ in,
+    a point is short, and the points share their chunks."""
+    singles = [[index] for index in range(len(points))]
+    base = sweep.base
+    if len(points) < 2 or points[0].parsed.batch is not None or points[0].parsed.record.live:
+        return singles
+    for axis in sweep.axes:
+        if not _batchable_axis(base, resolve(base, parse_path(axis.path)), axis.values):
+            return singles
+    costs = [point.plan.cost for point in points]
+    if any(cost is None for cost in costs) or len({cost.chunk_steps for cost in costs if cost}) != 1:
+        return singles
+    seconds = max(cost.step_seconds * cost.steps for cost in costs if cost)
+    if seconds >= BATCH_BELOW_S:
+        return singles
+    size = max(1, min(MAX_GROUP_POINTS, int(GROUP_TARGET_S / max(seconds, 1e-9))))
+    return [list(range(start, min(len(points), start + size))) for start in range(0, len(points), size)]
+
+
 def summary_table(sweep: SweepRequest, outcomes: Sequence[Outcome]) -> tuple[list[str], list[list[Any]]]:
     """One row per point: its index, job id, state, axis values, wall time, then spikes and mean
     rate (Hz per neuron) of every recorded layer, and the error of a point that failed."""
@@ -250,4 +319,4 @@ def table_bytes(columns: list[str], rows: list[list[Any]], fmt: Literal["json", 
             arrays[name] = np.asarray([math.nan if value is None else value for value in values], dtype=np.float64)
         else:
             arrays[name] = np.asarray([str(table_cell(value)) for value in values])
-    return stored_npz(arrays)
+    return write_npz(arrays)

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from tests.helpers import assert_same_recordings
-from worker.simulation.results import LayerResult, Result, stored_npz
+from worker.simulation import results as results_module
+from worker.simulation.results import LayerResult, Result, write_npz
 
 
 def sample(batched: bool) -> Result:
@@ -107,7 +108,7 @@ NPZ_ARRAYS = {
 
 
 def test_the_direct_npz_writer_equals_numpys_savez_entry_by_entry() -> None:
-    ours = np.load(io.BytesIO(stored_npz(NPZ_ARRAYS)), allow_pickle=False)
+    ours = np.load(io.BytesIO(write_npz(NPZ_ARRAYS)), allow_pickle=False)
     reference_bytes = io.BytesIO()
     np.savez(reference_bytes, **NPZ_ARRAYS)
     reference = np.load(io.BytesIO(reference_bytes.getvalue()), allow_pickle=False)
@@ -118,7 +119,7 @@ def test_the_direct_npz_writer_equals_numpys_savez_entry_by_entry() -> None:
 
 
 def test_the_direct_npz_writer_writes_what_zipfile_and_numpy_save_would() -> None:
-    with zipfile.ZipFile(io.BytesIO(stored_npz(NPZ_ARRAYS))) as archive:
+    with zipfile.ZipFile(io.BytesIO(write_npz(NPZ_ARRAYS))) as archive:
         assert archive.testzip() is None, "every entry's CRC matches"
         for key, array in NPZ_ARRAYS.items():
             saved = io.BytesIO()
@@ -128,4 +129,26 @@ def test_the_direct_npz_writer_writes_what_zipfile_and_numpy_save_would() -> Non
 
 def test_the_direct_npz_writer_refuses_object_arrays() -> None:
     with pytest.raises(ValueError, match="pickle"):
-        stored_npz({"bad": np.asarray([{}], dtype=object)})
+        write_npz({"bad": np.asarray([{}], dtype=object)})
+
+
+def test_the_compressed_npz_loads_like_numpys_and_is_smaller() -> None:
+    rng = np.random.default_rng(1)
+    arrays = {**NPZ_ARRAYS, "big/times": np.sort(rng.integers(0, 10_000, 50_000))}
+    compressed = write_npz(arrays, deflate_level=1)
+    with zipfile.ZipFile(io.BytesIO(compressed)) as archive:
+        assert archive.testzip() is None and {info.compress_type for info in archive.infolist()} == {zipfile.ZIP_DEFLATED}
+    loaded = np.load(io.BytesIO(compressed), allow_pickle=False)
+    for key, array in arrays.items():
+        assert loaded[key].dtype == array.dtype and np.array_equal(loaded[key], array)
+    assert len(compressed) < len(write_npz(arrays)) / 2
+
+
+def test_integer_arrays_are_written_as_json_dumps_writes_them() -> None:
+    result = sample(True)
+    result.layers["hidden.1"].counts = np.asfortranarray(result.layers["hidden.1"].counts)  # not C-contiguous: the slow path
+    assert result.to_json() == json.dumps(result.to_dict(), separators=(",", ":")).encode()
+    big = sample(False)
+    big.layers["hidden.1"].times = np.arange(3 * results_module.JSON_SLICE, dtype=np.int64)  # several slices
+    big.layers["hidden.1"].senders = big.layers["hidden.1"].batch = np.zeros(3 * results_module.JSON_SLICE, dtype=np.int64)
+    assert big.to_json() == json.dumps(big.to_dict(), separators=(",", ":")).encode()

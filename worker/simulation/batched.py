@@ -1,0 +1,157 @@
+"""A sweep's points run together, as one network whose batch entries are the points.
+
+Points qualify when they differ only where a batch entry can differ: the parameters of neuron
+layers of the generic models (lif, lifbox, li, iaf, alif, lifadex), the rates of a Poisson input,
+or the seed when no weight is drawn from it. Each entry then computes exactly what its point
+computes alone: its own Poisson input (the same generator call as a single run), synaptic layers
+that decide events or dense for each entry from its own activity and run a dense entry over its
+own rows (``Synapse.per_entry``), neuron kernels that treat every neuron of every entry on its own,
+the same chunks. So a point's result does not depend on whether it ran batched (a test compares
+them bit for bit), and a batched point whose worker dies can run again alone.
+
+Which points run together is decided without torch, by ``worker.simulation.sweep.point_groups``.
+Batching pays where a point's own work is small next to what every job costs (the queue, its
+records, parsing, building the network): ``benchmarks/sweep.py`` measures both ways.
+"""
+
+import time
+from collections.abc import Callable, Sequence
+
+import torch
+
+from worker.engine.synapses import Synapse
+from worker.simulation.build import InputStream, build_network
+from worker.simulation.plan import Plan
+from worker.simulation.request import JobRequest
+from worker.simulation.results import Result
+from worker.simulation.runner import (
+    Cancelled,
+    SimulationError,
+    SpikeBudget,
+    TimeLimitExceeded,
+    _last_step,
+    _Recorder,
+    resolve_device,
+)
+
+
+def _per_entry_network(runs: Sequence[tuple[JobRequest, Plan]], record_states: frozenset[str]) -> torch.nn.Module:
+    """The first point's network with every neuron layer's parameters stacked over the points,
+    one batch entry each, and synaptic layers that compute each entry as if alone."""
+    networks = [build_network(request, plan, record_states) for request, plan in runs]
+    network = networks[0]
+    for index, layer in enumerate(runs[0][1].layers):
+        module = network[index]
+        if isinstance(module, Synapse):
+            module.per_entry = True
+        if not layer.is_neuron:
+            continue
+        for name, _ in list(module.named_buffers(recurse=False)):
+            values = [other[index].get_buffer(name).expand(layer.out_shape) for other in networks]
+            module.register_buffer(name, torch.stack(values).contiguous())
+    return network
+
+
+def simulate_points(
+    runs: Sequence[tuple[JobRequest, Plan]],
+    job_ids: Sequence[str],
+    *,
+    device: str | torch.device = "cpu",
+    progress: Callable[[int, int], None] | None = None,
+    cancelled: Callable[[], set[int]] | None = None,
+    time_limit_s: float | None = None,
+) -> list[Result | Exception]:
+    """The points (requests of one group) simulated as the entries of one batch: per point its
+    Result, or the exception a run of it alone would have raised (SimulationError: non-finite
+    voltage, too many spike events; Cancelled when ``cancelled()`` named its entry). A time limit
+    or a failure of the whole run raises."""
+    device = resolve_device(device)
+    plan = runs[0][1]
+    assert plan.cost is not None and plan.batch is None
+    entries, chunk = len(runs), plan.cost.chunk_steps
+    voltage_layers = frozenset(plan.record_voltages)
+    network = _per_entry_network(runs, voltage_layers)
+    if device.type != "cpu":
+        network = network.to(device)
+    streams = [InputStream(point_request, point_plan, device) for point_request, point_plan in runs]
+    recorded = [layer for layer in plan.layers if layer.name in plan.record_spikes or layer.name in voltage_layers]
+    # one recorder per layer and entry, each with its point's own spike budget: what a run alone records
+    budgets = [SpikeBudget(point_plan.cost.spike_events if point_plan.cost else 0) for _, point_plan in runs]
+    recorders = {
+        layer.name: [
+            _Recorder(
+                layer.name,
+                layer.out_shape,
+                layer.name in plan.record_spikes,
+                layer.name in voltage_layers,
+                plan.record_voltages.get(layer.name),
+                1,
+                device,
+                budgets[entry],
+            )
+            for entry in range(entries)
+        ]
+        for layer in recorded
+    }
+    failed: dict[int, Exception] = {}
+    started = time.perf_counter()
+    state = None
+    with torch.inference_mode():
+        for start in range(0, plan.steps, chunk):
+            for entry in cancelled() if cancelled is not None else ():
+                failed.setdefault(entry, Cancelled(f"cancelled after {start} of {plan.steps} steps"))
+            if len(failed) == entries:
+                break
+            if time_limit_s is not None and time.perf_counter() - started > time_limit_s:
+                raise TimeLimitExceeded(f"time limit of {time_limit_s:g} s exceeded after {start} of {plan.steps} steps")
+            stop = min(plan.steps, start + chunk)
+            x = torch.cat([stream.chunk(start, stop) for stream in streams], dim=1)
+            outputs, state = network(x, state)
+            for index, layer in enumerate(plan.layers):
+                layer_state = state[index]
+                for entry, recorder in enumerate(recorders.get(layer.name, ())):
+                    if entry not in failed:
+                        mine = slice(entry, entry + 1)
+                        entry_state = type(layer_state)(*(value[:, mine] for value in layer_state)) if recorder.voltages else None
+                        try:
+                            recorder.add(start, outputs[index][:, mine].contiguous(), entry_state)
+                        except SimulationError as error:  # its spike budget
+                            failed[entry] = error
+                if layer.name in voltage_layers:
+                    state[index] = layer_state = _last_step(layer_state)
+                if layer.is_neuron:
+                    finite = torch.isfinite(layer_state.v.reshape(entries, -1)).all(dim=1).tolist()
+                    for entry, ok in enumerate(finite):
+                        if not ok and entry not in failed:
+                            failed[entry] = SimulationError(
+                                f"layer {layer.name!r} ({layer.type}) reached a non-finite voltage (NaN or Inf) "
+                                f"between steps {start} and {stop}; its parameters or input drive it out of range"
+                            )
+            if progress is not None:
+                progress(stop, plan.steps)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    wall = time.perf_counter() - started
+
+    results: list[Result | Exception] = []
+    for entry, ((point_request, point_plan), job_id) in enumerate(zip(runs, job_ids, strict=True)):
+        if entry in failed:
+            results.append(failed[entry])
+            continue
+        results.append(
+            Result(
+                job_id=job_id,
+                steps=point_plan.steps,
+                dt=point_request.dt,
+                device=str(device),
+                batch=None,
+                layers={name: entry_recorders[entry].result(False) for name, entry_recorders in recorders.items()},
+                stats={
+                    "wall_s": round(wall / entries, 6),
+                    "neuron_steps": point_plan.neuron_steps,
+                    "neuron_steps_per_s": round(point_plan.neuron_steps * entries / wall, 1) if wall > 0 else 0.0,
+                    "batched_with": entries,
+                },
+            )
+        )
+    return results
