@@ -192,12 +192,19 @@ def test_a_job_over_its_time_limit_fails_with_the_reason_and_the_worker_goes_on(
 def test_a_redis_restart_loses_no_accepted_job(faulty: Faulty) -> None:
     """Redis stops (flushing its append-only file) with one job running and others queued."""
     ids = [faulty.submit({**MEDIUM, "seed": 100 + i}) for i in range(4)]
+    sweep_body = {"base": SHORT, "axes": [{"path": "seed", "values": [7, 8, 9]}], "batched": False}
+    sweep = faulty.http.post("/api/v1/sweeps", json=sweep_body).json()["links"]["self"]
     faulty.wait(ids[0], lambda s: s["status"] == "running" and s["progress"]["steps_done"] >= 300)
     faulty.redis.stop()
     time.sleep(1.0)
     faulty.redis = RedisServer(faulty.root / "redis", port=faulty.redis.port).start()
     finals = [faulty.wait_final(job, timeout_s=120) for job in ids]
     assert [final["status"] for final in finals] == ["succeeded"] * 4
+    deadline = time.monotonic() + 60
+    while (status := faulty.http.get(sweep).json())["status"] != "succeeded":
+        assert time.monotonic() < deadline, status
+        time.sleep(0.1)
+    assert status["points"]["succeeded"] == 3, "a sweep queued before the restart runs every point"
     assert_same_recordings(faulty.result(ids[0]), undisturbed({**MEDIUM, "seed": 100}))
 
 
