@@ -24,10 +24,11 @@ LONG_FILES = {
     "tests/worker/engine/test_fused.py": 87,
     "tests/test_fresh_clone.py": 64,
     "tests/app/test_serve.py": 61,
-    "tests/frontend/test_viewer.py": 49,
-    "tests/app/test_faults.py": 45,
+    "tests/frontend/test_viewer.py": 75,
+    "tests/app/test_faults.py": 70,
     "tests/worker/engine/test_norse_parity.py": 33,
     "tests/test_readme.py": 31,
+    "tests/app/test_service.py": 30,
 }
 
 

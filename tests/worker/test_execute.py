@@ -4,6 +4,7 @@ import json
 import pathlib
 import re
 import time
+from collections.abc import Iterator
 
 import pytest
 import redis
@@ -22,10 +23,11 @@ EXAMPLES = pathlib.Path(__file__).parents[2] / "examples"
 
 
 @pytest.fixture
-def store(redis_server: RedisServer) -> JobStore:
+def store(redis_server: RedisServer) -> Iterator[JobStore]:
     client = redis.Redis.from_url(redis_server.url)
     client.flushdb()
-    return JobStore(client)
+    yield JobStore(client)
+    client.flushdb()  # the session's Redis is shared: no test leaves queue messages for another's worker
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 import asyncio
 import json
 import time
+from collections.abc import Iterator
 
 import pytest
 import redis
@@ -25,10 +26,11 @@ from worker.store import (
 
 
 @pytest.fixture
-def store(redis_server: RedisServer) -> JobStore:
+def store(redis_server: RedisServer) -> Iterator[JobStore]:
     client = redis.Redis.from_url(redis_server.url)
     client.flushdb()
-    return JobStore(client, job_ttl_s=60, result_ttl_s=30)
+    yield JobStore(client, job_ttl_s=60, result_ttl_s=30)
+    client.flushdb()  # the session's Redis is shared: no test leaves queue messages for another's worker
 
 
 def new_job(store: JobStore, owner: str = "alice", steps: int = 10) -> str:
