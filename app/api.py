@@ -49,6 +49,7 @@ from worker.settings import Settings
 from worker.simulation.errors import InvalidRequest
 from worker.simulation.plan import clean_loc
 from worker.simulation.request import JobRequest
+from worker.simulation.results import Result
 from worker.simulation.sweep import SweepRequest, table_bytes
 from worker.store import AsyncJobReader, InFlightLimit, Job, JobStore, Sweep, heartbeat_key
 
@@ -345,6 +346,10 @@ async def get_result(
     if job.state != "succeeded":
         reason = f"the job {job.state}" + (f": {job.error}" if job.error else "") if job.is_final else f"the job is {job.state}"
         raise HTTPException(status.HTTP_409_CONFLICT, reason)
+    if head is None and format == "json":  # kept as NPZ only (worker.simulation.results.JSON_ON_REQUEST_BYTES)
+        npz = await app.reader.result_whole(job_id, "npz")
+        if npz is not None:
+            return Response(await _in_thread(lambda: Result.from_npz(npz).to_json()), media_type="application/json")
     if head is None:
         raise HTTPException(status.HTTP_410_GONE, "the result has expired")
     media_type = "application/octet-stream" if format == "npz" else "application/json"

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 REREAD_S = 15.0
 CHANNELS = f"{PREFIX}:events:*"
 DISPATCH_BATCH = 50
+SWEEP_READ_INTERVAL_S = 0.025  # a sweep's stream reads its status at most this often
 
 
 def reread_after() -> float:
@@ -216,8 +217,12 @@ async def sweep_events(
     loop = asyncio.get_running_loop()
     last: dict | None = None
     sent_at = loop.time()
+    read_at = sent_at - SWEEP_READ_INTERVAL_S
     with hub.listen(sweep_id) as listener:
         while True:
+            # points of a batch end together: one read for all of them (a read costs a round trip per point)
+            await asyncio.sleep(max(0.0, read_at + SWEEP_READ_INTERVAL_S - loop.time()))
+            read_at = loop.time()
             current = await read_status()
             if current is None:
                 return

@@ -7,6 +7,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from celery.exceptions import SoftTimeLimitExceeded
 
@@ -202,7 +203,7 @@ def _record_end(store: JobStore, job_id: str, settings: Settings, device: str, l
         if lease.lost:
             raise Cancelled("the lease was lost")
         stage = "encoding the result"
-        encoded = result.to_json(), result.to_npz()
+        encoded = b"" if result.json_on_request else result.to_json(), result.to_npz()
         too_large = [
             (name, len(data))
             for name, data in zip(("JSON", "NPZ"), encoded, strict=True)
@@ -321,8 +322,14 @@ def _run_points(store: JobStore, started: list[tuple[Lease, bytes | None]], sett
         )
     except Exception as error:  # the whole batch failed (time limit, out of memory): every point says why
         outcomes = [error] * len(runs)
-    for (lease, _), outcome in zip(runs, outcomes, strict=True):
-        ends[lease.job_id] = _record_end(store, lease.job_id, settings, device, lease, _returning(outcome))
+    # Two at a time: while one point's results are written to Redis (the thread waits with the GIL
+    # released), the next one's are encoded (deflate releases it too).
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="spikeserve-store") as pool:
+        ended = pool.map(
+            lambda run: _record_end(store, run[0][0].job_id, settings, device, run[0][0], _returning(run[1])),
+            zip(runs, outcomes, strict=True),
+        )
+        ends.update(zip([lease.job_id for lease, _ in runs], ended, strict=True))
     return ends
 
 

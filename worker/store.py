@@ -304,7 +304,7 @@ local total = redis.call('HGET', KEYS[1], 'steps_total')
 local fields = {'steps_done', total or 0, 'wall_s', ARGV[8], 'summary', ARGV[9]}
 local moved = transition(KEYS[1], KEYS[4], 'running', 'succeeded', ARGV[1], fields, ARGV[4])
 if moved[1] == 1 then
-  redis.call('SET', KEYS[5], ARGV[5], 'EX', ARGV[3])
+  if ARGV[5] ~= '' then redis.call('SET', KEYS[5], ARGV[5], 'EX', ARGV[3]) end  -- '': JSON made on request
   redis.call('SET', KEYS[6], ARGV[6], 'EX', ARGV[3])
   redis.call('HINCRBY', KEYS[4], 'neuron_steps', ARGV[7])
   redis.call('HINCRBYFLOAT', KEYS[4], 'duration_sum', ARGV[8])
@@ -809,6 +809,9 @@ class AsyncJobReader:
             pipe.strlen(result_key(job_id, fmt))
             data, head, size = await pipe.execute()
         return Job.from_raw(data), (head if size else None), size
+
+    async def result_whole(self, job_id: str, fmt: str) -> bytes | None:
+        return await self.redis.get(result_key(job_id, fmt))
 
     async def sweep(self, sweep_id: str) -> "Sweep | None":
         return Sweep.from_raw(await self.redis.hgetall(sweep_key(sweep_id)))

@@ -11,6 +11,7 @@ import time
 import httpx
 import numpy as np
 import pytest
+import redis
 
 from app.client import Client, JobFailed
 from app.redis_server import RedisServer
@@ -489,3 +490,17 @@ def test_batched_sweep_points_equal_the_same_points_fanned_out_bit_for_bit(servi
     for one, other in zip(results[True], results[False], strict=True):
         assert_same_recordings(one, other)
     assert len({result.layers["out"].spike_count for result in results[True]}) > 2
+
+
+def test_a_mid_sized_result_is_kept_as_npz_and_its_json_made_on_request(service: Service) -> None:
+    request = {**LIVE, "record": {}}
+    with service.http() as http:
+        job_id = submit(http, request)
+        assert service.wait_final(job_id)["status"] == "succeeded"
+        as_json = http.get(f"/api/v1/jobs/{job_id}/result")
+        as_npz = http.get(f"/api/v1/jobs/{job_id}/result", params={"format": "npz"}).content
+    stored = redis.Redis.from_url(service.redis_url)
+    assert stored.exists(f"ss:job:{job_id}:result:npz") and not stored.exists(f"ss:job:{job_id}:result:json")
+    assert as_json.status_code == 200 and as_json.headers["content-type"] == "application/json"
+    assert as_json.content == Result.from_npz(as_npz).to_json()
+    assert_same_recordings(Result.from_json(as_json.content), simulate(*parse_request(request)))

@@ -57,18 +57,21 @@ class Synapse(torch.nn.Module):
         steps, entries = x.shape[:2]
         alone = [x[:, entry].contiguous() for entry in range(entries)]  # (T, *in) each, as a run alone has it
         counts = [self._event_count(rows) for rows in alone]
-        outputs: list[torch.Tensor | None] = [None] * entries
-        sparse = [entry for entry, count in enumerate(counts) if count is not None]
-        if sparse:  # one event call for all of them: each row's sum is independent of the others
-            rows = torch.cat([alone[entry] for entry in sparse])
-            out = self.events(rows, sum(counts[entry] or 0 for entry in sparse))
-            for position, entry in enumerate(sparse):
-                outputs[entry] = out[position * steps : (position + 1) * steps]
+        sparse = sum(count is not None for count in counts)
+        out: torch.Tensor | None = None
+        if sparse:  # every row through the event kernels where it lies: each row's sum is independent of the others
+            rows = x.reshape(steps * entries, *self.in_shape)
+            summed = self.events(rows, events.spike_count(rows))
+            out = summed.reshape(steps, entries, *summed.shape[1:])
         for entry, count in enumerate(counts):
-            if count is None:
+            if count is None:  # this entry alone would go dense: one GEMM over its own rows, replacing its sums
                 rows = alone[entry]
-                outputs[entry] = self.dense(rows if rows.is_floating_point() else rows.to(torch.float32))
-        return torch.stack([out for out in outputs if out is not None], dim=1)
+                dense = self.dense(rows if rows.is_floating_point() else rows.to(torch.float32))
+                if out is None:
+                    out = torch.empty((steps, entries, *dense.shape[1:]), dtype=dense.dtype, device=dense.device)
+                out[:, entry] = dense
+        assert out is not None
+        return out
 
     def events(self, rows: torch.Tensor, count: int) -> torch.Tensor:
         raise NotImplementedError

@@ -19,6 +19,10 @@ from typing import Any
 import numpy as np
 
 NPZ_COMPRESS_FROM_BYTES = 64 * 1024
+# Results whose arrays hold 64 KiB to 4 MiB are stored as NPZ only; the API makes their JSON when
+# asked (``Result.from_npz(...).to_json()``, the same bytes): encoding and storing it eagerly was
+# most of a sweep point's cost. Smaller ones are cheap to encode, larger ones are streamed in pieces.
+JSON_ON_REQUEST_BYTES = (NPZ_COMPRESS_FROM_BYTES, 4 * 2**20)
 NPZ_DEFLATE_LEVEL = 1
 JSON_SLICE = 2**20  # array elements converted to text at a time
 
@@ -200,6 +204,22 @@ class Result:
         }
 
     # --- NPZ ----------------------------------------------------------------------------------
+
+    @property
+    def array_bytes(self) -> int:
+        """The bytes of every recorded array together."""
+        return sum(
+            getattr(layer, key).nbytes
+            for layer in self.layers.values()
+            for key in LayerResult.ARRAYS
+            if getattr(layer, key) is not None
+        )
+
+    @property
+    def json_on_request(self) -> bool:
+        """Whether the store keeps this result as NPZ only (see JSON_ON_REQUEST_BYTES)."""
+        low, high = JSON_ON_REQUEST_BYTES
+        return low <= self.array_bytes < high
 
     def to_npz(self) -> bytes:
         meta = {key: value for key, value in self.to_dict(arrays=False).items() if key != "layers"}

@@ -152,3 +152,22 @@ def test_integer_arrays_are_written_as_json_dumps_writes_them() -> None:
     big.layers["hidden.1"].times = np.arange(3 * results_module.JSON_SLICE, dtype=np.int64)  # several slices
     big.layers["hidden.1"].senders = big.layers["hidden.1"].batch = np.zeros(3 * results_module.JSON_SLICE, dtype=np.int64)
     assert big.to_json() == json.dumps(big.to_dict(), separators=(",", ":")).encode()
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_json_made_from_the_npz_is_the_json_of_the_result(batched: bool) -> None:
+    """The API makes a mid-sized result's JSON from its NPZ: the bytes the worker would have stored."""
+    result = sample(batched)
+    result.stats = {"wall_s": 0.012345, "neuron_steps": 300, "neuron_steps_per_s": 24301.7}
+    assert Result.from_npz(result.to_npz()).to_json() == result.to_json()
+
+
+def test_mid_sized_results_are_kept_as_npz_only() -> None:
+    low, high = results_module.JSON_ON_REQUEST_BYTES
+    result = sample(False)
+    assert not result.json_on_request, "small: its JSON is cheap to store"
+    layer = result.layers["hidden.1"]
+    layer.times = layer.senders = layer.batch = np.zeros(low // 24 + 1, dtype=np.int64)
+    assert result.json_on_request
+    layer.times = layer.senders = layer.batch = np.zeros(high // 24 + 1, dtype=np.int64)
+    assert not result.json_on_request, "large: streamed in pieces, so stored"
