@@ -72,6 +72,8 @@ REQUEST_ERRORS: dict[int | str, dict[str, Any]] = {
 
 # Long polling: how long a status or result request may wait for the job to end.
 WaitSeconds = Annotated[float, Query(ge=0, le=60, description="wait up to this many seconds for the job to end before answering")]
+Offset = Annotated[int, Query(ge=0, le=2**31, description="how many of the newest to skip")]
+Limit = Annotated[int, Query(ge=1, le=200, description="how many to list")]
 LastEventId = Annotated[
     str | None,
     Header(alias="Last-Event-ID", pattern=r"^[0-9]{1,20}-[0-9]{1,20}$", description="the id of the last spikes event received"),
@@ -309,12 +311,7 @@ async def create_job(app: ServicesDep, owner: Owner, body: JsonBody) -> JobCreat
 
 
 @jobs.get("", response_model=JobList)
-async def get_jobs(
-    store: StoreDep,
-    owner: Owner,
-    offset: Annotated[int, Query(ge=0, le=2**31)] = 0,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-) -> JobList:
+async def get_jobs(store: StoreDep, owner: Owner, offset: Offset = 0, limit: Limit = 50) -> JobList:
     """The caller's jobs, newest first."""
     return await _in_thread(list_jobs, store, owner, offset, limit)
 
@@ -431,12 +428,7 @@ async def create_sweep(app: ServicesDep, owner: Owner, body: JsonBody) -> SweepC
 
 
 @sweeps.get("", response_model=SweepList)
-async def get_sweeps(
-    store: StoreDep,
-    owner: Owner,
-    offset: Annotated[int, Query(ge=0, le=2**31)] = 0,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-) -> SweepList:
+async def get_sweeps(store: StoreDep, owner: Owner, offset: Offset = 0, limit: Limit = 50) -> SweepList:
     """The caller's sweeps, newest first (point counts only; a sweep's own page has its progress)."""
     return await _in_thread(list_sweeps, store, owner, offset, limit)
 

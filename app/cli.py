@@ -107,6 +107,10 @@ def _write_table(columns: list[str], rows: list[list[Any]], output: pathlib.Path
     print(Table(columns, rows))
 
 
+def _unreachable(url: str, error: Exception) -> int:
+    return _fail(f"cannot reach the server at {url} ({error or type(error).__name__}); is it running? (--url, SPIKESERVE_URL)")
+
+
 def _fail(message: str) -> int:
     print(f"spikeserve: error: {message}", file=sys.stderr)
     return EXIT_USAGE
@@ -450,9 +454,7 @@ def _sweep(args: argparse.Namespace) -> int:
     except SpikeserveError as error:
         return _fail(str(error))
     except (OSError, httpx.TransportError) as error:
-        return _fail(
-            f"cannot reach the server at {args.url} ({error or type(error).__name__}); is it running? (--url, SPIKESERVE_URL)"
-        )
+        return _unreachable(args.url, error)
     _write_table(table.columns, table.rows, output)
     ended = status["points"]
     if status["status"] != "succeeded":
@@ -481,9 +483,7 @@ def _submit(args: argparse.Namespace) -> int:
     except SpikeserveError as error:
         return _fail(str(error))
     except (OSError, httpx.TransportError) as error:
-        return _fail(
-            f"cannot reach the server at {args.url} ({error or type(error).__name__}); is it running? (--url, SPIKESERVE_URL)"
-        )
+        return _unreachable(args.url, error)
     if args.output:
         pathlib.Path(args.output).write_bytes(data)
     result = Result.from_json(data) if as_json else Result.from_npz(data)
@@ -544,6 +544,19 @@ def _nir_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _server_options(parser: argparse.ArgumentParser, output_help: str) -> None:
+    """What the commands that talk to a server share."""
+    parser.add_argument(
+        "--url",
+        default=os.environ.get("SPIKESERVE_URL", f"http://127.0.0.1:{os.environ.get('SPIKESERVE_PORT', '8000')}"),
+        help="the server (default: SPIKESERVE_URL, else http://127.0.0.1:SPIKESERVE_PORT, port 8000 if unset)",
+    )
+    parser.add_argument("--key", default=os.environ.get("SPIKESERVE_KEY"), help="an API key (default: SPIKESERVE_KEY)")
+    parser.add_argument("-o", "--output", help=output_help)
+    parser.add_argument("--nir", help="use the network of this NIR file instead of the request's")
+    parser.add_argument("-q", "--quiet", action="store_true")
+
+
 def _sweep_options(parser: argparse.ArgumentParser, axis_help: str) -> None:
     parser.add_argument(
         "--axis",
@@ -596,15 +609,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     submit = commands.add_parser("submit", help="submit a request to a server and wait for its result")
     submit.add_argument("request")
-    submit.add_argument(
-        "--url",
-        default=os.environ.get("SPIKESERVE_URL", f"http://127.0.0.1:{os.environ.get('SPIKESERVE_PORT', '8000')}"),
-        help="the server (default: SPIKESERVE_URL, else http://127.0.0.1:SPIKESERVE_PORT, port 8000 if unset)",
-    )
-    submit.add_argument("--key", default=os.environ.get("SPIKESERVE_KEY"), help="an API key (default: SPIKESERVE_KEY)")
-    submit.add_argument("-o", "--output", help="write the result here: .npz or .json")
-    submit.add_argument("--nir", help="use the network of this NIR file instead of the request's")
-    submit.add_argument("-q", "--quiet", action="store_true")
+    _server_options(submit, "write the result here: .npz or .json")
     submit.set_defaults(handler=_submit)
 
     sweep = commands.add_parser(
@@ -616,15 +621,7 @@ def build_parser() -> argparse.ArgumentParser:
         "job of its own (its id is in the table).",
     )
     sweep.add_argument("request", help="a job request with --axis options, or a sweep file ({base, axes, mode})")
-    sweep.add_argument(
-        "--url",
-        default=os.environ.get("SPIKESERVE_URL", f"http://127.0.0.1:{os.environ.get('SPIKESERVE_PORT', '8000')}"),
-        help="the server (default: SPIKESERVE_URL, else http://127.0.0.1:SPIKESERVE_PORT, port 8000 if unset)",
-    )
-    sweep.add_argument("--key", default=os.environ.get("SPIKESERVE_KEY"), help="an API key (default: SPIKESERVE_KEY)")
-    sweep.add_argument("-o", "--output", help="write the summary here: .csv, .json or .npz")
-    sweep.add_argument("--nir", help="use the network of this NIR file instead of the request's")
-    sweep.add_argument("-q", "--quiet", action="store_true")
+    _server_options(sweep, "write the summary here: .csv, .json or .npz")
     _sweep_options(sweep, "the values of one axis (repeat for more axes)")
     sweep.set_defaults(handler=_sweep)
 

@@ -53,6 +53,37 @@ def _check(response: httpx.Response) -> httpx.Response:
     raise SpikeserveError(response.status_code, detail)
 
 
+def _server_events(
+    http: httpx.Client, url: str, deadline: float | None, last_id: str | None = None
+) -> Iterator[tuple[str, str | None, str]]:
+    """(type, id, data) of each Server-Sent Event at ``url`` until the stream ends, breaks or
+    ``deadline`` passes; ``last_id`` resumes after that event."""
+    # the server pings every 15 s, so a read that waits longer than 20 s means a dead stream
+    read_s = 20.0 if deadline is None else max(0.1, min(20.0, deadline - time.monotonic()))
+    headers = {"Last-Event-ID": last_id} if last_id else {}
+    try:
+        with http.stream("GET", url, timeout=httpx.Timeout(10.0, read=read_s), headers=headers) as response:
+            if not response.is_success:
+                response.read()
+                _check(response)
+            kind, event_id, data = "message", None, list[str]()
+            for line in response.iter_lines():
+                if not line:  # a blank line ends an event
+                    if data:
+                        yield kind, event_id, "\n".join(data)
+                    kind, event_id, data = "message", None, []
+                elif line.startswith("data:"):
+                    data.append(line[5:].removeprefix(" "))
+                elif line.startswith("event:"):
+                    kind = line[6:].strip()
+                elif line.startswith("id:"):
+                    event_id = line[3:].strip()
+                if deadline is not None and time.monotonic() > deadline:
+                    return
+    except httpx.TransportError:
+        return
+
+
 class Job:
     def __init__(self, client: "Client", job_id: str) -> None:
         self.client = client
@@ -126,32 +157,7 @@ class Job:
                 yield json.loads(data)
 
     def _server_events(self, deadline: float | None, last_id: str | None = None) -> Iterator[tuple[str, str | None, str]]:
-        """(type, id, data) of each event on the job's stream until it ends, breaks or ``deadline`` passes."""
-        # the server pings every 15 s, so a read that waits longer than 20 s means a dead stream
-        read_s = 20.0 if deadline is None else max(0.1, min(20.0, deadline - time.monotonic()))
-        headers = {"Last-Event-ID": last_id} if last_id else {}
-        try:
-            url, timeouts = f"/api/v1/jobs/{self.id}/events", httpx.Timeout(10.0, read=read_s)
-            with self.client.http.stream("GET", url, timeout=timeouts, headers=headers) as response:
-                if not response.is_success:
-                    response.read()
-                    _check(response)
-                kind, event_id, data = "message", None, list[str]()
-                for line in response.iter_lines():
-                    if not line:  # a blank line ends an event
-                        if data:
-                            yield kind, event_id, "\n".join(data)
-                        kind, event_id, data = "message", None, []
-                    elif line.startswith("data:"):
-                        data.append(line[5:].removeprefix(" "))
-                    elif line.startswith("event:"):
-                        kind = line[6:].strip()
-                    elif line.startswith("id:"):
-                        event_id = line[3:].strip()
-                    if deadline is not None and time.monotonic() > deadline:
-                        return
-        except httpx.TransportError:
-            return
+        return _server_events(self.client.http, f"/api/v1/jobs/{self.id}/events", deadline, last_id)
 
     def result(self, format: str = "npz", wait: float = 0.0) -> Result:
         """The result decoded into numpy arrays; raises JobFailed if the job failed or was cancelled.
@@ -249,20 +255,9 @@ class Sweep:
                 bar.close()
 
     def _events(self, deadline: float | None) -> Iterator[dict[str, Any]]:
-        read_s = 20.0 if deadline is None else max(0.1, min(20.0, deadline - time.monotonic()))
-        try:
-            url, timeouts = f"/api/v1/sweeps/{self.id}/events", httpx.Timeout(10.0, read=read_s)
-            with self.client.http.stream("GET", url, timeout=timeouts) as response:
-                if not response.is_success:
-                    response.read()
-                    _check(response)
-                for line in response.iter_lines():
-                    if line.startswith("data:"):
-                        yield json.loads(line[5:])
-                    if deadline is not None and time.monotonic() > deadline:
-                        return
-        except httpx.TransportError:
-            return
+        for kind, _, data in _server_events(self.client.http, f"/api/v1/sweeps/{self.id}/events", deadline):
+            if kind == "status":
+                yield json.loads(data)
 
     def summary(self) -> Table:
         """One row per point: ``point``, ``job_id``, ``status``, a column per axis, ``wall_s``,

@@ -57,13 +57,13 @@ def submit_job(
     return JobCreated(id=job.id, status="queued", links=links(job.id))
 
 
+def next_page(path: str, offset: int, limit: int, total: int) -> str | None:
+    """The link to a list's next page, if there is one."""
+    following = offset + limit
+    return f"{path}?offset={following}&limit={limit}" if following < total else None
+
+
 def list_jobs(store: JobStore, owner: str, offset: int, limit: int) -> JobList:
     jobs, total = store.list_owned(owner, offset, limit)
-    following = offset + limit
-    return JobList(
-        jobs=[job_status(job) for job in jobs],
-        total=total,
-        offset=offset,
-        limit=limit,
-        next=f"{API_PREFIX}/jobs?offset={following}&limit={limit}" if following < total else None,
-    )
+    next_link = next_page(f"{API_PREFIX}/jobs", offset, limit, total)
+    return JobList(jobs=[job_status(job) for job in jobs], total=total, offset=offset, limit=limit, next=next_link)

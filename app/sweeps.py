@@ -13,7 +13,7 @@ from typing import Any
 
 from celery import Celery
 
-from app.jobs import API_PREFIX
+from app.jobs import API_PREFIX, next_page
 from app.models import PointCounts, Progress, SweepCreated, SweepLinks, SweepList, SweepStatus
 from worker.queue import points_message
 from worker.settings import Settings
@@ -86,14 +86,8 @@ def sweep_status(sweep: Sweep, points: Sequence[dict[str, str]] | None = None) -
 
 def list_sweeps(store: JobStore, owner: str, offset: int, limit: int) -> SweepList:
     sweeps, total = store.list_sweeps(owner, offset, limit)
-    following = offset + limit
-    return SweepList(
-        sweeps=[sweep_status(sweep) for sweep in sweeps],
-        total=total,
-        offset=offset,
-        limit=limit,
-        next=f"{SWEEPS_PREFIX}?offset={following}&limit={limit}" if following < total else None,
-    )
+    next_link = next_page(SWEEPS_PREFIX, offset, limit, total)
+    return SweepList(sweeps=[sweep_status(sweep) for sweep in sweeps], total=total, offset=offset, limit=limit, next=next_link)
 
 
 # --- the summary table ----------------------------------------------------------------------------

@@ -574,15 +574,20 @@ class JobStore:
         return int(self._reassign(keys=keys, args=[new_owner]))
 
     def list_owned(self, owner: str, offset: int, limit: int) -> tuple[list[Job], int]:
-        """A page of the owner's jobs, newest first, and how many there are: two round trips
-        whatever the page's size (one HGETALL per job, pipelined)."""
-        ids = self.redis.zrevrange(owner_jobs_key(owner), offset, offset + limit - 1)
-        pipe = self.redis.pipeline(transaction=False)
-        for job_id in ids:
-            pipe.hgetall(job_key(job_id.decode()))
-        pipe.zcard(owner_jobs_key(owner))
-        *records, total = pipe.execute()
+        """A page of the owner's jobs, newest first, and how many there are."""
+        records, total = self._page(owner_jobs_key(owner), job_key, offset, limit)
         return [job for job in map(Job.from_raw, records) if job is not None], total
+
+    def _page(self, index: str, record_key: Callable[[str], str], offset: int, limit: int) -> tuple[list[Any], int]:
+        """The records of a page of the ids in the sorted set ``index``, newest first, and how many
+        ids it holds: two round trips whatever the page's size (one HGETALL each, pipelined)."""
+        ids = self.redis.zrevrange(index, offset, offset + limit - 1)
+        pipe = self.redis.pipeline(transaction=False)
+        for record_id in ids:
+            pipe.hgetall(record_key(record_id.decode()))
+        pipe.zcard(index)
+        *records, total = pipe.execute()
+        return records, total
 
     # --- sweeps -------------------------------------------------------------------------------
 
@@ -629,12 +634,7 @@ class JobStore:
 
     def list_sweeps(self, owner: str, offset: int, limit: int) -> tuple[list["Sweep"], int]:
         """A page of the owner's sweeps, newest first, and how many there are."""
-        ids = self.redis.zrevrange(owner_sweeps_key(owner), offset, offset + limit - 1)
-        pipe = self.redis.pipeline(transaction=False)
-        for sweep_id in ids:
-            pipe.hgetall(sweep_key(sweep_id.decode()))
-        pipe.zcard(owner_sweeps_key(owner))
-        *records, total = pipe.execute()
+        records, total = self._page(owner_sweeps_key(owner), sweep_key, offset, limit)
         return [sweep for sweep in map(Sweep.from_raw, records) if sweep is not None], total
 
     # --- state changes ------------------------------------------------------------------------

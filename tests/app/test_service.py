@@ -504,3 +504,31 @@ def test_a_mid_sized_result_is_kept_as_npz_and_its_json_made_on_request(service:
     assert as_json.status_code == 200 and as_json.headers["content-type"] == "application/json"
     assert as_json.content == Result.from_npz(as_npz).to_json()
     assert_same_recordings(Result.from_json(as_json.content), simulate(*parse_request(request)))
+
+
+def test_spikeserve_sweep_prints_and_writes_the_summary(service: Service, tmp_path: pathlib.Path) -> None:
+    import csv
+    import subprocess
+    import sys
+
+    spikeserve = str(pathlib.Path(sys.executable).parent / "spikeserve")
+    request = EXAMPLES / "izhikevich_tonic_bursting.json"
+    output = tmp_path / "summary.csv"
+    axis = ["--axis", "network.layers[0].params.d=[2.0,2.0],[4.0,4.0]"]
+    done = subprocess.run(
+        [spikeserve, "sweep", str(request), *axis, "--url", service.url, "--key", KEYS["bob"], "-o", str(output), "-q"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    rows = list(csv.DictReader(output.open()))
+    assert [row["network.layers[0].params.d"] for row in rows] == ["[2.0, 2.0]", "[4.0, 4.0]"]
+    assert [row["status"] for row in rows] == ["succeeded", "succeeded"]
+    assert done.stdout.splitlines()[0].split()[:4] == ["point", "job_id", "status", "network.layers[0].params.d"]
+    local = subprocess.run([spikeserve, "run", str(request), *axis, "-q"], capture_output=True, text=True, timeout=120)
+    assert local.returncode == 0, local.stderr
+    local_spikes = [line.split()[-2] for line in local.stdout.splitlines()[1:]]
+    assert local_spikes == [row["neurons.spikes"] for row in rows], "the local sweep agrees with the server's"
+    bad = subprocess.run(
+        [spikeserve, "sweep", str(request), "--axis", "seed", "--url", service.url], capture_output=True, text=True
+    )
+    assert bad.returncode == 2 and "write PATH=V1,V2,..." in bad.stderr
