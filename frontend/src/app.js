@@ -1,6 +1,7 @@
 // The viewer: edit a request, submit it, follow it live, and look at what the network did.
 import { ApiError, api, apiKey, followEvents, setApiKey } from "./api.js";
-import { countHistogram, destroyAll, pngOf, psthPlot, rasterPlot, resizeAll, setTimeRange, timeRange, voltagePlot } from "./plots.js";
+import { countHistogram, destroyAll, isiHistogram, pngOf, psthPlot, rasterPlot, resizeAll, setTimeRange, timeRange, voltagePlot } from "./plots.js";
+import { STAT_COLUMNS, spikeStatistics, statisticsCsv } from "./stats.js";
 import { cancelSweep, downloadSummary, followSweep, loadSweeps, rerender as rerenderSweep } from "./sweep.js";
 
 const $ = (selector) => document.querySelector(selector);
@@ -240,6 +241,62 @@ async function follow(jobId) {
   loadJobs();
 }
 
+// --- per-neuron statistics ----------------------------------------------------------------------
+
+const STATS_SHOWN = 100; // rows in the page; the CSV has every neuron
+
+function statisticsTable(rows, layerName) {
+  const wrapper = document.createElement("div");
+  wrapper.className = "plot";
+  wrapper.dataset.plot = "statistics";
+  const head = document.createElement("div");
+  head.className = "toolbar";
+  const caption = Object.assign(document.createElement("span"), { className: "note" });
+  const csv = Object.assign(document.createElement("button"), { type: "button", textContent: "Statistics CSV" });
+  csv.addEventListener("click", () => download(`${layerName}-statistics.csv`, new Blob([statisticsCsv(rows)], { type: "text/csv" })));
+  head.append(caption, csv);
+  const table = document.createElement("table");
+  table.className = "points";
+  table.setAttribute("aria-label", `Per-neuron statistics of layer ${layerName}`);
+  const order = { key: "neuron", descending: false };
+  const draw = () => {
+    const sorted = [...rows].sort((a, b) => {
+      const x = a[order.key] ?? -Infinity;
+      const y = b[order.key] ?? -Infinity;
+      return (x - y) * (order.descending ? -1 : 1) || a.neuron - b.neuron;
+    });
+    const header = document.createElement("tr");
+    for (const column of STAT_COLUMNS) {
+      const th = Object.assign(document.createElement("th"), { scope: "col" });
+      const sort = Object.assign(document.createElement("button"), { type: "button", className: "sort", textContent: column.label });
+      sort.dataset.key = column.key;
+      th.setAttribute("aria-sort", order.key === column.key ? (order.descending ? "descending" : "ascending") : "none");
+      sort.addEventListener("click", () => {
+        order.descending = order.key === column.key ? !order.descending : column.key !== "neuron";
+        order.key = column.key;
+        draw();
+      });
+      th.append(sort);
+      header.append(th);
+    }
+    const body = document.createElement("tbody");
+    for (const row of sorted.slice(0, STATS_SHOWN)) {
+      const tr = body.insertRow();
+      tr.insertCell().textContent = String(row.neuron);
+      tr.insertCell().textContent = String(row.count);
+      tr.insertCell().textContent = row.rate.toFixed(2);
+      tr.insertCell().textContent = row.meanIsi == null ? "–" : row.meanIsi.toFixed(3);
+      tr.insertCell().textContent = row.cv == null ? "–" : row.cv.toFixed(3);
+    }
+    table.replaceChildren(Object.assign(document.createElement("thead"), {}), body);
+    table.tHead.append(header);
+    caption.textContent = rows.length > STATS_SHOWN ? `${STATS_SHOWN} of ${rows.length} neurons shown (sorted by ${order.key}); the CSV has all.` : `${rows.length} neurons.`;
+  };
+  draw();
+  wrapper.append(head, table);
+  $("#plots").append(wrapper);
+}
+
 // --- live spikes ------------------------------------------------------------------------------
 
 // A running job's spikes, chunk by chunk (the first layer in its record.live, batch entry 0).
@@ -431,6 +488,9 @@ function render() {
     add("rate", (el, readout) => psthPlot(el, readout, { timesMs, neurons, samples: 1, durationMs, binMs }));
     const counts = result.batch ? layer.counts[batch] : layer.counts;
     add("spike counts", (el, readout) => countHistogram(el, readout, counts));
+    const statistics = spikeStatistics(timesMs, senders, neurons, durationMs);
+    add("isi", (el, readout) => isiHistogram(el, readout, statistics));
+    statisticsTable(statistics.rows, name);
   }
   if (layer.voltages) {
     const [steps, ...rest] = layer.voltages.shape;

@@ -319,3 +319,33 @@ export function heatMap(container, readout, { columns, rows, values, xLabel, yLa
   container.dataset.cells = String(columns.length * rows.length);
   return { canvas, box, cw, ch };
 }
+
+// Inter-spike intervals of all neurons together: a histogram over 40 bins up to the longest.
+export function isiHistogram(container, readout, { intervals, meanCv, withCv }) {
+  let longest = 0;
+  for (const isi of intervals) if (isi > longest) longest = isi;
+  const bins = 40;
+  const width = longest > 0 ? longest / bins : 1;
+  const lefts = new Float64Array(bins);
+  const numbers = new Float64Array(bins);
+  for (let b = 0; b < bins; b++) lefts[b] = b * width;
+  for (const isi of intervals) numbers[Math.min(bins - 1, Math.floor(isi / width))] += 1;
+  const cv = meanCv == null ? "no neuron has two intervals" : `mean CV ${meanCv.toFixed(3)} over ${withCv} neurons`;
+  const plot = new uPlot(
+    {
+      ...size(container, 200),
+      title: `Inter-spike intervals (${intervals.length.toLocaleString()}; ${cv})`,
+      scales: { x: { time: false, range: () => [0, bins * width] }, y: { range: (u, min, max) => [0, Math.max(1, max)] } },
+      axes: [{ label: "interval (ms)" }, { label: "intervals", incrs: NEURON_TICKS }],
+      series: [
+        { label: "ISI (ms)" },
+        { label: "intervals", stroke: COLORS[3], fill: "rgba(147,51,234,0.25)", paths: uPlot.paths.bars({ size: [0.9, 60], align: 1 }), points: { show: false } },
+      ],
+      hooks: { setCursor: [hoverHook(readout, (u, l, t, idx) => (idx == null ? "" : `[${lefts[idx].toFixed(2)}, ${(lefts[idx] + width).toFixed(2)}) ms: ${numbers[idx]} intervals`))] },
+    },
+    [lefts, numbers],
+    container,
+  );
+  container.dataset.points = String(intervals.length);
+  return plot;
+}

@@ -17,6 +17,8 @@ pytestmark = pytest.mark.slow  # a browser and spikeserve serve
 
 EXAMPLES = pathlib.Path(__file__).parents[2] / "examples"
 VIEWER_KEY = "ss_viewer_test_key_0123456789"
+# the uPlot instance of a result plot, by the name its container carries (data-plot)
+PLOT = "(name) => { const s = window.spikeserveViewer; return s.plots[s.containers.findIndex(c => c.dataset.plot === name)]; }"
 LONG = {  # 50,000 silent LIF neurons for 400,000 steps: about 10 s of work, in chunks of 30 ms
     "network": {"layers": [{"type": "lif", "name": "n"}]},
     "input": {"type": "constant", "value": 0.1, "shape": [50_000], "steps": 400_000},
@@ -83,8 +85,8 @@ def test_time_zoom_and_pan_are_linked_across_plots(page) -> None:
     submit_and_wait(page)
     page.click("[data-zoom=in]")
     page.click("[data-pan='1']")
-    ranges = page.evaluate("window.spikeserveViewer.plots.map(p => [p.scales.x.min, p.scales.x.max])")
-    raster, rate, counts, voltage = ranges
+    names = ["raster", "rate", "spike counts", "voltage"]
+    raster, rate, counts, voltage = page.evaluate(f"{names}.map({PLOT}).map(p => [p.scales.x.min, p.scales.x.max])")
     assert raster == rate == voltage, "the three time plots share one range"
     assert raster[1] - raster[0] < 2000 and raster[0] > 0, "zoomed in and moved later"
     assert counts != raster, "the count histogram has no time axis"
@@ -283,7 +285,7 @@ def open_example(page, name: str) -> dict:
 
 def time_ranges(page) -> list[list[float]]:
     """The x ranges of the raster, the rate and the voltage plot (the count histogram has no time)."""
-    return page.evaluate("[0, 1, 3].map(i => window.spikeserveViewer.plots[i].scales.x).map(x => [x.min, x.max])")
+    return page.evaluate(f"['raster', 'rate', 'voltage'].map({PLOT}).map(p => [p.scales.x.min, p.scales.x.max])")
 
 
 def test_a_double_click_resets_every_time_plot_to_the_whole_run(page) -> None:
@@ -312,18 +314,16 @@ def test_a_spike_and_the_reset_of_its_step_are_drawn_at_the_same_time(page) -> N
     spikes = result["layers"]["neurons"]["spikes"]
     step = next(t for t, sender in zip(spikes["times"], spikes["senders"], strict=True) if sender == 0)
     raster_x = page.evaluate("Array.from(window.spikeserveViewer.plots[0].data[1][0])")
-    times, neuron0 = page.evaluate(
-        "[Array.from(window.spikeserveViewer.plots[3].data[0]), Array.from(window.spikeserveViewer.plots[3].data[1])]"
-    )
+    times, neuron0 = page.evaluate(f"(({PLOT})('voltage')).data.slice(0, 2).map(a => Array.from(a))")
     assert step * dt_ms in raster_x
     assert times[step] == step * dt_ms and neuron0[step] == pytest.approx(-65.0), "the reset to c shows at the spike's time"
-    assert page.evaluate("window.spikeserveViewer.plots[3].axes[1].label") == "v (mV)"
+    assert page.evaluate(f"({PLOT})('voltage').axes[1].label") == "v (mV)"
 
 
 def test_the_count_histogram_has_whole_numbers_on_both_axes(page) -> None:
     for name in ("seed", "izhikevich_tonic_bursting"):
         open_example(page, name)
-        splits = page.evaluate("window.spikeserveViewer.plots[2].axes.map(a => a._splits)")
+        splits = page.evaluate(f"({PLOT})('spike counts').axes.map(a => a._splits)")
         assert all(float(v).is_integer() for axis in splits for v in axis), (name, splits)
 
 
@@ -341,7 +341,7 @@ def test_voltage_neurons_that_were_not_recorded_are_named(page) -> None:
     page.fill("#neurons", "abc, 99, 1")
     page.dispatch_event("#neurons", "change")
     assert page.text_content("#neurons-note") == "Not recorded (recorded: 0, 1): abc, 99."
-    assert page.evaluate("window.spikeserveViewer.plots[3].series.slice(1, 2).map(s => s.label)") == ["neuron 1"]
+    assert page.evaluate(f"({PLOT})('voltage').series.slice(1, 2).map(s => s.label)") == ["neuron 1"]
     page.fill("#neurons", "abc")
     page.dispatch_event("#neurons", "change")
     assert page.text_content("#neurons-note") == "Not recorded (recorded: 0, 1): abc; showing 0, 1."
@@ -367,3 +367,38 @@ def test_a_server_that_needs_a_key_says_so_and_the_right_key_clears_the_refusal(
     page.wait_for_function("document.querySelector('#jobs').textContent.includes('No jobs yet.')")
     assert page.locator("#error").is_hidden(), "the old refusal is gone"
     context.close()
+
+
+def test_per_neuron_statistics_and_the_isi_histogram_match_the_spikes(page, viewer_url: str, tmp_path: pathlib.Path) -> None:
+    result = open_example(page, "conv_feedforward")
+    layer = result["layers"]["hidden"]
+    dt_ms, duration_s = result["dt"] * 1000, result["steps"] * result["dt"]
+    page.select_option("#layer", "hidden")
+    page.wait_for_selector("[data-plot=statistics] table")
+    times = np.asarray(layer["spikes"]["times"]) * dt_ms
+    senders = np.asarray(layer["spikes"]["senders"])
+    expected = {}
+    for neuron in range(32):
+        intervals = np.diff(times[senders == neuron])
+        cv = float(np.std(intervals) / np.mean(intervals)) if intervals.size >= 2 else None
+        expected[neuron] = ((senders == neuron).sum(), (senders == neuron).sum() / duration_s, cv)
+    cells = "tr => Array.from(tr.cells).map(c => c.textContent)"
+    rows = page.evaluate(f"Array.from(document.querySelectorAll('[data-plot=statistics] tbody tr')).map({cells})")
+    assert len(rows) == 32
+    for neuron, count, rate, _, cv in rows:
+        want_count, want_rate, want_cv = expected[int(neuron)]
+        assert int(count) == want_count and float(rate) == pytest.approx(want_rate, abs=0.005)
+        assert (cv == "\N{EN DASH}") if want_cv is None else float(cv) == pytest.approx(want_cv, abs=0.0005)
+    all_intervals = sum(max(0, int(c) - 1) for _, c, *_ in rows)
+    assert page.get_attribute("[data-plot=isi]", "data-points") == str(all_intervals)
+    page.click("[data-plot=statistics] button.sort[data-key=rate]")  # sorts by rate, highest first
+    rates = page.evaluate(
+        "Array.from(document.querySelectorAll('[data-plot=statistics] tbody tr')).map(tr => Number(tr.cells[2].textContent))"
+    )
+    assert rates == sorted(rates, reverse=True) and rates[0] > rates[-1]
+    with page.expect_download() as download:
+        page.click("[data-plot=statistics] .toolbar button")
+    path = tmp_path / "statistics.csv"
+    download.value.save_as(path)
+    lines = path.read_text().splitlines()
+    assert lines[0] == "neuron,count,rate,meanIsi,cv" and len(lines) == 33
