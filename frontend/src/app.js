@@ -175,6 +175,7 @@ async function submitSweep(body) {
 }
 
 function openSweep(id) {
+  setAddress("sweep", id);
   followSweep(id, (jobId) => openResult(jobId).then(() => $("#result-panel").scrollIntoView({ block: "start" })))
     .catch(showError)
     .finally(() => loadSweeps(openSweep));
@@ -202,11 +203,32 @@ async function submit() {
   loadJobs();
 }
 
+// The job or sweep on screen is in the address (#job=ID, #sweep=ID): a reload or a shared link opens it again.
+function setAddress(kind, id) {
+  if (location.hash !== `#${kind}=${id}`) history.replaceState(null, "", `#${kind}=${id}`);
+}
+
+async function openAddress() {
+  const match = /^#(job|sweep)=([0-9a-f]{32})$/.exec(location.hash);
+  if (!match) return;
+  const [, kind, id] = match;
+  if (kind === "sweep") return openSweep(id);
+  try {
+    const job = await api(`/jobs/${id}`);
+    if (job.status === "succeeded") await openResult(id);
+    else if (FINAL.has(job.status)) showJob(job);
+    else follow(id);
+  } catch (error) {
+    showError(error);
+  }
+}
+
 async function follow(jobId) {
   state.follow?.abort();
   const controller = new AbortController();
   state.follow = controller;
   state.job = jobId;
+  setAddress("job", jobId);
   state.result = null;
   state.live = null;
   destroyAll(state.plots); // the previous job's plots do not stay under this one
@@ -396,6 +418,7 @@ async function openResult(jobId) {
     state.result = result;
     state.request = request;
     state.job = jobId;
+    setAddress("job", jobId);
   } catch (error) {
     showError(error);
     return;
@@ -579,9 +602,11 @@ function init() {
   $("#download-json").addEventListener("click", () => downloadResult("json"));
   $("#download-npz").addEventListener("click", () => downloadResult("npz"));
   window.addEventListener("resize", () => resizeAll(state.plots, state.containers));
+  window.addEventListener("hashchange", openAddress);
   loadExamples();
   loadJobs();
   loadSweeps(openSweep);
+  openAddress();
 }
 
 init();

@@ -402,3 +402,21 @@ def test_per_neuron_statistics_and_the_isi_histogram_match_the_spikes(page, view
     download.value.save_as(path)
     lines = path.read_text().splitlines()
     assert lines[0] == "neuron,count,rate,meanIsi,cv" and len(lines) == 33
+
+
+def test_the_address_names_the_job_or_sweep_on_screen_and_a_reload_opens_it_again(page, viewer_url: str) -> None:
+    result = open_example(page, "izhikevich_tonic_bursting")
+    job_id = page.evaluate("window.spikeserveViewer.job")
+    assert page.evaluate("location.hash") == f"#job={job_id}" and result["job_id"] == job_id
+    page.reload()
+    page.wait_for_function(f"window.spikeserveViewer.job === '{job_id}' && window.spikeserveViewer.result !== null")
+    assert page.locator("#result-panel").is_visible() and "2,000 steps" in page.text_content("#summary")
+    page.fill("#request", json.dumps(SWEEP))
+    page.click("#submit")
+    page.wait_for_function("window.spikeserveSweep.status?.status === 'succeeded'", timeout=60_000)
+    sweep_id = page.evaluate("window.spikeserveSweep.id")
+    assert page.evaluate("location.hash") == f"#sweep={sweep_id}"
+    fresh = page.context.new_page()
+    fresh.goto(f"{viewer_url}/#sweep={sweep_id}")
+    fresh.wait_for_selector("[data-plot=heatmap][data-cells='6']")
+    fresh.close()
