@@ -491,7 +491,8 @@ function render() {
   const add = (title, make) => {
     const slot = plotSlot(title);
     const plot = make(slot.body, slot.readout);
-    slot.png.addEventListener("click", () => fetch(pngOf(plot)).then((r) => r.blob()).then((blob) => download(`${name}-${title.replaceAll(" ", "-")}.png`, blob)));
+    const caption = `spikeserve job ${state.job}, layer ${name}${result.batch ? `, batch entry ${batch}` : ""}, dt ${dtMs} ms`;
+    slot.png.addEventListener("click", () => fetch(pngOf(plot, caption)).then((r) => r.blob()).then((blob) => download(`${name}-${title.replaceAll(" ", "-")}.png`, blob)));
     state.plots.push(plot);
     state.containers.push(slot.body);
   };

@@ -220,8 +220,43 @@ export function resizeAll(plots, containers) {
   plots.forEach((plot, i) => plot.setSize({ width: Math.max(280, containers[i].clientWidth - 4), height: plot.height }));
 }
 
-export function pngOf(plot) {
-  return plot.ctx.canvas.toDataURL("image/png");
+// A figure for slides and papers: the plot on white (its canvas is transparent, and black axes
+// vanish on a dark slide), with its title above, its series' legend below and a caption (what
+// was run), at the screen's pixel density and at least twice the CSS size.
+export function pngOf(plot, caption = "") {
+  const source = plot.ctx.canvas;
+  const scale = Math.max(1, 2 / (window.devicePixelRatio || 1));
+  const title = plot.root.querySelector(".u-title")?.textContent ?? "";
+  const legend = plot.series.slice(1).filter((s) => s.show !== false && s.label);
+  const ratio = (window.devicePixelRatio || 1) * scale;
+  const line = 22 * ratio;
+  const canvas = document.createElement("canvas");
+  canvas.width = source.width * scale;
+  canvas.height = source.height * scale + line * (2 + (legend.length ? 1 : 0));
+  const ctx = canvas.getContext("2d");
+  ctx.fillStyle = "#fff";
+  ctx.fillRect(0, 0, canvas.width, canvas.height);
+  ctx.fillStyle = "#111827";
+  ctx.font = `600 ${15 * ratio}px system-ui, sans-serif`;
+  ctx.fillText(title, 10 * ratio, line * 0.75);
+  ctx.drawImage(source, 0, line, source.width * scale, source.height * scale);
+  let y = line + source.height * scale + line * 0.75;
+  ctx.font = `${12 * ratio}px system-ui, sans-serif`;
+  if (legend.length) {
+    let x = 10 * ratio;
+    for (const series of legend) {
+      const stroke = typeof series.stroke === "function" ? series.stroke(plot, 1) : series.stroke;
+      ctx.fillStyle = stroke || "#111827";
+      ctx.fillRect(x, y - 9 * ratio, 14 * ratio, 3 * ratio);
+      ctx.fillStyle = "#111827";
+      ctx.fillText(series.label, x + 18 * ratio, y);
+      x += (ctx.measureText(series.label).width + 40 * ratio);
+    }
+    y += line;
+  }
+  ctx.fillStyle = "#6b7280";
+  ctx.fillText(caption, 10 * ratio, y);
+  return canvas.toDataURL("image/png");
 }
 
 // A sweep's tuning curve: mean rate against one axis, one line per layer.

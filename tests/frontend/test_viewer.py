@@ -122,6 +122,16 @@ def test_downloads_npz_json_and_png(page, tmp_path: pathlib.Path) -> None:
         page.click("button[aria-label='Save raster as PNG']")
     download.value.save_as(tmp_path / "raster.png")
     assert (tmp_path / "raster.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    from PIL import Image
+
+    with Image.open(tmp_path / "raster.png") as image:
+        rgba = image.convert("RGBA")
+        shown = page.evaluate("document.querySelector('[data-plot=raster] canvas').getBoundingClientRect().width")
+        assert rgba.width >= 2 * shown, "at least twice the size on screen"
+        corners = [rgba.getpixel((0, 0)), rgba.getpixel((rgba.width - 1, rgba.height - 1))]
+        assert corners == [(255, 255, 255, 255)] * 2, "on white, not transparent"
+        title_row = [rgba.getpixel((x, 14)) for x in range(0, rgba.width // 3)]
+        assert any(pixel[:3] != (255, 255, 255) for pixel in title_row), "the title is drawn above the plot"
 
 
 def test_a_broken_request_shows_the_field_and_message(page) -> None:
