@@ -121,6 +121,10 @@ async function loadExamples() {
     option.textContent = name.replaceAll("_", " ");
     select.append(option);
   }
+  if (!$("#request").value.trim() && state.examples.seed) {
+    select.value = "seed"; // a first visit starts from a request that runs, not an empty box
+    pickExample();
+  }
 }
 
 function pickExample() {
