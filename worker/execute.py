@@ -306,22 +306,26 @@ def _run_points(store: JobStore, started: list[tuple[Lease, bytes | None]], sett
         if done < total:
             store.progress_many(job_ids, done, total)
 
-    outcomes: list[Result | Exception]
+    if not runs:
+        return ends
     try:
-        outcomes = (
-            simulate_points(
-                [run for _, run in runs],
-                job_ids,
-                device=device,
-                progress=progress,
-                cancelled=cancelled,
-                time_limit_s=settings.soft_time_limit_s,
-            )
-            if runs
-            else []
+        outcomes = simulate_points(
+            [run for _, run in runs],
+            job_ids,
+            device=device,
+            progress=progress,
+            cancelled=cancelled,
+            time_limit_s=settings.soft_time_limit_s / 2,
         )
-    except Exception as error:  # the whole batch failed (time limit, out of memory): every point says why
-        outcomes = [error] * len(runs)
+    except Exception as error:
+        # Out of time or memory as a batch says nothing of a point alone: each goes back to the
+        # queue (marked for a new message) and runs alone, under its own limits.
+        log.warning("a batch of %d sweep points failed (%r); they are requeued to run alone", len(runs), error)
+        for lease, _ in runs:
+            given_back = store.give_back(lease.job_id, lease.token)
+            lease.released = given_back
+            ends[lease.job_id] = "queued" if given_back else "lease lost"
+        return ends
     # Two at a time: while one point's results are written to Redis (the thread waits with the GIL
     # released), the next one's are encoded (deflate releases it too).
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="spikeserve-store") as pool:

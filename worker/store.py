@@ -358,6 +358,21 @@ end
 return 0
 """
 
+# KEYS: job, lease, stats. ARGV: now, lease token, job ttl. A running job whose lease this worker
+# holds goes back to the queue, marked for a new queue message (a batch of sweep points that ran
+# out of time gives its points back to run alone); returns whether it did.
+_GIVE_BACK = (
+    _TRANSITION_FUNCTION
+    + """
+if redis.call('GET', KEYS[2]) ~= ARGV[2] then return 0 end
+local moved = transition(KEYS[1], KEYS[3], 'running', 'queued', ARGV[1], {'steps_done', 0}, ARGV[3])
+if moved[1] ~= 1 then return 0 end
+redis.call('DEL', KEYS[2])
+redis.call('SADD', 'ss:resend', redis.call('HGET', KEYS[1], 'id'))
+return 1
+"""
+)
+
 # KEYS: job, lease, stats. ARGV: now, max attempts, time limit s, job ttl.
 # A running job whose lease has lapsed is settled (see settle); returns its new state, or false.
 _REQUEUE = (
@@ -501,6 +516,7 @@ class JobStore:
         self._requeue = client.register_script(_REQUEUE)
         self._reassign = client.register_script(_REASSIGN)
         self._submit_sweep = client.register_script(_SUBMIT_SWEEP)
+        self._give_back = client.register_script(_GIVE_BACK)
         self._cancel_sweep = client.register_script(_CANCEL_SWEEP)
 
     @classmethod
@@ -670,6 +686,12 @@ class JobStore:
 
     def renew_lease(self, job_id: str, token: str, lease_s: float) -> bool:
         return bool(self._renew(keys=[lease_key(job_id), job_key(job_id)], args=[token, int(lease_s * 1000), time.time()]))
+
+    def give_back(self, job_id: str, token: str) -> bool:
+        """running -> queued for a job whose lease ``token`` holds, its new queue message sent by a
+        worker's heartbeat (``to_resend``); False when the job is not this worker's any more."""
+        keys = [job_key(job_id), lease_key(job_id), STATS_KEY]
+        return bool(self._give_back(keys=keys, args=[time.time(), token, self.job_ttl_s]))
 
     def release_lease(self, job_id: str, token: str) -> None:
         if self.redis.get(lease_key(job_id)) == token.encode():

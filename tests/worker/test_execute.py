@@ -271,3 +271,22 @@ def test_points_that_do_not_share_a_network_run_one_after_another(store: JobStor
     store.redis.set(f"ss:job:{job_ids[1]}:request", json.dumps(other))  # not what the API would group
     assert execute_points(store, job_ids, settings, device="cpu") == dict.fromkeys(job_ids, "succeeded")
     assert Result.from_npz(store.result(job_ids[1], "npz")).steps == 300
+
+
+def test_a_batch_out_of_time_gives_its_points_back_to_run_alone(store: JobStore, redis_server: RedisServer) -> None:
+    settings = Settings(redis_url=redis_server.url, soft_time_limit_s=1, hard_time_limit_s=10)  # a batch gets 0.5 s
+    job_ids: list[str] = []
+    long = {
+        "network": {"layers": [{**POINTS_BASE["network"]["layers"][0], "out_features": 2000}, {"type": "lif", "name": "out"}]},
+        "input": {**POINTS_BASE["input"], "steps": 20_000},
+    }
+    requests = [{**long, "input": {**long["input"], "rates": 10.0 + k}} for k in range(24)]
+    store.create_sweep(
+        "alice", b"{}", "grid", [(json.dumps(r).encode(), 20_000) for r in requests], 100,
+        lambda ids: job_ids.extend(ids) or b"message", [list(range(24))],
+    )  # fmt: skip
+    assert execute_points(store, job_ids, settings, device="cpu") == dict.fromkeys(job_ids, "queued")
+    assert {store.get(job_id).state for job_id in job_ids} == {"queued"}
+    assert set(store.to_resend()) == set(job_ids), "each gets a message of its own (sent by the heartbeat)"
+    assert execute_job(store, job_ids[0], settings, device="cpu") == "succeeded"
+    assert store.get(job_ids[0]).attempts == 2

@@ -7,7 +7,8 @@ computes alone: its own Poisson input (the same generator call as a single run),
 that decide events or dense for each entry from its own activity and run a dense entry over its
 own rows (``Synapse.per_entry``), neuron kernels that treat every neuron of every entry on its own,
 the same chunks. So a point's result does not depend on whether it ran batched (a test compares
-them bit for bit), and a batched point whose worker dies can run again alone.
+them bit for bit), and a batched point whose worker dies can run again alone, as do the points
+of a batch that runs out of time (half a job's limit) or memory.
 
 Which points run together is decided without torch, by ``worker.simulation.sweep.point_groups``.
 Batching pays where a point's own work is small next to what every job costs (the queue, its
