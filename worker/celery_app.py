@@ -24,8 +24,9 @@ HEARTBEAT_TTL_S = 15
 
 def _beat_forever(key: str) -> None:
     """Heartbeat for /readyz, and the reaper: jobs whose worker died are settled (requeued, or
-    failed after too many deaths or past their time limit), and requeued jobs get a new queue
-    message. A message that cannot be sent now stays marked and is sent on a later beat."""
+    failed after too many deaths or past their time limit), requeued jobs get a new queue
+    message (one that cannot be sent now stays marked and is sent on a later beat), and messages
+    taken by a worker that died before starting their jobs go back to the queue."""
 
     store = JobStore.from_settings(settings)
     while True:
@@ -36,6 +37,8 @@ def _beat_forever(key: str) -> None:
             for job_id in store.to_resend():
                 celery.send_task(TASK_NAME, args=[job_id])
                 store.resent(job_id)
+            for job_id in store.restore_untaken(settings.lease_s):
+                log.warning("job %s was taken by a worker that died before starting it: queued again", job_id)
         time.sleep(min(HEARTBEAT_PERIOD_S, settings.lease_s / 2))
 
 

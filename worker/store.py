@@ -17,6 +17,7 @@ job back in the queue. A second delivery of a job whose lease is alive is refuse
 runs twice at the same time.
 """
 
+import base64
 import json
 import time
 import uuid
@@ -96,6 +97,8 @@ def state_set_key(state: str) -> str:
 
 
 STATS_KEY = f"{PREFIX}:stats"
+# kombu's Redis transport: messages a worker took and has not acknowledged, and when it took them
+UNACKED_KEY, UNACKED_INDEX_KEY = "unacked", "unacked_index"
 QUEUE_KEY = "celery"  # the Redis list behind the Celery queue that workers consume
 RESEND_KEY = f"{PREFIX}:resend"  # requeued jobs whose queue message is still to be sent
 
@@ -358,6 +361,16 @@ end
 return 0
 """
 
+# KEYS: unacked, unacked index, queue. ARGV: delivery tag, the entry as read, the message. Moves a
+# taken message back to the end of the queue that is read next, if its entry is still as read.
+_RESTORE = """
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('RPUSH', KEYS[3], ARGV[3])
+return 1
+"""
+
 # KEYS: job, lease, stats. ARGV: now, lease token, job ttl. A running job whose lease this worker
 # holds goes back to the queue, marked for a new queue message (a batch of sweep points that ran
 # out of time gives its points back to run alone); returns whether it did.
@@ -517,6 +530,7 @@ class JobStore:
         self._reassign = client.register_script(_REASSIGN)
         self._submit_sweep = client.register_script(_SUBMIT_SWEEP)
         self._give_back = client.register_script(_GIVE_BACK)
+        self._restore = client.register_script(_RESTORE)
         self._cancel_sweep = client.register_script(_CANCEL_SWEEP)
 
     @classmethod
@@ -707,6 +721,30 @@ class JobStore:
             if state:
                 settled[job_id] = state.decode()
         return settled
+
+    def restore_untaken(self, older_than_s: float) -> list[str]:
+        """Queue messages that a worker took but whose jobs it never started (it died between the
+        two), back to the queue: taken longer than ``older_than_s`` ago, every job they name still
+        queued. A live worker starts a job moments after taking its message; Redis would hand the
+        message out again only after its visibility timeout, an hour away. Restoring a message
+        that was not lost is harmless: the second start is refused. Returns the jobs' ids."""
+        restored: list[str] = []
+        for tag in self.redis.zrangebyscore(UNACKED_INDEX_KEY, 0, time.time() - older_than_s):
+            raw = self.redis.hget(UNACKED_KEY, tag)
+            try:
+                message, _, routing_key = json.loads(raw)
+                first = json.loads(base64.b64decode(message["body"]))[0][0]
+            except (TypeError, ValueError, KeyError, IndexError):
+                continue  # gone meanwhile, or not a job's message
+            job_ids = [str(job_id) for job_id in (first if isinstance(first, list) else [first])]
+            pipe = self.redis.pipeline(transaction=False)
+            for job_id in job_ids:
+                pipe.hget(job_key(job_id), "state")
+            if any(state != b"queued" for state in pipe.execute()):
+                continue  # started (its lease tells whether its worker lives) or ended
+            if self._restore(keys=[UNACKED_KEY, UNACKED_INDEX_KEY, routing_key], args=[tag, raw, json.dumps(message)]):
+                restored += job_ids
+        return restored
 
     def to_resend(self) -> list[str]:
         """Requeued jobs whose queue message has not been sent yet."""

@@ -297,9 +297,9 @@ def test_a_200_point_sweep_through_three_worker_kills_runs_every_point_exactly_o
 
 def running_since(faulty: Faulty, job_ids: list[str], since: float) -> bool:
     """Whether one of ``job_ids`` was started after ``since`` and runs: the worker started then
-    holds it. (A point can also look running because a killed worker held it; and between taking
-    a message and starting its points a worker holds a message that a kill would leave to Redis's
-    visibility timeout, an hour away: never kill there.)"""
+    holds it (a point can also look running because a killed worker held it). A kill between a
+    worker taking a message and starting its points is recovered too, by the reaper's
+    ``restore_untaken``, a lease's length later."""
     pipe = faulty.client.pipeline(transaction=False)
     for job_id in job_ids:
         pipe.hmget(f"ss:job:{job_id}", "state", "started_at")

@@ -16,6 +16,8 @@ from worker.store import (
     LIVE_TTL_S,
     QUEUE_KEY,
     STATS_KEY,
+    UNACKED_INDEX_KEY,
+    UNACKED_KEY,
     AsyncJobReader,
     Claim,
     InFlightLimit,
@@ -408,3 +410,31 @@ def test_cancelling_a_sweep_cancels_queued_points_at_once_and_flags_running_ones
     (sweep,), _ = store.list_sweeps("alice", 0, 10)
     assert sweep.is_final and sweep.cancel_requested and sweep.ended == {"succeeded": 1, "failed": 0, "cancelled": 2}
     assert not store.cancel_sweep("unknown")
+
+
+def taken_by_a_worker(store: JobStore, message: bytes, tag: str, taken_at: float) -> None:
+    """What kombu's Redis transport records when a worker takes a message from the queue."""
+    store.redis.zadd(UNACKED_INDEX_KEY, {tag: taken_at})
+    store.redis.hset(UNACKED_KEY, tag, json.dumps([json.loads(message), "", QUEUE_KEY]))
+
+
+def test_a_message_taken_by_a_worker_that_died_before_starting_its_job_goes_back_to_the_queue(store: JobStore) -> None:
+    from worker.queue import make_celery, points_message, task_message
+    from worker.settings import Settings
+
+    app = make_celery(Settings(redis_url="redis://127.0.0.1:1/0"))  # builds messages only
+    lost, started, fresh = new_job(store), new_job(store), new_job(store)
+    _, points = new_sweep(store)
+    store.redis.delete(QUEUE_KEY)
+    store.start(started, "cpu")
+    taken_by_a_worker(store, task_message(app, lost), "tag-lost", time.time() - 60)
+    taken_by_a_worker(store, task_message(app, started), "tag-started", time.time() - 60)
+    taken_by_a_worker(store, task_message(app, fresh), "tag-fresh", time.time())
+    taken_by_a_worker(store, points_message(app, points), "tag-points", time.time() - 60)
+    store.redis.hset(UNACKED_KEY, "tag-other", json.dumps([{"body": "not ours"}, "", QUEUE_KEY]))
+    store.redis.zadd(UNACKED_INDEX_KEY, {"tag-other": 0})
+    assert sorted(store.restore_untaken(older_than_s=20)) == sorted([lost, *points])
+    requeued = [json.loads(raw) for raw in store.redis.lrange(QUEUE_KEY, 0, -1)]
+    assert sorted(message["headers"]["id"] for message in requeued) == sorted([lost, points[0]])
+    assert set(store.redis.hkeys(UNACKED_KEY)) == {b"tag-started", b"tag-fresh", b"tag-other"}
+    assert store.restore_untaken(older_than_s=20) == [], "once"
