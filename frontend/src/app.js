@@ -1,6 +1,6 @@
 // The viewer: edit a request, submit it, follow it live, and look at what the network did.
 import { ApiError, api, apiKey, followEvents, setApiKey } from "./api.js";
-import { countHistogram, destroyAll, isiHistogram, pngOf, psthPlot, rasterPlot, resizeAll, setTimeRange, timeRange, voltagePlot } from "./plots.js";
+import { countHistogram, destroyAll, isiHistogram, pngOf, psthPlot, rasterPlot, resizeAll, setTimeRange, timeRange, voltagePlot, zoomNeurons } from "./plots.js";
 import { STAT_COLUMNS, spikeStatistics, statisticsCsv } from "./stats.js";
 import { cancelSweep, downloadSummary, followSweep, loadSweeps, rerender as rerenderSweep } from "./sweep.js";
 
@@ -604,6 +604,12 @@ function init() {
   for (const id of ["#layer", "#batch-entry", "#bin", "#neurons"]) $(id).addEventListener("change", render);
   for (const button of document.querySelectorAll("[data-zoom]")) button.addEventListener("click", () => zoom(button.dataset.zoom));
   for (const button of document.querySelectorAll("[data-pan]")) button.addEventListener("click", () => pan(Number(button.dataset.pan)));
+  for (const button of document.querySelectorAll("[data-neurons]")) {
+    button.addEventListener("click", () => {
+      const raster = state.plots[state.containers.findIndex((c) => c.dataset.plot === "raster")];
+      if (raster) zoomNeurons(raster, button.dataset.neurons);
+    });
+  }
   $("#download-json").addEventListener("click", () => downloadResult("json"));
   $("#download-npz").addEventListener("click", () => downloadResult("npz"));
   window.addEventListener("resize", () => resizeAll(state.plots, state.containers));

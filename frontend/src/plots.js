@@ -40,9 +40,11 @@ const TIME_SCALE = { time: false, auto: false };
 
 // uPlot's double-click auto-scales x, which a fixed time scale turns into [null, null] (a blank
 // plot): on every time plot it resets all of them to the whole run instead.
-function timeCursor(durationMs, cursor = {}) {
+function timeCursor(durationMs, cursor = {}, onReset = () => {}) {
   const reset = () => (event) => {
-    if (event.button === 0) setTimeRange(0, durationMs);
+    if (event.button !== 0) return null;
+    setTimeRange(0, durationMs);
+    onReset();
     return null;
   };
   return { ...cursor, bind: { dblclick: reset } };
@@ -72,7 +74,7 @@ export function rasterPlot(container, readout, { timesMs, senders, neurons, dura
   const ys = Float64Array.from(senders);
   const drawMarks = (u, seriesIndex) => {
     const ctx = u.ctx;
-    const mark = Math.max(1, Math.min(3, u.bbox.height / Math.max(neurons, 1)));
+    const mark = Math.max(1, Math.min(3, u.bbox.height / Math.max(u.scales.y.max - u.scales.y.min, 1)));
     const path = new Path2D();
     const { left, top, width, height } = u.bbox;
     for (let i = 0; i < xs.length; i++) {
@@ -113,16 +115,20 @@ export function rasterPlot(container, readout, { timesMs, senders, neurons, dura
       ...size(container, 260),
       mode: 2,
       title: "Spike raster",
-      scales: { x: TIME_SCALE, y: { range: () => [-0.5, Math.max(neurons, 1) - 0.5] } },
+      // the neuron axis zooms with its buttons (zoomNeurons)
+      scales: { x: TIME_SCALE, y: { time: false, auto: false } },
       axes: [{ label: "time (ms)" }, { label: "neuron", incrs: NEURON_TICKS }],
       series: [{}, { label: "spikes", paths: drawMarks, points: { show: false } }],
       legend: { show: false },
-      cursor: timeCursor(durationMs, { drag: { x: true, y: false }, points: { show: false } }),
+      cursor: timeCursor(durationMs, { drag: { x: true, y: false }, points: { show: false } }, () => allNeurons()),
       hooks: { setCursor: [hoverHook(readout, (u, left, top) => nearest(u, left, top))] },
     },
     [null, [xs, ys]],
     container,
   );
+  const allNeurons = () => plot.setScale("y", { min: -0.5, max: Math.max(neurons, 1) - 0.5 });
+  allNeurons();
+  plot.neuronRange = { all: allNeurons, neurons };
   container.dataset.points = String(xs.length);
   return linkTime(plot, durationMs);
 }
@@ -383,4 +389,17 @@ export function isiHistogram(container, readout, { intervals, meanCv, withCv }) 
   );
   container.dataset.points = String(intervals.length);
   return plot;
+}
+
+// The raster's neuron axis: "in" halves the neurons shown around the middle, "out" doubles them
+// (never past all), "all" shows every neuron again.
+export function zoomNeurons(raster, kind) {
+  const { all, neurons } = raster.neuronRange;
+  if (kind === "all") return all();
+  const { min, max } = raster.scales.y;
+  const middle = (min + max) / 2;
+  const half = kind === "in" ? Math.max(2, (max - min) / 4) : (max - min);
+  const low = Math.max(-0.5, middle - half);
+  const high = Math.min(neurons - 0.5, middle + half);
+  raster.setScale("y", { min: low, max: Math.max(high, low + 1) });
 }

@@ -435,3 +435,23 @@ def test_the_address_names_the_job_or_sweep_on_screen_and_a_reload_opens_it_agai
 def test_a_first_visit_starts_from_a_request_that_runs(page) -> None:
     assert json.loads(page.input_value("#request")) == json.loads((EXAMPLES / "seed.json").read_text())
     assert page.input_value("#examples") == "seed"
+
+
+def test_the_raster_zooms_on_its_neuron_axis_and_a_double_click_brings_all_back(page) -> None:
+    open_example(page, "conv_feedforward")  # 1,024 neurons in its first layer
+    y_scale = f"(({PLOT})('raster')).scales.y"
+    time_scale = f"(({PLOT})('raster')).scales.x"
+    full = page.evaluate(f"[{y_scale}.min, {y_scale}.max]")
+    time_before = page.evaluate(f"[{time_scale}.min, {time_scale}.max]")
+    page.click("[data-neurons=in]")
+    page.click("[data-neurons=in]")
+    zoomed = page.evaluate(f"[{y_scale}.min, {y_scale}.max]")
+    assert zoomed[1] - zoomed[0] == pytest.approx((full[1] - full[0]) / 4), "each step halves the neurons shown"
+    assert page.evaluate(f"[{time_scale}.min, {time_scale}.max]") == time_before, "time stays as it was"
+    page.click("[data-neurons=out]")
+    assert page.evaluate(f"{y_scale}.max - {y_scale}.min") == pytest.approx((full[1] - full[0]) / 2)
+    page.locator("[data-plot=raster] .u-over").dblclick()
+    assert page.evaluate(f"[{y_scale}.min, {y_scale}.max]") == full
+    page.click("[data-neurons=in]")
+    page.click("[data-neurons=all]")
+    assert page.evaluate(f"[{y_scale}.min, {y_scale}.max]") == full
