@@ -27,11 +27,11 @@ from worker.simulation.request import JobRequest
 from worker.simulation.results import Result
 from worker.simulation.runner import (
     Cancelled,
+    Recorder,
     SimulationError,
     SpikeBudget,
     TimeLimitExceeded,
-    _last_step,
-    _Recorder,
+    last_step,
     resolve_device,
 )
 
@@ -80,7 +80,7 @@ def simulate_points(
     budgets = [SpikeBudget(point_plan.cost.spike_events if point_plan.cost else 0) for _, point_plan in runs]
     recorders = {
         layer.name: [
-            _Recorder(
+            Recorder(
                 layer.name,
                 layer.out_shape,
                 layer.name in plan.record_spikes,
@@ -119,7 +119,7 @@ def simulate_points(
                         except SimulationError as error:  # its spike budget
                             failed[entry] = error
                 if layer.name in voltage_layers:
-                    state[index] = layer_state = _last_step(layer_state)
+                    state[index] = layer_state = last_step(layer_state)
                 if layer.is_neuron:
                     finite = torch.isfinite(layer_state.v.reshape(entries, -1)).all(dim=1).tolist()
                     for entry, ok in enumerate(finite):

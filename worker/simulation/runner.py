@@ -72,7 +72,7 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return device
 
 
-class _Recorder:
+class Recorder:
     """Accumulates one layer's spikes (sparse), counts and voltages chunk by chunk."""
 
     def __init__(
@@ -132,7 +132,8 @@ class _Recorder:
         return layer
 
 
-def _last_step(state: Any) -> Any:
+def last_step(state: Any) -> Any:
+    """Of a state recorded at every step of a chunk (voltage recording), the state after its last."""
     return type(state)(*(value[-1] for value in state))
 
 
@@ -173,7 +174,7 @@ def simulate(
     stream = InputStream(request, plan, device)
     budget = SpikeBudget(plan.cost.spike_events)
     recorders = {
-        layer.name: _Recorder(
+        layer.name: Recorder(
             layer.name,
             layer.out_shape,
             layer.name in plan.record_spikes,
@@ -201,7 +202,7 @@ def simulate(
                 if layer.name in recorders:
                     recorders[layer.name].add(start, outputs[index], layer_state)
                 if layer.name in voltage_layers:
-                    state[index] = layer_state = _last_step(layer_state)
+                    state[index] = layer_state = last_step(layer_state)
                 if layer.is_neuron and not torch.isfinite(layer_state.v).all():
                     raise SimulationError(
                         f"layer {layer.name!r} ({layer.type}) reached a non-finite voltage (NaN or Inf) "
