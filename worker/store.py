@@ -282,8 +282,10 @@ return true
 """
 )
 
-# KEYS: old owner's jobs, new owner's jobs, old owner's active set, new owner's active set.
-# ARGV: new owner. Every job of the old owner becomes the new owner's; returns how many.
+# KEYS: old owner's jobs, new owner's jobs, old owner's active set, new owner's active set, old
+# owner's sweeps, new owner's sweeps, old owner's unfinished sweep points, new owner's. ARGV: new
+# owner. Every job and sweep (with its points) of the old owner becomes the new owner's; returns
+# how many jobs.
 _REASSIGN = """
 local ids = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
 for i = 1, #ids, 2 do
@@ -292,7 +294,19 @@ for i = 1, #ids, 2 do
   redis.call('ZADD', KEYS[2], ids[i + 1], ids[i])
   if redis.call('SMOVE', KEYS[3], KEYS[4], ids[i]) == 0 then redis.call('SREM', KEYS[3], ids[i]) end
 end
-redis.call('DEL', KEYS[1], KEYS[3])
+local sweeps = redis.call('ZRANGE', KEYS[5], 0, -1, 'WITHSCORES')
+for i = 1, #sweeps, 2 do
+  local record = 'ss:sweep:' .. sweeps[i]
+  if redis.call('EXISTS', record) == 1 then redis.call('HSET', record, 'owner', ARGV[1]) end
+  for _, id in ipairs(redis.call('LRANGE', record .. ':points', 0, -1)) do
+    local job = 'ss:job:' .. id
+    if redis.call('EXISTS', job) == 1 then redis.call('HSET', job, 'owner', ARGV[1]) end
+  end
+  redis.call('ZADD', KEYS[6], sweeps[i + 1], sweeps[i])
+end
+local unfinished = tonumber(redis.call('GET', KEYS[7]) or '0')
+if unfinished ~= 0 then redis.call('INCRBY', KEYS[8], unfinished) end
+redis.call('DEL', KEYS[1], KEYS[3], KEYS[5], KEYS[7])
 return #ids / 2
 """
 
@@ -599,8 +613,11 @@ class JobStore:
         return self.redis.zcard(owner_jobs_key(owner))
 
     def reassign(self, old_owner: str, new_owner: str) -> int:
-        """Gives every job of ``old_owner`` to ``new_owner`` (one atomic step); returns how many."""
+        """Gives every job and sweep of ``old_owner`` to ``new_owner`` (one atomic step); returns
+        how many jobs."""
         keys = [owner_jobs_key(old_owner), owner_jobs_key(new_owner), owner_active_key(old_owner), owner_active_key(new_owner)]
+        keys += [owner_sweeps_key(old_owner), owner_sweeps_key(new_owner)]
+        keys += [owner_sweep_points_key(old_owner), owner_sweep_points_key(new_owner)]
         return int(self._reassign(keys=keys, args=[new_owner]))
 
     def list_owned(self, owner: str, offset: int, limit: int) -> tuple[list[Job], int]:

@@ -438,3 +438,18 @@ def test_a_message_taken_by_a_worker_that_died_before_starting_its_job_goes_back
     assert sorted(message["headers"]["id"] for message in requeued) == sorted([lost, points[0]])
     assert set(store.redis.hkeys(UNACKED_KEY)) == {b"tag-started", b"tag-fresh", b"tag-other"}
     assert store.restore_untaken(older_than_s=20) == [], "once"
+
+
+def test_sweeps_of_one_owner_are_given_to_another_with_their_points(store: JobStore) -> None:
+    sweep_id, points = new_sweep(store, owner="anonymous")
+    store.start(points[0], "cpu")
+    store.succeed(points[0], b"{}", b"", 1, 0.1)
+    store.reassign("anonymous", "key-bob")
+    (sweep,), _ = store.list_sweeps("key-bob", 0, 10)
+    assert sweep.id == sweep_id and sweep.owner == "key-bob" and store.list_sweeps("anonymous", 0, 10) == ([], 0)
+    assert {store.get(point).owner for point in points} == {"key-bob"}
+    assert int(store.redis.get("ss:owner:key-bob:sweep_points")) == 2, "the unfinished points count for the new owner"
+    store.cancel_sweep(sweep_id)
+    assert int(store.redis.get("ss:owner:key-bob:sweep_points")) == 0 and not store.redis.exists(
+        "ss:owner:anonymous:sweep_points"
+    )
