@@ -375,13 +375,14 @@ end
 return 0
 """
 
-# KEYS: unacked, unacked index, queue. ARGV: delivery tag, the entry as read, the message. Moves a
-# taken message back to the end of the queue that is read next, if its entry is still as read.
+# KEYS: unacked, unacked index, queue. ARGV: delivery tag, the entry as read, the message ('': drop
+# it). Moves a taken message back to the end of the queue that is read next, or drops a stale one,
+# if its entry is still as read.
 _RESTORE = """
 if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
 redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('RPUSH', KEYS[3], ARGV[3])
+if ARGV[3] ~= '' then redis.call('RPUSH', KEYS[3], ARGV[3]) end
 return 1
 """
 
@@ -394,6 +395,7 @@ _GIVE_BACK = (
 if redis.call('GET', KEYS[2]) ~= ARGV[2] then return 0 end
 local moved = transition(KEYS[1], KEYS[3], 'running', 'queued', ARGV[1], {'steps_done', 0}, ARGV[3])
 if moved[1] ~= 1 then return 0 end
+redis.call('HINCRBY', KEYS[1], 'attempts', -1)  -- handed back, not died: the next start is not a retry
 redis.call('DEL', KEYS[2])
 redis.call('SADD', 'ss:resend', redis.call('HGET', KEYS[1], 'id'))
 return 1
@@ -746,7 +748,7 @@ class JobStore:
         message out again only after its visibility timeout, an hour away. Restoring a message
         that was not lost is harmless: the second start is refused. Returns the jobs' ids."""
         restored: list[str] = []
-        for tag in self.redis.zrangebyscore(UNACKED_INDEX_KEY, 0, time.time() - older_than_s):
+        for tag, taken_at in self.redis.zrangebyscore(UNACKED_INDEX_KEY, 0, time.time() - older_than_s, withscores=True):
             raw = self.redis.hget(UNACKED_KEY, tag)
             try:
                 message, _, routing_key = json.loads(raw)
@@ -756,10 +758,15 @@ class JobStore:
             job_ids = [str(job_id) for job_id in (first if isinstance(first, list) else [first])]
             pipe = self.redis.pipeline(transaction=False)
             for job_id in job_ids:
-                pipe.hget(job_key(job_id), "state")
-            if any(state != b"queued" for state in pipe.execute()):
+                pipe.hmget(job_key(job_id), "state", "started_at")
+            records = pipe.execute()
+            if any(state != b"queued" for state, _ in records):
                 continue  # started (its lease tells whether its worker lives) or ended
-            if self._restore(keys=[UNACKED_KEY, UNACKED_INDEX_KEY, routing_key], args=[tag, raw, json.dumps(message)]):
+            # Started since the message was taken, then requeued with a message of its own: this
+            # one is stale (a killed batch's), and is dropped instead of run once more.
+            stale = any(started is not None and float(started) > taken_at for _, started in records)
+            keys = [UNACKED_KEY, UNACKED_INDEX_KEY, routing_key]
+            if self._restore(keys=keys, args=[tag, raw, "" if stale else json.dumps(message)]) and not stale:
                 restored += job_ids
         return restored
 

@@ -438,6 +438,16 @@ def test_a_message_taken_by_a_worker_that_died_before_starting_its_job_goes_back
     assert sorted(message["headers"]["id"] for message in requeued) == sorted([lost, points[0]])
     assert set(store.redis.hkeys(UNACKED_KEY)) == {b"tag-started", b"tag-fresh", b"tag-other"}
     assert store.restore_untaken(older_than_s=20) == [], "once"
+    # a killed batch's message: its points were started after it was taken, then requeued with
+    # messages of their own; it is dropped, not run again
+    store.redis.delete(QUEUE_KEY)
+    store.start(points[0], "cpu")
+    store.redis.hset(f"ss:job:{points[0]}", "state", "queued")  # as the reaper leaves it
+    store.redis.srem("ss:state:running", points[0])
+    taken_by_a_worker(store, points_message(app, points), "tag-batch", float(store.get(points[0]).started_at) - 1)
+    assert store.restore_untaken(older_than_s=0) == [fresh], "the fresh one, old enough now; not the batch"
+    assert not store.redis.hexists(UNACKED_KEY, "tag-batch")
+    assert [json.loads(raw)["headers"]["id"] for raw in store.redis.lrange(QUEUE_KEY, 0, -1)] == [fresh]
 
 
 def test_sweeps_of_one_owner_are_given_to_another_with_their_points(store: JobStore) -> None:
