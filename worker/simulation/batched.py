@@ -26,13 +26,15 @@ from worker.simulation.plan import Plan
 from worker.simulation.request import JobRequest
 from worker.simulation.results import Result
 from worker.simulation.runner import (
-    Cancelled,
-    Recorder,
     SimulationError,
     SpikeBudget,
-    TimeLimitExceeded,
+    cancelled_at,
+    check_time,
     last_step,
+    non_finite,
+    recorders_for,
     resolve_device,
+    run_stats,
 )
 
 
@@ -75,43 +77,26 @@ def simulate_points(
     if device.type != "cpu":
         network = network.to(device)
     streams = [InputStream(point_request, point_plan, device) for point_request, point_plan in runs]
-    recorded = [layer for layer in plan.layers if layer.name in plan.record_spikes or layer.name in voltage_layers]
-    # one recorder per layer and entry, each with its point's own spike budget: what a run alone records
-    budgets = [SpikeBudget(point_plan.cost.spike_events if point_plan.cost else 0) for _, point_plan in runs]
-    recorders = {
-        layer.name: [
-            Recorder(
-                layer.name,
-                layer.out_shape,
-                layer.name in plan.record_spikes,
-                layer.name in voltage_layers,
-                plan.record_voltages.get(layer.name),
-                1,
-                device,
-                budgets[entry],
-            )
-            for entry in range(entries)
-        ]
-        for layer in recorded
-    }
+    # per entry its own recorders and spike budget: what a run of its point alone records
+    recorders = [recorders_for(point, 1, device, SpikeBudget(point.cost.spike_events if point.cost else 0)) for _, point in runs]
     failed: dict[int, Exception] = {}
     started = time.perf_counter()
     state = None
     with torch.inference_mode():
         for start in range(0, plan.steps, chunk):
             for entry in cancelled() if cancelled is not None else ():
-                failed.setdefault(entry, Cancelled(f"cancelled after {start} of {plan.steps} steps"))
+                failed.setdefault(entry, cancelled_at(start, plan.steps))
             if len(failed) == entries:
                 break
-            if time_limit_s is not None and time.perf_counter() - started > time_limit_s:
-                raise TimeLimitExceeded(f"time limit of {time_limit_s:g} s exceeded after {start} of {plan.steps} steps")
+            check_time(started, time_limit_s, start, plan.steps)
             stop = min(plan.steps, start + chunk)
             x = torch.cat([stream.chunk(start, stop) for stream in streams], dim=1)
             outputs, state = network(x, state)
             for index, layer in enumerate(plan.layers):
                 layer_state = state[index]
-                for entry, recorder in enumerate(recorders.get(layer.name, ())):
-                    if entry not in failed:
+                for entry, entry_recorders in enumerate(recorders):
+                    recorder = entry_recorders.get(layer.name)
+                    if recorder is not None and entry not in failed:
                         mine = slice(entry, entry + 1)
                         entry_state = type(layer_state)(*(value[:, mine] for value in layer_state)) if recorder.voltages else None
                         try:
@@ -124,10 +109,7 @@ def simulate_points(
                     finite = torch.isfinite(layer_state.v.reshape(entries, -1)).all(dim=1).tolist()
                     for entry, ok in enumerate(finite):
                         if not ok and entry not in failed:
-                            failed[entry] = SimulationError(
-                                f"layer {layer.name!r} ({layer.type}) reached a non-finite voltage (NaN or Inf) "
-                                f"between steps {start} and {stop}; its parameters or input drive it out of range"
-                            )
+                            failed[entry] = non_finite(layer, start, stop)
             if progress is not None:
                 progress(stop, plan.steps)
     if device.type == "cuda":
@@ -146,13 +128,8 @@ def simulate_points(
                 dt=point_request.dt,
                 device=str(device),
                 batch=None,
-                layers={name: entry_recorders[entry].result(False) for name, entry_recorders in recorders.items()},
-                stats={
-                    "wall_s": round(wall / entries, 6),
-                    "neuron_steps": point_plan.neuron_steps,
-                    "neuron_steps_per_s": round(point_plan.neuron_steps * entries / wall, 1) if wall > 0 else 0.0,
-                    "batched_with": entries,
-                },
+                layers={name: recorder.result(False) for name, recorder in recorders[entry].items()},
+                stats=run_stats(point_plan, wall, entries),
             )
         )
     return results

@@ -21,7 +21,7 @@ import torch
 from worker.engine.events import record_spikes
 from worker.simulation.build import InputStream, build_network
 from worker.simulation.limits import Limits
-from worker.simulation.plan import Plan, validate_request
+from worker.simulation.plan import LayerPlan, Plan, validate_request
 from worker.simulation.request import JobRequest
 from worker.simulation.results import LayerResult, LiveChunk, Result
 
@@ -172,29 +172,14 @@ def simulate(
     if device.type != "cpu":  # built on the CPU
         network = network.to(device)
     stream = InputStream(request, plan, device)
-    budget = SpikeBudget(plan.cost.spike_events)
-    recorders = {
-        layer.name: Recorder(
-            layer.name,
-            layer.out_shape,
-            layer.name in plan.record_spikes,
-            layer.name in voltage_layers,
-            plan.record_voltages.get(layer.name),
-            plan.batch_size,
-            device,
-            budget,
-        )
-        for layer in plan.layers
-        if layer.name in plan.record_spikes or layer.name in voltage_layers
-    }
+    recorders = recorders_for(plan, plan.batch_size, device, SpikeBudget(plan.cost.spike_events))
     started = time.perf_counter()
     state = None
     with torch.inference_mode():
         for start in range(0, plan.steps, chunk):
             if is_cancelled is not None and is_cancelled():
-                raise Cancelled(f"cancelled after {start} of {plan.steps} steps")
-            if time_limit_s is not None and time.perf_counter() - started > time_limit_s:
-                raise TimeLimitExceeded(f"time limit of {time_limit_s:g} s exceeded after {start} of {plan.steps} steps")
+                raise cancelled_at(start, plan.steps)
+            check_time(started, time_limit_s, start, plan.steps)
             stop = min(plan.steps, start + chunk)
             outputs, state = network(stream.chunk(start, stop), state)
             for index, layer in enumerate(plan.layers):
@@ -204,10 +189,7 @@ def simulate(
                 if layer.name in voltage_layers:
                     state[index] = layer_state = last_step(layer_state)
                 if layer.is_neuron and not torch.isfinite(layer_state.v).all():
-                    raise SimulationError(
-                        f"layer {layer.name!r} ({layer.type}) reached a non-finite voltage (NaN or Inf) "
-                        f"between steps {start} and {stop}; its parameters or input drive it out of range"
-                    )
+                    raise non_finite(layer, start, stop)
             if live is not None and plan.record_live:
                 events = {name: recorders[name].events[-1] for name in plan.record_live}
                 live(LiveChunk.of(start, stop, plan.steps, request.dt, events))
@@ -223,9 +205,54 @@ def simulate(
         device=str(device),
         batch=plan.batch,
         layers={name: recorder.result(plan.batch is not None) for name, recorder in recorders.items()},
-        stats={
-            "wall_s": round(wall, 6),
-            "neuron_steps": plan.neuron_steps,
-            "neuron_steps_per_s": round(plan.neuron_steps / wall, 1) if wall > 0 else 0.0,
-        },
+        stats=run_stats(plan, wall),
     )
+
+
+# --- what a batched run (worker.simulation.batched) shares with this one --------------------------
+
+
+def recorders_for(plan: Plan, batch: int, device: torch.device, budget: SpikeBudget) -> dict[str, Recorder]:
+    """A recorder for every layer whose spikes or voltages the plan records, sharing ``budget``."""
+    voltage_layers = plan.record_voltages
+    return {
+        layer.name: Recorder(
+            layer.name,
+            layer.out_shape,
+            layer.name in plan.record_spikes,
+            layer.name in voltage_layers,
+            voltage_layers.get(layer.name),
+            batch,
+            device,
+            budget,
+        )
+        for layer in plan.layers
+        if layer.name in plan.record_spikes or layer.name in voltage_layers
+    }
+
+
+def cancelled_at(start: int, steps: int) -> Cancelled:
+    return Cancelled(f"cancelled after {start} of {steps} steps")
+
+
+def check_time(started: float, time_limit_s: float | None, start: int, steps: int) -> None:
+    """TimeLimitExceeded when a run that began at ``started`` (perf_counter) is past its limit."""
+    if time_limit_s is not None and time.perf_counter() - started > time_limit_s:
+        raise TimeLimitExceeded(f"time limit of {time_limit_s:g} s exceeded after {start} of {steps} steps")
+
+
+def non_finite(layer: LayerPlan, start: int, stop: int) -> SimulationError:
+    return SimulationError(
+        f"layer {layer.name!r} ({layer.type}) reached a non-finite voltage (NaN or Inf) "
+        f"between steps {start} and {stop}; its parameters or input drive it out of range"
+    )
+
+
+def run_stats(plan: Plan, wall: float, entries: int = 1) -> dict[str, float]:
+    """A run's statistics; a point of a batch of ``entries`` gets its share of the wall time."""
+    stats = {
+        "wall_s": round(wall / entries, 6),
+        "neuron_steps": plan.neuron_steps,
+        "neuron_steps_per_s": round(plan.neuron_steps * entries / wall, 1) if wall > 0 else 0.0,
+    }
+    return stats if entries == 1 else {**stats, "batched_with": entries}
