@@ -19,7 +19,7 @@ from worker.simulation.plan import Plan, parse_request
 from worker.simulation.request import JobRequest
 from worker.simulation.results import Result
 from worker.simulation.runner import Cancelled, SimulationError, TimeLimitExceeded, simulate
-from worker.store import JobStore
+from worker.store import Claim, JobStore
 
 log = logging.getLogger(__name__)
 
@@ -129,15 +129,21 @@ def execute_job(store: JobStore, job_id: str, settings: Settings, device: str | 
     # One round trip: refused when unknown, cancelled, finished, or running elsewhere under a live lease.
     claim = store.claim(job_id, device, lease.token, settings.lease_s)
     if not claim.started:
-        if claim.state is None:
-            log.warning("job %s is unknown (expired?); nothing to run", job_id)
-            return "unknown"
-        if claim.cancel_requested:
-            store.cancelled(job_id)
-            return "cancelled"
-        return claim.state
+        return _refused(store, job_id, claim)
     with lease:
         return _run_started(store, job_id, settings, device, lease, claim.request)
+
+
+def _refused(store: JobStore, job_id: str, claim: Claim) -> str:
+    """The state of a job its claim did not start: unknown, cancelled now (a cancel was asked for
+    while it was queued), or as it is (finished, or running elsewhere)."""
+    if claim.state is None:
+        log.warning("job %s is unknown (expired?); nothing to run", job_id)
+        return "unknown"
+    if claim.cancel_requested:
+        store.cancelled(job_id)
+        return "cancelled"
+    return claim.state
 
 
 def _out_of_memory(error: BaseException) -> bool:
@@ -254,13 +260,8 @@ def execute_points(store: JobStore, job_ids: list[str], settings: Settings, devi
     for job_id, lease, claim in zip(job_ids, leases, claims, strict=True):
         if claim.started:
             started.append((lease, claim.request))
-        elif claim.state is None:
-            ends[job_id] = "unknown"
-        elif claim.cancel_requested:
-            store.cancelled(job_id)
-            ends[job_id] = "cancelled"
         else:
-            ends[job_id] = claim.state
+            ends[job_id] = _refused(store, job_id, claim)
     with contextlib.ExitStack() as held:
         for lease, _ in started:
             held.enter_context(lease)
@@ -280,18 +281,18 @@ def _batch_key(request: JobRequest, plan: Plan) -> str:
 def _run_points(store: JobStore, started: list[tuple[Lease, bytes | None]], settings: Settings, device: str) -> dict[str, str]:
     runs: list[tuple[Lease, tuple[JobRequest, Plan]]] = []
     ends: dict[str, str] = {}
+    alone: list[tuple[Lease, bytes | None]] = []  # a point whose request does not parse fails as a job would
     for lease, raw in started:
         try:
-            if raw is None:
-                raise SimulationError("the job's request is missing from the store")
-            runs.append((lease, parse_request(raw, settings.limits)))
-        except Exception as error:
-            ends[lease.job_id] = _record_end(store, lease.job_id, settings, device, lease, _returning(error))
+            runs.append((lease, parse_request(raw or b"", settings.limits)))
+        except Exception:
+            alone.append((lease, raw))
     if len({_batch_key(*run) for _, run in runs}) > 1:  # not what the API groups: each runs alone
-        for lease, (request, plan) in runs:
-            ends[lease.job_id] = _record_end(
-                store, lease.job_id, settings, device, lease, _alone(request, plan, lease, device, settings)
-            )
+        alone = started
+        runs = []
+    for lease, raw in alone:
+        ends[lease.job_id] = _run_started(store, lease.job_id, settings, device, lease, raw)
+    if not runs:
         return ends
     job_ids = [lease.job_id for lease, _ in runs]
     checks = 0
@@ -306,8 +307,6 @@ def _run_points(store: JobStore, started: list[tuple[Lease, bytes | None]], sett
         if done < total:
             store.progress_many(job_ids, done, total)
 
-    if not runs:
-        return ends
     try:
         outcomes = simulate_points(
             [run for _, run in runs],
@@ -342,13 +341,5 @@ def _returning(outcome: Result | Exception) -> Callable[[], Result]:
         if isinstance(outcome, Exception):
             raise outcome
         return outcome
-
-    return run
-
-
-def _alone(request: JobRequest, plan: Plan, lease: Lease, device: str, settings: Settings) -> Callable[[], Result]:
-    def run() -> Result:
-        return simulate(request, plan, device=device, job_id=lease.job_id, is_cancelled=lambda: lease.lost,
-                        time_limit_s=settings.soft_time_limit_s)  # fmt: skip
 
     return run
