@@ -52,18 +52,33 @@ class Validated:
         return int(self.summary["steps"])
 
 
-def check_request(body: bytes | bytearray, limits: Limits) -> dict[str, Any]:
-    """Validates ``body`` completely; returns a JSON-able reply: ``{"errors": [...]}`` or the
-    request's summary with ``run`` (the expanded request as text, or None)."""
+def _reply_or_errors(check: Callable[[], dict[str, Any]], what: str) -> dict[str, Any]:
+    """``check()``'s reply, or ``{"errors": [...]}`` with why ``what`` is refused."""
     try:
-        loaded = loads_strict(body)
-        _, plan, data = prepare_request(loaded, limits)
+        return check()
     except InvalidRequest as error:
         return {"errors": [{"loc": list(e.loc), "msg": e.msg, "type": e.type} for e in error.errors]}
     except (MemoryError, RecursionError):
         return {
-            "errors": [{"loc": [], "msg": "the request needs more memory to validate than the server allows", "type": "limit"}]
+            "errors": [{"loc": [], "msg": f"the {what} needs more memory to validate than the server allows", "type": "limit"}]
         }
+
+
+def _raise_errors(reply: dict[str, Any]) -> None:
+    """InvalidRequest (a 422 naming the fields) for a reply that holds errors."""
+    if "errors" in reply:
+        raise InvalidRequest([FieldError(tuple(e["loc"]), e["msg"], e["type"]) for e in reply["errors"]])
+
+
+def check_request(body: bytes | bytearray, limits: Limits) -> dict[str, Any]:
+    """Validates ``body`` completely; returns a JSON-able reply: ``{"errors": [...]}`` or the
+    request's summary with ``run`` (the expanded request as text, or None)."""
+    return _reply_or_errors(lambda: _request_summary(body, limits), "request")
+
+
+def _request_summary(body: bytes | bytearray, limits: Limits) -> dict[str, Any]:
+    loaded = loads_strict(body)
+    _, plan, data = prepare_request(loaded, limits)
     assert plan.cost is not None
     return {
         "steps": plan.steps,
@@ -80,21 +95,19 @@ def check_request(body: bytes | bytearray, limits: Limits) -> dict[str, Any]:
 def check_sweep(body: bytes | bytearray, limits: Limits) -> dict[str, Any]:
     """Validates a sweep and every point of it; returns ``{"errors": [...]}`` or the sweep's mode,
     its points, each as the request it runs (JSON text) with its number of steps, and the groups
-    of points that run batched (``worker.simulation.batched.point_groups``)."""
-    try:
-        sweep, points = parse_sweep(body, limits)
-    except InvalidRequest as error:
-        return {"errors": [{"loc": list(e.loc), "msg": e.msg, "type": e.type} for e in error.errors]}
-    except (MemoryError, RecursionError):
-        return {"errors": [{"loc": [], "msg": "the sweep needs more memory to validate than the server allows", "type": "limit"}]}
+    of points that run batched (``worker.simulation.sweep.point_groups``)."""
+    return _reply_or_errors(lambda: _sweep_summary(body, limits), "sweep")
+
+
+def _sweep_summary(body: bytes | bytearray, limits: Limits) -> dict[str, Any]:
+    sweep, points = parse_sweep(body, limits)
     runs = [{"run": json.dumps(point.request, separators=(",", ":")), "steps": point.plan.steps} for point in points]
     groups = point_groups(sweep, points) if sweep.batched else [[index] for index in range(len(points))]
     return {"mode": sweep.mode, "points": runs, "groups": groups}
 
 
 def _validated(reply: dict[str, Any]) -> Validated:
-    if "errors" in reply:
-        raise InvalidRequest([FieldError(tuple(e["loc"]), e["msg"], e["type"]) for e in reply["errors"]])
+    _raise_errors(reply)
     run = reply.pop("run")
     return Validated(summary=reply, run=None if run is None else run.encode())
 
@@ -150,8 +163,7 @@ class Validator:
         """The sweep's mode and points (``check_sweep``), always in a validation process: a sweep
         validates every point, work a thread would do holding the event loop's GIL."""
         reply = await self._in_process(body, SWEEP)
-        if "errors" in reply:
-            raise InvalidRequest([FieldError(tuple(e["loc"]), e["msg"], e["type"]) for e in reply["errors"]])
+        _raise_errors(reply)
         return reply
 
     async def check(self, body: bytes | bytearray) -> Validated:

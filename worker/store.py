@@ -83,9 +83,18 @@ def owner_sweep_points_key(owner: str) -> str:
 
 def sweep_key(sweep_id: str) -> str:
     """A sweep's record: owner, points, how many ended and how (counted by its points' final
-    transitions), cancel flag. ``:request`` holds the sweep as submitted, ``:points`` its points'
-    job ids in point order. The points are ordinary jobs whose records name the sweep."""
+    transitions), cancel flag. The points are ordinary jobs whose records name the sweep."""
     return f"{PREFIX}:sweep:{sweep_id}"
+
+
+def sweep_request_key(sweep_id: str) -> str:
+    """The sweep as submitted."""
+    return f"{sweep_key(sweep_id)}:request"
+
+
+def sweep_points_key(sweep_id: str) -> str:
+    """The sweep's points' job ids, in point order."""
+    return f"{sweep_key(sweep_id)}:points"
 
 
 def lease_key(job_id: str) -> str:
@@ -423,7 +432,7 @@ def _claim_of(reply: Any) -> "Claim":
     return Claim(started=False, state=value.decode(), cancel_requested=code == 2)
 
 
-POINT_FIELDS = ("state", "steps_done", "steps_total", "error", "wall_s", "summary", "cancel")
+POINT_FIELDS = ("state", "steps_done", "steps_total", "error", "wall_s", "summary")
 
 
 @dataclass
@@ -658,8 +667,8 @@ class JobStore:
         now = time.time()
         keys = [
             sweep_key(sweep_id),
-            f"{sweep_key(sweep_id)}:request",
-            f"{sweep_key(sweep_id)}:points",
+            sweep_request_key(sweep_id),
+            sweep_points_key(sweep_id),
             owner_sweeps_key(owner),
             owner_sweep_points_key(owner),
             state_set_key("queued"),
@@ -678,7 +687,7 @@ class JobStore:
 
     def cancel_sweep(self, sweep_id: str) -> bool:
         """Flags the sweep and cancels every point not yet finished (queued ones at once)."""
-        keys = [sweep_key(sweep_id), f"{sweep_key(sweep_id)}:points", STATS_KEY]
+        keys = [sweep_key(sweep_id), sweep_points_key(sweep_id), STATS_KEY]
         return bool(self._cancel_sweep(keys=keys, args=[time.time(), self.job_ttl_s]))
 
     def list_sweeps(self, owner: str, offset: int, limit: int) -> tuple[list["Sweep"], int]:
@@ -901,12 +910,12 @@ class AsyncJobReader:
         return Sweep.from_raw(await self.redis.hgetall(sweep_key(sweep_id)))
 
     async def sweep_request(self, sweep_id: str) -> bytes | None:
-        return await self.redis.get(f"{sweep_key(sweep_id)}:request")
+        return await self.redis.get(sweep_request_key(sweep_id))
 
     async def sweep_points(self, sweep_id: str) -> list[dict[str, str]]:
         """Every point's record fields (id, state, steps, error, wall_s, summary), in point order,
         in two round trips; an expired point's entry has its id only."""
-        ids = [raw.decode() for raw in await self.redis.lrange(f"{sweep_key(sweep_id)}:points", 0, -1)]
+        ids = [raw.decode() for raw in await self.redis.lrange(sweep_points_key(sweep_id), 0, -1)]
         async with self.redis.pipeline(transaction=False) as pipe:
             for job_id in ids:
                 pipe.hmget(job_key(job_id), *POINT_FIELDS)
