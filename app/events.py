@@ -175,11 +175,12 @@ async def job_events(
     reader: AsyncJobReader, hub: EventHub, job_id: str, ping_s: float = 15.0, after: str = "0"
 ) -> AsyncIterator[bytes]:
     """The job's status events as Server-Sent Events, in order and without repeats, ending with
-    its final state; a ping after ``ping_s`` quiet seconds. Before each status event come the
-    live chunks (``record.live``) that are newer than the stream id ``after`` and still kept:
+    its final state; a ping after ``ping_s`` quiet seconds. Before each status event of a job with
+    ``record.live`` layers come its live chunks newer than the stream id ``after`` and still kept:
     the worker stores a chunk before it reports the progress that wakes this stream."""
     loop = asyncio.get_running_loop()
     last: dict | None = None
+    live = False
     with hub.listen(job_id) as listener:
         event: dict | None = None
         read_at = sent_at = 0.0
@@ -189,10 +190,11 @@ async def job_events(
                 job = await reader.get(job_id)
                 if job is None:
                     return
+                live = job.live
                 read_at = loop.time()
                 if event is None or not _not_newer(_snapshot(job), event):
                     event = _snapshot(job)
-            for entry_id, chunk in await reader.live_after(job_id, after):
+            for entry_id, chunk in await reader.live_after(job_id, after) if live else ():
                 after = entry_id
                 sent_at = loop.time()
                 yield spikes_sse(entry_id, chunk)

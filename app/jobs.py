@@ -53,6 +53,7 @@ def submit_job(
         settings.max_jobs_in_flight_per_key,
         submitted,
         message=functools.partial(task_message, queue),
+        live=bool(validated.summary["record_live"]),
     )
     return JobCreated(id=job.id, status="queued", links=links(job.id))
 

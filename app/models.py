@@ -100,6 +100,7 @@ class Validation(BaseModel):
     neuron_steps: int
     layers: list[LayerSummary]
     record_spikes: list[str] = Field(description="the layers whose spikes the result holds (and record.live may name)")
+    record_live: list[str] = Field(description="the layers whose spikes the event stream carries while the job runs")
     cost: Cost
 
 

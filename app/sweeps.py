@@ -35,7 +35,7 @@ def submit_sweep(
     """Records the sweep (as submitted) and queues its validated points (``checked``, from
     ``app.validation.check_sweep``) as jobs, with their messages (one per group of points that
     run batched), in one atomic step."""
-    points = [(point["run"].encode(), point["steps"]) for point in checked["points"]]
+    points = [(point["run"].encode(), point["steps"], point["live"]) for point in checked["points"]]
     sweep = store.create_sweep(
         owner,
         memoryview(body),

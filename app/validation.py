@@ -87,6 +87,7 @@ def _request_summary(body: bytes | bytearray, limits: Limits) -> dict[str, Any]:
         "neuron_steps": plan.neuron_steps,
         "layers": [{"name": layer.name, "type": layer.type, "shape": list(layer.out_shape)} for layer in plan.layers],
         "record_spikes": plan.record_spikes,
+        "record_live": plan.record_live,
         "cost": plan.cost.summary(),
         "run": None if data is loaded else json.dumps(data, separators=(",", ":")),
     }
@@ -101,7 +102,10 @@ def check_sweep(body: bytes | bytearray, limits: Limits) -> dict[str, Any]:
 
 def _sweep_summary(body: bytes | bytearray, limits: Limits) -> dict[str, Any]:
     sweep, points = parse_sweep(body, limits)
-    runs = [{"run": json.dumps(point.request, separators=(",", ":")), "steps": point.plan.steps} for point in points]
+    runs = [
+        {"run": json.dumps(point.request, separators=(",", ":")), "steps": point.plan.steps, "live": bool(point.plan.record_live)}
+        for point in points
+    ]
     groups = point_groups(sweep, points) if sweep.batched else [[index] for index in range(len(points))]
     return {"mode": sweep.mode, "points": runs, "groups": groups}
 

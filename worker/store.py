@@ -124,7 +124,7 @@ def submitted_key(job_id: str) -> str:
 
 # KEYS: job, request, owner jobs, owner active, queued set, stats, submitted, queue
 # ARGV: id, owner, now, steps_total, request json, max in flight, submitted json ('' if the same),
-#       queue message ('' for none)
+#       queue message ('' for none), live ('1': its event stream carries live spikes)
 _SUBMIT = """
 if redis.call('SCARD', KEYS[4]) >= tonumber(ARGV[6]) then return 0 end
 redis.call('HSET', KEYS[1], 'id', ARGV[1], 'owner', ARGV[2], 'state', 'queued', 'created_at', ARGV[3],
@@ -136,6 +136,7 @@ redis.call('SADD', KEYS[4], ARGV[1])
 redis.call('SADD', KEYS[5], ARGV[1])
 redis.call('HINCRBY', KEYS[6], 'entered:queued', 1)
 if ARGV[8] ~= '' then redis.call('LPUSH', KEYS[8], ARGV[8]) end
+if ARGV[9] == '1' then redis.call('HSET', KEYS[1], 'live', 1) end
 return 1
 """
 
@@ -246,7 +247,7 @@ return redis.call('HGET', KEYS[1], 'state')
 
 # KEYS: sweep, sweep request, sweep points, owner sweeps, owner sweep points, queued set, stats, queue.
 # ARGV: sweep id, owner, now, max points in flight, points, mode, sweep request json, messages, then
-# per point its job id, steps total and request json, then the queue messages (one per point, or
+# per point its job id, steps total, request json and live flag ('1' or '0'), then the queue messages (one per point, or
 # one for a group of points that run batched). The sweep, its points (jobs naming the sweep, kept
 # out of the owner's job list and job limit) and their messages, all or nothing.
 _SUBMIT_SWEEP = """
@@ -259,16 +260,17 @@ redis.call('SET', KEYS[2], ARGV[7])
 redis.call('ZADD', KEYS[4], ARGV[3], ARGV[1])
 redis.call('INCRBY', KEYS[5], n)
 for i = 0, n - 1 do
-  local at = 9 + 3 * i
+  local at = 9 + 4 * i
   local id = ARGV[at]
   local job = 'ss:job:' .. id
   redis.call('HSET', job, 'id', id, 'owner', ARGV[2], 'state', 'queued', 'created_at', ARGV[3], 'steps_done', 0,
              'steps_total', ARGV[at + 1], 'attempts', 0, 'sweep', ARGV[1], 'point', i)
+  if ARGV[at + 3] == '1' then redis.call('HSET', job, 'live', 1) end
   redis.call('SET', job .. ':request', ARGV[at + 2])
   redis.call('RPUSH', KEYS[3], id)
   redis.call('SADD', KEYS[6], id)
 end
-for i = 0, messages - 1 do redis.call('LPUSH', KEYS[8], ARGV[9 + 3 * n + i]) end
+for i = 0, messages - 1 do redis.call('LPUSH', KEYS[8], ARGV[9 + 4 * n + i]) end
 redis.call('HINCRBY', KEYS[7], 'entered:queued', n)
 return 1
 """
@@ -481,6 +483,7 @@ class Job:
     device: str | None
     attempts: int
     cancel_requested: bool
+    live: bool = False  # its event stream carries live spikes (record.live)
 
     @classmethod
     def from_hash(cls, data: dict[str, str]) -> "Job":
@@ -500,6 +503,7 @@ class Job:
             device=data.get("device") or None,
             attempts=int(data.get("attempts", 0)),
             cancel_requested=data.get("cancel") == "1",
+            live=data.get("live") == "1",
         )
 
     @classmethod
@@ -587,11 +591,13 @@ class JobStore:
         max_in_flight: int,
         submitted: bytes | memoryview = b"",
         message: Callable[[str], bytes] | None = None,
+        live: bool = False,
     ) -> Job:
         """A new queued job that runs ``request_json``; ``submitted`` is the request as the client
         sent it, when that differs (a NIR network, expanded to layers for the worker).
         ``message(job_id)``, when given, is the job's queue message, pushed onto ``QUEUE_KEY`` in
-        the same atomic script: a job is never recorded without its message, nor the reverse."""
+        the same atomic script: a job is never recorded without its message, nor the reverse.
+        ``live``: the request names layers in ``record.live`` (its event stream reads them)."""
         job_id = uuid.uuid4().hex
         now = time.time()
         keys = [
@@ -605,11 +611,12 @@ class JobStore:
             QUEUE_KEY,
         ]
         queued = message(job_id) if message is not None else b""
-        args: list[Any] = [job_id, owner, now, steps_total, request_json, max_in_flight, submitted, queued]
+        args: list[Any] = [job_id, owner, now, steps_total, request_json, max_in_flight, submitted, queued, int(live)]
         if not self._submit(keys=keys, args=args):
             raise InFlightLimit(f"{max_in_flight} jobs are already queued or running for this key")
         # the record just written, without reading it back
         written = {"id": job_id, "owner": owner, "state": "queued", "created_at": repr(now), "steps_total": str(steps_total)}
+        written |= {"live": "1"} if live else {}
         return Job.from_hash(written)
 
     def get(self, job_id: str) -> Job | None:
@@ -654,12 +661,12 @@ class JobStore:
         owner: str,
         sweep_json: bytes | memoryview,
         mode: str,
-        points: list[tuple[bytes, int]],
+        points: list[tuple[bytes, int, bool]],
         max_points_in_flight: int,
         message: Callable[[list[str]], bytes],
         groups: list[list[int]] | None = None,
     ) -> "Sweep":
-        """A new sweep whose points (request JSON, steps) are queued as jobs, with their queue
+        """A new sweep whose points (request JSON, steps, live) are queued as jobs, with their queue
         messages (``message(job_ids)`` for each of ``groups``, lists of point indices that run
         together; default one per point), in one atomic script; InFlightLimit when the owner's
         unfinished sweep points would exceed ``max_points_in_flight``."""
@@ -678,8 +685,8 @@ class JobStore:
         groups = groups if groups is not None else [[index] for index in range(len(points))]
         job_ids = [uuid.uuid4().hex for _ in points]
         args: list[Any] = [sweep_id, owner, now, max_points_in_flight, len(points), mode, sweep_json, len(groups)]
-        for job_id, (request_json, steps) in zip(job_ids, points, strict=True):
-            args += [job_id, steps, request_json]
+        for job_id, (request_json, steps, live) in zip(job_ids, points, strict=True):
+            args += [job_id, steps, request_json, int(live)]
         args += [message([job_ids[index] for index in group]) for group in groups]
         if not self._submit_sweep(keys=keys, args=args):
             raise InFlightLimit(f"this key's unfinished sweep points would exceed {max_points_in_flight}")

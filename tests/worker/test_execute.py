@@ -234,7 +234,7 @@ def queued_points(store: JobStore, rates: list[float], groups: list[list[int]]) 
     requests = [{**POINTS_BASE, "input": {**POINTS_BASE["input"], "rates": rate}} for rate in rates]
     job_ids: list[str] = []
     store.create_sweep(
-        "alice", b"{}", "grid", [(json.dumps(r).encode(), 400) for r in requests], 100,
+        "alice", b"{}", "grid", [(json.dumps(r).encode(), 400, False) for r in requests], 100,
         lambda ids: job_ids.extend(ids) or b"message", groups,
     )  # fmt: skip
     return job_ids
@@ -282,7 +282,7 @@ def test_a_batch_out_of_time_gives_its_points_back_to_run_alone(store: JobStore,
     }
     requests = [{**long, "input": {**long["input"], "rates": 10.0 + k}} for k in range(24)]
     store.create_sweep(
-        "alice", b"{}", "grid", [(json.dumps(r).encode(), 20_000) for r in requests], 100,
+        "alice", b"{}", "grid", [(json.dumps(r).encode(), 20_000, False) for r in requests], 100,
         lambda ids: job_ids.extend(ids) or b"message", [list(range(24))],
     )  # fmt: skip
     assert execute_points(store, job_ids, settings, device="cpu") == dict.fromkeys(job_ids, "queued")

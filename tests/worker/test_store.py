@@ -351,7 +351,7 @@ def new_sweep(store: JobStore, points: int = 3, owner: str = "alice", max_in_fli
         owner,
         b'{"sweep": 1}',
         "grid",
-        [(f'{{"point": {i}}}'.encode(), 10 + i) for i in range(points)],
+        [(f'{{"point": {i}}}'.encode(), 10 + i, False) for i in range(points)],
         max_in_flight,
         lambda job_ids: messages.extend(job_ids) or job_ids[0].encode(),
     )
@@ -463,3 +463,12 @@ def test_sweeps_of_one_owner_are_given_to_another_with_their_points(store: JobSt
     assert int(store.redis.get("ss:owner:key-bob:sweep_points")) == 0 and not store.redis.exists(
         "ss:owner:anonymous:sweep_points"
     )
+
+
+def test_a_job_with_live_layers_says_so_in_its_record(store: JobStore) -> None:
+    assert store.create("alice", b"{}", 1, max_in_flight=10, live=True).live and not store.get(new_job(store)).live
+    assert store.get(store.create("alice", b"{}", 1, max_in_flight=10, live=True).id).live
+    _, points = new_sweep(store)
+    sweep = store.create_sweep("alice", b"{}", "grid", [(b"{}", 1, True), (b"{}", 1, False)], 100, lambda ids: b"m")
+    live_points = [raw.decode() for raw in store.redis.lrange(f"ss:sweep:{sweep.id}:points", 0, -1)]
+    assert [store.get(point).live for point in live_points] == [True, False] and not store.get(points[0]).live
