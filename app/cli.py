@@ -76,25 +76,17 @@ def _axis(text: str) -> dict[str, Any]:
 def _sweep_body(path: pathlib.Path, axes: list[str], zip_mode: bool, nir_path: str | None = None) -> dict[str, Any] | None:
     """The sweep a command asks for: the file itself when it is a sweep (``base``, ``axes``),
     with any ``--axis`` added; a request file with ``--axis`` options; None for a plain request."""
-    data = json.loads(_request_bytes(path, None if _is_sweep_file(path) else nir_path))
+    data = json.loads(_request_bytes(path, None))
     extra = [_axis(text) for text in axes]
     if isinstance(data, dict) and "base" in data and "axes" in data:
         body = {**data, "axes": [*data["axes"], *extra]}
     elif extra:
-        body = {"base": data, "axes": extra}
+        body = {"base": json.loads(_request_bytes(path, nir_path)) if nir_path else data, "axes": extra}
     else:
         return None
     if zip_mode:
         body["mode"] = "zip"
     return body
-
-
-def _is_sweep_file(path: pathlib.Path) -> bool:
-    try:
-        data = json.loads(path.read_bytes())
-    except (OSError, ValueError):
-        return False
-    return isinstance(data, dict) and "base" in data and "axes" in data
 
 
 def _write_table(columns: list[str], rows: list[list[Any]], output: pathlib.Path | None) -> None:

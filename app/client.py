@@ -84,6 +84,10 @@ def _server_events(
         return
 
 
+def _status_events(events: Iterator[tuple[str, str | None, str]]) -> Iterator[dict[str, Any]]:
+    return (json.loads(data) for kind, _, data in events if kind == "status")
+
+
 class Job:
     def __init__(self, client: "Client", job_id: str) -> None:
         self.client = client
@@ -152,9 +156,7 @@ class Job:
 
     def _events(self, deadline: float | None) -> Iterator[dict[str, Any]]:
         """The job's status events until the stream ends, breaks or ``deadline`` passes."""
-        for kind, _, data in self._server_events(deadline):
-            if kind == "status":
-                yield json.loads(data)
+        return _status_events(self._server_events(deadline))
 
     def _server_events(self, deadline: float | None, last_id: str | None = None) -> Iterator[tuple[str, str | None, str]]:
         return _server_events(self.client.http, f"/api/v1/jobs/{self.id}/events", deadline, last_id)
@@ -255,9 +257,7 @@ class Sweep:
                 bar.close()
 
     def _events(self, deadline: float | None) -> Iterator[dict[str, Any]]:
-        for kind, _, data in _server_events(self.client.http, f"/api/v1/sweeps/{self.id}/events", deadline):
-            if kind == "status":
-                yield json.loads(data)
+        return _status_events(_server_events(self.client.http, f"/api/v1/sweeps/{self.id}/events", deadline))
 
     def summary(self) -> Table:
         """One row per point: ``point``, ``job_id``, ``status``, a column per axis, ``wall_s``,

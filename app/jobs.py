@@ -19,7 +19,8 @@ def links(job_id: str) -> Links:
     return Links(self=base, result=f"{base}/result", events=f"{base}/events")
 
 
-def _time(value: float | None) -> datetime | None:
+def utc_time(value: float | None) -> datetime | None:
+    """A record's Unix time as the API reports it."""
     return None if value is None else datetime.fromtimestamp(value, tz=timezone.utc)
 
 
@@ -28,9 +29,9 @@ def job_status(job: Job) -> JobStatus:
         id=job.id,
         status="cancelling" if job.state == "running" and job.cancel_requested else job.state,  # type: ignore[arg-type]
         progress=Progress(steps_done=job.steps_done, steps_total=job.steps_total),
-        created_at=_time(job.created_at),  # type: ignore[arg-type]
-        started_at=_time(job.started_at),
-        finished_at=_time(job.finished_at),
+        created_at=utc_time(job.created_at),  # type: ignore[arg-type]
+        started_at=utc_time(job.started_at),
+        finished_at=utc_time(job.finished_at),
         error=job.error,
         device=job.device,
         attempts=job.attempts,

@@ -8,12 +8,11 @@ table are read from its points' records.
 import functools
 import json
 from collections.abc import Sequence
-from datetime import datetime, timezone
 from typing import Any
 
 from celery import Celery
 
-from app.jobs import API_PREFIX, next_page
+from app.jobs import API_PREFIX, next_page, utc_time
 from app.models import PointCounts, Progress, SweepCreated, SweepLinks, SweepList, SweepStatus
 from worker.queue import points_message
 from worker.settings import Settings
@@ -48,10 +47,6 @@ def submit_sweep(
     return SweepCreated(id=sweep.id, status="queued", points=sweep.points, links=sweep_links(sweep.id))
 
 
-def _time(value: float | None) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value, tz=timezone.utc)
-
-
 def sweep_status(sweep: Sweep, points: Sequence[dict[str, str]] | None = None) -> SweepStatus:
     """The sweep's status from its record; with its points' records also how many run now and
     the steps done (a list leaves those out)."""
@@ -78,8 +73,8 @@ def sweep_status(sweep: Sweep, points: Sequence[dict[str, str]] | None = None) -
         mode=sweep.mode,  # type: ignore[arg-type]
         points=PointCounts(total=sweep.points, ended=ended, running=running, **sweep.ended),
         progress=progress,
-        created_at=_time(sweep.created_at),  # type: ignore[arg-type]
-        finished_at=_time(sweep.finished_at),
+        created_at=utc_time(sweep.created_at),  # type: ignore[arg-type]
+        finished_at=utc_time(sweep.finished_at),
         links=sweep_links(sweep.id),
     )
 
