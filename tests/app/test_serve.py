@@ -44,7 +44,10 @@ class Serve:
         self.http = httpx.Client(base_url=self.url, timeout=30)
 
     def ready(self) -> "Serve":
-        wait_ready(self.url, [self.process])
+        try:
+            wait_ready(self.url, [self.process])
+        except RuntimeError as error:  # what serve printed says why
+            raise RuntimeError(f"{error}; its output:\n{self.output[-3000:]}") from None
         return self
 
     @property
