@@ -35,6 +35,9 @@ def job_status(job: Job) -> JobStatus:
         error=job.error,
         device=job.device,
         attempts=job.attempts,
+        name=job.name,
+        wall_s=job.wall_s,
+        spikes=job.spikes,
         links=links(job.id),
     )
 
@@ -55,6 +58,7 @@ def submit_job(
         submitted,
         message=functools.partial(task_message, queue),
         live=bool(validated.summary["record_live"]),
+        name=validated.summary.get("name"),
     )
     return JobCreated(id=job.id, status="queued", links=links(job.id))
 

@@ -36,6 +36,9 @@ class JobStatus(BaseModel):
     error: str | None = Field(default=None, description="why the job failed, when it did")
     device: str | None = Field(default=None, description="the device that ran (or runs) the job")
     attempts: int = Field(description="how many times a worker started the job (more than 1 after a worker crash)")
+    name: str | None = Field(default=None, description="the request's name, if it gave one")
+    wall_s: float | None = Field(default=None, description="how long the successful run took, in seconds")
+    spikes: int | None = Field(default=None, description="spike events in the result (every recorded layer), once it succeeded")
     links: Links
 
 

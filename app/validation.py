@@ -78,9 +78,10 @@ def check_request(body: bytes | bytearray, limits: Limits) -> dict[str, Any]:
 
 def _request_summary(body: bytes | bytearray, limits: Limits) -> dict[str, Any]:
     loaded = loads_strict(body)
-    _, plan, data = prepare_request(loaded, limits)
+    request, plan, data = prepare_request(loaded, limits)
     assert plan.cost is not None
     return {
+        "name": request.name,
         "steps": plan.steps,
         "batch": plan.batch,
         "neurons": plan.neurons,

@@ -124,7 +124,7 @@ def submitted_key(job_id: str) -> str:
 
 # KEYS: job, request, owner jobs, owner active, queued set, stats, submitted, queue
 # ARGV: id, owner, now, steps_total, request json, max in flight, submitted json ('' if the same),
-#       queue message ('' for none), live ('1': its event stream carries live spikes)
+#       queue message ('' for none), live ('1': its event stream carries live spikes), name ('' for none)
 _SUBMIT = """
 if redis.call('SCARD', KEYS[4]) >= tonumber(ARGV[6]) then return 0 end
 redis.call('HSET', KEYS[1], 'id', ARGV[1], 'owner', ARGV[2], 'state', 'queued', 'created_at', ARGV[3],
@@ -137,6 +137,7 @@ redis.call('SADD', KEYS[5], ARGV[1])
 redis.call('HINCRBY', KEYS[6], 'entered:queued', 1)
 if ARGV[8] ~= '' then redis.call('LPUSH', KEYS[8], ARGV[8]) end
 if ARGV[9] == '1' then redis.call('HSET', KEYS[1], 'live', 1) end
+if ARGV[10] ~= '' then redis.call('HSET', KEYS[1], 'name', ARGV[10]) end
 return 1
 """
 
@@ -484,6 +485,9 @@ class Job:
     attempts: int
     cancel_requested: bool
     live: bool = False  # its event stream carries live spikes (record.live)
+    name: str | None = None  # the request's label
+    wall_s: float | None = None  # how long its successful run took
+    spikes: int | None = None  # spike events in its result, every recorded layer together
 
     @classmethod
     def from_hash(cls, data: dict[str, str]) -> "Job":
@@ -504,6 +508,9 @@ class Job:
             attempts=int(data.get("attempts", 0)),
             cancel_requested=data.get("cancel") == "1",
             live=data.get("live") == "1",
+            name=data.get("name") or None,
+            wall_s=number("wall_s"),
+            spikes=sum(layer["spikes"] for layer in json.loads(data["summary"]).values()) if data.get("summary") else None,
         )
 
     @classmethod
@@ -592,12 +599,14 @@ class JobStore:
         submitted: bytes | memoryview = b"",
         message: Callable[[str], bytes] | None = None,
         live: bool = False,
+        name: str | None = None,
     ) -> Job:
         """A new queued job that runs ``request_json``; ``submitted`` is the request as the client
         sent it, when that differs (a NIR network, expanded to layers for the worker).
         ``message(job_id)``, when given, is the job's queue message, pushed onto ``QUEUE_KEY`` in
         the same atomic script: a job is never recorded without its message, nor the reverse.
-        ``live``: the request names layers in ``record.live`` (its event stream reads them)."""
+        ``live``: the request names layers in ``record.live`` (its event stream reads them);
+        ``name``: the request's label, kept for job lists."""
         job_id = uuid.uuid4().hex
         now = time.time()
         keys = [
@@ -611,12 +620,12 @@ class JobStore:
             QUEUE_KEY,
         ]
         queued = message(job_id) if message is not None else b""
-        args: list[Any] = [job_id, owner, now, steps_total, request_json, max_in_flight, submitted, queued, int(live)]
+        args: list[Any] = [job_id, owner, now, steps_total, request_json, max_in_flight, submitted, queued, int(live), name or ""]
         if not self._submit(keys=keys, args=args):
             raise InFlightLimit(f"{max_in_flight} jobs are already queued or running for this key")
         # the record just written, without reading it back
         written = {"id": job_id, "owner": owner, "state": "queued", "created_at": repr(now), "steps_total": str(steps_total)}
-        written |= {"live": "1"} if live else {}
+        written |= ({"live": "1"} if live else {}) | ({"name": name} if name else {})
         return Job.from_hash(written)
 
     def get(self, job_id: str) -> Job | None:

@@ -19,7 +19,7 @@ from tests.helpers import wait_gone
 from worker.settings import hash_key
 
 SPIKESERVE = pathlib.Path(sys.executable).parent / "spikeserve"
-KEYS = {name: f"ss_test_{name}_key_0123456789" for name in ("alice", "bob", "carol")}
+KEYS = {name: f"ss_test_{name}_key_0123456789" for name in ("alice", "bob", "carol", "dave")}
 
 
 @dataclass

@@ -163,6 +163,23 @@ def test_listing_is_newest_first_and_paginated(service: Service) -> None:
         assert rest["jobs"][0]["id"] == ids[0]
 
 
+def test_the_list_names_each_job_and_says_how_long_it_ran_and_how_many_spikes_it_made(service: Service) -> None:
+    named = json.loads((EXAMPLES / "izhikevich_tonic_bursting.json").read_text()) | {"name": "tonic bursting, seed 0"}
+    with service.http("dave") as dave:
+        named_id, plain_id = submit(dave, named), submit(dave, SEED)
+        for job_id in (named_id, plain_id):
+            service.wait_final(job_id, "dave")
+        listed = {job["id"]: job for job in dave.get("/api/v1/jobs").json()["jobs"]}
+        result = Result.from_json(dave.get(f"/api/v1/jobs/{named_id}/result").content)
+        assert listed[named_id]["name"] == "tonic bursting, seed 0" and listed[plain_id]["name"] is None
+        assert listed[named_id]["spikes"] == sum(layer.spike_count for layer in result.layers.values()) > 0
+        assert listed[plain_id]["spikes"] == 0
+        assert 0 < listed[named_id]["wall_s"] < 60
+        assert dave.get(f"/api/v1/jobs/{named_id}").json()["name"] == "tonic bursting, seed 0"
+        refused = dave.post("/api/v1/jobs", json=SEED | {"name": "two\nlines"})
+        assert refused.status_code == 422 and refused.json()["detail"][0]["loc"] == ["name"]
+
+
 def test_jobs_in_flight_per_key_are_limited(service: Service) -> None:
     with service.http("carol") as carol:
         ids = [submit(carol, LONG) for _ in range(3)]

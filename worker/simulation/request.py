@@ -433,6 +433,13 @@ DT_ADAPTER = TypeAdapter(Dt, config=ConfigDict(strict=True))
 
 
 class JobRequest(Strict):
+    name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        pattern=r"^[^\x00-\x1f\x7f]+$",
+        description="a label for job lists and the viewer (up to 100 printable characters); it does not change the run",
+    )
     dt: Dt = 0.001  # before network: a NIR network needs it
     network: Network = Field(description="the layers, in order (or a NIR file)")
     input: Input = Field(description="the input, time-major; it also gives the number of steps")
