@@ -1,15 +1,25 @@
 // The viewer: edit a request, submit it, follow it live, and look at what the network did.
 import { ApiError, api, apiKey, followEvents, setApiKey } from "./api.js";
-import { countHistogram, destroyAll, isiHistogram, pngOf, psthPlot, rasterPlot, resizeAll, setTimeRange, timeRange, voltagePlot, zoomNeurons } from "./plots.js";
-import { STAT_COLUMNS, spikeStatistics, statisticsCsv } from "./stats.js";
+import { countHistogram, destroyAll, isiHistogram, pngOf, psthPlot, rasterPlot, resizeAll, seriesCsv, setTimeRange, timeRange, voltagePlot, zoomNeurons } from "./plots.js";
+import { MARKS_UP_TO, ResultData } from "./result-data.js";
+import { STAT_COLUMNS } from "./stats.js";
 import { cancelSweep, downloadSummary, followSweep, loadSweeps, rerender as rerenderSweep } from "./sweep.js";
 
 const $ = (selector) => document.querySelector(selector);
 const DEFAULT_THRESHOLD = { lif: 1, lifbox: 1, iaf: 1, alif: 1, lifadex: 1, lif_recurrent: 1, izhikevich: 30 };
+// Izhikevich's model is in millivolts; the LIF family follows Norse's dimensionless units (rest 0, threshold 1).
+const VOLTAGE_UNITS = { izhikevich: "mV" };
 const FINAL = new Set(["succeeded", "failed", "cancelled"]);
 
 const LIVE_REDRAW_MS = 300; // the live raster is redrawn at most this often
-const state = { examples: {}, nir: null, job: null, follow: null, result: null, request: null, live: null, plots: [], containers: [] };
+const state = {
+  examples: {}, nir: null, job: null, follow: null, result: null, request: null, live: null, plots: [], containers: [],
+  data: new ResultData(), // the result's spikes live in a worker (result-worker.js), never on this thread
+  renders: 0, // counts full redraws, so an old one that is still waiting for the worker gives up
+  plan: null, // the submitted job's /validate answer (its layers' shapes size the live raster)
+  drawn: null, // the raster's latest painted frame (for the browser tests' timings)
+  arrival: null, // when the result's bytes arrived in the worker, and how many
+};
 window.spikeserveViewer = state; // for debugging in the console, and for the browser tests
 
 // --- small helpers ------------------------------------------------------------------------------
@@ -197,6 +207,7 @@ async function submit() {
     const plan = await api("/validate", { method: "POST", body });
     if (body.record?.live === undefined && plan.record_spikes.length) body.record = { ...body.record, live: plan.record_spikes.slice(0, 1) };
     created = await api("/jobs", { method: "POST", body });
+    state.plan = { ...plan, id: created.id, name: body.name ?? null };
   } catch (error) {
     if (error instanceof ApiError && error.status === 422 && Array.isArray(error.detail)) showValidation(error.detail);
     else showError(error);
@@ -207,13 +218,15 @@ async function submit() {
   loadJobs();
 }
 
-// The job or sweep on screen is in the address (#job=ID, #sweep=ID): a reload or a shared link opens it again.
+// The job or sweep on screen is in the address (#/jobs/ID, #/sweeps/ID): a reload or a shared
+// link opens it again. (#job=ID and #sweep=ID, the first form, still open.)
 function setAddress(kind, id) {
-  if (location.hash !== `#${kind}=${id}`) history.replaceState(null, "", `#${kind}=${id}`);
+  const hash = `#/${kind}s/${id}`;
+  if (location.hash !== hash) history.replaceState(null, "", hash);
 }
 
 async function openAddress() {
-  const match = /^#(job|sweep)=([0-9a-f]{32})$/.exec(location.hash);
+  const match = /^#\/(job|sweep)s\/([0-9a-f]{32})$/.exec(location.hash) ?? /^#(job|sweep)=([0-9a-f]{32})$/.exec(location.hash);
   if (!match) return;
   const [, kind, id] = match;
   if (kind === "sweep") return openSweep(id);
@@ -235,43 +248,67 @@ async function follow(jobId) {
   setAddress("job", jobId);
   state.result = null;
   state.live = null;
-  destroyAll(state.plots); // the previous job's plots do not stay under this one
-  state.plots = [];
-  state.containers = [];
-  $("#plots").replaceChildren();
+  clearPlots(); // the previous job's plots do not stay under this one
   $("#result-panel").hidden = true;
   $("#cancel").disabled = false;
-  setStatus(`Job ${jobId.slice(0, 8)}: queued`, { steps_done: 0, steps_total: 1 });
+  const label = jobLabel({ id: jobId, name: state.plan?.id === jobId ? state.plan.name : null });
+  setStatus(`${label}: queued`, { steps_done: 0, steps_total: 1 });
   let last = null;
+  let running = null; // when the job was first seen running, and its steps then: the ETA's start
+  const ticker = setInterval(() => last && showProgress(last), 1000);
+  const showProgress = (event) => {
+    const percent = event.steps_total ? Math.floor((100 * event.steps_done) / event.steps_total) : 0;
+    let timing = "";
+    if (event.status === "running" && running) {
+      const seconds = (performance.now() - running.at) / 1000;
+      const done = event.steps_done - running.steps;
+      const left = done > 0 ? ((event.steps_total - event.steps_done) * seconds) / done : null;
+      timing = `; running ${seconds.toFixed(0)} s${left != null ? `, about ${formatSeconds(left)} left` : ""}`;
+    }
+    setStatus(`${label}: ${event.status}, ${event.steps_done.toLocaleString()} of ${event.steps_total.toLocaleString()} steps (${percent}%)${timing}`, event);
+  };
   try {
     const onStatus = (event) => {
       last = event;
-      const percent = event.steps_total ? Math.floor((100 * event.steps_done) / event.steps_total) : 0;
-      setStatus(`Job ${jobId.slice(0, 8)}: ${event.status}, ${event.steps_done.toLocaleString()} of ${event.steps_total.toLocaleString()} steps (${percent}%)`, event);
+      if (event.status === "running" && !running) running = { at: performance.now(), steps: event.steps_done };
+      showProgress(event);
     };
     await followEvents(jobId, onStatus, controller.signal, (chunk) => addLiveChunk(jobId, chunk));
   } catch (error) {
-    if (error.name === "AbortError") return;
-    showError(error);
+    if (error.name !== "AbortError") showError(error);
+  } finally {
+    clearInterval(ticker);
   }
-  if (state.follow !== controller) return;
+  if (state.follow !== controller || controller.signal.aborted) return;
   $("#cancel").disabled = true;
   const status = await api(`/jobs/${jobId}`).catch(() => null);
   const final = status?.status ?? last?.status;
   if (final === "succeeded") {
-    setStatus(`Job ${jobId.slice(0, 8)}: succeeded on ${status.device}`, null);
+    setStatus(`${jobLabel(status)}: succeeded on ${status.device} in ${formatSeconds(status.wall_s)}`, null);
     await openResult(jobId);
+    $("#result-panel").scrollIntoView({ block: "start" });
   } else if (final) {
-    setStatus(`Job ${jobId.slice(0, 8)}: ${final}${status?.error ? ` — ${status.error}` : ""}`, null);
+    setStatus(`${jobLabel(status ?? { id: jobId })}: ${final}${status?.error ? ` — ${status.error}` : ""}`, null);
   }
   loadJobs();
+}
+
+function formatSeconds(seconds) {
+  if (seconds == null) return "–";
+  if (seconds < 1) return `${Math.round(seconds * 1000)} ms`;
+  if (seconds < 60) return `${seconds.toFixed(seconds < 10 ? 1 : 0)} s`;
+  return `${Math.floor(seconds / 60)} min ${Math.round(seconds % 60)} s`;
+}
+
+function jobLabel(job) {
+  return job.name ? `Job “${job.name}”` : `Job ${job.id.slice(0, 8)}`;
 }
 
 // --- per-neuron statistics ----------------------------------------------------------------------
 
 const STATS_SHOWN = 100; // rows in the page; the CSV has every neuron
 
-function statisticsTable(rows, layerName) {
+function statisticsTable(columns, layerName, describe, durationMs) {
   const wrapper = document.createElement("div");
   wrapper.className = "plot";
   wrapper.dataset.plot = "statistics";
@@ -279,17 +316,22 @@ function statisticsTable(rows, layerName) {
   head.className = "toolbar";
   const caption = Object.assign(document.createElement("span"), { className: "note" });
   const csv = Object.assign(document.createElement("button"), { type: "button", textContent: "Statistics CSV" });
-  csv.addEventListener("click", () => download(`${layerName}-statistics.csv`, new Blob([statisticsCsv(rows)], { type: "text/csv" })));
+  csv.addEventListener("click", async () => download(`${layerName}-statistics.csv`, new Blob([await state.data.call("statisticsCsv", { durationMs })], { type: "text/csv" })));
   head.append(caption, csv);
   const table = document.createElement("table");
   table.className = "points";
   table.setAttribute("aria-label", `Per-neuron statistics of layer ${layerName}`);
   const order = { key: "neuron", descending: false };
+  const neurons = columns.neuron.length;
+  const format = { neuron: (n) => describe(null, n, true), count: String, rate: (v) => v.toFixed(2), meanIsi: (v) => v.toFixed(3), cv: (v) => v.toFixed(3) };
   const draw = () => {
-    const sorted = [...rows].sort((a, b) => {
-      const x = a[order.key] ?? -Infinity;
-      const y = b[order.key] ?? -Infinity;
-      return (x - y) * (order.descending ? -1 : 1) || a.neuron - b.neuron;
+    const values = columns[order.key];
+    const sign = order.descending ? -1 : 1;
+    // the neurons by the chosen column (missing values last), ties by neuron
+    const sorted = Int32Array.from({ length: neurons }, (_, n) => n).sort((a, b) => {
+      const x = Number.isNaN(values[a]) ? -Infinity : values[a];
+      const y = Number.isNaN(values[b]) ? -Infinity : values[b];
+      return (x - y) * sign || a - b;
     });
     const header = document.createElement("tr");
     for (const column of STAT_COLUMNS) {
@@ -306,17 +348,16 @@ function statisticsTable(rows, layerName) {
       header.append(th);
     }
     const body = document.createElement("tbody");
-    for (const row of sorted.slice(0, STATS_SHOWN)) {
+    for (const n of sorted.subarray(0, STATS_SHOWN)) {
       const tr = body.insertRow();
-      tr.insertCell().textContent = String(row.neuron);
-      tr.insertCell().textContent = String(row.count);
-      tr.insertCell().textContent = row.rate.toFixed(2);
-      tr.insertCell().textContent = row.meanIsi == null ? "–" : row.meanIsi.toFixed(3);
-      tr.insertCell().textContent = row.cv == null ? "–" : row.cv.toFixed(3);
+      for (const column of STAT_COLUMNS) {
+        const value = columns[column.key][n];
+        tr.insertCell().textContent = Number.isNaN(value) ? "–" : format[column.key](value);
+      }
     }
-    table.replaceChildren(Object.assign(document.createElement("thead"), {}), body);
+    table.replaceChildren(document.createElement("thead"), body);
     table.tHead.append(header);
-    caption.textContent = rows.length > STATS_SHOWN ? `${STATS_SHOWN} of ${rows.length} neurons shown (sorted by ${order.key}); the CSV has all.` : `${rows.length} neurons.`;
+    caption.textContent = neurons > STATS_SHOWN ? `${STATS_SHOWN} of ${neurons} neurons shown (sorted by ${order.key}); the CSV has all.` : `${neurons} neurons.`;
   };
   draw();
   wrapper.append(head, table);
@@ -325,22 +366,30 @@ function statisticsTable(rows, layerName) {
 
 // --- live spikes ------------------------------------------------------------------------------
 
-// A running job's spikes, chunk by chunk (the first layer in its record.live, batch entry 0).
+// A running job's spikes, chunk by chunk (the first layer in its record.live, batch entry 0),
+// appended to the result worker's live raster, which is redrawn at most every LIVE_REDRAW_MS.
 function addLiveChunk(jobId, chunk) {
   const name = Object.keys(chunk.layers)[0];
-  if (name === undefined || state.job !== jobId) return;
+  if (name === undefined || state.job !== jobId || state.result) return;
   let live = state.live;
   if (!live || live.jobId !== jobId || chunk.start === 0) {
     // a chunk at step 0 begins a run: the first one, or a rerun after its worker died
-    live = state.live = { jobId, layer: name, timesMs: [], senders: [], neurons: 1, count: 0, every: 1, stop: 0, steps: chunk.steps, dtMs: chunk.dt * 1000, timer: null };
+    const shape = state.plan?.id === jobId ? state.plan.layers.find((layer) => layer.name === name)?.shape : null;
+    const neurons = shape ? shape.reduce((a, b) => a * b, 1) : 1;
+    live = state.live = { jobId, layer: name, neurons, sized: Boolean(shape), count: 0, drawn: 0, every: 1, stop: 0, steps: chunk.steps, dtMs: chunk.dt * 1000, timer: null, plot: null };
+    state.data.call("liveReset", { neurons, dt: chunk.dt });
   }
   const spikes = chunk.layers[name];
+  const times = [];
+  const senders = [];
   for (let i = 0; i < spikes.times.length; i++) {
     if (spikes.batch[i] !== 0) continue;
-    live.timesMs.push(spikes.times[i] * live.dtMs);
-    live.senders.push(spikes.senders[i]);
+    times.push(spikes.times[i]);
+    senders.push(spikes.senders[i]);
     if (spikes.senders[i] >= live.neurons) live.neurons = spikes.senders[i] + 1;
   }
+  state.data.call("liveAppend", { times: Int32Array.from(times), senders: Int32Array.from(senders) });
+  live.drawn += times.length;
   live.count += spikes.count;
   live.every = Math.max(live.every, spikes.every);
   live.stop = chunk.stop;
@@ -350,17 +399,19 @@ function addLiveChunk(jobId, chunk) {
 function drawLive(live) {
   live.timer = null;
   if (state.live !== live || state.job !== live.jobId || state.result) return;
-  destroyAll(state.plots);
-  state.plots = [];
-  state.containers = [];
-  $("#plots").replaceChildren();
   $("#result-panel").hidden = false;
   const thinned = live.every > 1 ? ` Busy chunks are thinned: at most every ${live.every}th spike is drawn.` : "";
   $("#summary").textContent = `Live: layer ${live.layer}, ${live.count.toLocaleString()} spikes in the first ${live.stop.toLocaleString()} of ${live.steps.toLocaleString()} steps (batch entry 0).${thinned}`;
-  const slot = plotSlot("raster");
-  const { timesMs, senders, neurons } = live;
-  state.plots.push(rasterPlot(slot.body, slot.readout, { timesMs, senders, neurons, durationMs: live.steps * live.dtMs }));
-  state.containers.push(slot.body);
+  if (!live.plot) {
+    clearPlots();
+    const describe = (layer, neuron) => `neuron ${neuron}`;
+    live.plot = addSlot("raster", (el, readout) => rasterPlot(el, readout, { data: state.data, spikes: live.drawn, neurons: live.neurons, durationMs: live.steps * live.dtMs, describe })).plot;
+  } else if (!live.sized && live.neurons !== live.plot.neuronRange.neurons) {
+    live.plot.neuronRange.neurons = live.neurons; // no plan to say the layer's size: it grows with the senders seen
+    live.plot.setScale("y", { min: -0.5, max: live.neurons - 0.5 });
+  }
+  live.plot.root.parentElement.dataset.points = String(live.drawn);
+  live.plot.redraw(false, false);
 }
 
 async function cancel() {
@@ -391,18 +442,25 @@ async function loadJobs() {
     list.replaceChildren(Object.assign(document.createElement("li"), { className: "empty", textContent: "No jobs yet." }));
     return;
   }
+  const time = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit" });
   list.replaceChildren(
     ...page.jobs.map((job) => {
       const item = document.createElement("li");
+      item.dataset.job = job.id;
       const label = document.createElement("span");
-      label.innerHTML = `<code></code> <span class="state-${job.status}"></span>`;
-      label.querySelector("code").textContent = job.id.slice(0, 8);
-      label.querySelector("span").textContent = job.status;
+      label.className = "job-label";
+      const title = Object.assign(document.createElement("strong"), { textContent: job.name ?? job.id.slice(0, 8) });
+      const status = Object.assign(document.createElement("span"), { className: `state-${job.status}`, textContent: job.status });
+      const facts = [time.format(new Date(job.created_at)), `${job.progress.steps_total.toLocaleString()} steps`];
+      if (job.wall_s != null) facts.push(formatSeconds(job.wall_s));
+      if (job.spikes != null) facts.push(`${job.spikes.toLocaleString()} spikes`);
+      const details = Object.assign(document.createElement("span"), { className: "note", textContent: facts.join(" · ") });
+      label.append(title, " ", status, details);
       const open = document.createElement("button");
       open.type = "button";
       open.textContent = job.status === "succeeded" ? "Open" : FINAL.has(job.status) ? "Details" : "Follow";
-      open.setAttribute("aria-label", `${open.textContent} job ${job.id.slice(0, 8)}`);
-      open.addEventListener("click", () => (FINAL.has(job.status) && job.status !== "succeeded" ? showJob(job) : job.status === "succeeded" ? openResult(job.id) : follow(job.id)));
+      open.setAttribute("aria-label", `${open.textContent} job ${job.name ?? job.id.slice(0, 8)}`);
+      open.addEventListener("click", () => (FINAL.has(job.status) && job.status !== "succeeded" ? showJob(job) : job.status === "succeeded" ? openResult(job.id).then(() => $("#result-panel").scrollIntoView({ block: "start" })) : follow(job.id)));
       item.append(label, open);
       return item;
     }),
@@ -410,38 +468,45 @@ async function loadJobs() {
 }
 
 function showJob(job) {
-  setStatus(`Job ${job.id.slice(0, 8)}: ${job.status}${job.error ? ` — ${job.error}` : ""}`, null);
+  setStatus(`${jobLabel(job)}: ${job.status}${job.error ? ` — ${job.error}` : ""}`, null);
 }
 
 // --- results ------------------------------------------------------------------------------------
 
+const ALL_LAYERS = "*"; // the layer choice that stacks every spiking layer in one raster
+
+// Fetches the result as NPZ into the result worker; the page keeps its summary in state.result.
 async function openResult(jobId) {
   showError(null);
+  state.follow?.abort();
+  let loaded;
   try {
-    const [result, request] = await Promise.all([api(`/jobs/${jobId}/result`), api(`/jobs/${jobId}/request`)]);
-    state.result = result;
-    state.request = request;
-    state.job = jobId;
-    setAddress("job", jobId);
+    const url = `/api/v1/jobs/${jobId}/result?format=npz`;
+    [loaded, state.request] = await Promise.all([state.data.call("load", { url, key: apiKey() }), api(`/jobs/${jobId}/request`)]);
   } catch (error) {
-    showError(error);
+    showError(error.status ? new ApiError(error.status, error.message) : error);
     return;
   }
+  state.result = { ...loaded.meta, layers: loaded.layers };
+  state.arrival = { at: loaded.arrivedAt, bytes: loaded.bytes };
+  state.job = jobId;
+  setAddress("job", jobId);
   const layers = Object.keys(state.result.layers);
+  const spiking = layers.filter((name) => state.result.layers[name].spikes != null);
   const select = $("#layer");
   select.replaceChildren(...layers.map((name) => Object.assign(document.createElement("option"), { value: name, textContent: name })));
-  const firstWithSpikes = layers.find((name) => state.result.layers[name].spikes?.times.length) ?? layers[0];
-  select.value = firstWithSpikes;
+  if (spiking.length > 1) select.append(Object.assign(document.createElement("option"), { value: ALL_LAYERS, textContent: "all layers, one raster" }));
+  select.value = spiking.find((name) => state.result.layers[name].spikes > 0) ?? layers[0];
   const batches = state.result.batch;
   for (const element of document.querySelectorAll(".batch-only")) element.hidden = !batches;
   if (batches) {
     $("#batch-entry").replaceChildren(...Array.from({ length: batches }, (_, b) => Object.assign(document.createElement("option"), { value: b, textContent: b })));
   }
   $("#result-panel").hidden = false;
-  const stats = state.result.stats;
-  const spikes = layers.map((name) => `${name}: ${(state.result.layers[name].spikes?.times.length ?? 0).toLocaleString()} spikes`).join(", ");
-  $("#summary").textContent = `${state.result.steps.toLocaleString()} steps of ${state.result.dt * 1000} ms on ${state.result.device} in ${stats.wall_s} s. ${spikes}.`;
-  render();
+  const counts = spiking.map((name) => `${name}: ${state.result.layers[name].spikes.toLocaleString()} spikes`).join(", ");
+  const size = loaded.bytes < 2 ** 20 ? `${(loaded.bytes / 1024).toFixed(1)} KiB` : `${(loaded.bytes / 2 ** 20).toFixed(1)} MiB`;
+  $("#summary").textContent = `${state.result.steps.toLocaleString()} steps of ${state.result.dt * 1000} ms on ${state.result.device} in ${formatSeconds(state.result.stats.wall_s)}. ${counts || "No spikes recorded"}. (${size} of NPZ.)`;
+  await render();
 }
 
 function layerSpec(name) {
@@ -457,95 +522,195 @@ function threshold(name) {
   return given === undefined ? (DEFAULT_THRESHOLD[spec.type] ?? null) : null;
 }
 
-function plotSlot(title) {
+// A neuron by its flat index, as its layer's shape places it: "neuron 517 (channel 2, row 0, column 5)".
+function neuronName(shape, n, short = false) {
+  if (shape.length < 2) return short ? String(n) : `neuron ${n}`;
+  const names = shape.length === 3 ? ["channel", "row", "column"] : shape.length === 2 ? ["row", "column"] : shape.map((_, i) => `axis ${i}`);
+  const place = [];
+  let rest = n;
+  for (let axis = shape.length - 1; axis >= 0; axis--) {
+    place.unshift(rest % shape[axis]);
+    rest = Math.floor(rest / shape[axis]);
+  }
+  const where = place.map((value, axis) => `${names[axis]} ${value}`).join(", ");
+  return short ? `${n} (${where})` : `neuron ${n} (${where})`;
+}
+
+function clearPlots() {
+  destroyAll(state.plots);
+  state.plots = [];
+  state.containers = [];
+  $("#plots").replaceChildren();
+}
+
+// A plot in the page: its title, PNG and CSV buttons, the plot, a hover readout and a one-line
+// text summary (for screen readers, and for anyone who wants the numbers). With `replace`, the
+// plot of the same title is swapped in place and the others stay as they are.
+function addSlot(title, make, { summary = "", caption = "", replace = false } = {}) {
   const wrapper = document.createElement("div");
   wrapper.className = "plot";
   const head = document.createElement("div");
   head.className = "plot-head";
-  const png = document.createElement("button");
-  png.type = "button";
-  png.textContent = "PNG";
+  const png = Object.assign(document.createElement("button"), { type: "button", textContent: "PNG" });
   png.setAttribute("aria-label", `Save ${title} as PNG`);
-  head.append(png);
+  const csv = Object.assign(document.createElement("button"), { type: "button", textContent: "CSV" });
+  csv.setAttribute("aria-label", `Save the data of ${title} as CSV`);
+  head.append(png, csv);
   const body = document.createElement("div");
   body.className = "plot-body";
   body.dataset.plot = title;
   const readout = document.createElement("div");
   readout.className = "readout";
   readout.setAttribute("aria-live", "off");
-  wrapper.append(head, body, readout);
-  $("#plots").append(wrapper);
-  return { body, readout, png };
+  const text = Object.assign(document.createElement("p"), { className: "plot-summary", id: `summary-${title.replaceAll(" ", "-")}`, textContent: summary });
+  body.setAttribute("role", "img");
+  body.setAttribute("aria-label", title);
+  body.setAttribute("aria-describedby", text.id);
+  wrapper.append(head, body, readout, text);
+  const index = state.containers.findIndex((c) => c.dataset.plot === title);
+  if (replace && index >= 0) {
+    destroyAll([state.plots[index]]);
+    state.containers[index].parentElement.replaceWith(wrapper);
+  } else {
+    $("#plots").append(wrapper);
+  }
+  const plot = make(body, readout, text);
+  if (replace && index >= 0) {
+    state.plots[index] = plot;
+    state.containers[index] = body;
+  } else {
+    state.plots.push(plot);
+    state.containers.push(body);
+  }
+  const file = title.replaceAll(" ", "-");
+  png.addEventListener("click", async () => {
+    const marks = plot.marksImage ? await plot.marksImage() : null;
+    const blob = await (await fetch(pngOf(plot, caption, marks))).blob();
+    download(`${file}.png`, blob);
+  });
+  csv.addEventListener("click", async () => download(`${file}.csv`, new Blob([plot.spikesCsv ? await plot.spikesCsv() : seriesCsv(plot)], { type: "text/csv" })));
+  return { plot, body, text };
 }
 
-function render() {
-  if (!state.result) return; // a job is running: its live raster stays
-  destroyAll(state.plots);
-  state.plots = [];
-  state.containers = [];
-  $("#plots").replaceChildren();
+// The layers, batch entry and bin the controls name, as the plots need them.
+function selection() {
   const result = state.result;
-  const name = $("#layer").value;
-  const layer = result.layers[name];
-  if (!layer) return;
+  const chosen = $("#layer").value;
+  const names = chosen === ALL_LAYERS ? Object.keys(result.layers).filter((name) => result.layers[name].spikes != null) : [chosen];
   const dtMs = result.dt * 1000;
-  const durationMs = result.steps * dtMs;
-  const neurons = layer.shape.reduce((a, b) => a * b, 1);
-  const batch = result.batch ? Number($("#batch-entry").value || 0) : 0;
-  const add = (title, make) => {
-    const slot = plotSlot(title);
-    const plot = make(slot.body, slot.readout);
-    const caption = `spikeserve job ${state.job}, layer ${name}${result.batch ? `, batch entry ${batch}` : ""}, dt ${dtMs} ms`;
-    slot.png.addEventListener("click", () => fetch(pngOf(plot, caption)).then((r) => r.blob()).then((blob) => download(`${name}-${title.replaceAll(" ", "-")}.png`, blob)));
-    state.plots.push(plot);
-    state.containers.push(slot.body);
+  return {
+    chosen,
+    names,
+    layer: result.layers[names[0]],
+    batch: result.batch ? Number($("#batch-entry").value || 0) : 0,
+    dtMs,
+    durationMs: result.steps * dtMs,
+    caption: `spikeserve job ${state.job}, layer ${chosen === ALL_LAYERS ? names.join(" + ") : chosen}${result.batch ? `, batch entry ${$("#batch-entry").value || 0}` : ""}, dt ${dtMs} ms`,
   };
-  if (layer.spikes) {
-    const keep = [];
-    layer.spikes.batch.forEach((b, i) => b === batch && keep.push(i));
-    const timesMs = keep.map((i) => layer.spikes.times[i] * dtMs);
-    const senders = keep.map((i) => layer.spikes.senders[i]);
-    if (!timesMs.length) {
-      const empty = Object.assign(document.createElement("p"), { className: "empty", textContent: `Layer ${name} did not spike.` });
-      $("#plots").append(empty);
-    }
-    add("raster", (el, readout) => rasterPlot(el, readout, { timesMs, senders, neurons, durationMs }));
-    const asked = Number($("#bin").value);
-    const binMs = Number.isFinite(asked) && asked >= dtMs ? asked : dtMs;
-    showFieldNote("#bin-note", binMs === asked ? "" : `A bin must be at least the time step: using ${dtMs} ms.`);
-    add("rate", (el, readout) => psthPlot(el, readout, { timesMs, neurons, samples: 1, durationMs, binMs }));
-    const counts = result.batch ? layer.counts[batch] : layer.counts;
-    add("spike counts", (el, readout) => countHistogram(el, readout, counts));
-    const statistics = spikeStatistics(timesMs, senders, neurons, durationMs);
-    add("isi", (el, readout) => isiHistogram(el, readout, statistics));
-    statisticsTable(statistics.rows, name);
-  }
-  if (layer.voltages) {
-    const [steps, ...rest] = layer.voltages.shape;
-    const kept = rest[rest.length - 1];
-    const batches = rest.length === 2 ? rest[0] : 1;
-    const available = layer.voltages.neurons ?? Array.from({ length: kept }, (_, k) => k);
-    const asked = $("#neurons").value.split(",").map((s) => s.trim()).filter((s) => s !== "");
-    const wanted = asked.map(Number).filter((n) => Number.isInteger(n) && available.includes(n)).slice(0, 8);
-    const refused = asked.filter((s) => !wanted.includes(Number(s)));
-    const chosen = wanted.length ? wanted : available.slice(0, 3);
-    const recorded = available.length > 12 ? `${available.slice(0, 12).join(", ")}, …` : available.join(", ");
-    showFieldNote(
-      "#neurons-note",
-      refused.length ? `Not recorded (recorded: ${recorded}): ${refused.join(", ")}${wanted.length ? "" : `; showing ${chosen.join(", ")}`}.` : "",
+}
+
+// Every plot of the chosen layer, from scratch (a new result, layer or batch entry).
+async function render() {
+  if (!state.result) return; // a job is running: its live raster stays
+  const token = ++state.renders;
+  clearPlots();
+  const { chosen, names, layer, batch, durationMs, caption } = selection();
+  if (!layer) return;
+  const stale = () => token !== state.renders;
+  const several = chosen === ALL_LAYERS;
+  if (layer.spikes != null) {
+    const selected = await state.data.call("select", { names, batch });
+    if (stale()) return;
+    const shape = layer.shape;
+    const describe = (layerName, n, short) => {
+      const group = several ? selected.groups.find((g) => g.name === layerName) ?? selected.groups.find((g) => n >= g.start && n < g.start + g.neurons) : null;
+      if (several && group) return `${group.name} ${neuronName(state.result.layers[group.name].shape, layerName ? n : n - group.start, short)}`;
+      return neuronName(shape, n, short);
+    };
+    if (!selected.spikes) $("#plots").append(Object.assign(document.createElement("p"), { className: "empty", textContent: `${several ? "No layer" : `Layer ${chosen}`} did not spike.` }));
+    const layersNote = several ? ` Layers from the bottom: ${selected.groups.map((g) => `${g.name} (rows ${g.start}–${g.start + g.neurons - 1})`).join(", ")}.` : "";
+    addSlot(
+      "raster",
+      (el, readout, text) =>
+        rasterPlot(el, readout, {
+          data: state.data,
+          spikes: selected.spikes,
+          neurons: selected.neurons,
+          durationMs,
+          describe,
+          onDrawn: (drawn) => {
+            state.drawn = drawn;
+            const how = drawn.mode === "density" ? `a density image (${drawn.visible.toLocaleString()} spikes in view: the more spikes a pixel holds, the stronger its colour; zoom in to under ${MARKS_UP_TO.toLocaleString()} to see each spike)` : `${drawn.visible.toLocaleString()} marks`;
+            text.textContent = `${selected.spikes.toLocaleString()} spikes of ${selected.neurons.toLocaleString()} neurons over ${durationMs} ms, drawn as ${how}.${layersNote}`;
+          },
+        }),
+      { caption },
     );
-    // a step's values share its time: step k (its spikes, the voltage after it) is drawn at k*dt
-    const timeMs = Array.from({ length: steps }, (_, t) => t * dtMs);
-    const traces = chosen.map((neuron) => {
-      const k = available.indexOf(neuron);
-      const values = new Float64Array(steps);
-      for (let t = 0; t < steps; t++) values[t] = layer.voltages.data[(t * batches + batch) * kept + k];
-      return { neuron, values };
-    });
-    const unit = layerSpec(name)?.type === "izhikevich" ? "mV" : null; // the other models are in Norse's units
-    add("voltage", (el, readout) => voltagePlot(el, readout, { timeMs, traces, threshold: threshold(name), durationMs, unit }));
+    await renderRate(token);
+    if (stale() || several) return;
+    const { counts } = await state.data.call("counts", { name: names[0], batch });
+    if (stale()) return;
+    const silent = counts.reduce((n, c) => n + (c === 0), 0);
+    const most = counts.reduce((a, b) => Math.max(a, b), 0);
+    addSlot("spike counts", (el, readout) => countHistogram(el, readout, counts), { caption, summary: `${counts.length.toLocaleString()} neurons: ${silent.toLocaleString()} silent, the busiest fired ${most.toLocaleString()} times.` });
+    const statistics = await state.data.call("statistics", { durationMs });
+    if (stale()) return;
+    const cv = statistics.meanCv == null ? "no neuron has two intervals" : `mean CV of ISI ${statistics.meanCv.toFixed(3)} over ${statistics.withCv} neurons`;
+    addSlot("isi", (el, readout) => isiHistogram(el, readout, statistics), { caption, summary: `${statistics.intervals.toLocaleString()} inter-spike intervals; ${cv}.` });
+    statisticsTable(statistics.columns, chosen, describe, durationMs);
   }
-  if (!layer.spikes && !layer.voltages) $("#plots").append(Object.assign(document.createElement("p"), { className: "empty", textContent: "Nothing was recorded for this layer." }));
+  if (!several && layer.voltages) await renderVoltage(token);
+  if (!stale() && layer.spikes == null && !layer.voltages) $("#plots").append(Object.assign(document.createElement("p"), { className: "empty", textContent: "Nothing was recorded for this layer." }));
+}
+
+// The rate plot alone (a new bin leaves the other plots as they are).
+async function renderRate(token = state.renders) {
+  const { dtMs, durationMs, caption } = selection();
+  const asked = Number($("#bin").value);
+  const binMs = Number.isFinite(asked) && asked >= dtMs ? asked : dtMs;
+  showFieldNote("#bin-note", binMs === asked ? "" : `A bin must be at least the time step: using ${dtMs} ms.`);
+  const rate = await state.data.call("rate", { binMs, durationMs });
+  if (token !== state.renders) return;
+  const peaks = rate.rates.map((rates, g) => {
+    let peak = 0;
+    for (let b = 0; b < rates.length - 1; b++) if (rates[b] > rates[peak]) peak = b;
+    return `${rate.names[g] ? `${rate.names[g]}: ` : ""}peak ${rates[peak].toFixed(1)} Hz in [${rate.edges[peak]}, ${rate.edges[peak + 1]}) ms`;
+  });
+  const replace = state.containers.some((c) => c.dataset.plot === "rate");
+  const range = timeRange();
+  addSlot("rate", (el, readout) => psthPlot(el, readout, { ...rate, durationMs, binMs }), { caption, replace, summary: `Population rate in bins of ${binMs} ms; ${peaks.join("; ")}.` });
+  if (replace && range) setTimeRange(range.min, range.max); // the new plot joins the others' time range
+}
+
+// The voltage plot alone (a new choice of neurons leaves the other plots as they are).
+async function renderVoltage(token = state.renders) {
+  const { names, layer, batch, dtMs, durationMs, caption } = selection();
+  const name = names[0];
+  const [steps, ...rest] = layer.voltages.shape;
+  const available = layer.voltages.neurons ?? Array.from({ length: rest[rest.length - 1] }, (_, k) => k);
+  const asked = $("#neurons").value.split(",").map((s) => s.trim()).filter((s) => s !== "");
+  const wanted = asked.map(Number).filter((n) => Number.isInteger(n) && available.includes(n)).slice(0, 8);
+  const refused = asked.filter((s) => !wanted.includes(Number(s)));
+  const chosen = wanted.length ? wanted : available.slice(0, 3);
+  const recorded = available.length > 12 ? `${available.slice(0, 12).join(", ")}, …` : available.join(", ");
+  showFieldNote("#neurons-note", refused.length ? `Not recorded (recorded: ${recorded}): ${refused.join(", ")}${wanted.length ? "" : `; showing ${chosen.join(", ")}`}.` : "");
+  const { traces } = await state.data.call("voltages", { name, batch, neurons: chosen });
+  if (token !== state.renders) return;
+  // a step's values share its time: step k (its spikes, the voltage after it) is drawn at k*dt
+  const timeMs = Array.from({ length: steps }, (_, t) => t * dtMs);
+  const unit = VOLTAGE_UNITS[layerSpec(name)?.type] ?? "Norse units";
+  const shape = layer.shape;
+  const ranges = traces.map((trace) => {
+    let low = Infinity;
+    let high = -Infinity;
+    for (const v of trace.values) [low, high] = [Math.min(low, v), Math.max(high, v)];
+    return `${neuronName(shape, trace.neuron)} from ${low.toFixed(3)} to ${high.toFixed(3)}`;
+  });
+  const replace = state.containers.some((c) => c.dataset.plot === "voltage");
+  const range = timeRange();
+  const labelled = traces.map((trace) => ({ ...trace, label: neuronName(shape, trace.neuron) }));
+  addSlot("voltage", (el, readout) => voltagePlot(el, readout, { timeMs, traces: labelled, threshold: threshold(name), durationMs, unit }), { caption, replace, summary: `Membrane voltage (${unit}): ${ranges.join("; ")}.` });
+  if (replace && range) setTimeRange(range.min, range.max);
 }
 
 function zoom(kind) {
@@ -601,7 +766,10 @@ function init() {
   $("#sweep-layer").addEventListener("change", rerenderSweep);
   $("#sweep-cancel").addEventListener("click", () => cancelSweep().catch(showError));
   $("#sweep-csv").addEventListener("click", () => downloadSummary(download).catch(showError));
-  for (const id of ["#layer", "#batch-entry", "#bin", "#neurons"]) $(id).addEventListener("change", render);
+  for (const id of ["#layer", "#batch-entry"]) $(id).addEventListener("change", render);
+  // a new bin or choice of voltage neurons redraws its own plot only
+  $("#bin").addEventListener("change", () => state.result && state.result.layers[selection().names[0]]?.spikes != null && renderRate());
+  $("#neurons").addEventListener("change", () => state.result && selection().layer?.voltages && renderVoltage());
   for (const button of document.querySelectorAll("[data-zoom]")) button.addEventListener("click", () => zoom(button.dataset.zoom));
   for (const button of document.querySelectorAll("[data-pan]")) button.addEventListener("click", () => pan(Number(button.dataset.pan)));
   for (const button of document.querySelectorAll("[data-neurons]")) {

@@ -2,7 +2,8 @@
 import uPlot from "./lib/uPlot.esm.js";
 
 const COLORS = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#be185d", "#4d7c0f"];
-const NEURON_TICKS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000, 100000];
+// whole-number tick steps: 1, 2, 5, 10, 20, 50, ... up to 5e9
+const NEURON_TICKS = Array.from({ length: 30 }, (_, k) => [1, 2, 5][k % 3] * 10 ** Math.floor(k / 3));
 const timeLinked = new Set();
 let syncing = false;
 
@@ -67,95 +68,120 @@ function hoverHook(readout, describe) {
   };
 }
 
-// Raster: one mark per spike, time on x, neuron on y. Marks are drawn as a single Path2D, which
-// keeps 200,000 spikes smooth; hover finds the nearest spike by binary search on time.
-export function rasterPlot(container, readout, { timesMs, senders, neurons, durationMs }) {
-  const xs = Float64Array.from(timesMs);
-  const ys = Float64Array.from(senders);
-  const drawMarks = (u, seriesIndex) => {
-    const ctx = u.ctx;
-    const mark = Math.max(1, Math.min(3, u.bbox.height / Math.max(u.scales.y.max - u.scales.y.min, 1)));
-    const path = new Path2D();
-    const { left, top, width, height } = u.bbox;
-    for (let i = 0; i < xs.length; i++) {
-      const cx = u.valToPos(xs[i], "x", true);
-      if (cx < left || cx > left + width) continue;
-      const cy = u.valToPos(ys[i], "y", true);
-      if (cy < top || cy > top + height) continue;
-      path.rect(cx - mark / 2, cy - mark / 2, mark, mark);
+// Raster: time on x, neuron on y. The marks are drawn by the result worker into a canvas over
+// the plot area (an OffscreenCanvas), so the page never loops over the spikes itself: uPlot draws
+// the axes and takes the zooms (drag across time, or down the neurons; double-click resets), and
+// each redraw asks the worker for the marks of the new window. `onDrawn` hears of each painted
+// frame; the container carries data-drawing while a draw is on its way and data-mode after it.
+export function rasterPlot(container, readout, { data, spikes, neurons, durationMs, describe, onDrawn = () => {} }) {
+  const marks = document.createElement("canvas");
+  marks.className = "raster-marks";
+  let wanted = null;
+  let drawing = false;
+  const drawMarks = async () => {
+    drawing = true;
+    container.dataset.drawing = "true";
+    while (wanted) {
+      const scales = wanted;
+      wanted = null;
+      try {
+        const drawn = await data.call("draw", scales);
+        plot.lastDraw = { ...drawn, ...scales };
+      } catch {
+        break; // the worker has a newer raster: this one is gone
+      }
     }
-    ctx.save();
-    ctx.fillStyle = COLORS[0];
-    ctx.fill(path);
-    ctx.restore();
-    return null;
+    drawing = false;
+    requestAnimationFrame(() => {
+      if (drawing) return;
+      delete container.dataset.drawing;
+      container.dataset.mode = plot.lastDraw?.mode ?? "";
+      onDrawn({ ...plot.lastDraw, paintedAt: performance.timeOrigin + performance.now() });
+    });
   };
-  const nearest = (u, left, top) => {
+  const redrawMarks = (u) => {
+    if (u.scales.x.min == null || u.scales.y.min == null) return;
+    const ratio = devicePixelRatio || 1;
+    wanted = { xMin: u.scales.x.min, xMax: u.scales.x.max, yMin: u.scales.y.min, yMax: u.scales.y.max, width: u.bbox.width / ratio, height: u.bbox.height / ratio, dpr: ratio };
+    if (!drawing) {
+      drawing = true;
+      queueMicrotask(drawMarks); // both axes set in one go (a zoom of each) make one draw
+    }
+  };
+  let asked = 0;
+  const hover = async (u) => {
+    const { left, top } = u.cursor;
+    if (left == null || left < 0) {
+      readout.textContent = "";
+      return;
+    }
+    const question = ++asked;
     const t = u.posToVal(left, "x");
-    const n = u.posToVal(top, "y");
+    const row = u.posToVal(top, "y");
     const slackMs = Math.abs(u.posToVal(left + 6, "x") - t);
-    let lo = 0;
-    let hi = xs.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (xs[mid] < t - slackMs) lo = mid + 1;
-      else hi = mid;
-    }
-    let best = -1;
-    let bestDistance = Infinity;
-    for (let i = lo; i < xs.length && xs[i] <= t + slackMs; i++) {
-      const distance = Math.abs(ys[i] - n) + Math.abs(xs[i] - t) / (slackMs || 1);
-      if (distance < bestDistance) [best, bestDistance] = [i, distance];
-    }
-    if (best < 0 || Math.abs(ys[best] - n) > Math.max(1, neurons / 50)) return `t ${t.toFixed(2)} ms, neuron ${Math.round(n)}`;
-    return `spike: neuron ${ys[best]}, t ${xs[best].toFixed(3)} ms`;
+    const rowSlack = Math.max(1, Math.abs(u.posToVal(top + 6, "y") - row));
+    const spike = await data.call("nearest", { t, row, slackMs, rowSlack });
+    if (question !== asked) return; // the cursor has moved on
+    readout.textContent = spike ? `spike: ${describe(spike.layer, spike.neuron)}, t ${spike.timeMs.toFixed(3)} ms` : `t ${t.toFixed(2)} ms, ${describe(null, Math.round(row))}`;
   };
   const plot = new uPlot(
     {
       ...size(container, 260),
       mode: 2,
       title: "Spike raster",
-      // the neuron axis zooms with its buttons (zoomNeurons)
-      scales: { x: TIME_SCALE, y: { time: false, auto: false } },
+      // the neuron range exactly as set (uPlot would otherwise widen it to round numbers)
+      scales: { x: TIME_SCALE, y: { time: false, auto: false, range: (u, min, max) => [min, max] } },
       axes: [{ label: "time (ms)" }, { label: "neuron", incrs: NEURON_TICKS }],
-      series: [{}, { label: "spikes", paths: drawMarks, points: { show: false } }],
+      series: [{}, { label: "spikes", paths: () => null, points: { show: false } }],
       legend: { show: false },
-      cursor: timeCursor(durationMs, { drag: { x: true, y: false }, points: { show: false } }, () => allNeurons()),
-      hooks: { setCursor: [hoverHook(readout, (u, left, top) => nearest(u, left, top))] },
+      // a drag mostly along one axis zooms that axis only
+      cursor: timeCursor(durationMs, { drag: { x: true, y: true, uni: 30 }, points: { show: false } }, () => allNeurons()),
+      hooks: { setCursor: [hover], draw: [redrawMarks] },
     },
-    [null, [xs, ys]],
+    [null, [new Float64Array(0), new Float64Array(0)]],
     container,
   );
+  plot.over.append(marks);
+  const offscreen = marks.transferControlToOffscreen();
+  data.call("canvas", { canvas: offscreen }, [offscreen]);
   const allNeurons = () => plot.setScale("y", { min: -0.5, max: Math.max(neurons, 1) - 0.5 });
   allNeurons();
   plot.neuronRange = { all: allNeurons, neurons };
-  container.dataset.points = String(xs.length);
+  plot.marksImage = () => data.call("image");
+  plot.spikesCsv = () => data.call("spikesCsv");
+  container.dataset.points = String(spikes);
   return linkTime(plot, durationMs);
 }
 
-// Population firing rate: spikes per neuron per second, in bins of binMs. Bin k holds the spikes
-// of [k*binMs, (k+1)*binMs) and is drawn over exactly that span (a step from its left edge).
-export function psthPlot(container, readout, { timesMs, neurons, samples, durationMs, binMs }) {
-  const bins = Math.max(1, Math.ceil(durationMs / binMs));
-  const edges = new Float64Array(bins + 1);
-  const rates = new Float64Array(bins + 1);
-  for (let b = 0; b <= bins; b++) edges[b] = b * binMs;
-  for (const t of timesMs) rates[Math.min(bins - 1, Math.floor(t / binMs))] += 1;
-  const scale = 1000 / (binMs * Math.max(neurons, 1) * Math.max(samples, 1));
-  for (let b = 0; b < bins; b++) rates[b] *= scale;
-  rates[bins] = rates[bins - 1]; // the last bin's right edge
-  const describe = (u, l, t, idx) => (idx == null || idx >= bins ? "" : `[${edges[idx].toFixed(1)}, ${edges[idx + 1].toFixed(1)}) ms: ${rates[idx].toFixed(2)} Hz`);
+// Population firing rate: spikes per neuron per second, in bins of binMs, one line per layer
+// (the result worker counts them). Bin k holds the spikes of [k*binMs, (k+1)*binMs) and is drawn
+// over exactly that span (a step from its left edge).
+export function psthPlot(container, readout, { edges, rates, names, durationMs, binMs }) {
+  const bins = edges.length - 1;
+  const describe = (u, l, t, idx) =>
+    idx == null || idx >= bins ? "" : `[${edges[idx].toFixed(1)}, ${edges[idx + 1].toFixed(1)}) ms: ` + rates.map((r, g) => `${names[g] ? `${names[g]} ` : ""}${r[idx].toFixed(2)} Hz`).join(", ");
+  const series = [{ label: "t (ms)" }];
+  rates.forEach((_, g) => {
+    const one = rates.length === 1;
+    series.push({
+      label: names[g] ? `${names[g]} (Hz)` : "rate (Hz)",
+      stroke: one ? COLORS[1] : COLORS[g % COLORS.length], // several layers: the raster's colours
+      fill: one ? "rgba(220,38,38,0.12)" : undefined,
+      paths: uPlot.paths.stepped({ align: 1 }),
+    });
+  });
   const plot = new uPlot(
     {
       ...size(container, 200),
       title: `Population rate (bin ${binMs} ms)`,
       scales: { x: TIME_SCALE },
       axes: [{ label: "time (ms)" }, { label: "rate (Hz)" }],
-      series: [{ label: "t (ms)" }, { label: "rate (Hz)", stroke: COLORS[1], fill: "rgba(220,38,38,0.12)", paths: uPlot.paths.stepped({ align: 1 }) }],
+      series,
+      legend: { show: rates.length > 1 },
       cursor: timeCursor(durationMs),
       hooks: { setCursor: [hoverHook(readout, describe)] },
     },
-    [edges, rates],
+    [edges, ...rates],
     container,
   );
   return linkTime(plot, durationMs);
@@ -193,7 +219,7 @@ export function voltagePlot(container, readout, { timeMs, traces, threshold, dur
   const series = [{ label: "t (ms)" }];
   const data = [Float64Array.from(timeMs)];
   traces.forEach((trace, i) => {
-    series.push({ label: `neuron ${trace.neuron}`, stroke: COLORS[i % COLORS.length], width: 1.25 });
+    series.push({ label: trace.label ?? `neuron ${trace.neuron}`, stroke: COLORS[i % COLORS.length], width: 1.25 });
     data.push(trace.values);
   });
   if (threshold != null) {
@@ -211,7 +237,7 @@ export function voltagePlot(container, readout, { timeMs, traces, threshold, dur
       hooks: {
         setCursor: [
           hoverHook(readout, (u, l, t, idx) =>
-            idx == null ? "" : traces.map((trace) => `neuron ${trace.neuron}: ${trace.values[idx].toFixed(4)}`).join(", ") + ` at ${timeMs[idx].toFixed(2)} ms`,
+            idx == null ? "" : traces.map((trace) => `${trace.label ?? `neuron ${trace.neuron}`}: ${trace.values[idx].toFixed(4)}`).join(", ") + ` at ${timeMs[idx].toFixed(2)} ms`,
           ),
         ],
       },
@@ -229,7 +255,7 @@ export function resizeAll(plots, containers) {
 // A figure for slides and papers: the plot on white (its canvas is transparent, and black axes
 // vanish on a dark slide), with its title above, its series' legend below and a caption (what
 // was run), at the screen's pixel density and at least twice the CSS size.
-export function pngOf(plot, caption = "") {
+export function pngOf(plot, caption = "", marks = null) {
   const source = plot.ctx.canvas;
   const scale = Math.max(1, 2 / (window.devicePixelRatio || 1));
   const title = plot.root.querySelector(".u-title")?.textContent ?? "";
@@ -246,6 +272,7 @@ export function pngOf(plot, caption = "") {
   ctx.font = `600 ${15 * ratio}px system-ui, sans-serif`;
   ctx.fillText(title, 10 * ratio, line * 0.75);
   ctx.drawImage(source, 0, line, source.width * scale, source.height * scale);
+  if (marks) ctx.drawImage(marks, plot.bbox.left * scale, line + plot.bbox.top * scale, plot.bbox.width * scale, plot.bbox.height * scale);
   let y = line + source.height * scale + line * 0.75;
   ctx.font = `${12 * ratio}px system-ui, sans-serif`;
   if (legend.length) {
@@ -361,21 +388,16 @@ export function heatMap(container, readout, { columns, rows, values, xLabel, yLa
   return { canvas, box, cw, ch };
 }
 
-// Inter-spike intervals of all neurons together: a histogram over 40 bins up to the longest.
-export function isiHistogram(container, readout, { intervals, meanCv, withCv }) {
-  let longest = 0;
-  for (const isi of intervals) if (isi > longest) longest = isi;
-  const bins = 40;
-  const width = longest > 0 ? longest / bins : 1;
-  const lefts = new Float64Array(bins);
-  const numbers = new Float64Array(bins);
-  for (let b = 0; b < bins; b++) lefts[b] = b * width;
-  for (const isi of intervals) numbers[Math.min(bins - 1, Math.floor(isi / width))] += 1;
+// Inter-spike intervals of all neurons together: a histogram over 40 bins up to the longest
+// (counted by the result worker).
+export function isiHistogram(container, readout, { isi, intervals, meanCv, withCv }) {
+  const { lefts, numbers, width } = isi;
+  const bins = lefts.length;
   const cv = meanCv == null ? "no neuron has two intervals" : `mean CV ${meanCv.toFixed(3)} over ${withCv} neurons`;
   const plot = new uPlot(
     {
       ...size(container, 200),
-      title: `Inter-spike intervals (${intervals.length.toLocaleString()}; ${cv})`,
+      title: `Inter-spike intervals (${intervals.toLocaleString()}; ${cv})`,
       scales: { x: { time: false, range: () => [0, bins * width] }, y: { range: (u, min, max) => [0, Math.max(1, max)] } },
       axes: [{ label: "interval (ms)" }, { label: "intervals", incrs: NEURON_TICKS }],
       series: [
@@ -387,8 +409,17 @@ export function isiHistogram(container, readout, { intervals, meanCv, withCv }) 
     [lefts, numbers],
     container,
   );
-  container.dataset.points = String(intervals.length);
+  container.dataset.points = String(intervals);
   return plot;
+}
+
+// A plot's series as CSV: its x values and one column per series, as drawn.
+export function seriesCsv(plot) {
+  const columns = plot.data.map((values, i) => ({ label: plot.series[i].label ?? `series ${i}`, values }));
+  const quote = (text) => (/[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text);
+  const lines = [columns.map((c) => quote(String(c.label))).join(",")];
+  for (let row = 0; row < columns[0].values.length; row++) lines.push(columns.map((c) => (Number.isFinite(c.values[row]) ? String(c.values[row]) : "")).join(","));
+  return lines.join("\r\n") + "\r\n";
 }
 
 // The raster's neuron axis: "in" halves the neurons shown around the middle, "out" doubles them

@@ -10,41 +10,50 @@ export const STAT_COLUMNS = [
   { key: "cv", label: "CV of ISI" },
 ];
 
-// timesMs and senders in time order (as the result lists spikes); neurons: the layer's size.
-export function spikeStatistics(timesMs, senders, neurons, durationMs) {
-  const counts = new Int32Array(neurons);
-  for (const s of senders) counts[s] += 1;
+// times (in steps of dtMs) and senders in time order, as the result lists spikes; neurons: the
+// layer's size. Columns are typed arrays indexed by neuron, NaN where a value does not exist.
+export function spikeStatistics(times, senders, neurons, durationMs, dtMs) {
+  const count = new Int32Array(neurons);
+  const length = Math.min(times.length, senders.length);
+  for (let i = 0; i < length; i++) count[senders[i]] += 1;
   const starts = new Int32Array(neurons + 1);
-  for (let n = 0; n < neurons; n++) starts[n + 1] = starts[n] + counts[n];
-  const byNeuron = new Float64Array(senders.length); // each neuron's spike times, in time order
+  for (let n = 0; n < neurons; n++) starts[n + 1] = starts[n] + count[n];
+  const byNeuron = new Float64Array(length); // each neuron's spike times, in time order
   const filled = starts.slice(0, neurons);
-  for (let i = 0; i < senders.length; i++) byNeuron[filled[senders[i]]++] = timesMs[i];
-  const intervals = new Float64Array(Math.max(0, senders.length - neurons));
+  for (let i = 0; i < length; i++) byNeuron[filled[senders[i]]++] = times[i] * dtMs;
+  const intervals = new Float64Array(Math.max(0, length - neurons));
   let written = 0;
-  const rows = [];
+  const rate = new Float64Array(neurons);
+  const meanIsi = new Float64Array(neurons).fill(NaN);
+  const cv = new Float64Array(neurons).fill(NaN);
   const seconds = durationMs / 1000;
+  let cvSum = 0;
+  let withCv = 0;
   for (let n = 0; n < neurons; n++) {
     let sum = 0;
     let squares = 0;
-    const k = counts[n] - 1; // intervals of neuron n
+    const k = count[n] - 1; // intervals of neuron n
     for (let j = starts[n] + 1; j < starts[n + 1]; j++) {
       const isi = byNeuron[j] - byNeuron[j - 1];
       intervals[written++] = isi;
       sum += isi;
       squares += isi * isi;
     }
-    const meanIsi = k >= 1 ? sum / k : null;
-    const variance = k >= 2 ? Math.max(0, squares / k - meanIsi * meanIsi) : null;
-    const cv = k >= 2 && meanIsi > 0 ? Math.sqrt(variance) / meanIsi : null;
-    rows.push({ neuron: n, count: counts[n], rate: seconds > 0 ? counts[n] / seconds : 0, meanIsi, cv });
+    rate[n] = seconds > 0 ? count[n] / seconds : 0;
+    if (k >= 1) meanIsi[n] = sum / k;
+    if (k >= 2 && meanIsi[n] > 0) {
+      cv[n] = Math.sqrt(Math.max(0, squares / k - meanIsi[n] * meanIsi[n])) / meanIsi[n];
+      cvSum += cv[n];
+      withCv++;
+    }
   }
-  const cvs = rows.map((row) => row.cv).filter((cv) => cv != null);
-  const meanCv = cvs.length ? cvs.reduce((a, b) => a + b, 0) / cvs.length : null;
-  return { rows, intervals: intervals.subarray(0, written), meanCv, withCv: cvs.length };
+  const neuron = Int32Array.from({ length: neurons }, (_, n) => n);
+  return { columns: { neuron, count, rate, meanIsi, cv }, intervals: intervals.subarray(0, written), meanCv: withCv ? cvSum / withCv : null, withCv };
 }
 
-export function statisticsCsv(rows) {
-  const lines = [STAT_COLUMNS.map((c) => c.key).join(",")];
-  for (const row of rows) lines.push(STAT_COLUMNS.map((c) => (row[c.key] == null ? "" : String(row[c.key]))).join(","));
+export function statisticsCsv(columns) {
+  const keys = STAT_COLUMNS.map((c) => c.key);
+  const lines = [keys.join(",")];
+  for (let n = 0; n < columns.neuron.length; n++) lines.push(keys.map((key) => (Number.isNaN(columns[key][n]) ? "" : String(columns[key][n]))).join(","));
   return lines.join("\r\n") + "\r\n";
 }
