@@ -19,6 +19,7 @@ const state = {
   plan: null, // the submitted job's /validate answer (its layers' shapes size the live raster)
   drawn: null, // the raster's latest painted frame (for the browser tests' timings)
   arrival: null, // when the result's bytes arrived in the worker, and how many
+  renderedAt: null, // when the latest full render had every plot in the page
 };
 window.spikeserveViewer = state; // for debugging in the console, and for the browser tests
 
@@ -641,7 +642,7 @@ async function render() {
           onDrawn: (drawn) => {
             state.drawn = drawn;
             const how = drawn.mode === "density" ? `a density image (${drawn.visible.toLocaleString()} spikes in view: the more spikes a pixel holds, the stronger its colour; zoom in to under ${MARKS_UP_TO.toLocaleString()} to see each spike)` : `${drawn.visible.toLocaleString()} marks`;
-            text.textContent = `${selected.spikes.toLocaleString()} spikes of ${selected.neurons.toLocaleString()} neurons over ${durationMs} ms, drawn as ${how}.${layersNote}`;
+            text.textContent = `${selected.spikes.toLocaleString()} spikes of ${selected.neurons.toLocaleString()} neurons over ${durationMs} ms, drawn as ${how}, in a background worker: the page stays responsive whatever the size.${layersNote}`;
           },
         }),
       { caption },
@@ -660,7 +661,9 @@ async function render() {
     statisticsTable(statistics.columns, chosen, describe, durationMs);
   }
   if (!several && layer.voltages) await renderVoltage(token);
-  if (!stale() && layer.spikes == null && !layer.voltages) $("#plots").append(Object.assign(document.createElement("p"), { className: "empty", textContent: "Nothing was recorded for this layer." }));
+  if (stale()) return;
+  if (layer.spikes == null && !layer.voltages) $("#plots").append(Object.assign(document.createElement("p"), { className: "empty", textContent: "Nothing was recorded for this layer." }));
+  state.renderedAt = performance.timeOrigin + performance.now();
 }
 
 // The rate plot alone (a new bin leaves the other plots as they are).
