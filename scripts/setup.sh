@@ -56,7 +56,7 @@ if ! done_before ".venv/.setup-$mode" "$requirements_stamp" && ! done_before .ve
   installed=yes
 fi
 
-# The viewer: uPlot from the npm registry, copied with our sources into frontend/dist (no bundler).
+# The viewer: uPlot and CodeMirror from the npm registry, built with our sources into frontend/dist.
 if command -v npm >/dev/null; then
   viewer_stamp=$(stamp_of frontend/package.json frontend/package-lock.json)
   if ! done_before frontend/node_modules/.setup "$viewer_stamp"; then

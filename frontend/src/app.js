@@ -1,5 +1,7 @@
 // The viewer: edit a request, submit it, follow it live, and look at what the network did.
 import { ApiError, api, apiKey, followEvents, setApiKey } from "./api.js";
+import { createEditor } from "./lib/editor.js";
+import { formFields } from "./request-form.js";
 import { countHistogram, destroyAll, isiHistogram, pngOf, psthPlot, rasterPlot, resizeAll, seriesCsv, setTimeRange, timeRange, voltagePlot, zoomNeurons } from "./plots.js";
 import { MARKS_UP_TO, ResultData } from "./result-data.js";
 import { STAT_COLUMNS } from "./stats.js";
@@ -40,9 +42,12 @@ function formatLoc(loc) {
   return loc.reduce((path, part) => (typeof part === "number" ? `${path}[${part}]` : path ? `${path}.${part}` : part), "");
 }
 
+// Errors of the request: in the list below the editor, each with its line, and on that line in the
+// editor itself (the schema's own errors are there already, as the user types).
 function showValidation(errors, message) {
   const box = $("#validation");
   box.replaceChildren();
+  const lines = state.editor.showServerErrors(errors?.filter((error) => error.loc.length || !error.msg.startsWith("not valid JSON")) ?? []);
   if (message) {
     const ok = document.createElement("p");
     ok.className = "ok";
@@ -52,13 +57,14 @@ function showValidation(errors, message) {
   if (errors?.length) {
     const list = document.createElement("ul");
     list.setAttribute("aria-label", "Validation errors");
-    for (const error of errors) {
+    errors.forEach((error, i) => {
       const item = document.createElement("li");
       const path = document.createElement("code");
       path.textContent = formatLoc(error.loc) || "request";
       item.append(path, `: ${error.msg}`);
+      if (lines[i] !== undefined && error.loc.length) item.append(Object.assign(document.createElement("span"), { className: "note", textContent: ` (line ${lines[i]})` }));
       list.append(item);
-    }
+    });
     box.append(list);
   }
 }
@@ -95,7 +101,7 @@ function download(name, blob) {
 function requestBody() {
   let body;
   try {
-    body = JSON.parse($("#request").value);
+    body = JSON.parse(state.editor.getText());
   } catch (error) {
     showValidation([{ loc: [], msg: `not valid JSON: ${error.message}` }]);
     return null;
@@ -132,7 +138,7 @@ async function loadExamples() {
     option.textContent = name.replaceAll("_", " ");
     select.append(option);
   }
-  if (!$("#request").value.trim() && state.examples.seed) {
+  if (!state.editor.getText().trim() && state.examples.seed) {
     select.value = "seed"; // a first visit starts from a request that runs, not an empty box
     pickExample();
   }
@@ -141,7 +147,7 @@ async function loadExamples() {
 function pickExample() {
   const name = $("#examples").value;
   if (!name) return;
-  $("#request").value = JSON.stringify(state.examples[name], null, 2);
+  state.editor.setText(JSON.stringify(state.examples[name], null, 2));
   clearNir();
   showValidation([]);
 }
@@ -748,7 +754,99 @@ async function downloadResult(format) {
 
 // --- wiring -------------------------------------------------------------------------------------
 
+// The JSON Schemas of a job request and of a sweep (whose base is a job request), from the API's
+// OpenAPI document; the editor uses the one that matches what it holds.
+async function loadSchemas() {
+  let openapi;
+  try {
+    openapi = await (await fetch("/openapi.json")).json();
+  } catch {
+    return; // the editor works without: the server still checks every request
+  }
+  const components = { schemas: openapi.components.schemas };
+  const sweep = openapi.components.schemas.SweepRequest;
+  state.schemas = {
+    job: { $ref: "#/components/schemas/JobRequest", components },
+    sweep: { ...sweep, properties: { ...sweep.properties, base: { $ref: "#/components/schemas/JobRequest" } }, components },
+  };
+  matchSchema(state.editor.getText());
+}
+
+function matchSchema(text) {
+  if (!state.schemas) return;
+  let kind = "job";
+  try {
+    kind = isSweep(JSON.parse(text)) ? "sweep" : "job";
+  } catch {
+    kind = state.schemaKind ?? "job"; // half-typed: keep the schema it had
+  }
+  if (kind === state.schemaKind) return;
+  state.schemaKind = kind;
+  state.editor.setSchema(state.schemas[kind]);
+}
+
+// The request changed in the editor: the schema that fits it, and the form of its common fields.
+let requestChanged = null;
+function onRequestEdited(text) {
+  clearTimeout(requestChanged);
+  requestChanged = setTimeout(() => {
+    matchSchema(text);
+    if (!$("#form-fields").contains(document.activeElement)) renderForm();
+  }, 200);
+}
+
+function renderForm() {
+  let body = null;
+  try {
+    body = JSON.parse(state.editor.getText());
+  } catch {
+    /* not JSON (yet): no form */
+  }
+  const fields = body && typeof body === "object" && !isSweep(body) ? formFields(body, DEFAULT_THRESHOLD) : [];
+  const box = $("#form-fields");
+  if (!fields.length) {
+    box.replaceChildren(Object.assign(document.createElement("p"), { className: "note", textContent: "The form shows the fields of a job request that parses." }));
+    return;
+  }
+  box.replaceChildren(
+    ...fields.map((field, i) => {
+      const row = document.createElement("div");
+      const id = `form-field-${i}`;
+      const label = Object.assign(document.createElement("label"), { htmlFor: id, textContent: field.label });
+      const input = Object.assign(document.createElement("input"), { id, type: field.type, value: field.value ?? "", placeholder: field.placeholder ?? "" });
+      if (field.type === "number") input.step = "any";
+      input.dataset.path = JSON.stringify(field.path);
+      input.addEventListener("change", () => {
+        let current;
+        try {
+          current = JSON.parse(state.editor.getText());
+        } catch {
+          return;
+        }
+        setPath(current, field.path, field.type === "number" ? (input.value === "" ? undefined : Number(input.value)) : input.value || undefined);
+        state.editor.setText(JSON.stringify(current, null, 2));
+      });
+      row.append(label, input);
+      return row;
+    }),
+  );
+}
+
+// Sets (or, for undefined, removes) the value at a path of keys and indices, making objects on the way.
+function setPath(target, path, value) {
+  let node = target;
+  for (const key of path.slice(0, -1)) {
+    if (node[key] === undefined || node[key] === null) node[key] = {};
+    node = node[key];
+  }
+  const last = path[path.length - 1];
+  if (value === undefined) delete node[last];
+  else node[last] = value;
+}
+
 function init() {
+  state.editor = createEditor($("#request"), { label: "Request JSON (a job, or a sweep: base, axes, mode)", describedBy: "validation", onChange: onRequestEdited });
+  loadSchemas();
   $("#key").value = apiKey();
   $("#key-form").addEventListener("submit", (event) => {
     event.preventDefault();

@@ -26,6 +26,15 @@ LONG = {  # 50,000 silent LIF neurons for 400,000 steps: about 10 s of work, in 
 }
 
 
+def set_request(page, text: str) -> None:
+    """Puts ``text`` in the request editor, as typing or pasting it would."""
+    page.evaluate("(text) => window.spikeserveViewer.editor.setText(text)", text)
+
+
+def request_text(page) -> str:
+    return page.evaluate("window.spikeserveViewer.editor.getText()")
+
+
 def submit_and_wait(page, timeout_ms: int = 60_000) -> str:
     """Submits the editor's request and waits for its result to be drawn (not the previous job's)."""
     previous = page.evaluate("window.spikeserveViewer.job")
@@ -45,7 +54,7 @@ def api_result(viewer_url: str, job_id: str) -> dict:
 
 def test_the_seed_example_runs_and_shows_its_empty_raster(page, viewer_url: str) -> None:
     page.select_option("#examples", "seed")
-    assert json.loads(page.input_value("#request")) == json.loads((EXAMPLES / "seed.json").read_text())
+    assert json.loads(request_text(page)) == json.loads((EXAMPLES / "seed.json").read_text())
     job_id = submit_and_wait(page)
     assert "succeeded" in page.text_content("#job-status")
     assert api_result(viewer_url, job_id)["layers"]["out"]["spikes"]["times"] == []
@@ -137,22 +146,81 @@ def test_downloads_npz_json_and_png(page, tmp_path: pathlib.Path) -> None:
         assert any(pixel[:3] != (255, 255, 255) for pixel in title_row), "the title is drawn above the plot"
 
 
-def test_a_broken_request_shows_the_field_and_message(page) -> None:
+def line_of(text: str, needle: str) -> int:
+    return next(number for number, line in enumerate(text.splitlines(), 1) if needle in line)
+
+
+def test_a_broken_request_shows_the_field_and_message_on_its_line(page) -> None:
     broken = json.loads((EXAMPLES / "seed.json").read_text())
     broken["network"]["layers"][0]["in_features"] = 6
-    page.fill("#request", json.dumps(broken))
+    text = json.dumps(broken, indent=2)
+    set_request(page, text)
     page.click("#validate")
     item = page.locator("#validation li").first
     item.wait_for()
-    assert item.text_content() == "network.layers[0].in_features: is 6, but the input gives shape [5]"
-    page.fill("#request", "{ not json")
+    line = line_of(text, '"in_features"')
+    assert item.text_content() == f"network.layers[0].in_features: is 6, but the input gives shape [5] (line {line})"
+    marked = page.evaluate("window.spikeserveViewer.editor.diagnostics()")
+    assert {"line": line, "message": "is 6, but the input gives shape [5]"} in marked, "the editor marks the line too"
+    set_request(page, "{ not json")
     page.click("#submit")
     assert "not valid JSON" in page.locator("#validation li").first.text_content()
     screenshot(page, "validation-error")
 
 
+def test_the_editor_marks_every_schema_error_at_once_on_its_line(page) -> None:
+    request = json.loads((EXAMPLES / "seed.json").read_text())
+    request["dt"] = "fast"
+    request["stepz"] = 10
+    request["network"]["layers"][1]["params"] = {"v_th": "high"}
+    request["seed"] = -1
+    text = json.dumps(request, indent=2)
+    set_request(page, text)
+    page.wait_for_function("window.spikeserveViewer.editor.diagnostics().length >= 4", timeout=10_000)
+    lines = {d["line"] for d in page.evaluate("window.spikeserveViewer.editor.diagnostics()")}
+    for needle in ('"dt"', '"stepz"', '"v_th"', '"seed"'):
+        assert line_of(text, needle) in lines, (needle, lines)
+    assert page.locator(".cm-lint-marker-error").count() >= 4, "each in the gutter"
+    screenshot(page, "editor-schema-errors")
+
+
+def test_the_editor_completes_field_names_from_the_schema(page) -> None:
+    set_request(page, '{\n  "network": {"layers": []},\n  \n}')
+    page.click(".cm-content")
+    page.keyboard.press("Control+End")
+    page.keyboard.press("ArrowUp")
+    page.keyboard.press("End")
+    page.keyboard.type('"')
+    page.keyboard.press("Control+Space")
+    options = page.locator(".cm-tooltip-autocomplete li")
+    options.first.wait_for()
+    labels = options.all_text_contents()
+    assert any(label.startswith("record") for label in labels) and any(label.startswith("seed") for label in labels), labels
+    assert not any(label.startswith("network") for label in labels), "a field the object has is not offered again"
+
+
+def test_the_form_of_common_fields_edits_the_json(page) -> None:
+    page.select_option("#examples", "seed")
+    page.click("#quick-form summary")
+    seed = page.locator("#form-fields label", has_text="seed")
+    seed.wait_for()
+    page.fill(f"#{seed.get_attribute('for')}", "7")
+    page.dispatch_event(f"#{seed.get_attribute('for')}", "change")
+    assert json.loads(request_text(page))["seed"] == 7
+    name = page.locator("#form-fields label", has_text="name").first.get_attribute("for")
+    page.fill(f"#{name}", "tonic, seed 7")
+    page.dispatch_event(f"#{name}", "change")
+    assert json.loads(request_text(page))["name"] == "tonic, seed 7"
+    threshold = page.locator("#form-fields label", has_text="out: v_th").get_attribute("for")
+    assert page.get_attribute(f"#{threshold}", "placeholder") == "1", "the default shows where the request has none"
+    page.fill(f"#{threshold}", "0.5")
+    page.dispatch_event(f"#{threshold}", "change")
+    assert json.loads(request_text(page))["network"]["layers"][1]["params"] == {"v_th": 0.5}
+    screenshot(page, "request-form")
+
+
 def test_a_long_job_can_be_cancelled(page) -> None:
-    page.fill("#request", json.dumps(LONG))
+    set_request(page, json.dumps(LONG))
     page.click("#submit")
     page.wait_for_function("document.querySelector('#job-status').textContent.includes('running')", timeout=60_000)
     progress = page.locator("#progress")
@@ -175,7 +243,7 @@ LIVE = {  # LONG's silent population for 100,000 steps (a few seconds), its firs
 
 
 def test_the_raster_grows_while_the_job_runs_then_shows_the_whole_result(page, viewer_url: str) -> None:
-    page.fill("#request", json.dumps(LIVE))
+    set_request(page, json.dumps(LIVE))
     page.click("#submit")
     page.wait_for_function(
         "window.spikeserveViewer.live?.count > 0 && document.querySelector('[data-plot=raster]')", timeout=60_000
@@ -231,6 +299,41 @@ def test_every_control_is_labelled_and_reachable_by_keyboard(page) -> None:
     page.wait_for_selector("#result-panel:not([hidden])", timeout=60_000)
 
 
+AXE = pathlib.Path(__file__).parents[2] / "frontend" / "node_modules" / "axe-core" / "axe.min.js"
+
+
+def axe_violations(page) -> list[str]:
+    """What axe-core (Deque's accessibility rules, WCAG 2.1 A and AA) finds in the page as it is."""
+    page.add_script_tag(path=str(AXE))
+    found = page.evaluate(
+        "async () => (await axe.run(document, {runOnly: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice']}))"
+        ".violations.map(v => `${v.id}: ${v.nodes.map(n => n.target.join(' ')).join(', ')}`)"
+    )
+    return found
+
+
+def test_axe_finds_no_accessibility_violations_in_the_editor_or_a_result(browser, viewer_url: str) -> None:
+    for width, height in ((1440, 900), (390, 844)):
+        context = browser.new_context(viewport={"width": width, "height": height})
+        page = context.new_page()
+        page.goto(viewer_url)
+        page.wait_for_function("document.querySelector('#examples').options.length > 1")
+        page.click("#quick-form summary")
+        assert axe_violations(page) == [], f"the editor at {width}x{height}"
+        page.select_option("#examples", "conv_feedforward")
+        submit_and_wait(page)
+        page.wait_for_function("window.spikeserveViewer.renderedAt !== null")
+        assert axe_violations(page) == [], f"a result at {width}x{height}"
+        if width < 500:  # the phone: every control a finger can hit
+            small = page.evaluate(
+                """() => [...document.querySelectorAll('button, select, input')].filter(el => el.offsetParent !== null)
+                     .map(el => el.getBoundingClientRect()).filter(r => r.width < 44 || r.height < 44).length"""
+            )
+            assert small == 0, f"{small} controls under 44 px on the phone"
+            screenshot(page, "phone-result")
+        context.close()
+
+
 def test_the_api_key_is_kept_for_the_browser_session_only(page) -> None:
     page.fill("#key", "ss_some_key")
     page.click("#key-form button")
@@ -263,7 +366,7 @@ SWEEP = {  # 3 x 2 points of a small Poisson-driven population
 
 
 def test_a_sweep_shows_its_tuning_curve_heat_map_and_opens_a_point(page, viewer_url: str) -> None:
-    page.fill("#request", json.dumps(SWEEP))
+    set_request(page, json.dumps(SWEEP))
     page.click("#submit")
     page.wait_for_function("window.spikeserveSweep.status?.status === 'succeeded'", timeout=60_000)
     page.wait_for_selector("[data-plot=heatmap][data-cells='6']")
@@ -425,7 +528,7 @@ def test_the_address_names_the_job_or_sweep_on_screen_and_a_reload_opens_it_agai
     page.reload()
     page.wait_for_function(f"window.spikeserveViewer.job === '{job_id}' && window.spikeserveViewer.result !== null")
     assert page.locator("#result-panel").is_visible() and "2,000 steps" in page.text_content("#summary")
-    page.fill("#request", json.dumps(SWEEP))
+    set_request(page, json.dumps(SWEEP))
     page.click("#submit")
     page.wait_for_function("window.spikeserveSweep.status?.status === 'succeeded'", timeout=60_000)
     sweep_id = page.evaluate("window.spikeserveSweep.id")
@@ -438,7 +541,7 @@ def test_the_address_names_the_job_or_sweep_on_screen_and_a_reload_opens_it_agai
 
 
 def test_a_first_visit_starts_from_a_request_that_runs(page) -> None:
-    assert json.loads(page.input_value("#request")) == json.loads((EXAMPLES / "seed.json").read_text())
+    assert json.loads(request_text(page)) == json.loads((EXAMPLES / "seed.json").read_text())
     assert page.input_value("#examples") == "seed"
 
 

@@ -1,0 +1,85 @@
+// The request editor: CodeMirror 6 with JSON, and the request's JSON Schema (from the API's
+// /openapi.json) driving completion and inline errors, every one at once, on its line. The
+// server's own checks (shapes, limits, what a schema cannot say) come back from /validate as
+// field paths; `showServerErrors` puts them on their lines too. Bundled by esbuild into
+// dist/lib/editor.js (build.mjs): the page itself stays plain ES modules.
+import { autocompletion } from "@codemirror/autocomplete";
+import { json, jsonParseLinter } from "@codemirror/lang-json";
+import { forEachDiagnostic, linter, lintGutter, setDiagnostics } from "@codemirror/lint";
+import { EditorState } from "@codemirror/state";
+import { EditorView } from "@codemirror/view";
+import { basicSetup } from "codemirror";
+import { getJsonPointers, jsonCompletion, jsonSchemaLinter, stateExtensions, updateSchema } from "codemirror-json-schema";
+
+// A request (or sweep) field path as the API reports it (["network", "layers", 1, "params", "v_th"])
+// -> its JSON pointer ("/network/layers/1/params/v_th").
+function pointerOf(loc) {
+  return loc.length ? "/" + loc.map((part) => String(part).replaceAll("~", "~0").replaceAll("/", "~1")).join("/") : "";
+}
+
+export function createEditor(parent, { label, describedBy, onChange = () => {} }) {
+  const schemaLinter = jsonSchemaLinter();
+  const parseLinter = jsonParseLinter();
+  const view = new EditorView({
+    parent,
+    state: EditorState.create({
+      doc: "",
+      extensions: [
+        basicSetup,
+        json(),
+        lintGutter(),
+        // JSON syntax first; schema errors only for a document that parses
+        linter((v) => {
+          const syntax = parseLinter(v);
+          return syntax.length ? syntax : schemaLinter(v);
+        }, { delay: 300 }),
+        autocompletion({ override: [jsonCompletion()] }),
+        stateExtensions(),
+        EditorView.contentAttributes.of({ "aria-label": label, ...(describedBy ? { "aria-describedby": describedBy } : {}) }),
+        EditorView.updateListener.of((update) => update.docChanged && onChange(update.state.doc.toString())),
+      ],
+    }),
+  });
+
+  // axe-core wants a scrollable region reachable by keyboard, and does not count the editable
+  // content inside it: the scroller itself takes focus (and hands it to the content on a click)
+  view.scrollDOM.tabIndex = 0;
+  view.scrollDOM.setAttribute("aria-label", `${label}, scroll area`);
+  return {
+    view,
+    getText: () => view.state.doc.toString(),
+    setText(text) {
+      view.dispatch({ changes: { from: 0, to: view.state.doc.length, insert: text } });
+    },
+    setSchema(schema) {
+      updateSchema(view, schema);
+    },
+    // The errors /validate returned, on the lines of their fields (the closest enclosing field
+    // that the document has, when the error names one it lacks); returns each error's line.
+    showServerErrors(errors) {
+      const pointers = getJsonPointers(view.state, "json");
+      const doc = view.state.doc;
+      const diagnostics = [];
+      const lines = errors.map((error) => {
+        let loc = [...error.loc];
+        let place = pointers.get(pointerOf(loc));
+        while (!place && loc.length) {
+          loc = loc.slice(0, -1);
+          place = pointers.get(pointerOf(loc));
+        }
+        const from = place ? (place.keyFrom ?? place.valueFrom) : 0;
+        const to = place ? Math.max(from, Math.min(place.valueTo ?? place.keyTo ?? from, doc.lineAt(from).to)) : Math.min(1, doc.length);
+        diagnostics.push({ from, to, severity: "error", message: error.msg, source: "server" });
+        return doc.lineAt(from).number;
+      });
+      view.dispatch(setDiagnostics(view.state, diagnostics));
+      return lines;
+    },
+    // What the editor marks now (schema and syntax errors, server errors), with their lines.
+    diagnostics() {
+      const found = [];
+      forEachDiagnostic(view.state, (d, from) => found.push({ line: view.state.doc.lineAt(from).number, message: d.message }));
+      return found;
+    },
+  };
+}

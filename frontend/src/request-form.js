@@ -1,0 +1,30 @@
+// The common fields of a job request, as form fields: each with its label, its path in the
+// request, its value now, and the placeholder a missing value shows (the server's default).
+
+const NEURON_PARAMS = ["v_th", "tau_mem_inv", "tau_syn_inv", "v_reset", "v_leak"];
+
+export function formFields(body, defaultThreshold) {
+  const fields = [{ label: "name", path: ["name"], type: "text", value: body.name, placeholder: "a label for the job list" }];
+  fields.push({ label: "dt (s)", path: ["dt"], type: "number", value: body.dt, placeholder: "0.001" });
+  const input = body.input && typeof body.input === "object" ? body.input : null;
+  if (body.steps !== undefined || !input || input.steps === undefined) fields.push({ label: "steps", path: ["steps"], type: "number", value: body.steps });
+  else fields.push({ label: "steps", path: ["input", "steps"], type: "number", value: input.steps });
+  fields.push({ label: "seed", path: ["seed"], type: "number", value: body.seed, placeholder: "0" });
+  if (input?.type === "poisson" && (typeof input.rates === "number" || input.rates === undefined)) {
+    fields.push({ label: "input rate (Hz)", path: ["input", "rates"], type: "number", value: input.rates });
+  }
+  if (input?.type === "constant" && typeof input.value === "number") fields.push({ label: "input value", path: ["input", "value"], type: "number", value: input.value });
+  const layers = Array.isArray(body.network?.layers) ? body.network.layers : [];
+  layers.forEach((layer, index) => {
+    if (!layer || typeof layer !== "object" || !(layer.type in defaultThreshold)) return;
+    const params = layer.params && typeof layer.params === "object" ? layer.params : {};
+    const name = layer.name ?? `${layer.type}_${index}`;
+    const shown = layer.type === "izhikevich" ? Object.keys(params) : [...new Set([...NEURON_PARAMS.filter((key) => key === "v_th" || key in params), ...Object.keys(params)])];
+    for (const key of shown) {
+      if (params[key] !== undefined && typeof params[key] !== "number") continue; // per-neuron arrays stay in the JSON
+      const placeholder = key === "v_th" && params.v_th === undefined ? String(defaultThreshold[layer.type]) : "";
+      fields.push({ label: `${name}: ${key}`, path: ["network", "layers", index, "params", key], type: "number", value: params[key], placeholder });
+    }
+  });
+  return fields;
+}
