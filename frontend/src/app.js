@@ -654,22 +654,27 @@ async function render() {
       { caption },
     );
     await renderRate(token);
-    if (stale() || several) return;
-    const { counts } = await state.data.call("counts", { name: names[0], batch });
     if (stale()) return;
-    const silent = counts.reduce((n, c) => n + (c === 0), 0);
-    const most = counts.reduce((a, b) => Math.max(a, b), 0);
-    addSlot("spike counts", (el, readout) => countHistogram(el, readout, counts), { caption, summary: `${counts.length.toLocaleString()} neurons: ${silent.toLocaleString()} silent, the busiest fired ${most.toLocaleString()} times.` });
-    const statistics = await state.data.call("statistics", { durationMs });
-    if (stale()) return;
-    const cv = statistics.meanCv == null ? "no neuron has two intervals" : `mean CV of ISI ${statistics.meanCv.toFixed(3)} over ${statistics.withCv} neurons`;
-    addSlot("isi", (el, readout) => isiHistogram(el, readout, statistics), { caption, summary: `${statistics.intervals.toLocaleString()} inter-spike intervals; ${cv}.` });
-    statisticsTable(statistics.columns, chosen, describe, durationMs);
+    if (!several) await renderLayerAnalyses(names[0], batch, durationMs, caption, describe, stale);
   }
   if (!several && layer.voltages) await renderVoltage(token);
   if (stale()) return;
   if (layer.spikes == null && !layer.voltages) $("#plots").append(Object.assign(document.createElement("p"), { className: "empty", textContent: "Nothing was recorded for this layer." }));
   state.renderedAt = performance.timeOrigin + performance.now();
+}
+
+// The plots of one layer's spikes: counts across neurons, the intervals, the per-neuron table.
+async function renderLayerAnalyses(name, batch, durationMs, caption, describe, stale) {
+  const { counts } = await state.data.call("counts", { name, batch });
+  if (stale()) return;
+  const silent = counts.reduce((n, c) => n + (c === 0), 0);
+  const most = counts.reduce((a, b) => Math.max(a, b), 0);
+  addSlot("spike counts", (el, readout) => countHistogram(el, readout, counts), { caption, summary: `${counts.length.toLocaleString()} neurons: ${silent.toLocaleString()} silent, the busiest fired ${most.toLocaleString()} times.` });
+  const statistics = await state.data.call("statistics", { durationMs });
+  if (stale()) return;
+  const cv = statistics.meanCv == null ? "no neuron has two intervals" : `mean CV of ISI ${statistics.meanCv.toFixed(3)} over ${statistics.withCv} neurons`;
+  addSlot("isi", (el, readout) => isiHistogram(el, readout, statistics), { caption, summary: `${statistics.intervals.toLocaleString()} inter-spike intervals; ${cv}.` });
+  statisticsTable(statistics.columns, name, describe, durationMs);
 }
 
 // The rate plot alone (a new bin leaves the other plots as they are).
@@ -763,13 +768,24 @@ async function loadSchemas() {
   } catch {
     return; // the editor works without: the server still checks every request
   }
-  const components = { schemas: openapi.components.schemas };
+  const components = { schemas: withDiscriminators(openapi.components.schemas) };
   const sweep = openapi.components.schemas.SweepRequest;
   state.schemas = {
     job: { $ref: "#/components/schemas/JobRequest", components },
     sweep: { ...sweep, properties: { ...sweep.properties, base: { $ref: "#/components/schemas/JobRequest" } }, components },
   };
   matchSchema(state.editor.getText());
+}
+
+// OpenAPI's `discriminator` (layers and inputs are told apart by "type") as the editor's schema
+// library reads it, `oneOfProperty`: an error then names the field inside the layer or input,
+// not "matches none of the layer kinds".
+function withDiscriminators(node) {
+  if (Array.isArray(node)) return node.map(withDiscriminators);
+  if (!node || typeof node !== "object") return node;
+  const copy = Object.fromEntries(Object.entries(node).map(([key, value]) => [key, withDiscriminators(value)]));
+  if (node.discriminator?.propertyName && node.oneOf) copy.oneOfProperty = node.discriminator.propertyName;
+  return copy;
 }
 
 function matchSchema(text) {

@@ -92,6 +92,34 @@ def test_two_million_spikes_are_drawn_off_the_main_thread_and_zoom_to_exact_mark
     (ARTIFACTS / "viewer-timings.json").write_text(json.dumps(timings, indent=2))
 
 
+def test_every_spiking_layer_in_one_raster_coloured_by_layer_with_a_rate_per_layer(page, viewer_url: str) -> None:
+    page.select_option("#examples", "conv_feedforward")
+    job_id = submit_and_wait(page)
+    layers = api_result(viewer_url, job_id)["layers"]
+    spiking = [name for name, layer in layers.items() if "spikes" in layer]
+    page.select_option("#layer", "*")
+    total = sum(len(layers[name]["spikes"]["times"]) for name in spiking)
+    page.wait_for_function(f"document.querySelector('[data-plot=raster]')?.dataset.points === '{total}'")
+    page.wait_for_function("window.spikeserveViewer.renderedAt !== null && document.querySelector('[data-plot=rate]')")
+    labels = page.evaluate(f"({PLOT})('rate').series.slice(1).map(s => s.label)")
+    assert labels == [f"{name} (Hz)" for name in spiking]
+    page.wait_for_function("document.querySelector('#summary-raster').textContent.includes('Layers from the bottom')")
+    summary = page.text_content("#summary-raster")
+    assert all(name in summary for name in spiking) and "Layers from the bottom" in summary
+    # the first spike of the top layer, under the cursor: the readout names its layer and neuron
+    top = spiking[-1]
+    first = page.evaluate("window.spikeserveViewer.data.call('spikes', {limit: 200000})")
+    rows_below = sum(int(np.prod(layers[name]["shape"])) for name in spiking[:-1])
+    index = next(i for i, row in enumerate(first["rows"]) if row >= rows_below)
+    readout = page.evaluate(
+        "([t, row]) => window.spikeserveViewer.data.call('nearest', {t, row, slackMs: 0.5, rowSlack: 0.5})",
+        [first["timesMs"][index], first["rows"][index]],
+    )
+    assert readout["layer"] == top and readout["neuron"] == first["rows"][index] - rows_below
+    assert page.locator("[data-plot='spike counts']").count() == 0, "per-layer plots wait for one layer"
+    screenshot(page, "all-layers")
+
+
 def test_time_zoom_and_pan_are_linked_across_plots(page) -> None:
     page.select_option("#examples", "izhikevich_tonic_bursting")
     submit_and_wait(page)
@@ -174,14 +202,24 @@ def test_the_editor_marks_every_schema_error_at_once_on_its_line(page) -> None:
     request["stepz"] = 10
     request["network"]["layers"][1]["params"] = {"v_th": "high"}
     request["seed"] = -1
+    request["input"]["shape"] = "wide"
     text = json.dumps(request, indent=2)
     set_request(page, text)
-    page.wait_for_function("window.spikeserveViewer.editor.diagnostics().length >= 4", timeout=10_000)
+    page.wait_for_function("window.spikeserveViewer.editor.diagnostics().length >= 5", timeout=10_000)
     lines = {d["line"] for d in page.evaluate("window.spikeserveViewer.editor.diagnostics()")}
-    for needle in ('"dt"', '"stepz"', '"v_th"', '"seed"'):
+    for needle in ('"dt"', '"stepz"', '"v_th"', '"seed"', '"shape": "wide"'):  # inside a layer and the input too
         assert line_of(text, needle) in lines, (needle, lines)
-    assert page.locator(".cm-lint-marker-error").count() >= 4, "each in the gutter"
+    assert page.locator(".cm-lint-marker-error").count() >= 5, "each in the gutter"
     screenshot(page, "editor-schema-errors")
+
+
+def test_every_example_is_clean_in_the_editor(page) -> None:
+    diagnostics = "window.spikeserveViewer.editor.diagnostics().length"
+    for name in page.evaluate("Object.keys(window.spikeserveViewer.examples)"):
+        set_request(page, '{"dt": "fast"}')
+        page.wait_for_function(f"{diagnostics} > 0")  # the linter has run on a wrong request...
+        page.select_option("#examples", name)
+        page.wait_for_function(f"{diagnostics} === 0", timeout=10_000)  # ...and again, on the example
 
 
 def test_the_editor_completes_field_names_from_the_schema(page) -> None:

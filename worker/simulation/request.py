@@ -126,9 +126,16 @@ def _pair(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
 
 
-Pair = Annotated[tuple[PositiveInt, PositiveInt], BeforeValidator(_pair), Field(description="an integer or [height, width]")]
+# The schema says what a request may hold (an integer or a pair), not only the pair it becomes.
+Pair = Annotated[
+    tuple[PositiveInt, PositiveInt],
+    BeforeValidator(_pair, json_schema_input_type=PositiveInt | tuple[PositiveInt, PositiveInt]),
+    Field(description="an integer or [height, width]"),
+]
 NonNegativePair = Annotated[
-    tuple[NonNegativeInt, NonNegativeInt], BeforeValidator(_pair), Field(description="an integer or [height, width]")
+    tuple[NonNegativeInt, NonNegativeInt],
+    BeforeValidator(_pair, json_schema_input_type=NonNegativeInt | tuple[NonNegativeInt, NonNegativeInt]),
+    Field(description="an integer or [height, width]"),
 ]
 
 
