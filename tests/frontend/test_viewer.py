@@ -172,6 +172,42 @@ def test_downloads_npz_json_and_png(page, tmp_path: pathlib.Path) -> None:
         assert corners == [(255, 255, 255, 255)] * 2, "on white, not transparent"
         title_row = [rgba.getpixel((x, 14)) for x in range(0, rgba.width // 3)]
         assert any(pixel[:3] != (255, 255, 255) for pixel in title_row), "the title is drawn above the plot"
+        marks = sum(1 for r, g, b, _ in rgba.get_flattened_data() if b > 180 and r < 100)  # the raster's blue marks
+        assert marks > 85, "the spikes are in the figure, not only the axes"
+
+
+def test_every_plot_has_a_csv_of_what_it_draws(page, tmp_path: pathlib.Path) -> None:
+    result = open_example(page, "izhikevich_tonic_bursting")
+    page.wait_for_function("window.spikeserveViewer.renderedAt !== null")
+    spikes = result["layers"]["neurons"]["spikes"]
+    dt_ms = result["dt"] * 1000
+
+    def csv_of(title: str) -> list[str]:
+        with page.expect_download() as download:
+            page.click(f"button[aria-label='Save the data of {title} as CSV']")
+        path = tmp_path / f"{title}.csv"
+        download.value.save_as(path)
+        return path.read_text().splitlines()
+
+    raster = csv_of("raster")
+    assert raster[0] == "time_ms,layer,neuron" and len(raster) == 1 + len(spikes["times"])
+    assert raster[1] == f"{spikes['times'][0] * dt_ms:g},neurons,{spikes['senders'][0]}"
+    rate = csv_of("rate")
+    bin_ms = float(page.input_value("#bin"))
+    assert rate[0] == "t (ms),neurons (Hz)" and rate[1].startswith("0,") and rate[2].startswith(f"{bin_ms:g},")
+    voltage = csv_of("voltage")
+    assert voltage[0] == "t (ms),neuron 0,neuron 1,threshold" and len(voltage) == 1 + result["steps"]
+    counts = csv_of("spike counts")
+    assert counts[0] == "count,neurons" and sum(float(line.split(",")[1]) for line in counts[1:]) == 2
+    assert csv_of("isi")[0] == "ISI (ms),intervals"
+
+
+def test_conv_neurons_are_named_by_channel_row_and_column(page) -> None:
+    open_example(page, "conv_feedforward")  # conv_lif is [4, 16, 16]
+    page.wait_for_selector("[data-plot=statistics] tbody tr")
+    first = page.evaluate("Array.from(document.querySelectorAll('[data-plot=statistics] tbody tr')).map(tr => tr.cells[0].textContent)")
+    assert first[:2] == ["0 (channel 0, row 0, column 0)", "1 (channel 0, row 0, column 1)"]
+    assert first[16] == "16 (channel 0, row 1, column 0)"
 
 
 def line_of(text: str, needle: str) -> int:
