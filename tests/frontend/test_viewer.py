@@ -205,7 +205,7 @@ def test_every_plot_has_a_csv_of_what_it_draws(page, tmp_path: pathlib.Path) -> 
 def test_conv_neurons_are_named_by_channel_row_and_column(page) -> None:
     open_example(page, "conv_feedforward")  # conv_lif is [4, 16, 16]
     page.wait_for_selector("[data-plot=statistics] tbody tr")
-    first = page.evaluate("Array.from(document.querySelectorAll('[data-plot=statistics] tbody tr')).map(tr => tr.cells[0].textContent)")
+    first = page.evaluate("[...document.querySelectorAll('[data-plot=statistics] tbody tr')].map(tr => tr.cells[0].textContent)")
     assert first[:2] == ["0 (channel 0, row 0, column 0)", "1 (channel 0, row 0, column 1)"]
     assert first[16] == "16 (channel 0, row 1, column 0)"
 
