@@ -82,3 +82,27 @@ def page(browser, viewer_url: str) -> Iterator:
 def screenshot(page, name: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def set_request(page, text: str) -> None:
+    """Puts ``text`` in the request editor, as typing or pasting it would."""
+    page.evaluate("(text) => window.spikeserveViewer.editor.setText(text)", text)
+
+
+def request_text(page) -> str:
+    return page.evaluate("window.spikeserveViewer.editor.getText()")
+
+
+def submit_and_wait(page, timeout_ms: int = 60_000, until: str = "document.querySelector('[data-plot]') !== null") -> str:
+    """Submits the editor's request and waits for its result to be drawn (not the previous job's),
+    and for ``until`` (a JavaScript condition on the page, ``s`` the viewer's state) to hold."""
+    previous = page.evaluate("window.spikeserveViewer.job")
+    page.click("#submit")
+    page.wait_for_function(
+        "([previous]) => { const s = window.spikeserveViewer; return s.job !== previous && s.result !== null"
+        f" && !document.querySelector('#result-panel').hidden && ({until}); }}",
+        arg=[previous],
+        timeout=timeout_ms,
+        polling=100,
+    )
+    return page.evaluate("window.spikeserveViewer.job")

@@ -8,7 +8,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.frontend.conftest import ARTIFACTS, screenshot, serving
+from tests.frontend.conftest import ARTIFACTS, request_text, screenshot, serving, set_request, submit_and_wait
 from tests.frontend.timing import big_raster_request, measure_big_raster
 from worker.settings import hash_key
 from worker.simulation.nir_export import network_to_nir_bytes
@@ -24,28 +24,6 @@ LONG = {  # 50,000 silent LIF neurons for 400,000 steps: about 10 s of work, in 
     "network": {"layers": [{"type": "lif", "name": "n"}]},
     "input": {"type": "constant", "value": 0.1, "shape": [50_000], "steps": 400_000},
 }
-
-
-def set_request(page, text: str) -> None:
-    """Puts ``text`` in the request editor, as typing or pasting it would."""
-    page.evaluate("(text) => window.spikeserveViewer.editor.setText(text)", text)
-
-
-def request_text(page) -> str:
-    return page.evaluate("window.spikeserveViewer.editor.getText()")
-
-
-def submit_and_wait(page, timeout_ms: int = 60_000) -> str:
-    """Submits the editor's request and waits for its result to be drawn (not the previous job's)."""
-    previous = page.evaluate("window.spikeserveViewer.job")
-    page.click("#submit")
-    page.wait_for_function(
-        "([previous]) => { const s = window.spikeserveViewer; return s.job !== previous && s.result !== null"
-        " && !document.querySelector('#result-panel').hidden && document.querySelector('[data-plot]') !== null; }",
-        arg=[previous],
-        timeout=timeout_ms,
-    )
-    return page.evaluate("window.spikeserveViewer.job")
 
 
 def api_result(viewer_url: str, job_id: str) -> dict:

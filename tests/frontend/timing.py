@@ -3,6 +3,8 @@ checks and what benchmarks/viewer.py reports."""
 
 import json
 
+from tests.frontend.conftest import set_request, submit_and_wait
+
 # Main-thread tasks over 50 ms, as Chromium reports them (PerformanceObserver "longtask").
 WATCH_LONG_TASKS = """() => { window.longTasks = [];
   new PerformanceObserver((list) => {
@@ -37,16 +39,8 @@ def measure_big_raster(page, request: dict, timeout_ms: int = 300_000) -> dict:
     the first painted frame and to every plot in the page, the longest main-thread task from the
     bytes' arrival to the end, and a zoom and a reset once every plot is in."""
     page.evaluate(WATCH_LONG_TASKS)
-    page.evaluate("(text) => window.spikeserveViewer.editor.setText(text)", json.dumps(request))
-    previous = page.evaluate("window.spikeserveViewer.job")
-    page.click("#submit")
-    page.wait_for_function(
-        "([previous]) => { const s = window.spikeserveViewer; return s.job !== previous && s.result !== null && s.drawn !== null"
-        " && s.arrival && s.drawn.paintedAt > s.arrival.at; }",
-        arg=[previous],
-        timeout=timeout_ms,
-        polling=100,
-    )
+    set_request(page, json.dumps(request))
+    submit_and_wait(page, timeout_ms, until="s.drawn !== null && s.arrival && s.drawn.paintedAt > s.arrival.at")
     first = page.evaluate(
         "() => { const s = window.spikeserveViewer; return {ms: s.drawn.paintedAt - s.arrival.at, mode: s.drawn.mode,"
         " visible: s.drawn.visible, bytes: s.arrival.bytes, spikes: s.result.layers.n.spikes,"
