@@ -277,6 +277,9 @@ def test_a_long_job_can_be_cancelled(page) -> None:
     page.wait_for_function("document.querySelector('#job-status').textContent.includes('running')", timeout=60_000)
     progress = page.locator("#progress")
     assert progress.is_visible()
+    # after a chunk or two, the time it has run and an estimate of what is left
+    page.wait_for_function("/running \\d+ s, about .+ left/.test(document.querySelector('#job-status').textContent)", timeout=30_000)
+    screenshot(page, "running-with-eta")
     page.click("#cancel")
     page.wait_for_function("document.querySelector('#job-status').textContent.includes('cancelled')", timeout=60_000)
     page.wait_for_selector("#jobs .state-cancelled")  # the list refreshes when the job ends
