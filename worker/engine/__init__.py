@@ -51,6 +51,19 @@ from worker.engine.lif_adex import (
     lif_adex_feed_forward_step,
 )
 from worker.engine.lif_box import LIFBox, LIFBoxCell, LIFBoxFeedForwardState, LIFBoxParameters, lif_box_feed_forward_step
+from worker.engine.lif_refrac import (
+    LIFBoxRefrac,
+    LIFBoxRefracCell,
+    LIFBoxRefracFeedForwardState,
+    LIFBoxRefracParameters,
+    LIFRefrac,
+    LIFRefracCell,
+    LIFRefracFeedForwardState,
+    LIFRefracParameters,
+    lif_box_refrac_feed_forward_step,
+    lif_refrac_feed_forward_step,
+    refractory_update,
+)
 from worker.engine.module import SequenceModule, as_float
 from worker.engine.reset import reset
 from worker.engine.sequential import Lift, SequentialState
@@ -69,5 +82,8 @@ __all__ = [
     "LIFState", "lif_feed_forward_step", "lif_recurrent_step",
     "LIFAdEx", "LIFAdExCell", "LIFAdExFeedForwardState", "LIFAdExParameters", "lif_adex_feed_forward_step",
     "LIFBox", "LIFBoxCell", "LIFBoxFeedForwardState", "LIFBoxParameters", "lif_box_feed_forward_step",
+    "LIFRefrac", "LIFRefracCell", "LIFRefracFeedForwardState", "LIFRefracParameters", "lif_refrac_feed_forward_step",
+    "LIFBoxRefrac", "LIFBoxRefracCell", "LIFBoxRefracFeedForwardState", "LIFBoxRefracParameters",
+    "lif_box_refrac_feed_forward_step", "refractory_update",
     "Lift", "SequenceModule", "SequentialState", "as_float", "heaviside", "reset", "threshold",
 ]  # fmt: skip

@@ -1,6 +1,12 @@
 """LIF without a synaptic current (Norse's LIFBox): the input drives the membrane directly.
 
-dv/dt = tau_mem_inv * (x + v_leak - v)        z = H(v - v_th)
+    synapse "current" (Norse's):  v <- v + dt * tau_mem_inv * (x + v_leak - v)
+    synapse "delta":              v <- v + dt * tau_mem_inv * (v_leak - v) + x
+    z = H(v - v_th), then reset where z
+
+With delta synapses an input spike of weight w makes the membrane jump by w in the step it
+arrives (Brunel's model A and NEST's ``iaf_psc_delta``), instead of adding w * dt * tau_mem_inv.
+``LIFBoxRefrac`` adds an absolute refractory period (``worker.engine.lif_refrac``).
 """
 
 from typing import Any, NamedTuple
@@ -23,6 +29,7 @@ class LIFBoxParameters(NamedTuple):
     method: str = "super"
     alpha: Param = 100.0
     reset_method: str = "value"
+    synapse: str = "current"  # or "delta": the input jumps into the membrane
 
 
 class LIFBoxFeedForwardState(NamedTuple):
@@ -35,7 +42,10 @@ def lif_box_feed_forward_step(
     p: LIFBoxParameters = LIFBoxParameters(),
     dt: float = 0.001,
 ) -> tuple[torch.Tensor, LIFBoxFeedForwardState]:
-    v_decayed = state.v + dt * p.tau_mem_inv * (x + p.v_leak - state.v)
+    if p.synapse == "delta":
+        v_decayed = state.v + dt * p.tau_mem_inv * (p.v_leak - state.v) + x
+    else:
+        v_decayed = state.v + dt * p.tau_mem_inv * (x + p.v_leak - state.v)
     z = threshold(v_decayed - p.v_th, p.method, p.alpha)
     return z, LIFBoxFeedForwardState(v=reset(z, v_decayed, p.v_th, p.v_reset, p.reset_method))
 

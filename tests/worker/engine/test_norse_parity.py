@@ -19,6 +19,7 @@ from norse.torch.functional import leaky_integrator as n_li  # noqa: E402
 from norse.torch.functional import lif as n_lif  # noqa: E402
 from norse.torch.functional import lif_adex as n_adex  # noqa: E402
 from norse.torch.functional import lif_box as n_box  # noqa: E402
+from norse.torch.functional import lif_refrac as n_refrac  # noqa: E402
 from norse.torch.functional.reset import reset_subtract as n_reset_subtract  # noqa: E402
 
 STEPS = 250
@@ -106,6 +107,54 @@ def test_lif_sequence_module_matches_norse_module() -> None:
     assert torch.equal(ours_out, theirs_out) and ours_out.sum() > 0
     torch.testing.assert_close(ours_state.v, theirs_state.v, rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(ours_state.i, theirs_state.i, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("rho_reset", [1.0, 5.0, 12.0])
+def test_lif_refrac_matches_norse(shape: tuple[int, ...], rho_reset: float) -> None:
+    g = torch.Generator().manual_seed(stable_seed((shape, rho_reset)))
+    n = neuron_shape(shape)
+    lif = dict(
+        tau_syn_inv=uniform(n, 100, 300, g),
+        tau_mem_inv=uniform(n, 50, 200, g),
+        v_leak=uniform(n, -0.2, 0.2, g),
+        v_th=uniform(n, 0.5, 1.5, g),
+        v_reset=uniform(n, -0.2, 0.2, g),
+    )
+    x = uniform((STEPS, *shape), -1.0, 6.0, g)  # strong: neurons would fire faster than their refractory period allows
+    init = dict(v=torch.zeros(shape) + lif["v_leak"], i=torch.zeros(shape), rho=torch.zeros(shape))
+    ours_p = snn.LIFRefracParameters.from_lif(snn.LIFParameters(**lif), rho_reset=rho_reset)
+    theirs_p = n_refrac.LIFRefracParameters(n_lif.LIFParameters(**lif), torch.as_tensor(rho_reset))
+    theirs_init = n_refrac.LIFRefracFeedForwardState(n_lif.LIFFeedForwardState(v=init["v"], i=init["i"]), init["rho"])
+
+    def theirs(x: torch.Tensor) -> tuple[torch.Tensor, list]:
+        out, states = run_sequence(lambda x_t, s: n_refrac.lif_refrac_feed_forward_step(x_t, s, theirs_p), x, theirs_init)
+        return out, [snn.LIFRefracFeedForwardState(v=s.lif.v, i=s.lif.i, rho=s.rho) for s in states]  # Norse nests lif
+
+    ours_init = snn.LIFRefracFeedForwardState(**init)
+    assert_parity(
+        lambda x: run_sequence(lambda x_t, s: snn.lif_refrac_feed_forward_step(x_t, s, ours_p), x, ours_init),
+        theirs,
+        x,
+        min_spikes=10,
+    )
+
+
+def test_lif_refrac_holds_the_membrane_for_rho_reset_steps_after_a_spike() -> None:
+    """Constant input 10 fires a LIF neuron every other step; 3 refractory steps space its
+    spikes 4 steps apart and hold v at v_reset in between, while the current keeps integrating."""
+    x = torch.full((12, 1), 10.0)
+    p = snn.LIFRefracParameters(rho_reset=3.0)
+    spikes, _ = snn.LIFRefrac(p)(x)
+    assert spikes[:, 0].nonzero().flatten().tolist() == [1, 5, 9]
+    lif_spikes, _ = snn.LIF(p.lif)(x)
+    assert lif_spikes.sum() > spikes.sum(), "without the refractory period it fires more often"
+    cell, state, voltages, currents = snn.LIFRefracCell(p), None, [], []
+    for x_t in x:
+        _, state = cell(x_t, state)
+        voltages.append(state.v.item())
+        currents.append(state.i.item())
+    assert voltages[2:5] == [0.0, 0.0, 0.0] and currents[2] < currents[3] < currents[4]
 
 
 @pytest.mark.parametrize("shape", SHAPES)

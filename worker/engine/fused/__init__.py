@@ -105,6 +105,8 @@ def fused_sequence(
         return None
     if model.spiking and (p.method not in SURROGATE_IDS or p.reset_method not in ("value", "subtract")):
         return None
+    if getattr(p, "synapse", "current") != "current":
+        return None  # the kernels integrate a current; delta synapses take the eager step
     grad_enabled = torch.is_grad_enabled()
     if grad_enabled and any(isinstance(value, torch.Tensor) and value.requires_grad for value in p):
         return None  # learnable neuron parameters: the eager path computes their gradients

@@ -1,0 +1,161 @@
+"""LIF neurons with an absolute refractory period (Norse's LIFRefrac semantics).
+
+One step is a LIF step (``worker.engine.lif``), then the refractory update:
+
+    refractory = H(rho)                      (rho > 0: the neuron is refractory this step;
+                                              the surrogate of ``method`` for gradients)
+    v <- v_before  where refractory          (the membrane is held: input in this step is lost)
+    z <- 0         where refractory
+    rho <- rho_reset             where z     (a spike starts rho_reset refractory steps)
+    rho <- max(rho - 1, 0)       elsewhere
+
+so a neuron that spikes at step k is held at its reset value for steps k+1 .. k+rho_reset and
+can spike again at step k+rho_reset+1 at the earliest. The synaptic current keeps integrating
+and decaying through the refractory period, as in Norse.
+
+The parameters and state are flat where Norse nests them (``LIFRefracParameters(lif=...,
+rho_reset=...)`` and ``LIFRefracFeedForwardState(lif=..., rho=...)``), so the modules store and
+stack them like every other model's; ``from_lif`` builds the parameters from ``LIFParameters``.
+``LIFBoxRefrac`` is the same refractory period on the box LIF (no synaptic current), which with
+delta synapses is the neuron of Brunel's (2000) balanced network.
+"""
+
+from typing import Any, NamedTuple
+
+import torch
+
+from worker.engine.lif import LIFFeedForwardState, LIFParameters, Param, full_state, lif_feed_forward_step
+from worker.engine.lif_box import LIFBoxFeedForwardState, LIFBoxParameters, lif_box_feed_forward_step
+from worker.engine.module import CellModule, SequenceModule
+from worker.engine.parameters import positive_time_constants, rebuilt
+from worker.engine.threshold import threshold
+
+
+@positive_time_constants
+class LIFRefracParameters(NamedTuple):
+    """LIFParameters' fields, and ``rho_reset``: refractory steps after a spike (Norse's default 5)."""
+
+    tau_syn_inv: Param = 200.0
+    tau_mem_inv: Param = 100.0
+    v_leak: Param = 0.0
+    v_th: Param = 1.0
+    v_reset: Param = 0.0
+    method: str = "super"
+    alpha: Param = 100.0
+    reset_method: str = "value"
+    rho_reset: Param = 5.0
+
+    @classmethod
+    def from_lif(cls, lif: LIFParameters, rho_reset: Param = 5.0) -> "LIFRefracParameters":
+        return cls(**lif._asdict(), rho_reset=rho_reset)
+
+    @property
+    def lif(self) -> LIFParameters:
+        return rebuilt(LIFParameters, self._asdict())  # checked when these were built
+
+
+class LIFRefracFeedForwardState(NamedTuple):
+    v: torch.Tensor
+    i: torch.Tensor
+    rho: torch.Tensor  # refractory steps left
+
+
+def refractory_update(
+    rho: torch.Tensor, z: torch.Tensor, v_new: torch.Tensor, v_before: torch.Tensor, p: Any
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The refractory part of a step of any model whose parameters have ``method``, ``alpha`` and
+    ``rho_reset``: ``(v, z, rho)`` after it. As in Norse, the mask is the threshold function of
+    ``rho`` with the model's surrogate, so gradients pass through it too."""
+    refractory = threshold(rho, p.method, p.alpha)
+    v = (1 - refractory) * v_new + refractory * v_before
+    z = (1 - refractory) * z
+    rho_new = (1 - z) * torch.relu(rho - refractory) + z * p.rho_reset
+    return v, z, rho_new
+
+
+def lif_refrac_feed_forward_step(
+    x: torch.Tensor,
+    state: LIFRefracFeedForwardState,
+    p: LIFRefracParameters = LIFRefracParameters(),
+    dt: float = 0.001,
+) -> tuple[torch.Tensor, LIFRefracFeedForwardState]:
+    z, lif_state = lif_feed_forward_step(x, LIFFeedForwardState(state.v, state.i), p.lif, dt)
+    v, z, rho = refractory_update(state.rho, z, lif_state.v, state.v, p)
+    return z, LIFRefracFeedForwardState(v=v, i=lif_state.i, rho=rho)
+
+
+class _LIFRefracDynamics:
+    default_p = LIFRefracParameters()
+    dt: float
+
+    def initial_state(self, x: torch.Tensor, p: LIFRefracParameters) -> LIFRefracFeedForwardState:
+        return LIFRefracFeedForwardState(v=full_state(x, p.v_leak), i=torch.zeros_like(x), rho=torch.zeros_like(x))
+
+    def step_fn(self, x: torch.Tensor, state: LIFRefracFeedForwardState, p: LIFRefracParameters) -> tuple[torch.Tensor, Any]:
+        return lif_refrac_feed_forward_step(x, state, p, self.dt)
+
+
+class LIFRefracCell(_LIFRefracDynamics, CellModule):
+    """One step of LIF with a refractory period: ``cell(x_t, state) -> (z_t, state)``."""
+
+
+class LIFRefrac(_LIFRefracDynamics, SequenceModule):
+    """LIF with a refractory period over a time-major sequence."""
+
+
+@positive_time_constants
+class LIFBoxRefracParameters(NamedTuple):
+    """LIFBoxParameters' fields (``synapse`` included), and ``rho_reset`` refractory steps."""
+
+    tau_mem_inv: Param = 100.0
+    v_leak: Param = 0.0
+    v_th: Param = 1.0
+    v_reset: Param = 0.0
+    method: str = "super"
+    alpha: Param = 100.0
+    reset_method: str = "value"
+    synapse: str = "current"
+    rho_reset: Param = 5.0
+
+    @property
+    def box(self) -> LIFBoxParameters:
+        return rebuilt(LIFBoxParameters, self._asdict())
+
+
+class LIFBoxRefracFeedForwardState(NamedTuple):
+    v: torch.Tensor
+    rho: torch.Tensor
+
+
+def lif_box_refrac_feed_forward_step(
+    x: torch.Tensor,
+    state: LIFBoxRefracFeedForwardState,
+    p: LIFBoxRefracParameters = LIFBoxRefracParameters(),
+    dt: float = 0.001,
+) -> tuple[torch.Tensor, LIFBoxRefracFeedForwardState]:
+    """A LIFBox step then the refractory update. With delta synapses this is Brunel's neuron: an
+    input spike arriving while the neuron is refractory is lost (the membrane is held)."""
+    z, box_state = lif_box_feed_forward_step(x, LIFBoxFeedForwardState(state.v), p.box, dt)
+    v, z, rho = refractory_update(state.rho, z, box_state.v, state.v, p)
+    return z, LIFBoxRefracFeedForwardState(v=v, rho=rho)
+
+
+class _LIFBoxRefracDynamics:
+    default_p = LIFBoxRefracParameters()
+    dt: float
+
+    def initial_state(self, x: torch.Tensor, p: LIFBoxRefracParameters) -> LIFBoxRefracFeedForwardState:
+        return LIFBoxRefracFeedForwardState(v=full_state(x, p.v_leak), rho=torch.zeros_like(x))
+
+    def step_fn(
+        self, x: torch.Tensor, state: LIFBoxRefracFeedForwardState, p: LIFBoxRefracParameters
+    ) -> tuple[torch.Tensor, Any]:
+        return lif_box_refrac_feed_forward_step(x, state, p, self.dt)
+
+
+class LIFBoxRefracCell(_LIFBoxRefracDynamics, CellModule):
+    """One step of LIFBox with a refractory period."""
+
+
+class LIFBoxRefrac(_LIFBoxRefracDynamics, SequenceModule):
+    """LIFBox with a refractory period over a time-major sequence."""
