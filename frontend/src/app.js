@@ -8,7 +8,7 @@ import { STAT_COLUMNS } from "./stats.js";
 import { cancelSweep, downloadSummary, followSweep, loadSweeps, rerender as rerenderSweep } from "./sweep.js";
 
 const $ = (selector) => document.querySelector(selector);
-const DEFAULT_THRESHOLD = { lif: 1, lifbox: 1, iaf: 1, alif: 1, lifadex: 1, lif_recurrent: 1, izhikevich: 30 };
+const DEFAULT_THRESHOLD = { lif: 1, lif_refrac: 1, lifbox: 1, lifbox_refrac: 1, iaf: 1, alif: 1, lifadex: 1, lif_recurrent: 1, izhikevich: 30 };
 // Izhikevich's model is in millivolts; the LIF family follows Norse's dimensionless units (rest 0, threshold 1).
 const VOLTAGE_UNITS = { izhikevich: "mV" };
 const FINAL = new Set(["succeeded", "failed", "cancelled"]);

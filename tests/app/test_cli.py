@@ -79,7 +79,8 @@ def write(tmp_path: pathlib.Path, name: str, content: str) -> str:
         ),
         (
             lambda tmp: ["run", write(tmp, "typo.json", json.dumps({**SEED, "recrod": {}}))],
-            "typo.json: recrod: Extra inputs are not permitted; the fields here are name, dt, network, input, steps, batch, record",
+            "typo.json: recrod: Extra inputs are not permitted; "
+            "the fields here are name, dt, network, input, steps, batch, record",
         ),
         (lambda tmp: ["run", str(ROOT / "examples" / "seed.json"), "-o", str(tmp / "out.csv")], "must end in .npz or .json"),
     ],

@@ -278,7 +278,8 @@ def test_a_long_job_can_be_cancelled(page) -> None:
     progress = page.locator("#progress")
     assert progress.is_visible()
     # after a chunk or two, the time it has run and an estimate of what is left
-    page.wait_for_function("/running \\d+ s, about .+ left/.test(document.querySelector('#job-status').textContent)", timeout=30_000)
+    eta = "/running \\d+ s, about .+ left/.test(document.querySelector('#job-status').textContent)"
+    page.wait_for_function(eta, timeout=30_000)
     screenshot(page, "running-with-eta")
     page.click("#cancel")
     page.wait_for_function("document.querySelector('#job-status').textContent.includes('cancelled')", timeout=60_000)

@@ -1,8 +1,8 @@
 """A sweep's points run together, as one network whose batch entries are the points.
 
 Points qualify when they differ only where a batch entry can differ: the parameters of neuron
-layers of the generic models (lif, lifbox, li, iaf, alif, lifadex), the rates of a Poisson input,
-or the seed when no weight is drawn from it. Each entry then computes exactly what its point
+layers of the generic models (lif, lif_refrac, lifbox, lifbox_refrac, li, iaf, alif, lifadex), the
+rates of a Poisson input, or the seed when no weight is drawn from it. Each entry then computes exactly what its point
 computes alone: its own Poisson input (the same generator call as a single run), synaptic layers
 that decide events or dense for each entry from its own activity and run a dense entry over its
 own rows (``Synapse.per_entry``), neuron kernels that treat every neuron of every entry on its own,

@@ -44,7 +44,9 @@ from worker.simulation.request import (
 
 PARAMETER_TYPES: dict[str, Any] = {
     "lif": (snn.LIF, snn.LIFParameters),
+    "lif_refrac": (snn.LIFRefrac, snn.LIFRefracParameters),
     "lifbox": (snn.LIFBox, snn.LIFBoxParameters),
+    "lifbox_refrac": (snn.LIFBoxRefrac, snn.LIFBoxRefracParameters),
     "li": (snn.LI, snn.LIParameters),
     "iaf": (snn.IAF, snn.IAFParameters),
     "alif": (snn.ALIF, snn.ALIFParameters),

@@ -44,7 +44,10 @@ if TYPE_CHECKING:  # the plan module imports this one
 FLOAT_BYTES = 4
 EVENT_BYTES = 3 * 8  # times, senders and batch as int64 in the NPZ (and in the worker's memory)
 FLOAT_JSON_BYTES = 24  # the longest float32 written as JSON: "-1.0000000116860974e-05,"
-STATE_FIELDS = {"lif": 3, "lifbox": 2, "li": 2, "iaf": 2, "alif": 4, "lifadex": 4, "izhikevich": 3, "lif_recurrent": 3}
+STATE_FIELDS = {
+    "lif": 3, "lif_refrac": 4, "lifbox": 2, "lifbox_refrac": 3, "li": 2, "iaf": 2, "alif": 4, "lifadex": 4,
+    "izhikevich": 3, "lif_recurrent": 3,
+}  # fmt: skip
 
 CHUNK_BUDGET_BYTES = 256 * 2**20  # activations of one chunk, all layers together
 MAX_CHUNK_STEPS = 1000
@@ -59,7 +62,8 @@ SYNAPTIC_OPS_PER_S = {"chunk": 2e10, "step": 2e9}
 NEURON_STEPS_PER_S = {"fused": 1e9, "eager": 2e7}
 RECORDED_NEURON_STEPS_PER_S = 5e8  # finding and counting the spikes of recorded layers
 FUSED_MODELS = ("lif", "lifbox", "li", "iaf", "alif")
-STEPPED_LAYERS = ("lifadex", "izhikevich", "lif_recurrent")  # layers whose step loop runs in Python
+# layers whose step loop runs in Python
+STEPPED_LAYERS = ("lif_refrac", "lifbox_refrac", "lifadex", "izhikevich", "lif_recurrent")
 STEP_OVERHEAD_S = 20e-6  # per such layer and step: Python and dispatch around each operation
 RESULT_OVERHEAD = 64 * 1024  # headers, names and statistics of an encoded result
 
@@ -120,7 +124,9 @@ class Cost:
             layer.ops * self.batch / SYNAPTIC_OPS_PER_S["step" if layer.type == "lif_recurrent" else "chunk"]
             for layer in self.layers
         )
-        stepped = sum(layer.type in STEPPED_LAYERS for layer in self.layers)
+        stepped = sum(layer.type in STEPPED_LAYERS for layer in self.layers) + sum(
+            1 for kind in self.neurons_by_type if kind.endswith(":delta")
+        )
         return synaptic_s + neuron_s + recording_s + STEP_OVERHEAD_S * stepped
 
     @property
@@ -204,6 +210,13 @@ def _layer_cost(layer: Any, plan: Any, record_voltages: bool) -> LayerCost:
     return LayerCost(plan.index, plan.name, kind, ops, activation, workspace)
 
 
+def engine_kind(layer: Any) -> str:
+    """The layer's type, or ``<type>:delta`` for a box LIF with delta synapses, which the fused
+    kernels do not run (its steps take the eager path)."""
+    synapse = getattr(getattr(layer, "params", None), "synapse", None)
+    return f"{layer.type}:delta" if synapse == "delta" else layer.type
+
+
 def job_cost(request: "JobRequest", plan: "Plan", limits: "Limits") -> Cost:
     batch = plan.batch_size
     layers = [
@@ -211,9 +224,10 @@ def job_cost(request: "JobRequest", plan: "Plan", limits: "Limits") -> Cost:
         for layer, layer_plan in zip(request.network.layers, plan.layers, strict=True)
     ]
     neurons_by_type: dict[str, int] = {}
-    for layer_plan in plan.layers:
+    for layer, layer_plan in zip(request.network.layers, plan.layers, strict=True):
         if layer_plan.is_neuron:
-            neurons_by_type[layer_plan.type] = neurons_by_type.get(layer_plan.type, 0) + layer_plan.neurons
+            kind = engine_kind(layer)
+            neurons_by_type[kind] = neurons_by_type.get(kind, 0) + layer_plan.neurons
     by_name = {layer_plan.name: layer_plan for layer_plan in plan.layers}
     spiking = [by_name[name].neurons for name in plan.record_spikes]
     voltages = sum((by_name[name].neurons if kept is None else len(kept)) for name, kept in plan.record_voltages.items())

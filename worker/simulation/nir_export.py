@@ -75,6 +75,8 @@ def _export_layer(layer: Any, plan: Any, module: Any, dt: float) -> Any:
         }
         if p.get("reset_method", "value") != "value":
             raise NIRError(f"layer {plan.name!r}: NIR resets to a value; a subtractive reset has no NIR form")
+        if p.get("synapse", "current") != "current":
+            raise NIRError(f"layer {plan.name!r}: NIR's LIF integrates a current; delta synapses have no NIR form")
         if layer.type == "lif":
             tau_syn = 1 / _full(plan, p["tau_syn_inv"])
             return nir.CubaLIF(

@@ -530,6 +530,8 @@ def _check_params(layer: Any, plan: LayerPlan, loc: Loc, limits: Limits) -> None
             )
         if key in POSITIVE_PARAMS and (array <= 0).any():
             raise fail((*loc, "params", key), "must be positive")
+        if key == "rho_reset" and (array < 0).any():
+            raise fail((*loc, "params", key), "must be 0 or more (refractory steps)")
         plan.arrays[f"params.{key}"] = array
 
 

@@ -32,7 +32,9 @@ SECTIONS: list[tuple[str, str, list[type[BaseModel]]]] = [
             schema.ScaleLayer,
             schema.ThresholdLayer,
             schema.LIFLayer,
+            schema.LIFRefracLayer,
             schema.LIFBoxLayer,
+            schema.LIFBoxRefracLayer,
             schema.LILayer,
             schema.IAFLayer,
             schema.ALIFLayer,
@@ -66,6 +68,8 @@ PARAMETERS = {
     "v_leak": "resting potential",
     "v_th": "spike threshold",
     "v_reset": "potential after a spike",
+    "rho_reset": "refractory steps after a spike (held at v_reset; input in them is lost)",
+    "synapse": '"current" drives the membrane with the input as a current; "delta" adds the input to the membrane at once',
     "reset_method": '"value" sets v to v_reset; "subtract" removes v_th - v_reset and keeps the overshoot',
     "method": "surrogate gradient: " + ", ".join(f'"{m}"' for m in schema.THRESHOLD_METHODS) + " (training only)",
     "alpha": "the surrogate gradient's sharpness (training only)",
@@ -83,7 +87,9 @@ PARAMETERS = {
 }
 PARAMETER_MODELS: dict[str, type[BaseModel]] = {
     "lif": schema.LIFParams,
+    "lif_refrac": schema.LIFRefracParams,
     "lifbox": schema.LIFBoxParams,
+    "lifbox_refrac": schema.LIFBoxRefracParams,
     "li": schema.LIParams,
     "iaf": schema.ResettingParams,
     "alif": schema.ALIFParams,
@@ -114,7 +120,12 @@ EXAMPLES: dict[str, Any] = {
     "ScaleLayer": {"type": "scale", "weight": [1.0, 2.0]},
     "ThresholdLayer": {"type": "threshold", "threshold": 0.5},
     "LIFLayer": {"type": "lif", "params": {"tau_syn_inv": 100.0, "v_th": [1.0, 1.2]}},
+    "LIFRefracLayer": {"type": "lif_refrac", "params": {"rho_reset": 20.0}},
     "LIFBoxLayer": {"type": "lifbox", "params": {"tau_mem_inv": 50.0, "reset_method": "subtract"}},
+    "LIFBoxRefracLayer": {
+        "type": "lifbox_refrac",
+        "params": {"tau_mem_inv": 50.0, "v_th": 20.0, "v_reset": 10.0, "synapse": "delta", "rho_reset": 20.0},
+    },
     "LILayer": {"type": "li", "name": "readout"},
     "IAFLayer": {"type": "iaf", "params": {"v_th": 2.0}},
     "ALIFLayer": {"type": "alif", "params": {"tau_adapt_inv": 5.0, "beta": 0.5}},
@@ -218,7 +229,8 @@ def _model_section(model: type[BaseModel], defs: dict[str, Any]) -> list[str]:
 
 
 PARAMETER_MODEL_OF_LAYER = {
-    "LIFLayer": "lif", "LIFBoxLayer": "lifbox", "LILayer": "li", "IAFLayer": "iaf", "ALIFLayer": "alif",
+    "LIFLayer": "lif", "LIFRefracLayer": "lif_refrac", "LIFBoxLayer": "lifbox", "LIFBoxRefracLayer": "lifbox_refrac",
+    "LILayer": "li", "IAFLayer": "iaf", "ALIFLayer": "alif",
     "LIFAdExLayer": "lifadex", "IzhikevichLayer": "izhikevich (overrides of the preset's values)",
     "LIFRecurrentLayer": "lif_recurrent",
 }  # fmt: skip
@@ -255,7 +267,8 @@ def engine_defaults() -> dict[str, dict[str, Any]]:
     import worker.engine as snn
 
     by_type = {
-        "lif": snn.LIFParameters, "lifbox": snn.LIFBoxParameters, "li": snn.LIParameters, "iaf": snn.IAFParameters,
+        "lif": snn.LIFParameters, "lif_refrac": snn.LIFRefracParameters, "lifbox": snn.LIFBoxParameters,
+        "lifbox_refrac": snn.LIFBoxRefracParameters, "li": snn.LIParameters, "iaf": snn.IAFParameters,
         "alif": snn.ALIFParameters, "lifadex": snn.LIFAdExParameters, "lif_recurrent": snn.LIFParameters,
     }  # fmt: skip
     defaults = {name: dict(kind._field_defaults) for name, kind in by_type.items()}  # type: ignore[attr-defined]

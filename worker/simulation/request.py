@@ -239,9 +239,27 @@ class LIFParams(ResettingParams):
     v_leak: ParamValue | None = None
 
 
+class LIFRefracParams(LIFParams):
+    rho_reset: ParamValue | None = Field(
+        default=None,
+        description="refractory steps after a spike (Norse's rho_reset; default 5): the membrane is held, input lost",
+    )
+
+
 class LIFBoxParams(ResettingParams):
     tau_mem_inv: ParamValue | None = None
     v_leak: ParamValue | None = None
+    synapse: Literal["current", "delta"] | None = Field(
+        default=None,
+        description='"current" (default, Norse\'s LIFBox): the input drives the membrane as a current; '
+        '"delta": an input of w makes the membrane jump by w in its step',
+    )
+
+
+class LIFBoxRefracParams(LIFBoxParams):
+    rho_reset: ParamValue | None = Field(
+        default=None, description="refractory steps after a spike (default 5): the membrane is held, input lost"
+    )
 
 
 class LIParams(Strict):
@@ -281,11 +299,29 @@ class LIFLayer(LayerBase):
     params: LIFParams = LIFParams()
 
 
+class LIFRefracLayer(LayerBase):
+    """LIF neurons with an absolute refractory period (Norse's ``LIFRefrac``): for ``rho_reset``
+    steps after a spike the membrane is held at its reset value and input to it is lost, while the
+    synaptic current goes on integrating."""
+
+    type: Literal["lif_refrac"]
+    params: LIFRefracParams = LIFRefracParams()
+
+
 class LIFBoxLayer(LayerBase):
     """Leaky integrate-and-fire neurons without a synaptic current: the input drives the membrane."""
 
     type: Literal["lifbox"]
     params: LIFBoxParams = LIFBoxParams()
+
+
+class LIFBoxRefracLayer(LayerBase):
+    """Box LIF neurons (no synaptic current) with an absolute refractory period of ``rho_reset``
+    steps; with ``"synapse": "delta"`` the neuron of Brunel's (2000) network and NEST's
+    ``iaf_psc_delta``: input arriving while refractory is lost."""
+
+    type: Literal["lifbox_refrac"]
+    params: LIFBoxRefracParams = LIFBoxRefracParams()
 
 
 class LILayer(LayerBase):
@@ -344,7 +380,18 @@ class LIFRecurrentLayer(LayerBase):
     params: LIFParams = LIFParams()
 
 
-NeuronLayer = LIFLayer | LIFBoxLayer | LILayer | IAFLayer | ALIFLayer | LIFAdExLayer | IzhikevichLayer | LIFRecurrentLayer
+NeuronLayer = (
+    LIFLayer
+    | LIFRefracLayer
+    | LIFBoxLayer
+    | LIFBoxRefracLayer
+    | LILayer
+    | IAFLayer
+    | ALIFLayer
+    | LIFAdExLayer
+    | IzhikevichLayer
+    | LIFRecurrentLayer
+)
 Layer = Annotated[
     LinearLayer | Conv1dLayer | Conv2dLayer | FlattenLayer | AvgPool2dLayer | ScaleLayer | ThresholdLayer | NeuronLayer,
     Field(discriminator="type"),

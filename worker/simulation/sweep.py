@@ -227,11 +227,11 @@ def _blame(sweep: SweepRequest, locs: list[Loc], values: tuple[Any, ...], error:
 
 # neuron layers whose parameters may differ per batch entry: the models built from a parameter set
 # alone (worker.simulation.build.PARAMETER_TYPES, checked by a test)
-BATCHABLE_NEURON_TYPES = ("lif", "lifbox", "li", "iaf", "alif", "lifadex")
+BATCHABLE_NEURON_TYPES = ("lif", "lif_refrac", "lifbox", "lifbox_refrac", "li", "iaf", "alif", "lifadex")
 MAX_GROUP_POINTS = 64
 BATCH_BELOW_S = 0.1  # points estimated to run shorter than this are batched ...
 GROUP_TARGET_S = 1.0  # ... into groups of about this much estimated work, so that workers still share a sweep
-STATIC_PARAMS = ("method", "reset_method")  # strings: one kernel choice per layer, never per entry
+STATIC_PARAMS = ("method", "reset_method", "synapse")  # strings: one kernel choice per layer, never per entry
 
 
 # weights drawn from the seed when a layer leaves them out (PyTorch's or Norse's initialisation)

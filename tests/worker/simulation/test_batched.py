@@ -66,6 +66,23 @@ def test_points_differing_in_rates_and_neuron_parameters_equal_their_runs_alone(
     assert len({result.layers["out"].spike_count for result in results}) > 3, "the points differ"
 
 
+def test_refractory_points_batch_with_their_refractory_periods_per_entry() -> None:
+    base = copy.deepcopy(BASE)
+    base["network"]["layers"][1] = {"type": "lif_refrac", "name": "hidden", "params": {"v_th": 0.5}}
+    base["network"]["layers"][3] = {"type": "lifbox_refrac", "name": "out", "params": {"synapse": "delta", "v_th": 0.6}}
+    base["input"]["rates"] = 300.0
+    body = {"base": base, "axes": [
+        {"path": "network.layers[hidden].params.rho_reset", "values": [0.0, 2.0, 6.0]},
+        {"path": "network.layers[out].params.rho_reset", "values": [1.0, 4.0]},
+    ]}  # fmt: skip
+    points, results = run_batched(body)
+    for point, result in zip(points, results, strict=True):
+        assert_same_recordings(result, alone(point.request))
+        assert result.stats["batched_with"] == 6
+    counts = [result.layers["hidden"].spike_count for result in results]
+    assert counts[0] > counts[2] > counts[4] > 0, "longer refractory periods, fewer spikes"
+
+
 def test_seeds_batch_when_no_weight_is_drawn_from_them() -> None:
     fixed = copy.deepcopy(BASE)
     fixed["network"]["layers"][0]["weight"] = np.linspace(-0.2, 0.6, 1200).reshape(40, 30).tolist()

@@ -166,6 +166,15 @@ def test_layers_without_a_nir_form_are_refused_on_export() -> None:
     }
     with pytest.raises(NIRError, match="layer 'sub': NIR resets to a value; a subtractive reset has no NIR form"):
         network_to_nir(*parse_request(subtractive))
+    delta = {
+        "network": {"layers": [{"type": "lifbox", "name": "jump", "params": {"synapse": "delta"}}]},
+        "input": {"type": "constant", "value": [1.0], "steps": 3},
+    }
+    with pytest.raises(NIRError, match="layer 'jump': NIR's LIF integrates a current; delta synapses have no NIR form"):
+        network_to_nir(*parse_request(delta))
+    refractory = {**delta, "network": {"layers": [{"type": "lif_refrac", "name": "held"}]}}
+    with pytest.raises(NIRError, match=r"layer 'held' \(lif_refrac\) has no NIR counterpart"):
+        network_to_nir(*parse_request(refractory))
 
 
 def test_bad_nir_in_a_request_is_a_clear_error() -> None:

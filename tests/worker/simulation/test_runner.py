@@ -16,6 +16,7 @@ from tests.helpers import assert_same_recordings
 from worker.engine import synapses
 from worker.simulation import cost, results
 from worker.simulation.build import InputStream, build_network
+from worker.simulation.errors import InvalidRequest
 from worker.simulation.plan import parse_request
 from worker.simulation.results import LiveChunk, Result
 from worker.simulation.runner import Cancelled, SimulationError, TimeLimitExceeded, default_chunk, simulate
@@ -78,6 +79,40 @@ def test_spike_driven_networks_do_not_depend_on_the_chunking(name: str) -> None:
     assert sum(layer.spike_count for layer in whole.layers.values() if layer.times is not None) > 0
     for chunk in (1, 13, 64):
         assert_same_recordings(run(request, chunk_steps=chunk), whole)
+
+
+REFRACTORY = {  # strongly driven neurons that would fire almost every step without a refractory period
+    "network": {
+        "layers": [
+            {"type": "linear", "name": "fc", "in_features": 4, "out_features": 6, "weight": {"init": "normal", "mean": 3.0}},
+            {"type": "lif_refrac", "name": "refrac", "params": {"rho_reset": 3.0, "v_reset": -0.25}},
+        ]
+    },
+    "input": {"type": "poisson", "rates": 400.0, "shape": [4], "steps": 300},
+    "record": {"voltages": ["refrac"]},
+    "seed": 2,
+}
+
+
+def test_a_refractory_layer_holds_its_neurons_for_rho_reset_steps_whatever_the_chunks() -> None:
+    whole = run(REFRACTORY, chunk_steps=10**6)
+    for chunk in (1, 7, 64):  # the refractory counter is carried from chunk to chunk
+        assert_same_recordings(run(REFRACTORY, chunk_steps=chunk), whole)
+    layer = whole.layers["refrac"]
+    assert layer.times is not None and layer.voltages is not None and layer.times.size > 100
+    for neuron in range(6):
+        spikes = layer.times[layer.senders == neuron]
+        assert np.diff(spikes).min() == 4, "3 refractory steps between spikes, and the drive fires it at once after"
+        for step in spikes[spikes < 296]:
+            assert np.all(layer.voltages[step : step + 4, neuron] == np.float32(-0.25)), "held at v_reset"
+
+
+def test_a_negative_refractory_period_is_refused() -> None:
+    request = copy.deepcopy(REFRACTORY)
+    request["network"]["layers"][1]["params"]["rho_reset"] = -1.0
+    with pytest.raises(InvalidRequest) as refused:
+        parse_request(request)
+    assert refused.value.errors[0].loc == ("network", "layers", 1, "params", "rho_reset")
 
 
 def test_the_chunks_come_from_the_request_alone() -> None:
