@@ -8,6 +8,7 @@ import signal
 import subprocess
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from app.redis_server import free_port
@@ -15,6 +16,9 @@ from tests.app.conftest import SPIKESERVE, wait_ready
 
 ROOT = pathlib.Path(__file__).parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
+EXAMPLES = ROOT / "examples"
+# the uPlot instance of a result plot, by the name its container carries (data-plot)
+PLOT = "(name) => { const s = window.spikeserveViewer; return s.plots[s.containers.findIndex(c => c.dataset.plot === name)]; }"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -106,3 +110,14 @@ def submit_and_wait(page, timeout_ms: int = 60_000, until: str = "document.query
         polling=100,
     )
     return page.evaluate("window.spikeserveViewer.job")
+
+
+def api_result(viewer_url: str, job_id: str) -> dict:
+    return httpx.get(f"{viewer_url}/api/v1/jobs/{job_id}/result", timeout=30).json()
+
+
+def open_example(page, name: str) -> dict:
+    """Runs an example in the page; returns its result as the API's JSON."""
+    page.select_option("#examples", name)
+    job_id = submit_and_wait(page)
+    return api_result(page.url.split("#")[0].rstrip("/"), job_id)
