@@ -5,8 +5,8 @@
 // dist/lib/editor.js (build.mjs): the page itself stays plain ES modules.
 import { autocompletion } from "@codemirror/autocomplete";
 import { json, jsonParseLinter } from "@codemirror/lang-json";
-import { forEachDiagnostic, linter, lintGutter, setDiagnostics } from "@codemirror/lint";
-import { EditorState } from "@codemirror/state";
+import { forEachDiagnostic, forceLinting, linter, lintGutter } from "@codemirror/lint";
+import { EditorState, StateEffect, StateField } from "@codemirror/state";
 import { EditorView } from "@codemirror/view";
 import { basicSetup } from "codemirror";
 import { getJsonPointers, jsonCompletion, jsonSchemaLinter, stateExtensions, updateSchema } from "codemirror-json-schema";
@@ -16,6 +16,18 @@ import { getJsonPointers, jsonCompletion, jsonSchemaLinter, stateExtensions, upd
 function pointerOf(loc) {
   return loc.length ? "/" + loc.map((part) => String(part).replaceAll("~", "~0").replaceAll("/", "~1")).join("/") : "";
 }
+
+// The server's errors of the last Validate or Submit, kept until the document changes (they may
+// no longer hold after an edit) and handed to the linter with the schema's own: the linter
+// replaces all diagnostics each time it runs, so errors set beside it would vanish at its next run.
+const setServerErrors = StateEffect.define();
+const serverErrors = StateField.define({
+  create: () => [],
+  update(errors, transaction) {
+    for (const effect of transaction.effects) if (effect.is(setServerErrors)) return effect.value;
+    return transaction.docChanged ? [] : errors;
+  },
+});
 
 export function createEditor(parent, { label, describedBy, onChange = () => {} }) {
   const schemaLinter = jsonSchemaLinter();
@@ -28,10 +40,11 @@ export function createEditor(parent, { label, describedBy, onChange = () => {} }
         basicSetup,
         json(),
         lintGutter(),
-        // JSON syntax first; schema errors only for a document that parses
+        serverErrors,
+        // JSON syntax first; schema errors only for a document that parses; the server's beside them
         linter((v) => {
           const syntax = parseLinter(v);
-          return syntax.length ? syntax : schemaLinter(v);
+          return [...(syntax.length ? syntax : schemaLinter(v)), ...v.state.field(serverErrors)];
         }, { delay: 300 }),
         autocompletion({ override: [jsonCompletion()] }),
         stateExtensions(),
@@ -72,7 +85,8 @@ export function createEditor(parent, { label, describedBy, onChange = () => {} }
         diagnostics.push({ from, to, severity: "error", message: error.msg, source: "server" });
         return doc.lineAt(from).number;
       });
-      view.dispatch(setDiagnostics(view.state, diagnostics));
+      view.dispatch({ effects: setServerErrors.of(diagnostics) });
+      forceLinting(view);
       return lines;
     },
     // What the editor marks now (schema and syntax errors, server errors), with their lines.

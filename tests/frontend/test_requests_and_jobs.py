@@ -47,8 +47,12 @@ def test_a_broken_request_shows_the_field_and_message_on_its_line(page) -> None:
     item.wait_for()
     line = line_of(text, '"in_features"')
     assert item.text_content() == f"network.layers[0].in_features: is 6, but the input gives shape [5] (line {line})"
-    marked = page.evaluate("window.spikeserveViewer.editor.diagnostics()")
-    assert {"line": line, "message": "is 6, but the input gives shape [5]"} in marked, "the editor marks the line too"
+    # the editor marks the line too
+    page.wait_for_function(
+        "([line]) => window.spikeserveViewer.editor.diagnostics()"
+        ".some(d => d.line === line && d.message === 'is 6, but the input gives shape [5]')",
+        arg=[line],
+    )
     set_request(page, "{ not json")
     page.click("#submit")
     assert "not valid JSON" in page.locator("#validation li").first.text_content()

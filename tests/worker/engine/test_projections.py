@@ -1,0 +1,125 @@
+"""Sparse projections with delays: the connectivity rules draw what they promise from a seed, and
+the C kernel adds spikes into the delay ring exactly as the dense reference does."""
+
+import pytest
+import torch
+
+from worker.engine import projections as proj
+from worker.engine.projections import DelayRing, project, project_reference
+
+
+def seeded(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def synapse_pairs(projection: proj.Projection) -> list[tuple[int, int]]:
+    return list(zip(projection.pre.tolist(), projection.post.tolist(), strict=True))
+
+
+def test_fixed_in_degree_gives_every_target_k_distinct_inputs_and_no_autapses_when_asked() -> None:
+    p = proj.fixed_in_degree(300, 300, 40, seeded(1), autapses=False)
+    pairs = synapse_pairs(p)
+    assert p.synapses == 300 * 40 and len(set(pairs)) == len(pairs), "no multapses"
+    assert torch.equal(torch.bincount(p.post.long(), minlength=300), torch.full((300,), 40))
+    assert all(pre != post for pre, post in pairs)
+    assert synapse_pairs(proj.fixed_in_degree(300, 300, 40, seeded(1), autapses=False)) == pairs, "a seed, the same synapses"
+    assert synapse_pairs(proj.fixed_in_degree(300, 300, 40, seeded(2), autapses=False)) != pairs
+    with pytest.raises(ValueError, match="40 distinct partners asked of 29"):
+        proj.fixed_in_degree(30, 30, 40, seeded(1), autapses=False)
+
+
+def test_fixed_in_degree_with_multapses_may_repeat_a_pair_but_keeps_the_degree() -> None:
+    p = proj.fixed_in_degree(5, 50, 20, seeded(3), autapses=False, multapses=True)
+    pairs = synapse_pairs(p)
+    assert len(set(pairs)) < len(pairs) and all(pre != post for pre, post in pairs)
+    assert torch.equal(torch.bincount(p.post.long(), minlength=50), torch.full((50,), 20))
+
+
+def test_fixed_out_degree_gives_every_source_k_targets() -> None:
+    p = proj.fixed_out_degree(200, 120, 15, seeded(4))
+    assert torch.equal(p.offsets.diff(), torch.full((200,), 15))
+    assert len(set(synapse_pairs(p))) == p.synapses
+
+
+def test_pairwise_bernoulli_connects_about_p_of_the_pairs_and_never_a_neuron_to_itself() -> None:
+    n, probability = 400, 0.1
+    p = proj.pairwise_bernoulli(n, n, probability, seeded(5), autapses=False)
+    expected = probability * n * (n - 1)
+    assert abs(p.synapses - expected) < 3 * (expected * (1 - probability)) ** 0.5
+    assert all(pre != post for pre, post in synapse_pairs(p))
+
+
+def test_rows_are_sorted_by_target_and_bad_synapses_are_refused() -> None:
+    p = proj.from_pairs(torch.tensor([2, 0, 2, 0]), torch.tensor([1, 3, 0, 1]), 3, 4, torch.tensor([1.0, 2.0, 3.0, 4.0]), 2)
+    assert p.offsets.tolist() == [0, 2, 2, 4] and p.post.tolist() == [1, 3, 0, 1] and p.weight.tolist() == [4.0, 2.0, 3.0, 1.0]
+    with pytest.raises(ValueError, match="outside its population"):
+        proj.from_pairs(torch.tensor([3]), torch.tensor([0]), 3, 4, 1.0, 1)
+    with pytest.raises(ValueError, match="at least one step"):
+        proj.from_pairs(torch.tensor([0]), torch.tensor([0]), 3, 4, 1.0, 0)
+
+
+def test_a_projection_with_one_weight_and_one_delay_stores_four_bytes_a_synapse() -> None:
+    p = proj.fixed_in_degree(1000, 1000, 100, seeded(6), weight=0.1, delay=15)
+    assert p.bytes() == 4 * 100_000 + 8 * 1001 + 4 + 4
+
+
+def run(spikes: torch.Tensor, p: proj.Projection, reference: bool, threads: int = 2) -> torch.Tensor:
+    """Every step's input over ``spikes`` (steps, rows, n_pre) through the ring."""
+    ring = DelayRing(p.max_delay + 1, spikes.shape[1], p.n_post)
+    inputs = []
+    for step, spikes_t in enumerate(spikes):
+        inputs.append(ring.take(step))
+        if reference:
+            project_reference(spikes_t.float(), p, ring, step)
+        else:
+            project(spikes_t, p, ring, step, threads)
+    return torch.stack(inputs)
+
+
+def random_projection(seed: int, exact: bool) -> proj.Projection:
+    g = seeded(seed)
+    n_pre, n_post, synapses = 60, 70, 1500
+    pre, post = torch.randint(0, n_pre, (synapses,), generator=g), torch.randint(0, n_post, (synapses,), generator=g)
+    weight = torch.randint(-64, 64, (synapses,), generator=g) / 64 if exact else torch.randn(synapses, generator=g)
+    return proj.from_pairs(pre, post, n_pre, n_post, weight, torch.randint(1, 6, (synapses,), generator=g))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_kernel_equals_the_dense_reference_exactly_on_weights_exact_in_float32(seed: int) -> None:
+    assert proj._library() is not None, "the C kernel is built here (else both sides would be the reference)"
+    p = random_projection(seed, exact=True)
+    spikes = (torch.rand(40, 3, p.n_pre, generator=seeded(seed + 10)) < 0.2).to(torch.uint8)
+    spikes[5, 1, 7] = 2  # an input listed twice adds its synapses twice
+    ours = run(spikes, p, reference=False)
+    assert ours.abs().sum() > 0
+    assert torch.equal(ours, run(spikes, p, reference=True))
+
+
+def test_random_weights_agree_closely_and_the_thread_count_changes_no_bit() -> None:
+    p = random_projection(7, exact=False)
+    spikes = torch.rand(40, 2, p.n_pre, generator=seeded(8)) < 0.3
+    one, two = run(spikes, p, reference=False, threads=1), run(spikes, p, reference=False, threads=2)
+    assert torch.equal(one, two)
+    torch.testing.assert_close(one, run(spikes, p, reference=True), rtol=1e-5, atol=1e-5)
+
+
+def test_a_spike_arrives_after_its_delay_with_its_weight() -> None:
+    weights, delays = torch.tensor([0.5, 0.25, 2.0]), torch.tensor([1, 3, 2])
+    p = proj.from_pairs(torch.tensor([0, 0, 1]), torch.tensor([0, 2, 1]), 2, 3, weights, delays)
+    spikes = torch.zeros(6, 1, 2, dtype=torch.bool)
+    spikes[0, 0, 0] = True
+    spikes[1, 0, 1] = True
+    inputs = run(spikes, p, reference=False)[:, 0]
+    expected = torch.zeros(6, 3)
+    expected[1, 0], expected[3, 2], expected[3, 1] = 0.5, 0.25, 2.0
+    assert torch.equal(inputs, expected)
+
+
+def test_shared_weight_and_delay_equal_the_same_values_per_synapse() -> None:
+    shared = proj.fixed_in_degree(50, 40, 10, seeded(9), weight=0.125, delay=3)
+    spread = proj.Projection(
+        shared.n_pre, shared.n_post, shared.offsets, shared.post,
+        torch.full((shared.synapses,), 0.125), torch.full((shared.synapses,), 3, dtype=torch.int32),
+    )  # fmt: skip
+    spikes = torch.rand(20, 1, 50, generator=seeded(10)) < 0.2
+    assert torch.equal(run(spikes, shared, reference=False), run(spikes, spread, reference=False))
