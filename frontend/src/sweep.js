@@ -150,7 +150,10 @@ export async function followSweep(id, openPoint) {
     if (error.name === "AbortError") return;
     throw error;
   }
-  if (view.id === id) await refresh();
+  if (view.id !== id) return;
+  clearTimeout(view.timer); // the final refresh below replaces a pending one (which would redraw it all again)
+  view.timer = null;
+  await refresh();
 }
 
 export async function cancelSweep() {

@@ -285,8 +285,10 @@ def test_a_sweep_shows_its_tuning_curve_heat_map_and_opens_a_point(page, viewer_
     assert drawn == pytest.approx(rates) and rates[0] < rates[2], "the curve is the mean rate per rate, rising"
     screenshot(page, "sweep")
     # the heat map's cell for rate 40 (second column) and seed 1 (second row) opens that point
+    page.wait_for_function("window.spikeserveSweep.timer === null")  # no redraw on its way
     canvas = page.locator("[data-plot=heatmap] canvas")
     size = canvas.bounding_box()
+    assert size is not None
     left, top, right, bottom = 110, 26, size["width"] - 70, size["height"] - 34  # the map's box in plots.js
     canvas.click(position={"x": left + 1.5 * (right - left) / 3, "y": top + 1.5 * (bottom - top) / 2})
     point = next(r for r in rows if r["input.rates"] == 40.0 and r["seed"] == 1)
