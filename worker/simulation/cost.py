@@ -80,6 +80,7 @@ class LayerCost:
     ops: int  # synaptic operations per step and batch entry
     activation_bytes: int  # kept for every step of a chunk, per batch entry
     workspace_bytes: int = 0  # transient, one step at a time, per batch entry
+    stepped: bool = False  # its step loop runs in Python (STEPPED_LAYERS, or delta synapses)
 
 
 @dataclass
@@ -124,9 +125,7 @@ class Cost:
             layer.ops * self.batch / SYNAPTIC_OPS_PER_S["step" if layer.type == "lif_recurrent" else "chunk"]
             for layer in self.layers
         )
-        stepped = sum(layer.type in STEPPED_LAYERS for layer in self.layers) + sum(
-            1 for kind in self.neurons_by_type if kind.endswith(":delta")
-        )
+        stepped = sum(layer.stepped for layer in self.layers)
         return synaptic_s + neuron_s + recording_s + STEP_OVERHEAD_S * stepped
 
     @property
@@ -207,14 +206,18 @@ def _layer_cost(layer: Any, plan: Any, record_voltages: bool) -> LayerCost:
         ops = out
     if plan.is_neuron:
         activation = out * (1 + (FLOAT_BYTES * STATE_FIELDS[kind] if record_voltages else 0))
-    return LayerCost(plan.index, plan.name, kind, ops, activation, workspace)
+    stepped = kind in STEPPED_LAYERS or _delta_synapses(layer)
+    return LayerCost(plan.index, plan.name, kind, ops, activation, workspace, stepped)
 
 
-def engine_kind(layer: Any) -> str:
-    """The layer's type, or ``<type>:delta`` for a box LIF with delta synapses, which the fused
-    kernels do not run (its steps take the eager path)."""
-    synapse = getattr(getattr(layer, "params", None), "synapse", None)
-    return f"{layer.type}:delta" if synapse == "delta" else layer.type
+def _delta_synapses(layer: Any) -> bool:
+    """A box LIF with delta synapses, which the fused kernels do not run (its steps take the eager path)."""
+    return getattr(getattr(layer, "params", None), "synapse", None) == "delta"
+
+
+def _engine_kind(layer: Any) -> str:
+    """The layer's type, or ``<type>:delta`` for a box LIF with delta synapses (not a fused model)."""
+    return f"{layer.type}:delta" if _delta_synapses(layer) else layer.type
 
 
 def job_cost(request: "JobRequest", plan: "Plan", limits: "Limits") -> Cost:
@@ -226,7 +229,7 @@ def job_cost(request: "JobRequest", plan: "Plan", limits: "Limits") -> Cost:
     neurons_by_type: dict[str, int] = {}
     for layer, layer_plan in zip(request.network.layers, plan.layers, strict=True):
         if layer_plan.is_neuron:
-            kind = engine_kind(layer)
+            kind = _engine_kind(layer)
             neurons_by_type[kind] = neurons_by_type.get(kind, 0) + layer_plan.neurons
     by_name = {layer_plan.name: layer_plan for layer_plan in plan.layers}
     spiking = [by_name[name].neurons for name in plan.record_spikes]

@@ -49,6 +49,18 @@ def test_figures_follow_the_formulas_layer_by_layer() -> None:
     assert cost.voltage_values == 7 * 5 * 20
 
 
+def test_layers_stepped_from_python_are_counted_one_by_one() -> None:
+    """Recurrent layers and box LIFs with delta synapses run their step loop in Python; each such
+    layer adds its overhead to a step's estimate (two delta layers are two)."""
+    delta = {"type": "lifbox", "params": {"synapse": "delta"}}
+    request = {
+        "network": {"layers": [{**delta, "name": "a"}, {"type": "lifbox", "name": "b"}, {**delta, "name": "c"}]},
+        "input": {"type": "constant", "value": 1.0, "shape": [4], "steps": 10},
+    }
+    assert [layer.stepped for layer in cost_of(request).layers] == [True, False, True]
+    assert [layer.stepped for layer in cost_of(CONV).layers] == [False] * 5 + [True]
+
+
 def test_without_an_explicit_limit_spike_events_take_what_fits_beside_the_rest() -> None:
     limits = Limits(max_record_bytes=100_000, max_result_bytes=10**9)
     cost = cost_of(CONV, limits)
