@@ -551,9 +551,10 @@ function clearPlots() {
 }
 
 // A plot in the page: its title, PNG and CSV buttons, the plot, a hover readout and a one-line
-// text summary (for screen readers, and for anyone who wants the numbers). With `replace`, the
-// plot of the same title is swapped in place and the others stay as they are.
-function addSlot(title, make, { summary = "", caption = "", replace = false } = {}) {
+// text summary (for screen readers, and for anyone who wants the numbers). A plot of the same
+// title already in the page is swapped in place (in the time range the plots share); the others
+// stay as they are.
+function addSlot(title, make, { summary = "", caption = "" } = {}) {
   const wrapper = document.createElement("div");
   wrapper.className = "plot";
   const head = document.createElement("div");
@@ -575,16 +576,18 @@ function addSlot(title, make, { summary = "", caption = "", replace = false } = 
   body.setAttribute("aria-describedby", text.id);
   wrapper.append(head, body, readout, text);
   const index = state.containers.findIndex((c) => c.dataset.plot === title);
-  if (replace && index >= 0) {
+  const range = index >= 0 ? timeRange() : null;
+  if (index >= 0) {
     destroyAll([state.plots[index]]);
     state.containers[index].parentElement.replaceWith(wrapper);
   } else {
     $("#plots").append(wrapper);
   }
   const plot = make(body, readout, text);
-  if (replace && index >= 0) {
+  if (index >= 0) {
     state.plots[index] = plot;
     state.containers[index] = body;
+    if (range) setTimeRange(range.min, range.max); // the new plot joins the others' time range
   } else {
     state.plots.push(plot);
     state.containers.push(body);
@@ -690,10 +693,7 @@ async function renderRate(token = state.renders) {
     for (let b = 0; b < rates.length - 1; b++) if (rates[b] > rates[peak]) peak = b;
     return `${rate.names[g] ? `${rate.names[g]}: ` : ""}peak ${rates[peak].toFixed(1)} Hz in [${rate.edges[peak]}, ${rate.edges[peak + 1]}) ms`;
   });
-  const replace = state.containers.some((c) => c.dataset.plot === "rate");
-  const range = timeRange();
-  addSlot("rate", (el, readout) => psthPlot(el, readout, { ...rate, durationMs, binMs }), { caption, replace, summary: `Population rate in bins of ${binMs} ms; ${peaks.join("; ")}.` });
-  if (replace && range) setTimeRange(range.min, range.max); // the new plot joins the others' time range
+  addSlot("rate", (el, readout) => psthPlot(el, readout, { ...rate, durationMs, binMs }), { caption, summary: `Population rate in bins of ${binMs} ms; ${peaks.join("; ")}.` });
 }
 
 // The voltage plot alone (a new choice of neurons leaves the other plots as they are).
@@ -720,11 +720,8 @@ async function renderVoltage(token = state.renders) {
     for (const v of trace.values) [low, high] = [Math.min(low, v), Math.max(high, v)];
     return `${neuronName(shape, trace.neuron)} from ${low.toFixed(3)} to ${high.toFixed(3)}`;
   });
-  const replace = state.containers.some((c) => c.dataset.plot === "voltage");
-  const range = timeRange();
   const labelled = traces.map((trace) => ({ ...trace, label: neuronName(shape, trace.neuron) }));
-  addSlot("voltage", (el, readout) => voltagePlot(el, readout, { timeMs, traces: labelled, threshold: threshold(name), durationMs, unit }), { caption, replace, summary: `Membrane voltage (${unit}): ${ranges.join("; ")}.` });
-  if (replace && range) setTimeRange(range.min, range.max);
+  addSlot("voltage", (el, readout) => voltagePlot(el, readout, { timeMs, traces: labelled, threshold: threshold(name), durationMs, unit }), { caption, summary: `Membrane voltage (${unit}): ${ranges.join("; ")}.` });
 }
 
 function zoom(kind) {

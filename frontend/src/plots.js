@@ -79,7 +79,6 @@ export function rasterPlot(container, readout, { data, spikes, neurons, duration
   let wanted = null;
   let drawing = false;
   const drawMarks = async () => {
-    drawing = true;
     container.dataset.drawing = "true";
     while (wanted) {
       const scales = wanted;

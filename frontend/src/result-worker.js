@@ -9,7 +9,10 @@ import { spikeStatistics, statisticsCsv } from "./stats.js";
 const COLORS = [[37, 99, 235], [220, 38, 38], [22, 163, 74], [147, 51, 234], [234, 88, 12], [8, 145, 178], [190, 24, 93], [77, 124, 15]];
 
 let result = null; // { meta, layers: { name: { shape, times, senders, batch, counts, voltages, voltageShape, voltageNeurons } } }
-let view = null; // what the raster shows: { times (steps, ascending), senders (row on the neuron axis), colors, dtMs, groups }
+// What the raster shows: { times (steps, ascending), senders (row on the neuron axis), length (how
+// many of them are spikes: the live view's arrays grow ahead), colors, dtMs, groups, and the
+// statistics once computed }.
+let view = null;
 let canvas = null;
 let ctx = null;
 
@@ -68,6 +71,7 @@ const handlers = {
       offset += neurons;
     }
     view = merge(parts, dtMs);
+    view.length = view.times.length;
     view.groups = parts.map(({ name, offset: start, neurons, color, times }) => ({ name, start, neurons, color, spikes: times.length }));
     view.neurons = offset;
     return { spikes: view.times.length, neurons: offset, groups: view.groups };
@@ -112,7 +116,7 @@ const handlers = {
   nearest({ t, row, slackMs, rowSlack }) {
     if (!view) return null;
     const { times, senders, dtMs } = view;
-    const length = lengthOf(view);
+    const { length } = view;
     let best = -1;
     let bestDistance = Infinity;
     for (let i = lowerBound(times, length, (t - slackMs) / dtMs); i < length && times[i] * dtMs <= t + slackMs; i++) {
@@ -128,11 +132,10 @@ const handlers = {
   rate({ binMs, durationMs }) {
     const bins = Math.max(1, Math.ceil(durationMs / binMs));
     const { times, senders, dtMs } = view;
-    const length = lengthOf(view);
+    const { length } = view;
     const groups = view.groups.length ? view.groups : [{ name: null, start: 0, neurons: view.neurons }];
     const rates = groups.map(() => new Float64Array(bins + 1));
-    const groupIndex = rowToGroup(groups);
-    for (let i = 0; i < length; i++) rates[groupIndex(senders[i])][Math.min(bins - 1, Math.floor((times[i] * dtMs) / binMs))] += 1;
+    for (let i = 0; i < length; i++) rates[groupIndex(groups, senders[i])][Math.min(bins - 1, Math.floor((times[i] * dtMs) / binMs))] += 1;
     groups.forEach((group, g) => {
       const scale = 1000 / (binMs * Math.max(group.neurons, 1));
       for (let b = 0; b < bins; b++) rates[g][b] *= scale;
@@ -144,7 +147,7 @@ const handlers = {
 
   // Per-neuron statistics of the one layer in view, and the histogram of all its intervals.
   statistics({ durationMs }) {
-    const stats = spikeStatistics(view.times, view.senders, view.neurons, durationMs, view.dtMs);
+    const stats = statisticsOf(durationMs);
     const { intervals } = stats;
     let longest = 0;
     for (const isi of intervals) if (isi > longest) longest = isi;
@@ -157,7 +160,7 @@ const handlers = {
   },
 
   statisticsCsv({ durationMs }) {
-    return statisticsCsv(spikeStatistics(view.times, view.senders, view.neurons, durationMs, view.dtMs).columns);
+    return statisticsCsv(statisticsOf(durationMs).columns);
   },
 
   counts({ name, batch }) {
@@ -184,7 +187,7 @@ const handlers = {
   // The spikes in view as CSV (time in ms, layer, neuron), for the raster's CSV button.
   spikesCsv() {
     const { times, senders, dtMs } = view;
-    const length = lengthOf(view);
+    const { length } = view;
     const lines = ["time_ms,layer,neuron"];
     for (let i = 0; i < length; i++) {
       const group = groupOf(senders[i]);
@@ -196,7 +199,7 @@ const handlers = {
   // The first `limit` spikes in view at or after startMs: { timesMs, rows } (for tests and hover).
   spikes({ startMs = 0, limit = 1000 }) {
     const { times, senders, dtMs } = view;
-    const length = lengthOf(view);
+    const { length } = view;
     const from = lowerBound(times, length, startMs / dtMs);
     const to = Math.min(length, from + limit);
     return { timesMs: Array.from(times.subarray(from, to), (t) => t * dtMs), rows: Array.from(senders.subarray(from, to)) };
@@ -208,20 +211,21 @@ const handlers = {
   },
 };
 
-function lengthOf(v) {
-  return v.length ?? v.times.length;
+// The statistics of the view's spikes, computed once per view (the table and its CSV share them).
+function statisticsOf(durationMs) {
+  view.statistics ??= spikeStatistics(view.times, view.senders, view.neurons, durationMs, view.dtMs);
+  return view.statistics;
 }
 
+// The index in ``groups`` (ascending starts) of the group holding ``row``.
+function groupIndex(groups, row) {
+  for (let g = groups.length - 1; g > 0; g--) if (row >= groups[g].start) return g;
+  return 0;
+}
+
+// The layer a row of the view belongs to (none in the live view).
 function groupOf(row) {
-  return view.groups.find((g) => row >= g.start && row < g.start + g.neurons);
-}
-
-function rowToGroup(groups) {
-  if (groups.length === 1) return () => 0;
-  return (row) => {
-    for (let g = groups.length - 1; g >= 0; g--) if (row >= groups[g].start) return g;
-    return 0;
-  };
+  return view.groups[groupIndex(view.groups, row)];
 }
 
 // A layer's spikes of one batch entry (all of them in an unbatched result).
@@ -282,7 +286,7 @@ function drawRaster({ xMin, xMax, yMin, yMax, width, height, dpr }) {
   ctx.clearRect(0, 0, W, H);
   if (!view) return { mode: "empty", visible: 0 };
   const { times, senders, colors, dtMs } = view;
-  const length = lengthOf(view);
+  const { length } = view;
   // times are whole steps: the window holds steps ceil(xMin / dt) to floor(xMax / dt)
   const from = lowerBound(times, length, Math.ceil(xMin / dtMs - 1e-9));
   const to = lowerBound(times, length, Math.floor(xMax / dtMs + 1e-9) + 1);
