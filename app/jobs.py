@@ -58,7 +58,7 @@ def submit_job(
         submitted,
         message=functools.partial(task_message, queue),
         live=bool(validated.summary["record_live"]),
-        name=validated.summary.get("name"),
+        name=validated.summary["name"],
     )
     return JobCreated(id=job.id, status="queued", links=links(job.id))
 

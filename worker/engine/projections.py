@@ -49,10 +49,15 @@ class Projection:
     def max_delay(self) -> int:
         return int(self.delay.max()) if self.delay.numel() else 1
 
+    @functools.cached_property
+    def row_lengths(self) -> torch.Tensor:
+        """Synapses per presynaptic neuron (int64 (n_pre,))."""
+        return self.offsets.diff()
+
     @property
     def pre(self) -> torch.Tensor:
         """The presynaptic neuron of every synapse (int64), expanded from the offsets."""
-        return torch.repeat_interleave(torch.arange(self.n_pre), self.offsets.diff())
+        return torch.repeat_interleave(torch.arange(self.n_pre), self.row_lengths)
 
     def bytes(self) -> int:
         """Memory of the synapses: targets, offsets, and weights and delays where not shared."""
@@ -211,8 +216,7 @@ def project(spikes: torch.Tensor, projection: Projection, ring: DelayRing, step:
         project_reference(spikes.float(), projection, ring, step)
         return
     counts = spikes.to(torch.uint8).contiguous()
-    per_spike = projection.offsets.diff()
-    synapses = int((counts.to(torch.int64).sum(0) * per_spike).sum())
+    synapses = int((counts.to(torch.int64).sum(0) * projection.row_lengths).sum())
     if synapses == 0:
         return
     shared_w, shared_d = projection.weight.dim() == 0, projection.delay.dim() == 0
