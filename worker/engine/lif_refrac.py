@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 
 import torch
 
+from worker.engine.fused.refractory import box_refrac_sequence
 from worker.engine.lif import LIFFeedForwardState, LIFParameters, Param, full_state, lif_feed_forward_step
 from worker.engine.lif_box import LIFBoxFeedForwardState, LIFBoxParameters, lif_box_feed_forward_step
 from worker.engine.module import CellModule, SequenceModule
@@ -158,4 +159,8 @@ class LIFBoxRefracCell(_LIFBoxRefracDynamics, CellModule):
 
 
 class LIFBoxRefrac(_LIFBoxRefracDynamics, SequenceModule):
-    """LIFBox with a refractory period over a time-major sequence."""
+    """LIFBox with a refractory period over a time-major sequence (on the CPU in one kernel call
+    where no gradient is recorded: ``worker.engine.fused.refractory``)."""
+
+    def sequence_kernel(self, x: torch.Tensor, state: Any, p: Any) -> tuple[torch.Tensor, Any] | None:
+        return box_refrac_sequence(x, state, p, self.dt)

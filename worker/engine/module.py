@@ -127,7 +127,15 @@ class SequenceModule(NeuronModule):
             )
             if fused is not None:
                 return fused
+        done = None if self.record_states else self.sequence_kernel(x, state, p)
+        if done is not None:
+            return (done[0] if bool_spikes else done[0].to(x.dtype)), done[1]
         return self.reference_forward(x, state, p, bool_spikes)
+
+    def sequence_kernel(self, x: torch.Tensor, state: Any, p: Any) -> tuple[torch.Tensor, Any] | None:
+        """A model's own forward-only kernel of a whole sequence: ``(bool spikes, final state)``,
+        or None where it does not apply (or the model has none)."""
+        return None
 
     def reference_forward(self, x: torch.Tensor, state: Any, p: Any, bool_spikes: bool = False) -> tuple[torch.Tensor, Any]:
         """The eager step loop (the reference the fused kernels are tested against)."""

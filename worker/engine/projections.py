@@ -7,10 +7,12 @@ arrays per synapse, or one shared value (a Brunel projection with one weight sto
 array: 4 bytes per synapse for the target, 8 per presynaptic neuron for the offsets).
 
 A spike of neuron j at step t reaches target ``post[s]`` at step ``t + delay[s]`` (delays in
-steps, at least 1), as ``weight[s]`` added to that step's input. Future inputs wait in a
-``DelayRing`` of ``max_delay + 1`` slots. ``project`` adds a step's spikes to the ring (the C
-kernel in ``events/projection_kernels.c``, or ``project_reference``, a dense product per delay
-that the tests compare it with); ``DelayRing.take`` hands over the input of a step.
+steps; 0 is the same step), as ``weight[s]`` added to that step's input. Future inputs wait in a
+``DelayRing`` of at least ``max_delay + steps`` slots for ``steps`` steps handed over at a time.
+``project`` adds the spikes of one step or of several consecutive steps to the ring (the C kernel
+in ``events/projection_kernels.c``, or ``project_reference``, a dense product per delay that the
+tests compare it with); ``DelayRing.take`` hands over the input of a step, ``take_steps`` of
+several.
 
 Connectivity is drawn on the CPU from a ``torch.Generator``, so a seed gives the same synapses
 on every device: fixed in-degree, fixed out-degree, pairwise Bernoulli, one-to-one, all-to-all.
@@ -79,8 +81,8 @@ def from_pairs(
         weight_t = weight_t[order].contiguous()
     if delay_t.dim():
         delay_t = delay_t[order].contiguous()
-    if delay_t.numel() and int(delay_t.min()) < 1:
-        raise ValueError("delays are at least one step")
+    if delay_t.numel() and int(delay_t.min()) < 0:
+        raise ValueError("delays are not negative")
     offsets = torch.zeros(n_pre + 1, dtype=torch.int64)
     offsets[1:] = torch.cumsum(torch.bincount(pre, minlength=n_pre), 0)
     return Projection(n_pre, n_post, offsets, post[order].to(torch.int32).contiguous(), weight_t, delay_t)
@@ -170,22 +172,46 @@ def all_to_all(n_pre: int, n_post: int, *, weight: torch.Tensor | float = 1.0, d
 
 
 class DelayRing:
-    """Inputs of the coming steps, per batch row and target: ``slots`` >= max delay + 1."""
+    """Inputs of the coming steps, per batch row and target: ``slots`` >= the longest delay plus
+    the steps taken at a time."""
 
-    def __init__(self, slots: int, rows: int, n_post: int) -> None:
+    def __init__(self, slots: int, rows: int, n_post: int, device: torch.device | str = "cpu") -> None:
         self.slots = slots
-        self.buffer = torch.zeros((slots, rows, n_post), dtype=torch.float32)
+        self.buffer = torch.zeros((slots, rows, n_post), dtype=torch.float32, device=device)
 
     def take(self, step: int) -> torch.Tensor:
         """The input that arrives at ``step`` (rows, n_post); its slot is emptied for reuse."""
-        slot = self.buffer[step % self.slots]
-        taken = slot.clone()
-        slot.zero_()
+        return self.take_steps(step, 1)[0]
+
+    def _slots(self, step: int, steps: int) -> torch.Tensor | slice:
+        first = step % self.slots
+        if first + steps <= self.slots:
+            return slice(first, first + steps)
+        return (torch.arange(steps, device=self.buffer.device) + first) % self.slots
+
+    def take_steps(self, step: int, steps: int) -> torch.Tensor:
+        """The input of steps ``step .. step + steps - 1`` (steps, rows, n_post); their slots are emptied."""
+        slots = self._slots(step, steps)
+        taken = self.buffer[slots].clone()
+        self.buffer[slots] = 0.0
         return taken
+
+    def add(self, step: int, values: torch.Tensor) -> None:
+        """Adds ``values`` (steps, rows, n_post) to the input of steps ``step ..``."""
+        slots = self._slots(step, values.shape[0])
+        if isinstance(slots, slice):
+            self.buffer[slots] += values
+        else:
+            self.buffer.index_add_(0, slots, values)
 
 
 def project_reference(spikes: torch.Tensor, projection: Projection, ring: DelayRing, step: int) -> None:
-    """The obvious version: for each delay, the dense weight matrix of its synapses times the spikes."""
+    """The obvious version: for each step and delay, the dense weight matrix of its synapses times
+    the spikes. ``spikes`` is (rows, n_pre) for one step or (steps, rows, n_pre)."""
+    if spikes.dim() == 3:
+        for offset, spikes_t in enumerate(spikes):
+            project_reference(spikes_t, projection, ring, step + offset)
+        return
     pre = projection.pre
     weights = projection.weight.expand(projection.synapses) if projection.weight.dim() == 0 else projection.weight
     delays = projection.delay.expand(projection.synapses) if projection.delay.dim() == 0 else projection.delay
@@ -204,24 +230,44 @@ def _library() -> ctypes.CDLL | None:
         log.warning("projection kernel unavailable, projections run the reference: %s", error)
         return None
     i64, ptr = ctypes.c_int64, ctypes.c_void_p
-    lib.project_spikes.argtypes = [i64, i64, i64, i64, i64, ptr, ptr, ptr, ptr, ctypes.c_float, ptr, i64, ptr, i64, ctypes.c_int]
+    lib.project_spikes.argtypes = [
+        i64,
+        i64,
+        i64,
+        i64,
+        i64,
+        i64,
+        ptr,
+        ptr,
+        ptr,
+        ptr,
+        ctypes.c_float,
+        ptr,
+        i64,
+        ptr,
+        i64,
+        ctypes.c_int,
+    ]
     lib.project_spikes.restype = None
     return lib
 
 
 def project(spikes: torch.Tensor, projection: Projection, ring: DelayRing, step: int, threads: int | None = None) -> None:
-    """Adds the spikes of ``step`` ((rows, n_pre): bool, or small counts) to the ring."""
+    """Adds the spikes of ``step`` ((rows, n_pre): bool, or small counts), or of the steps from
+    ``step`` on ((steps, rows, n_pre)), to the ring."""
     lib = _library()
-    if lib is None:
+    if lib is None or ring.buffer.device.type != "cpu":
         project_reference(spikes.float(), projection, ring, step)
         return
     counts = spikes.to(torch.uint8).contiguous()
-    synapses = int((counts.to(torch.int64).sum(0) * projection.row_lengths).sum())
+    counts_3d = counts if counts.dim() == 3 else counts.unsqueeze(0)
+    per_neuron = counts_3d.reshape(-1, projection.n_pre).sum(0, dtype=torch.int64)
+    synapses = int((per_neuron * projection.row_lengths).sum())
     if synapses == 0:
         return
     shared_w, shared_d = projection.weight.dim() == 0, projection.delay.dim() == 0
     lib.project_spikes(
-        counts.shape[0], projection.n_pre, projection.n_post, ring.slots, step, counts.data_ptr(),
+        counts_3d.shape[0], counts_3d.shape[1], projection.n_pre, projection.n_post, ring.slots, step, counts.data_ptr(),
         projection.offsets.data_ptr(), projection.post.data_ptr(),
         None if shared_w else projection.weight.data_ptr(), float(projection.weight) if shared_w else 0.0,
         None if shared_d else projection.delay.data_ptr(), int(projection.delay) if shared_d else 0,

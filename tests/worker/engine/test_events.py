@@ -6,6 +6,7 @@ The Triton kernels run on a GPU when there is one, otherwise on the CPU through 
 interpreter (TRITON_INTERPRET=1, set before Triton is first imported).
 """
 
+import math
 import os
 
 import numpy as np
@@ -19,6 +20,7 @@ if not torch.cuda.is_available():
 from tests.helpers import compiled_ptx
 from worker.engine import events
 from worker.engine.events import reference
+from worker.simulation.binomial import count_thresholds
 
 try:
     import triton  # noqa: F401
@@ -266,3 +268,46 @@ def test_a_refused_total_lists_nothing() -> None:
     with pytest.raises(RuntimeError, match="too many"):
         events.record_spikes(spikes((10, 1, 50), 0.5, seed=1).bool(), 0, counts, refuse)
     assert not counts.any()
+
+
+def count_table(sources: int, p: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    table, row = count_thresholds(sources, p)
+    return torch.from_numpy(table), torch.from_numpy(row)
+
+
+def test_poisson_counts_kernel_draws_the_references_counts() -> None:
+    table, row = count_table(800, np.linspace(0.0, 0.01, 13))
+    drawn = events.poisson_counts(table, row, 500, 21, 3, seed=5)
+    assert drawn.dtype == torch.uint8 and int(drawn.max()) > 3
+    assert torch.equal(drawn, reference.poisson_counts(table, row, 500, 21, 3, seed=5))
+
+
+def test_poisson_counts_have_the_binomial_mean_and_variance_and_do_not_depend_on_the_chunking() -> None:
+    n, p = 800, 25.0 * 1e-4  # Brunel's external drive: 800 trains at 25 Hz, dt 0.1 ms
+    table, row = count_table(n, np.full(500, p))
+    drawn = events.poisson_counts(table, row, 0, 400, 1, seed=2)
+    counts = drawn.double()
+    samples = counts.numel()
+    mean, variance = n * p, n * p * (1 - p)
+    assert abs(float(counts.mean()) - mean) < 3 * math.sqrt(variance / samples)
+    assert abs(float(counts.var()) - variance) < 3 * variance * math.sqrt(2 / samples) * 1.5  # the excess kurtosis is small
+    pieces = [events.poisson_counts(table, row, start, stop - start, 1, seed=2) for start, stop in [(0, 7), (7, 400)]]
+    assert torch.equal(torch.cat(pieces), drawn)
+
+
+def test_one_train_per_feature_counts_as_the_poisson_spikes_do() -> None:
+    p = np.full(64, 0.3)
+    table, row = count_table(1, p)
+    counts = events.poisson_counts(table, row, 0, 50, 2, seed=9)
+    spikes = events.poisson_spikes(torch.from_numpy(events.poisson_thresholds(p)), 0, 50, 2, seed=9)
+    # the same draw u: a spike when u < p * 2^32, a count of one when u >= (1 - p) * 2^32
+    assert abs(int(counts.sum()) - int(spikes.sum())) < 200 and int(counts.max()) == 1
+
+
+def test_count_thresholds_are_the_binomial_cdf_and_refuse_counts_over_a_byte() -> None:
+    table, row = count_thresholds(3, np.array([0.5, 0.5, 0.0]))
+    assert row.tolist() == [1, 1, 0]
+    assert table[1].tolist() == [2**29, 2**31, 7 * 2**29, 2**32]  # 1/8, 1/2, 7/8, 1
+    assert table[0].tolist()[0] == 2**32  # never a spike
+    with pytest.raises(ValueError, match="more than 255 spikes"):
+        count_thresholds(800, np.array([0.5]))

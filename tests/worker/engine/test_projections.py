@@ -1,6 +1,8 @@
 """Sparse projections with delays: the connectivity rules draw what they promise from a seed, and
 the C kernel adds spikes into the delay ring exactly as the dense reference does."""
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -54,8 +56,8 @@ def test_rows_are_sorted_by_target_and_bad_synapses_are_refused() -> None:
     assert p.offsets.tolist() == [0, 2, 2, 4] and p.post.tolist() == [1, 3, 0, 1] and p.weight.tolist() == [4.0, 2.0, 3.0, 1.0]
     with pytest.raises(ValueError, match="outside its population"):
         proj.from_pairs(torch.tensor([3]), torch.tensor([0]), 3, 4, 1.0, 1)
-    with pytest.raises(ValueError, match="at least one step"):
-        proj.from_pairs(torch.tensor([0]), torch.tensor([0]), 3, 4, 1.0, 0)
+    with pytest.raises(ValueError, match="not negative"):
+        proj.from_pairs(torch.tensor([0]), torch.tensor([0]), 3, 4, 1.0, -1)
 
 
 def test_a_projection_with_one_weight_and_one_delay_stores_four_bytes_a_synapse() -> None:
@@ -123,3 +125,27 @@ def test_shared_weight_and_delay_equal_the_same_values_per_synapse() -> None:
     )  # fmt: skip
     spikes = torch.rand(20, 1, 50, generator=seeded(10)) < 0.2
     assert torch.equal(run(spikes, shared, reference=False), run(spikes, spread, reference=False))
+
+
+@pytest.mark.parametrize("block", [2, 5])
+def test_several_steps_at_once_add_what_step_by_step_adds(block: int) -> None:
+    """A graph's pass hands the kernel several steps (never more than the shortest delay); with
+    per-synapse delays a slot is reached from several of them, and the sums are the step-by-step
+    ones bit for bit."""
+    drawn = random_projection(4, exact=False)
+    p = dataclasses.replace(drawn, delay=drawn.delay + block - 1)
+    spikes = (torch.rand(40, 2, p.n_pre, generator=seeded(9)) < 0.2).to(torch.uint8)
+    step_by_step = run(spikes, p, reference=False)
+    ring = DelayRing(p.max_delay + block, 2, p.n_post)
+    taken = []
+    for first in range(0, 40, block):
+        taken.append(ring.take_steps(first, block))
+        project(spikes[first : first + block], p, ring, first)
+    assert torch.equal(torch.cat(taken), step_by_step)
+
+
+def test_a_delay_of_zero_arrives_in_the_same_step() -> None:
+    p = proj.one_to_one(3, weight=0.5, delay=0)
+    ring = DelayRing(2, 1, 3)
+    project(torch.tensor([[True, False, True]]), p, ring, 4)
+    assert ring.take(4).tolist() == [[0.5, 0.0, 0.5]]

@@ -41,3 +41,34 @@ def test_a_refractory_box_neuron_loses_the_input_that_arrives_while_it_is_held()
     assert z[:, 0].tolist() == [1.0, 0.0, 0.0, 0.0, 1.0]
     torch.testing.assert_close(states.v[:, 0], torch.tensor([10.0, 10.0, 10.0, 14.5, 10.0]))
     assert states.rho[:, 0].tolist() == [2.0, 1.0, 0.0, 0.0, 2.0]
+
+
+@pytest.mark.parametrize(
+    ("synapse", "reset_method", "rho_reset", "drive"),
+    [("delta", "value", 20.0, 2.5), ("current", "subtract", 3.0, 900.0), ("delta", "subtract", 0.0, 4.0)],
+)
+def test_the_refractory_box_kernel_equals_the_step_loop_bit_for_bit(
+    synapse: str, reset_method: str, rho_reset: float, drive: float
+) -> None:
+    g = torch.Generator().manual_seed(1)
+    v_th = 20.0 + torch.rand(300, generator=g)  # per-neuron thresholds
+    p = snn.LIFBoxRefracParameters(
+        tau_mem_inv=50.0, v_th=v_th, v_reset=10.0, synapse=synapse, reset_method=reset_method, rho_reset=rho_reset
+    )
+    x = (torch.rand(400, 2, 300, generator=g) < 0.4).float() * drive
+    module = snn.LIFBoxRefrac(p, dt=1e-4)
+    with torch.inference_mode():
+        params = snn.module.cast_params(module.p, x)
+        start = snn.LIFBoxRefracFeedForwardState(v=torch.rand(2, 300, generator=g) * 20, rho=torch.zeros(2, 300))
+        fast, fast_state = module(x, start)
+        slow, slow_state = module.reference_forward(x, start, params)
+    assert 1000 < fast.sum() < x.numel() / 4
+    assert torch.equal(fast, slow) and torch.equal(fast_state.v, slow_state.v) and torch.equal(fast_state.rho, slow_state.rho)
+
+
+def test_the_refractory_box_kernel_leaves_gradients_to_the_step_loop() -> None:
+    p = snn.LIFBoxRefracParameters(tau_mem_inv=50.0, synapse="delta", rho_reset=2.0)
+    x = torch.full((10, 3), 0.4, requires_grad=True)
+    out, _ = snn.LIFBoxRefrac(p, dt=1e-3)(x)
+    out.sum().backward()
+    assert x.grad is not None and out.dtype == torch.float32

@@ -25,7 +25,7 @@ import torch
 from worker.engine.events import reference
 
 __all__ = [
-    "available", "avgpool2d_events", "conv2d_events", "linear_events", "poisson_spikes", "poisson_thresholds",
+    "available", "avgpool2d_events", "conv2d_events", "linear_events", "poisson_counts", "poisson_spikes", "poisson_thresholds",
     "record_spikes", "spike_count",
 ]  # fmt: skip
 
@@ -135,6 +135,21 @@ def poisson_spikes(
     out = torch.empty((steps, batch, n), dtype=torch.bool, device=threshold.device)
     if math.prod(out.shape):
         kernels.poisson(threshold.contiguous(), t0, seed, out)
+    return out
+
+
+def poisson_counts(table: torch.Tensor, row: torch.Tensor, t0: int, steps: int, batch: int, seed: int) -> torch.Tensor:
+    """(steps, batch, n) uint8 spike counts of several Poisson trains per feature, from the count
+    thresholds ``table`` (rows, width) int64 and each feature's ``row`` (n,) int32 (see
+    ``worker.simulation.binomial``), both on the target device; the same draws as ``poisson_spikes``."""
+    if not 0 <= seed < 2**64 or t0 < 0 or t0 + steps > 2**32:
+        raise ValueError("seed must be in [0, 2^64) and steps in [0, 2^32)")
+    kernels = _cpu_kernels(table)
+    if kernels is None:
+        return reference.poisson_counts(table, row, t0, steps, batch, seed)
+    out = torch.empty((steps, batch, row.shape[0]), dtype=torch.uint8)
+    if math.prod(out.shape):
+        kernels.poisson_counts(table.contiguous(), row.contiguous(), t0, seed, out)
     return out
 
 

@@ -27,6 +27,7 @@ def library() -> ctypes.CDLL | None:
     lib.conv2d_events.argtypes = [*[i64] * 14, ptr, ptr, ptr, ptr, c_int]
     lib.avgpool2d_events.argtypes = [*[i64] * 12, ptr, ptr, c_int]
     lib.poisson_spikes.argtypes = [i64, i64, i64, i64, ctypes.c_uint64, ptr, ptr, c_int]
+    lib.poisson_counts.argtypes = [i64, i64, i64, i64, ctypes.c_uint64, ptr, i64, ptr, ptr, c_int]
     lib.spike_count.argtypes = [ptr, i64, c_int]
     lib.spike_count.restype = i64
     lib.spike_rows.argtypes = [i64, i64, ptr, ptr, c_int]
@@ -36,6 +37,7 @@ def library() -> ctypes.CDLL | None:
         lib.conv2d_events,
         lib.avgpool2d_events,
         lib.poisson_spikes,
+        lib.poisson_counts,
         lib.spike_rows,
         lib.spike_events,
     ):
@@ -95,6 +97,13 @@ def avgpool2d(
 def poisson(threshold: torch.Tensor, t0: int, seed: int, out: torch.Tensor) -> None:
     steps, batch, n = out.shape
     _lib().poisson_spikes(steps, batch, n, t0, seed, threshold.data_ptr(), out.data_ptr(), torch.get_num_threads())
+
+
+def poisson_counts(table: torch.Tensor, row: torch.Tensor, t0: int, seed: int, out: torch.Tensor) -> None:
+    steps, batch, n = out.shape
+    _lib().poisson_counts(
+        steps, batch, n, t0, seed, table.data_ptr(), table.shape[1], row.data_ptr(), out.data_ptr(), torch.get_num_threads()
+    )
 
 
 def spike_count(x: torch.Tensor) -> int:

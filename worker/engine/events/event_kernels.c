@@ -183,6 +183,30 @@ void poisson_spikes(int64_t steps, int64_t batch, int64_t n, int64_t t0, uint64_
     }
 }
 
+/* out (steps, batch, n) spike counts of several Poisson trains per feature: feature k's count is
+ * the number of thresholds in its row of ``table`` (row[k] of a (rows, width) table, ascending,
+ * padded with 2^32) that its draw reaches; the draw is the one poisson_spikes compares. */
+void poisson_counts(int64_t steps, int64_t batch, int64_t n, int64_t t0, uint64_t seed, const int64_t *table, int64_t width,
+                    const int32_t *row, uint8_t *out, int threads) {
+    const uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
+#pragma omp parallel for collapse(2) schedule(static) num_threads(team(steps * batch * n * 16, threads))
+    for (int64_t t = 0; t < steps; t++) {
+        for (int64_t b = 0; b < batch; b++) {
+            uint8_t *counts = out + (t * batch + b) * n;
+            for (int64_t g = 0; g < n; g += 4) {
+                uint32_t c[4] = {(uint32_t)(g >> 2), (uint32_t)b, (uint32_t)(t0 + t), 0};
+                philox(c, k0, k1);
+                for (int64_t k = 0; k < 4 && g + k < n; k++) {
+                    const int64_t *thresholds = table + (int64_t)row[g + k] * width;
+                    int64_t count = 0;
+                    while (count < width && (int64_t)c[k] >= thresholds[count]) count++;
+                    counts[g + k] = (uint8_t)count;
+                }
+            }
+        }
+    }
+}
+
 /* --- recording ------------------------------------------------------------------------------- */
 
 /* The number of events in n counts (bytes). */

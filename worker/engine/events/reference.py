@@ -93,12 +93,22 @@ def philox(counter: list[torch.Tensor], seed: int) -> list[torch.Tensor]:
 def poisson_spikes(threshold: torch.Tensor, t0: int, steps: int, batch: int, seed: int) -> torch.Tensor:
     """(steps, batch, n) bool: neuron n of batch entry b spikes at step t when word n % 4 of
     Philox(counter (n // 4, b, t, 0), key seed) is below threshold[n]."""
-    device = threshold.device
-    n = threshold.shape[0]
+    return poisson_words(threshold.shape[0], t0, steps, batch, seed, threshold.device) < threshold
+
+
+def poisson_counts(table: torch.Tensor, row: torch.Tensor, t0: int, steps: int, batch: int, seed: int) -> torch.Tensor:
+    """(steps, batch, n) uint8: the number of thresholds in feature n's row of ``table`` that the
+    word ``poisson_spikes`` draws for it reaches."""
+    words = poisson_words(row.shape[0], t0, steps, batch, seed, table.device)
+    thresholds = table[row.long()]  # (n, width)
+    return (words.unsqueeze(-1) >= thresholds).sum(-1).to(torch.uint8)
+
+
+def poisson_words(n: int, t0: int, steps: int, batch: int, seed: int, device: torch.device) -> torch.Tensor:
+    """(steps, batch, n) int64: word n % 4 of Philox(counter (n // 4, b, t, 0), key seed)."""
     t = torch.arange(t0, t0 + steps, device=device).view(steps, 1, 1).expand(steps, batch, n)
     b = torch.arange(batch, device=device).view(1, batch, 1).expand(steps, batch, n)
     neuron = torch.arange(n, device=device).view(1, 1, n).expand(steps, batch, n)
     words = philox([neuron // 4, b, t, torch.zeros_like(t)], seed)
     lane = neuron % 4
-    word = torch.where(lane == 0, words[0], torch.where(lane == 1, words[1], torch.where(lane == 2, words[2], words[3])))
-    return word < threshold
+    return torch.where(lane == 0, words[0], torch.where(lane == 1, words[1], torch.where(lane == 2, words[2], words[3])))

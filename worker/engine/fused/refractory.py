@@ -1,0 +1,66 @@
+"""The box LIF with a refractory period in one kernel call per sequence (``refractory_kernels.c``).
+
+``box_refrac_sequence`` runs ``LIFBoxRefrac``'s whole time loop in C on the CPU where it applies
+(float32 input, no gradient recorded, no per-step state kept, the kernels built here and not
+switched off with ``SPIKESERVE_FUSED=0``) and answers None elsewhere, so the module keeps its
+eager step loop, the reference this kernel is tested against bit for bit.
+"""
+
+import ctypes
+import functools
+import logging
+import os
+import pathlib
+from typing import Any
+
+import torch
+
+from worker.engine.fused.cpu import build
+from worker.engine.fused.models import coefficients, expand
+
+log = logging.getLogger(__name__)
+SOURCE = pathlib.Path(__file__).with_name("refractory_kernels.c")
+
+
+@functools.cache
+def library() -> ctypes.CDLL | None:
+    try:
+        lib = ctypes.CDLL(str(build(source=SOURCE)))
+    except (RuntimeError, OSError) as error:
+        log.warning("refractory kernel unavailable, LIFBoxRefrac runs its step loop: %s", error)
+        return None
+    i64, ptr = ctypes.c_int64, ctypes.c_void_p
+    lib.box_refrac_forward.argtypes = [i64, i64, *[ptr] * 8, ctypes.c_int, ctypes.c_int, ptr, ctypes.c_int]
+    lib.box_refrac_forward.restype = None
+    return lib
+
+
+def box_refrac_sequence(x: torch.Tensor, state: Any, p: Any, dt: float) -> tuple[torch.Tensor, Any] | None:
+    """``(bool spikes (T, *shape), final state)`` of LIFBoxRefrac over ``x`` (T, *shape) from
+    ``state``, or None where the kernel does not apply."""
+    if os.environ.get("SPIKESERVE_FUSED", "1") == "0" or x.device.type != "cpu" or x.dtype != torch.float32 or x.dim() < 2:
+        return None
+    if p.reset_method not in ("value", "subtract") or p.synapse not in ("current", "delta"):
+        return None
+    if torch.is_grad_enabled() and (
+        x.requires_grad or any(isinstance(t, torch.Tensor) and t.requires_grad for t in (*p, *state))
+    ):
+        return None
+    lib = library()
+    if lib is None:
+        return None
+    steps, shape = x.shape[0], x.shape[1:]
+    values = {name: expand(value, shape, x) for name, value in coefficients(p, dt).items()}
+    values["rho_reset"] = expand(p.rho_reset, shape, x)
+    v, rho = (expand(getattr(state, name), shape, x) for name in ("v", "rho"))
+    if v is None or rho is None or any(value is None for value in values.values()):
+        return None
+    v, rho = v.clone(), rho.clone()
+    flat = x.reshape(steps, -1).contiguous()
+    spikes = torch.empty((steps, flat.shape[1]), dtype=torch.bool)
+    lib.box_refrac_forward(
+        steps, flat.shape[1], flat.data_ptr(), v.data_ptr(), rho.data_ptr(),
+        *(values[name].data_ptr() for name in ("a", "v_leak", "v_th", "v_reset", "rho_reset")),  # type: ignore[union-attr]
+        int(p.synapse == "delta"), int(p.reset_method == "subtract"), spikes.data_ptr(), torch.get_num_threads(),
+    )  # fmt: skip
+    return spikes.reshape(steps, *shape), type(state)(v=v.reshape(shape), rho=rho.reshape(shape))
