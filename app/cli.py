@@ -513,7 +513,7 @@ def _nir_export(args: argparse.Namespace) -> int:
     except NIRError as error:
         return _fail(f"{path}: {error}")
     pathlib.Path(args.output).write_bytes(data)
-    print(f"wrote {args.output}: {len(request.network.layers)} layers, dt = {request.dt} s")
+    print(f"wrote {args.output}: {len(plan.layers)} layers, dt = {request.dt} s")
     return 0
 
 

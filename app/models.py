@@ -101,7 +101,8 @@ class Validation(BaseModel):
     batch: int | None
     neurons: int
     neuron_steps: int
-    layers: list[LayerSummary]
+    layers: list[LayerSummary] = Field(description="the layers of a chain, or the neuron populations of a graph")
+    synapses: int | None = Field(default=None, description="a graph's synapses, all edges together (none for a chain)")
     record_spikes: list[str] = Field(description="the layers whose spikes the result holds (and record.live may name)")
     record_live: list[str] = Field(description="the layers whose spikes the event stream carries while the job runs")
     cost: Cost

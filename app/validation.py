@@ -87,6 +87,7 @@ def _request_summary(body: bytes | bytearray, limits: Limits) -> dict[str, Any]:
         "neurons": plan.neurons,
         "neuron_steps": plan.neuron_steps,
         "layers": [{"name": layer.name, "type": layer.type, "shape": list(layer.out_shape)} for layer in plan.layers],
+        "synapses": None if plan.graph is None else sum(edge.synapses for edge in plan.graph.edges),
         "record_spikes": plan.record_spikes,
         "record_live": plan.record_live,
         "cost": plan.cost.summary(),

@@ -271,7 +271,7 @@ def execute_points(store: JobStore, job_ids: list[str], settings: Settings, devi
 
 def _batch_key(request: JobRequest, plan: Plan) -> str:
     """What the points of one batch must share (their axes are the only differences)."""
-    assert plan.cost is not None
+    assert plan.cost is not None and request.input is not None, "only chains of layers are batched"
     voltages = {name: None if kept is None else kept.tolist() for name, kept in plan.record_voltages.items()}
     layers = [(layer.type, layer.out_shape) for layer in plan.layers]
     shared = [request.dt, request.input.type, plan.steps, plan.batch, plan.cost.chunk_steps, layers, plan.record_spikes, voltages]

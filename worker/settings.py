@@ -59,6 +59,7 @@ class Settings(BaseSettings):
     max_neuron_steps: int = 10**11
     max_batch: int = 1024
     max_parameters: int = 100_000_000
+    max_synapses: int = Field(default=100_000_000, description="synapses of one graph network (4 to 12 bytes each)")
     max_input_bytes: int = 48 * 2**20
     max_record_bytes: int = 512 * 2**20
     max_synaptic_ops: int = Field(
@@ -128,6 +129,7 @@ class Settings(BaseSettings):
             max_neuron_steps=self.max_neuron_steps,
             max_batch=self.max_batch,
             max_parameters=self.max_parameters,
+            max_synapses=self.max_synapses,
             max_input_bytes=self.max_input_bytes,
             max_record_bytes=self.max_record_bytes,
             max_synaptic_ops=self.max_synaptic_ops,

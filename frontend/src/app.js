@@ -115,7 +115,10 @@ async function validate() {
   if (!body) return false;
   try {
     const plan = await api("/validate", { method: "POST", body });
-    showValidation([], `Valid: ${plan.layers.length} layers, ${plan.neurons.toLocaleString()} neurons, ${plan.steps.toLocaleString()} steps.`);
+    const network = plan.synapses == null
+      ? `${plan.layers.length} layers`
+      : `a graph of ${plan.layers.length} populations (${plan.layers.map((layer) => layer.name).join(", ")}), ${plan.synapses.toLocaleString()} synapses`;
+    showValidation([], `Valid: ${network}, ${plan.neurons.toLocaleString()} neurons, ${plan.steps.toLocaleString()} steps.`);
     return true;
   } catch (error) {
     if (error instanceof ApiError && error.status === 422 && Array.isArray(error.detail)) showValidation(error.detail);
@@ -516,8 +519,11 @@ async function openResult(jobId) {
   await render();
 }
 
+// A result layer's definition in the request: a layer of a chain, or a population of a graph.
 function layerSpec(name) {
-  const layers = state.request?.network?.layers ?? [];
+  const network = state.request?.network;
+  if (Array.isArray(network?.nodes)) return network.nodes.find((node) => node?.name === name);
+  const layers = network?.layers ?? [];
   return layers.find((layer, index) => (layer.name ?? `${layer.type}_${index}`) === name);
 }
 

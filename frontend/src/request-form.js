@@ -14,16 +14,23 @@ export function formFields(body, defaultThreshold) {
     fields.push({ label: "input rate (Hz)", path: ["input", "rates"], type: "number", value: input.rates });
   }
   if (input?.type === "constant" && typeof input.value === "number") fields.push({ label: "input value", path: ["input", "value"], type: "number", value: input.value });
-  const layers = Array.isArray(body.network?.layers) ? body.network.layers : [];
-  layers.forEach((layer, index) => {
-    if (!layer || typeof layer !== "object" || !(layer.type in defaultThreshold)) return;
-    const params = layer.params && typeof layer.params === "object" ? layer.params : {};
+  // a chain's neuron layers, or a graph's populations and Poisson inputs
+  const graph = Array.isArray(body.network?.nodes);
+  const listed = graph ? body.network.nodes : Array.isArray(body.network?.layers) ? body.network.layers : [];
+  const where = graph ? "nodes" : "layers";
+  listed.forEach((layer, index) => {
+    if (!layer || typeof layer !== "object") return;
     const name = layer.name ?? `${layer.type}_${index}`;
+    if (graph && layer.type === "poisson" && typeof layer.rates === "number") {
+      fields.push({ label: `${name}: rate (Hz)`, path: ["network", where, index, "rates"], type: "number", value: layer.rates });
+    }
+    if (!(layer.type in defaultThreshold)) return;
+    const params = layer.params && typeof layer.params === "object" ? layer.params : {};
     const shown = layer.type === "izhikevich" ? Object.keys(params) : [...new Set([...NEURON_PARAMS.filter((key) => key === "v_th" || key in params), ...Object.keys(params)])];
     for (const key of shown) {
       if (params[key] !== undefined && typeof params[key] !== "number") continue; // per-neuron arrays stay in the JSON
       const placeholder = key === "v_th" && params.v_th === undefined ? String(defaultThreshold[layer.type]) : "";
-      fields.push({ label: `${name}: ${key}`, path: ["network", "layers", index, "params", key], type: "number", value: params[key], placeholder });
+      fields.push({ label: `${name}: ${key}`, path: ["network", where, index, "params", key], type: "number", value: params[key], placeholder });
     }
   });
   return fields;

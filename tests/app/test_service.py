@@ -64,6 +64,18 @@ def test_examples_over_http_equal_the_local_runner(service: Service, name: str) 
     assert_same_recordings(served, simulate(*parse_request(request)))
 
 
+def test_a_graph_network_over_http_equals_the_local_runner(service: Service) -> None:
+    request = json.loads((EXAMPLES / "brunel.json").read_text()) | {"steps": 600}
+    with service.http() as http:
+        checked = http.post("/api/v1/validate", json=request).json()
+        assert checked["synapses"] == 10_010_000 and [layer["name"] for layer in checked["layers"]] == ["E", "I"]
+        job_id = submit(http, request)
+        assert service.wait_final(job_id)["status"] == "succeeded"
+        served = Result.from_npz(http.get(f"/api/v1/jobs/{job_id}/result", params={"format": "npz"}).content)
+    assert served.layers["E"].spike_count > 1000
+    assert_same_recordings(served, simulate(*parse_request(request)))
+
+
 def read_events(http: httpx.Client, job_id: str) -> list[dict]:
     events = []
     with http.stream("GET", f"/api/v1/jobs/{job_id}/events", timeout=60) as response:

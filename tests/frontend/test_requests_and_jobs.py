@@ -120,6 +120,20 @@ def test_the_form_of_common_fields_edits_the_json(page) -> None:
     screenshot(page, "request-form")
 
 
+def test_a_graph_request_shows_its_populations_and_drives_in_the_form_and_its_synapses_when_valid(page) -> None:
+    page.select_option("#examples", "brunel")
+    page.click("#quick-form summary")
+    page.locator("#form-fields label", has_text="drive_I: rate (Hz)").wait_for()
+    labels = page.locator("#form-fields label").all_text_contents()
+    assert {"E: v_th", "I: rho_reset", "drive_E: rate (Hz)"} <= set(labels), labels
+    rate = page.locator("#form-fields label", has_text="drive_I: rate (Hz)").get_attribute("for")
+    page.fill(f"#{rate}", "20")
+    page.dispatch_event(f"#{rate}", "change")
+    assert json.loads(request_text(page))["network"]["nodes"][3]["rates"] == 20
+    page.click("#validate")
+    page.locator("#validation .ok", has_text="a graph of 2 populations (E, I), 10,010,000 synapses").wait_for()
+
+
 def test_a_long_job_can_be_cancelled(page) -> None:
     set_request(page, json.dumps(LONG))
     page.click("#submit")

@@ -76,7 +76,7 @@ def simulate_points(
     network = _per_entry_network(runs, voltage_layers)
     if device.type != "cpu":
         network = network.to(device)
-    streams = [InputStream(point_request, point_plan, device) for point_request, point_plan in runs]
+    streams = [InputStream.of(point_request, point_plan, device) for point_request, point_plan in runs]
     # per entry its own recorders and spike budget: what a run of its point alone records
     recorders = [recorders_for(point, 1, device, SpikeBudget(point.cost.spike_events if point.cost else 0)) for _, point in runs]
     failed: dict[int, Exception] = {}

@@ -21,9 +21,10 @@ import numpy as np
 import torch
 
 import worker.engine as snn
-from worker.engine.events import poisson_spikes, poisson_thresholds
+from worker.engine.events import poisson_counts, poisson_spikes, poisson_thresholds
 from worker.engine.synapses import AvgPool2d, Conv, Linear
-from worker.simulation.plan import LayerPlan, Plan
+from worker.simulation.binomial import count_thresholds
+from worker.simulation.checks import LayerPlan, Plan
 from worker.simulation.request import (
     AvgPool2dLayer,
     ConstantInput,
@@ -35,12 +36,17 @@ from worker.simulation.request import (
     JobRequest,
     LIFRecurrentLayer,
     LinearLayer,
+    Network,
     PoissonInput,
     ScaleLayer,
     SpikesInput,
     TensorInput,
     ThresholdLayer,
 )
+
+# Each input of a graph draws its Poisson spikes under its own Philox key: the seed plus its node
+# index times this odd constant (2^64 / golden ratio), modulo 2^64; the first node's key is the seed.
+STREAM_KEY_STEP = 0x9E3779B97F4A7C15
 
 PARAMETER_TYPES: dict[str, Any] = {
     "lif": (snn.LIF, snn.LIFParameters),
@@ -85,9 +91,10 @@ def build_network(request: JobRequest, plan: Plan, record_states: frozenset[str]
 
     Layers named in ``record_states`` return the state of every step (for voltage recording).
     """
+    assert isinstance(request.network, Network)
     generator = torch.Generator().manual_seed(request.seed)
     modules = [
-        _build_layer(layer, layer_plan, generator, request.dt, layer_plan.name in record_states)
+        build_layer(layer, layer_plan, generator, request.dt, layer_plan.name in record_states)
         for layer, layer_plan in zip(request.network.layers, plan.layers, strict=True)
     ]
     for module in modules:
@@ -96,7 +103,7 @@ def build_network(request: JobRequest, plan: Plan, record_states: frozenset[str]
     return snn.SequentialState(*modules, return_hidden=True)
 
 
-def _weight(
+def draw_weight(
     value: Any, shape: tuple[int, ...], default_bound: float | None, generator: torch.Generator, decoded: np.ndarray | None
 ) -> torch.Tensor:
     if decoded is not None:
@@ -121,7 +128,7 @@ def _params(layer: Any, plan: LayerPlan) -> dict[str, Any]:
     return values
 
 
-def _build_layer(layer: Any, plan: LayerPlan, generator: torch.Generator, dt: float, record_states: bool) -> torch.nn.Module:
+def build_layer(layer: Any, plan: LayerPlan, generator: torch.Generator, dt: float, record_states: bool) -> torch.nn.Module:
     if isinstance(layer, (LinearLayer, Conv1dLayer, Conv2dLayer)):
         if isinstance(layer, LinearLayer):
             weight_shape: tuple[int, ...] = (layer.out_features, layer.in_features)
@@ -129,10 +136,10 @@ def _build_layer(layer: Any, plan: LayerPlan, generator: torch.Generator, dt: fl
             kernel = (layer.kernel_size,) if isinstance(layer, Conv1dLayer) else tuple(layer.kernel_size)
             weight_shape = (layer.out_channels, layer.in_channels, *kernel)
         bound = 1.0 / math.sqrt(math.prod(weight_shape[1:]))  # PyTorch's default initialisation
-        weight = _weight(layer.weight, weight_shape, bound, generator, plan.arrays.get("weight"))
+        weight = draw_weight(layer.weight, weight_shape, bound, generator, plan.arrays.get("weight"))
         bias = None
         if layer.bias is not False:
-            bias = _weight(layer.bias, weight_shape[:1], bound, generator, plan.arrays.get("bias"))
+            bias = draw_weight(layer.bias, weight_shape[:1], bound, generator, plan.arrays.get("bias"))
         if isinstance(layer, LinearLayer):
             return Linear(weight, bias)
         stride, padding = ((layer.stride,), (layer.padding,)) if isinstance(layer, Conv1dLayer) else (layer.stride, layer.padding)
@@ -161,7 +168,7 @@ def _build_layer(layer: Any, plan: LayerPlan, generator: torch.Generator, dt: fl
     if isinstance(layer, LIFRecurrentLayer):
         shapes = {"input_weights": (layer.out_features, layer.in_features), "recurrent_weights": (layer.out_features,) * 2}
         weights = {
-            key: _weight(getattr(layer, key), shape, None, generator, plan.arrays.get(key)) for key, shape in shapes.items()
+            key: draw_weight(getattr(layer, key), shape, None, generator, plan.arrays.get(key)) for key, shape in shapes.items()
         }
         return snn.LIFRecurrent(
             layer.in_features,
@@ -177,42 +184,68 @@ def _build_layer(layer: Any, plan: LayerPlan, generator: torch.Generator, dt: fl
 
 
 class InputStream:
-    """The request's input for any range of steps, as ``(steps, B, *features)`` tensors: float32
+    """An input's values for any range of steps, as ``(steps, B, *features)`` tensors: float32
     currents (tensor, constant), bool spikes (Poisson; a spike list without repeated events) or
-    uint8 counts (a spike list that repeats an event)."""
+    uint8 counts (Poisson with several sources per feature; a spike list that repeats an event).
 
-    def __init__(self, request: JobRequest, plan: Plan, device: torch.device) -> None:
-        self.source = request.input
-        self.plan = plan
+    ``stream`` tells a graph's inputs apart: each draws its Poisson spikes under its own key.
+    """
+
+    def __init__(
+        self,
+        source: Any,
+        shape: tuple[int, ...],
+        array: np.ndarray | None,
+        batch: int | None,
+        request: JobRequest,
+        device: torch.device,
+        stream: int = 0,
+    ) -> None:
+        self.source = source
+        self.shape = shape
+        self.batched = batch is not None
+        self.batch_size = batch or 1
         self.device = device
-        self.seed = request.seed
-        self.sample = (plan.batch_size, *plan.input_shape)
-        if isinstance(self.source, SpikesInput):
-            order = np.argsort(np.asarray(self.source.times, dtype=np.int64), kind="stable")
-            self.times = np.asarray(self.source.times, dtype=np.int64)[order]
-            self.indices = np.asarray(self.source.indices, dtype=np.int64)[order]
-            batch = self.source.batch if self.source.batch is not None else [0] * len(order)
-            self.batch = np.asarray(batch, dtype=np.int64)[order]
-        elif isinstance(self.source, PoissonInput):
-            assert plan.input_array is not None
-            probability = plan.input_array.astype(np.float64) * request.dt
-            self.thresholds = torch.from_numpy(poisson_thresholds(probability)).to(device)
-        elif plan.input_array is not None:
-            self.values = torch.from_numpy(np.ascontiguousarray(plan.input_array)).to(device)
+        self.seed = (request.seed + stream * STREAM_KEY_STEP) % 2**64
+        self.sample = (self.batch_size, *shape)
+        if isinstance(source, SpikesInput):
+            order = np.argsort(np.asarray(source.times, dtype=np.int64), kind="stable")
+            self.times = np.asarray(source.times, dtype=np.int64)[order]
+            self.indices = np.asarray(source.indices, dtype=np.int64)[order]
+            entries = source.batch if source.batch is not None else [0] * len(order)
+            self.batch = np.asarray(entries, dtype=np.int64)[order]
+        elif isinstance(source, PoissonInput):
+            assert array is not None
+            probability = array.astype(np.float64) * request.dt
+            if source.sources > 1:
+                table, row = count_thresholds(source.sources, probability)
+                self.table, self.row = torch.from_numpy(table).to(device), torch.from_numpy(row).to(device)
+            else:
+                self.thresholds = torch.from_numpy(poisson_thresholds(probability)).to(device)
+        elif array is not None:
+            self.values = torch.from_numpy(np.ascontiguousarray(array)).to(device)
+
+    @classmethod
+    def of(cls, request: JobRequest, plan: Plan, device: torch.device) -> "InputStream":
+        """The input of a network of layers."""
+        return cls(request.input, plan.input_shape, plan.input_array, plan.batch, request, device)
 
     def chunk(self, start: int, stop: int) -> torch.Tensor:
         n = stop - start
         if isinstance(self.source, TensorInput):
             x = self.values[start:stop]
-            return x if self.plan.batch else x.unsqueeze(1)
+            return x if self.batched else x.unsqueeze(1)
         if isinstance(self.source, ConstantInput):
             return self.values.expand(n, *self.sample)
         if isinstance(self.source, PoissonInput):
-            return poisson_spikes(self.thresholds, start, n, self.plan.batch_size, self.seed).reshape(n, *self.sample)
+            if self.source.sources > 1:
+                counts = poisson_counts(self.table, self.row, start, n, self.batch_size, self.seed)
+                return counts.to(self.device).reshape(n, *self.sample)
+            return poisson_spikes(self.thresholds, start, n, self.batch_size, self.seed).reshape(n, *self.sample)
         assert isinstance(self.source, SpikesInput)
         lo, hi = np.searchsorted(self.times, [start, stop])
-        flat = (self.times[lo:hi] - start) * self.plan.batch_size + self.batch[lo:hi]
-        flat = flat * math.prod(self.plan.input_shape) + self.indices[lo:hi]
+        flat = (self.times[lo:hi] - start) * self.batch_size + self.batch[lo:hi]
+        flat = flat * math.prod(self.shape) + self.indices[lo:hi]
         counts = torch.bincount(torch.from_numpy(flat), minlength=n * math.prod(self.sample))
         most = int(counts.max()) if counts.numel() else 0
         dtype = torch.bool if most <= 1 else torch.uint8 if most <= 255 else torch.float32

@@ -36,10 +36,10 @@ from typing import TYPE_CHECKING, Any
 
 from worker.simulation.errors import Loc, fail
 from worker.simulation.limits import Limits
+from worker.simulation.request import GraphNetwork, JobRequest, Network, PopulationFields
 
-if TYPE_CHECKING:  # the plan module imports this one
-    from worker.simulation.plan import Plan
-    from worker.simulation.request import JobRequest
+if TYPE_CHECKING:  # the plan modules import this one
+    from worker.simulation.checks import Plan
 
 FLOAT_BYTES = 4
 EVENT_BYTES = 3 * 8  # times, senders and batch as int64 in the NPZ (and in the worker's memory)
@@ -61,9 +61,11 @@ CHUNK_TARGET_S = 0.5
 SYNAPTIC_OPS_PER_S = {"chunk": 2e10, "step": 2e9}
 NEURON_STEPS_PER_S = {"fused": 1e9, "eager": 2e7}
 RECORDED_NEURON_STEPS_PER_S = 5e8  # finding and counting the spikes of recorded layers
-FUSED_MODELS = ("lif", "lifbox", "li", "iaf", "alif")
+# models whose whole sequence runs in one kernel call (the box LIF with a refractory period has a
+# kernel of its own, for either synapse)
+FUSED_MODELS = ("lif", "lifbox", "li", "iaf", "alif", "lifbox_refrac", "lifbox_refrac:delta")
 # layers whose step loop runs in Python
-STEPPED_LAYERS = ("lif_refrac", "lifbox_refrac", "lifadex", "izhikevich", "lif_recurrent")
+STEPPED_LAYERS = ("lif_refrac", "lifadex", "izhikevich", "lif_recurrent", "lifbox:delta")
 STEP_OVERHEAD_S = 20e-6  # per such layer and step: Python and dispatch around each operation
 RESULT_OVERHEAD = 64 * 1024  # headers, names and statistics of an encoded result
 
@@ -74,7 +76,9 @@ def _digits(n: int) -> int:
 
 @dataclass(frozen=True)
 class LayerCost:
-    index: int
+    """A layer's figures; in a graph, a node's or an edge's (``loc`` names it in errors)."""
+
+    loc: Loc
     name: str
     type: str
     ops: int  # synaptic operations per step and batch entry
@@ -96,6 +100,8 @@ class Cost:
     voltage_values: int = 0
     count_values: int = 0
     recorded_neurons: int = 0
+    fixed_bytes: int = 0  # allocated once for the run: a graph's synapses, delay buffers
+    build_ops: int = 0  # drawing a graph's connectivity: random numbers drawn
 
     @property
     def step_ops(self) -> int:
@@ -103,7 +109,7 @@ class Cost:
 
     @property
     def synaptic_ops(self) -> int:
-        return self.step_ops * self.steps
+        return self.step_ops * self.steps + self.build_ops
 
     @property
     def step_bytes(self) -> int:
@@ -136,7 +142,7 @@ class Cost:
 
     @property
     def chunk_bytes(self) -> int:
-        return self.chunk_steps * self.step_bytes + self.workspace_bytes
+        return self.chunk_steps * self.step_bytes + self.workspace_bytes + self.fixed_bytes
 
     @property
     def spike_events(self) -> int:
@@ -180,7 +186,7 @@ class Cost:
         }
 
 
-def _layer_cost(layer: Any, plan: Any, record_voltages: bool) -> LayerCost:
+def _layer_cost(layer: Any, plan: Any, record_voltages: bool, loc: "Loc | None" = None) -> LayerCost:
     """One layer's per-step, per-batch-entry figures (see the module docstring)."""
     out = math.prod(plan.out_shape)
     ops = 0
@@ -206,46 +212,27 @@ def _layer_cost(layer: Any, plan: Any, record_voltages: bool) -> LayerCost:
         ops = out
     if plan.is_neuron:
         activation = out * (1 + (FLOAT_BYTES * STATE_FIELDS[kind] if record_voltages else 0))
-    stepped = kind in STEPPED_LAYERS or _delta_synapses(layer)
-    return LayerCost(plan.index, plan.name, kind, ops, activation, workspace, stepped)
-
-
-def _delta_synapses(layer: Any) -> bool:
-    """A box LIF with delta synapses, which the fused kernels do not run (its steps take the eager path)."""
-    return getattr(getattr(layer, "params", None), "synapse", None) == "delta"
+    stepped = _engine_kind(layer) in STEPPED_LAYERS
+    return LayerCost(loc or ("network", "layers", plan.index), plan.name, kind, ops, activation, workspace, stepped)
 
 
 def _engine_kind(layer: Any) -> str:
-    """The layer's type, or ``<type>:delta`` for a box LIF with delta synapses (not a fused model)."""
-    return f"{layer.type}:delta" if _delta_synapses(layer) else layer.type
+    """The layer's type, or ``<type>:delta`` for a box LIF with delta synapses (which the fused
+    LIF kernels do not run: its steps take the eager path, unless it is refractory)."""
+    delta = getattr(getattr(layer, "params", None), "synapse", None) == "delta"
+    return f"{layer.type}:delta" if delta else layer.type
 
 
 def job_cost(request: "JobRequest", plan: "Plan", limits: "Limits") -> Cost:
     batch = plan.batch_size
-    layers = [
-        _layer_cost(layer, layer_plan, layer_plan.name in plan.record_voltages)
-        for layer, layer_plan in zip(request.network.layers, plan.layers, strict=True)
-    ]
-    neurons_by_type: dict[str, int] = {}
-    for layer, layer_plan in zip(request.network.layers, plan.layers, strict=True):
-        if layer_plan.is_neuron:
-            kind = _engine_kind(layer)
-            neurons_by_type[kind] = neurons_by_type.get(kind, 0) + layer_plan.neurons
+    cost = _graph_cost(request, plan) if plan.graph is not None else _chain_cost(request, plan)
     by_name = {layer_plan.name: layer_plan for layer_plan in plan.layers}
     spiking = [by_name[name].neurons for name in plan.record_spikes]
     voltages = sum((by_name[name].neurons if kept is None else len(kept)) for name, kept in plan.record_voltages.items())
-    cost = Cost(
-        steps=plan.steps,
-        batch=batch,
-        layers=layers,
-        input_bytes=math.prod(plan.input_shape) * FLOAT_BYTES,
-        neuron_steps=plan.neuron_steps,
-        neurons_by_type=neurons_by_type,
-        spike_event_bound=sum(spiking) * batch * plan.steps,
-        voltage_values=voltages * batch * plan.steps,
-        count_values=sum(spiking) * batch,
-        recorded_neurons=max(spiking, default=0),
-    )
+    cost.spike_event_bound = sum(spiking) * batch * plan.steps
+    cost.voltage_values = voltages * batch * plan.steps
+    cost.count_values = sum(spiking) * batch
+    cost.recorded_neurons = max(spiking, default=0)
     requested = request.record.max_spike_events
     if requested is not None:
         cost.max_spike_events = requested
@@ -263,6 +250,78 @@ def job_cost(request: "JobRequest", plan: "Plan", limits: "Limits") -> Cost:
     return cost
 
 
+def _chain_cost(request: "JobRequest", plan: "Plan") -> Cost:
+    network = request.network
+    assert isinstance(network, Network)
+    layers = [
+        _layer_cost(layer, layer_plan, layer_plan.name in plan.record_voltages)
+        for layer, layer_plan in zip(network.layers, plan.layers, strict=True)
+    ]
+    return Cost(
+        steps=plan.steps,
+        batch=plan.batch_size,
+        layers=layers,
+        input_bytes=math.prod(plan.input_shape) * FLOAT_BYTES,
+        neuron_steps=plan.neuron_steps,
+        neurons_by_type=_neurons_by_type(network.layers, plan),
+    )
+
+
+def _neurons_by_type(layers: Any, plan: "Plan") -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for layer, layer_plan in zip(layers, plan.layers, strict=True):
+        if layer_plan.is_neuron:
+            kind = _engine_kind(layer)
+            counts[kind] = counts.get(kind, 0) + layer_plan.neurons
+    return counts
+
+
+def _graph_cost(request: "JobRequest", plan: "Plan") -> Cost:
+    """A graph's figures: per edge its worst-case synaptic events per step (every synapse carries
+    its source's largest count), per population its activations; synapses and delay buffers are
+    fixed memory, and drawing connectivity from the seed counts as work."""
+    graph = plan.graph
+    network = request.network
+    assert graph is not None and isinstance(network, GraphNetwork)
+    populations = [node for node in network.nodes if isinstance(node, PopulationFields)]
+    max_count = {source.name: source.max_count for source in graph.sources}
+    layers = [
+        _layer_cost(node, layer_plan, layer_plan.name in plan.record_voltages, ("network", "nodes", layer_plan.index))
+        for node, layer_plan in zip(populations, plan.layers, strict=True)
+    ]
+    fixed = build = 0
+    for edge in graph.edges:
+        layers.append(LayerCost(edge.loc, edge.name, edge.type, edge.synapses * (max_count.get(edge.source) or 1), 0))
+        model = network.edges[edge.index]
+        per_synapse = FLOAT_BYTES  # the target (sparse) or the weight (dense)
+        if edge.type not in ("dense", "one_to_one"):
+            per_synapse += FLOAT_BYTES * (_drawn(getattr(model, "weight", None)) or "weight" in edge.arrays)
+            per_synapse += FLOAT_BYTES * (edge.min_delay != edge.max_delay)
+            fixed += 8 * (edge.n_pre + 1)
+        fixed += edge.synapses * per_synapse
+        if edge.type in ("fixed_in_degree", "fixed_out_degree") and not getattr(model, "multapses", True):
+            build += edge.n_pre * edge.n_post  # a key per candidate partner
+        elif edge.type in ("pairwise_bernoulli", "dense"):
+            build += edge.n_pre * edge.n_post
+    for layer_plan in plan.layers:  # future input in the delay buffer
+        fixed += graph.max_delay_into(layer_plan.name) * layer_plan.neurons * FLOAT_BYTES * plan.batch_size
+    return Cost(
+        steps=plan.steps,
+        batch=plan.batch_size,
+        layers=layers,
+        input_bytes=sum(source.size for source in graph.sources) * FLOAT_BYTES
+        + sum(layer_plan.neurons for layer_plan in plan.layers) * FLOAT_BYTES,  # each population's summed input
+        neuron_steps=plan.neuron_steps,
+        neurons_by_type=_neurons_by_type(populations, plan),
+        fixed_bytes=fixed,
+        build_ops=build,
+    )
+
+
+def _drawn(weight: Any) -> bool:
+    return getattr(weight, "init", "constant") != "constant"
+
+
 def _size(nbytes: int) -> str:
     for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
         if nbytes >= scale:
@@ -276,9 +335,6 @@ RECORD_LESS = "record fewer layers, neurons or steps, or set a lower record.max_
 def check_cost(cost: Cost, request: "JobRequest", limits: "Limits") -> None:
     """Raises InvalidRequest at the field or layer responsible for the first figure over its limit."""
 
-    def layer_loc(layer: LayerCost) -> "Loc":
-        return ("network", "layers", layer.index)
-
     top = max(cost.layers, key=lambda layer: layer.ops)
     for figure, limit, per_layer, needs, unit in (
         (cost.step_ops, limits.max_step_ops, cost.batch, "one step needs", " per step"),
@@ -286,19 +342,19 @@ def check_cost(cost: Cost, request: "JobRequest", limits: "Limits") -> None:
     ):
         if figure > limit:
             raise fail(
-                layer_loc(top),
+                top.loc,
                 f"{needs} {figure:.3g} synaptic operations ({top.type} {top.name!r}: {top.ops * per_layer:.3g}), "
                 f"over the limit of {limit:.3g}{unit}",
                 "limit",
             )
-    one_step = cost.step_bytes + cost.workspace_bytes
+    one_step = cost.step_bytes + cost.workspace_bytes + cost.fixed_bytes
     if one_step > limits.max_chunk_bytes:
         top = max(cost.layers, key=lambda layer: layer.activation_bytes + layer.workspace_bytes)
         detail = f"{top.type} {top.name!r}: {_size((top.activation_bytes + top.workspace_bytes) * cost.batch)}"
         if top.workspace_bytes:
             detail += f", of which {_size(top.workspace_bytes * cost.batch)} padded and unfolded input"
         raise fail(
-            layer_loc(top),
+            top.loc,
             f"one step needs {_size(one_step)} of activation memory ({detail}), "
             f"over the limit of {_size(limits.max_chunk_bytes)} per chunk",
             "limit",

@@ -13,6 +13,7 @@ class Limits(BaseModel):
     max_batch: int = 4096
     max_layers: int = 128
     max_parameters: int = 200_000_000
+    max_synapses: int = 200_000_000  # of a graph network, all edges together
     max_input_bytes: int = 512 * 2**20
     max_record_bytes: int = 2 * 2**30
     max_synaptic_ops: int = 10**15

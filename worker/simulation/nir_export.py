@@ -18,6 +18,8 @@ def network_to_nir(request: Any, plan: Any) -> Any:
     """A validated request's network (weights as built from its seed) -> a type-checked NIR graph."""
     import nir
 
+    if plan.graph is not None:
+        raise NIRError("exporting a graph network to NIR is not supported yet: only a chain of layers exports")
     dt = request.dt
     modules = list(build_network(request, plan))
     nodes: dict[str, Any] = {"input": nir.Input(input_type={"input": np.asarray(plan.input_shape)})}

@@ -9,48 +9,52 @@ The API calls it before a job is queued and the worker calls it again on the sam
 request reaches the engine unchecked. This module imports numpy and pydantic, never torch.
 """
 
-import base64
-import binascii
 import json
 import math
 import types
 import typing
-from dataclasses import dataclass, field
 from typing import Annotated, Any
 
-import numpy as np
 from pydantic import (
     BaseModel,
     ValidationError,
 )
 
-from worker.simulation.cost import Cost, check_cost, job_cost
+from worker.simulation.checks import (
+    LayerPlan,
+    Plan,
+    broadcasts,
+    check_neuron_counts,
+    check_params,
+    check_source,
+    decode_tensor,
+    resolve_record,
+    shape_str,
+)
+from worker.simulation.cost import check_cost, job_cost
 from worker.simulation.errors import FieldError, InvalidRequest, Loc, fail
+from worker.simulation.graph_plan import validate_graph
 from worker.simulation.limits import Limits
 from worker.simulation.request import (
     DT_ADAPTER,
+    EDGE_TYPES,
     INPUT_TYPES,
     LAYER_TYPES,
     LEAF_TAGS,
-    MAX_DIMS,
-    NEURON_TYPES,
-    NON_SPIKING_TYPES,
-    POSITIVE_PARAMS,
+    NETWORK_TAGS,
+    NODE_TYPES,
     AvgPool2dLayer,
     Base64Tensor,
-    ConstantInput,
     Conv1dLayer,
     Conv2dLayer,
     FlattenLayer,
+    GraphNetwork,
     InitSpec,
     JobRequest,
     LIFRecurrentLayer,
     LinearLayer,
-    PoissonInput,
+    Network,
     ScaleLayer,
-    SpikesInput,
-    TensorData,
-    TensorInput,
     ThresholdLayer,
     network_from_nir,
     value_kind,
@@ -60,127 +64,19 @@ from worker.simulation.request import (
 def clean_loc(loc: Loc) -> Loc:
     """Pydantic puts union tags into error paths (``layers.1.lif.params``); drop them."""
     out: list[str | int] = []
-    for part in loc:
-        if part in LEAF_TAGS:
+    for position, part in enumerate(loc):
+        if part in LEAF_TAGS or (position == 1 and loc[0] == "network" and part in NETWORK_TAGS):
             continue
-        after_layer = len(out) >= 2 and out[-2] == "layers" and isinstance(out[-1], int)
-        if (after_layer and part in LAYER_TYPES) or (out == ["input"] and part in INPUT_TYPES):
+        listed = out[-2] if len(out) >= 2 and isinstance(out[-1], int) else None
+        if (
+            (listed == "layers" and part in LAYER_TYPES)
+            or (listed == "nodes" and part in NODE_TYPES)
+            or (listed == "edges" and part in EDGE_TYPES)
+            or (out == ["input"] and part in INPUT_TYPES)
+        ):
             continue
         out.append(part)
     return tuple(out)
-
-
-@dataclass
-class LayerPlan:
-    index: int
-    name: str
-    type: str
-    in_shape: tuple[int, ...]
-    out_shape: tuple[int, ...]
-    arrays: dict[str, np.ndarray] = field(default_factory=dict)  # decoded inline weights and per-neuron params
-
-    @property
-    def is_neuron(self) -> bool:
-        return self.type in NEURON_TYPES
-
-    @property
-    def spikes(self) -> bool:
-        return self.is_neuron and self.type not in NON_SPIKING_TYPES
-
-    @property
-    def neurons(self) -> int:
-        return math.prod(self.out_shape) if self.is_neuron else 0
-
-
-@dataclass
-class Plan:
-    """What ``validate_request`` learned: everything the runner needs besides the request."""
-
-    steps: int
-    batch: int | None
-    input_shape: tuple[int, ...]
-    layers: list[LayerPlan]
-    record_spikes: list[str]
-    record_voltages: dict[str, np.ndarray | None]  # layer -> kept flat neuron indices (None: all)
-    input_array: np.ndarray | None = None  # decoded tensor/constant/poisson values
-    cost: "Cost | None" = None  # set by validate_request
-    record_live: list[str] = field(default_factory=list)  # recorded layers streamed chunk by chunk
-
-    @property
-    def batch_size(self) -> int:
-        return self.batch or 1
-
-    @property
-    def neurons(self) -> int:
-        return sum(layer.neurons for layer in self.layers)
-
-    @property
-    def neuron_steps(self) -> int:
-        return self.neurons * self.batch_size * self.steps
-
-    def layer(self, name: str) -> LayerPlan:
-        return next(layer for layer in self.layers if layer.name == name)
-
-
-# --- decoding helpers ---------------------------------------------------------------------------
-
-
-def decode_tensor(data: TensorData | float, loc: Loc, max_bytes: int) -> np.ndarray:
-    """Nested lists or base64 float32 -> a finite float32 array, or InvalidRequest at ``loc``."""
-    if isinstance(data, Base64Tensor):
-        count = math.prod(data.shape)
-        if count * 4 > max_bytes:
-            raise fail((*loc, "shape"), f"{count} values exceed the limit of {max_bytes // 4} for one tensor", "limit")
-        try:
-            raw = base64.b64decode(data.base64, validate=True)
-        except (binascii.Error, ValueError):
-            raise fail((*loc, "base64"), "is not valid base64") from None
-        if len(raw) != count * 4:
-            raise fail((*loc, "base64"), f"decodes to {len(raw)} bytes, but shape {data.shape} of float32 needs {count * 4}")
-        array = np.frombuffer(raw, dtype="<f4").reshape(data.shape).astype(np.float32)
-    else:
-        if _nested_count(data, max_bytes // 4 + 1, loc) * 4 > max_bytes:
-            raise fail(loc, f"has more than the limit of {max_bytes // 4} values for one tensor", "limit")
-        try:
-            array = np.asarray(data, dtype=np.float64)
-        except (ValueError, TypeError):
-            raise fail(loc, "must be a number or a rectangular nested list of numbers") from None
-        if array.dtype == object:
-            raise fail(loc, "must be a number or a rectangular nested list of numbers")
-        _require_finite(array, loc)
-        with np.errstate(over="ignore"):
-            array = array.astype(np.float32)
-        if not np.isfinite(array).all():
-            raise fail(loc, "has values beyond the float32 range (about 3.4e38)")
-    _require_finite(array, loc)
-    return array
-
-
-def _require_finite(array: np.ndarray, loc: Loc) -> None:
-    if not np.isfinite(array).all():
-        bad = [int(i) for i in np.argwhere(~np.isfinite(array))[0]]
-        raise fail(loc, f"contains NaN or Inf (first at index {bad})")
-
-
-def _nested_count(data: Any, stop: int, loc: Loc) -> int:
-    """Number of leaves in a nested list, counting no further than ``stop`` (cheap size guard).
-    Every leaf must be a JSON number (not a string or a boolean), nested at most MAX_DIMS deep."""
-    count, stack = 0, [(data, 0)]
-    while stack and count < stop:
-        item, depth = stack.pop()
-        if type(item) is list:
-            if depth == MAX_DIMS:
-                raise fail(loc, f"is nested more than {MAX_DIMS} lists deep")
-            stack.extend((child, depth + 1) for child in reversed(item))
-        elif type(item) in (int, float):
-            count += 1
-        else:
-            raise fail(loc, f"must hold numbers only, found {json.dumps(item)[:40]}")
-    return count
-
-
-def _shape_str(shape: tuple[int, ...]) -> str:
-    return "[" + ", ".join(map(str, shape)) + "]"
 
 
 # --- the semantic check -------------------------------------------------------------------------
@@ -296,6 +192,8 @@ def _model_for(annotation: Any, value: Any) -> Any:
         return annotation
     members = [_model_for(member, value) for member in typing.get_args(annotation) if member is not type(None)]
     models = [m for m in members if isinstance(m, type) and issubclass(m, BaseModel)]
+    if GraphNetwork in models:  # the network: a graph when it has nodes
+        return GraphNetwork if isinstance(value, dict) and "nodes" in value else Network
     if isinstance(value, dict) and "type" in value:
         for model in models:
             if "type" in model.model_fields and typing.get_args(model.model_fields["type"].annotation) == (value["type"],):
@@ -307,112 +205,27 @@ def _model_for(annotation: Any, value: Any) -> Any:
 
 def validate_request(request: JobRequest, limits: Limits | None = None) -> Plan:
     limits = limits or Limits()
+    if isinstance(request.network, GraphNetwork):
+        return validate_graph(request, limits)
+    if request.input is None:
+        raise fail(("input",), "is required for a network of layers (a graph's inputs are among its nodes)", "missing")
     layers = request.network.layers
     if len(layers) > limits.max_layers:
         raise fail(("network", "layers"), f"has {len(layers)} layers, over the limit of {limits.max_layers}", "limit")
     if request.batch is not None and request.batch > limits.max_batch:
         raise fail(("batch",), f"{request.batch} is over the limit of {limits.max_batch}", "limit")
-    steps, batch, input_shape, input_array = _check_input(request, limits)
+    steps, batch, input_shape, input_array = check_source(request.input, request, limits)
     if steps > limits.max_steps:
         loc = ("steps",) if request.steps is not None else ("input",)
         raise fail(loc, f"{steps} steps are over the limit of {limits.max_steps}", "limit")
 
     plans = _infer_layers(request, input_shape, limits)
     plan = Plan(steps, batch, input_shape, plans, [], {}, input_array)
-    if plan.neurons > limits.max_neurons:
-        raise fail(("network",), f"has {plan.neurons} neurons, over the limit of {limits.max_neurons}", "limit")
-    if plan.neuron_steps > limits.max_neuron_steps:
-        raise fail(
-            ("network",),
-            f"{plan.neuron_steps} neuron-steps (neurons x batch x steps) are over the limit of {limits.max_neuron_steps}",
-            "limit",
-        )
-    _resolve_record(request, plan)
+    check_neuron_counts(plan, limits)
+    resolve_record(request, plan)
     plan.cost = job_cost(request, plan, limits)
     check_cost(plan.cost, request, limits)
     return plan
-
-
-def _check_input(request: JobRequest, limits: Limits) -> tuple[int, int | None, tuple[int, ...], np.ndarray | None]:
-    source = request.input
-    batch = request.batch
-    lead = 2 if batch else 1  # leading [steps, (batch)] dimensions of a tensor input
-
-    def resolve_steps(own: int | None) -> int:
-        if own is not None and request.steps is not None and own != request.steps:
-            raise fail(("steps",), f"is {request.steps} but input.steps is {own}")
-        steps = own if own is not None else request.steps
-        if steps is None:
-            raise fail(("input", "steps"), "is required for this input type (or give top-level 'steps')", "missing")
-        return steps
-
-    if isinstance(source, TensorInput):
-        shape = tuple(source.shape)
-        if len(shape) <= lead:
-            need = "[steps, batch, *features]" if batch else "[steps, *features]"
-            raise fail(("input", "shape"), f"must be {need}, got {_shape_str(shape)}")
-        if batch and shape[1] != batch:
-            raise fail(("input", "shape"), f"has batch dimension {shape[1]}, but 'batch' is {batch}")
-        if math.prod(shape) * 4 > limits.max_input_bytes:
-            raise fail(
-                ("input", "shape"), f"{math.prod(shape) * 4} bytes of input exceed the limit of {limits.max_input_bytes}", "limit"
-            )
-        array = decode_tensor(source.data, ("input", "data"), limits.max_input_bytes)
-        if array.shape != shape:
-            raise fail(("input", "data"), f"has shape {_shape_str(array.shape)}, but input.shape is {_shape_str(shape)}")
-        steps = resolve_steps(shape[0])
-        return steps, batch, shape[lead:], array
-
-    if isinstance(source, SpikesInput):
-        sample = tuple(source.size)
-        if math.prod(sample) * 4 > limits.max_input_bytes:
-            raise fail(("input", "size"), f"{math.prod(sample)} features exceed the input limit", "limit")
-        steps = resolve_steps(source.steps)
-        if len(source.indices) != len(source.times):
-            raise fail(("input", "indices"), f"has {len(source.indices)} entries but times has {len(source.times)}")
-        if source.batch is not None and len(source.batch) != len(source.times):
-            raise fail(("input", "batch"), f"has {len(source.batch)} entries but times has {len(source.times)}")
-        if source.batch is not None and not batch:
-            raise fail(("input", "batch"), "is only allowed in a batched request (set top-level 'batch')")
-        for name, values, bound in (
-            ("times", source.times, steps),
-            ("indices", source.indices, math.prod(sample)),
-            ("batch", source.batch or [], request.batch or 1),
-        ):
-            if values and max(values) >= bound:
-                position = int(np.argmax(np.asarray(values) >= bound))
-                raise fail(("input", name, position), f"{values[position]} is out of range (must be < {bound})")
-        return steps, batch, sample, None
-
-    # constant and poisson: a value per feature, or one value with an explicit shape
-    key = "value" if isinstance(source, ConstantInput) else "rates"
-    decoded = decode_tensor(getattr(source, key), ("input", key), limits.max_input_bytes)
-    if source.shape is not None:
-        sample = tuple(source.shape)
-        if decoded.ndim and not _broadcasts(decoded.shape, sample):
-            raise fail(
-                ("input", key),
-                f"has shape {_shape_str(decoded.shape)}, which does not broadcast to input.shape {_shape_str(sample)}",
-            )
-    elif decoded.ndim:
-        sample = decoded.shape
-    else:
-        raise fail(("input", "shape"), f"is required when '{key}' is a single number", "missing")
-    if math.prod(sample) * 4 > limits.max_input_bytes:
-        raise fail(("input", "shape"), f"{math.prod(sample)} features exceed the input limit", "limit")
-    if isinstance(source, PoissonInput):
-        if (decoded < 0).any():
-            raise fail(("input", "rates"), "must not be negative")
-        if (decoded * request.dt > 1).any():
-            raise fail(("input", "rates"), f"exceed 1/dt = {1 / request.dt:g} Hz, at most one spike per step")
-    steps = resolve_steps(source.steps)
-    return steps, batch, sample, np.broadcast_to(decoded, sample).astype(np.float32)
-
-
-def _broadcasts(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
-    if len(shape) > len(target):
-        return False
-    return all(s in (1, t) for s, t in zip(reversed(shape), reversed(target), strict=False))
 
 
 def _infer_layers(request: JobRequest, input_shape: tuple[int, ...], limits: Limits) -> list[LayerPlan]:
@@ -421,6 +234,7 @@ def _infer_layers(request: JobRequest, input_shape: tuple[int, ...], limits: Lim
     plans: list[LayerPlan] = []
     names: dict[str, int] = {}
     parameters = 0
+    assert isinstance(request.network, Network)
     for index, layer in enumerate(request.network.layers):
         loc: Loc = ("network", "layers", index)
         name = layer.name or f"{layer.type}_{index}"
@@ -428,7 +242,7 @@ def _infer_layers(request: JobRequest, input_shape: tuple[int, ...], limits: Lim
             raise fail((*loc, "name"), f"duplicate layer name {name!r} (also network.layers[{names[name]}])")
         names[name] = index
         plan = LayerPlan(index, name, layer.type, shape, shape)
-        got = f"{previous} gives shape {_shape_str(shape)}"
+        got = f"{previous} gives shape {shape_str(shape)}"
 
         if isinstance(layer, (LinearLayer, LIFRecurrentLayer)):
             if not shape or shape[-1] != layer.in_features:
@@ -482,8 +296,8 @@ def _infer_layers(request: JobRequest, input_shape: tuple[int, ...], limits: Lim
         elif isinstance(layer, (ScaleLayer, ThresholdLayer)):
             key = "weight" if isinstance(layer, ScaleLayer) else "threshold"
             values = decode_tensor(getattr(layer, key), (*loc, key), limits.max_input_bytes)
-            if values.ndim and not _broadcasts(values.shape, shape):
-                raise fail((*loc, key), f"has shape {_shape_str(values.shape)}, not broadcastable to {_shape_str(shape)}")
+            if values.ndim and not broadcasts(values.shape, shape):
+                raise fail((*loc, key), f"has shape {shape_str(values.shape)}, not broadcastable to {shape_str(shape)}")
             plan.arrays[key] = values
             weights = {}
         else:
@@ -493,7 +307,7 @@ def _infer_layers(request: JobRequest, input_shape: tuple[int, ...], limits: Lim
             if isinstance(value, (list, Base64Tensor)):
                 array = decode_tensor(value, (*loc, key), limits.max_input_bytes)
                 if array.shape != expected:
-                    raise fail((*loc, key), f"has shape {_shape_str(array.shape)}, expected {_shape_str(expected)}")
+                    raise fail((*loc, key), f"has shape {shape_str(array.shape)}, expected {shape_str(expected)}")
                 plan.arrays[key] = array
             if isinstance(value, InitSpec) and value.init == "uniform" and value.low > value.high:
                 raise fail((*loc, key, "low"), "must not exceed high")
@@ -502,7 +316,7 @@ def _infer_layers(request: JobRequest, input_shape: tuple[int, ...], limits: Lim
         if parameters > limits.max_parameters:
             raise fail(loc, f"the network has over {limits.max_parameters} weights, the limit", "limit")
         if hasattr(layer, "params"):
-            _check_params(layer, plan, loc, limits)
+            check_params(layer, plan, loc, limits)
         plans.append(plan)
         shape = plan.out_shape
         previous = f"layer {name!r} ({layer.type})"
@@ -516,64 +330,3 @@ def _pool_out(
     if min(out) < 1:
         raise fail((*loc, "kernel_size"), f"{list(kernel)} does not fit the input of size {list(size)} (padding {list(padding)})")
     return out  # type: ignore[return-value]
-
-
-def _check_params(layer: Any, plan: LayerPlan, loc: Loc, limits: Limits) -> None:
-    for key, value in layer.params.model_dump(exclude_none=True).items():
-        if isinstance(value, str):
-            continue
-        array = decode_tensor(value, (*loc, "params", key), limits.max_input_bytes)
-        if array.ndim and not _broadcasts(array.shape, plan.out_shape):
-            raise fail(
-                (*loc, "params", key),
-                f"has shape {_shape_str(array.shape)}, not broadcastable to the layer shape {_shape_str(plan.out_shape)}",
-            )
-        if key in POSITIVE_PARAMS and (array <= 0).any():
-            raise fail((*loc, "params", key), "must be positive")
-        if key == "rho_reset" and (array < 0).any():
-            raise fail((*loc, "params", key), "must be 0 or more (refractory steps)")
-        plan.arrays[f"params.{key}"] = array
-
-
-def _resolve_record(request: JobRequest, plan: Plan) -> None:
-    by_name = {layer.name: layer for layer in plan.layers}
-    record = request.record
-    if record.spikes is None:
-        plan.record_spikes = [layer.name for layer in plan.layers if layer.spikes]
-    else:
-        for position, name in enumerate(record.spikes):
-            loc = ("record", "spikes", position)
-            if name not in by_name:
-                raise fail(loc, f"unknown layer {name!r}; layers are {', '.join(by_name)}")
-            if not by_name[name].spikes:
-                raise fail(loc, f"layer {name!r} ({by_name[name].type}) does not spike")
-            if name in record.spikes[:position]:
-                raise fail(loc, f"layer {name!r} is listed twice")
-        plan.record_spikes = list(record.spikes)
-    for position, name in enumerate(record.voltages):
-        loc = ("record", "voltages", position)
-        if name not in by_name:
-            raise fail(loc, f"unknown layer {name!r}; layers are {', '.join(by_name)}")
-        if not by_name[name].is_neuron:
-            raise fail(loc, f"layer {name!r} ({by_name[name].type}) has no membrane voltage")
-        if name in plan.record_voltages:
-            raise fail(loc, f"layer {name!r} is listed twice")
-        neurons = None if record.neurons is None else record.neurons.get(name)
-        if neurons is not None:
-            size = by_name[name].neurons
-            bad = [i for i in neurons if i >= size]
-            if bad:
-                raise fail(("record", "neurons", name), f"index {bad[0]} is out of range for {size} neurons")
-            plan.record_voltages[name] = np.asarray(neurons, dtype=np.int64)
-        else:
-            plan.record_voltages[name] = None
-    for name in record.neurons or {}:
-        if name not in plan.record_voltages:
-            raise fail(("record", "neurons", name), "names a layer that is not in record.voltages")
-    for position, name in enumerate(record.live):
-        loc = ("record", "live", position)
-        if name not in plan.record_spikes:
-            raise fail(loc, f"layer {name!r} is not among the layers whose spikes are recorded ({', '.join(plan.record_spikes)})")
-        if name in record.live[:position]:
-            raise fail(loc, f"layer {name!r} is listed twice")
-    plan.record_live = list(record.live)

@@ -53,6 +53,53 @@ SECTIONS: list[tuple[str, str, list[type[BaseModel]]]] = [
             schema.SpikesInput,
         ],
     ),
+    (
+        "Graphs",
+        "A network may instead be a graph: named ``nodes`` (inputs and neuron populations) and ``edges`` "
+        "(projections) from a node to a population. The edges into a population add up, each spike arriving "
+        "``delay`` steps after it was fired; a cycle needs an edge with a delay of at least one step. Such a "
+        "request has no top-level ``input`` (its inputs are nodes) and takes ``steps`` from the top level "
+        "or from an input node.",
+        [schema.GraphNetwork],
+    ),
+    (
+        "Graph nodes",
+        "A population is a neuron layer's fields (``type``, ``params``) with a ``name``, a ``size`` and an "
+        "optional initial voltage ``v0``; an input node is an input's fields with a ``name``. Each input "
+        "node draws its Poisson spikes from its own stream of the request's seed.",
+        [
+            schema.LIFPopulation,
+            schema.LIFRefracPopulation,
+            schema.LIFBoxPopulation,
+            schema.LIFBoxRefracPopulation,
+            schema.LIPopulation,
+            schema.IAFPopulation,
+            schema.ALIFPopulation,
+            schema.LIFAdExPopulation,
+            schema.IzhikevichPopulation,
+            schema.TensorSource,
+            schema.ConstantSource,
+            schema.PoissonSource,
+            schema.SpikesSource,
+        ],
+    ),
+    (
+        "Edges",
+        "Every edge has ``from``, ``to``, a ``type``, an optional ``name`` and a ``delay``. Neurons are "
+        "numbered in row-major order of their node's shape. Connectivity drawn from the seed (the degree "
+        "rules, Bernoulli), weights given as ``{init, ...}`` and delays given as ``{low, high}`` are drawn per "
+        "synapse; all edges but ``dense`` and ``one_to_one`` carry spikes, so their source must spike.",
+        [
+            schema.DenseEdge,
+            schema.OneToOneEdge,
+            schema.FixedInDegreeEdge,
+            schema.FixedOutDegreeEdge,
+            schema.PairwiseBernoulliEdge,
+            schema.SparseEdge,
+            schema.DelayRange,
+            schema.Base64Indices,
+        ],
+    ),
     ("What to record", "", [schema.Record]),
     ("Tensors and weights", "", [schema.Base64Tensor, schema.InitSpec]),
 ]
@@ -137,6 +184,42 @@ EXAMPLES: dict[str, Any] = {
     "ConstantInput": {"type": "constant", "value": 1.5, "shape": [2], "steps": 100},
     "PoissonInput": {"type": "poisson", "rates": 20.0, "shape": [2], "steps": 1000},
     "SpikesInput": {"type": "spikes", "times": [0, 3, 3], "indices": [1, 0, 1], "size": 2, "steps": 10},
+    "GraphNetwork": {
+        "nodes": [
+            {"name": "drive", "type": "poisson", "rates": 25.0, "sources": 80, "shape": [100]},
+            {"name": "E", "type": "lifbox_refrac", "size": 100, "v0": {"init": "uniform", "low": 0.0, "high": 20.0},
+             "params": {"tau_mem_inv": 50.0, "v_th": 20.0, "v_reset": 10.0, "synapse": "delta", "rho_reset": 20.0}},
+        ],
+        "edges": [
+            {"from": "drive", "to": "E", "type": "one_to_one", "weight": 0.1},
+            {"from": "E", "to": "E", "type": "fixed_in_degree", "k": 10, "weight": 0.1, "delay": 15},
+        ],
+    },
+    "LIFPopulation": {"name": "exc", "type": "lif", "size": 100, "params": {"tau_mem_inv": 50.0}},
+    "LIFRefracPopulation": {"name": "exc", "type": "lif_refrac", "size": [10, 10], "params": {"rho_reset": 20.0}},
+    "LIFBoxPopulation": {"name": "exc", "type": "lifbox", "size": 100, "v0": 0.5},
+    "LIFBoxRefracPopulation": {"name": "exc", "type": "lifbox_refrac", "size": 100, "params": {"synapse": "delta"},
+                               "v0": {"init": "uniform", "low": 0.0, "high": 1.0}},
+    "LIPopulation": {"name": "readout", "type": "li", "size": 2},
+    "IAFPopulation": {"name": "counter", "type": "iaf", "size": 10},
+    "ALIFPopulation": {"name": "adaptive", "type": "alif", "size": 10, "params": {"beta": 0.5}},
+    "LIFAdExPopulation": {"name": "adex", "type": "lifadex", "size": 10},
+    "IzhikevichPopulation": {"name": "bursting", "type": "izhikevich", "size": 10, "preset": "tonic_bursting"},
+    "TensorSource": {"name": "stimulus", "type": "tensor", "shape": [3, 2], "data": [[0.0, 1.0], [0.5, 0.5], [1.0, 0.0]]},
+    "ConstantSource": {"name": "bias", "type": "constant", "value": 1.5, "shape": [2]},
+    "PoissonSource": {"name": "external", "type": "poisson", "rates": 25.0, "sources": 800, "shape": [2]},
+    "SpikesSource": {"name": "cue", "type": "spikes", "times": [0, 3, 3], "indices": [1, 0, 1], "size": 2},
+    "DenseEdge": {"from": "in", "to": "P", "type": "dense", "weight": {"init": "normal", "std": 0.5}},
+    "OneToOneEdge": {"from": "in", "to": "P", "type": "one_to_one", "weight": [0.5, 1.0]},
+    "FixedInDegreeEdge": {"from": "P", "to": "P", "type": "fixed_in_degree", "k": 1, "weight": -0.5, "delay": 2,
+                          "autapses": False},
+    "FixedOutDegreeEdge": {"from": "in", "to": "P", "type": "fixed_out_degree", "k": 2,
+                           "weight": {"init": "uniform", "low": 0.1, "high": 0.3}},
+    "PairwiseBernoulliEdge": {"from": "in", "to": "P", "type": "pairwise_bernoulli", "p": 0.5, "delay": {"low": 1, "high": 5}},
+    "SparseEdge": {"from": "in", "to": "P", "type": "sparse", "pre": [0, 1], "post": [1, 0], "weight": [0.5, 0.25],
+                   "delay": [1, 3]},
+    "DelayRange": {"low": 1, "high": 20},
+    "Base64Indices": {"dtype": "int32", "shape": [2], "base64": "AAAAAAEAAAA="},
     "Record": {"spikes": ["out"], "voltages": ["out"], "neurons": {"out": [0, 2]}, "max_spike_events": 100000, "live": ["out"]},
     "Base64Tensor": {"dtype": "float32", "shape": [1, 2], "base64": "AAAAPwAAgD8="},
     "InitSpec": {"init": "uniform", "low": -0.5, "high": 0.5},
@@ -166,8 +249,28 @@ def example_request(model: str) -> dict[str, Any]:
     if model == "Record":
         return {"network": {"layers": [{"type": "linear", "in_features": 2, "out_features": 3}, {"type": "lif", "name": "out"}]},
                 **DEFAULT_CONTEXT, "record": example}  # fmt: skip
+    if model == "GraphNetwork":
+        return {"network": example, "steps": 10}
+    if model.endswith("Population"):
+        return {"network": {"nodes": [example]}, "steps": 10}
+    if model.endswith("Source"):
+        target = {"name": "P", "type": "lif", "size": 2}
+        edge = {"from": example["name"], "to": "P", "type": "one_to_one"}
+        steps = {} if model == "TensorSource" else {"steps": 5}
+        return {"network": {"nodes": [example, target], "edges": [edge]}, **steps}
+    if model.endswith("Edge") or model in ("DelayRange", "Base64Indices"):
+        edge = EXAMPLES["SparseEdge"] | {"pre": example} if model == "Base64Indices" else example
+        edge = EXAMPLES["PairwiseBernoulliEdge"] | {"delay": example} if model == "DelayRange" else edge
+        return {"network": {"nodes": GRAPH_CONTEXT, "edges": [edge]}, "steps": 10}
     weight = {"type": "linear", "in_features": 2, "out_features": 1, "weight": example}
     return {"network": {"layers": [weight]}, **DEFAULT_CONTEXT}
+
+
+# The nodes around each edge example.
+GRAPH_CONTEXT = [
+    {"name": "in", "type": "poisson", "rates": 20.0, "shape": [2]},
+    {"name": "P", "type": "lif", "size": 2},
+]
 
 
 def _type(schema_part: dict[str, Any]) -> str:
@@ -233,6 +336,9 @@ PARAMETER_MODEL_OF_LAYER = {
     "LILayer": "li", "IAFLayer": "iaf", "ALIFLayer": "alif",
     "LIFAdExLayer": "lifadex", "IzhikevichLayer": "izhikevich (overrides of the preset's values)",
     "LIFRecurrentLayer": "lif_recurrent",
+    "LIFPopulation": "lif", "LIFRefracPopulation": "lif_refrac", "LIFBoxPopulation": "lifbox",
+    "LIFBoxRefracPopulation": "lifbox_refrac", "LIPopulation": "li", "IAFPopulation": "iaf", "ALIFPopulation": "alif",
+    "LIFAdExPopulation": "lifadex", "IzhikevichPopulation": "izhikevich (overrides of the preset's values)",
 }  # fmt: skip
 
 

@@ -79,7 +79,7 @@ class InitSpec(Strict):
 
 # Unions of leaf values use callable discriminators so that a bad value gets one clear message
 # instead of one per alternative; the tags are removed from error paths (``clean_loc``).
-LEAF_TAGS = ("flag", "number", "nested-list", "base64-tensor", "init-spec")
+LEAF_TAGS = ("flag", "number", "nested-list", "base64-tensor", "init-spec", "range")
 
 
 def value_kind(value: Any) -> str | None:
@@ -111,6 +111,10 @@ BiasData = Annotated[
     Annotated[bool, Tag("flag")] | NestedList | Base64Value | InitValue,
     Discriminator(value_kind, custom_error_type="tensor", custom_error_message="must be true, false or " + WEIGHT_HELP[8:]),
 ]
+InitialValue = Annotated[
+    Annotated[Finite, Tag("number")] | NestedList | Base64Value | InitValue,
+    Discriminator(value_kind, custom_error_type="tensor", custom_error_message="must be a number or " + WEIGHT_HELP[8:]),
+]
 ParamValue = Annotated[
     Annotated[Finite, Tag("number")] | NestedList,
     Discriminator(
@@ -137,6 +141,21 @@ NonNegativePair = Annotated[
     BeforeValidator(_pair, json_schema_input_type=NonNegativeInt | tuple[NonNegativeInt, NonNegativeInt]),
     Field(description="an integer or [height, width]"),
 ]
+
+
+def type_names(union: Any) -> tuple[str, ...]:
+    """The ``type`` values of a union of models (``Annotated`` or bare)."""
+    if typing.get_origin(union) is Annotated:
+        union = typing.get_args(union)[0]
+    return tuple(typing.get_args(member.model_fields["type"].annotation)[0] for member in typing.get_args(union))
+
+
+def _as_shape(value: Any) -> Any:
+    return [value] if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+# A number of features or neurons: an integer or a shape (the schema says both).
+Size = Annotated[Shape, BeforeValidator(_as_shape, json_schema_input_type=PositiveInt | list[PositiveInt])]
 
 
 # --- layers -------------------------------------------------------------------------------------
@@ -396,10 +415,8 @@ Layer = Annotated[
     LinearLayer | Conv1dLayer | Conv2dLayer | FlattenLayer | AvgPool2dLayer | ScaleLayer | ThresholdLayer | NeuronLayer,
     Field(discriminator="type"),
 ]
-LAYER_TYPES = tuple(
-    typing.get_args(member.model_fields["type"].annotation)[0] for member in typing.get_args(typing.get_args(Layer)[0])
-)
-NEURON_TYPES = tuple(typing.get_args(member.model_fields["type"].annotation)[0] for member in typing.get_args(NeuronLayer))
+LAYER_TYPES = type_names(Layer)
+NEURON_TYPES = type_names(NeuronLayer)
 NON_SPIKING_TYPES = ("li",)
 POSITIVE_PARAMS = ("tau_syn_inv", "tau_mem_inv", "tau_adapt_inv", "tau_ada_inv", "tau_inv", "delta_T")
 
@@ -434,12 +451,18 @@ class ConstantInput(Strict):
 
 
 class PoissonInput(Strict):
-    """Independent Poisson spike trains (1.0 on a spike step) at ``rates`` Hz, seeded by ``seed``."""
+    """Independent Poisson spike trains (1.0 on a spike step) at ``rates`` Hz, seeded by ``seed``;
+    with ``sources`` > 1 each feature counts the spikes of that many trains."""
 
     type: Literal["poisson"]
     rates: ParamValue = Field(description="Hz: a number, or per-feature nested lists; at most 1/dt")
     shape: Shape | None = Field(default=None, description="features per sample; required when rates is a number")
     steps: PositiveInt | None = Field(default=None, description="the number of steps (or top-level steps)")
+    sources: Annotated[int, Field(ge=1, le=1_000_000)] = Field(
+        default=1,
+        description="independent trains per feature, each at 'rates': the input is their spike count in each step "
+        "(a binomial draw; Brian2's PoissonInput), at most 255",
+    )
 
 
 class SpikesInput(Strict):
@@ -450,16 +473,229 @@ class SpikesInput(Strict):
     times: list[NonNegativeInt] = Field(description="the step of each spike (integers, not seconds)")
     indices: list[NonNegativeInt] = Field(description="the flat feature index of each spike")
     batch: list[NonNegativeInt] | None = Field(default=None, description="the batch entry of each spike (batched requests)")
-    size: Annotated[Shape, BeforeValidator(lambda v: [v] if isinstance(v, int) and not isinstance(v, bool) else v)] = Field(
-        description="features per sample: an integer or a shape"
-    )
+    size: Size = Field(description="features per sample: an integer or a shape")
     steps: PositiveInt | None = Field(default=None, description="the number of steps (or top-level steps); required")
 
 
 Input = Annotated[TensorInput | ConstantInput | PoissonInput | SpikesInput, Field(discriminator="type")]
-INPUT_TYPES = tuple(
-    typing.get_args(member.model_fields["type"].annotation)[0] for member in typing.get_args(typing.get_args(Input)[0])
+INPUT_TYPES = type_names(Input)
+
+
+# --- graphs -------------------------------------------------------------------------------------
+# A network as named nodes (inputs and neuron populations) and edges (projections) between them:
+# several inputs, several populations, recurrence with delays, sparse connectivity.
+
+
+class NodeFields(Strict):
+    name: Name = Field(description="the node's name, used by edges and in the result")
+
+
+class PopulationFields(NodeFields):
+    size: Size = Field(description="the neurons: an integer or a shape (edges see them flattened, in row-major order)")
+    v0: InitialValue | None = Field(
+        default=None,
+        description="the initial membrane voltage: a number, per-neuron nested lists, base64, or {init, ...} drawn "
+        "from seed; default the model's resting value",
+    )
+
+
+class LIFPopulation(PopulationFields, LIFLayer):  # type: ignore[misc]  # a required name
+    """A population of LIF neurons."""
+
+
+class LIFRefracPopulation(PopulationFields, LIFRefracLayer):  # type: ignore[misc]  # a required name
+    """A population of LIF neurons with a refractory period."""
+
+
+class LIFBoxPopulation(PopulationFields, LIFBoxLayer):  # type: ignore[misc]  # a required name
+    """A population of box LIF neurons (no synaptic current)."""
+
+
+class LIFBoxRefracPopulation(PopulationFields, LIFBoxRefracLayer):  # type: ignore[misc]  # a required name
+    """A population of box LIF neurons with a refractory period (Brunel's neuron with delta synapses)."""
+
+
+class LIPopulation(PopulationFields, LILayer):  # type: ignore[misc]  # a required name
+    """A population of leaky integrators (a read-out)."""
+
+
+class IAFPopulation(PopulationFields, IAFLayer):  # type: ignore[misc]  # a required name
+    """A population of integrate-and-fire neurons."""
+
+
+class ALIFPopulation(PopulationFields, ALIFLayer):  # type: ignore[misc]  # a required name
+    """A population of adaptive-threshold LIF neurons."""
+
+
+class LIFAdExPopulation(PopulationFields, LIFAdExLayer):  # type: ignore[misc]  # a required name
+    """A population of adaptive exponential LIF neurons."""
+
+
+class IzhikevichPopulation(PopulationFields, IzhikevichLayer):  # type: ignore[misc]  # a required name
+    """A population of Izhikevich neurons (``v0``, when given, replaces the preset's)."""
+
+
+class TensorSource(NodeFields, TensorInput):
+    """Input values given step by step: ``shape`` is ``[steps, (batch,) *features]``."""
+
+
+class ConstantSource(NodeFields, ConstantInput):
+    """The same value every step."""
+
+
+class PoissonSource(NodeFields, PoissonInput):
+    """Poisson spike trains (or, with ``sources``, counts of several trains per feature)."""
+
+
+class SpikesSource(NodeFields, SpikesInput):
+    """Spike events given as lists."""
+
+
+Population = (
+    LIFPopulation
+    | LIFRefracPopulation
+    | LIFBoxPopulation
+    | LIFBoxRefracPopulation
+    | LIPopulation
+    | IAFPopulation
+    | ALIFPopulation
+    | LIFAdExPopulation
+    | IzhikevichPopulation
 )
+Source = TensorSource | ConstantSource | PoissonSource | SpikesSource
+Node = Annotated[Population | Source, Field(discriminator="type")]
+POPULATION_TYPES = type_names(Population)
+
+
+class DelayRange(Strict):
+    """Delays drawn per synapse from the seed, uniformly among the integers ``low`` to ``high``."""
+
+    low: NonNegativeInt = Field(description="the shortest delay, steps")
+    high: NonNegativeInt = Field(description="the longest delay, steps (inclusive)")
+
+
+Delay = Annotated[
+    Annotated[NonNegativeInt, Tag("number")] | Annotated[DelayRange, Tag("range")],
+    Discriminator(
+        lambda v: "range" if isinstance(v, (dict, DelayRange)) else "number",
+        custom_error_type="delay",
+        custom_error_message="must be a number of steps or {low, high}",
+    ),
+    Field(description="steps from a spike to its arrival: a number, or {low, high} drawn per synapse; 0: the same step"),
+]
+SynapseWeight = Annotated[
+    Annotated[Finite, Tag("number")] | InitValue,
+    Discriminator(value_kind, custom_error_type="number", custom_error_message="must be a number or {init, ...}"),
+    Field(description="one weight for every synapse, or {init, ...}: drawn per synapse from seed"),
+]
+
+
+class EdgeBase(Strict):
+    source: Name = Field(alias="from", description="the presynaptic node")
+    target: Name = Field(alias="to", description="the postsynaptic population")
+    name: str | None = Field(default=None, max_length=100, description="a label for messages; defaults to 'from->to'")
+    delay: Delay = 0
+
+
+class DenseEdge(EdgeBase):
+    """Every node output to every target through a weight matrix (``y = W x``, PyTorch's Linear)."""
+
+    type: Literal["dense"]
+    weight: WeightData | None = Field(
+        default=None, description="(target neurons, source neurons); omitted: PyTorch's Linear init from seed"
+    )
+
+
+class OneToOneEdge(EdgeBase):
+    """Source neuron i to target neuron i (the two the same size)."""
+
+    type: Literal["one_to_one"]
+    weight: ParamValue | InitValue = Field(default=1.0, description="a number, per-synapse nested lists, or {init, ...}")
+
+
+class RuleEdge(EdgeBase):
+    weight: SynapseWeight = 1.0
+    autapses: bool = Field(default=True, description="within one population: may a neuron connect to itself")
+
+
+class FixedInDegreeEdge(RuleEdge):
+    """Every target neuron draws exactly ``k`` sources from the seed."""
+
+    type: Literal["fixed_in_degree"]
+    k: PositiveInt = Field(description="inputs per target neuron")
+    multapses: bool = Field(default=False, description="may a source be drawn twice for one target")
+
+
+class FixedOutDegreeEdge(RuleEdge):
+    """Every source neuron draws exactly ``k`` targets from the seed."""
+
+    type: Literal["fixed_out_degree"]
+    k: PositiveInt = Field(description="targets per source neuron")
+    multapses: bool = Field(default=False, description="may a target be drawn twice for one source")
+
+
+class PairwiseBernoulliEdge(RuleEdge):
+    """Each (source, target) pair is connected with probability ``p``, independently."""
+
+    type: Literal["pairwise_bernoulli"]
+    p: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = Field(description="the probability of a synapse")
+
+
+class Base64Indices(Strict):
+    """A little-endian int32 array: ``{"dtype": "int32", "shape": [n], "base64": "..."}``."""
+
+    dtype: Literal["int32"]
+    shape: Annotated[list[NonNegativeInt], Field(min_length=1, max_length=1)]
+    base64: str
+
+
+Indices = Annotated[
+    Annotated[list[NonNegativeInt], Tag("nested-list")] | Annotated[Base64Indices, Tag("base64-tensor")],
+    Discriminator(
+        value_kind, custom_error_type="indices", custom_error_message="must be a list of integers or {dtype, shape, base64}"
+    ),
+]
+
+
+class SparseEdge(EdgeBase):
+    """Synapses listed one by one: ``pre[s] -> post[s]`` with weight ``weight[s]`` and delay ``delay[s]``."""
+
+    type: Literal["sparse"]
+    pre: Indices = Field(description="the source neuron of each synapse (flat index)")
+    post: Indices = Field(description="the target neuron of each synapse (flat index)")
+    weight: InitialValue = Field(
+        default=1.0, description="one weight, one per synapse (a list or base64 float32), or {init, ...}"
+    )
+    delay: Annotated[
+        Annotated[NonNegativeInt, Tag("number")]
+        | Annotated[list[NonNegativeInt], Tag("nested-list")]
+        | Annotated[Base64Indices, Tag("base64-tensor")],
+        Discriminator(value_kind, custom_error_type="delay", custom_error_message="must be a number of steps or one per synapse"),
+    ] = Field(default=0, description="steps: one delay, or one per synapse (a list or base64 int32)")  # type: ignore[assignment]
+
+
+Edge = Annotated[
+    DenseEdge | OneToOneEdge | FixedInDegreeEdge | FixedOutDegreeEdge | PairwiseBernoulliEdge | SparseEdge,
+    Field(discriminator="type"),
+]
+EDGE_TYPES = type_names(Edge)
+NODE_TYPES = type_names(Node)
+
+
+class GraphNetwork(Strict):
+    """Named nodes (inputs and neuron populations) and edges (projections) from node to node.
+    The edges into a population add up; a cycle needs a delay of at least one step."""
+
+    nodes: list[Node] = Field(min_length=1, description="inputs and neuron populations")
+    edges: list[Edge] = Field(default_factory=list, description="projections; those into one population add up")
+
+
+def _network_kind(value: Any) -> str:
+    return "graph" if isinstance(value, GraphNetwork) or (isinstance(value, dict) and "nodes" in value) else "layers"
+
+
+AnyNetwork = Annotated[Annotated[Network, Tag("layers")] | Annotated[GraphNetwork, Tag("graph")], Discriminator(_network_kind)]
+NETWORK_TAGS = ("layers", "graph")
 
 
 class Record(Strict):
@@ -495,8 +731,12 @@ class JobRequest(Strict):
         description="a label for job lists and the viewer (up to 100 printable characters); it does not change the run",
     )
     dt: Dt = 0.001  # before network: a NIR network needs it
-    network: Network = Field(description="the layers, in order (or a NIR file)")
-    input: Input = Field(description="the input, time-major; it also gives the number of steps")
+    network: AnyNetwork = Field(description="the layers in order, a graph of nodes and edges, or a NIR file")
+    input: Input | None = Field(
+        default=None,
+        description="the input of a network of layers, time-major; it may also give the number of steps "
+        "(a graph's inputs are among its nodes)",
+    )
     steps: PositiveInt | None = Field(default=None, description="number of steps; may instead be given by the input")
     batch: PositiveInt | None = Field(default=None, description="batch size; omitted: no batch dimension")
     record: Record = Field(default=Record(), description="what the result holds")

@@ -20,6 +20,7 @@ import torch
 
 from worker.engine.events import record_spikes
 from worker.simulation.build import InputStream, build_network
+from worker.simulation.graph_runner import GraphRun
 from worker.simulation.limits import Limits
 from worker.simulation.plan import LayerPlan, Plan, validate_request
 from worker.simulation.request import JobRequest
@@ -168,10 +169,7 @@ def simulate(
     if chunk < 1:
         raise ValueError(f"chunk_steps must be at least 1, got {chunk}")
     voltage_layers = frozenset(plan.record_voltages)
-    network = build_network(request, plan, record_states=voltage_layers)
-    if device.type != "cpu":  # built on the CPU
-        network = network.to(device)
-    stream = InputStream(request, plan, device)
+    advance = _chunk_function(request, plan, device, voltage_layers)
     recorders = recorders_for(plan, plan.batch_size, device, SpikeBudget(plan.cost.spike_events))
     started = time.perf_counter()
     state = None
@@ -181,7 +179,7 @@ def simulate(
                 raise cancelled_at(start, plan.steps)
             check_time(started, time_limit_s, start, plan.steps)
             stop = min(plan.steps, start + chunk)
-            outputs, state = network(stream.chunk(start, stop), state)
+            outputs, state = advance(start, stop, state)
             for index, layer in enumerate(plan.layers):
                 layer_state = state[index]
                 if layer.name in recorders:
@@ -207,6 +205,21 @@ def simulate(
         layers={name: recorder.result(plan.batch is not None) for name, recorder in recorders.items()},
         stats=run_stats(plan, wall),
     )
+
+
+ChunkFunction = Callable[[int, int, Any], tuple[list[torch.Tensor], Any]]
+
+
+def _chunk_function(request: JobRequest, plan: Plan, device: torch.device, voltage_layers: frozenset[str]) -> ChunkFunction:
+    """``advance(start, stop, state) -> (outputs, state)``: the network, built, running a chunk;
+    outputs and states per layer (a graph's: per population), in ``plan.layers`` order."""
+    if plan.graph is not None:
+        return GraphRun(request, plan, device, voltage_layers).chunk
+    network = build_network(request, plan, record_states=voltage_layers)
+    if device.type != "cpu":  # built on the CPU
+        network = network.to(device)
+    stream = InputStream.of(request, plan, device)
+    return lambda start, stop, state: network(stream.chunk(start, stop), state)
 
 
 # --- what a batched run (worker.simulation.batched) shares with this one --------------------------

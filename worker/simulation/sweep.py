@@ -274,6 +274,8 @@ def point_groups(sweep: SweepRequest, points: Sequence[Point]) -> list[list[int]
     base = sweep.base
     if len(points) < 2 or points[0].parsed.batch is not None or points[0].parsed.record.live:
         return singles
+    if points[0].plan.graph is not None:  # graphs run one point at a time
+        return singles
     for axis in sweep.axes:
         if not _batchable_axis(base, resolve(base, parse_path(axis.path)), axis.values):
             return singles

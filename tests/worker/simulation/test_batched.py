@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from tests.helpers import assert_same_recordings
+from tests.worker.simulation.test_graph_plan import balanced
 from worker.simulation.batched import simulate_points
 from worker.simulation.build import PARAMETER_TYPES
 from worker.simulation.plan import parse_request
@@ -96,6 +97,14 @@ def test_seeds_batch_when_no_weight_is_drawn_from_them() -> None:
     for point, result in zip(points, results, strict=True):
         assert_same_recordings(result, alone(point.request))
     assert len({result.layers["hidden"].spike_count for result in results}) > 1
+
+
+def test_a_sweep_of_a_graph_runs_its_points_one_by_one_through_the_graph() -> None:
+    base = balanced()
+    sweep, points = parse_sweep({"base": base, "axes": [{"path": "seed", "values": [0, 1, 2]}]})
+    assert point_groups(sweep, points) == [[0], [1], [2]]
+    sweep, points = parse_sweep({"base": base, "axes": [{"path": "network.nodes[0].params.v_th", "values": [18.0, 22.0]}]})
+    assert [point.parsed.network.nodes[0].params.v_th for point in points] == [18.0, 22.0]  # type: ignore[union-attr]
 
 
 def test_only_axes_a_batch_entry_can_differ_in_are_grouped() -> None:

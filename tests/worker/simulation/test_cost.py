@@ -50,13 +50,17 @@ def test_figures_follow_the_formulas_layer_by_layer() -> None:
 
 
 def test_layers_stepped_from_python_are_counted_one_by_one() -> None:
-    """Recurrent layers and box LIFs with delta synapses run their step loop in Python; each such
-    layer adds its overhead to a step's estimate (two delta layers are two)."""
+    """Recurrent layers and box LIFs with delta synapses run their step loop in Python (the
+    refractory box LIF has a kernel for either synapse); each such layer adds its overhead to a
+    step's estimate (two delta layers are two)."""
     delta = {"type": "lifbox", "params": {"synapse": "delta"}}
     request = {
         "network": {"layers": [{**delta, "name": "a"}, {"type": "lifbox", "name": "b"}, {**delta, "name": "c"}]},
         "input": {"type": "constant", "value": 1.0, "shape": [4], "steps": 10},
     }
+    assert [layer.stepped for layer in cost_of(request).layers] == [True, False, True]
+    refractory = {"type": "lifbox_refrac", "params": {"synapse": "delta"}}
+    request["network"]["layers"][1] = refractory
     assert [layer.stepped for layer in cost_of(request).layers] == [True, False, True]
     assert [layer.stepped for layer in cost_of(CONV).layers] == [False] * 5 + [True]
 

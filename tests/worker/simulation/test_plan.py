@@ -182,7 +182,7 @@ BAD_REQUESTS: list[tuple[str, Mutation, Limits | None, str, str]] = [
      "input.times[0]", "3 is out of range (must be < 3)"),
     ("spike lists of different lengths", top(input={"type": "spikes", "times": [0, 1], "indices": [0], "size": 5, "steps": 3}),
      None, "input.indices", "has 1 entries but times has 2"),
-    ("steps disagree with the tensor", top(steps=7), None, "steps", "is 7 but input.steps is 4"),
+    ("steps disagree with the tensor", top(steps=7), None, "steps", "is 7 but input gives 4 steps"),
     ("batch disagrees with the tensor", top(batch=3, input={"type": "tensor", "shape": [4, 2, 5], "data": [[[0.0] * 5] * 2] * 4}),
      None, "input.shape", "has batch dimension 2, but 'batch' is 3"),
     ("negative seed", top(seed=-1), None, "seed", "greater than or equal to 0"),

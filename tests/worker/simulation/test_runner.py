@@ -149,7 +149,7 @@ def direct_engine_run(request: dict[str, Any]) -> tuple[list[torch.Tensor], list
     """The same modules called directly on the whole input, with no runner in between."""
     parsed, plan = parse_request(request)
     network = build_network(parsed, plan, record_states=frozenset(plan.record_voltages))
-    x = InputStream(parsed, plan, torch.device("cpu")).chunk(0, plan.steps)
+    x = InputStream.of(parsed, plan, torch.device("cpu")).chunk(0, plan.steps)
     with torch.no_grad():
         return network(x)
 
@@ -312,7 +312,7 @@ def test_spiking_layers_hand_on_bool_spikes_not_float_copies() -> None:
     parsed, plan = parse_request(MIXED)
     network = build_network(parsed, plan)
     with torch.inference_mode():
-        outputs, _ = network(InputStream(parsed, plan, torch.device("cpu")).chunk(0, 40), None)
+        outputs, _ = network(InputStream.of(parsed, plan, torch.device("cpu")).chunk(0, 40), None)
     dtypes = {layer.name: outputs[index].dtype for index, layer in enumerate(plan.layers)}
     floats = {"fc": torch.float32, "ro": torch.float32, "readout": torch.float32}
     assert dtypes == {**floats, "adaptive": torch.bool, "rec": torch.bool}

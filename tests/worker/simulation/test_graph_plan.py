@@ -1,0 +1,198 @@
+"""The semantic check of graph networks: every problem is refused before anything runs, at the
+path of its field, and a valid graph gets its running order, its passes and its cost."""
+
+import copy
+from typing import Any
+
+import pytest
+
+from worker.simulation.errors import InvalidRequest
+from worker.simulation.limits import Limits
+from worker.simulation.plan import parse_request
+
+DELTA = {"tau_mem_inv": 50.0, "v_th": 20.0, "v_reset": 10.0, "synapse": "delta", "rho_reset": 20.0}
+
+
+def balanced(ne: int = 80, ni: int = 20, delay: int = 15) -> dict[str, Any]:
+    """A small Brunel-like network: two populations, two external drives, four recurrent edges."""
+    population = {"type": "lifbox_refrac", "params": DELTA, "v0": {"init": "uniform", "low": 0.0, "high": 20.0}}
+    return {
+        "dt": 1e-4,
+        "steps": 100,
+        "network": {
+            "nodes": [
+                {"name": "E", "size": ne, **population},
+                {"name": "I", "size": ni, **population},
+                {"name": "drive_E", "type": "poisson", "rates": 2500.0, "sources": 8, "shape": [ne]},
+                {"name": "drive_I", "type": "poisson", "rates": 2500.0, "sources": 8, "shape": [ni]},
+            ],
+            "edges": [
+                {"from": "drive_E", "to": "E", "type": "one_to_one", "weight": 0.1},
+                {"from": "drive_I", "to": "I", "type": "one_to_one", "weight": 0.1},
+                {"from": "E", "to": "E", "type": "fixed_in_degree", "k": 8, "weight": 0.1, "delay": delay},
+                {"from": "E", "to": "I", "type": "fixed_in_degree", "k": 8, "weight": 0.1, "delay": delay},
+                {"from": "I", "to": "E", "type": "fixed_in_degree", "k": 2, "weight": -0.5, "delay": delay},
+                {"from": "I", "to": "I", "type": "fixed_in_degree", "k": 2, "weight": -0.5, "delay": delay},
+            ],
+        },
+    }
+
+
+def refused(request: dict[str, Any], limits: Limits | None = None) -> tuple[str, str]:
+    with pytest.raises(InvalidRequest) as caught:
+        parse_request(request, limits)
+    error = caught.value.errors[0]
+    return error.path, error.msg
+
+
+def changed(change: Any) -> dict[str, Any]:
+    request = balanced()
+    change(request)
+    return request
+
+
+def test_a_graph_runs_its_inputs_first_and_recurrent_nodes_in_passes_of_the_shortest_cycle_delay() -> None:
+    _, plan = parse_request(balanced(delay=15))
+    assert plan.graph is not None
+    order = plan.graph.order
+    assert sorted(order) == ["E", "I", "drive_E", "drive_I"]
+    assert order.index("drive_E") < order.index("E") and order.index("drive_I") < order.index("I")
+    assert plan.graph.pass_steps == 15
+    assert [layer.name for layer in plan.layers] == ["E", "I"] and plan.record_spikes == ["E", "I"]
+    assert plan.neurons == 100
+
+
+def test_a_graph_without_cycles_runs_whole_chunks_and_orders_its_nodes_along_the_edges() -> None:
+    request = {
+        "steps": 10,
+        "network": {
+            "nodes": [
+                {"name": "out", "type": "lif", "size": 2},
+                {"name": "hidden", "type": "lif", "size": 3},
+                {"name": "in", "type": "poisson", "rates": 10.0, "shape": [3]},
+            ],
+            "edges": [
+                {"from": "hidden", "to": "out", "type": "dense"},
+                {"from": "in", "to": "hidden", "type": "one_to_one"},
+                {"from": "in", "to": "out", "type": "dense", "delay": 4},
+            ],
+        },
+    }
+    _, plan = parse_request(request)
+    assert plan.graph is not None and plan.graph.pass_steps is None
+    assert plan.graph.order == ["in", "hidden", "out"]
+
+
+def test_a_cycle_without_delay_is_refused_naming_the_cycle() -> None:
+    def undelay(request: dict[str, Any]) -> None:
+        request["network"]["edges"][3]["delay"] = 0  # E -> I
+        request["network"]["edges"][4]["delay"] = 0  # I -> E
+
+    path, message = refused(changed(undelay))
+    assert path == "network.edges[3].delay"
+    assert "the cycle E -> I -> E has no delay" in message
+
+
+@pytest.mark.parametrize(
+    ("change", "path", "words"),
+    [
+        (lambda r: r["network"]["edges"][2].update({"to": "X"}), "network.edges[2].to", "unknown node 'X'; nodes are E, I"),
+        (lambda r: r["network"]["edges"][2].update({"to": "drive_E"}), "network.edges[2].to", "is an input"),
+        (lambda r: r["network"]["edges"][0].update({"to": "I"}), "network.edges[0].to", "one_to_one needs two nodes of one size"),
+        (lambda r: r["network"]["edges"][2].update({"k": 81}), "network.edges[2].k", "81 distinct sources asked of 80"),
+        (lambda r: r["network"]["edges"][2].update({"k": 80, "autapses": False}), "network.edges[2].k", "asked of 79"),
+        (lambda r: r["network"]["nodes"][1].update({"name": "E"}), "network.nodes[1].name", "duplicate node name 'E'"),
+        (lambda r: r["network"]["nodes"][0].update({"v0": [1.0, 2.0]}), "network.nodes[0].v0", "not broadcastable to [80]"),
+        (lambda r: r["network"]["edges"][2].update({"delay": {"low": 5, "high": 2}}), "network.edges[2].delay.low", "exceed"),
+        (lambda r: r["network"]["edges"][2].update({"delay": -1}), "network.edges[2].delay", "greater than or equal to 0"),
+        (lambda r: r["network"]["nodes"][2].update({"sources": 800, "rates": 5000.0}), "network.nodes[2].sources", "255"),
+        (lambda r: r.update({"input": {"type": "constant", "value": [1.0]}}), "input", "a graph's inputs are its nodes"),
+        (lambda r: r["network"]["nodes"][0].update({"frequency": 1}), "network.nodes[0].frequency", "the fields here are"),
+        (lambda r: r["network"]["edges"][0].update({"type": "gap"}), "network.edges[0]", "'dense', 'one_to_one'"),
+        (lambda r: r.pop("steps"), "network.nodes[2].steps", "is required for this input type (or give top-level 'steps')"),
+    ],
+)
+def test_a_bad_graph_is_refused_at_its_field(change: Any, path: str, words: str) -> None:
+    got_path, message = refused(changed(change))
+    assert (got_path, words in message) == (path, True), message
+
+
+def test_a_graph_needs_a_population_and_a_number_of_steps() -> None:
+    request = {"steps": 5, "network": {"nodes": [{"name": "in", "type": "poisson", "rates": 1.0, "shape": [2]}]}}
+    assert refused(request) == ("network.nodes", "has no neuron population: a graph needs at least one")
+    request = {"network": {"nodes": [{"name": "P", "type": "lif", "size": 2}]}}
+    assert refused(request) == ("steps", "is required: no input node gives the number of steps")
+
+
+def test_edges_that_carry_spikes_refuse_a_source_of_values() -> None:
+    request = balanced()
+    request["network"]["nodes"][2] = {"name": "drive_E", "type": "constant", "value": 1.0, "shape": [80]}
+    request["network"]["edges"][0] = {"from": "drive_E", "to": "E", "type": "fixed_in_degree", "k": 3}
+    path, message = refused(request)
+    assert path == "network.edges[0].from" and "carry spikes" in message
+
+
+def test_a_sparse_edge_checks_its_lists() -> None:
+    def sparse(**fields: Any) -> dict[str, Any]:
+        edge = {"from": "E", "to": "I", "type": "sparse", "pre": [0, 79], "post": [0, 19], "delay": 1} | fields
+        return changed(lambda r: r["network"]["edges"].append(edge))
+
+    assert parse_request(sparse())[1].graph is not None
+    assert refused(sparse(pre=[0, 80])) == ("network.edges[6].pre[1]", "80 is out of range: the source 'E' has 80 neurons")
+    assert refused(sparse(post=[0])) == ("network.edges[6].post", "has 1 entries but pre has 2")
+    assert refused(sparse(weight=[1.0, 2.0, 3.0])) == ("network.edges[6].weight", "has 3 values for 2 synapses")
+    assert refused(sparse(delay=[1])) == ("network.edges[6].delay", "has 1 values for 2 synapses")
+    indices = {"dtype": "int32", "shape": [2], "base64": "AAAAAAEAAAA="}  # [0, 1]
+    _, plan = parse_request(sparse(pre=indices, delay=[2, 7]))
+    assert plan.graph is not None
+    assert plan.graph.edges[6].arrays["pre"].tolist() == [0, 1]
+    assert (plan.graph.edges[6].min_delay, plan.graph.edges[6].max_delay) == (2, 7)
+
+
+def test_a_dense_weight_matrix_is_target_by_source() -> None:
+    edge = {"from": "I", "to": "E", "type": "dense", "weight": [[0.0] * 80] * 20, "delay": 1}
+    path, message = refused(changed(lambda r: r["network"]["edges"].append(edge)))
+    assert path == "network.edges[6].weight" and "expected [80, 20]" in message
+
+
+def test_the_cost_counts_worst_case_synaptic_events_synapse_memory_and_the_draws() -> None:
+    _, plan = parse_request(balanced())
+    assert plan.cost is not None and plan.graph is not None
+    synapses = 8 * 80 + 8 * 20 + 2 * 80 + 2 * 20
+    assert sum(edge.synapses for edge in plan.graph.edges) == synapses + 100
+    drive_count = plan.graph.sources[0].max_count
+    assert drive_count is not None and 1 < drive_count <= 8
+    assert plan.cost.step_ops == synapses + 100 * drive_count  # every spike through every synapse
+    assert plan.cost.build_ops == 80 * 80 + 80 * 20 + 20 * 80 + 20 * 20  # a key per candidate source
+    one_weight_and_delay = 4 * synapses + 8 * (81 + 81 + 21 + 21)
+    assert plan.cost.fixed_bytes == one_weight_and_delay + 4 * 100 + 15 * 100 * 4  # + one-to-one weights, delay rings
+
+
+def test_too_many_synapses_are_refused_naming_the_largest_edge() -> None:
+    path, message = refused(balanced(), Limits(max_synapses=500))
+    assert path == "network.edges[2]" and "synapses ('E->E': 640)" in message
+
+
+def test_a_bernoulli_graph_too_costly_to_draw_is_refused_before_it_is_built() -> None:
+    request = {
+        "steps": 1,
+        "network": {
+            "nodes": [{"name": "P", "type": "lif", "size": 1_000_000}],
+            "edges": [{"from": "P", "to": "P", "type": "pairwise_bernoulli", "p": 1e-6, "delay": 1}],
+        },
+    }
+    path, message = refused(request, Limits(max_synaptic_ops=10**11))
+    assert path == "network.edges[0]" and "synaptic operations" in message
+
+
+def test_the_chain_form_still_needs_its_input() -> None:
+    assert refused({"network": {"layers": [{"type": "lif"}]}, "steps": 3})[0] == "input"
+
+
+def test_errors_inside_graph_unions_carry_no_union_tags() -> None:
+    request = copy.deepcopy(balanced())
+    request["network"]["edges"][2]["delay"] = {"low": 1}
+    assert refused(request)[0] == "network.edges[2].delay.high"
+    request = balanced()
+    request["network"]["nodes"][0]["params"] = {"v_th": "high"}
+    assert refused(request)[0] == "network.nodes[0].params.v_th"

@@ -1,0 +1,378 @@
+"""The semantic check of a network given as a graph (``network.nodes`` and ``network.edges``).
+
+``validate_graph`` checks what the JSON structure cannot: unique node names, edges between known
+nodes (ending at populations), the shape of every edge's arrays, the rules' degrees against the
+populations' sizes, delays, cycles, and the job's cost, each error at the path of its field. It
+also fixes how the graph runs (``GraphPlan``):
+
+- ``order``: the nodes in the order they run within a pass: an edge with a delay shorter than a
+  pass runs its source before its target.
+- ``pass_steps``: how many steps every node runs at once. Within a cycle each spike needs at least
+  the cycle's smallest delay D to come back, so D steps can run as one pass of every node over
+  those steps; a graph without cycles runs a whole chunk in one pass. A cycle whose delays are all
+  0 is refused (``network.edges[i].delay`` names one of its edges and the cycle).
+
+This module imports numpy and pydantic, never torch.
+"""
+
+import base64
+import binascii
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from worker.simulation.binomial import FULL, count_thresholds
+from worker.simulation.checks import (
+    LayerPlan,
+    Plan,
+    check_neuron_counts,
+    check_params,
+    check_source,
+    decode_tensor,
+    resolve_record,
+    shape_str,
+)
+from worker.simulation.cost import check_cost, job_cost
+from worker.simulation.errors import Loc, fail, format_loc
+from worker.simulation.limits import Limits
+from worker.simulation.request import (
+    Base64Indices,
+    Base64Tensor,
+    DelayRange,
+    DenseEdge,
+    FixedInDegreeEdge,
+    FixedOutDegreeEdge,
+    GraphNetwork,
+    InitSpec,
+    JobRequest,
+    OneToOneEdge,
+    PairwiseBernoulliEdge,
+    PoissonInput,
+    PopulationFields,
+    SparseEdge,
+    SpikesInput,
+)
+
+# A pairwise-Bernoulli edge's synapses are bounded, for its cost, by their mean plus this many
+# standard deviations (a draw beyond it is refused when the network is built: odds below 1e-15).
+BERNOULLI_SIGMAS = 8
+
+
+@dataclass
+class SourcePlan:
+    index: int  # in network.nodes
+    name: str
+    type: str
+    shape: tuple[int, ...]
+    array: np.ndarray | None  # decoded values (tensor, constant) or rates (Poisson)
+    max_count: int | None  # the most spikes a feature carries in a step; None: float values
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+
+@dataclass
+class EdgePlan:
+    index: int  # in network.edges
+    name: str
+    type: str
+    source: str
+    target: str
+    n_pre: int
+    n_post: int
+    synapses: int  # exact, or for pairwise Bernoulli an upper bound
+    min_delay: int
+    max_delay: int
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)  # decoded weight, pre, post, delay
+
+    @property
+    def loc(self) -> Loc:
+        return ("network", "edges", self.index)
+
+
+@dataclass
+class GraphPlan:
+    sources: list[SourcePlan]
+    edges: list[EdgePlan]
+    order: list[str]  # node names, in the order they run within a pass
+    pass_steps: int | None  # steps per pass; None: no cycle, a whole chunk at once
+    nodes: dict[str, int]  # name -> index in network.nodes
+
+    def source(self, name: str) -> SourcePlan | None:
+        return next((source for source in self.sources if source.name == name), None)
+
+    def into(self, name: str) -> list[EdgePlan]:
+        return [edge for edge in self.edges if edge.target == name]
+
+    def out_of(self, name: str) -> list[EdgePlan]:
+        return [edge for edge in self.edges if edge.source == name]
+
+    def max_delay_into(self, name: str) -> int:
+        return max((edge.max_delay for edge in self.into(name)), default=0)
+
+
+def validate_graph(request: JobRequest, limits: Limits) -> Plan:
+    network = request.network
+    assert isinstance(network, GraphNetwork)
+    if request.input is not None:
+        raise fail(("input",), "a graph's inputs are its nodes (network.nodes); leave 'input' out")
+    if len(network.nodes) > limits.max_layers:
+        raise fail(("network", "nodes"), f"has {len(network.nodes)} nodes, over the limit of {limits.max_layers}", "limit")
+    if len(network.edges) > limits.max_layers:
+        raise fail(("network", "edges"), f"has {len(network.edges)} edges, over the limit of {limits.max_layers}", "limit")
+    if request.batch is not None and request.batch > limits.max_batch:
+        raise fail(("batch",), f"{request.batch} is over the limit of {limits.max_batch}", "limit")
+
+    names: dict[str, int] = {}
+    sources: list[SourcePlan] = []
+    populations: list[LayerPlan] = []
+    steps_from: tuple[int, Loc] | None = (request.steps, ("steps",)) if request.steps is not None else None
+    for index, node in enumerate(network.nodes):
+        loc: Loc = ("network", "nodes", index)
+        if node.name in names:
+            raise fail((*loc, "name"), f"duplicate node name {node.name!r} (also network.nodes[{names[node.name]}])")
+        names[node.name] = index
+        if isinstance(node, PopulationFields):
+            populations.append(_population(node, index, loc, limits))
+            continue
+        steps, _, shape, array = check_source(node, request, limits, loc)
+        if steps_from is not None and steps != steps_from[0]:
+            raise fail((*loc, "steps"), f"gives {steps} steps, but {format_loc(steps_from[1])} gives {steps_from[0]}")
+        steps_from = steps_from or (steps, loc)
+        sources.append(SourcePlan(index, node.name, node.type, shape, array, _max_count(node, array, request.dt)))
+    if not populations:
+        raise fail(("network", "nodes"), "has no neuron population: a graph needs at least one")
+    if steps_from is None:
+        raise fail(("steps",), "is required: no input node gives the number of steps", "missing")
+    steps = steps_from[0]
+    if steps > limits.max_steps:
+        raise fail(steps_from[1], f"{steps} steps are over the limit of {limits.max_steps}", "limit")
+
+    sizes = {source.name: source.size for source in sources} | {layer.name: layer.neurons for layer in populations}
+    spiking = {p.name for p in populations if p.spikes} | {s.name for s in sources if s.max_count is not None}
+    targets = {p.name for p in populations}
+    edges = [_edge(edge, index, sizes, names, targets, spiking, limits) for index, edge in enumerate(network.edges)]
+    synapses = sum(edge.synapses for edge in edges)
+    if synapses > limits.max_synapses:
+        top = max(edges, key=lambda edge: edge.synapses)
+        raise fail(
+            top.loc,
+            f"the network has {synapses:,} synapses ({top.name!r}: {top.synapses:,}), over the limit of {limits.max_synapses:,}",
+            "limit",
+        )
+    pass_steps = _pass_steps(edges, names)
+    order = _order(edges, names, pass_steps)
+    plan = Plan(steps, request.batch, (), populations, [], {})
+    plan.graph = GraphPlan(sources, edges, order, pass_steps, names)
+    check_neuron_counts(plan, limits)
+    resolve_record(request, plan)
+    plan.cost = job_cost(request, plan, limits)
+    check_cost(plan.cost, request, limits)
+    return plan
+
+
+def _population(node: Any, index: int, loc: Loc, limits: Limits) -> LayerPlan:
+    shape = tuple(node.size)
+    plan = LayerPlan(index, node.name, node.type, shape, shape)
+    check_params(node, plan, loc, limits)
+    if node.v0 is not None and not isinstance(node.v0, InitSpec):
+        values = decode_tensor(node.v0, (*loc, "v0"), limits.max_input_bytes)
+        try:
+            np.broadcast_to(values, shape)
+        except ValueError:
+            raise fail((*loc, "v0"), f"has shape {shape_str(values.shape)}, not broadcastable to {shape_str(shape)}") from None
+        plan.arrays["v0"] = values
+    if isinstance(node.v0, InitSpec) and node.v0.init == "uniform" and node.v0.low > node.v0.high:
+        raise fail((*loc, "v0", "low"), "must not exceed high")
+    return plan
+
+
+def _max_count(node: Any, array: np.ndarray | None, dt: float) -> int | None:
+    """The most spikes one feature of a source can carry in a step (None: float values)."""
+    if isinstance(node, PoissonInput):
+        if node.sources == 1:
+            return 1
+        assert array is not None
+        table, _ = count_thresholds(node.sources, np.unique(array).astype(np.float64) * dt)
+        return int((table < FULL).sum(axis=1).max())
+    if isinstance(node, SpikesInput):
+        events = np.stack([node.times, node.batch or [0] * len(node.times), node.indices], axis=1)
+        return int(np.unique(events, axis=0, return_counts=True)[1].max()) if len(node.times) else 1
+    return None  # tensor and constant inputs: float values
+
+
+def _indices(value: Any, loc: Loc, bound: int, what: str, max_bytes: int) -> np.ndarray:
+    """A list of integers or base64 int32 -> int64 array, each below ``bound``."""
+    if isinstance(value, Base64Indices):
+        if value.shape[0] * 4 > max_bytes:
+            raise fail((*loc, "shape"), f"{value.shape[0]} values exceed the limit of {max_bytes // 4}", "limit")
+        try:
+            raw = base64.b64decode(value.base64, validate=True)
+        except (binascii.Error, ValueError):
+            raise fail((*loc, "base64"), "is not valid base64") from None
+        if len(raw) != value.shape[0] * 4:
+            raise fail(
+                (*loc, "base64"), f"decodes to {len(raw)} bytes, but shape {value.shape} of int32 needs {value.shape[0] * 4}"
+            )
+        array = np.frombuffer(raw, dtype="<i4").astype(np.int64)
+        if array.size and array.min() < 0:
+            raise fail(loc, f"holds a negative value at index {int(np.argmax(array < 0))}")
+    else:
+        if len(value) * 8 > max_bytes:
+            raise fail(loc, f"has over {max_bytes // 8} values, the limit", "limit")
+        array = np.asarray(value, dtype=np.int64)
+    if array.size and array.max() >= bound:
+        position = int(np.argmax(array >= bound))
+        raise fail((*loc, position), f"{int(array[position])} is out of range: the {what} has {bound} neurons")
+    return array
+
+
+def _edge(
+    edge: Any, index: int, sizes: dict[str, int], nodes: dict[str, int], populations: set[str], spiking: set[str], limits: Limits
+) -> EdgePlan:
+    loc: Loc = ("network", "edges", index)
+    for key, name in (("from", edge.source), ("to", edge.target)):
+        if name not in nodes:
+            raise fail((*loc, key), f"unknown node {name!r}; nodes are {', '.join(nodes)}")
+    if edge.target not in populations:
+        raise fail((*loc, "to"), f"node {edge.target!r} is an input: edges end at neuron populations")
+    n_pre, n_post = sizes[edge.source], sizes[edge.target]
+    label = edge.name or f"{edge.source}->{edge.target}"
+    if isinstance(edge.delay, DelayRange):
+        if edge.delay.low > edge.delay.high:
+            raise fail((*loc, "delay", "low"), "must not exceed high")
+        min_delay, max_delay = edge.delay.low, edge.delay.high
+    else:
+        min_delay = max_delay = edge.delay
+    plan = EdgePlan(index, label, edge.type, edge.source, edge.target, n_pre, n_post, 0, min_delay, max_delay)
+    same = edge.source == edge.target
+    if not isinstance(edge, (DenseEdge, OneToOneEdge)) and edge.source not in spiking:
+        raise fail((*loc, "from"), f"{edge.type} edges carry spikes, and node {edge.source!r} gives values that are not spikes")
+    if isinstance(edge, DenseEdge) and isinstance(edge.delay, DelayRange):
+        raise fail((*loc, "delay"), "a dense edge has one delay for all its synapses")
+    if isinstance(edge, DenseEdge):
+        plan.synapses = n_pre * n_post
+        if isinstance(edge.weight, (list, Base64Tensor)):
+            plan.arrays["weight"] = _shaped(edge.weight, (*loc, "weight"), (n_post, n_pre), limits)
+        if plan.synapses > limits.max_parameters:
+            raise fail((*loc, "weight"), f"{plan.synapses:,} weights are over the limit of {limits.max_parameters:,}", "limit")
+    elif isinstance(edge, OneToOneEdge):
+        if n_pre != n_post:
+            raise fail(
+                (*loc, "to"),
+                f"one_to_one needs two nodes of one size, but {edge.source!r} has {n_pre} and {edge.target!r} {n_post}",
+            )
+        plan.synapses = n_post
+        if isinstance(edge.weight, list):
+            values = decode_tensor(edge.weight, (*loc, "weight"), limits.max_input_bytes).reshape(-1)
+            if values.size not in (1, n_post):
+                raise fail((*loc, "weight"), f"has {values.size} values for {n_post} synapses")
+            plan.arrays["weight"] = values
+    elif isinstance(edge, (FixedInDegreeEdge, FixedOutDegreeEdge)):
+        drawn_from = n_pre if isinstance(edge, FixedInDegreeEdge) else n_post
+        available = drawn_from - (1 if same and not edge.autapses else 0)
+        if edge.k > available and not edge.multapses:
+            role = "sources" if isinstance(edge, FixedInDegreeEdge) else "targets"
+            raise fail((*loc, "k"), f"{edge.k} distinct {role} asked of {available} (set multapses to allow repeats)")
+        if available < 1:
+            raise fail((*loc, "autapses"), "a population of one neuron without autapses has no partner to draw")
+        plan.synapses = edge.k * (n_post if isinstance(edge, FixedInDegreeEdge) else n_pre)
+    elif isinstance(edge, PairwiseBernoulliEdge):
+        pairs = n_pre * n_post - (min(n_pre, n_post) if same and not edge.autapses else 0)
+        mean = pairs * edge.p
+        plan.synapses = min(pairs, math.ceil(mean + BERNOULLI_SIGMAS * math.sqrt(mean * (1 - edge.p)) + BERNOULLI_SIGMAS))
+    else:
+        assert isinstance(edge, SparseEdge)
+        pre = _indices(edge.pre, (*loc, "pre"), n_pre, f"source {edge.source!r}", limits.max_input_bytes)
+        post = _indices(edge.post, (*loc, "post"), n_post, f"target {edge.target!r}", limits.max_input_bytes)
+        if len(pre) != len(post):
+            raise fail((*loc, "post"), f"has {len(post)} entries but pre has {len(pre)}")
+        plan.synapses = len(pre)
+        plan.arrays |= {"pre": pre, "post": post}
+        if isinstance(edge.weight, (list, Base64Tensor)):
+            weights = decode_tensor(edge.weight, (*loc, "weight"), limits.max_input_bytes).reshape(-1)
+            if weights.size != len(pre):
+                raise fail((*loc, "weight"), f"has {weights.size} values for {len(pre)} synapses")
+            plan.arrays["weight"] = weights
+        if not isinstance(edge.delay, int):
+            delays = _indices(edge.delay, (*loc, "delay"), limits.max_steps + 1, "delay bound", limits.max_input_bytes)
+            if len(delays) != len(pre):
+                raise fail((*loc, "delay"), f"has {len(delays)} values for {len(pre)} synapses")
+            plan.arrays["delay"] = delays
+            plan.min_delay, plan.max_delay = (int(delays.min()), int(delays.max())) if delays.size else (0, 0)
+    weight = getattr(edge, "weight", None)
+    if isinstance(weight, InitSpec) and weight.init == "uniform" and weight.low > weight.high:
+        raise fail((*loc, "weight", "low"), "must not exceed high")
+    if plan.max_delay > limits.max_steps:
+        raise fail((*loc, "delay"), f"{plan.max_delay} steps are over the limit of {limits.max_steps}", "limit")
+    return plan
+
+
+def _shaped(value: Any, loc: Loc, shape: tuple[int, ...], limits: Limits) -> np.ndarray:
+    array = decode_tensor(value, loc, limits.max_input_bytes)
+    if array.shape != shape:
+        raise fail(loc, f"has shape {shape_str(array.shape)}, expected {shape_str(shape)} (target neurons, source neurons)")
+    return array
+
+
+def _reaches(edges: list[EdgePlan], names: dict[str, int]) -> dict[str, set[str]]:
+    """For every node, the nodes reachable from it along the edges."""
+    successors: dict[str, set[str]] = {name: set() for name in names}
+    for edge in edges:
+        successors[edge.source].add(edge.target)
+    reached: dict[str, set[str]] = {}
+    for start in names:
+        seen: set[str] = set()
+        stack = list(successors[start])
+        while stack:
+            node = stack.pop()
+            if node not in seen:
+                seen.add(node)
+                stack.extend(successors[node])
+        reached[start] = seen
+    return reached
+
+
+def _pass_steps(edges: list[EdgePlan], names: dict[str, int]) -> int | None:
+    """The smallest delay on any cycle; a cycle of zero-delay edges is an error naming it."""
+    undelayed = [edge for edge in edges if edge.min_delay == 0]
+    reached = _reaches(undelayed, names)
+    for edge in undelayed:
+        if edge.source in reached[edge.target] or edge.source == edge.target:
+            cycle = _cycle(undelayed, edge)
+            raise fail(
+                (*edge.loc, "delay"),
+                f"the cycle {' -> '.join(cycle)} has no delay: every cycle needs an edge with a delay of at least one step",
+            )
+    reached = _reaches(edges, names)
+    cyclic = [edge.min_delay for edge in edges if edge.source in reached[edge.target] or edge.source == edge.target]
+    return min(cyclic) if cyclic else None
+
+
+def _cycle(edges: list[EdgePlan], first: EdgePlan) -> list[str]:
+    """Node names along a cycle through ``first`` (which closes one), from its source back to it."""
+    path = {first.target: [first.source, first.target]}
+    frontier = [first.target]
+    while frontier:
+        node = frontier.pop(0)
+        if node == first.source:
+            return path[node]
+        for edge in edges:
+            if edge.source == node and edge.target not in path:
+                path[edge.target] = [*path[node], edge.target]
+                frontier.append(edge.target)
+    return [first.source, first.target]
+
+
+def _order(edges: list[EdgePlan], names: dict[str, int], pass_steps: int | None) -> list[str]:
+    """The nodes in a topological order of the edges shorter than a pass, ties by node index."""
+    binding = [edge for edge in edges if pass_steps is None or edge.min_delay < pass_steps]
+    waiting = {name: {e.source for e in binding if e.target == name and e.source != name} for name in names}
+    order: list[str] = []
+    while len(order) < len(names):
+        ready = next(name for name in names if name not in order and not waiting[name] - set(order))
+        order.append(ready)
+    return order

@@ -1,0 +1,227 @@
+"""Runs a network given as a graph: inputs, populations and the projections between them.
+
+Every population owns a ``DelayRing``, the input of its coming steps; every edge adds its
+source's output into its target's ring at the steps it arrives (``t + delay``). A run goes in
+passes of ``GraphPlan.pass_steps`` steps (a whole chunk when the graph has no cycle): in each pass
+every node runs once over all of the pass's steps, in ``GraphPlan.order``, taking its input from
+its ring and handing its output to its edges. A pass is never longer than the shortest delay on a
+cycle, so all the input a pass needs exists before the pass reaches it.
+
+Edges: ``dense`` is one product over all of a pass's rows (the event kernel when the source
+spikes, so its sums do not depend on the rows); ``one_to_one`` with one delay multiplies
+elementwise; every other edge is a sparse ``Projection`` (compressed rows by source neuron) whose
+spikes the C kernel adds in a fixed order. Connectivity, weights, delays and initial voltages are
+drawn on the CPU from the request's seed (nodes first, then edges, in order), so every device
+starts from the same network; the sums are the same whatever the chunking, and a request's passes
+and chunks are fixed by the request alone, so a rerun gives the same bits.
+"""
+
+import dataclasses
+import math
+from typing import Any
+
+import torch
+
+from worker.engine import projections as proj
+from worker.engine.events import linear_events
+from worker.engine.module import SequenceModule, cast_params
+from worker.simulation.build import InputStream, build_layer, draw_weight
+from worker.simulation.checks import Plan
+from worker.simulation.graph_plan import EdgePlan, GraphPlan
+from worker.simulation.request import (
+    DelayRange,
+    DenseEdge,
+    FixedInDegreeEdge,
+    FixedOutDegreeEdge,
+    GraphNetwork,
+    InitSpec,
+    IzhikevichPopulation,
+    JobRequest,
+    OneToOneEdge,
+    PairwiseBernoulliEdge,
+    PopulationFields,
+    SparseEdge,
+)
+
+
+class GraphEdge:
+    """One edge, built: ``propagate`` adds a pass's output of its source to its target's ring."""
+
+    def __init__(self, plan: EdgePlan, model: Any, generator: torch.Generator, device: torch.device) -> None:
+        self.plan = plan
+        self.dense: torch.Tensor | None = None  # (n_pre, n_post): weights input-major, as the event kernel reads them
+        self.elementwise: torch.Tensor | None = None  # one_to_one: a weight, or one per neuron
+        self.projection: proj.Projection | None = None
+        self.delay = model.delay if isinstance(model.delay, int) else 0
+        if isinstance(model, DenseEdge):
+            weight = draw_weight(
+                model.weight, (plan.n_post, plan.n_pre), 1 / math.sqrt(plan.n_pre), generator, plan.arrays.get("weight")
+            )
+            self.dense = weight.t().contiguous().to(device)
+        elif isinstance(model, OneToOneEdge) and not isinstance(model.delay, DelayRange):
+            self.elementwise = self._weights(model.weight, plan.n_post, generator).to(device)
+        else:
+            self.projection = self._projection(model, generator)
+
+    def _weights(self, value: Any, count: int, generator: torch.Generator) -> torch.Tensor:
+        """One weight (0-dim) or one per synapse, in the order the synapses were drawn."""
+        if "weight" in self.plan.arrays:
+            return torch.from_numpy(self.plan.arrays["weight"].copy())
+        if isinstance(value, InitSpec) and value.init != "constant":
+            return draw_weight(value, (count,), None, generator, None)
+        return torch.tensor(value.value if isinstance(value, InitSpec) else float(value), dtype=torch.float32)
+
+    def _projection(self, model: Any, generator: torch.Generator) -> proj.Projection:
+        plan = self.plan
+        same = plan.source == plan.target
+        autapses = getattr(model, "autapses", True) or not same
+        if isinstance(model, FixedInDegreeEdge):
+            built = proj.fixed_in_degree(
+                plan.n_pre, plan.n_post, model.k, generator, autapses=autapses, multapses=model.multapses
+            )
+        elif isinstance(model, FixedOutDegreeEdge):
+            built = proj.fixed_out_degree(
+                plan.n_pre, plan.n_post, model.k, generator, autapses=autapses, multapses=model.multapses
+            )
+        elif isinstance(model, PairwiseBernoulliEdge):
+            built = proj.pairwise_bernoulli(plan.n_pre, plan.n_post, model.p, generator, autapses=autapses)
+            if built.synapses > plan.synapses:
+                raise ValueError(f"edge {plan.name!r} drew {built.synapses} synapses, over its bound of {plan.synapses}")
+        elif isinstance(model, OneToOneEdge):
+            built = proj.one_to_one(plan.n_pre)
+        else:
+            assert isinstance(model, SparseEdge)
+            pre, post = (torch.from_numpy(plan.arrays[key]) for key in ("pre", "post"))
+            delays = torch.from_numpy(plan.arrays["delay"]) if "delay" in plan.arrays else self.delay
+            weights = self._weights(model.weight, plan.synapses, generator)
+            return proj.from_pairs(pre, post, plan.n_pre, plan.n_post, weights, delays)
+        # weights and delays drawn per synapse follow the synapses' stored order (by source, then target)
+        weight = self._weights(model.weight, built.synapses, generator)
+        if isinstance(model.delay, DelayRange):
+            delay = torch.randint(
+                model.delay.low, model.delay.high + 1, (built.synapses,), generator=generator, dtype=torch.int32
+            )
+        else:
+            delay = torch.tensor(model.delay, dtype=torch.int32)
+        return dataclasses.replace(built, weight=weight, delay=delay)
+
+    def propagate(self, output: torch.Tensor, step: int, ring: proj.DelayRing) -> None:
+        """Adds ``output`` (steps, batch, n_pre) of steps ``step ..`` to ``ring``."""
+        steps, batch = output.shape[:2]
+        if self.projection is not None:
+            proj.project(output, self.projection, ring, step)
+        elif self.dense is not None:
+            rows = output.reshape(steps * batch, -1)
+            if rows.dtype in (torch.bool, torch.uint8):
+                values = linear_events(rows, self.dense, None)
+            else:
+                values = rows.float() @ self.dense
+            ring.add(step + self.delay, values.reshape(steps, batch, -1))
+        else:
+            assert self.elementwise is not None
+            ring.add(step + self.delay, output.float() * self.elementwise)
+
+
+class GraphRun:
+    """A graph network, built: ``chunk(start, stop, states)`` runs steps ``start .. stop - 1`` and
+    returns each population's output and state (in ``plan.layers`` order), like the chain's
+    ``SequentialState``. Populations named in ``record_states`` return the state of every step."""
+
+    def __init__(
+        self, request: JobRequest, plan: Plan, device: torch.device, record_states: frozenset[str] = frozenset()
+    ) -> None:
+        network = request.network
+        assert isinstance(network, GraphNetwork) and plan.graph is not None
+        graph: GraphPlan = plan.graph
+        self.graph = graph
+        self.batch = plan.batch_size
+        self.record_states = record_states
+        generator = torch.Generator().manual_seed(request.seed)
+        self.populations: dict[str, SequenceModule] = {}
+        self.initial_v: dict[str, torch.Tensor | None] = {}
+        self.position = {layer.name: index for index, layer in enumerate(plan.layers)}
+        for layer in plan.layers:
+            node = network.nodes[layer.index]
+            assert isinstance(node, PopulationFields)
+            module = build_layer(
+                node.model_copy(update={"v0": None}) if isinstance(node, IzhikevichPopulation) else node,
+                layer,
+                generator,
+                request.dt,
+                layer.name in record_states,
+            )
+            assert isinstance(module, SequenceModule)
+            module.bool_spikes = True
+            self.populations[layer.name] = module.to(device)
+            self.initial_v[layer.name] = self._initial_v(node, layer.out_shape, generator, layer.arrays.get("v0"))
+        self.sources = {
+            source.name: InputStream(
+                network.nodes[source.index], source.shape, source.array, plan.batch, request, device, source.index
+            )
+            for source in graph.sources
+        }
+        self.edges = [GraphEdge(edge, network.edges[edge.index], generator, device) for edge in graph.edges]
+        self.shapes = {layer.name: layer.out_shape for layer in plan.layers}
+        self.pass_steps = graph.pass_steps
+        self.device = device
+        self.rings: dict[str, proj.DelayRing] = {}
+        self.ring_steps = 0  # the steps the rings were sized for (a pass)
+
+    @staticmethod
+    def _initial_v(node: Any, shape: tuple[int, ...], generator: torch.Generator, decoded: Any) -> torch.Tensor | None:
+        if node.v0 is None:
+            return None
+        if isinstance(node.v0, InitSpec):
+            return draw_weight(node.v0, shape, None, generator, None)
+        return torch.from_numpy(decoded.copy()).broadcast_to(shape)
+
+    def _rings(self, steps: int) -> None:
+        """Delay rings for passes of up to ``steps`` steps (made once, at the first chunk)."""
+        if self.rings:
+            assert steps <= self.ring_steps, "a pass never outgrows the rings"
+            return
+        self.ring_steps = steps
+        for name, shape in self.shapes.items():
+            slots = self.graph.max_delay_into(name) + steps
+            self.rings[name] = proj.DelayRing(slots, self.batch, math.prod(shape), self.device)
+
+    def _start_state(self, name: str, x: torch.Tensor) -> Any:
+        module = self.populations[name]
+        state = module.initial_state(x[0], cast_params(module.p, x))
+        v0 = self.initial_v[name]
+        if v0 is not None:
+            state = state._replace(v=v0.to(x.device).expand_as(state.v).clone())
+        return state
+
+    def chunk(self, start: int, stop: int, states: list[Any] | None) -> tuple[list[torch.Tensor], list[Any]]:
+        pass_steps = min(self.pass_steps or stop - start, stop - start)
+        self._rings(self.pass_steps or stop - start)
+        current = dict(zip(self.shapes, states, strict=True)) if states is not None else {}
+        outputs: dict[str, list[torch.Tensor]] = {name: [] for name in self.shapes}
+        recorded: dict[str, list[Any]] = {name: [] for name in self.record_states}
+        for first in range(start, stop, pass_steps):
+            steps = min(pass_steps, stop - first)
+            for name in self.graph.order:
+                if name in self.sources:
+                    output = self.sources[name].chunk(first, first + steps)
+                else:
+                    x = self.rings[name].take_steps(first, steps).reshape(steps, self.batch, *self.shapes[name])
+                    state = current.get(name)
+                    output, state = self.populations[name](x, state if state is not None else self._start_state(name, x))
+                    if name in recorded:
+                        recorded[name].append(state)
+                        state = type(state)(*(value[-1] for value in state))
+                    current[name] = state
+                    outputs[name].append(output)
+                flat = output.reshape(steps, self.batch, -1)
+                for edge in self.edges:
+                    if edge.plan.source == name:
+                        edge.propagate(flat, first, self.rings[edge.plan.target])
+        final: list[Any] = []
+        for name in self.shapes:
+            pieces = recorded.get(name)
+            if pieces:  # the states of every step, as the chain's modules return them
+                final.append(type(pieces[0])(*(torch.cat(values) for values in zip(*pieces, strict=True))))
+            else:
+                final.append(current[name])
+        return [torch.cat(outputs[name]) for name in self.shapes], final
