@@ -1,97 +1,168 @@
-"""Brunel's (2000) balanced network, model A, built from the engine's parts directly (the request
-format cannot express a graph yet): the first look at what the refractory delta neurons and the
-sparse projections with delays do together, at the scale of the reference network.
+"""Brunel's (2000) balanced network, model A, as a spikeserve request (``examples/brunel.json`` at
+N = 10,000), side by side with Brian2 running the same network.
 
-    python -m benchmarks.brunel [--ne 8000 --ni 2000] [--duration 1.0] [--seed 1]
+    python -m benchmarks.brunel [--sizes 5000,10000,20000] [--repeats 2]
+        [--brian2-python PY --brian2-script brian2_brunel.py | --brian2-results DIR]
 
-The network (as Brunel 2000, Fig. 8C; NEST's brunel_delta_nest.py): NE excitatory and NI
+The network (Brunel 2000, Fig. 8C; NEST's brunel_delta_nest.py): 0.8 N excitatory and 0.2 N
 inhibitory box LIF neurons with delta synapses (tau_m 20 ms, V_th 20 mV, V_reset 10 mV,
-refractory 2 ms with V held and input lost, V_leak 0); fixed in-degree CE = NE/10 excitatory and
-CI = NI/10 inhibitory inputs per neuron, no multapses, J = 0.1 mV, J_I = -g J with g = 5, one
-delay of 1.5 ms; 800 external Poisson sources per neuron at 2 x the threshold rate (25 Hz each,
-weight J); dt 0.1 ms; initial V uniform in [0, V_th). Printed: the time to build and to simulate,
-the E and I rates, the mean CV of the inter-spike intervals, and the Fano factor of the
-population's 1 ms spike counts (a measure of its oscillation), beside Brian2's figures for the
-same network measured on this machine for issue 15 (E 42.4 Hz, I 42.6 Hz, CV 0.34, Fano about
-100; C++ standalone 10.0 s for 1 s of network time).
+refractory 2 ms with V held and input lost); fixed in-degree 800 excitatory and 200 inhibitory
+inputs per neuron at every N, no multapses, J = 0.1 mV, J_I = -5 J, one delay of 1.5 ms; 800
+external Poisson sources per neuron at 25 Hz (weight J); dt 0.1 ms, 1 s; initial V uniform in
+[0, V_th).
+
+Measured for each N, best of ``--repeats``:
+- engine: the request parsed and simulated in this process (``simulate``): the simulation loop
+  alone (``stats.wall_s``) and everything from the request to the recorded spikes (connectivity
+  drawn from the seed included);
+- job: ``spikeserve run request.json -o result.npz`` in a fresh process, what a user waits for
+  from typing the command to having the spikes on disk (Python and torch starting included).
+Brian2 runs the reference script of the same network through ``benchmarks/brunel_brian2.py``
+(C++ standalone; with ``--brian2-results`` its result files are read instead): its simulation
+loop, and its whole run from starting Python to having the spikes (code generation and the
+compilation of the C++ project included, since that is what its user waits for).
+
+Statistics, computed alike for both: E and I rates, the mean CV of the inter-spike intervals
+(neurons with at least 3 spikes), and the Fano factor of the population's 1 ms spike counts from
+0.1 s on (its oscillation).
 """
 
 import argparse
+import json
+import pathlib
+import subprocess
 import sys
+import tempfile
 import time
+from typing import Any
 
+import numpy as np
 import torch
 
-import worker.engine as snn
-from worker.engine import projections as proj
+from worker.simulation.plan import parse_request
+from worker.simulation.results import Result
+from worker.simulation.runner import simulate
+
+ROOT = pathlib.Path(__file__).parents[1]
+SPIKESERVE = pathlib.Path(sys.executable).parent / "spikeserve"
 
 
-def run(ne: int, ni: int, duration_s: float, seed: int) -> dict[str, float]:
-    dt, delay_ms, j, g = 0.1e-3, 1.5, 0.1, 5.0
-    n, ce, ci = ne + ni, ne // 10, ni // 10
-    steps, delay = round(duration_s / dt), round(delay_ms * 1e-3 / dt)
-    generator = torch.Generator().manual_seed(seed)
-    started = time.perf_counter()
-    excitatory = proj.fixed_in_degree(ne, n, ce, generator, weight=j, delay=delay)
-    inhibitory = proj.fixed_in_degree(ni, n, ci, generator, weight=-g * j, delay=delay)
-    ring = proj.DelayRing(delay + 1, 1, n)
-    p = snn.LIFBoxRefracParameters(tau_mem_inv=50.0, v_th=20.0, v_reset=10.0, synapse="delta", rho_reset=round(2e-3 / dt))
-    cell = snn.LIFBoxRefracCell(p, dt=dt)
-    state = snn.LIFBoxRefracFeedForwardState(v=torch.rand(1, n, generator=generator) * 20.0, rho=torch.zeros(1, n))
-    nu_threshold = 20.0 / (j * ce * 20e-3)  # the external rate that alone brings V to threshold
-    external = torch.distributions.Binomial(ce, probs=torch.tensor(2 * nu_threshold * dt))
-    built = time.perf_counter()
-    spikes = torch.zeros(steps, n, dtype=torch.bool)
-    torch.manual_seed(seed)  # the external drive's draws
-    for step in range(steps):
-        x = ring.take(step) + j * external.sample((1, n))
-        z, state = cell(x, state)
-        fired = z.bool()
-        spikes[step] = fired[0]
-        if fired.any():
-            proj.project(fired[:, :ne], excitatory, ring, step)
-            proj.project(fired[:, ne:], inhibitory, ring, step)
-    simulated = time.perf_counter()
-    return {"build_s": built - started, "simulate_s": simulated - built, **statistics(spikes, ne, dt)}
+def brunel_request(n: int) -> dict[str, Any]:
+    """``examples/brunel.json`` with 0.8 n excitatory and 0.2 n inhibitory neurons (in-degrees kept)."""
+    request = json.loads((ROOT / "examples" / "brunel.json").read_text())
+    sizes = {"E": n * 4 // 5, "I": n // 5, "drive_E": n * 4 // 5, "drive_I": n // 5}
+    for node in request["network"]["nodes"]:
+        if "size" in node:
+            node["size"] = sizes[node["name"]]
+        else:
+            node["shape"] = [sizes[node["name"]]]
+    request["name"] = f"Brunel (2000) balanced network, N = {n:,}"
+    return request
 
 
-def statistics(spikes: torch.Tensor, ne: int, dt: float) -> dict[str, float]:
-    steps = spikes.shape[0]
-    seconds = steps * dt
-    counts = spikes.sum(0).double()
+def statistics(result: Result, dt: float) -> dict[str, float]:
+    """Rates, mean CV of ISIs and the population Fano factor, as the Brian2 script computes them."""
+    seconds = result.steps * dt
+    times, senders, rates = [], [], {}
+    offset = 0
+    for name in ("E", "I"):
+        layer = result.layers[name]
+        assert layer.times is not None and layer.senders is not None and layer.counts is not None
+        rates[name] = layer.counts.sum() / layer.counts.size / seconds
+        times.append(layer.times * dt)
+        senders.append(layer.senders + offset)
+        offset += layer.counts.size
+    t, i = np.concatenate(times), np.concatenate(senders)
+    order = np.lexsort((t, i))
+    t, i = t[order], i[order]
+    same = i[1:] == i[:-1]
     cvs = []
-    for neuron in range(spikes.shape[1]):
-        times = spikes[:, neuron].nonzero().flatten().double()
-        if times.numel() >= 3:
-            isi = times.diff()
-            cvs.append(float(isi.std(unbiased=False) / isi.mean()))
-    per_ms = spikes.sum(1).double()[: steps - steps % 10].reshape(-1, 10).sum(1)
+    for isi in _per_neuron(i[1:][same], np.diff(t)[same]):
+        if isi.size >= 2:  # at least 3 spikes
+            cvs.append(isi.std() / isi.mean())
+    edges = np.arange(min(0.1, seconds / 2), seconds + 1e-9, 1e-3)
+    counts, _ = np.histogram(t, bins=edges)
     return {
-        "rate_e_hz": float(counts[:ne].mean() / seconds),
-        "rate_i_hz": float(counts[ne:].mean() / seconds),
-        "cv_isi": sum(cvs) / len(cvs) if cvs else float("nan"),
-        "fano_1ms": float(per_ms.var(unbiased=False) / per_ms.mean()) if per_ms.mean() > 0 else float("nan"),
+        "rate_E": float(rates["E"]),
+        "rate_I": float(rates["I"]),
+        "cv_mean": float(np.mean(cvs)),
+        "fano_pop_1ms": float(counts.var() / counts.mean()),
     }
+
+
+def _per_neuron(neurons: np.ndarray, values: np.ndarray) -> list[np.ndarray]:
+    """``values`` split into runs of equal ``neurons`` (sorted)."""
+    starts = np.flatnonzero(np.r_[True, neurons[1:] != neurons[:-1]]) if neurons.size else np.zeros(0, dtype=np.int64)
+    return np.split(values, starts[1:])
+
+
+def engine_run(request: dict[str, Any]) -> dict[str, Any]:
+    started = time.perf_counter()
+    parsed, plan = parse_request(request)
+    result = simulate(parsed, plan)
+    return {"total_s": time.perf_counter() - started, "loop_s": result.stats["wall_s"], **statistics(result, parsed.dt)}
+
+
+def job_run(request: dict[str, Any]) -> float:
+    """Seconds from starting ``spikeserve run`` to its result on disk."""
+    with tempfile.TemporaryDirectory() as scratch:
+        path = pathlib.Path(scratch) / "request.json"
+        path.write_text(json.dumps(request))
+        started = time.perf_counter()
+        subprocess.run([str(SPIKESERVE), "run", str(path), "-o", str(pathlib.Path(scratch) / "result.npz"), "-q"], check=True)
+        return time.perf_counter() - started
+
+
+def brian2_run(python: str, script: str, n: int, mode: str = "cpp") -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as scratch:
+        out = pathlib.Path(scratch) / "result.json"
+        sizes = ["--NE", str(n * 4 // 5), "--NI", str(n // 5)]
+        wrapper = str(ROOT / "benchmarks" / "brunel_brian2.py")
+        command = [python, wrapper, script, "--mode", mode, *sizes, "--workdir", scratch, "--out", str(out)]
+        subprocess.run(command, check=True, capture_output=True)
+        return json.loads(out.read_text())
+
+
+def brian2_figures(args: argparse.Namespace, n: int) -> dict[str, Any] | None:
+    if args.brian2_results:
+        found = [json.loads(p.read_text()) for p in pathlib.Path(args.brian2_results).glob("*.json")]
+        runs = [run for run in found if run.get("N") == n and run.get("mode") == "cpp"]
+    elif args.brian2_python and args.brian2_script:
+        runs = [brian2_run(args.brian2_python, args.brian2_script, n) for _ in range(args.repeats)]
+    else:
+        return None
+    if not runs:
+        return None
+    return {"loop_s": min(r["t_loop"] for r in runs), "total_s": min(r["t_total"] for r in runs), **runs[0]}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--ne", type=int, default=8000)
-    parser.add_argument("--ni", type=int, default=2000)
-    parser.add_argument("--duration", type=float, default=1.0, help="network time, s")
-    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--sizes", default="5000,10000,20000", help="network sizes N, comma-separated")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--brian2-python", help="a Python with Brian2 2.11 (3.13 or later)")
+    parser.add_argument("--brian2-script", help="the Brian2 script of the network (brian2_brunel.py)")
+    parser.add_argument("--brian2-results", help="a directory of that script's result files, instead of running it")
     args = parser.parse_args(argv)
-    figures = run(args.ne, args.ni, args.duration, args.seed)
-    threads = torch.get_num_threads()
-    print(f"N = {args.ne + args.ni:,}, {args.duration} s of network time, torch {torch.__version__}, {threads} threads")
-    print("| | spikeserve engine | Brian2 (issue 15, this machine) |")
-    print("|---|---|---|")
-    print(f"| build | {figures['build_s']:.2f} s | |")
-    print(f"| simulate | {figures['simulate_s']:.2f} s | 10.0 s (C++ standalone, compile excluded) |")
-    print(f"| E rate | {figures['rate_e_hz']:.1f} Hz | 42.4 Hz |")
-    print(f"| I rate | {figures['rate_i_hz']:.1f} Hz | 42.6 Hz |")
-    print(f"| mean CV of ISI | {figures['cv_isi']:.2f} | 0.34 |")
-    print(f"| Fano factor, 1 ms population counts | {figures['fano_1ms']:.0f} | about 100 |")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; best of {args.repeats}")
+    print("| N | synapses | engine loop | engine total | `spikeserve run` | Brian2 C++ loop | Brian2 C++ total "
+          "| loop ratio | total ratio | E / I rate (Hz) | Brian2 E / I | CV | Brian2 CV | Fano | Brian2 Fano |")  # fmt: skip
+    print("|---" * 15 + "|")
+    for n in (int(size) for size in args.sizes.split(",")):
+        request = brunel_request(n)
+        engine = min((engine_run(request) for _ in range(args.repeats)), key=lambda run: run["total_s"])
+        job = min(job_run(request) for _ in range(args.repeats))
+        brian = brian2_figures(args, n)
+        b = brian or {}
+        cells = [
+            f"{n:,}", f"{n * 1000:,}", f"{engine['loop_s']:.2f} s", f"{engine['total_s']:.2f} s", f"{job:.2f} s",
+            f"{b['loop_s']:.2f} s" if brian else "", f"{b['total_s']:.2f} s" if brian else "",
+            f"{b['loop_s'] / engine['loop_s']:.1f}x" if brian else "", f"{b['total_s'] / job:.1f}x" if brian else "",
+            f"{engine['rate_E']:.2f} / {engine['rate_I']:.2f}", f"{b['rate_E']:.2f} / {b['rate_I']:.2f}" if brian else "",
+            f"{engine['cv_mean']:.3f}", f"{b['cv_mean']:.3f}" if brian else "",
+            f"{engine['fano_pop_1ms']:.0f}", f"{b['fano_pop_1ms']:.0f}" if brian else "",
+        ]  # fmt: skip
+        print("| " + " | ".join(cells) + " |", flush=True)
     return 0
 
 

@@ -132,7 +132,7 @@ def peer_script(library: str, request: dict, device: torch.device) -> Callable[[
         def draw() -> torch.Tensor:
             return (torch.rand(shape, device=device) < rates * parsed.dt).float()
     else:
-        values = InputStream(parsed, plan, device).chunk(0, plan.steps).float().contiguous()
+        values = InputStream.of(parsed, plan, device).chunk(0, plan.steps).float().contiguous()
 
         def draw() -> torch.Tensor:
             return values
@@ -158,7 +158,7 @@ def floors(request: dict, device: torch.device) -> dict[str, Callable[[], Callab
     case's first layers and its own input."""
     parsed, plan = parse_request(request, LIMITS)
     network = build_network(parsed, plan).to(device)
-    x = InputStream(parsed, plan, device).chunk(0, plan.steps)
+    x = InputStream.of(parsed, plan, device).chunk(0, plan.steps)
     first, neuron = network[0], network[1]
     rows = x.reshape(plan.steps * plan.batch_size, -1) if isinstance(first, synapses.Linear) else x.flatten(0, 1)
 
