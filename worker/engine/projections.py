@@ -14,8 +14,10 @@ in ``events/projection_kernels.c``, or ``project_reference``, a dense product pe
 tests compare it with); ``DelayRing.take`` hands over the input of a step, ``take_steps`` of
 several.
 
-Connectivity is drawn on the CPU from a ``torch.Generator``, so a seed gives the same synapses
-on every device: fixed in-degree, fixed out-degree, pairwise Bernoulli, one-to-one, all-to-all.
+Connectivity is drawn on the CPU, so a seed gives the same synapses on every device: the fixed
+in- and out-degree rules from counter-based draws of (seed, stream, neuron) in a C kernel
+(``draw_partners``: k draws per neuron, any thread count), pairwise Bernoulli from a
+``torch.Generator``; one-to-one and all-to-all need none.
 """
 
 import ctypes
@@ -27,11 +29,13 @@ from dataclasses import dataclass
 
 import torch
 
+from worker.engine.events import reference as events_reference
+from worker.engine.events import spike_count
 from worker.engine.fused.cpu import build
 
 log = logging.getLogger(__name__)
 SOURCE = pathlib.Path(__file__).with_name("events") / "projection_kernels.c"
-DRAW_ROWS = 1024  # target neurons drawn at a time: bounds the memory of a draw without replacement
+DRAW_BYTES = 64 * 2**20  # the random keys of a Bernoulli draw, drawn a block of source neurons at a time
 
 
 @dataclass(frozen=True)
@@ -88,55 +92,103 @@ def from_pairs(
     return Projection(n_pre, n_post, offsets, post[order].to(torch.int32).contiguous(), weight_t, delay_t)
 
 
-def _without_replacement(
-    rows: int, choices: int, k: int, generator: torch.Generator, excluded: torch.Tensor | None
+class _Draws:
+    """One row's stream of 32-bit words, Philox block after block (the kernel's ``draws_t``)."""
+
+    def __init__(self, seed: int, row: int, stream: int) -> None:
+        self.seed, self.row, self.stream = seed, row, stream
+        self.block = 0
+        self.words: list[int] = []
+
+    def word(self) -> int:
+        if not self.words:
+            counter = [torch.tensor(value, dtype=torch.int64) for value in (self.block, self.row, self.stream, 1)]
+            self.words = [int(word) for word in reversed(events_reference.philox(counter, self.seed))]
+            self.block += 1
+        return self.words.pop()
+
+    def bounded(self, limit: int) -> int:
+        """Lemire's multiply-shift with rejection: uniform in ``range(limit)``."""
+        product = self.word() * limit
+        floor = (2**32 - limit) % limit
+        while product % 2**32 < floor:
+            product = self.word() * limit
+        return product >> 32
+
+
+def draw_partners_reference(
+    rows: int, choices: int, k: int, seed: int, stream: int, exclude_own: bool, multapses: bool
 ) -> torch.Tensor:
-    """``k`` distinct indices in ``range(choices)`` per row (rows, k); ``excluded[r]`` never drawn for row r."""
-    keys = torch.rand(rows, choices, generator=generator)
-    if excluded is not None:
-        keys[torch.arange(rows), excluded] = 2.0  # above every key: never among the k smallest
-    return torch.topk(keys, k, dim=1, largest=False, sorted=False).indices
+    """The obvious version of ``draw_partners``, one Philox block at a time in Python: the same
+    draws (counter (block, row, stream, 1) under the seed), the same bounded integers, Floyd's
+    algorithm for distinct partners."""
+    out = torch.zeros((rows, k), dtype=torch.int32)
+    for r in range(rows):
+        draws = _Draws(seed % 2**64, r, stream)
+        skip = exclude_own and r < choices
+        available = choices - skip
+        chosen: list[int] = []
+        if multapses:
+            chosen = [draws.bounded(available) for _ in range(k)]
+        else:
+            for j in range(available - k, available):
+                t = draws.bounded(j + 1)
+                chosen.append(j if t in chosen else t)
+        out[r] = torch.tensor([v + (skip and v >= r) for v in chosen], dtype=torch.int32)
+    return out
 
 
-def _draw_degree(
-    n_from: int, n_to: int, k: int, generator: torch.Generator, autapses: bool, multapses: bool
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """For every neuron of ``n_to``, ``k`` partners among ``n_from``: (partner, neuron) lists."""
-    available = n_from - (0 if autapses else 1)
+def draw_partners(rows: int, choices: int, k: int, seed: int, stream: int, exclude_own: bool, multapses: bool) -> torch.Tensor:
+    """(rows, k) int32: each row's ``k`` partners in ``range(choices)``, distinct unless
+    ``multapses``, never the row's own index with ``exclude_own``; counter-based in (seed, stream,
+    row), so the same on any machine and thread count (the C kernel, or the reference)."""
+    available = choices - (1 if exclude_own and rows else 0)
     if k > available and not multapses:
         raise ValueError(f"{k} distinct partners asked of {available}")
-    partners = []
-    for start in range(0, n_to, DRAW_ROWS):
-        rows = min(DRAW_ROWS, n_to - start)
-        own = None if autapses else torch.arange(start, start + rows)
-        if multapses:
-            drawn = torch.randint(0, available, (rows, k), generator=generator)
-            if own is not None:
-                drawn += (drawn >= own[:, None]).to(drawn.dtype)  # skip the neuron itself
-        else:
-            drawn = _without_replacement(rows, n_from, k, generator, own)
-        partners.append(drawn)
-    chosen = torch.cat(partners) if partners else torch.zeros((0, k), dtype=torch.int64)
-    return chosen.reshape(-1), torch.arange(n_to).repeat_interleave(k)
+    lib = _library()
+    if lib is None:
+        return draw_partners_reference(rows, choices, k, seed, stream, exclude_own, multapses)
+    out = torch.empty((rows, k), dtype=torch.int32)
+    threads = torch.get_num_threads() or os.cpu_count() or 1
+    lib.draw_partners(rows, choices, k, seed % 2**64, stream, int(exclude_own), int(multapses), out.data_ptr(), threads)
+    return out
+
+
+def _rows_by_source(
+    n_pre: int, n_post: int, pre: torch.Tensor, post: torch.Tensor, sort_rows: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(offsets, post) of compressed rows from int32 pairs: a stable counting sort by source."""
+    lib = _library()
+    if lib is None:
+        projection = from_pairs(pre, post, n_pre, n_post, 1.0, 1)
+        return projection.offsets, projection.post
+    offsets = torch.empty(n_pre + 1, dtype=torch.int64)
+    rows = torch.empty_like(post)
+    lib.rows_by_source(n_pre, post.numel(), pre.data_ptr(), post.data_ptr(), int(sort_rows), offsets.data_ptr(), rows.data_ptr())
+    return offsets, rows
 
 
 def fixed_in_degree(
-    n_pre: int, n_post: int, k: int, generator: torch.Generator, *, weight: float = 1.0, delay: int = 1,
+    n_pre: int, n_post: int, k: int, seed: int, stream: int = 0, *, weight: float = 1.0, delay: int = 1,
     autapses: bool = True, multapses: bool = False,
 ) -> Projection:  # fmt: skip
     """Every target gets exactly ``k`` inputs drawn from the presynaptic population. Without
     autapses (a population onto itself), neuron i never draws itself."""
-    pre, post = _draw_degree(n_pre, n_post, k, generator, autapses, multapses)
-    return from_pairs(pre, post, n_pre, n_post, weight, delay)
+    sources = draw_partners(n_post, n_pre, k, seed, stream, not autapses, multapses)
+    targets = torch.arange(n_post, dtype=torch.int32).repeat_interleave(k)
+    offsets, post = _rows_by_source(n_pre, n_post, sources.reshape(-1), targets, sort_rows=False)  # listed by target
+    return Projection(n_pre, n_post, offsets, post, torch.tensor(weight), torch.tensor(delay, dtype=torch.int32))
 
 
 def fixed_out_degree(
-    n_pre: int, n_post: int, k: int, generator: torch.Generator, *, weight: float = 1.0, delay: int = 1,
+    n_pre: int, n_post: int, k: int, seed: int, stream: int = 0, *, weight: float = 1.0, delay: int = 1,
     autapses: bool = True, multapses: bool = False,
 ) -> Projection:  # fmt: skip
     """Every presynaptic neuron projects to exactly ``k`` targets."""
-    post, pre = _draw_degree(n_post, n_pre, k, generator, autapses, multapses)
-    return from_pairs(pre, post, n_pre, n_post, weight, delay)
+    targets = draw_partners(n_pre, n_post, k, seed, stream, not autapses, multapses)
+    sources = torch.arange(n_pre, dtype=torch.int32).repeat_interleave(k)
+    offsets, post = _rows_by_source(n_pre, n_post, sources, targets.reshape(-1), sort_rows=True)
+    return Projection(n_pre, n_post, offsets, post, torch.tensor(weight), torch.tensor(delay, dtype=torch.int32))
 
 
 def pairwise_bernoulli(
@@ -145,8 +197,9 @@ def pairwise_bernoulli(
 ) -> Projection:  # fmt: skip
     """Each (pre, post) pair is connected with probability ``p``, independently."""
     pres, posts = [], []
-    for start in range(0, n_pre, DRAW_ROWS):
-        rows = min(DRAW_ROWS, n_pre - start)
+    block = max(1, DRAW_BYTES // (4 * max(1, n_post)))
+    for start in range(0, n_pre, block):
+        rows = min(block, n_pre - start)
         connected = torch.rand(rows, n_post, generator=generator) < p
         if not autapses:
             index = torch.arange(rows)
@@ -249,6 +302,10 @@ def _library() -> ctypes.CDLL | None:
         ctypes.c_int,
     ]
     lib.project_spikes.restype = None
+    lib.draw_partners.argtypes = [i64, i64, i64, ctypes.c_uint64, i64, ctypes.c_int, ctypes.c_int, ptr, ctypes.c_int]
+    lib.draw_partners.restype = None
+    lib.rows_by_source.argtypes = [i64, i64, ptr, ptr, ctypes.c_int, ptr, ptr]
+    lib.rows_by_source.restype = None
     return lib
 
 
@@ -261,10 +318,10 @@ def project(spikes: torch.Tensor, projection: Projection, ring: DelayRing, step:
         return
     counts = spikes.to(torch.uint8).contiguous()
     counts_3d = counts if counts.dim() == 3 else counts.unsqueeze(0)
-    per_neuron = counts_3d.reshape(-1, projection.n_pre).sum(0, dtype=torch.int64)
-    synapses = int((per_neuron * projection.row_lengths).sum())
-    if synapses == 0:
+    events = spike_count(counts_3d)
+    if events == 0:
         return
+    synapses = events * max(1, projection.synapses // max(1, projection.n_pre))  # about; it sizes the team
     shared_w, shared_d = projection.weight.dim() == 0, projection.delay.dim() == 0
     lib.project_spikes(
         counts_3d.shape[0], counts_3d.shape[1], projection.n_pre, projection.n_post, ring.slots, step, counts.data_ptr(),

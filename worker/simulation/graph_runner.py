@@ -11,8 +11,9 @@ Edges: ``dense`` is one product over all of a pass's rows (the event kernel when
 spikes, so its sums do not depend on the rows); ``one_to_one`` with one delay multiplies
 elementwise; every other edge is a sparse ``Projection`` (compressed rows by source neuron) whose
 spikes the C kernel adds in a fixed order. Connectivity, weights, delays and initial voltages are
-drawn on the CPU from the request's seed (nodes first, then edges, in order), so every device
-starts from the same network; the sums are the same whatever the chunking, and a request's passes
+drawn on the CPU from the request's seed (a torch generator for nodes first, then edges, in
+order; the degree rules from counter-based draws of their own), so every device starts from the
+same network; the sums are the same whatever the chunking, and a request's passes
 and chunks are fixed by the request alone, so a rerun gives the same bits.
 """
 
@@ -47,7 +48,7 @@ from worker.simulation.request import (
 class GraphEdge:
     """One edge, built: ``propagate`` adds a pass's output of its source to its target's ring."""
 
-    def __init__(self, plan: EdgePlan, model: Any, generator: torch.Generator, device: torch.device) -> None:
+    def __init__(self, plan: EdgePlan, model: Any, generator: torch.Generator, seed: int, device: torch.device) -> None:
         self.plan = plan
         self.dense: torch.Tensor | None = None  # (n_pre, n_post): weights input-major, as the event kernel reads them
         self.elementwise: torch.Tensor | None = None  # one_to_one: a weight, or one per neuron
@@ -61,7 +62,7 @@ class GraphEdge:
         elif isinstance(model, OneToOneEdge) and not isinstance(model.delay, DelayRange):
             self.elementwise = self._weights(model.weight, plan.n_post, generator).to(device)
         else:
-            self.projection = self._projection(model, generator)
+            self.projection = self._projection(model, generator, seed)
 
     def _weights(self, value: Any, count: int, generator: torch.Generator) -> torch.Tensor:
         """One weight (0-dim) or one per synapse, in the order the synapses were drawn."""
@@ -71,18 +72,14 @@ class GraphEdge:
             return draw_weight(value, (count,), None, generator, None)
         return torch.tensor(value.value if isinstance(value, InitSpec) else float(value), dtype=torch.float32)
 
-    def _projection(self, model: Any, generator: torch.Generator) -> proj.Projection:
+    def _projection(self, model: Any, generator: torch.Generator, seed: int) -> proj.Projection:
         plan = self.plan
         same = plan.source == plan.target
         autapses = getattr(model, "autapses", True) or not same
-        if isinstance(model, FixedInDegreeEdge):
-            built = proj.fixed_in_degree(
-                plan.n_pre, plan.n_post, model.k, generator, autapses=autapses, multapses=model.multapses
-            )
-        elif isinstance(model, FixedOutDegreeEdge):
-            built = proj.fixed_out_degree(
-                plan.n_pre, plan.n_post, model.k, generator, autapses=autapses, multapses=model.multapses
-            )
+        if isinstance(model, (FixedInDegreeEdge, FixedOutDegreeEdge)):
+            rule = proj.fixed_in_degree if isinstance(model, FixedInDegreeEdge) else proj.fixed_out_degree
+            # counter-based draws keyed by the seed, one stream per edge
+            built = rule(plan.n_pre, plan.n_post, model.k, seed, plan.index, autapses=autapses, multapses=model.multapses)
         elif isinstance(model, PairwiseBernoulliEdge):
             built = proj.pairwise_bernoulli(plan.n_pre, plan.n_post, model.p, generator, autapses=autapses)
             if built.synapses > plan.synapses:
@@ -160,7 +157,7 @@ class GraphRun:
             )
             for source in graph.sources
         }
-        self.edges = [GraphEdge(edge, network.edges[edge.index], generator, device) for edge in graph.edges]
+        self.edges = [GraphEdge(edge, network.edges[edge.index], generator, request.seed, device) for edge in graph.edges]
         self.shapes = {layer.name: layer.out_shape for layer in plan.layers}
         self.pass_steps = graph.pass_steps
         self.device = device

@@ -19,26 +19,47 @@ def synapse_pairs(projection: proj.Projection) -> list[tuple[int, int]]:
 
 
 def test_fixed_in_degree_gives_every_target_k_distinct_inputs_and_no_autapses_when_asked() -> None:
-    p = proj.fixed_in_degree(300, 300, 40, seeded(1), autapses=False)
+    p = proj.fixed_in_degree(300, 300, 40, 1, autapses=False)
     pairs = synapse_pairs(p)
     assert p.synapses == 300 * 40 and len(set(pairs)) == len(pairs), "no multapses"
     assert torch.equal(torch.bincount(p.post.long(), minlength=300), torch.full((300,), 40))
     assert all(pre != post for pre, post in pairs)
-    assert synapse_pairs(proj.fixed_in_degree(300, 300, 40, seeded(1), autapses=False)) == pairs, "a seed, the same synapses"
-    assert synapse_pairs(proj.fixed_in_degree(300, 300, 40, seeded(2), autapses=False)) != pairs
+    assert synapse_pairs(proj.fixed_in_degree(300, 300, 40, 1, autapses=False)) == pairs, "a seed, the same synapses"
+    assert synapse_pairs(proj.fixed_in_degree(300, 300, 40, 2, autapses=False)) != pairs
     with pytest.raises(ValueError, match="40 distinct partners asked of 29"):
-        proj.fixed_in_degree(30, 30, 40, seeded(1), autapses=False)
+        proj.fixed_in_degree(30, 30, 40, 1, autapses=False)
 
 
 def test_fixed_in_degree_with_multapses_may_repeat_a_pair_but_keeps_the_degree() -> None:
-    p = proj.fixed_in_degree(5, 50, 20, seeded(3), autapses=False, multapses=True)
+    p = proj.fixed_in_degree(5, 50, 20, 3, autapses=False, multapses=True)
     pairs = synapse_pairs(p)
     assert len(set(pairs)) < len(pairs) and all(pre != post for pre, post in pairs)
     assert torch.equal(torch.bincount(p.post.long(), minlength=50), torch.full((50,), 20))
 
 
+@pytest.mark.parametrize(("exclude_own", "multapses"), [(False, False), (True, False), (True, True)])
+def test_the_partner_kernel_draws_the_references_partners(exclude_own: bool, multapses: bool) -> None:
+    assert proj._library() is not None
+    drawn = proj.draw_partners(40, 25, 9, 2**63 + 5, 3, exclude_own, multapses)
+    assert torch.equal(drawn, proj.draw_partners_reference(40, 25, 9, 2**63 + 5, 3, exclude_own, multapses))
+
+
+def test_partners_do_not_depend_on_the_thread_count_and_are_uniform() -> None:
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = proj.draw_partners(4000, 500, 50, 7, 0, True, False)
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(one, proj.draw_partners(4000, 500, 50, 7, 0, True, False))
+    counts = torch.bincount(one.reshape(-1).long(), minlength=500).double()  # each about 400
+    chi_square = float(((counts - counts.mean()) ** 2 / counts.mean()).sum())
+    assert chi_square < 499 + 4 * (2 * 499) ** 0.5, chi_square  # 499 degrees of freedom, 4 sigma
+    assert all(len(set(row)) == 50 for row in one.tolist())
+
+
 def test_fixed_out_degree_gives_every_source_k_targets() -> None:
-    p = proj.fixed_out_degree(200, 120, 15, seeded(4))
+    p = proj.fixed_out_degree(200, 120, 15, 4)
     assert torch.equal(p.offsets.diff(), torch.full((200,), 15))
     assert len(set(synapse_pairs(p))) == p.synapses
 
@@ -61,7 +82,7 @@ def test_rows_are_sorted_by_target_and_bad_synapses_are_refused() -> None:
 
 
 def test_a_projection_with_one_weight_and_one_delay_stores_four_bytes_a_synapse() -> None:
-    p = proj.fixed_in_degree(1000, 1000, 100, seeded(6), weight=0.1, delay=15)
+    p = proj.fixed_in_degree(1000, 1000, 100, 6, weight=0.1, delay=15)
     assert p.bytes() == 4 * 100_000 + 8 * 1001 + 4 + 4
 
 
@@ -118,7 +139,7 @@ def test_a_spike_arrives_after_its_delay_with_its_weight() -> None:
 
 
 def test_shared_weight_and_delay_equal_the_same_values_per_synapse() -> None:
-    shared = proj.fixed_in_degree(50, 40, 10, seeded(9), weight=0.125, delay=3)
+    shared = proj.fixed_in_degree(50, 40, 10, 9, weight=0.125, delay=3)
     spread = proj.Projection(
         shared.n_pre, shared.n_post, shared.offsets, shared.post,
         torch.full((shared.synapses,), 0.125), torch.full((shared.synapses,), 3, dtype=torch.int32),

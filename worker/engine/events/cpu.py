@@ -27,7 +27,7 @@ def library() -> ctypes.CDLL | None:
     lib.conv2d_events.argtypes = [*[i64] * 14, ptr, ptr, ptr, ptr, c_int]
     lib.avgpool2d_events.argtypes = [*[i64] * 12, ptr, ptr, c_int]
     lib.poisson_spikes.argtypes = [i64, i64, i64, i64, ctypes.c_uint64, ptr, ptr, c_int]
-    lib.poisson_counts.argtypes = [i64, i64, i64, i64, ctypes.c_uint64, ptr, i64, ptr, ptr, c_int]
+    lib.poisson_counts.argtypes = [i64, i64, i64, i64, ctypes.c_uint64, ptr, i64, i64, ptr, ptr, c_int]
     lib.spike_count.argtypes = [ptr, i64, c_int]
     lib.spike_count.restype = i64
     lib.spike_rows.argtypes = [i64, i64, ptr, ptr, c_int]
@@ -102,7 +102,7 @@ def poisson(threshold: torch.Tensor, t0: int, seed: int, out: torch.Tensor) -> N
 def poisson_counts(table: torch.Tensor, row: torch.Tensor, t0: int, seed: int, out: torch.Tensor) -> None:
     steps, batch, n = out.shape
     _lib().poisson_counts(
-        steps, batch, n, t0, seed, table.data_ptr(), table.shape[1], row.data_ptr(), out.data_ptr(), torch.get_num_threads()
+        steps, batch, n, t0, seed, table.data_ptr(), *table.shape, row.data_ptr(), out.data_ptr(), torch.get_num_threads()
     )
 
 
