@@ -44,8 +44,8 @@ from worker.simulation.request import (
     ThresholdLayer,
 )
 
-# Each input of a graph draws its Poisson spikes under its own Philox key: the seed plus its node
-# index times this odd constant (2^64 / golden ratio), modulo 2^64; the first node's key is the seed.
+# Each input of a graph draws its Poisson spikes under its own Philox key: the seed plus its stream
+# number times this odd constant (2^64 / golden ratio), modulo 2^64; stream 0's key is the seed.
 STREAM_KEY_STEP = 0x9E3779B97F4A7C15
 
 PARAMETER_TYPES: dict[str, Any] = {

@@ -21,13 +21,22 @@ from worker.simulation.request import (
     NEURON_TYPES,
     NON_SPIKING_TYPES,
     POSITIVE_PARAMS,
+    AvgPool2dLayer,
     Base64Tensor,
     ConstantInput,
+    Conv1dLayer,
+    Conv2dLayer,
+    FlattenLayer,
+    InitSpec,
     JobRequest,
+    LIFRecurrentLayer,
+    LinearLayer,
     PoissonInput,
+    ScaleLayer,
     SpikesInput,
     TensorData,
     TensorInput,
+    ThresholdLayer,
 )
 
 if TYPE_CHECKING:
@@ -314,3 +323,94 @@ def resolve_record(request: JobRequest, plan: Plan) -> None:
         if name in record.live[:position]:
             raise fail(loc, f"layer {name!r} is listed twice")
     plan.record_live = list(record.live)
+
+
+def infer_layer(
+    layer: Any, index: int, name: str, shape: tuple[int, ...], got: str, loc: Loc, limits: Limits
+) -> tuple[LayerPlan, int]:
+    """One layer (of a chain, or a layer node of a graph) on input ``shape``: its plan (output
+    shape, decoded arrays) and its number of weights; ``got`` says where the shape came from."""
+    parameters = 0
+    plan = LayerPlan(index, name, layer.type, shape, shape)
+
+    if isinstance(layer, (LinearLayer, LIFRecurrentLayer)):
+        if not shape or shape[-1] != layer.in_features:
+            raise fail((*loc, "in_features"), f"is {layer.in_features}, but {got}")
+        plan.out_shape = (*shape[:-1], layer.out_features)
+        if isinstance(layer, LinearLayer):
+            weights = {"weight": (layer.out_features, layer.in_features), "bias": (layer.out_features,)}
+        else:
+            weights = {
+                "input_weights": (layer.out_features, layer.in_features),
+                "recurrent_weights": (layer.out_features, layer.out_features),
+            }
+    elif isinstance(layer, Conv2dLayer):
+        if len(shape) != 3:
+            raise fail(loc, f"conv2d needs [channels, height, width] per sample, but {got}")
+        if shape[0] != layer.in_channels:
+            raise fail((*loc, "in_channels"), f"is {layer.in_channels}, but {got}")
+        kh, kw = layer.kernel_size
+        if any(p >= k for p, k in zip(layer.padding, layer.kernel_size, strict=True)):
+            raise fail((*loc, "padding"), f"must be less than the kernel size {[kh, kw]} in each dimension")
+        plan.out_shape = (layer.out_channels, *pool_out(shape[1:], (kh, kw), layer.stride, layer.padding, loc))
+        weights = {"weight": (layer.out_channels, layer.in_channels, kh, kw), "bias": (layer.out_channels,)}
+    elif isinstance(layer, Conv1dLayer):
+        if len(shape) != 2:
+            raise fail(loc, f"conv1d needs [channels, length] per sample, but {got}")
+        if shape[0] != layer.in_channels:
+            raise fail((*loc, "in_channels"), f"is {layer.in_channels}, but {got}")
+        if layer.padding >= layer.kernel_size:
+            raise fail((*loc, "padding"), f"must be less than the kernel size {layer.kernel_size}")
+        length = (shape[1] + 2 * layer.padding - layer.kernel_size) // layer.stride + 1
+        if length < 1:
+            raise fail(
+                (*loc, "kernel_size"),
+                f"{layer.kernel_size} does not fit the input of length {shape[1]} (padding {layer.padding})",
+            )
+        plan.out_shape = (layer.out_channels, length)
+        weights = {"weight": (layer.out_channels, layer.in_channels, layer.kernel_size), "bias": (layer.out_channels,)}
+    elif isinstance(layer, AvgPool2dLayer):
+        if len(shape) != 3:
+            raise fail(loc, f"avgpool2d needs [channels, height, width] per sample, but {got}")
+        kernel = layer.kernel_size
+        stride = layer.stride if layer.stride is not None else kernel
+        padding = layer.padding
+        if any(2 * p > k for p, k in zip(padding, kernel, strict=True)):
+            raise fail((*loc, "padding"), f"must be at most half the kernel size {list(kernel)}")
+        plan.out_shape = (shape[0], *pool_out(shape[1:], kernel, stride, padding, loc))
+        weights = {}
+    elif isinstance(layer, FlattenLayer):
+        plan.out_shape = (math.prod(shape),)
+        weights = {}
+    elif isinstance(layer, (ScaleLayer, ThresholdLayer)):
+        key = "weight" if isinstance(layer, ScaleLayer) else "threshold"
+        values = decode_tensor(getattr(layer, key), (*loc, key), limits.max_input_bytes)
+        if values.ndim and not broadcasts(values.shape, shape):
+            raise fail((*loc, key), f"has shape {shape_str(values.shape)}, not broadcastable to {shape_str(shape)}")
+        plan.arrays[key] = values
+        weights = {}
+    else:
+        weights = {}
+    for key, expected in weights.items():
+        value = getattr(layer, key, None)
+        if isinstance(value, (list, Base64Tensor)):
+            array = decode_tensor(value, (*loc, key), limits.max_input_bytes)
+            if array.shape != expected:
+                raise fail((*loc, key), f"has shape {shape_str(array.shape)}, expected {shape_str(expected)}")
+            plan.arrays[key] = array
+        if isinstance(value, InitSpec) and value.init == "uniform" and value.low > value.high:
+            raise fail((*loc, key, "low"), "must not exceed high")
+        if value is not False:
+            parameters += math.prod(expected)
+    if hasattr(layer, "params"):
+        check_params(layer, plan, loc, limits)
+    return plan, parameters
+
+
+def pool_out(
+    size: tuple[int, ...], kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int], loc: Loc
+) -> tuple[int, int]:
+    out = tuple((n + 2 * p - k) // s + 1 for n, k, s, p in zip(size, kernel, stride, padding, strict=True))
+    if min(out) < 1:
+        raise fail((*loc, "kernel_size"), f"{list(kernel)} does not fit the input of size {list(size)} (padding {list(padding)})")
+    return out  # type: ignore[return-value]

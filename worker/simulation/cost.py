@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from worker.simulation.errors import Loc, fail
 from worker.simulation.limits import Limits
-from worker.simulation.request import GraphNetwork, JobRequest, Network, PopulationFields
+from worker.simulation.request import GraphNetwork, JobRequest, Network
 
 if TYPE_CHECKING:  # the plan modules import this one
     from worker.simulation.checks import Plan
@@ -283,11 +283,11 @@ def _graph_cost(request: "JobRequest", plan: "Plan") -> Cost:
     graph = plan.graph
     network = request.network
     assert graph is not None and isinstance(network, GraphNetwork)
-    populations = [node for node in network.nodes if isinstance(node, PopulationFields)]
+    nodes = [network.nodes[layer_plan.index] for layer_plan in plan.layers]  # populations and layer nodes
     max_count = {source.name: source.max_count for source in graph.sources}
     layers = [
         _layer_cost(node, layer_plan, layer_plan.name in plan.record_voltages, ("network", "nodes", layer_plan.index))
-        for node, layer_plan in zip(populations, plan.layers, strict=True)
+        for node, layer_plan in zip(nodes, plan.layers, strict=True)
     ]
     fixed = build = 0
     for edge in graph.edges:
@@ -304,15 +304,15 @@ def _graph_cost(request: "JobRequest", plan: "Plan") -> Cost:
         elif edge.type in ("pairwise_bernoulli", "dense"):
             build += edge.n_pre * edge.n_post
     for layer_plan in plan.layers:  # future input in the delay buffer
-        fixed += graph.max_delay_into(layer_plan.name) * layer_plan.neurons * FLOAT_BYTES * plan.batch_size
+        fixed += graph.max_delay_into(layer_plan.name) * math.prod(layer_plan.in_shape) * FLOAT_BYTES * plan.batch_size
     return Cost(
         steps=plan.steps,
         batch=plan.batch_size,
         layers=layers,
         input_bytes=sum(source.size for source in graph.sources) * FLOAT_BYTES
-        + sum(layer_plan.neurons for layer_plan in plan.layers) * FLOAT_BYTES,  # each population's summed input
+        + sum(math.prod(layer_plan.in_shape) for layer_plan in plan.layers) * FLOAT_BYTES,  # each node's summed input
         neuron_steps=plan.neuron_steps,
-        neurons_by_type=_neurons_by_type(populations, plan),
+        neurons_by_type=_neurons_by_type(nodes, plan),
         fixed_bytes=fixed,
         build_ops=build,
     )

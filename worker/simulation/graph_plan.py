@@ -18,6 +18,7 @@ This module imports numpy and pydantic, never torch.
 import base64
 import binascii
 import math
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +32,7 @@ from worker.simulation.checks import (
     check_params,
     check_source,
     decode_tensor,
+    infer_layer,
     resolve_record,
     shape_str,
 )
@@ -45,8 +47,10 @@ from worker.simulation.request import (
     FixedInDegreeEdge,
     FixedOutDegreeEdge,
     GraphNetwork,
+    IdentityEdge,
     InitSpec,
     JobRequest,
+    LayerNode,
     OneToOneEdge,
     PairwiseBernoulliEdge,
     PoissonInput,
@@ -55,6 +59,7 @@ from worker.simulation.request import (
     SpikesInput,
 )
 
+LAYER_NODES = typing.get_args(LayerNode)
 # A pairwise-Bernoulli edge's synapses are bounded, for its cost, by their mean plus this many
 # standard deviations (a draw beyond it is refused when the network is built: odds below 1e-15).
 BERNOULLI_SIGMAS = 8
@@ -101,9 +106,6 @@ class GraphPlan:
     pass_steps: int | None  # steps per pass; None: no cycle, a whole chunk at once
     nodes: dict[str, int]  # name -> index in network.nodes
 
-    def source(self, name: str) -> SourcePlan | None:
-        return next((source for source in self.sources if source.name == name), None)
-
     def into(self, name: str) -> list[EdgePlan]:
         return [edge for edge in self.edges if edge.target == name]
 
@@ -114,11 +116,12 @@ class GraphPlan:
         return max((edge.max_delay for edge in self.into(name)), default=0)
 
 
+INPUT = "input"  # the name of a request's top-level input in a graph
+
+
 def validate_graph(request: JobRequest, limits: Limits) -> Plan:
     network = request.network
     assert isinstance(network, GraphNetwork)
-    if request.input is not None:
-        raise fail(("input",), "a graph's inputs are its nodes (network.nodes); leave 'input' out")
     if len(network.nodes) > limits.max_layers:
         raise fail(("network", "nodes"), f"has {len(network.nodes)} nodes, over the limit of {limits.max_layers}", "limit")
     if len(network.edges) > limits.max_layers:
@@ -128,22 +131,31 @@ def validate_graph(request: JobRequest, limits: Limits) -> Plan:
 
     names: dict[str, int] = {}
     sources: list[SourcePlan] = []
-    populations: list[LayerPlan] = []
+    layers: list[LayerPlan] = []  # populations and layer nodes, in node order (layer nodes' shapes come later)
     steps_from: tuple[int, Loc] | None = (request.steps, ("steps",)) if request.steps is not None else None
-    for index, node in enumerate(network.nodes):
-        loc: Loc = ("network", "nodes", index)
-        if node.name in names:
-            raise fail((*loc, "name"), f"duplicate node name {node.name!r} (also network.nodes[{names[node.name]}])")
-        names[node.name] = index
+    inputs = [(index, node, ("network", "nodes", index)) for index, node in enumerate(network.nodes)]
+    if request.input is not None:  # the top-level input: the node named "input", after the others
+        inputs.append((len(network.nodes), request.input, ("input",)))
+    for index, node, loc in inputs:
+        name = INPUT if loc == ("input",) else node.name
+        if name in names and loc == ("input",):
+            where = ("network", "nodes", names[name], "name")
+            raise fail(where, f"{name!r} names the request's top-level input; give this node another name")
+        if name in names:
+            raise fail((*loc, "name"), f"duplicate node name {name!r} (also network.nodes[{names[name]}])")
+        names[name] = index
         if isinstance(node, PopulationFields):
-            populations.append(_population(node, index, loc, limits))
+            layers.append(_population(node, index, loc, limits))
+            continue
+        if isinstance(node, LAYER_NODES):
+            layers.append(LayerPlan(index, name, node.type, (), ()))
             continue
         steps, _, shape, array = check_source(node, request, limits, loc)
         if steps_from is not None and steps != steps_from[0]:
             raise fail((*loc, "steps"), f"gives {steps} steps, but {format_loc(steps_from[1])} gives {steps_from[0]}")
         steps_from = steps_from or (steps, loc)
-        sources.append(SourcePlan(index, node.name, node.type, shape, array, _max_count(node, array, request.dt)))
-    if not populations:
+        sources.append(SourcePlan(index, name, node.type, shape, array, _max_count(node, array, request.dt)))
+    if not any(layer.is_neuron for layer in layers):
         raise fail(("network", "nodes"), "has no neuron population: a graph needs at least one")
     if steps_from is None:
         raise fail(("steps",), "is required: no input node gives the number of steps", "missing")
@@ -151,10 +163,14 @@ def validate_graph(request: JobRequest, limits: Limits) -> Plan:
     if steps > limits.max_steps:
         raise fail(steps_from[1], f"{steps} steps are over the limit of {limits.max_steps}", "limit")
 
-    sizes = {source.name: source.size for source in sources} | {layer.name: layer.neurons for layer in populations}
-    spiking = {p.name for p in populations if p.spikes} | {s.name for s in sources if s.max_count is not None}
-    targets = {p.name for p in populations}
-    edges = [_edge(edge, index, sizes, names, targets, spiking, limits) for index, edge in enumerate(network.edges)]
+    shapes = {source.name: source.shape for source in sources} | {p.name: p.out_shape for p in layers if p.is_neuron}
+    parameters = _infer_layer_nodes(network, layers, shapes, limits)
+    spiking = {p.name for p in layers if p.spikes or p.type == "threshold"}
+    spiking |= {source.name for source in sources if source.max_count is not None}
+    edges = [_edge(edge, index, shapes, names, layers, spiking, limits) for index, edge in enumerate(network.edges)]
+    parameters += sum(edge.synapses for edge in edges if edge.type == "dense")
+    if parameters > limits.max_parameters:
+        raise fail(("network",), f"the network has over {limits.max_parameters:,} weights, the limit", "limit")
     synapses = sum(edge.synapses for edge in edges)
     if synapses > limits.max_synapses:
         top = max(edges, key=lambda edge: edge.synapses)
@@ -165,13 +181,55 @@ def validate_graph(request: JobRequest, limits: Limits) -> Plan:
         )
     pass_steps = _pass_steps(edges, names)
     order = _order(edges, names, pass_steps)
-    plan = Plan(steps, request.batch, (), populations, [], {})
+    plan = Plan(steps, request.batch, (), layers, [], {})
     plan.graph = GraphPlan(sources, edges, order, pass_steps, names)
     check_neuron_counts(plan, limits)
     resolve_record(request, plan)
     plan.cost = job_cost(request, plan, limits)
     check_cost(plan.cost, request, limits)
     return plan
+
+
+def _infer_layer_nodes(network: GraphNetwork, layers: list[LayerPlan], shapes: dict[str, tuple[int, ...]], limits: Limits) -> int:
+    """Each layer node's shapes, from the sources of its edges (which must be identity edges, all
+    of one shape), in as many rounds as the chain of layer nodes is long; its weights' count."""
+    pending = {layer.name: layer for layer in layers if not layer.is_neuron}
+    parameters = 0
+    while pending:
+        progress = False
+        for name, layer in list(pending.items()):
+            loc: Loc = ("network", "nodes", layer.index)
+            incoming = [(i, e) for i, e in enumerate(network.edges) if e.target == name]
+            if not incoming:
+                raise fail(loc, f"layer node {name!r} has no edge into it")
+            for i, edge in incoming:
+                if edge.type != "identity":
+                    raise fail((*("network", "edges", i), "type"), f"edges into layer node {name!r} are 'identity' edges")
+            known = [(i, shapes[e.source]) for i, e in incoming if e.source in shapes]
+            if len(known) < len(incoming):
+                continue
+            (first, shape), *rest = known
+            for i, other in rest:
+                if other != shape:
+                    raise fail(
+                        ("network", "edges", i, "from"),
+                        f"brings shape {shape_str(other)} to {name!r}, but network.edges[{first}] brings {shape_str(shape)}",
+                    )
+            source = network.edges[first].source
+            got = f"{source!r} gives shape {shape_str(shape)}"
+            inferred, weights = infer_layer(network.nodes[layer.index], layer.index, name, shape, got, loc, limits)
+            layer.in_shape, layer.out_shape, layer.arrays = inferred.in_shape, inferred.out_shape, inferred.arrays
+            shapes[name] = layer.out_shape
+            parameters += weights
+            del pending[name]
+            progress = True
+        if not progress:
+            stuck = next(iter(pending.values()))
+            raise fail(
+                ("network", "nodes", stuck.index),
+                f"the shape of layer node {stuck.name!r} depends on itself: a cycle of layer nodes needs a population in it",
+            )
+    return parameters
 
 
 def _population(node: Any, index: int, loc: Loc, limits: Limits) -> LayerPlan:
@@ -231,15 +289,22 @@ def _indices(value: Any, loc: Loc, bound: int, what: str, max_bytes: int) -> np.
 
 
 def _edge(
-    edge: Any, index: int, sizes: dict[str, int], nodes: dict[str, int], populations: set[str], spiking: set[str], limits: Limits
+    edge: Any,
+    index: int,
+    shapes: dict[str, tuple[int, ...]],
+    nodes: dict[str, int],
+    layers: list[LayerPlan],
+    spiking: set[str],
+    limits: Limits,
 ) -> EdgePlan:
     loc: Loc = ("network", "edges", index)
     for key, name in (("from", edge.source), ("to", edge.target)):
         if name not in nodes:
             raise fail((*loc, key), f"unknown node {name!r}; nodes are {', '.join(nodes)}")
-    if edge.target not in populations:
-        raise fail((*loc, "to"), f"node {edge.target!r} is an input: edges end at neuron populations")
-    n_pre, n_post = sizes[edge.source], sizes[edge.target]
+    target = next((layer for layer in layers if layer.name == edge.target), None)
+    if target is None:
+        raise fail((*loc, "to"), f"node {edge.target!r} is an input: edges end at populations and layer nodes")
+    n_pre, n_post = math.prod(shapes[edge.source]), math.prod(target.in_shape)
     label = edge.name or f"{edge.source}->{edge.target}"
     if isinstance(edge.delay, DelayRange):
         if edge.delay.low > edge.delay.high:
@@ -249,11 +314,19 @@ def _edge(
         min_delay = max_delay = edge.delay
     plan = EdgePlan(index, label, edge.type, edge.source, edge.target, n_pre, n_post, 0, min_delay, max_delay)
     same = edge.source == edge.target
-    if not isinstance(edge, (DenseEdge, OneToOneEdge)) and edge.source not in spiking:
+    if isinstance(edge, IdentityEdge) and n_pre != n_post:
+        raise fail(
+            (*loc, "to"),
+            f"an identity edge joins nodes of one size, but {edge.source!r} gives {n_pre} values "
+            f"and {edge.target!r} takes {n_post}",
+        )
+    if not isinstance(edge, (IdentityEdge, DenseEdge, OneToOneEdge)) and edge.source not in spiking:
         raise fail((*loc, "from"), f"{edge.type} edges carry spikes, and node {edge.source!r} gives values that are not spikes")
     if isinstance(edge, DenseEdge) and isinstance(edge.delay, DelayRange):
         raise fail((*loc, "delay"), "a dense edge has one delay for all its synapses")
-    if isinstance(edge, DenseEdge):
+    if isinstance(edge, IdentityEdge):
+        plan.synapses = n_post
+    elif isinstance(edge, DenseEdge):
         plan.synapses = n_pre * n_post
         if isinstance(edge.weight, (list, Base64Tensor)):
             plan.arrays["weight"] = _shaped(edge.weight, (*loc, "weight"), (n_post, n_pre), limits)
@@ -337,7 +410,8 @@ def _reaches(edges: list[EdgePlan], names: dict[str, int]) -> dict[str, set[str]
 
 
 def _pass_steps(edges: list[EdgePlan], names: dict[str, int]) -> int | None:
-    """The smallest delay on any cycle; a cycle of zero-delay edges is an error naming it."""
+    """The smallest delay of a delayed edge on any cycle (every cycle has one: a cycle of
+    zero-delay edges is an error naming it). Edges shorter than that are then never on a cycle."""
     undelayed = [edge for edge in edges if edge.min_delay == 0]
     reached = _reaches(undelayed, names)
     for edge in undelayed:
@@ -348,8 +422,9 @@ def _pass_steps(edges: list[EdgePlan], names: dict[str, int]) -> int | None:
                 f"the cycle {' -> '.join(cycle)} has no delay: every cycle needs an edge with a delay of at least one step",
             )
     reached = _reaches(edges, names)
-    cyclic = [edge.min_delay for edge in edges if edge.source in reached[edge.target] or edge.source == edge.target]
-    return min(cyclic) if cyclic else None
+    on_cycles = [edge for edge in edges if edge.source in reached[edge.target] or edge.source == edge.target]
+    delays = [edge.min_delay for edge in on_cycles if edge.min_delay > 0]  # every cycle has one of these
+    return min(delays) if delays else None
 
 
 def _cycle(edges: list[EdgePlan], first: EdgePlan) -> list[str]:

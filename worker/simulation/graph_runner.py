@@ -35,12 +35,12 @@ from worker.simulation.request import (
     FixedInDegreeEdge,
     FixedOutDegreeEdge,
     GraphNetwork,
+    IdentityEdge,
     InitSpec,
     IzhikevichPopulation,
     JobRequest,
     OneToOneEdge,
     PairwiseBernoulliEdge,
-    PopulationFields,
     SparseEdge,
 )
 
@@ -54,6 +54,9 @@ class GraphEdge:
         self.elementwise: torch.Tensor | None = None  # one_to_one: a weight, or one per neuron
         self.projection: proj.Projection | None = None
         self.delay = model.delay if isinstance(model.delay, int) else 0
+        self.identity = isinstance(model, IdentityEdge)
+        if self.identity:
+            return
         if isinstance(model, DenseEdge):
             weight = draw_weight(
                 model.weight, (plan.n_post, plan.n_pre), 1 / math.sqrt(plan.n_pre), generator, plan.arrays.get("weight")
@@ -105,7 +108,9 @@ class GraphEdge:
     def propagate(self, output: torch.Tensor, step: int, ring: proj.DelayRing) -> None:
         """Adds ``output`` (steps, batch, n_pre) of steps ``step ..`` to ``ring``."""
         steps, batch = output.shape[:2]
-        if self.projection is not None:
+        if self.identity:
+            ring.add(step + self.delay, output.float())
+        elif self.projection is not None:
             proj.project(output, self.projection, ring, step)
         elif self.dense is not None:
             rows = output.reshape(steps * batch, -1)
@@ -119,13 +124,29 @@ class GraphEdge:
             ring.add(step + self.delay, output.float() * self.elementwise)
 
 
+def input_stream(index: int, nodes: int) -> int:
+    """The Poisson stream of the input at ``index`` (``nodes``: the top-level input): the top-level
+    input draws as a chain's input does (stream 0), input nodes from streams 1, 2, ..."""
+    return 0 if index == nodes else index + 1
+
+
 class GraphRun:
     """A graph network, built: ``chunk(start, stop, states)`` runs steps ``start .. stop - 1`` and
-    returns each population's output and state (in ``plan.layers`` order), like the chain's
-    ``SequentialState``. Populations named in ``record_states`` return the state of every step."""
+    returns each population's and layer node's output and state (in ``plan.layers`` order; only
+    the outputs of the nodes named in ``keep``, None for the others), like the chain's
+    ``SequentialState``. Populations named in ``record_states`` return the state of every step.
+
+    A node with one identity edge into it, of no delay, takes its source's output of the same
+    pass as it is (spikes stay spikes, so a layer node after a population runs event-driven, as
+    in a chain); every other node adds up what its edges put in its ring."""
 
     def __init__(
-        self, request: JobRequest, plan: Plan, device: torch.device, record_states: frozenset[str] = frozenset()
+        self,
+        request: JobRequest,
+        plan: Plan,
+        device: torch.device,
+        record_states: frozenset[str] = frozenset(),
+        keep: frozenset[str] | None = None,
     ) -> None:
         network = request.network
         assert isinstance(network, GraphNetwork) and plan.graph is not None
@@ -133,32 +154,36 @@ class GraphRun:
         self.graph = graph
         self.batch = plan.batch_size
         self.record_states = record_states
+        self.keep = frozenset(layer.name for layer in plan.layers) if keep is None else keep
         generator = torch.Generator().manual_seed(request.seed)
-        self.populations: dict[str, SequenceModule] = {}
+        self.modules: dict[str, torch.nn.Module] = {}
         self.initial_v: dict[str, torch.Tensor | None] = {}
-        self.position = {layer.name: index for index, layer in enumerate(plan.layers)}
         for layer in plan.layers:
             node = network.nodes[layer.index]
-            assert isinstance(node, PopulationFields)
-            module = build_layer(
-                node.model_copy(update={"v0": None}) if isinstance(node, IzhikevichPopulation) else node,
-                layer,
-                generator,
-                request.dt,
-                layer.name in record_states,
-            )
-            assert isinstance(module, SequenceModule)
-            module.bool_spikes = True
-            self.populations[layer.name] = module.to(device)
-            self.initial_v[layer.name] = self._initial_v(node, layer.out_shape, generator, layer.arrays.get("v0"))
+            if isinstance(node, IzhikevichPopulation):
+                node = node.model_copy(update={"v0": None})  # v0 is set on the state below
+            module = build_layer(node, layer, generator, request.dt, layer.name in record_states)
+            if isinstance(module, SequenceModule):
+                module.bool_spikes = True
+                self.initial_v[layer.name] = self._initial_v(
+                    network.nodes[layer.index], layer.out_shape, generator, layer.arrays.get("v0")
+                )
+            self.modules[layer.name] = module.to(device)
         self.sources = {
             source.name: InputStream(
-                network.nodes[source.index], source.shape, source.array, plan.batch, request, device, source.index
+                network.nodes[source.index] if source.index < len(network.nodes) else request.input,
+                source.shape, source.array, plan.batch, request, device, input_stream(source.index, len(network.nodes)),
             )
             for source in graph.sources
-        }
+        }  # fmt: skip
         self.edges = [GraphEdge(edge, network.edges[edge.index], generator, request.seed, device) for edge in graph.edges]
-        self.shapes = {layer.name: layer.out_shape for layer in plan.layers}
+        self.in_shapes = {layer.name: layer.in_shape for layer in plan.layers}
+        self.names = [layer.name for layer in plan.layers]
+        self.direct: dict[str, str] = {}  # node -> the source whose output it takes as it is
+        for name in self.names:
+            into = graph.into(name)
+            if len(into) == 1 and into[0].type == "identity" and into[0].max_delay == 0:
+                self.direct[name] = into[0].source
         self.pass_steps = graph.pass_steps
         self.device = device
         self.rings: dict[str, proj.DelayRing] = {}
@@ -174,51 +199,63 @@ class GraphRun:
 
     def _rings(self, steps: int) -> None:
         """Delay rings for passes of up to ``steps`` steps (made once, at the first chunk)."""
-        if self.rings:
+        if self.ring_steps:
             assert steps <= self.ring_steps, "a pass never outgrows the rings"
             return
         self.ring_steps = steps
-        for name, shape in self.shapes.items():
-            slots = self.graph.max_delay_into(name) + steps
-            self.rings[name] = proj.DelayRing(slots, self.batch, math.prod(shape), self.device)
+        for name, shape in self.in_shapes.items():
+            if name not in self.direct:
+                slots = self.graph.max_delay_into(name) + steps
+                self.rings[name] = proj.DelayRing(slots, self.batch, math.prod(shape), self.device)
 
     def _start_state(self, name: str, x: torch.Tensor) -> Any:
-        module = self.populations[name]
+        module = self.modules[name]
+        assert isinstance(module, SequenceModule)
         state = module.initial_state(x[0], cast_params(module.p, x))
         v0 = self.initial_v[name]
         if v0 is not None:
             state = state._replace(v=v0.to(x.device).expand_as(state.v).clone())
         return state
 
-    def chunk(self, start: int, stop: int, states: list[Any] | None) -> tuple[list[torch.Tensor], list[Any]]:
+    def chunk(self, start: int, stop: int, states: list[Any] | None) -> tuple[list[torch.Tensor | None], list[Any]]:
         pass_steps = min(self.pass_steps or stop - start, stop - start)
         self._rings(self.pass_steps or stop - start)
-        current = dict(zip(self.shapes, states, strict=True)) if states is not None else {}
-        outputs: dict[str, list[torch.Tensor]] = {name: [] for name in self.shapes}
+        current = dict(zip(self.names, states, strict=True)) if states is not None else {}
+        outputs: dict[str, list[torch.Tensor]] = {name: [] for name in self.names if name in self.keep}
         recorded: dict[str, list[Any]] = {name: [] for name in self.record_states}
         for first in range(start, stop, pass_steps):
             steps = min(pass_steps, stop - first)
+            produced: dict[str, torch.Tensor] = {}  # this pass's outputs
             for name in self.graph.order:
                 if name in self.sources:
                     output = self.sources[name].chunk(first, first + steps)
                 else:
-                    x = self.rings[name].take_steps(first, steps).reshape(steps, self.batch, *self.shapes[name])
-                    state = current.get(name)
-                    output, state = self.populations[name](x, state if state is not None else self._start_state(name, x))
-                    if name in recorded:
-                        recorded[name].append(state)
-                        state = type(state)(*(value[-1] for value in state))
-                    current[name] = state
-                    outputs[name].append(output)
+                    if name in self.direct:
+                        x = produced[self.direct[name]].reshape(steps, self.batch, *self.in_shapes[name])
+                    else:
+                        x = self.rings[name].take_steps(first, steps).reshape(steps, self.batch, *self.in_shapes[name])
+                    module = self.modules[name]
+                    if isinstance(module, SequenceModule):
+                        state = current.get(name)
+                        output, state = module(x, state if state is not None else self._start_state(name, x))
+                        if name in recorded:
+                            recorded[name].append(state)
+                            state = type(state)(*(value[-1] for value in state))
+                        current[name] = state
+                    else:
+                        output = module(x)
+                    if name in outputs:
+                        outputs[name].append(output)
+                produced[name] = output
                 flat = output.reshape(steps, self.batch, -1)
                 for edge in self.edges:
-                    if edge.plan.source == name:
+                    if edge.plan.source == name and self.direct.get(edge.plan.target) != name:
                         edge.propagate(flat, first, self.rings[edge.plan.target])
         final: list[Any] = []
-        for name in self.shapes:
+        for name in self.names:
             pieces = recorded.get(name)
             if pieces:  # the states of every step, as the chain's modules return them
                 final.append(type(pieces[0])(*(torch.cat(values) for values in zip(*pieces, strict=True))))
             else:
-                final.append(current[name])
-        return [torch.cat(outputs[name]) for name in self.shapes], final
+                final.append(current.get(name))
+        return [torch.cat(outputs[name]) if name in outputs else None for name in self.names], final

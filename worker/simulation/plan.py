@@ -10,7 +10,6 @@ request reaches the engine unchecked. This module imports numpy and pydantic, ne
 """
 
 import json
-import math
 import types
 import typing
 from typing import Annotated, Any
@@ -23,11 +22,9 @@ from pydantic import (
 from worker.simulation.checks import (
     LayerPlan,
     Plan,
-    broadcasts,
     check_neuron_counts,
-    check_params,
     check_source,
-    decode_tensor,
+    infer_layer,
     resolve_record,
     shape_str,
 )
@@ -43,19 +40,11 @@ from worker.simulation.request import (
     LEAF_TAGS,
     NETWORK_TAGS,
     NODE_TYPES,
-    AvgPool2dLayer,
     Base64Tensor,
-    Conv1dLayer,
-    Conv2dLayer,
-    FlattenLayer,
     GraphNetwork,
     InitSpec,
     JobRequest,
-    LIFRecurrentLayer,
-    LinearLayer,
     Network,
-    ScaleLayer,
-    ThresholdLayer,
     network_from_nir,
     value_kind,
 )
@@ -241,92 +230,12 @@ def _infer_layers(request: JobRequest, input_shape: tuple[int, ...], limits: Lim
         if name in names:
             raise fail((*loc, "name"), f"duplicate layer name {name!r} (also network.layers[{names[name]}])")
         names[name] = index
-        plan = LayerPlan(index, name, layer.type, shape, shape)
         got = f"{previous} gives shape {shape_str(shape)}"
-
-        if isinstance(layer, (LinearLayer, LIFRecurrentLayer)):
-            if not shape or shape[-1] != layer.in_features:
-                raise fail((*loc, "in_features"), f"is {layer.in_features}, but {got}")
-            plan.out_shape = (*shape[:-1], layer.out_features)
-            if isinstance(layer, LinearLayer):
-                weights = {"weight": (layer.out_features, layer.in_features), "bias": (layer.out_features,)}
-            else:
-                weights = {
-                    "input_weights": (layer.out_features, layer.in_features),
-                    "recurrent_weights": (layer.out_features, layer.out_features),
-                }
-        elif isinstance(layer, Conv2dLayer):
-            if len(shape) != 3:
-                raise fail(loc, f"conv2d needs [channels, height, width] per sample, but {got}")
-            if shape[0] != layer.in_channels:
-                raise fail((*loc, "in_channels"), f"is {layer.in_channels}, but {got}")
-            kh, kw = layer.kernel_size
-            if any(p >= k for p, k in zip(layer.padding, layer.kernel_size, strict=True)):
-                raise fail((*loc, "padding"), f"must be less than the kernel size {[kh, kw]} in each dimension")
-            plan.out_shape = (layer.out_channels, *_pool_out(shape[1:], (kh, kw), layer.stride, layer.padding, loc))
-            weights = {"weight": (layer.out_channels, layer.in_channels, kh, kw), "bias": (layer.out_channels,)}
-        elif isinstance(layer, Conv1dLayer):
-            if len(shape) != 2:
-                raise fail(loc, f"conv1d needs [channels, length] per sample, but {got}")
-            if shape[0] != layer.in_channels:
-                raise fail((*loc, "in_channels"), f"is {layer.in_channels}, but {got}")
-            if layer.padding >= layer.kernel_size:
-                raise fail((*loc, "padding"), f"must be less than the kernel size {layer.kernel_size}")
-            length = (shape[1] + 2 * layer.padding - layer.kernel_size) // layer.stride + 1
-            if length < 1:
-                raise fail(
-                    (*loc, "kernel_size"),
-                    f"{layer.kernel_size} does not fit the input of length {shape[1]} (padding {layer.padding})",
-                )
-            plan.out_shape = (layer.out_channels, length)
-            weights = {"weight": (layer.out_channels, layer.in_channels, layer.kernel_size), "bias": (layer.out_channels,)}
-        elif isinstance(layer, AvgPool2dLayer):
-            if len(shape) != 3:
-                raise fail(loc, f"avgpool2d needs [channels, height, width] per sample, but {got}")
-            kernel = layer.kernel_size
-            stride = layer.stride if layer.stride is not None else kernel
-            padding = layer.padding
-            if any(2 * p > k for p, k in zip(padding, kernel, strict=True)):
-                raise fail((*loc, "padding"), f"must be at most half the kernel size {list(kernel)}")
-            plan.out_shape = (shape[0], *_pool_out(shape[1:], kernel, stride, padding, loc))
-            weights = {}
-        elif isinstance(layer, FlattenLayer):
-            plan.out_shape = (math.prod(shape),)
-            weights = {}
-        elif isinstance(layer, (ScaleLayer, ThresholdLayer)):
-            key = "weight" if isinstance(layer, ScaleLayer) else "threshold"
-            values = decode_tensor(getattr(layer, key), (*loc, key), limits.max_input_bytes)
-            if values.ndim and not broadcasts(values.shape, shape):
-                raise fail((*loc, key), f"has shape {shape_str(values.shape)}, not broadcastable to {shape_str(shape)}")
-            plan.arrays[key] = values
-            weights = {}
-        else:
-            weights = {}
-        for key, expected in weights.items():
-            value = getattr(layer, key, None)
-            if isinstance(value, (list, Base64Tensor)):
-                array = decode_tensor(value, (*loc, key), limits.max_input_bytes)
-                if array.shape != expected:
-                    raise fail((*loc, key), f"has shape {shape_str(array.shape)}, expected {shape_str(expected)}")
-                plan.arrays[key] = array
-            if isinstance(value, InitSpec) and value.init == "uniform" and value.low > value.high:
-                raise fail((*loc, key, "low"), "must not exceed high")
-            if value is not False:
-                parameters += math.prod(expected)
+        layer_plan, weights = infer_layer(layer, index, name, shape, got, loc, limits)
+        parameters += weights
         if parameters > limits.max_parameters:
             raise fail(loc, f"the network has over {limits.max_parameters} weights, the limit", "limit")
-        if hasattr(layer, "params"):
-            check_params(layer, plan, loc, limits)
-        plans.append(plan)
-        shape = plan.out_shape
+        plans.append(layer_plan)
+        shape = layer_plan.out_shape
         previous = f"layer {name!r} ({layer.type})"
     return plans
-
-
-def _pool_out(
-    size: tuple[int, ...], kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int], loc: Loc
-) -> tuple[int, int]:
-    out = tuple((n + 2 * p - k) // s + 1 for n, k, s, p in zip(size, kernel, stride, padding, strict=True))
-    if min(out) < 1:
-        raise fail((*loc, "kernel_size"), f"{list(kernel)} does not fit the input of size {list(size)} (padding {list(padding)})")
-    return out  # type: ignore[return-value]

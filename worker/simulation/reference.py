@@ -55,18 +55,20 @@ SECTIONS: list[tuple[str, str, list[type[BaseModel]]]] = [
     ),
     (
         "Graphs",
-        "A network may instead be a graph: named ``nodes`` (inputs and neuron populations) and ``edges`` "
-        "(projections) from a node to a population. The edges into a population add up, each spike arriving "
-        "``delay`` steps after it was fired; a cycle needs an edge with a delay of at least one step. Such a "
-        "request has no top-level ``input`` (its inputs are nodes) and takes ``steps`` from the top level "
-        "or from an input node.",
+        "A network may instead be a graph: named ``nodes`` (inputs, neuron populations and layers) and "
+        "``edges`` (projections) from a node to a population or a layer node. The edges into a node add up, "
+        "each spike arriving ``delay`` steps after it was fired; a cycle needs an edge with a delay of at "
+        "least one step. Its inputs are nodes, and a top-level ``input``, if the request has one, is the node "
+        "named ``input``; ``steps`` comes from the top level or from an input.",
         [schema.GraphNetwork],
     ),
     (
         "Graph nodes",
         "A population is a neuron layer's fields (``type``, ``params``) with a ``name``, a ``size`` and an "
-        "optional initial voltage ``v0``; an input node is an input's fields with a ``name``. Each input "
-        "node draws its Poisson spikes from its own stream of the request's seed.",
+        "optional initial voltage ``v0``; an input node is an input's fields with a ``name``, and each draws "
+        "its Poisson spikes from its own stream of the request's seed; a layer node is a stateless layer's "
+        "fields with a ``name``, applied to what its ``identity`` edges bring (their sources' outputs, of one "
+        "shape, added up).",
         [
             schema.LIFPopulation,
             schema.LIFRefracPopulation,
@@ -81,6 +83,13 @@ SECTIONS: list[tuple[str, str, list[type[BaseModel]]]] = [
             schema.ConstantSource,
             schema.PoissonSource,
             schema.SpikesSource,
+            schema.LinearNode,
+            schema.Conv1dNode,
+            schema.Conv2dNode,
+            schema.AvgPool2dNode,
+            schema.FlattenNode,
+            schema.ScaleNode,
+            schema.ThresholdNode,
         ],
     ),
     (
@@ -90,6 +99,7 @@ SECTIONS: list[tuple[str, str, list[type[BaseModel]]]] = [
         "rules, Bernoulli), weights given as ``{init, ...}`` and delays given as ``{low, high}`` are drawn per "
         "synapse; all edges but ``dense`` and ``one_to_one`` carry spikes, so their source must spike.",
         [
+            schema.IdentityEdge,
             schema.DenseEdge,
             schema.OneToOneEdge,
             schema.FixedInDegreeEdge,
@@ -209,6 +219,14 @@ EXAMPLES: dict[str, Any] = {
     "ConstantSource": {"name": "bias", "type": "constant", "value": 1.5, "shape": [2]},
     "PoissonSource": {"name": "external", "type": "poisson", "rates": 25.0, "sources": 800, "shape": [2]},
     "SpikesSource": {"name": "cue", "type": "spikes", "times": [0, 3, 3], "indices": [1, 0, 1], "size": 2},
+    "LinearNode": {"name": "fc", "type": "linear", "in_features": 2, "out_features": 2, "bias": False},
+    "Conv1dNode": {"name": "conv", "type": "conv1d", "in_channels": 1, "out_channels": 2, "kernel_size": 1},
+    "Conv2dNode": {"name": "conv", "type": "conv2d", "in_channels": 1, "out_channels": 2, "kernel_size": 1},
+    "AvgPool2dNode": {"name": "pool", "type": "avgpool2d", "kernel_size": 1},
+    "FlattenNode": {"name": "flat", "type": "flatten"},
+    "ScaleNode": {"name": "gain", "type": "scale", "weight": [2.0, 0.5]},
+    "ThresholdNode": {"name": "spikes", "type": "threshold", "threshold": 0.5},
+    "IdentityEdge": {"from": "in", "to": "P", "type": "identity", "delay": 1},
     "DenseEdge": {"from": "in", "to": "P", "type": "dense", "weight": {"init": "normal", "std": 0.5}},
     "OneToOneEdge": {"from": "in", "to": "P", "type": "one_to_one", "weight": [0.5, 1.0]},
     "FixedInDegreeEdge": {"from": "P", "to": "P", "type": "fixed_in_degree", "k": 1, "weight": -0.5, "delay": 2,
@@ -258,6 +276,19 @@ def example_request(model: str) -> dict[str, Any]:
         edge = {"from": example["name"], "to": "P", "type": "one_to_one"}
         steps = {} if model == "TensorSource" else {"steps": 5}
         return {"network": {"nodes": [example, target], "edges": [edge]}, **steps}
+    if model.endswith("Node"):  # between an input and a population, of the shape it needs
+        shape = {"Conv1dNode": [1, 2], "Conv2dNode": [1, 1, 2], "AvgPool2dNode": [1, 1, 2]}.get(model, [2])
+        size = 4 if model in ("Conv1dNode", "Conv2dNode") else 2
+        nodes = [
+            {"name": "in", "type": "poisson", "rates": 20.0, "shape": shape},
+            example,
+            {"name": "P", "type": "lif", "size": size},
+        ]
+        to_node = {"from": "in", "to": example["name"], "type": "identity"}
+        return {
+            "network": {"nodes": nodes, "edges": [to_node, {"from": example["name"], "to": "P", "type": "identity"}]},
+            "steps": 5,
+        }
     if model.endswith("Edge") or model in ("DelayRange", "Base64Indices"):
         edge = EXAMPLES["SparseEdge"] | {"pre": example} if model == "Base64Indices" else example
         edge = EXAMPLES["PairwiseBernoulliEdge"] | {"delay": example} if model == "DelayRange" else edge

@@ -551,6 +551,34 @@ class SpikesSource(NodeFields, SpikesInput):
     """Spike events given as lists."""
 
 
+class LinearNode(NodeFields, LinearLayer):  # type: ignore[misc]  # a required name
+    """A dense layer on the node's input (what its identity edges bring, added up)."""
+
+
+class Conv1dNode(NodeFields, Conv1dLayer):  # type: ignore[misc]  # a required name
+    """A 1-d convolution on the node's input."""
+
+
+class Conv2dNode(NodeFields, Conv2dLayer):  # type: ignore[misc]  # a required name
+    """A 2-d convolution on the node's input."""
+
+
+class AvgPool2dNode(NodeFields, AvgPool2dLayer):  # type: ignore[misc]  # a required name
+    """Average pooling of the node's input."""
+
+
+class FlattenNode(NodeFields, FlattenLayer):  # type: ignore[misc]  # a required name
+    """The node's input flattened."""
+
+
+class ScaleNode(NodeFields, ScaleLayer):  # type: ignore[misc]  # a required name
+    """The node's input multiplied by a factor per feature."""
+
+
+class ThresholdNode(NodeFields, ThresholdLayer):  # type: ignore[misc]  # a required name
+    """Stateless spikes where the node's input exceeds a threshold."""
+
+
 Population = (
     LIFPopulation
     | LIFRefracPopulation
@@ -563,7 +591,8 @@ Population = (
     | IzhikevichPopulation
 )
 Source = TensorSource | ConstantSource | PoissonSource | SpikesSource
-Node = Annotated[Population | Source, Field(discriminator="type")]
+LayerNode = LinearNode | Conv1dNode | Conv2dNode | AvgPool2dNode | FlattenNode | ScaleNode | ThresholdNode
+Node = Annotated[Population | Source | LayerNode, Field(discriminator="type")]
 POPULATION_TYPES = type_names(Population)
 
 
@@ -595,6 +624,13 @@ class EdgeBase(Strict):
     target: Name = Field(alias="to", description="the postsynaptic population")
     name: str | None = Field(default=None, max_length=100, description="a label for messages; defaults to 'from->to'")
     delay: Delay = 0
+
+
+class IdentityEdge(EdgeBase):
+    """The source's output as it is: into a population of as many neurons, or into a layer node
+    (whose input shape it sets)."""
+
+    type: Literal["identity"]
 
 
 class DenseEdge(EdgeBase):
@@ -675,7 +711,7 @@ class SparseEdge(EdgeBase):
 
 
 Edge = Annotated[
-    DenseEdge | OneToOneEdge | FixedInDegreeEdge | FixedOutDegreeEdge | PairwiseBernoulliEdge | SparseEdge,
+    IdentityEdge | DenseEdge | OneToOneEdge | FixedInDegreeEdge | FixedOutDegreeEdge | PairwiseBernoulliEdge | SparseEdge,
     Field(discriminator="type"),
 ]
 EDGE_TYPES = type_names(Edge)
@@ -683,10 +719,11 @@ NODE_TYPES = type_names(Node)
 
 
 class GraphNetwork(Strict):
-    """Named nodes (inputs and neuron populations) and edges (projections) from node to node.
-    The edges into a population add up; a cycle needs a delay of at least one step."""
+    """Named nodes (inputs, neuron populations and layers) and edges (projections) from node to
+    node. The edges into a node add up; a cycle needs a delay of at least one step. A request's
+    top-level ``input``, when it has one, is the node named ``input``."""
 
-    nodes: list[Node] = Field(min_length=1, description="inputs and neuron populations")
+    nodes: list[Node] = Field(min_length=1, description="inputs, neuron populations and layers")
     edges: list[Edge] = Field(default_factory=list, description="projections; those into one population add up")
 
 

@@ -214,7 +214,7 @@ def _chunk_function(request: JobRequest, plan: Plan, device: torch.device, volta
     """``advance(start, stop, state) -> (outputs, state)``: the network, built, running a chunk;
     outputs and states per layer (a graph's: per population), in ``plan.layers`` order."""
     if plan.graph is not None:
-        return GraphRun(request, plan, device, voltage_layers).chunk
+        return GraphRun(request, plan, device, voltage_layers, keep=frozenset(plan.record_spikes) | voltage_layers).chunk
     network = build_network(request, plan, record_states=voltage_layers)
     if device.type != "cpu":  # built on the CPU
         network = network.to(device)

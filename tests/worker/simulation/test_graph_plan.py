@@ -106,7 +106,11 @@ def test_a_cycle_without_delay_is_refused_naming_the_cycle() -> None:
         (lambda r: r["network"]["edges"][2].update({"delay": {"low": 5, "high": 2}}), "network.edges[2].delay.low", "exceed"),
         (lambda r: r["network"]["edges"][2].update({"delay": -1}), "network.edges[2].delay", "greater than or equal to 0"),
         (lambda r: r["network"]["nodes"][2].update({"sources": 800, "rates": 5000.0}), "network.nodes[2].sources", "255"),
-        (lambda r: r.update({"input": {"type": "constant", "value": [1.0]}}), "input", "a graph's inputs are its nodes"),
+        (
+            lambda r: (r.update({"input": {"type": "constant", "value": [1.0]}}), r["network"]["nodes"][0].update(name="input")),
+            "network.nodes[0].name",
+            "'input' names the request's top-level input",
+        ),
         (lambda r: r["network"]["nodes"][0].update({"frequency": 1}), "network.nodes[0].frequency", "the fields here are"),
         (lambda r: r["network"]["edges"][0].update({"type": "gap"}), "network.edges[0]", "'dense', 'one_to_one'"),
         (lambda r: r.pop("steps"), "network.nodes[2].steps", "is required for this input type (or give top-level 'steps')"),
@@ -196,3 +200,34 @@ def test_errors_inside_graph_unions_carry_no_union_tags() -> None:
     request = balanced()
     request["network"]["nodes"][0]["params"] = {"v_th": "high"}
     assert refused(request)[0] == "network.nodes[0].params.v_th"
+
+
+def layered(*edges: dict[str, Any], **node: Any) -> dict[str, Any]:
+    return {
+        "steps": 5,
+        "input": {"type": "poisson", "rates": 10.0, "shape": [4]},
+        "network": {
+            "nodes": [
+                {"name": "fc", "type": "linear", "in_features": 4, "out_features": 3, **node},
+                {"name": "P", "type": "lif", "size": 3},
+            ],
+            "edges": list(edges),
+        },
+    }
+
+
+def test_layer_nodes_take_their_shape_from_their_identity_edges() -> None:
+    into = {"from": "input", "to": "fc", "type": "identity"}
+    out = {"from": "fc", "to": "P", "type": "identity"}
+    _, plan = parse_request(layered(into, out))
+    assert [(layer.name, layer.in_shape, layer.out_shape) for layer in plan.layers] == [("fc", (4,), (3,)), ("P", (3,), (3,))]
+    assert refused(layered(out)) == ("network.nodes[0]", "layer node 'fc' has no edge into it")
+    dense = {"from": "input", "to": "fc", "type": "dense"}
+    assert refused(layered(dense, out)) == ("network.edges[0].type", "edges into layer node 'fc' are 'identity' edges")
+    path, message = refused(layered(into, out, in_features=5))
+    assert path == "network.nodes[0].in_features" and "'input' gives shape [4]" in message
+    loop = {"from": "fc", "to": "fc", "type": "identity", "delay": 1}
+    assert refused(layered(loop, out))[1].endswith("a cycle of layer nodes needs a population in it")
+    wrong = {"from": "input", "to": "P", "type": "identity"}
+    path, message = refused(layered(into, out, wrong))
+    assert path == "network.edges[2].to" and "'input' gives 4 values and 'P' takes 3" in message

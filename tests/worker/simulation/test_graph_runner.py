@@ -1,6 +1,9 @@
 """Running graph networks: a graph equals the same network written as a chain, recurrence and
 delays equal an obvious step-by-step reference, and results do not depend on the chunking."""
 
+import copy
+import json
+import pathlib
 from typing import Any
 
 import numpy as np
@@ -14,6 +17,8 @@ from worker.engine.module import cast_params
 from worker.simulation.plan import parse_request
 from worker.simulation.results import Result
 from worker.simulation.runner import simulate
+
+EXAMPLES = pathlib.Path(__file__).parents[3] / "examples"
 
 
 def run(request: dict[str, Any], **kwargs: Any) -> Result:
@@ -39,16 +44,11 @@ def test_a_chain_written_as_a_graph_gives_the_same_spikes_and_voltages() -> None
         "record": {"voltages": ["out"]},
     }  # fmt: skip
     graph = {
-        "seed": 11,
-        "steps": 300,
+        **chain,  # its top-level input is the node "input", drawn as a chain's input is
         "network": {
-            "nodes": [
-                {"name": "in", "type": "poisson", "rates": rates},  # the first node draws as a chain's input does
-                {"name": "out", "type": "lif", "size": 8, "params": {"tau_mem_inv": 200.0}},
-            ],
-            "edges": [{"from": "in", "to": "out", "type": "dense", "weight": weight}],
+            "nodes": [{"name": "out", "type": "lif", "size": 8, "params": {"tau_mem_inv": 200.0}}],
+            "edges": [{"from": "input", "to": "out", "type": "dense", "weight": weight}],
         },
-        "record": {"voltages": ["out"]},
     }
     from_chain, from_graph = run(chain), run(graph)
     assert from_chain.layers["out"].times.size > 100
@@ -206,3 +206,65 @@ def test_a_batched_graph_runs_each_entry_on_its_own_drive() -> None:
     assert layer.counts is not None and layer.counts.shape == (3, 80)
     entries = [set(zip(layer.times[layer.batch == b], layer.senders[layer.batch == b], strict=True)) for b in range(3)]
     assert all(entries) and entries[0] != entries[1]
+
+
+def test_layer_nodes_after_the_top_level_input_run_as_the_chain_does() -> None:
+    """The seed walkthrough's chain as a graph: the top-level input is the node `input`, the
+    linear layer a layer node fed by an identity edge; the weights are drawn from the seed in node
+    order, so they equal the chain's too."""
+    chain = json.loads((EXAMPLES / "poisson_population.json").read_text())
+    layers = chain["network"]["layers"]
+    graph = copy.deepcopy(chain)
+    graph["network"] = {
+        "nodes": [
+            {**layers[0], "name": "synapses"},
+            {**layers[1], "size": layers[0]["out_features"]},
+        ],
+        "edges": [
+            {"from": "input", "to": "synapses", "type": "identity"},
+            {"from": "synapses", "to": "population", "type": "identity"},
+        ],
+    }
+    from_chain, from_graph = run(chain), run(graph)
+    assert from_chain.layers["population"].spike_count > 1000
+    assert_same_recordings(from_chain, from_graph)
+
+
+def test_a_recurrent_layer_node_loop_equals_lif_recurrent() -> None:
+    """snnTorch's RLeaky as NIR writes it: a population, a linear layer node of recurrent weights
+    back into it (one step of delay), beside the input's weights."""
+    rng = np.random.default_rng(8)
+    w_in, w_rec = sixty_fourths(rng, 12, 5), np.asarray(sixty_fourths(rng, 12, 12))
+    np.fill_diagonal(w_rec, 0.0)
+    params = {"tau_mem_inv": 100.0, "tau_syn_inv": 200.0, "v_th": 0.4}
+    base = {"input": {"type": "poisson", "rates": 300.0, "shape": [5]}, "steps": 400, "seed": 2, "record": {"voltages": ["rec"]}}
+    recurrent = base | {"network": {"layers": [
+        {"type": "lif_recurrent", "name": "rec", "in_features": 5, "out_features": 12, "input_weights": w_in,
+         "recurrent_weights": w_rec.tolist(), "params": params},
+    ]}}  # fmt: skip
+    graph = base | {
+        "network": {
+            "nodes": [
+                {"name": "w_in", "type": "linear", "in_features": 5, "out_features": 12, "weight": w_in, "bias": False},
+                {"name": "rec", "type": "lif", "size": 12, "params": params},
+                {
+                    "name": "w_rec",
+                    "type": "linear",
+                    "in_features": 12,
+                    "out_features": 12,
+                    "weight": w_rec.tolist(),
+                    "bias": False,
+                },
+            ],
+            "edges": [
+                {"from": "input", "to": "w_in", "type": "identity"},
+                {"from": "w_in", "to": "rec", "type": "identity"},
+                {"from": "rec", "to": "w_rec", "type": "identity"},
+                {"from": "w_rec", "to": "rec", "type": "identity", "delay": 1},
+            ],
+        }
+    }
+    expected, got = run(recurrent).layers["rec"], run(graph).layers["rec"]
+    assert expected.spike_count > 100
+    assert np.array_equal(expected.times, got.times) and np.array_equal(expected.senders, got.senders)
+    np.testing.assert_allclose(expected.voltages, got.voltages, rtol=0, atol=1e-6)
