@@ -133,7 +133,7 @@ def validate_graph(request: JobRequest, limits: Limits) -> Plan:
     sources: list[SourcePlan] = []
     layers: list[LayerPlan] = []  # populations and layer nodes, in node order (layer nodes' shapes come later)
     steps_from: tuple[int, Loc] | None = (request.steps, ("steps",)) if request.steps is not None else None
-    inputs = [(index, node, ("network", "nodes", index)) for index, node in enumerate(network.nodes)]
+    inputs: list[tuple[int, Any, Loc]] = [(index, node, ("network", "nodes", index)) for index, node in enumerate(network.nodes)]
     if request.input is not None:  # the top-level input: the node named "input", after the others
         inputs.append((len(network.nodes), request.input, ("input",)))
     for index, node, loc in inputs:

@@ -207,7 +207,7 @@ def simulate(
     )
 
 
-ChunkFunction = Callable[[int, int, Any], tuple[list[torch.Tensor], Any]]
+ChunkFunction = Callable[[int, int, Any], tuple[list[Any], Any]]  # outputs: tensors (None: not kept)
 
 
 def _chunk_function(request: JobRequest, plan: Plan, device: torch.device, voltage_layers: frozenset[str]) -> ChunkFunction:
