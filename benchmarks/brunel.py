@@ -1,7 +1,7 @@
 """Brunel's (2000) balanced network, model A, as a spikeserve request (``examples/brunel.json`` at
 N = 10,000), side by side with Brian2 running the same network.
 
-    python -m benchmarks.brunel [--sizes 5000,10000,20000] [--repeats 2]
+    python -m benchmarks.brunel [--sizes 5000,10000,20000] [--repeats 2] [--seeds 1,2,3]
         [--brian2-python PY --brian2-script brian2_brunel.py | --brian2-results DIR]
 
 The network (Brunel 2000, Fig. 8C; NEST's brunel_delta_nest.py): 0.8 N excitatory and 0.2 N
@@ -22,9 +22,10 @@ Brian2 runs the reference script of the same network through ``benchmarks/brunel
 loop, and its whole run from starting Python to having the spikes (code generation and the
 compilation of the C++ project included, since that is what its user waits for).
 
-Statistics, computed alike for both: E and I rates, the mean CV of the inter-spike intervals
-(neurons with at least 3 spikes), and the Fano factor of the population's 1 ms spike counts from
-0.1 s on (its oscillation).
+Statistics, computed alike for both and averaged over ``--seeds`` (one network and one drive
+each; a single second of one network is a noisy sample of its oscillation): E and I rates, the
+mean CV of the inter-spike intervals (neurons with at least 3 spikes), and the Fano factor of the
+population's 1 ms spike counts from 0.1 s on. Times are those of the first seed.
 """
 
 import argparse
@@ -113,46 +114,66 @@ def job_run(request: dict[str, Any]) -> float:
         return time.perf_counter() - started
 
 
-def brian2_run(python: str, script: str, n: int, mode: str = "cpp") -> dict[str, Any]:
+STATISTICS = ("rate_E", "rate_I", "cv_mean", "fano_pop_1ms")
+
+
+def mean_statistics(runs: list[dict[str, Any]]) -> dict[str, float]:
+    return {key: float(np.mean([run[key] for run in runs])) for key in STATISTICS}
+
+
+def brian2_run(python: str, script: str, n: int, seed: int, mode: str = "cpp") -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as scratch:
         out = pathlib.Path(scratch) / "result.json"
-        sizes = ["--NE", str(n * 4 // 5), "--NI", str(n // 5)]
+        sizes = ["--NE", str(n * 4 // 5), "--NI", str(n // 5), "--seed", str(seed)]
         wrapper = str(ROOT / "benchmarks" / "brunel_brian2.py")
         command = [python, wrapper, script, "--mode", mode, *sizes, "--workdir", scratch, "--out", str(out)]
         subprocess.run(command, check=True, capture_output=True)
         return json.loads(out.read_text())
 
 
-def brian2_figures(args: argparse.Namespace, n: int) -> dict[str, Any] | None:
+def brian2_figures(args: argparse.Namespace, n: int, seeds: list[int]) -> dict[str, Any] | None:
+    """Times (best of the first seed's runs) and statistics (mean over the seeds) of Brian2's runs."""
     if args.brian2_results:
         found = [json.loads(p.read_text()) for p in pathlib.Path(args.brian2_results).glob("*.json")]
-        runs = [run for run in found if run.get("N") == n and run.get("mode") == "cpp"]
+        runs = [run for run in found if run.get("N") == n and run.get("mode") == "cpp" and run.get("seed") in seeds]
     elif args.brian2_python and args.brian2_script:
-        runs = [brian2_run(args.brian2_python, args.brian2_script, n) for _ in range(args.repeats)]
+        runs = [brian2_run(args.brian2_python, args.brian2_script, n, seeds[0]) for _ in range(args.repeats)]
+        runs += [brian2_run(args.brian2_python, args.brian2_script, n, seed) for seed in seeds[1:]]
     else:
         return None
-    if not runs:
+    timed = [run for run in runs if run["seed"] == seeds[0]]
+    if not timed:
         return None
-    return {"loop_s": min(r["t_loop"] for r in runs), "total_s": min(r["t_total"] for r in runs), **runs[0]}
+    by_seed = {run["seed"]: run for run in runs}
+    return {
+        "loop_s": min(r["t_loop"] for r in timed),
+        "total_s": min(r["t_total"] for r in timed),
+        "seeds": len(by_seed),
+        **mean_statistics(list(by_seed.values())),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="5000,10000,20000", help="network sizes N, comma-separated")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--seeds", default="1,2,3", help="seeds whose statistics are averaged (times: the first)")
     parser.add_argument("--brian2-python", help="a Python with Brian2 2.11 (3.13 or later)")
     parser.add_argument("--brian2-script", help="the Brian2 script of the network (brian2_brunel.py)")
     parser.add_argument("--brian2-results", help="a directory of that script's result files, instead of running it")
     args = parser.parse_args(argv)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; best of {args.repeats}")
+    seeds = [int(seed) for seed in args.seeds.split(",")]
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; times: best of {args.repeats}, seed {seeds[0]}; "
+          f"statistics: mean of seeds {args.seeds}")  # fmt: skip
     print("| N | synapses | engine loop | engine total | `spikeserve run` | Brian2 C++ loop | Brian2 C++ total "
           "| loop ratio | total ratio | E / I rate (Hz) | Brian2 E / I | CV | Brian2 CV | Fano | Brian2 Fano |")  # fmt: skip
     print("|---" * 15 + "|")
     for n in (int(size) for size in args.sizes.split(",")):
-        request = brunel_request(n)
+        request = brunel_request(n) | {"seed": seeds[0]}
         engine = min((engine_run(request) for _ in range(args.repeats)), key=lambda run: run["total_s"])
+        engine |= mean_statistics([engine, *(engine_run(request | {"seed": seed}) for seed in seeds[1:])])
         job = min(job_run(request) for _ in range(args.repeats))
-        brian = brian2_figures(args, n)
+        brian = brian2_figures(args, n, seeds)
         b = brian or {}
         cells = [
             f"{n:,}", f"{n * 1000:,}", f"{engine['loop_s']:.2f} s", f"{engine['total_s']:.2f} s", f"{job:.2f} s",
