@@ -7,8 +7,9 @@ every node runs once over all of the pass's steps, in ``GraphPlan.order``, takin
 its ring and handing its output to its edges. A pass is never longer than the shortest delay on a
 cycle, so all the input a pass needs exists before the pass reaches it.
 
-Edges: ``dense`` is one product over all of a pass's rows (the event kernel when the source
-spikes, so its sums do not depend on the rows); ``one_to_one`` with one delay multiplies
+Edges: ``dense`` is the chain's linear layer over all of a pass's rows (event-driven where the
+source spikes sparsely, so its sums do not depend on the rows; the same module as a linear layer
+node, so either form of a network gives the same bits); ``one_to_one`` with one delay multiplies
 elementwise; every other edge is a sparse ``Projection`` (compressed rows by source neuron) whose
 spikes the C kernel adds in a fixed order. Connectivity, weights, delays and initial voltages are
 drawn on the CPU from the request's seed (a torch generator for nodes first, then edges, in
@@ -24,8 +25,8 @@ from typing import Any
 import torch
 
 from worker.engine import projections as proj
-from worker.engine.events import linear_events
 from worker.engine.module import SequenceModule, cast_params
+from worker.engine.synapses import Linear
 from worker.simulation.build import InputStream, build_layer, draw_weight
 from worker.simulation.checks import Plan
 from worker.simulation.graph_plan import EdgePlan, GraphPlan
@@ -50,7 +51,7 @@ class GraphEdge:
 
     def __init__(self, plan: EdgePlan, model: Any, generator: torch.Generator, seed: int, device: torch.device) -> None:
         self.plan = plan
-        self.dense: torch.Tensor | None = None  # (n_pre, n_post): weights input-major, as the event kernel reads them
+        self.dense: Linear | None = None  # the chain's linear layer: event-driven or one product, as the activity says
         self.elementwise: torch.Tensor | None = None  # one_to_one: a weight, or one per neuron
         self.projection: proj.Projection | None = None
         self.delay = model.delay if isinstance(model.delay, int) else 0
@@ -58,10 +59,9 @@ class GraphEdge:
         if self.identity:
             return
         if isinstance(model, DenseEdge):
-            weight = draw_weight(
-                model.weight, (plan.n_post, plan.n_pre), 1 / math.sqrt(plan.n_pre), generator, plan.arrays.get("weight")
-            )
-            self.dense = weight.t().contiguous().to(device)
+            bound = 1 / math.sqrt(plan.n_pre)  # PyTorch's Linear initialisation
+            weight = draw_weight(model.weight, (plan.n_post, plan.n_pre), bound, generator, plan.arrays.get("weight"))
+            self.dense = Linear(weight, None).to(device)
         elif isinstance(model, OneToOneEdge) and not isinstance(model.delay, DelayRange):
             self.elementwise = self._weights(model.weight, plan.n_post, generator).to(device)
         else:
@@ -107,18 +107,12 @@ class GraphEdge:
 
     def propagate(self, output: torch.Tensor, step: int, ring: proj.DelayRing) -> None:
         """Adds ``output`` (steps, batch, n_pre) of steps ``step ..`` to ``ring``."""
-        steps, batch = output.shape[:2]
         if self.identity:
             ring.add(step + self.delay, output.float())
         elif self.projection is not None:
             proj.project(output, self.projection, ring, step)
         elif self.dense is not None:
-            rows = output.reshape(steps * batch, -1)
-            if rows.dtype in (torch.bool, torch.uint8):
-                values = linear_events(rows, self.dense, None)
-            else:
-                values = rows.float() @ self.dense
-            ring.add(step + self.delay, values.reshape(steps, batch, -1))
+            ring.add(step + self.delay, self.dense(output))
         else:
             assert self.elementwise is not None
             ring.add(step + self.delay, output.float() * self.elementwise)

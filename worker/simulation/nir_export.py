@@ -1,15 +1,25 @@
 """NIR export: a request's network, as built, to a NIR graph (the inverse of
-``worker.simulation.nir_import``'s mapping, so export then import is the identity)."""
+``worker.simulation.nir_import``'s mapping, so export then import is the identity).
+
+A graph network exports node for node: inputs as Input nodes, populations and layer nodes as
+their NIR nodes, identity edges as edges, and every other edge as a weight node between its two
+ends (``dense`` and the sparse rules as ``Linear`` with the synapses' weights in a dense matrix,
+``one_to_one`` as ``Scale``); each recorded population gets an Output. NIR's edges carry no delay,
+and a loop feeds back what was computed one step earlier: so an edge may have a delay of 0, or of
+1 where it closes a loop as the importer finds loops; anything else is refused, naming the edge.
+"""
 
 import io
 import itertools
 from typing import Any
 
 import numpy as np
+import torch
 
 from worker.simulation.build import build_network
+from worker.simulation.graph_runner import GraphRun
 from worker.simulation.nir_file import NIRError
-from worker.simulation.nir_import import as_pair
+from worker.simulation.nir_import import as_pair, back_edges, layer_name
 
 __all__ = ["network_to_nir", "network_to_nir_bytes"]
 
@@ -19,7 +29,7 @@ def network_to_nir(request: Any, plan: Any) -> Any:
     import nir
 
     if plan.graph is not None:
-        raise NIRError("exporting a graph network to NIR is not supported yet: only a chain of layers exports")
+        return _graph_to_nir(request, plan)
     dt = request.dt
     modules = list(build_network(request, plan))
     nodes: dict[str, Any] = {"input": nir.Input(input_type={"input": np.asarray(plan.input_shape)})}
@@ -30,6 +40,66 @@ def network_to_nir(request: Any, plan: Any) -> Any:
     nodes["output"] = nir.Output(output_type={"output": np.asarray(plan.layers[-1].out_shape)})
     order.append("output")
     return nir.NIRGraph(nodes=nodes, edges=list(itertools.pairwise(order)), metadata={"source": "spikeserve", "dt": dt})
+
+
+MAX_DENSE_WEIGHTS = 50_000_000  # a sparse edge written as NIR's dense Linear: 200 MB of float32
+
+
+def _graph_to_nir(request: Any, plan: Any) -> Any:
+    import nir
+
+    graph, network, dt = plan.graph, request.network, request.dt
+    built = GraphRun(request, plan, torch.device("cpu"), keep=frozenset())
+    nodes: dict[str, Any] = {source.name: nir.Input(input_type={"input": np.asarray(source.shape)}) for source in graph.sources}
+    for layer in plan.layers:
+        nodes[layer.name] = _export_layer(network.nodes[layer.index], layer, built.modules[layer.name], dt)
+    edges: list[tuple[str, str]] = []
+    delayed: set[tuple[str, str]] = set()
+    for edge, runtime in zip(graph.edges, built.edges, strict=True):
+        if edge.min_delay != edge.max_delay or edge.max_delay > 1:
+            raise NIRError(f"edge {edge.name!r}: a delay of {edge.max_delay} steps has no NIR form (NIR's edges have none)")
+        path = [edge.source, edge.target]
+        if not runtime.identity:
+            name = _free_name(layer_name(edge.name), nodes)
+            nodes[name] = _edge_weights(edge, runtime)
+            path.insert(1, name)
+        edges += itertools.pairwise(path)
+        if edge.max_delay == 1:
+            delayed.add((path[-2], path[-1]))
+    if back_edges(list(nodes), edges, [source.name for source in graph.sources]) != delayed:
+        raise NIRError("NIR's loops feed back one step: every edge that closes a loop needs a delay of 1, and every other edge 0")
+    for name in plan.record_spikes:
+        output = "output" if len(plan.record_spikes) == 1 else _free_name(f"output_{name}", nodes)
+        nodes[output] = nir.Output(output_type={"output": np.asarray(plan.layer(name).out_shape)})
+        edges.append((name, output))
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata={"source": "spikeserve", "dt": dt})
+
+
+def _free_name(name: str, taken: dict[str, Any]) -> str:
+    candidate, number = name, 1
+    while candidate in taken:
+        number += 1
+        candidate = f"{name}_{number}"
+    return candidate
+
+
+def _edge_weights(edge: Any, runtime: Any) -> Any:
+    """An edge's synapses as a NIR node: Scale for one-to-one, else Linear (target x source)."""
+    import nir
+
+    if runtime.elementwise is not None:
+        return nir.Scale(scale=np.broadcast_to(runtime.elementwise.numpy(), (edge.n_post,)).astype(np.float32))
+    if runtime.dense is not None:
+        return nir.Linear(weight=runtime.dense.weight.numpy())
+    projection = runtime.projection
+    if edge.n_pre * edge.n_post > MAX_DENSE_WEIGHTS:
+        raise NIRError(
+            f"edge {edge.name!r}: NIR writes its synapses as a dense matrix of {edge.n_post} x {edge.n_pre}, too large"
+        )
+    weights = projection.weight.expand(projection.synapses) if projection.weight.dim() == 0 else projection.weight
+    matrix = torch.zeros(edge.n_post, edge.n_pre, dtype=torch.float32)
+    matrix.index_put_((projection.post.long(), projection.pre), weights, accumulate=True)
+    return nir.Linear(weight=matrix.numpy())
 
 
 def _full(plan: Any, values: Any) -> np.ndarray:

@@ -23,11 +23,21 @@ The LIF and LI rows are the exact Euler steps of ``tau dv/dt = (v_leak - v) + r 
 current-based rows the synaptic current jumps by ``dt/tau_syn * w_in * S`` and then decays, the
 order of Norse's (and snnTorch's ``Synaptic``) discrete step, so snnTorch's exports reproduce its
 own dynamics exactly. Export writes the inverse mapping, so export then import is the identity.
-Nodes without an honest counterpart (I, an integrator whose output is its voltage; Delay) and
-graphs that are not a single chain are refused with an error that names the node.
+Nodes without an honest counterpart (I, an integrator whose output is its voltage; Delay) are
+refused with an error that names the node.
+
+A graph that is one chain from its Input imports as a chain of layers. Any other graph (branches,
+sums of inputs, loops; subgraphs such as snnTorch writes for ``RLeaky`` and ``RSynaptic``,
+flattened into their parent) imports as a graph network: each NIR node becomes the node or nodes
+its row above names (a population for a neuron, a layer node for the rest), joined by identity
+edges, and the Input becomes the request's top-level ``input``. NIR's edges carry no delay; a
+loop, as the tools that write one simulate it, feeds back what was computed one step earlier, so
+each edge that closes a loop (a back edge of a depth-first walk from the Input, in the graph's
+order of edges) gets a delay of one step.
 """
 
 import base64
+import itertools
 import re
 from typing import Any
 
@@ -64,7 +74,7 @@ def _scale(name: str, factor: np.ndarray) -> list[dict[str, Any]]:
     return [{"type": "scale", "name": f"{name}.scale", "weight": _param(factor)}]
 
 
-def _layer_name(name: str) -> str:
+def layer_name(name: str) -> str:
     """A node name as a valid layer name (worker.simulation.request.NAME_PATTERN): other characters become
     '_', and a name may not start with '.' or '-'."""
     clean = NAME_INVALID.sub("_", str(name))
@@ -90,38 +100,91 @@ def read_graph(data: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
         raise NIRError(f"not a readable NIR graph ({type(error).__name__}: {error})") from None
 
 
-def _chain(graph: Any) -> list[str]:
-    """Node names from the input to the output, or NIRError if the graph is not one chain."""
+def _flatten(graph: Any, prefix: str = "") -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """The graph's nodes and edges with every subgraph's nodes in place of it (``sub.node``), and
+    a subgraph's own Input and Output nodes bridged: what reached the subgraph reaches its Input's
+    successors, what its Output received leaves it."""
     import nir
 
-    inputs = [name for name, node in graph.nodes.items() if isinstance(node, nir.Input)]
+    nodes: dict[str, Any] = {}
+    edges: list[tuple[str, str]] = []
+    inner: list[str] = []
+    for name, node in graph.nodes.items():
+        if isinstance(node, nir.NIRGraph):
+            sub_nodes, sub_edges = _flatten(node, f"{prefix}{name}.")
+            nodes |= sub_nodes
+            edges += sub_edges
+            inner += [f"{prefix}{name}.{n}" for n, v in node.nodes.items() if isinstance(v, (nir.Input, nir.Output))]
+        else:
+            nodes[prefix + name] = node
+    for source, target in graph.edges:
+        source = f"{source}.output" if isinstance(graph.nodes.get(source), nir.NIRGraph) else source
+        target = f"{target}.input" if isinstance(graph.nodes.get(target), nir.NIRGraph) else target
+        edges.append((prefix + source, prefix + target))
+    for bridge in inner:  # a subgraph's Input or Output: its predecessors feed its successors
+        before = [s for s, t in edges if t == bridge]
+        after = [t for s, t in edges if s == bridge]
+        edges = [(s, t) for s, t in edges if bridge not in (s, t)] + [(s, t) for s in before for t in after]
+        del nodes[bridge]
+    return nodes, edges
+
+
+def _chain(nodes: dict[str, Any], edges: list[tuple[str, str]]) -> list[str] | None:
+    """Node names from the Input to the end, or None if the graph is not one chain."""
+    import nir
+
+    inputs = [name for name, node in nodes.items() if isinstance(node, nir.Input)]
     if len(inputs) != 1:
         raise NIRError(f"the graph needs exactly one Input node, found {len(inputs)}")
-    successors: dict[str, list[str]] = {name: [] for name in graph.nodes}
-    for source, target in graph.edges:
+    successors: dict[str, list[str]] = {name: [] for name in nodes}
+    for source, target in edges:
         successors[source].append(target)
+    predecessors = [target for _, target in edges]
+    if len(set(predecessors)) != len(predecessors):
+        return None  # a node with two inputs
     order, current, seen = [], inputs[0], {inputs[0]}
-    while True:
-        following = successors[current]
-        if not following:
-            break
-        if len(following) > 1:
-            raise NIRError(f"node {current!r} feeds {len(following)} nodes; only chains of nodes are supported")
-        current = following[0]
+    while successors[current]:
+        if len(successors[current]) > 1:
+            return None
+        current = successors[current][0]
         if current in seen:
-            raise NIRError(f"node {current!r} closes a loop; recurrent graphs are not supported")
+            return None
         seen.add(current)
         order.append(current)
-    if len(seen) != len(graph.nodes):
-        stray = sorted(set(graph.nodes) - seen)
-        raise NIRError(f"nodes {stray} are not on the chain from the input; only chains are supported")
-    return order
+    return order if len(seen) == len(nodes) else None
+
+
+def back_edges(names: list[str], edges: list[tuple[str, str]], start: list[str]) -> set[tuple[str, str]]:
+    """The edges that close a loop in a depth-first walk from ``start``, following ``edges`` in
+    their order: each points at a node still on the walk's path."""
+    successors: dict[str, list[str]] = {name: [] for name in names}
+    for source, target in edges:
+        successors[source].append(target)
+    found: set[tuple[str, str]] = set()
+    state: dict[str, int] = {}  # 1: on the path, 2: done
+    for root in [*start, *names]:
+        if root in state:
+            continue
+        stack = [(root, iter(successors[root]))]
+        state[root] = 1
+        while stack:
+            node, following = stack[-1]
+            reached = next(following, None)
+            if reached is None:
+                state[node] = 2
+                stack.pop()
+            elif state.get(reached) == 1:
+                found.add((node, reached))
+            elif reached not in state:
+                state[reached] = 1
+                stack.append((reached, iter(successors[reached])))
+    return found
 
 
 def _import_node(name: str, node: Any, dt: float) -> list[dict[str, Any]]:
     import nir
 
-    layer = _layer_name(name)
+    layer = layer_name(name)
     if isinstance(node, nir.Output):
         return []
     if isinstance(node, (nir.Affine, nir.Linear)):
@@ -208,14 +271,65 @@ def nir_to_network(graph: Any, dt: float = 0.001) -> tuple[dict[str, Any], tuple
 
     if not dt > 0:
         raise NIRError(f"dt must be positive, got {dt}")
-    layers: list[dict[str, Any]] = []
-    for name in _chain(graph):
-        layers += _import_node(name, graph.nodes[name], dt)
-    if not layers:
-        raise NIRError("the graph has no computational nodes")
-    input_node = next(node for node in graph.nodes.values() if isinstance(node, nir.Input))
-    shape = input_node.input_type.get("input")
-    return {"layers": layers}, (None if shape is None else tuple(int(v) for v in np.asarray(shape)))
+    nodes, edges = _flatten(graph)
+    chain = _chain(nodes, edges)
+    input_name = next(name for name, node in nodes.items() if isinstance(node, nir.Input))
+    shape = nodes[input_name].input_type.get("input")
+    input_shape = None if shape is None else tuple(int(v) for v in np.asarray(shape))
+    if chain is not None:
+        layers: list[dict[str, Any]] = []
+        for name in chain:
+            layers += _import_node(name, nodes[name], dt)
+        if not layers:
+            raise NIRError("the graph has no computational nodes")
+        return {"layers": layers}, input_shape
+    return _graph_network(nodes, edges, input_name, dt), input_shape
+
+
+NEURON_LAYERS = ("lif", "lifbox", "li", "iaf")
+
+
+def _population_size(name: str, node: Any) -> list[int]:
+    """A neuron node's shape: its declared input type, else the shape of its parameters."""
+    declared = node.input_type.get("input") if getattr(node, "input_type", None) else None
+    if declared is not None and np.asarray(declared).size:
+        return [int(v) for v in np.asarray(declared)]
+    for value in node.__dict__.values():
+        if isinstance(value, np.ndarray) and value.ndim:
+            return list(value.shape)
+    raise NIRError(f"node {name!r}: its number of neurons is not given (scalar parameters and no input type)")
+
+
+def _graph_network(nodes: dict[str, Any], edges: list[tuple[str, str]], input_name: str, dt: float) -> dict[str, Any]:
+    """A NIR graph that is not one chain -> a graph network (see the module's docstring)."""
+    import nir
+
+    out_nodes: list[dict[str, Any]] = []
+    out_edges: list[dict[str, Any]] = []
+    first: dict[str, str] = {input_name: "input"}
+    last: dict[str, str] = {input_name: "input"}
+    for name, node in nodes.items():
+        if isinstance(node, (nir.Input, nir.Output)):
+            continue
+        items = _import_node(name, node, dt)
+        for item in items:
+            if item["type"] in NEURON_LAYERS:
+                item["size"] = _population_size(name, node)
+            out_nodes.append(item)
+        for before, after in itertools.pairwise(items):
+            out_edges.append({"from": before["name"], "to": after["name"], "type": "identity"})
+        first[name], last[name] = items[0]["name"], items[-1]["name"]
+    looping = back_edges(list(nodes), edges, [input_name])
+    for source, target in edges:
+        if isinstance(nodes[target], nir.Output):
+            continue
+        if isinstance(nodes[target], nir.Input):
+            raise NIRError(f"edge {source!r} -> {target!r} leads into the Input")
+        delay = 1 if (source, target) in looping else 0
+        out_edges.append({"from": last[source], "to": first[target], "type": "identity", "delay": delay})
+    if not any(item["type"] in NEURON_LAYERS for item in out_nodes):
+        raise NIRError("the graph has no neuron node")
+    return {"nodes": out_nodes, "edges": out_edges}
 
 
 def nir_bytes_to_network(data: bytes, dt: float = 0.001, max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, Any]:
