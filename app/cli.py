@@ -513,7 +513,8 @@ def _nir_export(args: argparse.Namespace) -> int:
     except NIRError as error:
         return _fail(f"{path}: {error}")
     pathlib.Path(args.output).write_bytes(data)
-    print(f"wrote {args.output}: {len(plan.layers)} layers, dt = {request.dt} s")
+    size = f"{len(plan.layers)} layers" if plan.graph is None else f"a graph of {len(plan.layers)} nodes"
+    print(f"wrote {args.output}: {size}, dt = {request.dt} s")
     return 0
 
 
@@ -532,7 +533,8 @@ def _nir_import(args: argparse.Namespace) -> int:
     else:
         print(text)
     shape = "unknown" if input_shape is None else list(input_shape)
-    print(f"{len(network['layers'])} layers for dt = {args.dt} s; input features per step: {shape}", file=sys.stderr)
+    size = f"{len(network['layers'])} layers" if "layers" in network else f"a graph of {len(network['nodes'])} nodes"
+    print(f"{size} for dt = {args.dt} s; input features per step: {shape}", file=sys.stderr)
     return 0
 
 

@@ -505,8 +505,10 @@ async function openResult(jobId) {
   const spiking = layers.filter((name) => state.result.layers[name].spikes != null);
   const select = $("#layer");
   select.replaceChildren(...layers.map((name) => Object.assign(document.createElement("option"), { value: name, textContent: name })));
-  if (spiking.length > 1) select.append(Object.assign(document.createElement("option"), { value: ALL_LAYERS, textContent: "all layers, one raster" }));
-  select.value = spiking.find((name) => state.result.layers[name].spikes > 0) ?? layers[0];
+  const graph = Array.isArray(state.request?.network?.nodes);
+  if (spiking.length > 1) select.append(Object.assign(document.createElement("option"), { value: ALL_LAYERS, textContent: graph ? "all populations, one raster" : "all layers, one raster" }));
+  // a graph's populations open together, coloured by population; a chain's first spiking layer alone
+  select.value = graph && spiking.length > 1 ? ALL_LAYERS : (spiking.find((name) => state.result.layers[name].spikes > 0) ?? layers[0]);
   const batches = state.result.batch;
   for (const element of document.querySelectorAll(".batch-only")) element.hidden = !batches;
   if (batches) {

@@ -15,6 +15,7 @@ from tests.frontend.conftest import (
     open_example,
     request_text,
     screenshot,
+    set_request,
     submit_and_wait,
 )
 from tests.frontend.timing import big_raster_request, measure_big_raster
@@ -88,6 +89,30 @@ def test_every_spiking_layer_in_one_raster_coloured_by_layer_with_a_rate_per_lay
     assert readout["layer"] == top and readout["neuron"] == first["rows"][index] - rows_below
     assert page.locator("[data-plot='spike counts']").count() == 0, "per-layer plots wait for one layer"
     screenshot(page, "all-layers")
+
+
+def test_a_graph_opens_with_its_populations_in_one_raster_and_a_rate_per_population(page, viewer_url: str) -> None:
+    request = json.loads((EXAMPLES / "brunel.json").read_text())
+    for node in request["network"]["nodes"]:  # a tenth of the network, a fifth of its second
+        if "size" in node:
+            node["size"] //= 10
+        else:
+            node["shape"] = [node["shape"][0] // 10]
+    for edge in request["network"]["edges"]:
+        if "k" in edge:
+            edge["k"] //= 10
+            edge["weight"] *= 10
+    set_request(page, json.dumps(request | {"steps": 2000}))
+    job_id = submit_and_wait(page)
+    layers = api_result(viewer_url, job_id)["layers"]
+    assert page.input_value("#layer") == "*"
+    assert page.locator("#layer option[value='*']").text_content() == "all populations, one raster"
+    total = sum(len(layers[name]["spikes"]["times"]) for name in ("E", "I"))
+    assert total > 1000
+    page.wait_for_function(f"document.querySelector('[data-plot=raster]')?.dataset.points === '{total}'")
+    page.wait_for_function("window.spikeserveViewer.renderedAt !== null && document.querySelector('[data-plot=rate]')")
+    assert page.evaluate(f"({PLOT})('rate').series.slice(1).map(s => s.label)") == ["E (Hz)", "I (Hz)"]
+    screenshot(page, "graph-populations")
 
 
 def test_time_zoom_and_pan_are_linked_across_plots(page) -> None:
