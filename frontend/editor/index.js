@@ -9,7 +9,7 @@ import { forEachDiagnostic, forceLinting, linter, lintGutter } from "@codemirror
 import { EditorState, StateEffect, StateField } from "@codemirror/state";
 import { EditorView } from "@codemirror/view";
 import { basicSetup } from "codemirror";
-import { getJsonPointers, jsonCompletion, jsonSchemaLinter, stateExtensions, updateSchema } from "codemirror-json-schema";
+import { getJsonPointers, handleRefresh, jsonCompletion, jsonSchemaLinter, stateExtensions, updateSchema } from "codemirror-json-schema";
 
 // A request (or sweep) field path as the API reports it (["network", "layers", 1, "params", "v_th"])
 // -> its JSON pointer ("/network/layers/1/params/v_th").
@@ -45,7 +45,7 @@ export function createEditor(parent, { label, describedBy, onChange = () => {} }
         linter((v) => {
           const syntax = parseLinter(v);
           return [...(syntax.length ? syntax : schemaLinter(v)), ...v.state.field(serverErrors)];
-        }, { delay: 300 }),
+        }, { delay: 300, needsRefresh: handleRefresh }), // and again when the schema changes
         autocompletion({ override: [jsonCompletion()] }),
         stateExtensions(),
         EditorView.contentAttributes.of({ "aria-label": label, ...(describedBy ? { "aria-describedby": describedBy } : {}) }),
@@ -65,7 +65,7 @@ export function createEditor(parent, { label, describedBy, onChange = () => {} }
       view.dispatch({ changes: { from: 0, to: view.state.doc.length, insert: text } });
     },
     setSchema(schema) {
-      updateSchema(view, schema);
+      updateSchema(view, schema); // the linter runs again (needsRefresh)
     },
     // The errors /validate returned, on the lines of their fields (the closest enclosing field
     // that the document has, when the error names one it lacks); returns each error's line.

@@ -773,11 +773,22 @@ async function loadSchemas() {
   } catch {
     return; // the editor works without: the server still checks every request
   }
-  const components = { schemas: withDiscriminators(openapi.components.schemas) };
+  const schemas = withDiscriminators(openapi.components.schemas);
+  // A network is a chain or a graph, told apart by which field it has; the editor's schema
+  // library (JSON Schema draft 4) cannot branch on that, so there is a schema for each.
+  const withNetwork = (name) => {
+    const job = schemas.JobRequest;
+    const network = { $ref: `#/components/schemas/${name}` };
+    return { schemas: { ...schemas, JobRequest: { ...job, properties: { ...job.properties, network } } } };
+  };
   const sweep = openapi.components.schemas.SweepRequest;
+  const sweepOf = (components) => ({ ...sweep, properties: { ...sweep.properties, base: { $ref: "#/components/schemas/JobRequest" } }, components });
+  const [chain, graph] = [withNetwork("Network"), withNetwork("GraphNetwork")];
   state.schemas = {
-    job: { $ref: "#/components/schemas/JobRequest", components },
-    sweep: { ...sweep, properties: { ...sweep.properties, base: { $ref: "#/components/schemas/JobRequest" } }, components },
+    job: { $ref: "#/components/schemas/JobRequest", components: chain },
+    graph: { $ref: "#/components/schemas/JobRequest", components: graph },
+    sweep: sweepOf(chain),
+    "graph sweep": sweepOf(graph),
   };
   matchSchema(state.editor.getText());
 }
@@ -790,6 +801,12 @@ function withDiscriminators(node) {
   if (!node || typeof node !== "object") return node;
   const copy = Object.fromEntries(Object.entries(node).map(([key, value]) => [key, withDiscriminators(value)]));
   if (node.discriminator?.propertyName && node.oneOf) copy.oneOfProperty = node.discriminator.propertyName;
+  // an optional union (the request's input): the union itself, or its errors would stay unsaid
+  const [first, second] = copy.anyOf ?? [];
+  if (copy.anyOf?.length === 2 && second?.type === "null" && first?.oneOf) {
+    const { anyOf, ...rest } = copy;
+    return { ...rest, ...first };
+  }
   return copy;
 }
 
@@ -797,7 +814,10 @@ function matchSchema(text) {
   if (!state.schemas) return;
   let kind = "job";
   try {
-    kind = isSweep(JSON.parse(text)) ? "sweep" : "job";
+    const body = JSON.parse(text);
+    const sweep = isSweep(body);
+    const graph = Array.isArray((sweep ? body.base : body)?.network?.nodes);
+    kind = `${graph ? "graph " : ""}${sweep ? "sweep" : "job"}`.replace("graph job", "graph");
   } catch {
     kind = state.schemaKind ?? "job"; // half-typed: keep the schema it had
   }

@@ -109,9 +109,6 @@ class GraphPlan:
     def into(self, name: str) -> list[EdgePlan]:
         return [edge for edge in self.edges if edge.target == name]
 
-    def out_of(self, name: str) -> list[EdgePlan]:
-        return [edge for edge in self.edges if edge.source == name]
-
     def max_delay_into(self, name: str) -> int:
         return max((edge.max_delay for edge in self.into(name)), default=0)
 
