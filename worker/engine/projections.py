@@ -29,8 +29,8 @@ from dataclasses import dataclass
 
 import torch
 
+from worker.engine.events import kernels_for, spike_count
 from worker.engine.events import reference as events_reference
-from worker.engine.events import spike_count
 from worker.engine.fused.cpu import build
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,13 @@ class Projection:
     @property
     def pre(self) -> torch.Tensor:
         """The presynaptic neuron of every synapse (int64), expanded from the offsets."""
-        return torch.repeat_interleave(torch.arange(self.n_pre), self.row_lengths)
+        return torch.repeat_interleave(torch.arange(self.n_pre, device=self.offsets.device), self.row_lengths)
+
+    def on(self, device: torch.device) -> "Projection":
+        """The projection with its arrays on ``device`` (itself where they are already)."""
+        if self.post.device == device:
+            return self
+        return Projection(self.n_pre, self.n_post, *(t.to(device) for t in (self.offsets, self.post, self.weight, self.delay)))
 
     def bytes(self) -> int:
         """Memory of the synapses: targets, offsets, and weights and delays where not shared."""
@@ -269,7 +275,7 @@ def project_reference(spikes: torch.Tensor, projection: Projection, ring: DelayR
     weights = projection.weight.expand(projection.synapses) if projection.weight.dim() == 0 else projection.weight
     delays = projection.delay.expand(projection.synapses) if projection.delay.dim() == 0 else projection.delay
     for d in torch.unique(delays).tolist():
-        dense = torch.zeros(projection.n_pre, projection.n_post, dtype=torch.float64)
+        dense = torch.zeros(projection.n_pre, projection.n_post, dtype=torch.float64, device=ring.buffer.device)
         chosen = delays == d
         dense.index_put_((pre[chosen], projection.post[chosen].to(torch.int64)), weights[chosen].double(), accumulate=True)
         ring.buffer[(step + d) % ring.slots] += (spikes.double() @ dense).float()
@@ -309,15 +315,32 @@ def _library() -> ctypes.CDLL | None:
     return lib
 
 
-def project(spikes: torch.Tensor, projection: Projection, ring: DelayRing, step: int, threads: int | None = None) -> None:
+def project(
+    spikes: torch.Tensor,
+    projection: Projection,
+    ring: DelayRing,
+    step: int,
+    threads: int | None = None,
+    backend: str | None = None,
+) -> None:
     """Adds the spikes of ``step`` ((rows, n_pre): bool, or small counts), or of the steps from
-    ``step`` on ((steps, rows, n_pre)), to the ring."""
-    lib = _library()
-    if lib is None or ring.buffer.device.type != "cpu":
-        project_reference(spikes.float(), projection, ring, step)
-        return
+    ``step`` on ((steps, rows, n_pre)), to the ring: the C kernel on the CPU, the Triton kernel on
+    CUDA (``backend`` forces one, for tests), the reference where neither runs."""
+    device = ring.buffer.device
     counts = spikes.to(torch.uint8).contiguous()
     counts_3d = counts if counts.dim() == 3 else counts.unsqueeze(0)
+    if backend == "triton" or (backend is None and device.type == "cuda"):
+        kernels = kernels_for(device, backend)
+        if kernels is None:
+            project_reference(spikes.float(), projection, ring, step)
+            return
+        on = projection.on(device)
+        kernels.project(counts_3d, on.offsets, on.post, on.weight, on.delay, ring.buffer, step)
+        return
+    lib = _library()
+    if lib is None:
+        project_reference(spikes.float(), projection, ring, step)
+        return
     events = spike_count(counts_3d)
     if events == 0:
         return

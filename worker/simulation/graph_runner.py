@@ -65,7 +65,7 @@ class GraphEdge:
         elif isinstance(model, OneToOneEdge) and not isinstance(model.delay, DelayRange):
             self.elementwise = self._weights(model.weight, plan.n_post, generator).to(device)
         else:
-            self.projection = self._projection(model, generator, seed)
+            self.projection = self._projection(model, generator, seed).on(device)
 
     def _weights(self, value: Any, count: int, generator: torch.Generator) -> torch.Tensor:
         """One weight (0-dim) or one per synapse, in the order the synapses were drawn."""

@@ -165,8 +165,6 @@ def simulate(
     plan = plan or validate_request(request, limits)
     assert plan.cost is not None
     device = resolve_device(device)
-    if plan.graph is not None:  # the projection and input kernels of graphs are CPU kernels (C); see the README
-        device = torch.device("cpu")
     chunk = chunk_steps or default_chunk(plan)
     if chunk < 1:
         raise ValueError(f"chunk_steps must be at least 1, got {chunk}")

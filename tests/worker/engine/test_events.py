@@ -237,7 +237,8 @@ def test_triton_event_kernels_compile_for_hopper() -> None:
     """What the interpreter lets through (types, scalar branches) must also compile; in a child
     process, since this one has TRITON_INTERPRET set."""
     sizes = compiled_ptx("worker.engine.events.triton_kernels", "len(ptx)")
-    assert set(sizes) == {"linear", "conv2d", "avgpool2d", "poisson"} and min(sizes.values()) > 1000
+    assert set(sizes) == {"linear", "conv2d", "avgpool2d", "poisson", "poisson_counts", "project"}
+    assert min(sizes.values()) > 1000
 
 
 # --- recording --------------------------------------------------------------------------------
@@ -311,3 +312,34 @@ def test_count_thresholds_are_the_binomial_cdf_and_refuse_counts_over_a_byte() -
     assert table[0].tolist()[0] == 2**32  # never a spike
     with pytest.raises(ValueError, match="more than 255 spikes"):
         count_thresholds(800, np.array([0.5]))
+
+
+# --- graphs: counts of several trains, projections ------------------------------------------------
+
+
+def test_triton_counts_kernel_draws_the_c_kernels_counts() -> None:
+    table, row = count_table(800, np.linspace(0.0, 0.01, 9).repeat(3))
+    drawn = events.poisson_counts(table, row, 40, 6, 2, seed=8, backend="triton")
+    assert int(drawn.max()) > 2
+    assert torch.equal(drawn, events.poisson_counts(table, row, 40, 6, 2, seed=8, backend="cpu"))
+
+
+@pytest.mark.parametrize(("per_synapse_weight", "per_synapse_delay"), [(False, False), (True, False), (True, True)])
+def test_triton_projection_kernel_adds_what_the_c_kernel_adds(per_synapse_weight: bool, per_synapse_delay: bool) -> None:
+    from worker.engine import projections as proj
+
+    g = torch.Generator().manual_seed(3)
+    n_pre, n_post, synapses = 40, 300, 900
+    pre, post = torch.randint(0, n_pre, (synapses,), generator=g), torch.randint(0, n_post, (synapses,), generator=g)
+    weight = torch.randn(synapses, generator=g) if per_synapse_weight else 0.25
+    delay = torch.randint(2, 5, (synapses,), generator=g) if per_synapse_delay else 2
+    projection = proj.from_pairs(pre, post, n_pre, n_post, weight, delay)
+    spikes = (torch.rand(6, 2, n_pre, generator=g) < 0.3).to(torch.uint8)
+    spikes[1, 0, 3] = 2
+    rings = {backend: proj.DelayRing(projection.max_delay + 2, 2, n_post) for backend in ("cpu", "triton")}
+    for backend, ring in rings.items():
+        for first in range(0, 6, 2):  # passes of two steps
+            ring.buffer[first % ring.slots].normal_(generator=torch.Generator().manual_seed(first))  # sums onto values
+            proj.project(spikes[first : first + 2], projection, ring, first, backend=backend)
+    assert rings["cpu"].buffer.abs().sum() > 0
+    assert torch.equal(rings["cpu"].buffer, rings["triton"].buffer)

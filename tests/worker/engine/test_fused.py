@@ -234,3 +234,35 @@ def test_triton_kernels_compile_for_hopper_without_fused_multiply_adds() -> None
     assert len(kernels) == 5 * 2 * (1 + 6)
     assert all(size > 1000 for _, size in kernels.values())
     assert not [name for name, (fused, _) in kernels.items() if fused and "forward" in name]
+
+
+# --- the refractory box LIF (its own kernels, forward only) -----------------------------------------
+
+
+@pytest.mark.skipif(len(BACKENDS) < 2, reason="needs triton")
+@pytest.mark.parametrize(("synapse", "reset_method"), [("delta", "value"), ("current", "subtract")])
+def test_the_refractory_box_kernel_in_triton_equals_the_c_kernel_and_the_step_loop(synapse: str, reset_method: str) -> None:
+    from worker.engine.fused.refractory import box_refrac_sequence
+
+    g = torch.Generator().manual_seed(2)
+    p = snn.LIFBoxRefracParameters(
+        tau_mem_inv=50.0, v_th=20.0 + torch.rand(70, generator=g), v_reset=10.0, synapse=synapse, reset_method=reset_method,
+        rho_reset=3.0,
+    )  # fmt: skip
+    x = (torch.rand(60, 2, 70, generator=g) < 0.4).float() * (4.0 if synapse == "delta" else 800.0)
+    start = snn.LIFBoxRefracFeedForwardState(v=torch.rand(2, 70, generator=g) * 20, rho=torch.zeros(2, 70))
+    with torch.inference_mode():
+        params = cast_params(p, x)
+        runs = {backend: box_refrac_sequence(x, start, params, 1e-4, backend=backend) for backend in ("cpu", "triton")}
+        eager, eager_state = snn.LIFBoxRefrac(p, dt=1e-4).reference_forward(x, start, params)
+    for spikes, state in runs.values():
+        assert torch.equal(spikes, eager.bool())
+        assert torch.equal(state.v, eager_state.v) and torch.equal(state.rho, eager_state.rho)
+    assert 100 < eager.sum() < x.numel() / 4
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(len(BACKENDS) < 2, reason="needs triton")
+def test_the_refractory_triton_kernel_compiles_for_hopper_without_fused_multiply_adds() -> None:
+    kernels = compiled_ptx("worker.engine.fused.refractory_triton", "('fma.rn.f32' in ptx, len(ptx))")
+    assert len(kernels) == 4 and all(not fma and size > 1000 for fma, size in kernels.values())

@@ -138,19 +138,27 @@ def poisson_spikes(
     return out
 
 
-def poisson_counts(table: torch.Tensor, row: torch.Tensor, t0: int, steps: int, batch: int, seed: int) -> torch.Tensor:
+def poisson_counts(
+    table: torch.Tensor, row: torch.Tensor, t0: int, steps: int, batch: int, seed: int, backend: str | None = None
+) -> torch.Tensor:
     """(steps, batch, n) uint8 spike counts of several Poisson trains per feature, from the count
     thresholds ``table`` (rows, width) int64 and each feature's ``row`` (n,) int32 (see
     ``worker.simulation.binomial``), both on the target device; the same draws as ``poisson_spikes``."""
     if not 0 <= seed < 2**64 or t0 < 0 or t0 + steps > 2**32:
         raise ValueError("seed must be in [0, 2^64) and steps in [0, 2^32)")
-    kernels = _cpu_kernels(table)
+    kernels = _backend(backend, table.device) if backend is not None or available(table.device) else None
     if kernels is None:
         return reference.poisson_counts(table, row, t0, steps, batch, seed)
-    out = torch.empty((steps, batch, row.shape[0]), dtype=torch.uint8)
+    out = torch.empty((steps, batch, row.shape[0]), dtype=torch.uint8, device=table.device)
     if math.prod(out.shape):
         kernels.poisson_counts(table.contiguous(), row.contiguous(), t0, seed, out)
     return out
+
+
+def kernels_for(device: torch.device, backend: str | None = None) -> ModuleType | None:
+    """The event kernels for ``device`` (or the ``backend`` named: "cpu", "triton"), None where
+    there are none or ``SPIKESERVE_EVENTS=0`` turns them off."""
+    return _backend(backend, device) if backend is not None or available(device) else None
 
 
 def _cpu_kernels(x: torch.Tensor) -> ModuleType | None:

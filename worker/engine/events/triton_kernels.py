@@ -114,6 +114,81 @@ def _poisson_kernel(out, threshold, total, batch, n, t0, seed_lo, seed_hi, BLOCK
     tl.store(out + offs, spike.to(tl.uint8), mask=mask)
 
 
+@triton.jit
+def _poisson_counts_kernel(out, table, row, total, batch, n, width, t0, seed_lo, seed_hi, BLOCK: tl.constexpr):
+    """Counts of several trains per feature: the draw of ``_poisson_kernel``, then the number of
+    the feature's thresholds it reaches (all compared, as in the C kernel)."""
+    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < total
+    neuron = offs % n
+    b = (offs // n) % batch
+    t = offs // n // batch + t0
+    zero = tl.zeros([BLOCK], dtype=tl.uint32)
+    r0, r1, r2, r3 = _philox(
+        (neuron // 4).to(tl.uint32), b.to(tl.uint32), t.to(tl.uint32), zero, seed_lo.to(tl.uint32), seed_hi.to(tl.uint32)
+    )
+    lane = neuron % 4
+    word = tl.where(lane == 0, r0, tl.where(lane == 1, r1, tl.where(lane == 2, r2, r3))).to(tl.int64)
+    first = tl.load(row + neuron, mask=mask, other=0).to(tl.int64) * width
+    count = tl.zeros([BLOCK], dtype=tl.int32)
+    for k in range(0, width):
+        count += (word >= tl.load(table + first + k, mask=mask, other=0)).to(tl.int32)
+    tl.store(out + offs, count.to(tl.uint8), mask=mask)
+
+
+@triton.jit
+def _first_at_least(post, lo, hi, target):
+    """The first position in post[lo, hi) whose target is at least ``target`` (rows are sorted)."""
+    while lo < hi:
+        mid = lo + (hi - lo) // 2
+        if tl.load(post + mid) < target:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@triton.jit
+def _project_kernel(
+    row_ptr, index, offsets, post, weight, shared_weight, delay, shared_delay, ring, steps, rows, n_post, slots, step,
+    HAS_WEIGHT: tl.constexpr, HAS_DELAY: tl.constexpr, BLOCK: tl.constexpr,
+):  # fmt: skip
+    """One program per batch row and block of targets, as one C thread owns a range of targets:
+    for every step and spiking source in order, the synapses of its row that land in the block.
+    With one delay a step's additions go to one slot, kept in registers; each target's sum takes
+    the C kernel's order either way."""
+    b = tl.program_id(0).to(tl.int64)
+    lo = tl.program_id(1).to(tl.int64) * BLOCK
+    cols = lo + tl.arange(0, BLOCK)
+    mask = cols < n_post
+    hi = tl.minimum(lo + BLOCK, n_post)
+    for t in range(0, steps):
+        first, last = tl.load(row_ptr + t * rows + b), tl.load(row_ptr + t * rows + b + 1)
+        if HAS_DELAY:
+            for e in range(first, last):
+                j = tl.load(index + e)
+                row_end = tl.load(offsets + j + 1)
+                start = _first_at_least(post, tl.load(offsets + j), row_end, lo)
+                stop = _first_at_least(post, start, row_end, hi)
+                for s in range(start, stop):
+                    w = tl.load(weight + s) if HAS_WEIGHT else shared_weight
+                    slot = (step + t + tl.load(delay + s)) % slots
+                    target = ring + (slot * rows + b) * n_post + tl.load(post + s)
+                    tl.store(target, tl.load(target) + w)
+        else:
+            base = ring + (((step + t + shared_delay) % slots) * rows + b) * n_post
+            acc = tl.load(base + cols, mask=mask, other=0.0)
+            for e in range(first, last):
+                j = tl.load(index + e)
+                row_end = tl.load(offsets + j + 1)
+                start = _first_at_least(post, tl.load(offsets + j), row_end, lo)
+                stop = _first_at_least(post, start, row_end, hi)
+                for s in range(start, stop):
+                    w = tl.load(weight + s) if HAS_WEIGHT else shared_weight
+                    acc += tl.where(cols == tl.load(post + s), w, 0.0)
+            tl.store(base + cols, acc, mask=mask)
+
+
 def linear(x: torch.Tensor, weight_t: torch.Tensor, bias: torch.Tensor | None, events: int | None, out: torch.Tensor) -> None:
     """``events`` is the C kernels' (it sizes their thread team); one program per row needs no count."""
     row_ptr, index = compressed_rows(x)
@@ -161,6 +236,31 @@ def poisson(threshold: torch.Tensor, t0: int, seed: int, out: torch.Tensor) -> N
     )
 
 
+def poisson_counts(table: torch.Tensor, row: torch.Tensor, t0: int, seed: int, out: torch.Tensor) -> None:
+    steps, batch, n = out.shape
+    total = steps * batch * n
+    grid = (triton.cdiv(total, BLOCK),)
+    _poisson_counts_kernel[grid](
+        out, table, row, total, batch, n, table.shape[1], t0, seed & 0xFFFFFFFF, seed >> 32, BLOCK, **COMPILE_OPTIONS
+    )
+
+
+def project(counts: torch.Tensor, offsets: torch.Tensor, post: torch.Tensor, weight: torch.Tensor, delay: torch.Tensor,
+            ring: torch.Tensor, step: int) -> None:  # fmt: skip
+    """``counts`` (steps, rows, n_pre) into ``ring`` (slots, rows, n_post) through the synapses
+    (``weight`` and ``delay`` 0-dim when shared), as ``project_spikes`` in C adds them."""
+    steps, rows, n_pre = counts.shape
+    slots, _, n_post = ring.shape
+    row_ptr, index = compressed_rows(counts.reshape(steps * rows, n_pre))
+    shared_w, shared_d = weight.dim() == 0, delay.dim() == 0
+    grid = (rows, triton.cdiv(n_post, BLOCK))
+    _project_kernel[grid](
+        row_ptr, index, offsets, post, post if shared_w else weight, float(weight) if shared_w else 0.0,
+        post if shared_d else delay, int(delay) if shared_d else 0, ring, steps, rows, n_post, slots, step,
+        not shared_w, not shared_d, BLOCK, **COMPILE_OPTIONS,
+    )  # fmt: skip
+
+
 def compile_for(arch: int = 90) -> dict[str, str]:
     """PTX of each kernel for the CUDA architecture ``arch`` (90: Hopper), as a launch compiles it
     (a 3 x 3 kernel for the scatters); needs no GPU. Not usable under TRITON_INTERPRET."""
@@ -184,4 +284,10 @@ def compile_for(arch: int = 90) -> dict[str, str]:
         "conv2d": build(_conv2d_kernel, {"KH": 3, "KW": 3, "BLOCK": BLOCK}),
         "avgpool2d": build(_avgpool2d_kernel, {"KH": 3, "KW": 3}),
         "poisson": build(_poisson_kernel, {"BLOCK": BLOCK}, {"out": "*u8"}),
+        "poisson_counts": build(_poisson_counts_kernel, {"BLOCK": BLOCK}, {"out": "*u8", "table": "*i64", "row": "*i32"}),
+        "project": build(
+            _project_kernel,
+            {"HAS_WEIGHT": False, "HAS_DELAY": False, "BLOCK": BLOCK},
+            {"offsets": "*i64", "post": "*i32", "weight": "*i32", "delay": "*i32", "ring": "*fp32", "shared_weight": "fp32"},
+        ),
     }

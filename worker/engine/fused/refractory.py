@@ -1,9 +1,9 @@
 """The box LIF with a refractory period in one kernel call per sequence (``refractory_kernels.c``).
 
-``box_refrac_sequence`` runs ``LIFBoxRefrac``'s whole time loop in C on the CPU where it applies
-(float32 input, no gradient recorded, no per-step state kept, the kernels built here and not
-switched off with ``SPIKESERVE_FUSED=0``) and answers None elsewhere, so the module keeps its
-eager step loop, the reference this kernel is tested against bit for bit.
+``box_refrac_sequence`` runs ``LIFBoxRefrac``'s whole time loop in C on the CPU, or in Triton on
+CUDA (``refractory_triton.py``), where it applies (float32 input, no gradient recorded, no
+per-step state kept, not switched off with ``SPIKESERVE_FUSED=0``) and answers None elsewhere, so
+the module keeps its eager step loop, the reference both kernels are tested against bit for bit.
 """
 
 import ctypes
@@ -35,19 +35,22 @@ def library() -> ctypes.CDLL | None:
     return lib
 
 
-def box_refrac_sequence(x: torch.Tensor, state: Any, p: Any, dt: float) -> tuple[torch.Tensor, Any] | None:
+def box_refrac_sequence(
+    x: torch.Tensor, state: Any, p: Any, dt: float, backend: str | None = None
+) -> tuple[torch.Tensor, Any] | None:
     """``(bool spikes (T, *shape), final state)`` of LIFBoxRefrac over ``x`` (T, *shape) from
-    ``state``, or None where the kernel does not apply."""
-    if os.environ.get("SPIKESERVE_FUSED", "1") == "0" or x.device.type != "cpu" or x.dtype != torch.float32 or x.dim() < 2:
+    ``state``, or None where no kernel applies: the C kernel on the CPU, the Triton kernel on CUDA
+    (``backend`` forces "cpu" or "triton", for tests)."""
+    if os.environ.get("SPIKESERVE_FUSED", "1") == "0" or x.dtype != torch.float32 or x.dim() < 2:
         return None
     if p.reset_method not in ("value", "subtract") or p.synapse not in ("current", "delta"):
         return None
-    if torch.is_grad_enabled() and (
-        x.requires_grad or any(isinstance(t, torch.Tensor) and t.requires_grad for t in (*p, *state))
-    ):
+    tensors = [value for value in (x, *p, *state) if isinstance(value, torch.Tensor)]
+    if torch.is_grad_enabled() and any(value.requires_grad for value in tensors):
         return None
-    lib = library()
-    if lib is None:
+    backend = backend or {"cpu": "cpu", "cuda": "triton"}.get(x.device.type)
+    lib = library() if backend == "cpu" else None
+    if backend is None or (backend == "cpu" and lib is None):
         return None
     steps, shape = x.shape[0], x.shape[1:]
     values = {name: expand(value, shape, x) for name, value in coefficients(p, dt).items()}
@@ -57,10 +60,18 @@ def box_refrac_sequence(x: torch.Tensor, state: Any, p: Any, dt: float) -> tuple
         return None
     v, rho = v.clone(), rho.clone()
     flat = x.reshape(steps, -1).contiguous()
-    spikes = torch.empty((steps, flat.shape[1]), dtype=torch.bool)
-    lib.box_refrac_forward(
-        steps, flat.shape[1], flat.data_ptr(), v.data_ptr(), rho.data_ptr(),
-        *(values[name].data_ptr() for name in ("a", "v_leak", "v_th", "v_reset", "rho_reset")),  # type: ignore[union-attr]
-        int(p.synapse == "delta"), int(p.reset_method == "subtract"), spikes.data_ptr(), torch.get_num_threads(),
-    )  # fmt: skip
+    spikes = torch.empty((steps, flat.shape[1]), dtype=torch.bool, device=x.device)
+    ordered = [values[name] for name in ("a", "v_leak", "v_th", "v_reset", "rho_reset")]
+    delta, subtract = p.synapse == "delta", p.reset_method == "subtract"
+    if backend == "triton":
+        from worker.engine.fused import refractory_triton  # imports Triton: only where it runs
+
+        refractory_triton.forward(flat, v, rho, ordered, delta, subtract, spikes)  # type: ignore[arg-type]
+    else:
+        assert lib is not None
+        lib.box_refrac_forward(
+            steps, flat.shape[1], flat.data_ptr(), v.data_ptr(), rho.data_ptr(),
+            *(value.data_ptr() for value in ordered),  # type: ignore[union-attr]
+            int(delta), int(subtract), spikes.data_ptr(), torch.get_num_threads(),
+        )  # fmt: skip
     return spikes.reshape(steps, *shape), type(state)(v=v.reshape(shape), rho=rho.reshape(shape))
