@@ -1,7 +1,7 @@
 """Brunel's (2000) balanced network, model A, as a spikeserve request (``examples/brunel.json`` at
 N = 10,000), side by side with Brian2 running the same network.
 
-    python -m benchmarks.brunel [--sizes 5000,10000,20000] [--repeats 2] [--seeds 1,2,3]
+    python -m benchmarks.brunel [--sizes 5000,10000,20000] [--repeats 2] [--seeds 1,2,3] [--device cuda]
         [--brian2-python PY --brian2-script brian2_brunel.py | --brian2-results DIR]
 
 The network (Brunel 2000, Fig. 8C; NEST's brunel_delta_nest.py): 0.8 N excitatory and 0.2 N
@@ -97,20 +97,22 @@ def _per_neuron(neurons: np.ndarray, values: np.ndarray) -> list[np.ndarray]:
     return np.split(values, starts[1:])
 
 
-def engine_run(request: dict[str, Any]) -> dict[str, Any]:
+def engine_run(request: dict[str, Any], device: str = "cpu") -> dict[str, Any]:
     started = time.perf_counter()
     parsed, plan = parse_request(request)
-    result = simulate(parsed, plan)
+    result = simulate(parsed, plan, device=device)
     return {"total_s": time.perf_counter() - started, "loop_s": result.stats["wall_s"], **statistics(result, parsed.dt)}
 
 
-def job_run(request: dict[str, Any]) -> float:
+def job_run(request: dict[str, Any], device: str = "cpu") -> float:
     """Seconds from starting ``spikeserve run`` to its result on disk."""
+    command = [str(SPIKESERVE)] if SPIKESERVE.exists() else [sys.executable, "-m", "app.cli"]
     with tempfile.TemporaryDirectory() as scratch:
         path = pathlib.Path(scratch) / "request.json"
         path.write_text(json.dumps(request))
+        output = str(pathlib.Path(scratch) / "result.npz")
         started = time.perf_counter()
-        subprocess.run([str(SPIKESERVE), "run", str(path), "-o", str(pathlib.Path(scratch) / "result.npz"), "-q"], check=True)
+        subprocess.run([*command, "run", str(path), "-o", output, "-q", "--device", device], check=True)
         return time.perf_counter() - started
 
 
@@ -158,21 +160,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="5000,10000,20000", help="network sizes N, comma-separated")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--seeds", default="1,2,3", help="seeds whose statistics are averaged (times: the first)")
+    parser.add_argument("--device", default="cpu", help="where spikeserve runs: cpu or cuda")
     parser.add_argument("--brian2-python", help="a Python with Brian2 2.11 (3.13 or later)")
     parser.add_argument("--brian2-script", help="the Brian2 script of the network (brian2_brunel.py)")
     parser.add_argument("--brian2-results", help="a directory of that script's result files, instead of running it")
     args = parser.parse_args(argv)
     seeds = [int(seed) for seed in args.seeds.split(",")]
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; times: best of {args.repeats}, seed {seeds[0]}; "
+    machine = f"{args.device}, torch {torch.__version__}, {torch.get_num_threads()} threads"
+    print(f"{machine}; times: best of {args.repeats}, seed {seeds[0]}; "
           f"statistics: mean of seeds {args.seeds}")  # fmt: skip
     print("| N | synapses | engine loop | engine total | `spikeserve run` | Brian2 C++ loop | Brian2 C++ total "
           "| loop ratio | total ratio | E / I rate (Hz) | Brian2 E / I | CV | Brian2 CV | Fano | Brian2 Fano |")  # fmt: skip
     print("|---" * 15 + "|")
     for n in (int(size) for size in args.sizes.split(",")):
         request = brunel_request(n) | {"seed": seeds[0]}
-        engine = min((engine_run(request) for _ in range(args.repeats)), key=lambda run: run["total_s"])
-        engine |= mean_statistics([engine, *(engine_run(request | {"seed": seed}) for seed in seeds[1:])])
-        job = min(job_run(request) for _ in range(args.repeats))
+        engine = min((engine_run(request, args.device) for _ in range(args.repeats)), key=lambda run: run["total_s"])
+        engine |= mean_statistics([engine, *(engine_run(request | {"seed": seed}, args.device) for seed in seeds[1:])])
+        job = min(job_run(request, args.device) for _ in range(args.repeats))
         brian = brian2_figures(args, n, seeds)
         b = brian or {}
         cells = [
