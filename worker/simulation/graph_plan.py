@@ -160,11 +160,15 @@ def validate_graph(request: JobRequest, limits: Limits) -> Plan:
     if steps > limits.max_steps:
         raise fail(steps_from[1], f"{steps} steps are over the limit of {limits.max_steps}", "limit")
 
+    for index, edge in enumerate(network.edges):  # before any shape is inferred along them
+        for key, name in (("from", edge.source), ("to", edge.target)):
+            if name not in names:
+                raise fail(("network", "edges", index, key), f"unknown node {name!r}; nodes are {', '.join(names)}")
     shapes = {source.name: source.shape for source in sources} | {p.name: p.out_shape for p in layers if p.is_neuron}
     parameters = _infer_layer_nodes(network, layers, shapes, limits)
     spiking = {p.name for p in layers if p.spikes or p.type == "threshold"}
     spiking |= {source.name for source in sources if source.max_count is not None}
-    edges = [_edge(edge, index, shapes, names, layers, spiking, limits) for index, edge in enumerate(network.edges)]
+    edges = [_edge(edge, index, shapes, layers, spiking, limits) for index, edge in enumerate(network.edges)]
     parameters += sum(edge.synapses for edge in edges if edge.type == "dense")
     if parameters > limits.max_parameters:
         raise fail(("network",), f"the network has over {limits.max_parameters:,} weights, the limit", "limit")
@@ -289,15 +293,11 @@ def _edge(
     edge: Any,
     index: int,
     shapes: dict[str, tuple[int, ...]],
-    nodes: dict[str, int],
     layers: list[LayerPlan],
     spiking: set[str],
     limits: Limits,
 ) -> EdgePlan:
     loc: Loc = ("network", "edges", index)
-    for key, name in (("from", edge.source), ("to", edge.target)):
-        if name not in nodes:
-            raise fail((*loc, key), f"unknown node {name!r}; nodes are {', '.join(nodes)}")
     target = next((layer for layer in layers if layer.name == edge.target), None)
     if target is None:
         raise fail((*loc, "to"), f"node {edge.target!r} is an input: edges end at populations and layer nodes")

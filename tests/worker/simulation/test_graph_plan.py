@@ -222,6 +222,8 @@ def test_layer_nodes_take_their_shape_from_their_identity_edges() -> None:
     _, plan = parse_request(layered(into, out))
     assert [(layer.name, layer.in_shape, layer.out_shape) for layer in plan.layers] == [("fc", (4,), (3,)), ("P", (3,), (3,))]
     assert refused(layered(out)) == ("network.nodes[0]", "layer node 'fc' has no edge into it")
+    stray = {"from": "nowhere", "to": "fc", "type": "identity"}
+    assert refused(layered(stray, out)) == ("network.edges[0].from", "unknown node 'nowhere'; nodes are fc, P, input")
     dense = {"from": "input", "to": "fc", "type": "dense"}
     assert refused(layered(dense, out)) == ("network.edges[0].type", "edges into layer node 'fc' are 'identity' edges")
     path, message = refused(layered(into, out, in_features=5))
