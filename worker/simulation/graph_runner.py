@@ -1,21 +1,23 @@
-"""Runs a network given as a graph: inputs, populations and the projections between them.
+"""Runs a network given as a graph: inputs, populations, layer nodes and the edges between them.
 
-Every population owns a ``DelayRing``, the input of its coming steps; every edge adds its
-source's output into its target's ring at the steps it arrives (``t + delay``). A run goes in
-passes of ``GraphPlan.pass_steps`` steps (a whole chunk when the graph has no cycle): in each pass
-every node runs once over all of the pass's steps, in ``GraphPlan.order``, taking its input from
-its ring and handing its output to its edges. A pass is never longer than the shortest delay on a
-cycle, so all the input a pass needs exists before the pass reaches it.
+Every node that adds up its edges owns a ``DelayRing``, the input of its coming steps; every edge
+adds its source's output into its target's ring at the steps it arrives (``t + delay``). A run
+goes in passes of ``GraphPlan.pass_steps`` steps (a whole chunk when the graph has no cycle): in
+each pass every node runs once over all of the pass's steps, in ``GraphPlan.order``, taking its
+input from its ring (or, with one undelayed identity edge, its source's output as it is) and
+handing its output to its edges. A pass is never longer than the shortest delay on a cycle, so
+all the input a pass needs exists before the pass reaches it.
 
-Edges: ``dense`` is the chain's linear layer over all of a pass's rows (event-driven where the
-source spikes sparsely, so its sums do not depend on the rows; the same module as a linear layer
-node, so either form of a network gives the same bits); ``one_to_one`` with one delay multiplies
-elementwise; every other edge is a sparse ``Projection`` (compressed rows by source neuron) whose
-spikes the C kernel adds in a fixed order. Connectivity, weights, delays and initial voltages are
-drawn on the CPU from the request's seed (a torch generator for nodes first, then edges, in
-order; the degree rules from counter-based draws of their own), so every device starts from the
-same network; the sums are the same whatever the chunking, and a request's passes
-and chunks are fixed by the request alone, so a rerun gives the same bits.
+Edges: ``identity`` passes values as they are; ``dense`` is the chain's linear layer over all of
+a pass's rows (event-driven where the source spikes sparsely, so its sums do not depend on the
+rows; the same module as a linear layer node, so either form of a network gives the same bits);
+``one_to_one`` with one delay multiplies elementwise; every other edge is a sparse
+``Projection`` (compressed rows by source neuron) whose spikes a kernel (C, or Triton on CUDA)
+adds in a fixed order. Connectivity, weights, delays and initial voltages are drawn on the CPU
+from the request's seed (a torch generator for nodes first, then edges, in order; the degree
+rules from counter-based draws of their own), so every device starts from the same network; the
+sums are the same whatever the chunking, and a request's passes and chunks are fixed by the
+request alone, so a rerun gives the same bits.
 """
 
 import dataclasses
