@@ -102,6 +102,7 @@ class Cost:
     recorded_neurons: int = 0
     fixed_bytes: int = 0  # allocated once for the run: a graph's synapses, delay buffers
     build_ops: int = 0  # drawing a graph's connectivity: random numbers drawn
+    pass_calls: float = 0.0  # a graph's kernel calls per step: (nodes + edges) / steps per pass
 
     @property
     def step_ops(self) -> int:
@@ -132,7 +133,7 @@ class Cost:
             for layer in self.layers
         )
         stepped = sum(layer.stepped for layer in self.layers)
-        return synaptic_s + neuron_s + recording_s + STEP_OVERHEAD_S * stepped
+        return synaptic_s + neuron_s + recording_s + STEP_OVERHEAD_S * (stepped + self.pass_calls)
 
     @property
     def chunk_steps(self) -> int:
@@ -315,6 +316,7 @@ def _graph_cost(request: "JobRequest", plan: "Plan") -> Cost:
         neurons_by_type=_neurons_by_type(nodes, plan),
         fixed_bytes=fixed,
         build_ops=build,
+        pass_calls=(len(plan.layers) + len(graph.sources) + len(graph.edges)) / (graph.pass_steps or MAX_CHUNK_STEPS),
     )
 
 

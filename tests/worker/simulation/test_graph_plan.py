@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from worker.simulation.cost import STEP_OVERHEAD_S
 from worker.simulation.errors import InvalidRequest
 from worker.simulation.limits import Limits
 from worker.simulation.plan import parse_request
@@ -233,3 +234,14 @@ def test_layer_nodes_take_their_shape_from_their_identity_edges() -> None:
     wrong = {"from": "input", "to": "P", "type": "identity"}
     path, message = refused(layered(into, out, wrong))
     assert path == "network.edges[2].to" and "'input' gives 4 values and 'P' takes 3" in message
+
+
+def test_short_passes_add_their_python_between_kernel_calls_to_a_steps_estimate() -> None:
+    slow, fast = balanced(ne=4000, ni=1000, delay=1), balanced(ne=4000, ni=1000, delay=15)
+    for request in (slow, fast):
+        request["steps"] = 5000
+    slow_cost, fast_cost = (parse_request(request)[1].cost for request in (slow, fast))
+    assert slow_cost is not None and fast_cost is not None
+    assert slow_cost.pass_calls == 10.0 and fast_cost.pass_calls == 10 / 15
+    extra = slow_cost.step_seconds - fast_cost.step_seconds
+    assert extra == pytest.approx(STEP_OVERHEAD_S * (10 - 10 / 15))  # the rest of the two steps' estimates is equal
