@@ -9,6 +9,7 @@ being discovered in the worker. Per step and per batch entry, for each layer:
     conv1d / conv2d    ops = out_channels x output positions x in_channels x kernel
     avgpool2d          ops = output elements x kernel
     scale, threshold   ops = elements
+    a graph's edge     ops = synapses x the largest count its source carries in a step
     every layer        activation bytes = output elements x 4 (1 for spikes, plus 4 per state
                        field of layers whose voltages are recorded)
     conv1d / conv2d    workspace bytes = (padded input + unfolded input) x 4, for one step
@@ -28,6 +29,10 @@ fit the limits beside everything else recorded. A run that produces more fails w
 as soon as a chunk crosses it; the bound itself is never a reason to refuse a job. ``chunk`` (steps simulated between progress
 reports and cancel checks) is chosen here too, from the request alone: as many steps as fit a
 memory budget and an estimated half second of work, at most 1,000.
+
+A graph (``_graph_cost``) adds fixed memory (its synapses and delay rings, ``fixed_bytes``), the
+random draws that build its connectivity (``build_ops``, counted with the synaptic operations)
+and the Python around each node's and edge's call in every pass (``pass_calls``).
 """
 
 import math
