@@ -60,7 +60,7 @@ def _graph_to_nir(request: Any, plan: Any) -> Any:
             raise NIRError(f"edge {edge.name!r}: a delay of {edge.max_delay} steps has no NIR form (NIR's edges have none)")
         path = [edge.source, edge.target]
         if not runtime.identity:
-            name = _free_name(layer_name(edge.name), nodes)
+            name = _free_name(layer_name(edge.name.replace("->", "_to_")), nodes)
             nodes[name] = _edge_weights(edge, runtime)
             path.insert(1, name)
         edges += itertools.pairwise(path)

@@ -432,3 +432,14 @@ def test_graph_delays_without_a_nir_form_are_refused_on_export() -> None:
     request["network"]["edges"][0]["delay"] = 1  # not on a loop
     with pytest.raises(NIRError, match="every edge that closes a loop needs a delay of 1"):
         network_to_nir_bytes(*parse_request(request))
+
+
+def test_a_graph_nir_file_in_a_request_runs_as_its_graph() -> None:
+    request = graph_request()
+    parsed, plan = parse_request(request)
+    data = base64.b64encode(network_to_nir_bytes(parsed, plan)).decode()
+    from_file, file_plan = parse_request({**request, "network": {"nir": data}})
+    assert file_plan.graph is not None
+    weights = ["P_to_Q", "P_to_R", "Q_to_P", "Q_to_R", "input_to_P"]  # an edge's weights: a node of its own
+    assert sorted(layer.name for layer in file_plan.layers) == sorted(["P", "Q", "R", *weights])
+    assert_same_recordings(simulate(from_file, file_plan), simulate(parsed, plan))
