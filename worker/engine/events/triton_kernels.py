@@ -98,9 +98,9 @@ def _philox(c0, c1, c2, c3, k0, k1):
 
 
 @triton.jit
-def _poisson_kernel(out, threshold, total, batch, n, t0, seed_lo, seed_hi, BLOCK: tl.constexpr):
-    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < total
+def _draws(offs, batch, n, t0, seed_lo, seed_hi, BLOCK: tl.constexpr):
+    """For flat positions ``offs`` of (steps, batch, n): each one's neuron and its 32-bit draw,
+    word n % 4 of Philox(counter (n // 4, b, t0 + step, 0)), as int64."""
     neuron = offs % n
     b = (offs // n) % batch
     t = offs // n // batch + t0
@@ -109,8 +109,15 @@ def _poisson_kernel(out, threshold, total, batch, n, t0, seed_lo, seed_hi, BLOCK
         (neuron // 4).to(tl.uint32), b.to(tl.uint32), t.to(tl.uint32), zero, seed_lo.to(tl.uint32), seed_hi.to(tl.uint32)
     )
     lane = neuron % 4
-    word = tl.where(lane == 0, r0, tl.where(lane == 1, r1, tl.where(lane == 2, r2, r3)))
-    spike = word.to(tl.int64) < tl.load(threshold + neuron, mask=mask, other=0)
+    return neuron, tl.where(lane == 0, r0, tl.where(lane == 1, r1, tl.where(lane == 2, r2, r3))).to(tl.int64)
+
+
+@triton.jit
+def _poisson_kernel(out, threshold, total, batch, n, t0, seed_lo, seed_hi, BLOCK: tl.constexpr):
+    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < total
+    neuron, word = _draws(offs, batch, n, t0, seed_lo, seed_hi, BLOCK)
+    spike = word < tl.load(threshold + neuron, mask=mask, other=0)
     tl.store(out + offs, spike.to(tl.uint8), mask=mask)
 
 
@@ -120,15 +127,7 @@ def _poisson_counts_kernel(out, table, row, total, batch, n, width, t0, seed_lo,
     the feature's thresholds it reaches (all compared, as in the C kernel)."""
     offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < total
-    neuron = offs % n
-    b = (offs // n) % batch
-    t = offs // n // batch + t0
-    zero = tl.zeros([BLOCK], dtype=tl.uint32)
-    r0, r1, r2, r3 = _philox(
-        (neuron // 4).to(tl.uint32), b.to(tl.uint32), t.to(tl.uint32), zero, seed_lo.to(tl.uint32), seed_hi.to(tl.uint32)
-    )
-    lane = neuron % 4
-    word = tl.where(lane == 0, r0, tl.where(lane == 1, r1, tl.where(lane == 2, r2, r3))).to(tl.int64)
+    neuron, word = _draws(offs, batch, n, t0, seed_lo, seed_hi, BLOCK)
     first = tl.load(row + neuron, mask=mask, other=0).to(tl.int64) * width
     count = tl.zeros([BLOCK], dtype=tl.int32)
     for k in range(0, width):
