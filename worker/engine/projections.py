@@ -329,18 +329,17 @@ def project(
     device = ring.buffer.device
     counts = spikes.to(torch.uint8).contiguous()
     counts_3d = counts if counts.dim() == 3 else counts.unsqueeze(0)
-    if backend == "triton" or (backend is None and device.type == "cuda"):
-        kernels = kernels_for(device, backend)
-        if kernels is None:
-            project_reference(spikes.float(), projection, ring, step)
-            return
+    on_gpu = backend == "triton" or (backend is None and device.type == "cuda")
+    kernels = kernels_for(device, backend) if on_gpu else None
+    lib = None if on_gpu else _library()
+    if kernels is None and lib is None:
+        project_reference(spikes.float(), projection, ring, step)
+        return
+    if kernels is not None:
         on = projection.on(device)
         kernels.project(counts_3d, on.offsets, on.post, on.weight, on.delay, ring.buffer, step)
         return
-    lib = _library()
-    if lib is None:
-        project_reference(spikes.float(), projection, ring, step)
-        return
+    assert lib is not None
     events = spike_count(counts_3d)
     if events == 0:
         return

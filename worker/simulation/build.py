@@ -240,7 +240,7 @@ class InputStream:
         if isinstance(self.source, PoissonInput):
             if self.source.sources > 1:
                 counts = poisson_counts(self.table, self.row, start, n, self.batch_size, self.seed)
-                return counts.to(self.device).reshape(n, *self.sample)
+                return counts.reshape(n, *self.sample)
             return poisson_spikes(self.thresholds, start, n, self.batch_size, self.seed).reshape(n, *self.sample)
         assert isinstance(self.source, SpikesInput)
         lo, hi = np.searchsorted(self.times, [start, stop])

@@ -104,7 +104,6 @@ class GraphPlan:
     edges: list[EdgePlan]
     order: list[str]  # node names, in the order they run within a pass
     pass_steps: int | None  # steps per pass; None: no cycle, a whole chunk at once
-    nodes: dict[str, int]  # name -> index in network.nodes
 
     def into(self, name: str) -> list[EdgePlan]:
         return [edge for edge in self.edges if edge.target == name]
@@ -183,7 +182,7 @@ def validate_graph(request: JobRequest, limits: Limits) -> Plan:
     pass_steps = _pass_steps(edges, names)
     order = _order(edges, names, pass_steps)
     plan = Plan(steps, request.batch, (), layers, [], {})
-    plan.graph = GraphPlan(sources, edges, order, pass_steps, names)
+    plan.graph = GraphPlan(sources, edges, order, pass_steps)
     check_neuron_counts(plan, limits)
     resolve_record(request, plan)
     plan.cost = job_cost(request, plan, limits)

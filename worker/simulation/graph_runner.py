@@ -180,6 +180,11 @@ class GraphRun:
             into = graph.into(name)
             if len(into) == 1 and into[0].type == "identity" and into[0].max_delay == 0:
                 self.direct[name] = into[0].source
+        # what each node's output feeds through a ring (a node taking it directly needs no edge run)
+        self.feeds: dict[str, list[GraphEdge]] = {}
+        for edge in self.edges:
+            if self.direct.get(edge.plan.target) != edge.plan.source:
+                self.feeds.setdefault(edge.plan.source, []).append(edge)
         self.pass_steps = graph.pass_steps
         self.device = device
         self.rings: dict[str, proj.DelayRing] = {}
@@ -244,9 +249,8 @@ class GraphRun:
                         outputs[name].append(output)
                 produced[name] = output
                 flat = output.reshape(steps, self.batch, -1)
-                for edge in self.edges:
-                    if edge.plan.source == name and self.direct.get(edge.plan.target) != name:
-                        edge.propagate(flat, first, self.rings[edge.plan.target])
+                for edge in self.feeds.get(name, ()):
+                    edge.propagate(flat, first, self.rings[edge.plan.target])
         final: list[Any] = []
         for name in self.names:
             pieces = recorded.get(name)

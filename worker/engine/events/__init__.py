@@ -129,7 +129,7 @@ def poisson_spikes(
     if not 0 <= seed < 2**64 or t0 < 0 or t0 + steps > 2**32:
         raise ValueError("seed must be in [0, 2^64) and steps in [0, 2^32)")
     n = threshold.shape[0]
-    kernels = _backend(backend, threshold.device) if backend is not None or available(threshold.device) else None
+    kernels = kernels_for(threshold.device, backend)
     if kernels is None:
         return reference.poisson_spikes(threshold, t0, steps, batch, seed)
     out = torch.empty((steps, batch, n), dtype=torch.bool, device=threshold.device)
@@ -146,7 +146,7 @@ def poisson_counts(
     ``worker.simulation.binomial``), both on the target device; the same draws as ``poisson_spikes``."""
     if not 0 <= seed < 2**64 or t0 < 0 or t0 + steps > 2**32:
         raise ValueError("seed must be in [0, 2^64) and steps in [0, 2^32)")
-    kernels = _backend(backend, table.device) if backend is not None or available(table.device) else None
+    kernels = kernels_for(table.device, backend)
     if kernels is None:
         return reference.poisson_counts(table, row, t0, steps, batch, seed)
     out = torch.empty((steps, batch, row.shape[0]), dtype=torch.uint8, device=table.device)
