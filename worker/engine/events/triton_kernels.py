@@ -148,6 +148,14 @@ def _first_at_least(post, lo, hi, target):
 
 
 @triton.jit
+def _synapses_in(post, offsets, j, lo, hi):
+    """The positions of source j's synapses whose targets lie in [lo, hi): one run of its row."""
+    row_end = tl.load(offsets + j + 1)
+    start = _first_at_least(post, tl.load(offsets + j), row_end, lo)
+    return start, _first_at_least(post, start, row_end, hi)
+
+
+@triton.jit
 def _project_kernel(
     row_ptr, index, offsets, post, weight, shared_weight, delay, shared_delay, ring, steps, rows, n_post, slots, step,
     HAS_WEIGHT: tl.constexpr, HAS_DELAY: tl.constexpr, BLOCK: tl.constexpr,
@@ -165,10 +173,7 @@ def _project_kernel(
         first, last = tl.load(row_ptr + t * rows + b), tl.load(row_ptr + t * rows + b + 1)
         if HAS_DELAY:
             for e in range(first, last):
-                j = tl.load(index + e)
-                row_end = tl.load(offsets + j + 1)
-                start = _first_at_least(post, tl.load(offsets + j), row_end, lo)
-                stop = _first_at_least(post, start, row_end, hi)
+                start, stop = _synapses_in(post, offsets, tl.load(index + e), lo, hi)
                 for s in range(start, stop):
                     w = tl.load(weight + s) if HAS_WEIGHT else shared_weight
                     slot = (step + t + tl.load(delay + s)) % slots
@@ -178,10 +183,7 @@ def _project_kernel(
             base = ring + (((step + t + shared_delay) % slots) * rows + b) * n_post
             acc = tl.load(base + cols, mask=mask, other=0.0)
             for e in range(first, last):
-                j = tl.load(index + e)
-                row_end = tl.load(offsets + j + 1)
-                start = _first_at_least(post, tl.load(offsets + j), row_end, lo)
-                stop = _first_at_least(post, start, row_end, hi)
+                start, stop = _synapses_in(post, offsets, tl.load(index + e), lo, hi)
                 for s in range(start, stop):
                     w = tl.load(weight + s) if HAS_WEIGHT else shared_weight
                     acc += tl.where(cols == tl.load(post + s), w, 0.0)
