@@ -730,12 +730,28 @@ class JobStore:
         return self.claim_many([job_id], device, [token], lease_s)[0]
 
     def claim_many(self, job_ids: list[str], device: str, tokens: list[str], lease_s: float) -> list["Claim"]:
-        """``claim`` for several jobs (each with its lease token) in one round trip."""
-        pipe = self.redis.pipeline(transaction=False)
-        for job_id, token in zip(job_ids, tokens, strict=True):
-            keys = [job_key(job_id), lease_key(job_id), STATS_KEY, request_key(job_id)]
-            self._start(keys=keys, args=[time.time(), device, token, int(lease_s * 1000), *self._policy], client=pipe)
-        return [_claim_of(reply) for reply in pipe.execute()]
+        """``claim`` for several jobs (each with its lease token) in one round trip.
+
+        The script is called by its hash in a plain pipeline: redis-py's pipelined scripts ask
+        Redis whether the script is loaded on every execute, a second round trip per claim. A
+        Redis that lost its scripts (a restart) answers NOSCRIPT; the script is then loaded and
+        the claims sent again (a refused ``EVALSHA`` changed nothing)."""
+        now = time.time()
+        calls = [
+            ([job_key(job_id), lease_key(job_id), STATS_KEY, request_key(job_id)], [now, device, token, int(lease_s * 1000), *self._policy])
+            for job_id, token in zip(job_ids, tokens, strict=True)
+        ]
+        for attempt in range(2):
+            pipe = self.redis.pipeline(transaction=False)
+            for keys, args in calls:
+                pipe.execute_command("EVALSHA", self._start.sha, len(keys), *keys, *args)
+            try:
+                return [_claim_of(reply) for reply in pipe.execute()]
+            except redis.exceptions.NoScriptError:
+                if attempt:
+                    raise
+                self.redis.script_load(_START)
+        raise AssertionError("unreachable")
 
     def start(self, job_id: str, device: str, token: str = "", lease_s: float = 20.0) -> bool:
         """queued -> running, taking the lease; running -> running only if the lease has lapsed

@@ -261,6 +261,23 @@ def test_a_claim_starts_the_job_and_hands_over_its_request(store: JobStore) -> N
     assert store.claim("0" * 32, "cpu", "token", lease_s=5) == Claim(started=False, state=None)
 
 
+def test_a_claim_takes_one_round_trip_and_survives_a_redis_that_lost_its_scripts(store: JobStore) -> None:
+    first = new_job(store)
+    calls = lambda: {  # noqa: E731
+        name: stats["calls"] for name, stats in store.redis.info("commandstats").items() if name.startswith(("cmdstat_evalsha", "cmdstat_script"))
+    }
+    before = calls()
+    assert store.claim(first, "cpu", "token", lease_s=5).started
+    after = calls()
+    assert after.pop("cmdstat_evalsha") - before.pop("cmdstat_evalsha", 0) == 1 and after == before, "the claim is one EVALSHA and nothing else"
+    store.redis.script_flush()  # as after a restart of Redis
+    second, third = new_job(store), new_job(store)
+    claims = store.claim_many([second, third], "cpu", ["a", "b"], lease_s=5)
+    assert [claim.started for claim in claims] == [True, True]
+    assert store.get(second).state == store.get(third).state == "running"
+    assert store.get(second).attempts == 1, "the refused first try changed nothing"
+
+
 def test_a_claim_is_refused_once_a_cancel_was_requested(store: JobStore) -> None:
     job_id = new_job(store)
     store.redis.hset(f"ss:job:{job_id}", "cancel", "1")  # a cancel raced the queue message
