@@ -4,6 +4,7 @@ application's ``Services`` (tests may override any of them)."""
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import pathlib
@@ -27,7 +28,7 @@ from redis.backoff import ExponentialBackoff
 
 from app.auth import ANONYMOUS, Owner, owner_for, owner_of_hash
 from app.events import EventHub, StreamSlots, job_events, sweep_events, wait_final
-from app.jobs import API_PREFIX, job_status, list_jobs, submit_job
+from app.jobs import API_PREFIX, job_created, job_status, job_submission, list_jobs
 from app.metrics import StoreCollector
 from app.models import (
     Health,
@@ -51,7 +52,7 @@ from worker.simulation.plan import clean_loc
 from worker.simulation.request import JobRequest
 from worker.simulation.results import Result
 from worker.simulation.sweep import SweepRequest, table_bytes
-from worker.store import AsyncJobReader, InFlightLimit, Job, JobStore, Sweep, heartbeat_key
+from worker.store import AsyncJobStore, InFlightLimit, Job, JobStore, Sweep, heartbeat_key
 
 log = logging.getLogger(__name__)
 RESULT_PIECE_BYTES = 4 * 2**20  # results are read from Redis and sent in pieces of this size
@@ -190,7 +191,7 @@ class Services:
 
     settings: Settings
     store: JobStore
-    reader: AsyncJobReader
+    async_store: AsyncJobStore
     hub: EventHub
     validator: Validator
     queue: Celery
@@ -227,7 +228,7 @@ def owned_or_404(job: Job | None, owner: str) -> Job:
     return job
 
 
-async def owned(reader: AsyncJobReader, job_id: str, owner: str) -> Job:
+async def owned(reader: AsyncJobStore, job_id: str, owner: str) -> Job:
     return owned_or_404(await reader.get(job_id), owner)
 
 
@@ -251,11 +252,11 @@ async def stream_slot(slots: StreamSlots, owner: str) -> AsyncIterator[None]:
 
 
 async def owned_after_wait(app: Services, job_id: str, owner: str, wait_s: float) -> Job:
-    job = await owned(app.reader, job_id, owner)  # nobody waits on another key's job
+    job = await owned(app.async_store, job_id, owner)  # nobody waits on another key's job
     if wait_s > 0 and not job.is_final:
         async with stream_slot(app.slots, owner):
-            await wait_final(app.reader, app.hub, job_id, wait_s)
-        job = await owned(app.reader, job_id, owner)
+            await wait_final(app.async_store, app.hub, job_id, wait_s)
+        job = await owned(app.async_store, job_id, owner)
     return job
 
 
@@ -305,9 +306,13 @@ operations = APIRouter(tags=["operations"])
 )
 async def create_job(app: ServicesDep, owner: Owner, body: JsonBody) -> JobCreated:
     """Validate the request completely (shapes and cost included) and queue it."""
-    return await app.validator.check_then(
-        body, lambda validated: submit_job(app.store, app.queue, app.settings, owner, validated, body)
+    submission = functools.partial(job_submission, app.queue, app.settings, owner, body=body)
+    job = await app.validator.check_then(
+        body,
+        lambda validated: app.store.submit(submission(validated)),
+        on_loop=lambda validated: app.async_store.submit(submission(validated)),
     )
+    return job_created(job)
 
 
 @jobs.get("", response_model=JobList)
@@ -338,13 +343,13 @@ async def get_result(
     the answer waits up to that many seconds for the job to end."""
     if wait > 0:
         await owned_after_wait(app, job_id, owner, wait)
-    found, head, size = await app.reader.get_with_result(job_id, format, RESULT_PIECE_BYTES)
+    found, head, size = await app.async_store.get_with_result(job_id, format, RESULT_PIECE_BYTES)
     job = owned_or_404(found, owner)
     if job.state != "succeeded":
         reason = f"the job {job.state}" + (f": {job.error}" if job.error else "") if job.is_final else f"the job is {job.state}"
         raise HTTPException(status.HTTP_409_CONFLICT, reason)
     if head is None and format == "json":  # kept as NPZ only (worker.simulation.results.JSON_ON_REQUEST_BYTES)
-        npz = await app.reader.result_whole(job_id, "npz")
+        npz = await app.async_store.result_whole(job_id, "npz")
         if npz is not None:
             return Response(await _in_thread(lambda: Result.from_npz(npz).to_json()), media_type="application/json")
     if head is None:
@@ -357,7 +362,7 @@ async def get_result(
     async def pieces() -> AsyncIterator[bytes]:
         yield head
         for start in range(len(head), size, RESULT_PIECE_BYTES):
-            piece = await app.reader.result_range(job_id, format, start, min(size, start + RESULT_PIECE_BYTES))
+            piece = await app.async_store.result_range(job_id, format, start, min(size, start + RESULT_PIECE_BYTES))
             if not piece:  # expired meanwhile: the short body tells the client
                 return
             yield piece
@@ -376,16 +381,16 @@ async def get_events(app: ServicesDep, job_id: str, owner: Owner, last_event_id:
     """Server-Sent Events: ``status`` (state and progress; the stream ends with the final state)
     and, for the layers in the request's ``record.live``, ``spikes`` after every chunk. A client
     that reconnects with ``Last-Event-ID`` gets the chunks after that one."""
-    await owned(app.reader, job_id, owner)
+    await owned(app.async_store, job_id, owner)
     take_slot(app.slots, owner)
-    events = job_events(app.reader, app.hub, job_id, after=last_event_id or "0")
+    events = job_events(app.async_store, app.hub, job_id, after=last_event_id or "0")
     return EventStream(events, release=lambda: app.slots.release(owner))
 
 
 @jobs.delete("/{job_id}", response_model=JobStatus)
 async def cancel_job(app: ServicesDep, job_id: str, owner: Owner) -> JobStatus:
     """Cancel: a queued job never runs; a running one stops at its next chunk. Finished jobs are unchanged."""
-    job = await owned(app.reader, job_id, owner)
+    job = await owned(app.async_store, job_id, owner)
     if not job.is_final:
         job = await _in_thread(app.store.request_cancel, job_id)
     return job_status(job)
@@ -394,21 +399,21 @@ async def cancel_job(app: ServicesDep, job_id: str, owner: Owner) -> JobStatus:
 @jobs.get("/{job_id}/request", responses={200: {"content": {"application/json": {}}, "description": "the request as submitted"}})
 async def get_job_request(app: ServicesDep, job_id: str, owner: Owner) -> Response:
     """The job's request exactly as it was submitted."""
-    await owned(app.reader, job_id, owner)
+    await owned(app.async_store, job_id, owner)
     body = await _in_thread(app.store.request_json, job_id)
     if body is None:
         raise HTTPException(status.HTTP_410_GONE, "the request has expired")
     return Response(body, media_type="application/json")
 
 
-async def owned_sweep(reader: AsyncJobReader, sweep_id: str, owner: str) -> Sweep:
+async def owned_sweep(reader: AsyncJobStore, sweep_id: str, owner: str) -> Sweep:
     sweep = await reader.sweep(sweep_id)
     if sweep is None or sweep.owner != owner:  # foreign and unknown ids look the same
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such sweep")
     return sweep
 
 
-async def current_sweep_status(reader: AsyncJobReader, sweep_id: str) -> SweepStatus | None:
+async def current_sweep_status(reader: AsyncJobStore, sweep_id: str) -> SweepStatus | None:
     sweep = await reader.sweep(sweep_id)
     return None if sweep is None else sweep_status(sweep, await reader.sweep_points(sweep_id))
 
@@ -436,8 +441,8 @@ async def get_sweeps(store: StoreDep, owner: Owner, offset: Offset = 0, limit: L
 @sweeps.get("/{sweep_id}", response_model=SweepStatus)
 async def get_sweep(app: ServicesDep, sweep_id: str, owner: Owner) -> SweepStatus:
     """The sweep's status: points by state, and the steps of all points together."""
-    sweep = await owned_sweep(app.reader, sweep_id, owner)
-    return sweep_status(sweep, await app.reader.sweep_points(sweep_id))
+    sweep = await owned_sweep(app.async_store, sweep_id, owner)
+    return sweep_status(sweep, await app.async_store.sweep_points(sweep_id))
 
 
 @sweeps.get(
@@ -455,11 +460,11 @@ async def get_sweep_summary(
     """The summary table, as JSON (``columns`` and ``rows``), CSV or NPZ (one array per column).
     Points still running have their state and no figures yet; each point's full result is at
     ``/api/v1/jobs/{job_id}/result``."""
-    await owned_sweep(app.reader, sweep_id, owner)
-    sweep_json = await app.reader.sweep_request(sweep_id)
+    await owned_sweep(app.async_store, sweep_id, owner)
+    sweep_json = await app.async_store.sweep_request(sweep_id)
     if sweep_json is None:
         raise HTTPException(status.HTTP_410_GONE, "the sweep has expired")
-    columns, rows = summary_table(sweep_json, await app.reader.sweep_points(sweep_id))
+    columns, rows = summary_table(sweep_json, await app.async_store.sweep_points(sweep_id))
     media_type = {"json": "application/json", "csv": "text/csv", "npz": "application/octet-stream"}[format]
     headers = {} if format == "json" else {"Content-Disposition": f'attachment; filename="sweep-{sweep_id}.{format}"'}
     return Response(await _in_thread(table_bytes, columns, rows, format), media_type=media_type, headers=headers)
@@ -470,8 +475,8 @@ async def get_sweep_summary(
 )
 async def get_sweep_request(app: ServicesDep, sweep_id: str, owner: Owner) -> Response:
     """The sweep exactly as it was submitted."""
-    await owned_sweep(app.reader, sweep_id, owner)
-    body = await app.reader.sweep_request(sweep_id)
+    await owned_sweep(app.async_store, sweep_id, owner)
+    body = await app.async_store.sweep_request(sweep_id)
     if body is None:
         raise HTTPException(status.HTTP_410_GONE, "the sweep has expired")
     return Response(body, media_type="application/json")
@@ -487,11 +492,11 @@ async def get_sweep_request(app: ServicesDep, sweep_id: str, owner: Owner) -> Re
 async def get_sweep_events(app: ServicesDep, sweep_id: str, owner: Owner) -> EventStream:
     """Server-Sent Events (``status``, the sweep's status as GET returns it) when a point ends,
     and every second while points run; the stream ends with the sweep's final state."""
-    await owned_sweep(app.reader, sweep_id, owner)
+    await owned_sweep(app.async_store, sweep_id, owner)
     take_slot(app.slots, owner)
 
     async def read_status() -> dict | None:
-        current = await current_sweep_status(app.reader, sweep_id)
+        current = await current_sweep_status(app.async_store, sweep_id)
         return None if current is None else current.model_dump(mode="json")
 
     return EventStream(sweep_events(app.hub, sweep_id, read_status), release=lambda: app.slots.release(owner))
@@ -501,10 +506,10 @@ async def get_sweep_events(app: ServicesDep, sweep_id: str, owner: Owner) -> Eve
 async def cancel_sweep(app: ServicesDep, sweep_id: str, owner: Owner) -> SweepStatus:
     """Cancel every point not yet finished: queued points never run, running ones stop at their
     next chunk. Finished points keep their results."""
-    sweep = await owned_sweep(app.reader, sweep_id, owner)
+    sweep = await owned_sweep(app.async_store, sweep_id, owner)
     if not sweep.is_final:
         await _in_thread(app.store.cancel_sweep, sweep_id)
-    status_now = await current_sweep_status(app.reader, sweep_id)
+    status_now = await current_sweep_status(app.async_store, sweep_id)
     if status_now is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such sweep")
     return status_now
@@ -655,7 +660,7 @@ def make_services(settings: Settings) -> Services:
     return Services(
         settings=settings,
         store=store,
-        reader=AsyncJobReader(client),
+        async_store=AsyncJobStore(client),
         hub=EventHub(aioredis.Redis.from_url(settings.redis_url, client_name=READS_CLIENT_NAME, retry_on_error=[])),
         validator=Validator(
             settings.limits, settings.validation_processes, settings.validation_timeout_s, settings.validation_memory_bytes
@@ -678,7 +683,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await app_services.validator.aclose()
         await app_services.hub.aclose()
         await app_services.hub.client.aclose()
-        await app_services.reader.redis.aclose()
+        await app_services.async_store.redis.aclose()
 
     app = FastAPI(
         title="spikeserve",

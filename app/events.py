@@ -1,10 +1,10 @@
 """A job's status as it changes: Server-Sent Events for a stream, and the wait behind long polls.
 
 Every stream and long poll of an API process shares one Redis pub/sub connection (``EventHub``):
-the hub subscribes to all jobs' event channels once, and hands each message to the listeners of
-its job. A connection per stream ran the Redis pool dry at about 100 streams. Listeners also
-re-read the job's record now and then, and at once after the hub reconnects, so a message lost
-while Redis restarted never stalls a stream.
+the hub subscribes to the event channels of the jobs that are followed, and hands each message
+to the listeners of its job. A connection per stream ran the Redis pool dry at about 100
+streams. Listeners also re-read the job's record now and then, and at once after the hub
+reconnects, so a message lost while Redis restarted never stalls a stream.
 """
 
 import asyncio
@@ -16,15 +16,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
+from redis.asyncio.client import PubSub
 
-from worker.store import FINAL_STATES, PREFIX, AsyncJobReader
+from worker.store import FINAL_STATES, PREFIX, AsyncJobStore, events_channel
 
 log = logging.getLogger(__name__)
 # A listener re-reads the record when the hub reconnects, and as a safety net at least this
 # often, at a random point in the period: re-reads of streams opened together must not come
 # together (1,000 at once held the event loop for 0.2 s).
 REREAD_S = 15.0
-CHANNELS = f"{PREFIX}:events:*"
+HUB_CHANNEL = f"{PREFIX}:events:hub"
 DISPATCH_BATCH = 50
 SWEEP_READ_INTERVAL_S = 0.025  # a sweep's stream reads its status at most this often
 
@@ -76,6 +77,15 @@ def _wake(waiter: asyncio.Future) -> None:
 class EventHub:
     """One pub/sub connection per process, fanned out to any number of listeners.
 
+    The hub subscribes to the channels of the jobs (and sweeps) that have listeners, not to every
+    job's: an API process reads the events of the jobs it follows only. (Subscribed to all of
+    them by a pattern, an API process parsed two messages of every tiny job it did not follow,
+    a tenth of its CPU under a stream of them, and every API process more of them as workers
+    were added.) One task keeps the subscriptions in step with the listeners, in order; Redis
+    confirms each subscription with a message, and the listeners of that channel then re-read
+    their record: an event published between a listener's first read and its subscription is
+    not lost. After a reconnect the same confirmations make every listener re-read.
+
     Give it a client without retries: a connection that redis-py re-established by itself would
     hide the outage, and the listeners would not know to re-read what they missed meanwhile.
     """
@@ -84,6 +94,7 @@ class EventHub:
         self.client = client
         self._listeners: dict[str, set[Listener]] = {}
         self._task: asyncio.Task | None = None
+        self._followed_changed = asyncio.Event()
 
     @property
     def listening(self) -> int:
@@ -95,28 +106,34 @@ class EventHub:
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run(), name="spikeserve-event-hub")
         listener = Listener(job_id)
-        self._listeners.setdefault(job_id, set()).add(listener)
+        group = self._listeners.setdefault(job_id, set())
+        group.add(listener)
+        if len(group) == 1:
+            self._followed_changed.set()
         try:
             yield listener
         finally:
-            group = self._listeners.get(job_id)
-            if group is not None:
-                group.discard(listener)
-                if not group:
-                    del self._listeners[job_id]
+            group.discard(listener)
+            if not group and self._listeners.get(job_id) is group:
+                del self._listeners[job_id]
+                self._followed_changed.set()
 
     async def _run(self) -> None:
         backoff = 0.1
         while True:
             pubsub = self.client.pubsub()
+            subscriber: asyncio.Task | None = None
             try:
-                await pubsub.psubscribe(CHANNELS)
+                await pubsub.subscribe(HUB_CHANNEL)  # the connection stays subscribed while no job is followed
                 backoff = 0.1
-                self._broadcast_reread()  # anything may have happened while we were not subscribed
+                self._followed_changed.set()  # subscribe afresh to every followed job
+                subscriber = asyncio.get_running_loop().create_task(self._follow(pubsub), name="spikeserve-event-subscriptions")
                 while True:
-                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5.0)
+                    message = await pubsub.get_message(timeout=5.0)
                     if message is not None:
                         await self._dispatch(message)
+                    if subscriber.done():
+                        subscriber.result()  # it failed: reconnect
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # Redis restarted or unreachable: reconnect with backoff
@@ -124,27 +141,43 @@ class EventHub:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
             finally:
+                if subscriber is not None:
+                    subscriber.cancel()
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
 
+    async def _follow(self, pubsub: PubSub) -> None:
+        """Subscribes to the channels of followed jobs and unsubscribes from the others, one
+        change after another (so an unsubscribe never overtakes a later subscribe)."""
+        subscribed: set[str] = set()
+        while True:
+            await self._followed_changed.wait()
+            self._followed_changed.clear()
+            followed = set(self._listeners)
+            new, gone = followed - subscribed, subscribed - followed
+            subscribed = followed
+            if new:
+                await pubsub.subscribe(*map(events_channel, new))
+            if gone:
+                await pubsub.unsubscribe(*map(events_channel, gone))
+
     async def _dispatch(self, message: dict) -> None:
-        channel = message["channel"].decode()
-        group = self._listeners.get(channel.rpartition(":")[2])
+        kind = message["type"]
+        if kind not in ("message", "subscribe"):
+            return
+        group = self._listeners.get(message["channel"].decode().rpartition(":")[2])
         if not group:
             return
-        try:
-            event = json.loads(message["data"])
-        except (ValueError, TypeError):
-            return
+        event = None  # a confirmed subscription: re-read the record
+        if kind == "message":
+            try:
+                event = json.loads(message["data"])
+            except (ValueError, TypeError):
+                return
         for count, listener in enumerate(list(group), 1):
             listener.push(event)
             if count % DISPATCH_BATCH == 0:  # let other requests in between: 500 wake-ups at once stalled them
                 await asyncio.sleep(0)
-
-    def _broadcast_reread(self) -> None:
-        for group in self._listeners.values():
-            for listener in group:
-                listener.push(None)
 
     async def aclose(self) -> None:
         if self._task is not None:
@@ -172,7 +205,7 @@ PING = b": ping\r\n\r\n"  # a comment line: keeps proxies from closing a quiet s
 
 
 async def job_events(
-    reader: AsyncJobReader, hub: EventHub, job_id: str, ping_s: float = 15.0, after: str = "0"
+    reader: AsyncJobStore, hub: EventHub, job_id: str, ping_s: float = 15.0, after: str = "0"
 ) -> AsyncIterator[bytes]:
     """The job's status events as Server-Sent Events, in order and without repeats, ending with
     its final state; a ping after ``ping_s`` quiet seconds. Before each status event of a job with
@@ -240,7 +273,7 @@ async def sweep_events(
             await listener.wait(period_s)
 
 
-async def wait_final(reader: AsyncJobReader, hub: EventHub, job_id: str, wait_s: float) -> None:
+async def wait_final(reader: AsyncJobStore, hub: EventHub, job_id: str, wait_s: float) -> None:
     """Returns once the job is final (or gone), or after ``wait_s`` seconds, whichever is first."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_s

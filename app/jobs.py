@@ -9,7 +9,7 @@ from app.models import JobCreated, JobList, JobStatus, Links, Progress
 from app.validation import Validated
 from worker.queue import task_message
 from worker.settings import Settings
-from worker.store import Job, JobStore
+from worker.store import Job, JobStore, Submission, new_submission
 
 API_PREFIX = "/api/v1"
 
@@ -42,15 +42,13 @@ def job_status(job: Job) -> JobStatus:
     )
 
 
-def submit_job(
-    store: JobStore, queue: Celery, settings: Settings, owner: str, validated: Validated, body: bytes | bytearray
-) -> JobCreated:
-    """Records a validated job and its queue message in one atomic step (the queue is a list in
-    the store's Redis). The worker runs ``validated.run`` when the request had to be expanded (a
-    NIR network), else the body."""
+def job_submission(queue: Celery, settings: Settings, owner: str, validated: Validated, body: bytes | bytearray) -> Submission:
+    """A validated job and its queue message, to be recorded in one atomic step (the queue is a
+    list in the store's Redis) by ``JobStore.submit`` or ``AsyncJobStore.submit``. The worker
+    runs ``validated.run`` when the request had to be expanded (a NIR network), else the body."""
     body_view = memoryview(body)  # handed to Redis as it is: a copy of a large body would hold the GIL
     submitted = body_view if validated.run is not None else b""
-    job = store.create(
+    return new_submission(
         owner,
         validated.run or body_view,
         validated.steps,
@@ -60,6 +58,9 @@ def submit_job(
         live=bool(validated.summary["record_live"]),
         name=validated.summary["name"],
     )
+
+
+def job_created(job: Job) -> JobCreated:
     return JobCreated(id=job.id, status="queued", links=links(job.id))
 
 

@@ -537,6 +537,54 @@ class Claim:
     cancel_requested: bool = False
 
 
+@dataclass(frozen=True)
+class Submission:
+    """A new job as the submit script takes it (keys and arguments), and its record as written."""
+
+    job: Job
+    keys: list[str]
+    args: list[Any]
+    refusal: str  # why it is refused when the owner has too many jobs in flight
+
+
+def new_submission(
+    owner: str,
+    request_json: bytes | memoryview,
+    steps_total: int,
+    max_in_flight: int,
+    submitted: bytes | memoryview = b"",
+    message: Callable[[str], bytes] | None = None,
+    live: bool = False,
+    name: str | None = None,
+) -> Submission:
+    """A new queued job that runs ``request_json``; ``submitted`` is the request as the client
+    sent it, when that differs (a NIR network, expanded to layers for the worker).
+    ``message(job_id)``, when given, is the job's queue message, pushed onto ``QUEUE_KEY`` in the
+    same atomic script: a job is never recorded without its message, nor the reverse. ``live``:
+    the request names layers in ``record.live`` (its event stream reads them); ``name``: the
+    request's label, kept for job lists. Submitted by ``JobStore.submit`` or, on the API's event
+    loop, ``AsyncJobStore.submit``."""
+    job_id = uuid.uuid4().hex
+    now = time.time()
+    keys = [
+        job_key(job_id),
+        request_key(job_id),
+        owner_jobs_key(owner),
+        owner_active_key(owner),
+        state_set_key("queued"),
+        STATS_KEY,
+        submitted_key(job_id),
+        QUEUE_KEY,
+    ]
+    queued = message(job_id) if message is not None else b""
+    args: list[Any] = [job_id, owner, now, steps_total, request_json, max_in_flight, submitted, queued, int(live), name or ""]
+    # the record as the script writes it, without reading it back
+    written = {"id": job_id, "owner": owner, "state": "queued", "created_at": repr(now), "steps_total": str(steps_total)}
+    written |= ({"live": "1"} if live else {}) | ({"name": name} if name else {})
+    job = Job.from_hash(written)
+    return Submission(job, keys, args, f"{max_in_flight} jobs are already queued or running for this key")
+
+
 class JobStore:
     """Job records and their state changes. ``max_attempts`` and ``time_limit_s`` settle jobs whose
     worker died (see ``settle`` above): after that many deaths, or a run that lasted past the time
@@ -601,32 +649,15 @@ class JobStore:
         live: bool = False,
         name: str | None = None,
     ) -> Job:
-        """A new queued job that runs ``request_json``; ``submitted`` is the request as the client
-        sent it, when that differs (a NIR network, expanded to layers for the worker).
-        ``message(job_id)``, when given, is the job's queue message, pushed onto ``QUEUE_KEY`` in
-        the same atomic script: a job is never recorded without its message, nor the reverse.
-        ``live``: the request names layers in ``record.live`` (its event stream reads them);
-        ``name``: the request's label, kept for job lists."""
-        job_id = uuid.uuid4().hex
-        now = time.time()
-        keys = [
-            job_key(job_id),
-            request_key(job_id),
-            owner_jobs_key(owner),
-            owner_active_key(owner),
-            state_set_key("queued"),
-            STATS_KEY,
-            submitted_key(job_id),
-            QUEUE_KEY,
-        ]
-        queued = message(job_id) if message is not None else b""
-        args: list[Any] = [job_id, owner, now, steps_total, request_json, max_in_flight, submitted, queued, int(live), name or ""]
-        if not self._submit(keys=keys, args=args):
-            raise InFlightLimit(f"{max_in_flight} jobs are already queued or running for this key")
-        # the record just written, without reading it back
-        written = {"id": job_id, "owner": owner, "state": "queued", "created_at": repr(now), "steps_total": str(steps_total)}
-        written |= ({"live": "1"} if live else {}) | ({"name": name} if name else {})
-        return Job.from_hash(written)
+        """A new queued job (``new_submission``, which says what each argument is)."""
+        return self.submit(new_submission(owner, request_json, steps_total, max_in_flight, submitted, message, live, name))
+
+    def submit(self, submission: "Submission") -> Job:
+        """Records the job and its queue message in one atomic script; InFlightLimit when the
+        owner has too many jobs queued or running."""
+        if not self._submit(keys=submission.keys, args=submission.args):
+            raise InFlightLimit(submission.refusal)
+        return submission.job
 
     def get(self, job_id: str) -> Job | None:
         return Job.from_raw(self.redis.hgetall(job_key(job_id)))
@@ -737,8 +768,9 @@ class JobStore:
         Redis that lost its scripts (a restart) answers NOSCRIPT; the script is then loaded and
         the claims sent again (a refused ``EVALSHA`` changed nothing)."""
         now = time.time()
+        lease_ms = int(lease_s * 1000)
         calls = [
-            ([job_key(job_id), lease_key(job_id), STATS_KEY, request_key(job_id)], [now, device, token, int(lease_s * 1000), *self._policy])
+            ([job_key(job_id), lease_key(job_id), STATS_KEY, request_key(job_id)], [now, device, token, lease_ms, *self._policy])
             for job_id, token in zip(job_ids, tokens, strict=True)
         ]
         for attempt in range(2):
@@ -910,13 +942,21 @@ class JobStore:
             return False
 
 
-class AsyncJobReader:
-    """The API's reads, on its event loop: no thread hop per request, and a job with its result in
-    one round trip. All writes stay in JobStore (its Lua scripts)."""
+class AsyncJobStore:
+    """The API's calls on its event loop, without a thread hop: its reads (a job with its result
+    in one round trip), and the submission of a small job (the script ``JobStore.submit`` runs).
+    Every other write stays in JobStore."""
 
     def __init__(self, client: aioredis.Redis) -> None:
         # Any: redis-py types every reply as bytes | str (| awaitable); this client answers bytes
         self.redis: Any = client
+        self._submit = client.register_script(_SUBMIT)
+
+    async def submit(self, submission: Submission) -> Job:
+        """``JobStore.submit`` on the event loop."""
+        if not await self._submit(keys=submission.keys, args=submission.args):
+            raise InFlightLimit(submission.refusal)
+        return submission.job
 
     async def get(self, job_id: str) -> Job | None:
         return Job.from_raw(await self.redis.hgetall(job_key(job_id)))

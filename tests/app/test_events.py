@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 
 from app.events import EventHub, StreamSlots, job_events, wait_final
 from app.redis_server import RedisServer
-from worker.store import AsyncJobReader, JobStore
+from worker.store import AsyncJobStore, JobStore
 
 
 def pubsub_connections(client: redis.Redis) -> int:
@@ -52,6 +52,37 @@ def test_one_connection_serves_every_listener_and_each_gets_only_its_jobs_events
     assert got_b == [None], "another job's events do not reach this listener"
 
 
+def test_the_hub_subscribes_to_the_jobs_it_follows_only_and_for_as_long_as_they_are_followed(redis_server: RedisServer) -> None:
+    sync = redis.Redis.from_url(redis_server.url)
+    subscribers = lambda job_id: sync.pubsub_numsub(f"ss:events:{job_id}")[0][1]  # noqa: E731
+
+    async def scenario() -> list[tuple[int, int, int]]:
+        client = aioredis.Redis.from_url(redis_server.url)
+        hub = EventHub(client)
+        seen = []
+        try:
+            with hub.listen("a") as first:
+                assert await first.wait(2) is None, "a confirmed subscription asks its listeners to re-read"
+                with hub.listen("a"), hub.listen("b") as second:
+                    assert await second.wait(2) is None
+                    seen.append((subscribers("a"), subscribers("b"), subscribers("c")))
+                await until(lambda: subscribers("b") == 0)
+                seen.append((subscribers("a"), subscribers("b"), subscribers("c")))
+                # an event published for a job nobody follows reaches no API process at all
+                event = json.dumps({"status": "running", "steps_done": 0, "steps_total": 1})
+                assert await client.publish("ss:events:c", event) == 0
+            await until(lambda: subscribers("a") == 0)
+            with hub.listen("a") as again:  # followed anew: subscribed anew, and told to re-read
+                assert await again.wait(2) is None
+                seen.append((subscribers("a"), subscribers("b"), subscribers("c")))
+        finally:
+            await hub.aclose()
+            await client.aclose()
+        return seen
+
+    assert asyncio.run(scenario()) == [(1, 1, 0), (1, 0, 0), (1, 0, 0)]
+
+
 def test_streams_and_long_polls_follow_a_job_through_a_redis_restart(tmp_path: pathlib.Path) -> None:
     server = RedisServer(tmp_path / "redis").start()
     store = JobStore(redis.Redis.from_url(server.url))
@@ -60,7 +91,7 @@ def test_streams_and_long_polls_follow_a_job_through_a_redis_restart(tmp_path: p
     async def scenario() -> tuple[list, bool]:
         client = aioredis.Redis.from_url(server.url, retry_on_error=[redis.ConnectionError])  # as the API's reads
         hub = EventHub(aioredis.Redis.from_url(server.url, retry_on_error=[]))  # as the API's hub
-        reader = AsyncJobReader(client)
+        reader = AsyncJobStore(client)
         events: list = []
 
         async def stream() -> None:
@@ -102,7 +133,7 @@ def test_a_long_poll_answers_when_its_wait_is_over(redis_server: RedisServer) ->
         hub = EventHub(client)
         loop = asyncio.get_running_loop()
         started = loop.time()
-        await wait_final(AsyncJobReader(client), hub, job_id, 0.3)
+        await wait_final(AsyncJobStore(client), hub, job_id, 0.3)
         elapsed = loop.time() - started
         await hub.aclose()
         await client.aclose()

@@ -18,7 +18,7 @@ from worker.store import (
     STATS_KEY,
     UNACKED_INDEX_KEY,
     UNACKED_KEY,
-    AsyncJobReader,
+    AsyncJobStore,
     Claim,
     InFlightLimit,
     JobStore,
@@ -204,7 +204,7 @@ def test_the_async_reader_sees_what_the_store_wrote(store: JobStore, redis_serve
     async def read() -> tuple:
         client = aioredis.Redis.from_url(redis_server.url)
         try:
-            reader = AsyncJobReader(client)
+            reader = AsyncJobStore(client)
             return (
                 await reader.get(job_id),
                 await reader.state(job_id),
@@ -263,13 +263,16 @@ def test_a_claim_starts_the_job_and_hands_over_its_request(store: JobStore) -> N
 
 def test_a_claim_takes_one_round_trip_and_survives_a_redis_that_lost_its_scripts(store: JobStore) -> None:
     first = new_job(store)
-    calls = lambda: {  # noqa: E731
-        name: stats["calls"] for name, stats in store.redis.info("commandstats").items() if name.startswith(("cmdstat_evalsha", "cmdstat_script"))
-    }
+
+    def calls() -> dict[str, int]:
+        stats = store.redis.info("commandstats")
+        return {name: stats[name]["calls"] for name in stats if name.startswith(("cmdstat_evalsha", "cmdstat_script"))}
+
     before = calls()
     assert store.claim(first, "cpu", "token", lease_s=5).started
     after = calls()
-    assert after.pop("cmdstat_evalsha") - before.pop("cmdstat_evalsha", 0) == 1 and after == before, "the claim is one EVALSHA and nothing else"
+    evalsha = after.pop("cmdstat_evalsha") - before.pop("cmdstat_evalsha", 0)
+    assert evalsha == 1 and after == before, "the claim is one EVALSHA and nothing else"
     store.redis.script_flush()  # as after a restart of Redis
     second, third = new_job(store), new_job(store)
     claims = store.claim_many([second, third], "cpu", ["a", "b"], lease_s=5)
@@ -350,7 +353,7 @@ def test_the_reader_returns_the_chunks_after_an_id(store: JobStore, redis_server
 
     async def read() -> tuple[list, list, list]:
         client = aioredis.Redis.from_url(redis_server.url)
-        reader = AsyncJobReader(client)
+        reader = AsyncJobStore(client)
         everything = await reader.live_after(job_id, "0")
         after_first = await reader.live_after(job_id, everything[0][0])
         after_last = await reader.live_after(job_id, everything[-1][0])
