@@ -12,11 +12,18 @@ import json
 import math
 import struct
 import time
+import types
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+deflate_library: types.ModuleType
+try:  # ISA-L's deflate: four to ten times zlib's speed on spike events, and smaller (benchmarks/RESULTS.md)
+    from isal import isal_zlib as deflate_library
+except ImportError:  # a platform without its wheels: zlib writes the same format, slower
+    deflate_library = zlib
 
 NPZ_COMPRESS_FROM_BYTES = 64 * 1024
 # Results whose arrays hold 64 KiB to 4 MiB are stored as NPZ only; the API makes their JSON when
@@ -53,36 +60,45 @@ def _write_array(out: io.BytesIO, array: np.ndarray) -> None:
     out.write(b"]")
 
 
-def _npy(array: np.ndarray) -> bytes:
-    """``array`` in the NPY 1.0 format, as ``numpy.save`` writes it (C order)."""
+def _npy(array: np.ndarray) -> tuple[bytes, memoryview]:
+    """``array`` in the NPY 1.0 format, as ``numpy.save`` writes it (C order): its header, and its
+    data as bytes without a copy (a C-ordered array's own memory)."""
     if array.dtype.hasobject:
         raise ValueError("object arrays are never written: they would need pickle to load")
     header = f"{{'descr': {np.lib.format.dtype_to_descr(array.dtype)!r}, 'fortran_order': False, 'shape': {array.shape!r}, }}"
     # magic (6) + version (2) + length (2) + header, padded with spaces to a multiple of 64, ending in a newline
     padded = header.encode("latin1") + b" " * (-(10 + len(header) + 1) % 64) + b"\n"
-    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(padded)) + padded + array.tobytes()
+    data = np.ascontiguousarray(array).reshape(-1).view(np.uint8).data
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(padded)) + padded, data
 
 
-def write_npz(arrays: dict[str, np.ndarray], deflate_level: int | None = None) -> bytes:
+def write_npz(arrays: dict[str, np.ndarray], deflate_level: int | None = None, library: Any = None) -> bytes:
     """What ``numpy.savez`` writes (a ZIP of ``<key>.npy`` entries), or with ``deflate_level``
-    what ``numpy.savez_compressed`` writes, at that zlib level; for results below 4 GiB. Written
-    directly: ``zipfile`` took most of a tiny job's encoding, and savez_compressed's level 6 took
-    five times level 1's time for a third less size on spike events (benchmarks/RESULTS.md)."""
+    what ``numpy.savez_compressed`` writes, deflated at that level by ``library`` (a module with
+    zlib's ``compressobj`` and ``crc32``; ``deflate_library`` unless given); for results below
+    4 GiB. Written directly, each array's memory read in place: ``zipfile`` took most of a tiny
+    job's encoding, and savez_compressed's zlib level 6 took five times level 1's time for a
+    third less size on spike events (benchmarks/RESULTS.md)."""
+    library = library or deflate_library
     out = io.BytesIO()
     directory = []
     for key, array in arrays.items():
-        name, data = f"{key}.npy".encode(), _npy(array)
-        crc, size = zlib.crc32(data), len(data)
+        name, (header, data) = f"{key}.npy".encode(), _npy(array)
+        crc, size = library.crc32(data, library.crc32(header)), len(header) + len(data)
         method = 0 if deflate_level is None else 8
+        pieces: list[bytes | memoryview] = [header, data]
         if deflate_level is not None:
-            packer = zlib.compressobj(deflate_level, zlib.DEFLATED, -15)  # a raw deflate stream, as ZIP holds it
-            data = packer.compress(data) + packer.flush()
-        if max(size, len(data), out.tell()) >= 2**32:
+            packer = library.compressobj(deflate_level, zlib.DEFLATED, -15)  # a raw deflate stream, as ZIP holds it
+            pieces = [packer.compress(header), packer.compress(data), packer.flush()]
+        stored = sum(map(len, pieces))
+        if max(size, stored, out.tell()) >= 2**32:
             raise ValueError("an NPZ entry of 4 GiB or more needs ZIP64")
         # version 2.0, no flags, the method, time and date of 1980-01-01 00:00, crc, sizes, name length
-        fields = struct.pack("<HHHHHIIIHH", 20, 0, method, 0, 0x21, crc, len(data), size, len(name), 0)
+        fields = struct.pack("<HHHHHIIIHH", 20, 0, method, 0, 0x21, crc, stored, size, len(name), 0)
         directory.append(b"PK\x01\x02" + struct.pack("<H", 20) + fields + struct.pack("<HHHII", 0, 0, 0, 0, out.tell()) + name)
-        out.write(b"PK\x03\x04" + fields + name + data)
+        out.write(b"PK\x03\x04" + fields + name)
+        for piece in pieces:
+            out.write(piece)
     start = out.tell()
     out.write(b"".join(directory))
     out.write(b"PK\x05\x06" + struct.pack("<HHHHIIH", 0, 0, len(directory), len(directory), out.tell() - start, start, 0))

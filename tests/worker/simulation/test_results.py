@@ -3,13 +3,15 @@
 import io
 import json
 import zipfile
+import zlib
+from typing import Any
 
 import numpy as np
 import pytest
 
 from tests.helpers import assert_same_recordings
 from worker.simulation import results as results_module
-from worker.simulation.results import LayerResult, Result, write_npz
+from worker.simulation.results import LayerResult, Result, deflate_library, write_npz
 
 
 def sample(batched: bool) -> Result:
@@ -132,10 +134,15 @@ def test_the_direct_npz_writer_refuses_object_arrays() -> None:
         write_npz({"bad": np.asarray([{}], dtype=object)})
 
 
-def test_the_compressed_npz_loads_like_numpys_and_is_smaller() -> None:
+def test_results_are_deflated_by_isa_l() -> None:
+    assert deflate_library.__name__ == "isal.isal_zlib", "installed with the service: zlib is the fallback only"
+
+
+@pytest.mark.parametrize("library", [deflate_library, zlib], ids=["isal", "zlib"])
+def test_the_compressed_npz_loads_like_numpys_and_is_smaller(library: Any) -> None:
     rng = np.random.default_rng(1)
     arrays = {**NPZ_ARRAYS, "big/times": np.sort(rng.integers(0, 10_000, 50_000))}
-    compressed = write_npz(arrays, deflate_level=1)
+    compressed = write_npz(arrays, deflate_level=1, library=library)
     with zipfile.ZipFile(io.BytesIO(compressed)) as archive:
         assert archive.testzip() is None and {info.compress_type for info in archive.infolist()} == {zipfile.ZIP_DEFLATED}
     loaded = np.load(io.BytesIO(compressed), allow_pickle=False)
