@@ -21,9 +21,9 @@ from collections.abc import Callable, Sequence
 import torch
 
 from worker.engine.synapses import Synapse
-from worker.simulation.build import InputStream, build_network
+from worker.simulation.build import InputStream, build_layer, build_network
 from worker.simulation.plan import Plan
-from worker.simulation.request import JobRequest
+from worker.simulation.request import JobRequest, Network
 from worker.simulation.results import Result
 from worker.simulation.runner import (
     SimulationError,
@@ -40,17 +40,27 @@ from worker.simulation.runner import (
 
 def _per_entry_network(runs: Sequence[tuple[JobRequest, Plan]], record_states: frozenset[str]) -> torch.nn.Module:
     """The first point's network with every neuron layer's parameters stacked over the points,
-    one batch entry each, and synaptic layers that compute each entry as if alone."""
-    networks = [build_network(request, plan, record_states) for request, plan in runs]
-    network = networks[0]
-    for index, layer in enumerate(runs[0][1].layers):
+    one batch entry each, and synaptic layers that compute each entry as if alone. The synaptic
+    layers are the first point's: points batch only where their weights are the same (the
+    points of a group differ in neuron parameters, rates, and seeds that draw no weight), so of
+    the others only the neuron layers are built."""
+    first_request, first_plan = runs[0]
+    chains = [request.network for request, _ in runs[1:]]
+    assert all(isinstance(chain, Network) for chain in chains), "only chains of layers are batched"
+    network = build_network(first_request, first_plan, record_states)
+    no_weights = torch.Generator()  # neuron layers of the batched models draw nothing
+    for index, layer in enumerate(first_plan.layers):
         module = network[index]
         if isinstance(module, Synapse):
             module.per_entry = True
         if not layer.is_neuron:
             continue
+        others = [
+            build_layer(chain.layers[index], plan.layers[index], no_weights, request.dt, layer.name in record_states)  # type: ignore[union-attr]
+            for chain, (request, plan) in zip(chains, runs[1:], strict=True)
+        ]
         for name, _ in list(module.named_buffers(recurse=False)):
-            values = [other[index].get_buffer(name).expand(layer.out_shape) for other in networks]
+            values = [entry.get_buffer(name).expand(layer.out_shape) for entry in (module, *others)]
             module.register_buffer(name, torch.stack(values).contiguous())
     return network
 
