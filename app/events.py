@@ -94,6 +94,7 @@ class EventHub:
         self.client = client
         self._listeners: dict[str, set[Listener]] = {}
         self._task: asyncio.Task | None = None
+        self._pubsub: PubSub | None = None  # the connection while it is up
         self._followed_changed = asyncio.Event()
 
     @property
@@ -121,7 +122,7 @@ class EventHub:
     async def _run(self) -> None:
         backoff = 0.1
         while True:
-            pubsub = self.client.pubsub()
+            pubsub = self._pubsub = self.client.pubsub()
             subscriber: asyncio.Task | None = None
             try:
                 await pubsub.subscribe(HUB_CHANNEL)  # the connection stays subscribed while no job is followed
@@ -141,17 +142,21 @@ class EventHub:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
             finally:
+                self._pubsub = None
                 if subscriber is not None:
-                    subscriber.cancel()
+                    await _stop(subscriber, self._followed_changed)
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
 
     async def _follow(self, pubsub: PubSub) -> None:
         """Subscribes to the channels of followed jobs and unsubscribes from the others, one
-        change after another (so an unsubscribe never overtakes a later subscribe)."""
+        change after another (so an unsubscribe never overtakes a later subscribe), for as long
+        as ``pubsub`` is the hub's connection."""
         subscribed: set[str] = set()
         while True:
             await self._followed_changed.wait()
+            if pubsub is not self._pubsub:
+                return
             self._followed_changed.clear()
             followed = set(self._listeners)
             new, gone = followed - subscribed, subscribed - followed
@@ -184,6 +189,19 @@ class EventHub:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
+
+
+async def _stop(follower: asyncio.Task, wake: asyncio.Event) -> None:
+    """Ends the subscriptions task of a connection that is going: woken, it sees that and returns
+    (a cancel alone was seen to leave it running, cancelled while inside a redis-py command); one
+    still in a command is cancelled. Its error, if any, is taken so that none goes unreported."""
+    wake.set()
+    await asyncio.wait([follower], timeout=1.0)
+    while not follower.done():
+        follower.cancel()
+        await asyncio.wait([follower], timeout=1.0)
+    if not follower.cancelled():
+        follower.exception()
 
 
 def _snapshot(job: object) -> dict:
@@ -253,10 +271,13 @@ async def sweep_events(
     last: dict | None = None
     sent_at = loop.time()
     read_at = sent_at - SWEEP_READ_INTERVAL_S
+    event: dict | None = None
     with hub.listen(sweep_id) as listener:
         while True:
-            # points of a batch end together: one read for all of them (a read costs a round trip per point)
-            await asyncio.sleep(max(0.0, read_at + SWEEP_READ_INTERVAL_S - loop.time()))
+            # points of a batch end together: one read for all of them (a read costs a round trip
+            # per point), but the end of the last one is read at once
+            if event is None or event.get("ended", 0) < event.get("points", 1):
+                await asyncio.sleep(max(0.0, read_at + SWEEP_READ_INTERVAL_S - loop.time()))
             read_at = loop.time()
             current = await read_status()
             if current is None:
@@ -270,7 +291,7 @@ async def sweep_events(
                 yield PING
             if current["status"] in FINAL_STATES:
                 return
-            await listener.wait(period_s)
+            event = await listener.wait(period_s)
 
 
 async def wait_final(reader: AsyncJobStore, hub: EventHub, job_id: str, wait_s: float) -> None:
@@ -288,7 +309,10 @@ async def wait_final(reader: AsyncJobStore, hub: EventHub, job_id: str, wait_s: 
 
 
 def _not_newer(event: dict, last: dict) -> bool:
-    """Events arrive from two sources (messages and re-reads); keep them in order, without repeats."""
+    """Events arrive from two sources (messages and re-reads); keep them in order, without repeats.
+    A sweep's events count its ended points."""
+    if "ended" in event or "ended" in last:
+        return event.get("ended", 0) <= last.get("ended", 0)
     order = {"queued": 0, "running": 1, "succeeded": 2, "failed": 2, "cancelled": 2}
     if order[event["status"]] != order[last["status"]]:
         return order[event["status"]] < order[last["status"]]

@@ -4,12 +4,14 @@ which survive a Redis restart; streams per key are capped."""
 import asyncio
 import contextlib
 import json
+import logging
 import pathlib
 
+import pytest
 import redis
 import redis.asyncio as aioredis
 
-from app.events import EventHub, StreamSlots, job_events, wait_final
+from app.events import EventHub, Listener, StreamSlots, job_events, sweep_events, wait_final
 from app.redis_server import RedisServer
 from worker.store import AsyncJobStore, JobStore
 
@@ -140,6 +142,41 @@ def test_a_long_poll_answers_when_its_wait_is_over(redis_server: RedisServer) ->
         return elapsed
 
     assert 0.3 <= asyncio.run(scenario()) < 1.5
+
+
+def test_a_burst_of_sweep_events_keeps_the_newest_and_ends_the_sweeps_stream(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    listener = Listener("s")
+    for ended in (1, 2, 3):  # events a stream has not taken yet: the newest stays
+        listener.push({"sweep": "s", "ended": ended, "points": 3})
+    assert listener.latest == {"sweep": "s", "ended": 3, "points": 3}
+    ended = {"points": 0}
+
+    async def read_status() -> dict:
+        return {"status": "succeeded" if ended["points"] == 3 else "running", "ended": ended["points"]}
+
+    async def scenario() -> list[bytes]:
+        client = aioredis.Redis.from_url(redis_server.url)
+        hub = EventHub(client)
+        stream = sweep_events(hub, "s", read_status, period_s=60)  # no re-read before a minute
+        try:
+            sent = [await anext(stream)]
+            await until(lambda: sync.pubsub_numsub("ss:events:s")[0][1] == 1)
+            ended["points"] = 3
+            for count in (1, 2, 3):  # the points of a batch end together
+                await client.publish("ss:events:s", json.dumps({"sweep": "s", "ended": count, "points": 3}))
+            sent += [chunk async for chunk in stream]
+            return sent
+        finally:
+            await hub.aclose()
+            await client.aclose()
+
+    sync = redis.Redis.from_url(redis_server.url)
+    with caplog.at_level(logging.WARNING, logger="app.events"):
+        sent = asyncio.run(asyncio.wait_for(scenario(), 10))
+    assert [json.loads(chunk.split(b"data: ", 1)[1])["status"] for chunk in sent] == ["running", "succeeded"]
+    assert not caplog.records, "the hub kept its subscription through the burst"
 
 
 def test_stream_slots_cap_each_key_separately() -> None:
