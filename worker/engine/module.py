@@ -70,7 +70,7 @@ class NeuronModule(torch.nn.Module):
             # stores them (its checks hold for a NamedTuple's field names): a tensor and a
             # register_buffer each took 40 of the 100 us that a tiny job's network takes to build.
             tensors = torch.tensor(list(numbers.values()), dtype=torch.get_default_dtype()).unbind()
-            self._buffers.update(zip(numbers, tensors))
+            self._buffers.update(zip(numbers, tensors, strict=True))
 
     @property
     def p(self) -> Any:
