@@ -19,8 +19,9 @@ def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Faulty]:
     service = Faulty(
         pathlib.Path(tmp_path_factory.mktemp("time-limits")),
         soft_time_limit_s="2",
-        hard_time_limit_s="4",
-        max_step_ops=str(10**12),
+        hard_time_limit_s="3",
+        max_step_ops=str(10**13),
+        max_parameters=str(2 * 10**8),
         max_batch="8192",
     )
     try:
@@ -30,14 +31,15 @@ def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Faulty]:
 
 
 def test_a_step_longer_than_the_hard_time_limit_fails_once_as_over_its_time_limit(limited: Faulty) -> None:
-    """One step of this job is a single matrix product of 8,192^3 multiply-adds (15-30 s here):
-    Celery's soft limit (at 3 s) cannot interrupt it, so the hard limit (4 s) kills the pool
-    process in the middle of that step. The job fails once, with the time limit as its reason,
-    and is not run again."""
+    """One step of this job is a single matrix product of 8,192^2 x 16,384 multiply-adds (6.6 s
+    here on 2026-11-30; 8,192^3 took 15-30 s on slower days and 3.3 s that day, which let the
+    step end before the hard limit): Celery's soft limit (at 2.5 s) cannot interrupt it, so the
+    hard limit (3 s) kills the pool process in the middle of that step. The job fails once, with
+    the time limit as its reason, and is not run again."""
     request = {
         "network": {
             "layers": [
-                {"type": "linear", "in_features": 8192, "out_features": 8192, "weight": {"init": "constant", "value": 0.0}}
+                {"type": "linear", "in_features": 8192, "out_features": 16384, "weight": {"init": "constant", "value": 0.0}}
             ]
         },
         "input": {"type": "constant", "value": 1.0, "shape": [8192], "steps": 3},
@@ -45,7 +47,7 @@ def test_a_step_longer_than_the_hard_time_limit_fails_once_as_over_its_time_limi
     }
     final = ends_once(limited, request)
     assert final["error"] == "time limit of 2 s exceeded" and final["attempts"] == 1
-    assert b"Hard time limit (4" in (limited.root / "worker.log").read_bytes(), "the pool process was killed"
+    assert b"Hard time limit (3" in (limited.root / "worker.log").read_bytes(), "the pool process was killed"
     still_serves(limited)
 
 
