@@ -638,21 +638,11 @@ class JobStore:
 
     # --- records ------------------------------------------------------------------------------
 
-    def create(
-        self,
-        owner: str,
-        request_json: bytes | memoryview,
-        steps_total: int,
-        max_in_flight: int,
-        submitted: bytes | memoryview = b"",
-        message: Callable[[str], bytes] | None = None,
-        live: bool = False,
-        name: str | None = None,
-    ) -> Job:
-        """A new queued job (``new_submission``, which says what each argument is)."""
-        return self.submit(new_submission(owner, request_json, steps_total, max_in_flight, submitted, message, live, name))
+    def create(self, owner: str, request_json: bytes | memoryview, steps_total: int, max_in_flight: int, **options: Any) -> Job:
+        """A new queued job: ``submit`` of ``new_submission``, which says what each argument is."""
+        return self.submit(new_submission(owner, request_json, steps_total, max_in_flight, **options))
 
-    def submit(self, submission: "Submission") -> Job:
+    def submit(self, submission: Submission) -> Job:
         """Records the job and its queue message in one atomic script; InFlightLimit when the
         owner has too many jobs queued or running."""
         if not self._submit(keys=submission.keys, args=submission.args):
