@@ -538,6 +538,19 @@ class Claim:
 
 
 @dataclass(frozen=True)
+class Success:
+    """A run that succeeded, encoded, as ``JobStore.succeed_many`` stores it."""
+
+    job_id: str
+    result_json: bytes
+    result_npz: bytes
+    neuron_steps: int
+    wall_s: float
+    lease_token: str = ""
+    summary: bytes = b"{}"  # JSON: spikes and mean rate per recorded layer, kept in the record
+
+
+@dataclass(frozen=True)
 class Submission:
     """A new job as the submit script takes it (keys and arguments), and its record as written."""
 
@@ -751,28 +764,31 @@ class JobStore:
         return self.claim_many([job_id], device, [token], lease_s)[0]
 
     def claim_many(self, job_ids: list[str], device: str, tokens: list[str], lease_s: float) -> list["Claim"]:
-        """``claim`` for several jobs (each with its lease token) in one round trip.
-
-        The script is called by its hash in a plain pipeline: redis-py's pipelined scripts ask
-        Redis whether the script is loaded on every execute, a second round trip per claim. A
-        Redis that lost its scripts (a restart) answers NOSCRIPT; the script is then loaded and
-        the claims sent again (a refused ``EVALSHA`` changed nothing)."""
+        """``claim`` for several jobs (each with its lease token) in one round trip."""
         now = time.time()
         lease_ms = int(lease_s * 1000)
         calls = [
             ([job_key(job_id), lease_key(job_id), STATS_KEY, request_key(job_id)], [now, device, token, lease_ms, *self._policy])
             for job_id, token in zip(job_ids, tokens, strict=True)
         ]
+        return [_claim_of(reply) for reply in self._pipelined(self._start, _START, calls)]
+
+    def _pipelined(self, script: Any, source: str, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
+        """``script`` called once per (keys, args) in one round trip, by its hash in a plain
+        pipeline: redis-py's pipelined scripts ask Redis whether the script is loaded on every
+        execute, a second round trip. A Redis that lost its scripts (a restart) answers NOSCRIPT
+        to every call; the script is then loaded and the calls sent again (a refused ``EVALSHA``
+        changed nothing)."""
         for attempt in range(2):
             pipe = self.redis.pipeline(transaction=False)
             for keys, args in calls:
-                pipe.execute_command("EVALSHA", self._start.sha, len(keys), *keys, *args)
+                pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
             try:
-                return [_claim_of(reply) for reply in pipe.execute()]
+                return pipe.execute()
             except redis.exceptions.NoScriptError:
                 if attempt:
                     raise
-                self.redis.script_load(_START)
+                self.redis.script_load(source)
         raise AssertionError("unreachable")
 
     def start(self, job_id: str, device: str, token: str = "", lease_s: float = 20.0) -> bool:
@@ -890,22 +906,20 @@ class JobStore:
     ) -> bool:
         """running -> succeeded with the results (one round trip); releases the lease if ``lease_token``
         holds it. ``summary`` (JSON: spikes and mean rate per recorded layer) stays in the record."""
-        keys = [job_key(job_id), request_key(job_id), lease_key(job_id), STATS_KEY, result_key(job_id, "json")]
-        keys.append(result_key(job_id, "npz"))
-        buckets = [bound for bound in DURATION_BUCKETS if wall_s <= bound]
-        args: list[Any] = [
-            time.time(),
-            lease_token,
-            self.result_ttl_s,
-            self.job_ttl_s,
-            result_json,
-            result_npz,
-            neuron_steps,
-            wall_s,
-            summary,
-        ]
-        reply = self._succeed(keys=keys, args=[*args, *buckets])
-        return bool(reply and reply[0])  # {} when the record is gone
+        return self.succeed_many([Success(job_id, result_json, result_npz, neuron_steps, wall_s, lease_token, summary)])[0]
+
+    def succeed_many(self, successes: list["Success"]) -> list[bool]:
+        """``succeed`` for several jobs in one round trip (sweep points run as one batch end
+        together); for each, whether it moved (False: the record was no longer running, or gone)."""
+        now = time.time()
+        calls = []
+        for done in successes:
+            keys = [job_key(done.job_id), request_key(done.job_id), lease_key(done.job_id), STATS_KEY]
+            keys += [result_key(done.job_id, "json"), result_key(done.job_id, "npz")]
+            args: list[Any] = [now, done.lease_token, self.result_ttl_s, self.job_ttl_s, done.result_json, done.result_npz]
+            args += [done.neuron_steps, done.wall_s, done.summary, *(bound for bound in DURATION_BUCKETS if done.wall_s <= bound)]
+            calls.append((keys, args))
+        return [bool(reply and reply[0]) for reply in self._pipelined(self._succeed, _SUCCEED, calls)]  # {} when gone
 
     def fail(self, job_id: str, error: str) -> bool:
         return self.transition(job_id, ("queued", "running"), "failed", error=error)[0]

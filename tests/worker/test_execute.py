@@ -130,7 +130,7 @@ def test_an_error_while_storing_fails_the_job_with_its_reason(
     def refused(*args: object, **kwargs: object) -> None:
         raise redis.ResponseError("Protocol error: invalid bulk length")
 
-    monkeypatch.setattr(JobStore, "succeed", refused)
+    monkeypatch.setattr(JobStore, "succeed_many", refused)
     job_id = submit(store, json.loads((EXAMPLES / "seed.json").read_text()))
     assert execute_job(store, job_id, settings, device="cpu") == "failed"
     assert (

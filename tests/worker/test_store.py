@@ -22,6 +22,7 @@ from worker.store import (
     Claim,
     InFlightLimit,
     JobStore,
+    Success,
     events_channel,
     live_key,
 )
@@ -290,6 +291,20 @@ def test_a_claim_is_refused_once_a_cancel_was_requested(store: JobStore) -> None
     store.request_cancel(dead)  # running: only the flag is raised
     time.sleep(0.3)  # the first worker's lease lapses: the claim settles the dead run first
     assert store.claim(dead, "cpu", "second", lease_s=5) == Claim(started=False, state="cancelled")
+
+
+def test_several_successes_are_stored_in_one_round_trip_each_on_its_own_terms(store: JobStore) -> None:
+    first, cancelled, third = new_job(store), new_job(store), new_job(store)
+    for job_id in (first, cancelled, third):
+        store.claim(job_id, "cpu", f"lease of {job_id}", lease_s=5)
+    store.request_cancel(cancelled)
+    store.cancelled(cancelled)  # ended meanwhile: its success is refused, the others stored
+    store.redis.script_flush()  # as after a restart of Redis
+    successes = [Success(job_id, b"{}", job_id.encode(), 10, 0.01, f"lease of {job_id}") for job_id in (first, cancelled, third)]
+    assert store.succeed_many(successes) == [True, False, True]
+    assert [store.get(job_id).state for job_id in (first, cancelled, third)] == ["succeeded", "cancelled", "succeeded"]
+    assert store.result(third, "npz") == third.encode() and store.result(cancelled, "npz") is None
+    assert not store.redis.exists(f"ss:job:{first}:lease"), "each lease is released"
 
 
 def test_success_stores_results_statistics_and_expiry_and_releases_the_lease(store: JobStore) -> None:
