@@ -105,6 +105,7 @@ class EventHub:
     def listen(self, job_id: str) -> Iterator[Listener]:
         """Events for ``job_id`` from now on (register before reading the record: nothing is missed)."""
         if self._task is None or self._task.done():
+            self._followed_changed = asyncio.Event()  # bound to this event loop, as the task
             self._task = asyncio.get_running_loop().create_task(self._run(), name="spikeserve-event-hub")
         listener = Listener(job_id)
         group = self._listeners.setdefault(job_id, set())

@@ -85,6 +85,26 @@ def test_the_hub_subscribes_to_the_jobs_it_follows_only_and_for_as_long_as_they_
     assert asyncio.run(scenario()) == [(1, 1, 0), (1, 0, 0), (1, 0, 0)]
 
 
+def test_a_hub_closed_in_one_event_loop_follows_jobs_in_the_next(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    hub = EventHub(aioredis.Redis.from_url(redis_server.url))
+
+    async def follow_two_jobs_one_after_the_other() -> list[dict | None]:
+        hub.client = aioredis.Redis.from_url(redis_server.url)
+        confirmations = []
+        for job_id in ("a", "b"):  # the second needs the subscription task to wait a second time
+            with hub.listen(job_id) as listener:
+                confirmations.append(await listener.wait(2))
+        await hub.aclose()
+        return confirmations
+
+    with caplog.at_level(logging.WARNING, logger="app.events"):
+        assert asyncio.run(follow_two_jobs_one_after_the_other()) == [None, None]
+        assert asyncio.run(follow_two_jobs_one_after_the_other()) == [None, None]
+    assert not caplog.records, "no subscription was lost"
+
+
 def test_streams_and_long_polls_follow_a_job_through_a_redis_restart(tmp_path: pathlib.Path) -> None:
     server = RedisServer(tmp_path / "redis").start()
     store = JobStore(redis.Redis.from_url(server.url))
