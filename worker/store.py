@@ -771,9 +771,9 @@ class JobStore:
             ([job_key(job_id), lease_key(job_id), STATS_KEY, request_key(job_id)], [now, device, token, lease_ms, *self._policy])
             for job_id, token in zip(job_ids, tokens, strict=True)
         ]
-        return [_claim_of(reply) for reply in self._pipelined(self._start, _START, calls)]
+        return [_claim_of(reply) for reply in self._pipelined(self._start, calls)]
 
-    def _pipelined(self, script: Any, source: str, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
+    def _pipelined(self, script: Any, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
         """``script`` called once per (keys, args) in one round trip, by its hash in a plain
         pipeline: redis-py's pipelined scripts ask Redis whether the script is loaded on every
         execute, a second round trip. A Redis that lost its scripts (a restart) answers NOSCRIPT
@@ -788,7 +788,7 @@ class JobStore:
             except redis.exceptions.NoScriptError:
                 if attempt:
                     raise
-                self.redis.script_load(source)
+                self.redis.script_load(script.script)
         raise AssertionError("unreachable")
 
     def start(self, job_id: str, device: str, token: str = "", lease_s: float = 20.0) -> bool:
@@ -908,7 +908,7 @@ class JobStore:
         holds it. ``summary`` (JSON: spikes and mean rate per recorded layer) stays in the record."""
         return self.succeed_many([Success(job_id, result_json, result_npz, neuron_steps, wall_s, lease_token, summary)])[0]
 
-    def succeed_many(self, successes: list["Success"]) -> list[bool]:
+    def succeed_many(self, successes: list[Success]) -> list[bool]:
         """``succeed`` for several jobs in one round trip (sweep points run as one batch end
         together); for each, whether it moved (False: the record was no longer running, or gone)."""
         now = time.time()
@@ -919,7 +919,7 @@ class JobStore:
             args: list[Any] = [now, done.lease_token, self.result_ttl_s, self.job_ttl_s, done.result_json, done.result_npz]
             args += [done.neuron_steps, done.wall_s, done.summary, *(bound for bound in DURATION_BUCKETS if done.wall_s <= bound)]
             calls.append((keys, args))
-        return [bool(reply and reply[0]) for reply in self._pipelined(self._succeed, _SUCCEED, calls)]  # {} when gone
+        return [bool(reply and reply[0]) for reply in self._pipelined(self._succeed, calls)]  # {} when gone
 
     def fail(self, job_id: str, error: str) -> bool:
         return self.transition(job_id, ("queued", "running"), "failed", error=error)[0]
