@@ -21,13 +21,16 @@ def as_float(x: torch.Tensor) -> torch.Tensor:
 
 
 def cast_params(p: Any, like: torch.Tensor) -> Any:
-    """``p`` with every floating tensor field on ``like``'s device and in its dtype."""
+    """``p`` with every floating tensor field on ``like``'s device and in its dtype (``p`` itself
+    when all are already)."""
+    dtype, device = like.dtype, like.device
+    if not any(
+        isinstance(value, torch.Tensor) and value.is_floating_point() and (value.dtype != dtype or value.device != device)
+        for value in p
+    ):
+        return p
     fields = {
-        name: value.to(device=like.device, dtype=like.dtype)
-        if isinstance(value, torch.Tensor)
-        and value.is_floating_point()
-        and (value.dtype != like.dtype or value.device != like.device)  # a call per field costs more than the check
-        else value
+        name: value.to(device=device, dtype=dtype) if isinstance(value, torch.Tensor) and value.is_floating_point() else value
         for name, value in p._asdict().items()
     }
     return rebuilt(type(p), fields)
@@ -75,8 +78,7 @@ class NeuronModule(torch.nn.Module):
     @property
     def p(self) -> Any:
         """The parameters as their NamedTuple, holding this module's tensors."""
-        fields = {name: self._static[name] if name in self._static else getattr(self, name) for name in self._param_type._fields}
-        return rebuilt(self._param_type, fields)
+        return rebuilt(self._param_type, self._parameters | self._buffers | self._static)  # as getattr reads them, quicker
 
     def extra_repr(self) -> str:
         return f"p={self.p}, dt={self.dt}"

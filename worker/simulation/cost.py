@@ -143,7 +143,8 @@ class Cost:
     @property
     def chunk_steps(self) -> int:
         by_memory = CHUNK_BUDGET_BYTES // max(1, self.step_bytes)
-        by_time = int(CHUNK_TARGET_S / self.step_seconds) if self.step_seconds > 0 else MAX_CHUNK_STEPS
+        step_seconds = self.step_seconds
+        by_time = int(CHUNK_TARGET_S / step_seconds) if step_seconds > 0 else MAX_CHUNK_STEPS
         return max(1, min(self.steps, MAX_CHUNK_STEPS, by_memory, by_time))
 
     @property

@@ -157,6 +157,36 @@ def test_gradients_equal_the_reference_loop(backend: str, name: str, reset: str,
         assert grads[0][0].abs().sum() > 0
 
 
+@pytest.mark.parametrize("name", list(MODELS))
+def test_parameters_all_neurons_share_are_read_once_by_the_c_kernels(name: str) -> None:
+    """A single value (the usual case) reaches the kernels as one number, not N copies; mixed with
+    per-neuron ones, forward and backward equal the reference loop."""
+    generator = torch.Generator().manual_seed(zlib.crc32(f"shared{name}".encode()))
+    module_type, parameter_type = MODELS[name]
+    fields = [field for field in parameter_type._fields if field in RANGES]
+    values = {field: sum(RANGES[field]) / 2 for field in fields[::2]}  # every other one shared
+    shape = (2, 300)
+    values |= {field: RANGES[field][0] + torch.rand(shape[-1:], generator=generator) for field in fields[1::2]}
+    module = module_type(parameter_type(**values))
+    x = drive(shape, 30, generator, torch.device("cpu"))
+    assert all(getattr(module, field).dim() == 0 for field in fields[::2])
+    bits = {name: cpu._coefficients({name: torch.zeros(())}).shared for name in ("a", "v_th", "alpha")}
+    assert bits == {"a": 1, "v_th": 16, "alpha": 128}, "one bit per shared coefficient, in the struct's order"
+    module.record_states = True
+    expected_out, expected_states = reference(module, x)
+    out, states = fused(module, x, "cpu", record_states=True)
+    torch.testing.assert_close(out, expected_out, rtol=0, atol=0 if FUSED_MODELS[name].spiking else 1e-5)
+    assert_states_close(states, expected_states)
+    x = x.requires_grad_()
+    grads = []
+    for run in (reference, lambda m, x: fused(m, x, "cpu")):
+        x.grad = None
+        out, _ = run(module, x)
+        out.sum().backward()
+        grads.append(x.grad.clone())
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_input_broadcast_over_time_is_read_in_place(backend: str) -> None:
     device = device_for(backend)

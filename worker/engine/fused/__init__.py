@@ -114,7 +114,8 @@ def fused_sequence(
     if needs_grad and record_states:
         return None
     steps, shape = x.shape[0], x.shape[1:]
-    coeffs = {name: expand(value, shape, x) for name, value in coefficients(p, dt).items()}
+    shared = getattr(kernels, "SHARED_COEFFICIENTS", False)
+    coeffs = {name: expand(value, shape, x, shared) for name, value in coefficients(p, dt).items()}
     initial = [expand(getattr(state, name), shape, x) for name in model.state_fields]
     if any(value is None for value in [*coeffs.values(), *initial]):
         return None

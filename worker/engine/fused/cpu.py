@@ -27,7 +27,11 @@ FLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fopen
 
 
 class Coefficients(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_void_p) for name in COEFFICIENTS]
+    _fields_ = [*((name, ctypes.c_void_p) for name in COEFFICIENTS), ("shared", ctypes.c_uint32)]
+
+
+# A coefficient may be one value that all neurons share (a 0-d tensor): the kernels read it as such.
+SHARED_COEFFICIENTS = True
 
 
 class Outputs(ctypes.Structure):
@@ -92,7 +96,8 @@ def _ptr(tensor: torch.Tensor | None) -> int | None:
 
 
 def _coefficients(coeffs: dict[str, torch.Tensor]) -> Coefficients:
-    return Coefficients(**{name: _ptr(coeffs.get(name)) for name in COEFFICIENTS})
+    shared = sum(1 << bit for bit, name in enumerate(COEFFICIENTS) if name in coeffs and coeffs[name].dim() == 0)
+    return Coefficients(**{name: _ptr(coeffs.get(name)) for name in COEFFICIENTS}, shared=shared)
 
 
 def forward(

@@ -26,9 +26,13 @@ enum { SUR_HEAVISIDE = 0, SUR_SUPER = 1, SUR_FAST_SIGMOID = 2, SUR_TRIANGLE = 3,
  * 10% faster with 2 to 16 steps ahead). */
 #define PREFETCH_STEPS 4
 
-/* Per-neuron coefficient arrays, each of length N; fields a model does not use may be NULL. */
+/* Per-neuron coefficient arrays, each of length N; fields a model does not use may be NULL. A field
+ * whose bit is set in `shared` (bit 0: a, ..., bit 7: alpha, in this order) points at one value
+ * that every neuron shares: a layer's parameters usually are, and expanding them to N values cost
+ * a small job more than its simulation. */
 typedef struct {
     const float *a, *c, *e, *v_leak, *v_th, *v_reset, *beta, *alpha;
+    uint32_t shared;
 } coeffs_t;
 
 /* Where a forward pass writes; any pointer may be NULL. Arrays are (T, N), row-major. */
@@ -43,6 +47,11 @@ typedef struct {
 static inline void load(float *dst, const float *src, int64_t j0, int64_t n) {
     if (src) for (int64_t k = 0; k < n; k++) dst[k] = src[j0 + k];
     else for (int64_t k = 0; k < n; k++) dst[k] = 0.0f;
+}
+
+static inline void load_coeff(float *dst, const float *src, int shared, int64_t j0, int64_t n) {
+    if (src && shared) for (int64_t k = 0; k < n; k++) dst[k] = src[0];
+    else load(dst, src, j0, n);
 }
 
 static inline void store(float *restrict dst, const float *restrict src, int64_t j0, int64_t n) {
@@ -61,14 +70,15 @@ typedef struct {
 } block_coeffs_t;
 
 static inline void load_coeffs(const int model, const coeffs_t *p, int64_t j0, int64_t n, block_coeffs_t *k) {
-    load(k->a, LEAKY(model) ? p->a : NULL, j0, n);
-    load(k->c, HAS_CURRENT(model) ? p->c : NULL, j0, n);
-    load(k->e, ADAPTIVE(model) ? p->e : NULL, j0, n);
-    load(k->v_leak, LEAKY(model) ? p->v_leak : NULL, j0, n);
-    load(k->v_th, SPIKING(model) ? p->v_th : NULL, j0, n);
-    load(k->v_reset, SPIKING(model) ? p->v_reset : NULL, j0, n);
-    load(k->beta, ADAPTIVE(model) ? p->beta : NULL, j0, n);
-    load(k->alpha, SPIKING(model) ? p->alpha : NULL, j0, n);
+    const uint32_t s = p->shared;
+    load_coeff(k->a, LEAKY(model) ? p->a : NULL, s & 1u, j0, n);
+    load_coeff(k->c, HAS_CURRENT(model) ? p->c : NULL, s & 2u, j0, n);
+    load_coeff(k->e, ADAPTIVE(model) ? p->e : NULL, s & 4u, j0, n);
+    load_coeff(k->v_leak, LEAKY(model) ? p->v_leak : NULL, s & 8u, j0, n);
+    load_coeff(k->v_th, SPIKING(model) ? p->v_th : NULL, s & 16u, j0, n);
+    load_coeff(k->v_reset, SPIKING(model) ? p->v_reset : NULL, s & 32u, j0, n);
+    load_coeff(k->beta, ADAPTIVE(model) ? p->beta : NULL, s & 64u, j0, n);
+    load_coeff(k->alpha, SPIKING(model) ? p->alpha : NULL, s & 128u, j0, n);
 }
 
 /* The state (or its gradient): v always, i with a synaptic current, b with adaptation. */

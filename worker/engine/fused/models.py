@@ -51,12 +51,13 @@ def coefficients(p: Any, dt: float) -> dict[str, Any]:
     return coeffs
 
 
-def expand(value: Any, shape: torch.Size, like: torch.Tensor) -> torch.Tensor | None:
+def expand(value: Any, shape: torch.Size, like: torch.Tensor, shared: bool = False) -> torch.Tensor | None:
     """``value`` as a contiguous float32 tensor of the neurons' ``shape``; None if it would not fit
-    (a parameter whose shape broadcasts the state to a larger one)."""
+    (a parameter whose shape broadcasts the state to a larger one). With ``shared`` a single value
+    stays a 0-d tensor, for kernels that read it once for all neurons."""
     tensor = torch.as_tensor(value, dtype=like.dtype, device=like.device)
     if tensor.dim() == 0:  # the common case, a parameter shared by all neurons: two operations instead of four
-        return tensor.expand(math.prod(shape)).contiguous()
+        return tensor if shared else tensor.expand(math.prod(shape)).contiguous()
     try:
         return tensor.expand(shape).contiguous().reshape(-1)
     except RuntimeError:
