@@ -1,5 +1,6 @@
 """Prometheus metrics, read from the store at scrape time so every API replica reports the same."""
 
+import itertools
 from collections.abc import Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
@@ -29,7 +30,8 @@ class StoreCollector(Collector):
             "spikeserve_neuron_steps", "Neuron-steps simulated by succeeded jobs", value=stats.get("neuron_steps", 0.0)
         )
         total: float = stats.get("duration_count", 0.0)
-        buckets = [(str(bound), stats.get(f"duration_le:{bound}", 0.0)) for bound in DURATION_BUCKETS] + [("+Inf", total)]
+        under = itertools.accumulate(stats.get(f"duration_in:{bound}", 0.0) for bound in DURATION_BUCKETS)
+        buckets = [*zip(map(str, DURATION_BUCKETS), under, strict=True), ("+Inf", total)]
         yield HistogramMetricFamily(
             "spikeserve_job_duration_seconds",
             "Simulation wall time of succeeded jobs",

@@ -38,6 +38,13 @@ ACTIVE_STATES = ("queued", "running")
 DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 60.0, 300.0, 1800.0)
 
 
+def duration_bucket(wall_s: float) -> list[float]:
+    """The smallest bucket bound a job's duration falls under (none past the last). The stats
+    count jobs per bucket, ``duration_in:<bound>``, and the metrics add them up: one counter per
+    job instead of one per bucket it is under."""
+    return [bound for bound in DURATION_BUCKETS if wall_s <= bound][:1]
+
+
 def job_key(job_id: str) -> str:
     return f"{PREFIX}:job:{job_id}"
 
@@ -338,7 +345,7 @@ if moved[1] == 1 then
   redis.call('HINCRBY', KEYS[4], 'neuron_steps', ARGV[7])
   redis.call('HINCRBYFLOAT', KEYS[4], 'duration_sum', ARGV[8])
   redis.call('HINCRBY', KEYS[4], 'duration_count', 1)
-  for i = 10, #ARGV do redis.call('HINCRBY', KEYS[4], 'duration_le:' .. ARGV[i], 1) end
+  if ARGV[10] then redis.call('HINCRBY', KEYS[4], 'duration_in:' .. ARGV[10], 1) end
 end
 if redis.call('GET', KEYS[3]) == ARGV[2] then redis.call('DEL', KEYS[3]) end
 return moved
@@ -917,7 +924,7 @@ class JobStore:
             keys = [job_key(done.job_id), request_key(done.job_id), lease_key(done.job_id), STATS_KEY]
             keys += [result_key(done.job_id, "json"), result_key(done.job_id, "npz")]
             args: list[Any] = [now, done.lease_token, self.result_ttl_s, self.job_ttl_s, done.result_json, done.result_npz]
-            args += [done.neuron_steps, done.wall_s, done.summary, *(bound for bound in DURATION_BUCKETS if done.wall_s <= bound)]
+            args += [done.neuron_steps, done.wall_s, done.summary, *duration_bucket(done.wall_s)]
             calls.append((keys, args))
         return [bool(reply and reply[0]) for reply in self._pipelined(self._succeed, calls)]  # {} when gone
 
