@@ -244,13 +244,16 @@ def test_triton_event_kernels_compile_for_hopper() -> None:
 # --- recording --------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("density", [0.1, 0.5, 0.95])
 @pytest.mark.parametrize("kernels", ["on", "off"])
-def test_recorded_events_are_the_spikes_in_step_batch_neuron_order(kernels: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The C kernels and PyTorch's nonzero (the path on CUDA and without kernels) agree; the
-    budget hears the total before anything is listed."""
+def test_recorded_events_are_the_spikes_in_step_batch_neuron_order(
+    kernels: str, density: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The C kernels and PyTorch's nonzero (the path on CUDA and without kernels) agree, sparse or
+    dense; the budget hears the total before anything is listed."""
     if kernels == "off":
         monkeypatch.setenv("SPIKESERVE_EVENTS", "0")
-    z = spikes((37, 3, 70), 0.1, seed=5).bool()
+    z = spikes((37, 3, 70), density, seed=5).bool()
     counts = torch.full((3, 70), 2, dtype=torch.int64)
     told: list[int] = []
     times, batch, senders = events.record_spikes(z, 100, counts, told.append)

@@ -288,8 +288,18 @@ void spike_events(int64_t steps, int64_t batch, int64_t n, int64_t t0, const uin
             uint64_t word;
             memcpy(&word, row + i, 8);
             if (!word) continue;
-            for (int64_t j = i; j < i + 8; j++)
-                if (row[j]) senders[k++] = j;
+            /* Without branches: every index is written and the spikes advance the count. A branch per
+             * neuron mispredicts at the densities spikes have (a 23% dense chunk took 3x as long);
+             * the candidates go to a local array, as writing past this row's end would race with
+             * the thread that fills the next row. */
+            int64_t found[8];
+            int c = 0;
+            for (int j = 0; j < 8; j++) {
+                found[c] = i + j;
+                c += row[i + j];
+            }
+            memcpy(senders + k, found, (size_t)c * sizeof(int64_t));
+            k += c;
         }
         for (; i < n; i++)
             if (row[i]) senders[k++] = i;
