@@ -10,12 +10,14 @@ import time
 
 from celery import signals
 
+from worker.processes import ForkSharedFlag
 from worker.queue import TASK_NAME, make_celery
 from worker.settings import Settings
 from worker.store import JobStore, heartbeat_key
 
 settings = Settings()
 celery = make_celery(settings)  # the worker's instance: `celery -A worker.celery_app worker`
+STOPPING = ForkSharedFlag()  # made before the pool forks: raised when the worker is told to stop
 
 log = logging.getLogger(__name__)
 HEARTBEAT_PERIOD_S = 5
@@ -35,7 +37,7 @@ def _beat_forever(key: str) -> None:
             for job_id, state in store.settle_orphans().items():
                 log.warning("job %s lost its worker: now %s", job_id, state)
             for job_id in store.to_resend():
-                celery.send_task(TASK_NAME, args=[job_id])
+                celery.send_task(TASK_NAME, args=[job_id], task_id=job_id)  # task id = job id, as the API sends it
                 store.resent(job_id)
             for job_id in store.restore_untaken(settings.lease_s):
                 log.warning("job %s was taken by a worker that died before starting it: queued again", job_id)
@@ -50,6 +52,12 @@ def _heartbeat_key(sender: object) -> str:
 def _start_heartbeat(sender: object = None, **_: object) -> None:
     """/readyz counts workers by these keys, which expire when a worker stops beating."""
     threading.Thread(target=_beat_forever, args=(_heartbeat_key(sender),), daemon=True, name="spikeserve-heartbeat").start()
+
+
+@signals.worker_shutting_down.connect
+def _stopping(**_: object) -> None:
+    """Pool processes take no more jobs from the queue on their own (``execute_queued``)."""
+    STOPPING.set()
 
 
 @signals.worker_process_init.connect

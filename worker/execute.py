@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from celery.exceptions import SoftTimeLimitExceeded
 
+from worker.queue import TASK_NAME
 from worker.settings import Settings
 from worker.simulation.batched import simulate_points
 from worker.simulation.cost import RECORD_LESS
@@ -30,11 +31,11 @@ class Lease:
     """A running job's lease; ``lost`` turns true if it could not be renewed (the job may then
     belong to another worker). Renewed by the process's ``LeaseKeeper`` while entered."""
 
-    def __init__(self, store: JobStore, job_id: str, seconds: float) -> None:
+    def __init__(self, store: JobStore, job_id: str, seconds: float, token: str | None = None) -> None:
         self.store = store
         self.job_id = job_id
         self.seconds = seconds
-        self.token = uuid.uuid4().hex
+        self.token = token or uuid.uuid4().hex
         self.lost = False
         self.released = False  # set when a store call released it already
 
@@ -129,7 +130,41 @@ def execute_job(store: JobStore, job_id: str, settings: Settings, device: str | 
     device = device or pick_device()
     lease = Lease(store, job_id, settings.lease_s)
     # One round trip: refused when unknown, cancelled, finished, or running elsewhere under a live lease.
-    claim = store.claim(job_id, device, lease.token, settings.lease_s)
+    return _run_claimed(store, job_id, settings, device, lease, store.claim(job_id, device, lease.token, settings.lease_s))
+
+
+def execute_queued(
+    store: JobStore,
+    settings: Settings,
+    seconds: float,
+    device: str | None = None,
+    stopping: Callable[[], bool] = lambda: False,
+) -> dict[str, str]:
+    """Runs the jobs queued next, their messages taken straight from the queue
+    (``JobStore.take_next``), until the queue is empty, its oldest message is of another kind,
+    ``seconds`` have passed or ``stopping()`` says the worker is told to stop; returns each job's
+    final state.
+
+    A worker calls it after the job its Celery message brought: each tiny job then costs one
+    round trip to take and claim instead of Celery's delivery, acknowledgement and hand-over to
+    the pool process (more than the job itself). The time bound hands the worker back to Celery
+    soon; a job taken this way is as safe as one Celery delivered, since its lease covers it.
+    """
+    device = device or pick_device()
+    deadline = time.monotonic() + seconds
+    ends: dict[str, str] = {}
+    while time.monotonic() < deadline and not stopping():
+        lease = Lease(store, "", settings.lease_s)
+        taken = store.take_next(TASK_NAME, device, lease.token, settings.lease_s)
+        if taken is None:
+            break
+        job_id, claim = taken
+        lease.job_id = job_id
+        ends[job_id] = _run_claimed(store, job_id, settings, device, lease, claim)
+    return ends
+
+
+def _run_claimed(store: JobStore, job_id: str, settings: Settings, device: str, lease: Lease, claim: Claim) -> str:
     if not claim.started:
         return _refused(store, job_id, claim)
     with lease:

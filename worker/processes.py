@@ -1,4 +1,5 @@
-"""Child processes that never outlive the process that started them, and memory limits.
+"""Child processes that never outlive the process that started them, memory limits, and a flag
+that forked processes share.
 
 Linux's parent-death signal (``prctl(PR_SET_PDEATHSIG)``) makes the kernel signal a process when
 its parent exits, however the parent ends: SIGKILL included, where no cleanup code of the parent
@@ -7,6 +8,7 @@ can run. Elsewhere these functions do nothing.
 
 import contextlib
 import ctypes
+import mmap
 import os
 import resource
 import signal
@@ -47,3 +49,17 @@ def raise_open_files_limit() -> None:
     if soft < hard:
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+class ForkSharedFlag:
+    """A flag that a process and the children it forks after making it share: one byte of
+    anonymous shared memory, read without a system call. Set in one, it is set in all."""
+
+    def __init__(self) -> None:
+        self._byte = mmap.mmap(-1, 1)  # anonymous and MAP_SHARED: the mapping survives fork, shared
+
+    def set(self) -> None:
+        self._byte[0] = 1
+
+    def is_set(self) -> bool:
+        return self._byte[0] == 1

@@ -353,34 +353,58 @@ return moved
 )
 
 
-# KEYS: job, lease, stats, request. ARGV: now, device, lease token, lease ms, max attempts, time
-# limit s, job ttl. queued -> running, or running -> running when the lease has lapsed (after
-# settling the dead attempt, which may end the job instead); takes the lease.
-# Returns {1, request json} when started, {0, state} when refused, {2, state} when a cancel was
-# requested (the caller cancels), {} for an unknown job.
-_START = (
+# start(job, lease, stats, request keys; now, device, lease token, lease ms, max attempts, time limit
+# s, job ttl): queued -> running, or running -> running when the lease has lapsed (after settling the
+# dead attempt, which may end the job instead); takes the lease. Returns {1, request json} when
+# started, {0, state} when refused, {2, state} when a cancel was requested (the caller cancels), {}
+# for an unknown job. _START calls it with its KEYS and ARGV in that order.
+_START_FUNCTION = (
     _SETTLE_FUNCTION
     + """
-local state = redis.call('HGET', KEYS[1], 'state')
-if not state then return {} end
-if state ~= 'queued' and state ~= 'running' then return {0, state} end
-if state == 'running' then
-  if redis.call('EXISTS', KEYS[2]) == 1 then return {0, state} end
-  state = settle(KEYS[1], KEYS[3], ARGV[1], ARGV[5], ARGV[6], ARGV[7])
-  if state ~= 'queued' then return {0, state} end
+local function start(job, lease, stats, request, now, device, token, lease_ms, max_attempts, time_limit, ttl)
+  local state = redis.call('HGET', job, 'state')
+  if not state then return {} end
+  if state ~= 'queued' and state ~= 'running' then return {0, state} end
+  if state == 'running' then
+    if redis.call('EXISTS', lease) == 1 then return {0, state} end
+    state = settle(job, stats, now, max_attempts, time_limit, ttl)
+    if state ~= 'queued' then return {0, state} end
+  end
+  if redis.call('HGET', job, 'cancel') == '1' then return {2, state} end
+  local id = redis.call('HGET', job, 'id')
+  redis.call('SET', lease, token, 'PX', lease_ms)
+  redis.call('HSET', job, 'state', 'running', 'started_at', now, 'alive_at', now, 'device', device, 'steps_done', 0)
+  redis.call('HINCRBY', job, 'attempts', 1)
+  redis.call('SREM', 'ss:state:queued', id)
+  redis.call('SREM', 'ss:resend', id)
+  redis.call('SADD', 'ss:state:running', id)
+  redis.call('HINCRBY', stats, 'entered:running', 1)
+  redis.call('PUBLISH', 'ss:events:' .. id, cjson.encode({status = 'running', steps_done = 0,
+    steps_total = tonumber(redis.call('HGET', job, 'steps_total'))}))
+  return {1, redis.call('GET', request) or false}
 end
-if redis.call('HGET', KEYS[1], 'cancel') == '1' then return {2, state} end
-local id = redis.call('HGET', KEYS[1], 'id')
-redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
-redis.call('HSET', KEYS[1], 'state', 'running', 'started_at', ARGV[1], 'alive_at', ARGV[1], 'device', ARGV[2], 'steps_done', 0)
-redis.call('HINCRBY', KEYS[1], 'attempts', 1)
-redis.call('SREM', 'ss:state:queued', id)
-redis.call('SREM', 'ss:resend', id)
-redis.call('SADD', 'ss:state:running', id)
-redis.call('HINCRBY', KEYS[3], 'entered:running', 1)
-redis.call('PUBLISH', 'ss:events:' .. id, cjson.encode({status = 'running', steps_done = 0,
-  steps_total = tonumber(redis.call('HGET', KEYS[1], 'steps_total'))}))
-return {1, redis.call('GET', KEYS[4]) or false}
+"""
+)
+_START = _START_FUNCTION + "return start(KEYS[1], KEYS[2], KEYS[3], KEYS[4], unpack(ARGV))\n"
+
+# KEYS: queue, stats. ARGV: as start's after its keys, then the job task's name. The oldest queue
+# message, when it is a job's (its task id is the job's id), taken and its job claimed as start
+# claims one: {id, start's reply}; {} when the queue is empty or its oldest message is another
+# kind (a batch of sweep points, or one not ours), which stays where it was for a worker to take.
+_TAKE_NEXT = (
+    _START_FUNCTION
+    + """
+local raw = redis.call('RPOP', KEYS[1])
+if not raw then return {} end
+local ok, message = pcall(cjson.decode, raw)
+local id = ok and type(message) == 'table' and type(message.headers) == 'table'
+  and message.headers.task == ARGV[8] and message.headers.id
+if type(id) ~= 'string' or not string.match(id, '^%x+$') or redis.call('EXISTS', 'ss:job:' .. id) == 0 then
+  redis.call('RPUSH', KEYS[1], raw)
+  return {}
+end
+local job = 'ss:job:' .. id
+return {id, start(job, 'ss:lease:' .. id, KEYS[2], job .. ':request', unpack(ARGV, 1, 7))}
 """
 )
 
@@ -629,6 +653,7 @@ class JobStore:
         self._cancel = client.register_script(_CANCEL)
         self._succeed = client.register_script(_SUCCEED)
         self._start = client.register_script(_START)
+        self._take_next = client.register_script(_TAKE_NEXT)
         self._renew = client.register_script(_RENEW)
         self._requeue = client.register_script(_REQUEUE)
         self._reassign = client.register_script(_REASSIGN)
@@ -779,6 +804,17 @@ class JobStore:
             for job_id, token in zip(job_ids, tokens, strict=True)
         ]
         return [_claim_of(reply) for reply in self._pipelined(self._start, calls)]
+
+    def take_next(self, task: str, device: str, token: str, lease_s: float) -> tuple[str, "Claim"] | None:
+        """The oldest message in the job queue, taken from it when it runs one job (Celery task
+        ``task``, its task id the job's id), with its job claimed as ``claim`` claims one, in one
+        round trip: (job id, claim). None when the queue is empty or its oldest message is of
+        another kind (a batch of sweep points, say), which stays where it was. A worker that took
+        a message this way answers for its job as for one Celery handed it: the claim's lease
+        covers it, and Redis never sees the message again."""
+        args = [time.time(), device, token, int(lease_s * 1000), *self._policy, task]
+        reply = self._pipelined(self._take_next, [([QUEUE_KEY, STATS_KEY], args)])[0]
+        return (reply[0].decode(), _claim_of(reply[1])) if reply else None
 
     def _pipelined(self, script: Any, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
         """``script`` called once per (keys, args) in one round trip, by its hash in a plain

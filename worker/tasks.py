@@ -1,7 +1,7 @@
 """Celery tasks: thin wrappers over worker.execute."""
 
-from worker.celery_app import TASK_NAME, celery, settings
-from worker.execute import execute_job, execute_points
+from worker.celery_app import STOPPING, TASK_NAME, celery, settings
+from worker.execute import execute_job, execute_points, execute_queued
 from worker.queue import POINTS_TASK_NAME
 from worker.store import JobStore
 
@@ -15,9 +15,14 @@ def store() -> JobStore:
     return _store
 
 
+QUEUED_AFTER_S = 1.0  # how long a worker goes on with the jobs queued behind its task's (execute_queued)
+
+
 @celery.task(name=TASK_NAME)
 def run_job(job_id: str) -> str:
-    return execute_job(store(), job_id, settings)
+    state = execute_job(store(), job_id, settings)
+    execute_queued(store(), settings, QUEUED_AFTER_S, stopping=STOPPING.is_set)
+    return state
 
 
 @celery.task(name=POINTS_TASK_NAME)

@@ -4,7 +4,7 @@ import json
 import pathlib
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import redis
@@ -12,12 +12,13 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from app.redis_server import RedisServer
 from tests.helpers import assert_same_recordings
-from worker.execute import Lease, execute_job, execute_points
+from worker.execute import Lease, execute_job, execute_points, execute_queued
+from worker.queue import make_celery, points_message, task_message
 from worker.settings import Settings
 from worker.simulation.plan import parse_request
 from worker.simulation.results import Result
 from worker.simulation.runner import simulate
-from worker.store import JobStore
+from worker.store import QUEUE_KEY, JobStore
 
 EXAMPLES = pathlib.Path(__file__).parents[2] / "examples"
 
@@ -207,6 +208,50 @@ def test_the_lease_keeper_renews_a_held_lease_and_exit_releases_it(store: JobSto
         time.sleep(1.2)  # three lease lengths: only renewals keep it
         assert store.redis.get(f"ss:lease:{job_id}") == lease.token.encode() and not lease.lost
     assert store.redis.get(f"ss:lease:{job_id}") is None
+
+
+# --- jobs taken straight from the queue after a task's own ------------------------------------------
+
+
+def queued(store: JobStore, request: dict, message: Callable[[str], bytes] | None = None) -> str:
+    body = json.dumps(request).encode()
+    app = make_celery(Settings())
+    message = message or (lambda job_id: task_message(app, job_id))
+    return store.create("alice", body, parse_request(body)[1].steps, max_in_flight=100, message=message).id
+
+
+def test_the_jobs_queued_next_run_from_the_queue_each_once(store: JobStore, settings: Settings) -> None:
+    seed = json.loads((EXAMPLES / "seed.json").read_text())
+    job_ids = [queued(store, {**seed, "seed": k}) for k in range(5)]
+    assert execute_queued(store, settings, 60, device="cpu") == dict.fromkeys(job_ids, "succeeded")
+    assert store.redis.llen(QUEUE_KEY) == 0, "their messages were taken"
+    for job_id in job_ids:
+        job = store.get(job_id)
+        assert (job.state, job.attempts) == ("succeeded", 1) and store.redis.get(f"ss:lease:{job_id}") is None
+    alone = submit(store, seed)
+    execute_job(store, alone, settings, device="cpu")
+    assert_same_recordings(Result.from_npz(store.result(job_ids[0], "npz")), Result.from_npz(store.result(alone, "npz")))
+
+
+def test_taking_jobs_stops_at_a_message_of_another_kind_and_after_its_time(store: JobStore, settings: Settings) -> None:
+    seed = json.loads((EXAMPLES / "seed.json").read_text())
+    first = queued(store, seed)
+    app = make_celery(Settings())
+    points = queued(store, seed, lambda job_id: points_message(app, [job_id, "f" * 32]))
+    behind = queued(store, seed)
+    assert execute_queued(store, settings, 60, device="cpu") == {first: "succeeded"}
+    assert store.get(points).state == store.get(behind).state == "queued" and store.redis.llen(QUEUE_KEY) == 2
+    store.redis.rpop(QUEUE_KEY)  # as Celery delivers it to a worker
+    assert execute_queued(store, settings, 0, device="cpu") == {}, "no time left: nothing taken"
+    assert execute_queued(store, settings, 60, device="cpu", stopping=lambda: True) == {}, "nor once told to stop"
+    assert execute_queued(store, settings, 60, device="cpu") == {behind: "succeeded"}
+
+
+def test_a_job_cancelled_while_queued_ends_cancelled_when_taken(store: JobStore, settings: Settings) -> None:
+    job_id = queued(store, json.loads((EXAMPLES / "seed.json").read_text()))
+    store.request_cancel(job_id)
+    assert execute_queued(store, settings, 60, device="cpu") == {job_id: "cancelled"}
+    assert store.get(job_id).state == "cancelled" and store.redis.llen(QUEUE_KEY) == 0
 
 
 # --- sweep points run as the entries of one batch ------------------------------------------------

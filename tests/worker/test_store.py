@@ -3,13 +3,15 @@
 import asyncio
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import redis
 import redis.asyncio as aioredis
 
 from app.redis_server import RedisServer
+from worker.queue import TASK_NAME, make_celery, points_message, task_message
+from worker.settings import Settings
 from worker.store import (
     LIVE_IDLE_TTL_S,
     LIVE_MAX_CHUNKS,
@@ -263,6 +265,7 @@ def test_a_claim_starts_the_job_and_hands_over_its_request(store: JobStore) -> N
 
 
 def test_a_claim_takes_one_round_trip_and_survives_a_redis_that_lost_its_scripts(store: JobStore) -> None:
+    assert store.claim(new_job(store), "cpu", "token", lease_s=5).started  # the script loaded, if it was not
     first = new_job(store)
 
     def calls() -> dict[str, int]:
@@ -291,6 +294,41 @@ def test_a_claim_is_refused_once_a_cancel_was_requested(store: JobStore) -> None
     store.request_cancel(dead)  # running: only the flag is raised
     time.sleep(0.3)  # the first worker's lease lapses: the claim settles the dead run first
     assert store.claim(dead, "cpu", "second", lease_s=5) == Claim(started=False, state="cancelled")
+
+
+def queued_with_message(store: JobStore, message: Callable[[str], bytes] | None = None) -> str:
+    app = make_celery(Settings())
+    return store.create("alice", b'{"request": 1}', 10, 100, message=message or (lambda job_id: task_message(app, job_id))).id
+
+
+def test_a_worker_takes_the_oldest_job_message_and_claims_its_job_in_one_step(store: JobStore) -> None:
+    first, second = queued_with_message(store), queued_with_message(store)
+    started = Claim(started=True, state="running", request=b'{"request": 1}')
+    assert store.take_next(TASK_NAME, "cpu", "token", 5) == (first, started)
+    assert store.get(first).state == "running" and store.redis.get(f"ss:lease:{first}") == b"token"
+    assert store.redis.llen(QUEUE_KEY) == 1, "the taken message is gone; the next one waits"
+    assert store.take_next(TASK_NAME, "cpu", "other", 5)[0] == second
+    assert store.take_next(TASK_NAME, "cpu", "more", 5) is None, "an empty queue"
+
+
+def test_a_message_of_another_kind_stays_first_in_the_queue(store: JobStore) -> None:
+    app = make_celery(Settings())
+    points = queued_with_message(store, lambda job_id: points_message(app, [job_id, "f" * 32]))
+    behind = queued_with_message(store)
+    before = store.redis.lrange(QUEUE_KEY, 0, -1)
+    assert store.take_next(TASK_NAME, "cpu", "token", 5) is None
+    assert store.redis.lrange(QUEUE_KEY, 0, -1) == before, "nothing taken, nothing reordered"
+    assert store.get(points).state == store.get(behind).state == "queued"
+    store.redis.rpush(QUEUE_KEY, b"not json")  # whatever it is, it is not taken here
+    assert store.take_next(TASK_NAME, "cpu", "token", 5) is None and store.redis.rpop(QUEUE_KEY) == b"not json"
+
+
+def test_a_taken_message_whose_job_may_not_start_is_refused_as_a_claim_is(store: JobStore) -> None:
+    cancelled = queued_with_message(store)
+    store.redis.hset(f"ss:job:{cancelled}", "cancel", "1")
+    refused = Claim(started=False, state="queued", cancel_requested=True)
+    assert store.take_next(TASK_NAME, "cpu", "token", 5) == (cancelled, refused)
+    assert store.redis.llen(QUEUE_KEY) == 0 and store.redis.get(f"ss:lease:{cancelled}") is None
 
 
 def test_several_successes_are_stored_in_one_round_trip_each_on_its_own_terms(store: JobStore) -> None:
