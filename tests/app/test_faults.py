@@ -99,6 +99,25 @@ class Faulty:
             time.sleep(0.05)
         raise TimeoutError(f"job {job_id}: {self.status(job_id)}")
 
+    def running_one_of(
+        self, job_ids: list[str], min_steps: int, attempts_over: dict[str, int], timeout_s: float = 120
+    ) -> dict | None:
+        """The status of one of ``job_ids`` once it runs with ``min_steps`` done in an attempt after
+        ``attempts_over[job]`` (a job a killed worker left shows its last attempt as running until
+        its lease lapses); None when all have ended."""
+        wanted, deadline = set(job_ids), time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            page = self.http.get("/api/v1/jobs", params={"limit": 200}).json()["jobs"]
+            mine = [job for job in page if job["id"] in wanted]
+            for job in mine:
+                fresh = job["attempts"] > attempts_over.get(job["id"], 0)
+                if job["status"] == "running" and fresh and job["progress"]["steps_done"] >= min_steps:
+                    return job
+            if len(mine) == len(wanted) and all(job["status"] in ("succeeded", "failed", "cancelled") for job in mine):
+                return None
+            time.sleep(0.01)
+        raise TimeoutError(f"none of {len(wanted)} jobs ran {min_steps} steps within {timeout_s} s")
+
     def wait_final(self, job_id: str, timeout_s: float = 90) -> dict:
         return self.wait(job_id, lambda s: s["status"] in ("succeeded", "failed", "cancelled"), timeout_s)
 
@@ -161,20 +180,23 @@ def test_a_job_of_a_killed_worker_is_finished_by_the_restarted_one(faulty: Fault
 
 
 def test_twenty_jobs_through_five_worker_kills_each_succeed_exactly_once(faulty: Faulty) -> None:
-    requests = [{**SHORT, "seed": seed} for seed in range(20)]
+    # long enough (about 0.3 s each here) that a kill can be aimed at a job halfway through
+    requests = [{**SHORT, "seed": seed, "input": {**SHORT["input"], "steps": 32_000}} for seed in range(20)]
     before = faulty.succeeded_transitions()
     ids = [faulty.submit(request) for request in requests]
+    killed: dict[str, int] = {}  # job -> its attempt that a kill cut short
     for _ in range(5):
-        running = next((job for job in ids if faulty.status(job)["status"] == "running"), None)
-        if running is not None:
-            faulty.wait(running, lambda s: s["progress"]["steps_done"] >= 300 or s["status"] != "running", timeout_s=30)
+        running = faulty.running_one_of(ids, min_steps=4_000, attempts_over=killed)
+        if running is None:
+            break
         faulty.kill_worker()
+        killed[running["id"]] = running["attempts"]
         faulty.start_worker()
-        time.sleep(1.0)
+    interrupted = len(killed)
     finals = [faulty.wait_final(job, timeout_s=180) for job in ids]
     assert [final["status"] for final in finals] == ["succeeded"] * 20
     assert faulty.succeeded_transitions() - before == 20, "each job succeeded exactly once"
-    assert sum(final["attempts"] for final in finals) >= 20 + 1, "some jobs were interrupted and re-run"
+    assert interrupted == 5 and sum(final["attempts"] for final in finals) >= 20 + interrupted, "each kill cut a run short"
     for job, request in list(zip(ids, requests, strict=True))[::5]:
         assert_same_recordings(faulty.result(job), undisturbed(request))
 
