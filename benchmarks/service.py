@@ -13,7 +13,9 @@ a time so they do not compete:
   one after another and their results fetched. (Submitting from 8 threads on both sides was
   tried: it raised the echo's rate more than ours, 0.40-0.44x.)
 Both are measured in interleaved rounds (latency in 10, throughput in 2 halves), so that drift of
-a shared machine hits both sides alike.
+a shared machine hits both sides alike. In the throughput half our worker, after the job its
+Celery message brought, takes the jobs queued behind it from the queue itself (up to a second,
+``worker.execute.execute_queued``); the echo worker takes one message per task, as Celery does.
 """
 
 import argparse
