@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+import redis
 from celery.exceptions import SoftTimeLimitExceeded
 
 from worker.queue import TASK_NAME
@@ -155,7 +156,11 @@ def execute_queued(
     ends: dict[str, str] = {}
     while time.monotonic() < deadline and not stopping():
         lease = Lease(store, "", settings.lease_s)
-        taken = store.take_next(TASK_NAME, device, lease.token, settings.lease_s)
+        try:
+            taken = store.take_next(TASK_NAME, device, lease.token, settings.lease_s)
+        except redis.exceptions.RedisError:  # the task's own job has ended; Celery delivers the rest
+            log.warning("could not take the next queued job; leaving the queue to Celery", exc_info=True)
+            break
         if taken is None:
             break
         job_id, claim = taken

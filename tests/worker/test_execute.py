@@ -247,6 +247,19 @@ def test_taking_jobs_stops_at_a_message_of_another_kind_and_after_its_time(store
     assert execute_queued(store, settings, 60, device="cpu") == {behind: "succeeded"}
 
 
+def test_a_redis_error_while_taking_leaves_the_queue_to_celery(
+    store: JobStore, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job_id = queued(store, json.loads((EXAMPLES / "seed.json").read_text()))
+
+    def unreachable(*args: object) -> None:
+        raise redis.ConnectionError("Redis is restarting")
+
+    monkeypatch.setattr(JobStore, "take_next", unreachable)
+    assert execute_queued(store, settings, 60, device="cpu") == {}, "the task that called it still ends normally"
+    assert store.get(job_id).state == "queued" and store.redis.llen(QUEUE_KEY) == 1
+
+
 def test_a_job_cancelled_while_queued_ends_cancelled_when_taken(store: JobStore, settings: Settings) -> None:
     job_id = queued(store, json.loads((EXAMPLES / "seed.json").read_text()))
     store.request_cancel(job_id)
