@@ -155,17 +155,16 @@ def execute_queued(
     deadline = time.monotonic() + seconds
     ends: dict[str, str] = {}
     while time.monotonic() < deadline and not stopping():
-        lease = Lease(store, "", settings.lease_s)
+        token = uuid.uuid4().hex  # the lease's, before its job is known
         try:
-            taken = store.take_next(TASK_NAME, device, lease.token, settings.lease_s)
+            taken = store.take_next(TASK_NAME, device, token, settings.lease_s)
         except redis.exceptions.RedisError:  # the task's own job has ended; Celery delivers the rest
             log.warning("could not take the next queued job; leaving the queue to Celery", exc_info=True)
             break
         if taken is None:
             break
         job_id, claim = taken
-        lease.job_id = job_id
-        ends[job_id] = _run_claimed(store, job_id, settings, device, lease, claim)
+        ends[job_id] = _run_claimed(store, job_id, settings, device, Lease(store, job_id, settings.lease_s, token), claim)
     return ends
 
 
