@@ -42,12 +42,17 @@ def _thresholds(n: int, p: float) -> list[int]:
         if n > MAX_COUNT:
             raise ValueError(f"{n} trains that always spike give {n} spikes per step, over {MAX_COUNT}")
         return [0] * n + [FULL]
-    log_p, log_q = math.log(p), math.log1p(-p)
+    # pmf(k) by the ratio pmf(k) / pmf(k - 1) = (n - k + 1) / k * p / q: relative error about k
+    # ulps. Differences of lgamma lose about lgamma(n)'s ulp per term instead (1e-9 at n = 10^6),
+    # and the sum then never came within 2^-33 of 1.
+    pmf = math.exp(n * math.log1p(-p))
+    odds = p / (1.0 - p)
     thresholds: list[int] = []
     cdf = 0.0
     for k in range(min(n, MAX_COUNT + 1) + 1):
-        log_pmf = math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1) + k * log_p + (n - k) * log_q
-        cdf += math.exp(log_pmf)
+        if k:
+            pmf *= (n - k + 1) / k * odds
+        cdf += pmf
         threshold = min(FULL, round(cdf * FULL)) if k < n else FULL
         thresholds.append(threshold)
         if threshold == FULL:

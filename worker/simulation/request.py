@@ -461,7 +461,8 @@ class PoissonInput(Strict):
     sources: Annotated[int, Field(ge=1, le=1_000_000)] = Field(
         default=1,
         description="independent trains per feature, each at 'rates': the input is their spike count in each step "
-        "(a binomial draw; Brian2's PoissonInput), at most 255",
+        "(a binomial draw; Brian2's PoissonInput); a count above 255 in one step must be improbable (below 2^-32: "
+        "a mean of up to about 165 spikes per step)",
     )
 
 

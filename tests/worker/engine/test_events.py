@@ -317,6 +317,19 @@ def test_count_thresholds_are_the_binomial_cdf_and_refuse_counts_over_a_byte() -
         count_thresholds(800, np.array([0.5]))
 
 
+@pytest.mark.parametrize(("sources", "p"), [(1_000_000, 5e-5), (100_000, 5e-4), (800, 2.5e-3), (20, 0.3)])
+def test_count_thresholds_follow_scipys_binomial_cdf_at_large_numbers_of_trains(sources: int, p: float) -> None:
+    """A million trains with a mean of 50 spikes per step fit a byte as well as 100,000 with the
+    same mean do: every threshold within one unit of 2^32 CDF(k)."""
+    binom = pytest.importorskip("scipy.stats").binom
+    table, _ = count_thresholds(sources, np.array([p]))
+    reached = table[0][table[0] < 2**32]
+    expected = np.round(binom.cdf(np.arange(len(reached)), sources, p) * 2**32)
+    assert len(reached) < 255
+    assert np.abs(reached - expected).max() <= 1
+    assert binom.sf(len(reached), sources, p) <= 2**-33  # counts past the table have no 32-bit probability
+
+
 # --- graphs: counts of several trains, projections ------------------------------------------------
 
 
