@@ -23,8 +23,10 @@ in- and out-degree rules from counter-based draws of (seed, stream, neuron) in a
 import ctypes
 import functools
 import logging
+import math
 import os
 import pathlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -35,7 +37,7 @@ from worker.engine.fused.cpu import build
 
 log = logging.getLogger(__name__)
 SOURCE = pathlib.Path(__file__).with_name("events") / "projection_kernels.c"
-DRAW_BYTES = 64 * 2**20  # the random keys of a Bernoulli draw, drawn a block of source neurons at a time
+BERNOULLI_BLOCK = 2**22  # gaps of a Bernoulli edge drawn at a time (32 MiB of float64)
 
 
 @dataclass(frozen=True)
@@ -199,22 +201,62 @@ def fixed_out_degree(
 
 def pairwise_bernoulli(
     n_pre: int, n_post: int, p: float, generator: torch.Generator, *, weight: float = 1.0, delay: int = 1,
-    autapses: bool = True,
+    autapses: bool = True, should_stop: Callable[[], None] | None = None,
 ) -> Projection:  # fmt: skip
-    """Each (pre, post) pair is connected with probability ``p``, independently."""
-    pres, posts = [], []
-    block = max(1, DRAW_BYTES // (4 * max(1, n_post)))
-    for start in range(0, n_pre, block):
-        rows = min(block, n_pre - start)
-        connected = torch.rand(rows, n_post, generator=generator) < p
-        if not autapses:
-            index = torch.arange(rows)
-            inside = start + index < n_post
-            connected[index[inside], (start + index)[inside]] = False
-        pre, post = connected.nonzero(as_tuple=True)
-        pres.append(pre + start)
-        posts.append(post)
-    return from_pairs(torch.cat(pres), torch.cat(posts), n_pre, n_post, weight, delay)
+    """Each (pre, post) pair is connected with probability ``p``, independently.
+
+    The pairs are walked in row-major order, and the gap from one connected pair to the next is
+    drawn from the geometric distribution (``floor(log(1 - u) / log(1 - p))`` failures): the work
+    is proportional to the synapses, not to the pairs (40,000 x 40,000 pairs at p = 1e-6 took
+    13-40 s drawn pair by pair). The gaps are drawn in blocks sized by the pairs left, so a seed
+    gives the same synapses on every machine; ``should_stop()``, called between blocks, may raise
+    to abandon the build (a cancelled job)."""
+    pairs = n_pre * n_post
+    rows: list[torch.Tensor] = []  # the connected pairs' flat indices, block after block
+    if p >= 1.0:
+        rows.append(torch.arange(pairs, dtype=torch.int64))
+    else:
+        log_q = math.log1p(-p)
+        start = 0  # the first pair not yet decided
+        while start < pairs:
+            if should_stop is not None:
+                should_stop()
+            expected = (pairs - start) * p
+            block = int(min(BERNOULLI_BLOCK, max(1024, expected + 8 * math.sqrt(expected) + 64)))
+            u = torch.rand(block, generator=generator, dtype=torch.float64)
+            gaps = torch.clamp(torch.log1p(-u) / log_q, max=float(pairs)).floor().to(torch.int64)
+            positions = start + torch.cumsum(gaps + 1, 0) - 1
+            inside = positions[positions < pairs]
+            rows.append(inside)
+            start = int(positions[-1]) + 1
+    flat = torch.cat(rows) if rows else torch.zeros(0, dtype=torch.int64)
+    pre, post = flat // n_post, flat % n_post
+    if not autapses:
+        kept = pre != post
+        pre, post = pre[kept], post[kept]
+    offsets = torch.zeros(n_pre + 1, dtype=torch.int64)
+    offsets[1:] = torch.cumsum(torch.bincount(pre, minlength=n_pre), 0)
+    shared = (torch.tensor(weight, dtype=torch.float32), torch.tensor(delay, dtype=torch.int32))
+    return Projection(n_pre, n_post, offsets, post.to(torch.int32).contiguous(), *shared)
+
+
+def pairwise_bernoulli_reference(n_pre: int, n_post: int, p: float, seed: int, *, autapses: bool = True) -> list[tuple[int, int]]:
+    """The obvious version of ``pairwise_bernoulli``'s walk, one gap at a time in Python from
+    the same blocks of uniform draws: the connected (pre, post) pairs, in row-major order."""
+    generator = torch.Generator().manual_seed(seed)
+    pairs, found, start = n_pre * n_post, [], 0
+    while start < pairs and p < 1.0:
+        expected = (pairs - start) * p
+        block = int(min(BERNOULLI_BLOCK, max(1024, expected + 8 * math.sqrt(expected) + 64)))
+        position = start - 1
+        for u in torch.rand(block, generator=generator, dtype=torch.float64).tolist():
+            position += 1 + min(math.floor(math.log1p(-u) / math.log1p(-p)), pairs)
+            if position < pairs:
+                found.append(divmod(position, n_post))
+        start = position + 1
+    if p >= 1.0:
+        found = [divmod(position, n_post) for position in range(pairs)]
+    return [(i, j) for i, j in found if autapses or i != j]
 
 
 def one_to_one(n: int, *, weight: float = 1.0, delay: int = 1) -> Projection:

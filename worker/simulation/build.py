@@ -216,14 +216,20 @@ class InputStream:
             self.batch = np.asarray(entries, dtype=np.int64)[order]
         elif isinstance(source, PoissonInput):
             assert array is not None
-            probability = array.astype(np.float64) * request.dt
+            probability = array.astype(np.float64) * request.dt  # as given: tables of its distinct values
             if source.sources > 1:
                 table, row = count_thresholds(source.sources, probability)
-                self.table, self.row = torch.from_numpy(table).to(device), torch.from_numpy(row).to(device)
+                self.table, self.row = torch.from_numpy(table).to(device), self._per_feature(row, probability.shape)
             else:
-                self.thresholds = torch.from_numpy(poisson_thresholds(probability)).to(device)
-        elif array is not None:
+                self.thresholds = self._per_feature(poisson_thresholds(probability), probability.shape)
+        elif array is not None:  # a tensor's values, or a constant's as given (expanded when taken)
             self.values = torch.from_numpy(np.ascontiguousarray(array)).to(device)
+
+    def _per_feature(self, values: np.ndarray, given: tuple[int, ...]) -> torch.Tensor:
+        """``values`` of the input's ``given`` shape, one per feature of a sample (the kernels'
+        layout): the only copy as large as the input (worker.simulation.cost counts it)."""
+        spread = np.broadcast_to(values.reshape(given), self.shape).reshape(-1)
+        return torch.from_numpy(np.ascontiguousarray(spread)).to(self.device)
 
     @classmethod
     def of(cls, request: JobRequest, plan: Plan, device: torch.device) -> "InputStream":

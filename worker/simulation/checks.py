@@ -76,7 +76,7 @@ class Plan:
     layers: list[LayerPlan]
     record_spikes: list[str]
     record_voltages: dict[str, np.ndarray | None]  # layer -> kept flat neuron indices (None: all)
-    input_array: np.ndarray | None = None  # decoded tensor/constant/poisson values
+    input_array: np.ndarray | None = None  # decoded tensor values, or constant values and Poisson rates as given (broadcasting)
     cost: "Cost | None" = None  # set by validate_request
     record_live: list[str] = field(default_factory=list)  # recorded layers streamed chunk by chunk
     graph: "GraphPlan | None" = None  # a graph network's sources, edges and passes; None for a chain of layers
@@ -173,7 +173,8 @@ def check_source(
     source: Any, request: JobRequest, limits: Limits, at: Loc = ("input",)
 ) -> tuple[int, int | None, tuple[int, ...], np.ndarray | None]:
     """An input (the chain's ``input`` or a graph's source node at ``at``): its steps, the batch,
-    one sample's shape and its decoded values (tensor, constant, Poisson rates)."""
+    one sample's shape and its decoded values (tensor; constant values and Poisson rates as
+    given, which broadcast to the sample's shape)."""
     batch = request.batch
     lead = 2 if batch else 1  # leading [steps, (batch)] dimensions of a tensor input
 
@@ -255,7 +256,9 @@ def check_source(
             except ValueError as error:
                 raise fail((*at, "sources"), str(error)) from None
     steps = resolve_steps(source.steps)
-    return steps, batch, sample, np.broadcast_to(decoded, sample).astype(np.float32)
+    # as given, never expanded to the sample's shape: one rate for 12,000,000 features is one
+    # value here (expanded, 24 such nodes held the API's event loop for seconds)
+    return steps, batch, sample, decoded
 
 
 def broadcasts(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:

@@ -31,7 +31,8 @@ reports and cancel checks) is chosen here too, from the request alone: as many s
 memory budget and an estimated half second of work, at most 1,000.
 
 A graph (``_graph_cost``) adds fixed memory (its synapses and delay rings, ``fixed_bytes``), the
-random draws that build its connectivity (``build_ops``, counted with the synaptic operations)
+random draws that build its connectivity (``build_ops``: a draw per synapse, or per weight of a
+dense edge, and a pass over both populations; counted with the synaptic operations)
 and the Python around each node's and edge's call in every pass (``pass_calls``).
 """
 
@@ -90,6 +91,7 @@ class LayerCost:
     activation_bytes: int  # kept for every step of a chunk, per batch entry
     workspace_bytes: int = 0  # transient, one step at a time, per batch entry
     stepped: bool = False  # its step loop runs in Python (STEPPED_LAYERS, or delta synapses)
+    fixed_bytes: int = 0  # held for the whole run (an input's per-feature tables, a tensor's values)
 
 
 @dataclass
@@ -108,6 +110,7 @@ class Cost:
     fixed_bytes: int = 0  # allocated once for the run: a graph's synapses, delay buffers
     build_ops: int = 0  # drawing a graph's connectivity: random numbers drawn
     pass_calls: float = 0.0  # a graph's kernel calls per step: (nodes + edges) / steps per pass
+    inputs: list[LayerCost] = field(default_factory=list)  # the inputs' figures (their fixed bytes are in fixed_bytes)
 
     @property
     def step_ops(self) -> int:
@@ -257,6 +260,21 @@ def job_cost(request: "JobRequest", plan: "Plan", limits: "Limits") -> Cost:
     return cost
 
 
+def _input_cost(source: Any, loc: Loc, name: str, size: int, steps: int) -> LayerCost:
+    """An input's figures: a step of its values, and what the worker holds for the whole run:
+    per feature a threshold (int64) of one Poisson train, or a row of the count table (int32) of
+    several; a tensor's values; a spike list's events."""
+    if source.type == "poisson":
+        fixed = size * (8 if source.sources == 1 else 4)
+    elif source.type == "tensor":
+        fixed = size * steps * FLOAT_BYTES
+    elif source.type == "spikes":
+        fixed = len(source.times) * EVENT_BYTES
+    else:
+        fixed = 0  # a constant: its values as given, expanded as a view
+    return LayerCost(loc, name, source.type, 0, size * FLOAT_BYTES, fixed_bytes=fixed)
+
+
 def _chain_cost(request: "JobRequest", plan: "Plan") -> Cost:
     network = request.network
     assert isinstance(network, Network)
@@ -264,13 +282,16 @@ def _chain_cost(request: "JobRequest", plan: "Plan") -> Cost:
         _layer_cost(layer, layer_plan, layer_plan.name in plan.record_voltages)
         for layer, layer_plan in zip(network.layers, plan.layers, strict=True)
     ]
+    source = _input_cost(request.input, ("input",), "input", math.prod(plan.input_shape), plan.steps)
     return Cost(
         steps=plan.steps,
         batch=plan.batch_size,
         layers=layers,
-        input_bytes=math.prod(plan.input_shape) * FLOAT_BYTES,
+        input_bytes=source.activation_bytes,
         neuron_steps=plan.neuron_steps,
         neurons_by_type=_neurons_by_type(network.layers, plan),
+        fixed_bytes=source.fixed_bytes,
+        inputs=[source],
     )
 
 
@@ -306,24 +327,44 @@ def _graph_cost(request: "JobRequest", plan: "Plan") -> Cost:
             per_synapse += FLOAT_BYTES * (edge.min_delay != edge.max_delay)
             fixed += 8 * (edge.n_pre + 1)
         fixed += edge.synapses * per_synapse
-        if edge.type in ("fixed_in_degree", "fixed_out_degree") and not getattr(model, "multapses", True):
-            build += edge.n_pre * edge.n_post  # a key per candidate partner
-        elif edge.type in ("pairwise_bernoulli", "dense"):
-            build += edge.n_pre * edge.n_post
+        build += _build_ops(edge)
     for layer_plan in plan.layers:  # future input in the delay buffer
         fixed += graph.max_delay_into(layer_plan.name) * math.prod(layer_plan.in_shape) * FLOAT_BYTES * plan.batch_size
+    inputs = [
+        _input_cost(
+            network.nodes[source.index] if source.index < len(network.nodes) else request.input,
+            ("network", "nodes", source.index) if source.index < len(network.nodes) else ("input",),
+            source.name,
+            source.size,
+            plan.steps,
+        )
+        for source in graph.sources
+    ]
+    fixed += sum(source.fixed_bytes for source in inputs)
     return Cost(
         steps=plan.steps,
         batch=plan.batch_size,
         layers=layers,
-        input_bytes=sum(source.size for source in graph.sources) * FLOAT_BYTES
+        input_bytes=sum(source.activation_bytes for source in inputs)
         + sum(math.prod(layer_plan.in_shape) for layer_plan in plan.layers) * FLOAT_BYTES,  # each node's summed input
         neuron_steps=plan.neuron_steps,
         neurons_by_type=_neurons_by_type(nodes, plan),
         fixed_bytes=fixed,
         build_ops=build,
         pass_calls=(len(plan.layers) + len(graph.sources) + len(graph.edges)) / (graph.pass_steps or MAX_CHUNK_STEPS),
+        inputs=inputs,
     )
+
+
+def _build_ops(edge: Any) -> int:
+    """The random draws and passes over neurons that build an edge's synapses: a dense edge draws
+    every weight; the degree rules, Bernoulli's geometric gaps and the sparse rows take a draw or
+    a sort per synapse, and a pass over both populations."""
+    if edge.type == "dense":
+        return edge.n_pre * edge.n_post
+    if edge.type == "identity":
+        return 0
+    return edge.synapses + edge.n_pre + edge.n_post
 
 
 def _drawn(weight: Any) -> bool:
@@ -357,14 +398,18 @@ def check_cost(cost: Cost, request: "JobRequest", limits: "Limits") -> None:
             )
     one_step = cost.step_bytes + cost.workspace_bytes + cost.fixed_bytes
     if one_step > limits.max_chunk_bytes:
-        top = max(cost.layers, key=lambda layer: layer.activation_bytes + layer.workspace_bytes)
-        detail = f"{top.type} {top.name!r}: {_size((top.activation_bytes + top.workspace_bytes) * cost.batch)}"
+        top = max(
+            [*cost.layers, *cost.inputs],
+            key=lambda part: (part.activation_bytes + part.workspace_bytes) * cost.batch + part.fixed_bytes,
+        )
+        detail = f"{top.type} {top.name!r}: {_size((top.activation_bytes + top.workspace_bytes) * cost.batch + top.fixed_bytes)}"
         if top.workspace_bytes:
             detail += f", of which {_size(top.workspace_bytes * cost.batch)} padded and unfolded input"
+        if top.fixed_bytes:
+            detail += f", of which {_size(top.fixed_bytes)} held for the whole run"
         raise fail(
             top.loc,
-            f"one step needs {_size(one_step)} of activation memory ({detail}), "
-            f"over the limit of {_size(limits.max_chunk_bytes)} per chunk",
+            f"one step needs {_size(one_step)} of memory ({detail}), over the limit of {_size(limits.max_chunk_bytes)} per chunk",
             "limit",
         )
     requested = request.record.max_spike_events

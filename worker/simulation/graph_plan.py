@@ -71,7 +71,7 @@ class SourcePlan:
     name: str
     type: str
     shape: tuple[int, ...]
-    array: np.ndarray | None  # decoded values (tensor, constant) or rates (Poisson)
+    array: np.ndarray | None  # decoded values (tensor), or as given and broadcasting to the shape (constant, Poisson rates)
     max_count: int | None  # the most spikes a feature carries in a step; None: float values
 
     @property

@@ -22,6 +22,7 @@ request alone, so a rerun gives the same bits.
 
 import dataclasses
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -51,8 +52,17 @@ from worker.simulation.request import (
 class GraphEdge:
     """One edge, built: ``propagate`` adds a pass's output of its source to its target's ring."""
 
-    def __init__(self, plan: EdgePlan, model: Any, generator: torch.Generator, seed: int, device: torch.device) -> None:
+    def __init__(
+        self,
+        plan: EdgePlan,
+        model: Any,
+        generator: torch.Generator,
+        seed: int,
+        device: torch.device,
+        should_stop: Callable[[], None] | None = None,
+    ) -> None:
         self.plan = plan
+        self.should_stop = should_stop
         self.dense: Linear | None = None  # the chain's linear layer: event-driven or one product, as the activity says
         self.elementwise: torch.Tensor | None = None  # one_to_one: a weight, or one per neuron
         self.projection: proj.Projection | None = None
@@ -86,7 +96,9 @@ class GraphEdge:
             # counter-based draws keyed by the seed, one stream per edge
             built = rule(plan.n_pre, plan.n_post, model.k, seed, plan.index, autapses=autapses, multapses=model.multapses)
         elif isinstance(model, PairwiseBernoulliEdge):
-            built = proj.pairwise_bernoulli(plan.n_pre, plan.n_post, model.p, generator, autapses=autapses)
+            built = proj.pairwise_bernoulli(
+                plan.n_pre, plan.n_post, model.p, generator, autapses=autapses, should_stop=self.should_stop
+            )
             if built.synapses > plan.synapses:
                 raise ValueError(f"edge {plan.name!r} drew {built.synapses} synapses, over its bound of {plan.synapses}")
         elif isinstance(model, OneToOneEdge):
@@ -131,6 +143,8 @@ class GraphRun:
     returns each population's and layer node's output and state (in ``plan.layers`` order; only
     the outputs of the nodes named in ``keep``, None for the others), like the chain's
     ``SequentialState``. Populations named in ``record_states`` return the state of every step.
+    ``should_stop()`` is called between the edges it builds (and within a large Bernoulli draw)
+    and may raise to abandon the build.
 
     A node with one identity edge into it, of no delay, takes its source's output of the same
     pass as it is (spikes stay spikes, so a layer node after a population runs event-driven, as
@@ -143,6 +157,7 @@ class GraphRun:
         device: torch.device,
         record_states: frozenset[str] = frozenset(),
         keep: frozenset[str] | None = None,
+        should_stop: Callable[[], None] | None = None,
     ) -> None:
         network = request.network
         assert isinstance(network, GraphNetwork) and plan.graph is not None
@@ -172,7 +187,12 @@ class GraphRun:
             )
             for source in graph.sources
         }  # fmt: skip
-        self.edges = [GraphEdge(edge, network.edges[edge.index], generator, request.seed, device) for edge in graph.edges]
+        self.edges: list[GraphEdge] = []
+        for edge_plan in graph.edges:
+            if should_stop is not None:
+                should_stop()
+            model = network.edges[edge_plan.index]
+            self.edges.append(GraphEdge(edge_plan, model, generator, request.seed, device, should_stop))
         self.in_shapes = {layer.name: layer.in_shape for layer in plan.layers}
         self.names = [layer.name for layer in plan.layers]
         self.direct: dict[str, str] = {}  # node -> the source whose output it takes as it is

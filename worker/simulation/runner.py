@@ -169,9 +169,10 @@ def simulate(
     if chunk < 1:
         raise ValueError(f"chunk_steps must be at least 1, got {chunk}")
     voltage_layers = frozenset(plan.record_voltages)
-    advance = _chunk_function(request, plan, device, voltage_layers)
+    started = time.perf_counter()  # the build counts: drawing a large graph can take seconds
+    stop_building = BuildChecks(started, plan.steps, is_cancelled, time_limit_s)
+    advance = _chunk_function(request, plan, device, voltage_layers, stop_building)
     recorders = recorders_for(plan, plan.batch_size, device, SpikeBudget(plan.cost.spike_events))
-    started = time.perf_counter()
     state = None
     with torch.inference_mode():
         for start in range(0, plan.steps, chunk):
@@ -210,11 +211,38 @@ def simulate(
 ChunkFunction = Callable[[int, int, Any], tuple[list[Any], Any]]  # outputs: tensors (None: not kept)
 
 
-def _chunk_function(request: JobRequest, plan: Plan, device: torch.device, voltage_layers: frozenset[str]) -> ChunkFunction:
+class BuildChecks:
+    """What building the network asks between its pieces (edges, blocks of a Bernoulli draw):
+    raises ``Cancelled`` or ``TimeLimitExceeded``, as the runner does between chunks. Builds
+    shorter than ``every_s`` never ask (a cancel check costs a job a round trip to Redis)."""
+
+    def __init__(
+        self, started: float, steps: int, is_cancelled: CancelCheck | None, time_limit_s: float | None, every_s: float = 0.2
+    ) -> None:
+        self.started, self.steps = started, steps
+        self.is_cancelled, self.time_limit_s = is_cancelled, time_limit_s
+        self.every_s = every_s
+        self.next_at = started + every_s
+
+    def __call__(self) -> None:
+        now = time.perf_counter()
+        if now < self.next_at:
+            return
+        self.next_at = now + self.every_s
+        if self.is_cancelled is not None and self.is_cancelled():
+            raise Cancelled(f"cancelled while building the network, before step 0 of {self.steps}")
+        check_time(self.started, self.time_limit_s, 0, self.steps)
+
+
+def _chunk_function(
+    request: JobRequest, plan: Plan, device: torch.device, voltage_layers: frozenset[str], should_stop: Callable[[], None]
+) -> ChunkFunction:
     """``advance(start, stop, state) -> (outputs, state)``: the network, built, running a chunk;
-    outputs and states per layer (a graph's: per population), in ``plan.layers`` order."""
+    outputs and states per layer (a graph's: per population), in ``plan.layers`` order.
+    ``should_stop()`` is called while a graph is built, and may raise to abandon it."""
     if plan.graph is not None:
-        return GraphRun(request, plan, device, voltage_layers, keep=frozenset(plan.record_spikes) | voltage_layers).chunk
+        keep = frozenset(plan.record_spikes) | voltage_layers
+        return GraphRun(request, plan, device, voltage_layers, keep=keep, should_stop=should_stop).chunk
     network = build_network(request, plan, record_states=voltage_layers)
     if device.type != "cpu":  # built on the CPU
         network = network.to(device)

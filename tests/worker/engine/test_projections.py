@@ -2,6 +2,7 @@
 the C kernel adds spikes into the delay ring exactly as the dense reference does."""
 
 import dataclasses
+import time
 
 import pytest
 import torch
@@ -70,6 +71,39 @@ def test_pairwise_bernoulli_connects_about_p_of_the_pairs_and_never_a_neuron_to_
     expected = probability * n * (n - 1)
     assert abs(p.synapses - expected) < 3 * (expected * (1 - probability)) ** 0.5
     assert all(pre != post for pre, post in synapse_pairs(p))
+
+
+@pytest.mark.parametrize(
+    ("n_pre", "n_post", "probability", "autapses"), [(30, 50, 0.2, True), (40, 40, 0.01, False), (7, 9, 0.9, True)]
+)
+def test_pairwise_bernoulli_walks_the_pairs_as_its_reference_does(
+    n_pre: int, n_post: int, probability: float, autapses: bool
+) -> None:
+    p = proj.pairwise_bernoulli(n_pre, n_post, probability, seeded(11), autapses=autapses)
+    assert synapse_pairs(p) == proj.pairwise_bernoulli_reference(n_pre, n_post, probability, 11, autapses=autapses)
+
+
+def test_pairwise_bernoulli_rows_are_binomial_and_the_work_follows_the_synapses_not_the_pairs() -> None:
+    rows = proj.pairwise_bernoulli(2000, 500, 0.05, seeded(3)).row_lengths.double()  # Binomial(500, 0.05) each
+    assert abs(float(rows.mean()) - 25.0) < 4 * (23.75 / 2000) ** 0.5
+    assert abs(float(rows.var()) - 23.75) < 4 * 23.75 * (2 / 2000) ** 0.5
+    started = time.perf_counter()
+    sparse = proj.pairwise_bernoulli(40_000, 40_000, 1e-6, seeded(3))  # 1.6e9 pairs, about 1,600 synapses
+    assert time.perf_counter() - started < 2.0  # milliseconds here; drawn pair by pair it took 13-40 s
+    assert abs(sparse.synapses - 1600) < 5 * 40
+
+
+def test_a_bernoulli_build_stops_when_asked() -> None:
+    calls = []
+
+    def stop() -> None:
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("cancelled")
+
+    with pytest.raises(RuntimeError, match="cancelled"):
+        proj.pairwise_bernoulli(10_000, 10_000, 0.2, seeded(1), should_stop=stop)  # 20 million synapses: several blocks
+    assert len(calls) == 2
 
 
 def test_rows_are_sorted_by_target_and_bad_synapses_are_refused() -> None:

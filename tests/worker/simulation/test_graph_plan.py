@@ -2,6 +2,8 @@
 path of its field, and a valid graph gets its running order, its passes and its cost."""
 
 import copy
+import json
+import time
 from typing import Any
 
 import pytest
@@ -168,9 +170,11 @@ def test_the_cost_counts_worst_case_synaptic_events_synapse_memory_and_the_draws
     drive_count = plan.graph.sources[0].max_count
     assert drive_count is not None and 1 < drive_count <= 8
     assert plan.cost.step_ops == synapses + 100 * drive_count  # every spike through every synapse
-    assert plan.cost.build_ops == 80 * 80 + 80 * 20 + 20 * 80 + 20 * 20  # a key per candidate source
+    passes = (80 + 80) + (80 + 20) + (20 + 80) + (20 + 20) + (100 + 100)  # over both populations of each edge
+    assert plan.cost.build_ops == synapses + 100 + passes  # a draw per synapse
     one_weight_and_delay = 4 * synapses + 8 * (81 + 81 + 21 + 21)
-    assert plan.cost.fixed_bytes == one_weight_and_delay + 4 * 100 + 15 * 100 * 4  # + one-to-one weights, delay rings
+    rings, drive_rows = 15 * 100 * 4, 100 * 4  # the delay rings; the drive's count-table row per feature
+    assert plan.cost.fixed_bytes == one_weight_and_delay + 4 * 100 + rings + drive_rows  # + one-to-one weights
 
 
 def test_too_many_synapses_are_refused_naming_the_largest_edge() -> None:
@@ -178,7 +182,8 @@ def test_too_many_synapses_are_refused_naming_the_largest_edge() -> None:
     assert path == "network.edges[2]" and "synapses ('E->E': 640)" in message
 
 
-def test_a_bernoulli_graph_too_costly_to_draw_is_refused_before_it_is_built() -> None:
+def test_drawing_a_bernoulli_edge_costs_its_synapses_not_its_pairs() -> None:
+    """10^12 pairs at p = 1e-6: about a million synapses, drawn by geometric gaps."""
     request = {
         "steps": 1,
         "network": {
@@ -186,7 +191,11 @@ def test_a_bernoulli_graph_too_costly_to_draw_is_refused_before_it_is_built() ->
             "edges": [{"from": "P", "to": "P", "type": "pairwise_bernoulli", "p": 1e-6, "delay": 1}],
         },
     }
-    path, message = refused(request, Limits(max_synaptic_ops=10**11))
+    _, plan = parse_request(request, Limits(max_synaptic_ops=10**11))
+    assert plan.cost is not None and plan.graph is not None
+    bound = plan.graph.edges[0].synapses
+    assert 10**6 < bound < 1.02 * 10**6 and plan.cost.build_ops == bound + 2 * 10**6
+    path, message = refused(request, Limits(max_synaptic_ops=2 * 10**6))
     assert path == "network.edges[0]" and "synaptic operations" in message
 
 
@@ -245,3 +254,20 @@ def test_short_passes_add_their_python_between_kernel_calls_to_a_steps_estimate(
     assert slow_cost.pass_calls == 10.0 and fast_cost.pass_calls == 10 / 15
     extra = slow_cost.step_seconds - fast_cost.step_seconds
     assert extra == pytest.approx(STEP_OVERHEAD_S * (10 - 10 / 15))  # the rest of the two steps' estimates is equal
+
+
+def test_inputs_given_by_one_rate_are_checked_without_expanding_them_and_their_tables_are_costed() -> None:
+    """24 Poisson nodes of 12,000,000 features each, in a request of about 2 KB: expanded, their
+    check took the API seconds; as given it takes milliseconds (the bound here keeps a wide
+    margin), and the per-feature tables a worker would hold are counted against the memory limit."""
+    nodes = [{"name": f"in{i}", "type": "poisson", "rates": 5.0, "sources": 40, "shape": [12_000_000]} for i in range(24)]
+    request = {"steps": 10, "network": {"nodes": [*nodes, {"name": "P", "type": "lif", "size": 1}], "edges": []}}
+    assert len(json.dumps(request)) < 3000
+    started = time.perf_counter()
+    path, message = refused(request, Limits(max_chunk_bytes=2 * 2**30))
+    assert time.perf_counter() - started < 0.5
+    assert path == "network.nodes[0]"
+    assert "one step needs 2.1 GiB of memory (poisson 'in0': 91.6 MiB, of which 45.8 MiB held for the whole run)" in message
+    two = {**request, "network": {**request["network"], "nodes": [*nodes[:2], request["network"]["nodes"][-1]]}}
+    _, plan = parse_request(two)
+    assert plan.graph is not None and all(source.array is not None and source.array.size == 1 for source in plan.graph.sources)

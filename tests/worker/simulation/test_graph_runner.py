@@ -4,6 +4,7 @@ delays equal an obvious step-by-step reference, and results do not depend on the
 import copy
 import json
 import pathlib
+import time
 from typing import Any
 
 import numpy as np
@@ -16,7 +17,7 @@ from tests.worker.simulation.test_graph_plan import balanced
 from worker.engine.module import cast_params
 from worker.simulation.plan import parse_request
 from worker.simulation.results import Result
-from worker.simulation.runner import simulate
+from worker.simulation.runner import Cancelled, simulate
 
 EXAMPLES = pathlib.Path(__file__).parents[3] / "examples"
 
@@ -268,3 +269,31 @@ def test_a_recurrent_layer_node_loop_equals_lif_recurrent() -> None:
     assert expected.spike_count > 100
     assert np.array_equal(expected.times, got.times) and np.array_equal(expected.senders, got.senders)
     np.testing.assert_allclose(expected.voltages, got.voltages, rtol=0, atol=1e-6)
+
+
+BERNOULLI_BUILD = {
+    "steps": 1,
+    "network": {
+        "nodes": [{"name": "P", "type": "lifbox", "size": 20_000}],
+        "edges": [{"from": "P", "to": "P", "type": "pairwise_bernoulli", "p": 0.1, "delay": 1}],
+    },
+}  # 40 million synapses: about 2 s to draw here
+
+
+def test_a_cancel_stops_the_build_of_a_large_graph() -> None:
+    asked: list[float] = []
+
+    def cancel() -> bool:
+        asked.append(time.perf_counter())
+        return True
+
+    started = time.perf_counter()
+    with pytest.raises(Cancelled, match="while building the network"):
+        simulate(*parse_request(BERNOULLI_BUILD), is_cancelled=cancel)
+    assert len(asked) == 1 and asked[0] - started < 3.0  # asked after about 0.2 s of work (0.3 s here), then stopped
+
+
+def test_a_runs_wall_time_includes_building_its_graph() -> None:
+    started = time.perf_counter()
+    result = simulate(*parse_request(BERNOULLI_BUILD))
+    assert result.stats["wall_s"] > 0.8 * (time.perf_counter() - started)  # one step: the build is nearly all of it

@@ -147,7 +147,7 @@ BAD_REQUESTS: list[tuple[str, Mutation, Limits | None, str, str]] = [
     ("a linear layer of 50 million outputs", top(input={"type": "constant", "value": [1.0], "steps": 3}, record={},
      network={"layers": [{"type": "linear", "in_features": 1, "out_features": 50_000_000,
      "weight": {"init": "constant", "value": 0.1}}]}), Limits(max_chunk_bytes=100 * 2**20), "network.layers[0]",
-     "one step needs 190.7 MiB of activation memory (linear 'linear_0': 190.7 MiB), over the limit of 100.0 MiB"),
+     "one step needs 190.7 MiB of memory (linear 'linear_0': 190.7 MiB), over the limit of 100.0 MiB"),
     ("a conv whose padded input is too large", top(input={"type": "constant", "value": 1.0, "shape": [64, 512, 512],
      "steps": 3}, record={}, network={"layers": [{"type": "conv2d", "in_channels": 64, "out_channels": 1, "kernel_size": 9,
      "padding": 4, "weight": {"init": "constant", "value": 0.0}}]}), Limits(max_chunk_bytes=2**30), "network.layers[0]",
