@@ -8,6 +8,7 @@ import functools
 import json
 import logging
 import pathlib
+import typing
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
@@ -27,7 +28,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
 from app.auth import ANONYMOUS, Owner, owner_for, owner_of_hash
-from app.events import EventHub, StreamSlots, job_events, sweep_events, wait_final
+from app.capacity import StoreCapacity, StoreFull
+from app.events import SWEEP_READ_INTERVAL_S, EventHub, SharedReads, StreamSlots, job_events, sweep_events, wait_final
 from app.jobs import API_PREFIX, job_created, job_status, job_submission, list_jobs
 from app.metrics import StoreCollector
 from app.models import (
@@ -37,13 +39,14 @@ from app.models import (
     JobStatus,
     Message,
     Readiness,
+    Storage,
     SweepCreated,
     SweepList,
     SweepStatus,
     Validation,
     ValidationErrorResponse,
 )
-from app.sweeps import SWEEPS_PREFIX, list_sweeps, submit_sweep, summary_table, sweep_status
+from app.sweeps import SWEEPS_PREFIX, axes_of, list_sweeps, submit_sweep, summary_table, sweep_status
 from app.validation import Validator, ValidatorBusy
 from worker.queue import make_celery
 from worker.settings import Settings
@@ -52,7 +55,7 @@ from worker.simulation.plan import clean_loc
 from worker.simulation.request import JobRequest
 from worker.simulation.results import Result
 from worker.simulation.sweep import SweepRequest, table_bytes
-from worker.store import AsyncJobStore, InFlightLimit, Job, JobStore, Sweep, heartbeat_key
+from worker.store import POINT_STATUS_FIELDS, AsyncJobStore, InFlightLimit, Job, JobStore, StorageQuota, Sweep, heartbeat_key
 
 log = logging.getLogger(__name__)
 RESULT_PIECE_BYTES = 4 * 2**20  # results are read from Redis and sent in pieces of this size
@@ -69,7 +72,19 @@ REQUEST_ERRORS: dict[int | str, dict[str, Any]] = {
     415: {"model": Message, "description": "the body is not application/json"},
     422: {"model": ValidationErrorResponse, "description": "invalid request; each error names the field path"},
     503: {"model": Message, "description": "the server is busy (too many large bodies or validations at once); retry"},
+    507: {"model": Message, "description": "the job store is too full for new jobs; retry later"},
 }
+QUOTA_ERROR: dict[int | str, dict[str, Any]] = {
+    403: {"model": Message, "description": "the key keeps as many bytes in the job store as its quota allows"}
+}
+PURGED: dict[int | str, dict[str, Any]] = {
+    204: {"description": "purged: deleted with everything it kept"},
+    409: {"model": Message, "description": "only what has finished can be purged"},
+}
+# ?purge=true on DELETE: delete a finished job or sweep with its requests and results
+Purge = Annotated[
+    bool, Query(description="delete it, finished, with its request and results (its bytes no longer count against the quota)")
+]
 
 # Long polling: how long a status or result request may wait for the job to end.
 WaitSeconds = Annotated[float, Query(ge=0, le=60, description="wait up to this many seconds for the job to end before answering")]
@@ -198,6 +213,8 @@ class Services:
     slots: StreamSlots
     registry: CollectorRegistry
     examples: dict[str, Any]
+    capacity: StoreCapacity
+    sweep_reads: SharedReads  # the sweep statuses that the event streams share
 
 
 async def _services(request: Request) -> Services:  # async: no thread hop for a dependency that never blocks
@@ -302,10 +319,11 @@ operations = APIRouter(tags=["operations"])
     status_code=status.HTTP_202_ACCEPTED,
     response_model=JobCreated,
     openapi_extra=JOB_REQUEST_BODY,
-    responses={**REQUEST_ERRORS, 429: {"model": Message, "description": "too many jobs in flight for this key"}},
+    responses={**REQUEST_ERRORS, **QUOTA_ERROR, 429: {"model": Message, "description": "too many jobs in flight for this key"}},
 )
 async def create_job(app: ServicesDep, owner: Owner, body: JsonBody) -> JobCreated:
     """Validate the request completely (shapes and cost included) and queue it."""
+    await app.capacity.check(len(body))
     submission = functools.partial(job_submission, app.queue, app.settings, owner, body=body)
     job = await app.validator.check_then(
         body,
@@ -387,13 +405,29 @@ async def get_events(app: ServicesDep, job_id: str, owner: Owner, last_event_id:
     return EventStream(events, release=lambda: app.slots.release(owner))
 
 
-@jobs.delete("/{job_id}", response_model=JobStatus)
-async def cancel_job(app: ServicesDep, job_id: str, owner: Owner) -> JobStatus:
-    """Cancel: a queued job never runs; a running one stops at its next chunk. Finished jobs are unchanged."""
+@jobs.delete("/{job_id}", response_model=JobStatus, responses=PURGED)
+async def cancel_job(app: ServicesDep, job_id: str, owner: Owner, purge: Purge = False) -> JobStatus | Response:
+    """Cancel: a queued job never runs; a running one stops at its next chunk. Finished jobs are
+    unchanged. With ``purge=true``, a finished job is deleted with its request and results (204);
+    a sweep's point goes with its sweep."""
     job = await owned(app.async_store, job_id, owner)
+    if purge:
+        return purged(await _in_thread(app.store.purge, job_id), "job")
     if not job.is_final:
         job = await _in_thread(app.store.request_cancel, job_id)
     return job_status(job)
+
+
+def purged(outcome: str, what: str) -> Response:
+    """The answer to a purge: 204, or why not."""
+    if outcome == "purged":
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+    if outcome == "unknown":
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no such {what}")
+    reason = (
+        f"the {what} has not finished: cancel it first" if outcome == "not final" else f"the {what} is {outcome}: purge its sweep"
+    )
+    raise HTTPException(status.HTTP_409_CONFLICT, reason)
 
 
 @jobs.get("/{job_id}/request", responses={200: {"content": {"application/json": {}}, "description": "the request as submitted"}})
@@ -415,7 +449,7 @@ async def owned_sweep(reader: AsyncJobStore, sweep_id: str, owner: str) -> Sweep
 
 async def current_sweep_status(reader: AsyncJobStore, sweep_id: str) -> SweepStatus | None:
     sweep = await reader.sweep(sweep_id)
-    return None if sweep is None else sweep_status(sweep, await reader.sweep_points(sweep_id))
+    return None if sweep is None else sweep_status(sweep, await reader.sweep_points(sweep_id, POINT_STATUS_FIELDS))
 
 
 @sweeps.post(
@@ -423,12 +457,18 @@ async def current_sweep_status(reader: AsyncJobStore, sweep_id: str) -> SweepSta
     status_code=status.HTTP_202_ACCEPTED,
     response_model=SweepCreated,
     openapi_extra=SWEEP_REQUEST_BODY,
-    responses={**REQUEST_ERRORS, 429: {"model": Message, "description": "too many sweep points in flight for this key"}},
+    responses={
+        **REQUEST_ERRORS,
+        **QUOTA_ERROR,
+        429: {"model": Message, "description": "too many sweep points in flight for this key"},
+    },
 )
 async def create_sweep(app: ServicesDep, owner: Owner, body: JsonBody) -> SweepCreated:
     """Validate every point of the sweep (a 422 names the axis, the value and the field it lands
     in), check the sweep's total cost, and queue its points as jobs."""
+    await app.capacity.check(len(body))
     checked = await app.validator.check_sweep(body)
+    await app.capacity.check(sum(len(point["run"]) for point in checked["points"]))
     return await _in_thread(submit_sweep, app.store, app.queue, app.settings, owner, checked, body)
 
 
@@ -442,7 +482,7 @@ async def get_sweeps(store: StoreDep, owner: Owner, offset: Offset = 0, limit: L
 async def get_sweep(app: ServicesDep, sweep_id: str, owner: Owner) -> SweepStatus:
     """The sweep's status: points by state, and the steps of all points together."""
     sweep = await owned_sweep(app.async_store, sweep_id, owner)
-    return sweep_status(sweep, await app.async_store.sweep_points(sweep_id))
+    return sweep_status(sweep, await app.async_store.sweep_points(sweep_id, POINT_STATUS_FIELDS))
 
 
 @sweeps.get(
@@ -461,10 +501,15 @@ async def get_sweep_summary(
     Points still running have their state and no figures yet; each point's full result is at
     ``/api/v1/jobs/{job_id}/result``."""
     await owned_sweep(app.async_store, sweep_id, owner)
-    sweep_json = await app.async_store.sweep_request(sweep_id)
-    if sweep_json is None:
-        raise HTTPException(status.HTTP_410_GONE, "the sweep has expired")
-    columns, rows = summary_table(sweep_json, await app.async_store.sweep_points(sweep_id))
+    recorded = await app.async_store.sweep_axes(sweep_id)
+    if recorded is not None:
+        axes = json.loads(recorded)
+    else:
+        sweep_json = await app.async_store.sweep_request(sweep_id)
+        if sweep_json is None:
+            raise HTTPException(status.HTTP_410_GONE, "the sweep has expired")
+        axes = await _in_thread(axes_of, sweep_json)
+    columns, rows = summary_table(axes, await app.async_store.sweep_points(sweep_id))
     media_type = {"json": "application/json", "csv": "text/csv", "npz": "application/octet-stream"}[format]
     headers = {} if format == "json" else {"Content-Disposition": f'attachment; filename="sweep-{sweep_id}.{format}"'}
     return Response(await _in_thread(table_bytes, columns, rows, format), media_type=media_type, headers=headers)
@@ -495,18 +540,24 @@ async def get_sweep_events(app: ServicesDep, sweep_id: str, owner: Owner) -> Eve
     await owned_sweep(app.async_store, sweep_id, owner)
     take_slot(app.slots, owner)
 
-    async def read_status() -> dict | None:
-        current = await current_sweep_status(app.async_store, sweep_id)
-        return None if current is None else current.model_dump(mode="json")
+    async def read_status() -> dict | None:  # shared by every stream of the sweep in this process
+        async def fetch() -> dict | None:
+            current = await current_sweep_status(app.async_store, sweep_id)
+            return None if current is None else current.model_dump(mode="json")
+
+        return typing.cast("dict | None", await app.sweep_reads.read(sweep_id, fetch))
 
     return EventStream(sweep_events(app.hub, sweep_id, read_status), release=lambda: app.slots.release(owner))
 
 
-@sweeps.delete("/{sweep_id}", response_model=SweepStatus)
-async def cancel_sweep(app: ServicesDep, sweep_id: str, owner: Owner) -> SweepStatus:
+@sweeps.delete("/{sweep_id}", response_model=SweepStatus, responses=PURGED)
+async def cancel_sweep(app: ServicesDep, sweep_id: str, owner: Owner, purge: Purge = False) -> SweepStatus | Response:
     """Cancel every point not yet finished: queued points never run, running ones stop at their
-    next chunk. Finished points keep their results."""
+    next chunk. Finished points keep their results. With ``purge=true``, a finished sweep is
+    deleted with every point's request and results (204)."""
     sweep = await owned_sweep(app.async_store, sweep_id, owner)
+    if purge:
+        return purged(await _in_thread(app.store.purge_sweep, sweep_id), "sweep")
     if not sweep.is_final:
         await _in_thread(app.store.cancel_sweep, sweep_id)
     status_now = await current_sweep_status(app.async_store, sweep_id)
@@ -519,6 +570,12 @@ async def cancel_sweep(app: ServicesDep, sweep_id: str, owner: Owner) -> SweepSt
 async def validate(validator: ValidatorDep, owner: Owner, body: JsonBody) -> Validation:
     """Validate a request exactly as POST /jobs does, without queueing it; with its cost."""
     return Validation.model_validate((await validator.check(body)).summary)
+
+
+@requests.get("/storage", response_model=Storage)
+async def storage(app: ServicesDep, owner: Owner) -> Storage:
+    """The bytes of requests and results this key keeps in the job store, and its quota."""
+    return Storage(stored_bytes=await app.async_store.stored_bytes(owner), quota_bytes=app.settings.max_stored_bytes_per_key)
 
 
 @requests.get("/examples")
@@ -597,6 +654,14 @@ def _exception_handlers(app: FastAPI) -> None:
             detail.append({"loc": list(loc), "msg": e["msg"], "type": e["type"]})
         return JSONResponse({"detail": detail}, status.HTTP_422_UNPROCESSABLE_CONTENT)
 
+    @app.exception_handler(StorageQuota)
+    async def over_quota(request: Request, error: StorageQuota) -> JSONResponse:
+        return JSONResponse({"detail": str(error)}, status.HTTP_403_FORBIDDEN)
+
+    @app.exception_handler(StoreFull)
+    async def store_full(request: Request, error: StoreFull) -> JSONResponse:
+        return JSONResponse({"detail": str(error)}, status.HTTP_507_INSUFFICIENT_STORAGE, headers={"Retry-After": "30"})
+
     @app.exception_handler(InFlightLimit)
     async def too_many(request: Request, error: InFlightLimit) -> JSONResponse:
         return JSONResponse({"detail": str(error)}, status.HTTP_429_TOO_MANY_REQUESTS, headers={"Retry-After": "5"})
@@ -669,6 +734,8 @@ def make_services(settings: Settings) -> Services:
         slots=StreamSlots(settings.max_streams_per_key),
         registry=registry,
         examples=request_examples(settings.examples_dir),
+        capacity=StoreCapacity(client, settings.store_full_fraction),
+        sweep_reads=SharedReads(SWEEP_READ_INTERVAL_S),
     )
 
 

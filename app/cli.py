@@ -168,7 +168,7 @@ def _run_sweep(path: pathlib.Path, body: dict[str, Any], output: pathlib.Path | 
     """A sweep on this machine: every point validated first, then run one after another; the
     summary table as the service gives it (job ids are ``<file>-<point>``)."""
     from worker.simulation.errors import InvalidRequest
-    from worker.simulation.sweep import Outcome, parse_sweep, summary_table
+    from worker.simulation.sweep import Outcome, parse_sweep, summary_table, table_axes
 
     if output is not None and output.suffix not in (".csv", ".json", ".npz"):
         return _fail(f"{output}: a sweep's summary must end in .csv, .json or .npz")
@@ -191,7 +191,7 @@ def _run_sweep(path: pathlib.Path, body: dict[str, Any], output: pathlib.Path | 
         except (Cancelled, KeyboardInterrupt):
             return _fail("interrupted")
         outcomes.append(Outcome(job_id, "succeeded", result.stats["wall_s"], result.spike_summary()))
-    _write_table(*summary_table(sweep, outcomes), output)
+    _write_table(*summary_table(table_axes(sweep), outcomes), output)
     return 0
 
 
@@ -361,7 +361,7 @@ def _serve(args: argparse.Namespace) -> int:
         lock = _lock_data_dir(data_dir)
     except UsageError as error:
         return _fail(str(error))
-    redis_server = RedisServer(data_dir / "redis", keep_fds=(lock,))
+    redis_server = RedisServer(data_dir / "redis", keep_fds=(lock,), maxmemory_bytes=_settings().redis_maxmemory_bytes)
     supervisor = Supervisor()
     try:
         supervisor.add("Redis server", lambda: _started(redis_server), lambda _: redis_server.stop(), killed_in_a_hurry=False)

@@ -57,6 +57,7 @@ def job_submission(queue: Celery, settings: Settings, owner: str, validated: Val
         message=functools.partial(task_message, queue),
         live=bool(validated.summary["record_live"]),
         name=validated.summary["name"],
+        quota=settings.max_stored_bytes_per_key,
     )
 
 

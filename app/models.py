@@ -68,6 +68,11 @@ class Health(BaseModel):
     status: Literal["ok"]
 
 
+class Storage(BaseModel):
+    stored_bytes: int = Field(description="requests and results this key keeps in the job store")
+    quota_bytes: int = Field(description="the most it may keep; beyond it new jobs and sweeps get a 403")
+
+
 class Readiness(BaseModel):
     status: Literal["ready", "not ready"]
     redis: bool

@@ -80,6 +80,7 @@ class RedisServer:
         keep_fds: tuple[int, ...] = (),
         password: str | None = None,
         tls: "TLSFiles | None" = None,
+        maxmemory_bytes: int | None = None,
     ) -> None:
         self.data_dir = pathlib.Path(data_dir)
         self.port = port or free_port()
@@ -87,6 +88,7 @@ class RedisServer:
         self.keep_fds = keep_fds  # inherited by redis-server (a lock on the data directory)
         self.password = password
         self.tls = tls  # with it, the port speaks TLS only
+        self.maxmemory_bytes = maxmemory_bytes  # beyond it Redis refuses writes (noeviction); None: no limit
         self.process: subprocess.Popen | None = None
 
     @property
@@ -114,6 +116,8 @@ class RedisServer:
             "--protected-mode", "yes",
             "--pidfile", str(self.pid_file),
         ]  # fmt: skip
+        if self.maxmemory_bytes is not None:
+            command += ["--maxmemory", str(self.maxmemory_bytes)]
         if self.password:
             command += ["--requirepass", self.password]
         if self.tls is not None:

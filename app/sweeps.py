@@ -16,7 +16,7 @@ from app.jobs import API_PREFIX, next_page, utc_time
 from app.models import PointCounts, Progress, SweepCreated, SweepLinks, SweepList, SweepStatus
 from worker.queue import points_message
 from worker.settings import Settings
-from worker.simulation.sweep import Outcome, SweepRequest
+from worker.simulation.sweep import Outcome, SweepRequest, table_axes
 from worker.simulation.sweep import summary_table as sweep_table
 from worker.store import JobStore, Sweep
 
@@ -43,6 +43,8 @@ def submit_sweep(
         settings.max_sweep_points_in_flight_per_key,
         functools.partial(points_message, queue),
         checked["groups"],
+        settings.max_stored_bytes_per_key,
+        json.dumps(checked["axes"], separators=(",", ":")).encode(),
     )
     return SweepCreated(id=sweep.id, status="queued", points=sweep.points, links=sweep_links(sweep.id))
 
@@ -88,9 +90,9 @@ def list_sweeps(store: JobStore, owner: str, offset: int, limit: int) -> SweepLi
 # --- the summary table ----------------------------------------------------------------------------
 
 
-def summary_table(sweep_json: bytes, points: Sequence[dict[str, str]]) -> tuple[list[str], list[list[Any]]]:
-    """The summary table (``worker.simulation.sweep.summary_table``) from the points' records; a
-    point whose record expired has the state "expired"."""
+def summary_table(axes: dict[str, Any], points: Sequence[dict[str, str]]) -> tuple[list[str], list[list[Any]]]:
+    """The summary table (``worker.simulation.sweep.summary_table``) from the sweep's ``axes``
+    (``table_axes``) and its points' records; a point whose record expired has the state "expired"."""
     outcomes = [
         Outcome(
             job_id=point["id"],
@@ -101,4 +103,9 @@ def summary_table(sweep_json: bytes, points: Sequence[dict[str, str]]) -> tuple[
         )
         for point in points
     ]
-    return sweep_table(SweepRequest.model_validate_json(sweep_json), outcomes)
+    return sweep_table(axes, outcomes)
+
+
+def axes_of(sweep_json: bytes) -> dict[str, Any]:
+    """``table_axes`` of a sweep recorded without them (by an earlier version), from its request."""
+    return table_axes(SweepRequest.model_validate_json(sweep_json))

@@ -32,7 +32,7 @@ import anyio
 from worker.simulation.errors import FieldError, InvalidRequest
 from worker.simulation.limits import Limits
 from worker.simulation.plan import loads_strict, prepare_request
-from worker.simulation.sweep import parse_sweep, point_groups
+from worker.simulation.sweep import parse_sweep, point_groups, table_axes
 
 log = logging.getLogger(__name__)
 INLINE_MAX_BYTES = 64 * 1024
@@ -99,8 +99,9 @@ def _request_summary(body: bytes | bytearray, limits: Limits) -> dict[str, Any]:
 
 def check_sweep(body: bytes | bytearray, limits: Limits) -> dict[str, Any]:
     """Validates a sweep and every point of it; returns ``{"errors": [...]}`` or the sweep's mode,
-    its points, each as the request it runs (JSON text) with its number of steps, and the groups
-    of points that run batched (``worker.simulation.sweep.point_groups``)."""
+    its points, each as the request it runs (JSON text) with its number of steps, the groups of
+    points that run batched (``worker.simulation.sweep.point_groups``) and what its summary table
+    needs (``table_axes``)."""
     return _reply_or_errors(lambda: _sweep_summary(body, limits), "sweep")
 
 
@@ -111,7 +112,7 @@ def _sweep_summary(body: bytes | bytearray, limits: Limits) -> dict[str, Any]:
         for point in points
     ]
     groups = point_groups(sweep, points) if sweep.batched else [[index] for index in range(len(points))]
-    return {"mode": sweep.mode, "points": runs, "groups": groups}
+    return {"mode": sweep.mode, "points": runs, "groups": groups, "axes": table_axes(sweep)}
 
 
 def _validated(reply: dict[str, Any]) -> Validated:

@@ -78,6 +78,22 @@ class Settings(BaseSettings):
     max_sweep_points_in_flight_per_key: int = Field(
         default=4000, ge=1, description="unfinished sweep points per key (they do not count as jobs in flight)"
     )
+    max_stored_bytes_per_key: int = Field(
+        default=2 * 2**30,
+        ge=1,
+        description="requests and results one key keeps in the job store; beyond it new jobs and sweeps get a 403 "
+        "until finished ones are deleted or expire",
+    )
+    redis_maxmemory_bytes: int = Field(
+        default=4 * 2**30, ge=2**24, description="the memory limit of the Redis that 'spikeserve serve' starts"
+    )
+    store_full_fraction: float = Field(
+        default=0.8,
+        gt=0,
+        le=1,
+        description="beyond this share of Redis's maxmemory the API refuses new jobs and sweeps (507), keeping the "
+        "rest for the results of jobs already accepted",
+    )
 
     # execution
     soft_time_limit_s: int = Field(default=3600, gt=0, description="a job's time limit; it then fails with that reason")

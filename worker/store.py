@@ -83,6 +83,14 @@ def owner_sweeps_key(owner: str) -> str:
     return f"{PREFIX}:owner:{owner}:sweeps"
 
 
+def owner_stored_key(owner: str) -> str:
+    """What the owner keeps in the store (a hash): bytes per record (``job:<id>`` its request,
+    ``result:<id>`` its results, ``sweep:<id>`` a sweep as submitted) and their ``total``; the
+    records' expiry times are in ``owner_stored_key(owner) + ':expiry'`` (a sorted set, +inf while
+    a record does not expire), and the ``STORED_FUNCTIONS`` take what expired off the total."""
+    return f"{PREFIX}:owner:{owner}:stored"
+
+
 def owner_sweep_points_key(owner: str) -> str:
     """How many points of the owner's sweeps are unfinished (a counter)."""
     return f"{PREFIX}:owner:{owner}:sweep_points"
@@ -129,11 +137,56 @@ def submitted_key(job_id: str) -> str:
     return f"{PREFIX}:job:{job_id}:submitted"
 
 
+# The owner's stored bytes (owner_stored_key): `stored_total` takes the records that expired off
+# the total and returns it; `keep` records (or re-records) one record's bytes and expiry ('+inf':
+# none yet); `expire_at` sets the expiry of a record kept; `forget` takes a record off.
+STORED_FUNCTIONS = """
+local function stored_keys(owner)
+  local hash = 'ss:owner:' .. owner .. ':stored'
+  return hash, hash .. ':expiry'
+end
+local function drop(hash, record)
+  local bytes = tonumber(redis.call('HGET', hash, record) or '0')
+  if bytes > 0 then redis.call('HINCRBY', hash, 'total', 0 - bytes) end
+  redis.call('HDEL', hash, record)
+end
+local function stored_total(owner, now)
+  local hash, expiry = stored_keys(owner)
+  local gone = redis.call('ZRANGEBYSCORE', expiry, '-inf', now)
+  for _, record in ipairs(gone) do drop(hash, record) end
+  if #gone > 0 then redis.call('ZREMRANGEBYSCORE', expiry, '-inf', now) end
+  return tonumber(redis.call('HGET', hash, 'total') or '0')
+end
+local function forget(owner, record)
+  local hash, expiry = stored_keys(owner)
+  drop(hash, record)
+  redis.call('ZREM', expiry, record)
+end
+local function keep(owner, record, bytes, expires_at)
+  forget(owner, record)
+  local hash, expiry = stored_keys(owner)
+  redis.call('HINCRBY', hash, 'total', bytes)
+  redis.call('HSET', hash, record, bytes)
+  redis.call('ZADD', expiry, expires_at, record)
+end
+local function expire_at(owner, record, expires_at)
+  local _, expiry = stored_keys(owner)
+  redis.call('ZADD', expiry, 'XX', expires_at, record)
+end
+"""
+
 # KEYS: job, request, owner jobs, owner active, queued set, stats, submitted, queue
 # ARGV: id, owner, now, steps_total, request json, max in flight, submitted json ('' if the same),
-#       queue message ('' for none), live ('1': its event stream carries live spikes), name ('' for none)
-_SUBMIT = """
-if redis.call('SCARD', KEYS[4]) >= tonumber(ARGV[6]) then return 0 end
+#       queue message ('' for none), live ('1': its event stream carries live spikes), name ('' for none),
+#       the owner's storage quota in bytes. Returns {1}, {0} (too many in flight) or {-1, bytes stored} (over quota).
+_SUBMIT = (
+    STORED_FUNCTIONS
+    + """
+if redis.call('SCARD', KEYS[4]) >= tonumber(ARGV[6]) then return {0} end
+local bytes = string.len(ARGV[5]) + string.len(ARGV[7])
+local stored = stored_total(ARGV[2], ARGV[3])
+if stored + bytes > tonumber(ARGV[11]) then return {-1, stored} end
+keep(ARGV[2], 'job:' .. ARGV[1], bytes, '+inf')
 redis.call('HSET', KEYS[1], 'id', ARGV[1], 'owner', ARGV[2], 'state', 'queued', 'created_at', ARGV[3],
            'steps_done', 0, 'steps_total', ARGV[4], 'attempts', 0)
 redis.call('SET', KEYS[2], ARGV[5])
@@ -145,14 +198,17 @@ redis.call('HINCRBY', KEYS[6], 'entered:queued', 1)
 if ARGV[8] ~= '' then redis.call('LPUSH', KEYS[8], ARGV[8]) end
 if ARGV[9] == '1' then redis.call('HSET', KEYS[1], 'live', 1) end
 if ARGV[10] ~= '' then redis.call('HSET', KEYS[1], 'name', ARGV[10]) end
-return 1
+return {1}
 """
+)
 
 # The one definition of a state change, shared by the scripts below. Moves the job at key `job` to
 # `to` if its state is in `allowed` (comma separated), setting `fields` (a flat name/value list);
 # returns {1, to} on success, {0, current_state} when refused, {} for an unknown job. A job that
 # reaches a final state expires after `ttl` seconds, with its requests.
-_TRANSITION_FUNCTION = """
+_TRANSITION_FUNCTION = (
+    STORED_FUNCTIONS
+    + """
 local function transition(job, stats, allowed, to, now, fields, ttl)
   local state = redis.call('HGET', job, 'state')
   if not state then return {} end
@@ -172,6 +228,7 @@ local function transition(job, stats, allowed, to, now, fields, ttl)
     redis.call('EXPIRE', job .. ':live', LIVE_TTL_S)
     if ttl then
       for _, key in ipairs({job, job .. ':request', job .. ':submitted'}) do redis.call('EXPIRE', key, ttl) end
+      expire_at(owner, 'job:' .. id, now + ttl)
     end
     local sweep = redis.call('HGET', job, 'sweep')
     if sweep then
@@ -184,6 +241,7 @@ local function transition(job, stats, allowed, to, now, fields, ttl)
         redis.call('HSET', record, 'finished_at', now)
         if ttl then
           for _, key in ipairs({record, record .. ':request', record .. ':points'}) do redis.call('EXPIRE', key, ttl) end
+          expire_at(owner, 'sweep:' .. sweep, now + ttl)
         end
       end
       redis.call('PUBLISH', 'ss:events:' .. sweep, cjson.encode({sweep = sweep, ended = ended, points = points}))
@@ -196,6 +254,7 @@ local function transition(job, stats, allowed, to, now, fields, ttl)
   return {1, to}
 end
 """.replace("LIVE_TTL_S", str(LIVE_TTL_S))
+)
 
 # What happens to a running job whose lease lapsed (its worker died: killed, out of memory, cut
 # off). A cancel requested meanwhile is carried out; a job that ran past its time limit, or whose
@@ -254,23 +313,33 @@ return redis.call('HGET', KEYS[1], 'state')
 )
 
 # KEYS: sweep, sweep request, sweep points, owner sweeps, owner sweep points, queued set, stats, queue.
-# ARGV: sweep id, owner, now, max points in flight, points, mode, sweep request json, messages, then
-# per point its job id, steps total, request json and live flag ('1' or '0'), then the queue messages (one per point, or
-# one for a group of points that run batched). The sweep, its points (jobs naming the sweep, kept
-# out of the owner's job list and job limit) and their messages, all or nothing.
-_SUBMIT_SWEEP = """
+# ARGV: sweep id, owner, now, max points in flight, points, mode, sweep request json, messages, the
+# owner's storage quota, what its summary table needs (JSON), then per point its job id, steps
+# total, request json and live flag ('1' or '0'), then the queue messages (one per point, or one
+# for a group of points that run batched). The
+# sweep, its points (jobs naming the sweep, kept out of the owner's job list and job limit) and
+# their messages, all or nothing. Returns {1}, {0} (too many points in flight) or {-1, bytes stored}.
+_SUBMIT_SWEEP = (
+    STORED_FUNCTIONS
+    + """
 local n = tonumber(ARGV[5])
 local messages = tonumber(ARGV[8])
-if tonumber(redis.call('GET', KEYS[5]) or '0') + n > tonumber(ARGV[4]) then return 0 end
+if tonumber(redis.call('GET', KEYS[5]) or '0') + n > tonumber(ARGV[4]) then return {0} end
+local bytes = string.len(ARGV[7])
+for i = 0, n - 1 do bytes = bytes + string.len(ARGV[11 + 4 * i + 2]) end
+local stored = stored_total(ARGV[2], ARGV[3])
+if stored + bytes > tonumber(ARGV[9]) then return {-1, stored} end
+keep(ARGV[2], 'sweep:' .. ARGV[1], string.len(ARGV[7]), '+inf')
 redis.call('HSET', KEYS[1], 'id', ARGV[1], 'owner', ARGV[2], 'created_at', ARGV[3], 'points', n, 'mode', ARGV[6],
-           'ended', 0, 'succeeded', 0, 'failed', 0, 'cancelled', 0)
+           'ended', 0, 'succeeded', 0, 'failed', 0, 'cancelled', 0, 'axes', ARGV[10])
 redis.call('SET', KEYS[2], ARGV[7])
 redis.call('ZADD', KEYS[4], ARGV[3], ARGV[1])
 redis.call('INCRBY', KEYS[5], n)
 for i = 0, n - 1 do
-  local at = 9 + 4 * i
+  local at = 11 + 4 * i
   local id = ARGV[at]
   local job = 'ss:job:' .. id
+  keep(ARGV[2], 'job:' .. id, string.len(ARGV[at + 2]), '+inf')
   redis.call('HSET', job, 'id', id, 'owner', ARGV[2], 'state', 'queued', 'created_at', ARGV[3], 'steps_done', 0,
              'steps_total', ARGV[at + 1], 'attempts', 0, 'sweep', ARGV[1], 'point', i)
   if ARGV[at + 3] == '1' then redis.call('HSET', job, 'live', 1) end
@@ -278,10 +347,11 @@ for i = 0, n - 1 do
   redis.call('RPUSH', KEYS[3], id)
   redis.call('SADD', KEYS[6], id)
 end
-for i = 0, messages - 1 do redis.call('LPUSH', KEYS[8], ARGV[9 + 4 * n + i]) end
+for i = 0, messages - 1 do redis.call('LPUSH', KEYS[8], ARGV[11 + 4 * n + i]) end
 redis.call('HINCRBY', KEYS[7], 'entered:queued', n)
-return 1
+return {1}
 """
+)
 
 # KEYS: sweep, sweep points, stats. ARGV: now, job ttl. Flags the sweep and every point: queued points
 # are cancelled at once, running ones by their workers at their next chunk. Returns false if unknown.
@@ -302,10 +372,19 @@ return true
 )
 
 # KEYS: old owner's jobs, new owner's jobs, old owner's active set, new owner's active set, old
-# owner's sweeps, new owner's sweeps, old owner's unfinished sweep points, new owner's. ARGV: new
-# owner. Every job and sweep (with its points) of the old owner becomes the new owner's; returns
-# how many jobs.
-_REASSIGN = """
+# owner's sweeps, new owner's sweeps, old owner's unfinished sweep points, new owner's, old owner's
+# stored bytes. ARGV: new owner. Every job and sweep (with its points, and the bytes they keep) of
+# the old owner becomes the new owner's; returns how many jobs.
+_REASSIGN = (
+    STORED_FUNCTIONS
+    + """
+local kept = redis.call('HGETALL', KEYS[9])
+for i = 1, #kept, 2 do
+  if kept[i] ~= 'total' then
+    keep(ARGV[1], kept[i], tonumber(kept[i + 1]), redis.call('ZSCORE', KEYS[9] .. ':expiry', kept[i]) or '+inf')
+  end
+end
+redis.call('DEL', KEYS[9], KEYS[9] .. ':expiry')
 local ids = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
 for i = 1, #ids, 2 do
   local job = 'ss:job:' .. ids[i]
@@ -328,6 +407,7 @@ if unfinished ~= 0 then redis.call('INCRBY', KEYS[8], unfinished) end
 redis.call('DEL', KEYS[1], KEYS[3], KEYS[5], KEYS[7])
 return #ids / 2
 """
+)
 
 # KEYS: job, request, lease, stats, json result, npz result.
 # ARGV: now, lease token, result ttl, job ttl, json, npz, neuron steps, wall s, summary, then the duration
@@ -342,6 +422,8 @@ local moved = transition(KEYS[1], KEYS[4], 'running', 'succeeded', ARGV[1], fiel
 if moved[1] == 1 then
   if ARGV[5] ~= '' then redis.call('SET', KEYS[5], ARGV[5], 'EX', ARGV[3]) end  -- '': JSON made on request
   redis.call('SET', KEYS[6], ARGV[6], 'EX', ARGV[3])
+  local owner = redis.call('HGET', KEYS[1], 'owner')
+  keep(owner, 'result:' .. redis.call('HGET', KEYS[1], 'id'), string.len(ARGV[5]) + string.len(ARGV[6]), ARGV[1] + ARGV[3])
   redis.call('HINCRBY', KEYS[4], 'neuron_steps', ARGV[7])
   redis.call('HINCRBYFLOAT', KEYS[4], 'duration_sum', ARGV[8])
   redis.call('HINCRBY', KEYS[4], 'duration_count', 1)
@@ -456,6 +538,57 @@ return settle(KEYS[1], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
 )
 
 
+# KEYS: the owner's stored bytes. ARGV: now. Their total, the expired records taken off.
+_STORED = (
+    STORED_FUNCTIONS
+    + """
+return stored_total(string.match(KEYS[1], '^ss:owner:(.*):stored$'), ARGV[1])
+"""
+)
+
+# Deleting what a finished job keeps: its record, requests, results and live stream, its entry in
+# its owner's list and its stored bytes. `purge_job` returns 'purged', 'unknown' or 'not final'.
+_PURGE_FUNCTION = (
+    STORED_FUNCTIONS
+    + """
+local function purge_job(job)
+  local f = redis.call('HMGET', job, 'state', 'owner', 'id')
+  if not f[1] then return 'unknown' end
+  if f[1] ~= 'succeeded' and f[1] ~= 'failed' and f[1] ~= 'cancelled' then return 'not final' end
+  redis.call('DEL', job, job .. ':request', job .. ':submitted', job .. ':result:json', job .. ':result:npz', job .. ':live')
+  redis.call('ZREM', 'ss:owner:' .. f[2] .. ':jobs', f[3])
+  forget(f[2], 'job:' .. f[3])
+  forget(f[2], 'result:' .. f[3])
+  return 'purged'
+end
+"""
+)
+
+# KEYS: job. ARGV: now. A finished job that is not a sweep's point, purged ('in a sweep' otherwise).
+_PURGE = (
+    _PURGE_FUNCTION
+    + """
+if redis.call('HEXISTS', KEYS[1], 'sweep') == 1 then return 'in a sweep' end
+return purge_job(KEYS[1])
+"""
+)
+
+# KEYS: sweep. ARGV: now. A finished sweep and every point of it, purged.
+_PURGE_SWEEP = (
+    _PURGE_FUNCTION
+    + """
+local f = redis.call('HMGET', KEYS[1], 'owner', 'id', 'points', 'ended')
+if not f[1] then return 'unknown' end
+if tonumber(f[4]) < tonumber(f[3]) then return 'not final' end
+for _, id in ipairs(redis.call('LRANGE', KEYS[1] .. ':points', 0, -1)) do purge_job('ss:job:' .. id) end
+redis.call('DEL', KEYS[1], KEYS[1] .. ':request', KEYS[1] .. ':points')
+redis.call('ZREM', 'ss:owner:' .. f[1] .. ':sweeps', f[2])
+forget(f[1], 'sweep:' .. f[2])
+return 'purged'
+"""
+)
+
+
 def _claim_of(reply: Any) -> "Claim":
     """A claim script's reply: {1, request} started, {0 or 2, state} refused (2: cancel asked), {} unknown."""
     if not reply:
@@ -466,7 +599,8 @@ def _claim_of(reply: Any) -> "Claim":
     return Claim(started=False, state=value.decode(), cancel_requested=code == 2)
 
 
-POINT_FIELDS = ("state", "steps_done", "steps_total", "error", "wall_s", "summary")
+POINT_FIELDS = ("state", "steps_done", "steps_total", "error", "wall_s", "summary")  # a summary table's
+POINT_STATUS_FIELDS = POINT_FIELDS[:3]  # a sweep's status
 
 
 @dataclass
@@ -558,6 +692,29 @@ class InFlightLimit(Exception):
     """The owner already has the maximum number of queued and running jobs."""
 
 
+class StorageQuota(Exception):
+    """The owner's requests and results in the store would pass its quota."""
+
+    def __init__(self, stored: int, adding: int, quota: int) -> None:
+        super().__init__(
+            f"this key keeps {stored:,} bytes of requests and results in the job store, and this one adds {adding:,}: "
+            f"over its quota of {quota:,} bytes; delete finished jobs or sweeps (DELETE with ?purge=true) "
+            f"or wait for them to expire"
+        )
+        self.stored, self.adding, self.quota = stored, adding, quota
+
+
+NO_QUOTA = 2**62  # the quota of a store call given none
+
+
+def _submitted(reply: list[Any], refusal: str, adding: int, quota: int) -> None:
+    """A submit script's reply: {1} recorded, {0} too many in flight, {-1, stored} over the quota."""
+    if reply[0] == 0:
+        raise InFlightLimit(refusal)
+    if reply[0] == -1:
+        raise StorageQuota(int(reply[1]), adding, quota)
+
+
 @dataclass(frozen=True)
 class Claim:
     """A worker's attempt to start a job: started with its request, or why not."""
@@ -589,6 +746,12 @@ class Submission:
     keys: list[str]
     args: list[Any]
     refusal: str  # why it is refused when the owner has too many jobs in flight
+    quota: int = NO_QUOTA  # the bytes the owner may keep in the store
+
+    @property
+    def bytes(self) -> int:
+        """What the job keeps in the store: its request, and the request as submitted if different."""
+        return len(self.args[4]) + len(self.args[6])
 
 
 def new_submission(
@@ -600,14 +763,15 @@ def new_submission(
     message: Callable[[str], bytes] | None = None,
     live: bool = False,
     name: str | None = None,
+    quota: int = NO_QUOTA,
 ) -> Submission:
     """A new queued job that runs ``request_json``; ``submitted`` is the request as the client
     sent it, when that differs (a NIR network, expanded to layers for the worker).
     ``message(job_id)``, when given, is the job's queue message, pushed onto ``QUEUE_KEY`` in the
     same atomic script: a job is never recorded without its message, nor the reverse. ``live``:
     the request names layers in ``record.live`` (its event stream reads them); ``name``: the
-    request's label, kept for job lists. Submitted by ``JobStore.submit`` or, on the API's event
-    loop, ``AsyncJobStore.submit``."""
+    request's label, kept for job lists; ``quota``: the bytes the owner may keep in the store.
+    Submitted by ``JobStore.submit`` or, on the API's event loop, ``AsyncJobStore.submit``."""
     job_id = uuid.uuid4().hex
     now = time.time()
     keys = [
@@ -621,12 +785,24 @@ def new_submission(
         QUEUE_KEY,
     ]
     queued = message(job_id) if message is not None else b""
-    args: list[Any] = [job_id, owner, now, steps_total, request_json, max_in_flight, submitted, queued, int(live), name or ""]
+    args: list[Any] = [
+        job_id,
+        owner,
+        now,
+        steps_total,
+        request_json,
+        max_in_flight,
+        submitted,
+        queued,
+        int(live),
+        name or "",
+        quota,
+    ]
     # the record as the script writes it, without reading it back
     written = {"id": job_id, "owner": owner, "state": "queued", "created_at": repr(now), "steps_total": str(steps_total)}
     written |= ({"live": "1"} if live else {}) | ({"name": name} if name else {})
     job = Job.from_hash(written)
-    return Submission(job, keys, args, f"{max_in_flight} jobs are already queued or running for this key")
+    return Submission(job, keys, args, f"{max_in_flight} jobs are already queued or running for this key", quota)
 
 
 class JobStore:
@@ -661,6 +837,9 @@ class JobStore:
         self._give_back = client.register_script(_GIVE_BACK)
         self._restore = client.register_script(_RESTORE)
         self._cancel_sweep = client.register_script(_CANCEL_SWEEP)
+        self._stored = client.register_script(_STORED)
+        self._purge = client.register_script(_PURGE)
+        self._purge_sweep = client.register_script(_PURGE_SWEEP)
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> "JobStore":
@@ -689,9 +868,9 @@ class JobStore:
 
     def submit(self, submission: Submission) -> Job:
         """Records the job and its queue message in one atomic script; InFlightLimit when the
-        owner has too many jobs queued or running."""
-        if not self._submit(keys=submission.keys, args=submission.args):
-            raise InFlightLimit(submission.refusal)
+        owner has too many jobs queued or running, StorageQuota when it keeps too much."""
+        reply = self._submit(keys=submission.keys, args=submission.args)
+        _submitted(reply, submission.refusal, submission.bytes, submission.quota)
         return submission.job
 
     def get(self, job_id: str) -> Job | None:
@@ -710,8 +889,23 @@ class JobStore:
         how many jobs."""
         keys = [owner_jobs_key(old_owner), owner_jobs_key(new_owner), owner_active_key(old_owner), owner_active_key(new_owner)]
         keys += [owner_sweeps_key(old_owner), owner_sweeps_key(new_owner)]
-        keys += [owner_sweep_points_key(old_owner), owner_sweep_points_key(new_owner)]
+        keys += [owner_sweep_points_key(old_owner), owner_sweep_points_key(new_owner), owner_stored_key(old_owner)]
         return int(self._reassign(keys=keys, args=[new_owner]))
+
+    def stored_bytes(self, owner: str) -> int:
+        """The bytes of requests and results the owner keeps in the store (expired ones taken off)."""
+        return int(self._stored(keys=[owner_stored_key(owner)], args=[time.time()]))
+
+    def purge(self, job_id: str) -> str:
+        """Deletes a finished job with its request and results, giving its owner the bytes back;
+        returns "purged", or why not: "unknown", "not final", "in a sweep" (a sweep's point goes
+        with its sweep)."""
+        return self._purge(keys=[job_key(job_id)], args=[time.time()]).decode()
+
+    def purge_sweep(self, sweep_id: str) -> str:
+        """Deletes a finished sweep with every point's job, request and results; returns "purged",
+        "unknown" or "not final"."""
+        return self._purge_sweep(keys=[sweep_key(sweep_id)], args=[time.time()]).decode()
 
     def list_owned(self, owner: str, offset: int, limit: int) -> tuple[list[Job], int]:
         """A page of the owner's jobs, newest first, and how many there are."""
@@ -740,11 +934,15 @@ class JobStore:
         max_points_in_flight: int,
         message: Callable[[list[str]], bytes],
         groups: list[list[int]] | None = None,
+        quota: int = NO_QUOTA,
+        axes: bytes = b"",
     ) -> "Sweep":
         """A new sweep whose points (request JSON, steps, live) are queued as jobs, with their queue
         messages (``message(job_ids)`` for each of ``groups``, lists of point indices that run
         together; default one per point), in one atomic script; InFlightLimit when the owner's
-        unfinished sweep points would exceed ``max_points_in_flight``."""
+        unfinished sweep points would exceed ``max_points_in_flight``, StorageQuota when the sweep
+        and its points' requests would pass the owner's ``quota`` of stored bytes. ``axes`` (JSON:
+        ``worker.simulation.sweep.table_axes``) is kept for its summary table."""
         sweep_id = uuid.uuid4().hex
         now = time.time()
         keys = [
@@ -759,12 +957,13 @@ class JobStore:
         ]
         groups = groups if groups is not None else [[index] for index in range(len(points))]
         job_ids = [uuid.uuid4().hex for _ in points]
-        args: list[Any] = [sweep_id, owner, now, max_points_in_flight, len(points), mode, sweep_json, len(groups)]
+        args: list[Any] = [sweep_id, owner, now, max_points_in_flight, len(points), mode, sweep_json, len(groups), quota, axes]
         for job_id, (request_json, steps, live) in zip(job_ids, points, strict=True):
             args += [job_id, steps, request_json, int(live)]
         args += [message([job_ids[index] for index in group]) for group in groups]
-        if not self._submit_sweep(keys=keys, args=args):
-            raise InFlightLimit(f"this key's unfinished sweep points would exceed {max_points_in_flight}")
+        reply = self._submit_sweep(keys=keys, args=args)
+        adding = len(sweep_json) + sum(len(request_json) for request_json, _, _ in points)
+        _submitted(reply, f"this key's unfinished sweep points would exceed {max_points_in_flight}", adding, quota)
         return Sweep(sweep_id, owner, now, None, len(points), mode, {state: 0 for state in FINAL_STATES}, False)
 
     def cancel_sweep(self, sweep_id: str) -> bool:
@@ -998,12 +1197,17 @@ class AsyncJobStore:
         # Any: redis-py types every reply as bytes | str (| awaitable); this client answers bytes
         self.redis: Any = client
         self._submit = client.register_script(_SUBMIT)
+        self._stored = client.register_script(_STORED)
 
     async def submit(self, submission: Submission) -> Job:
         """``JobStore.submit`` on the event loop."""
-        if not await self._submit(keys=submission.keys, args=submission.args):
-            raise InFlightLimit(submission.refusal)
+        reply = await self._submit(keys=submission.keys, args=submission.args)
+        _submitted(reply, submission.refusal, submission.bytes, submission.quota)
         return submission.job
+
+    async def stored_bytes(self, owner: str) -> int:
+        """``JobStore.stored_bytes`` on the event loop."""
+        return int(await self._stored(keys=[owner_stored_key(owner)], args=[time.time()]))
 
     async def get(self, job_id: str) -> Job | None:
         return Job.from_raw(await self.redis.hgetall(job_key(job_id)))
@@ -1028,19 +1232,24 @@ class AsyncJobStore:
     async def sweep(self, sweep_id: str) -> "Sweep | None":
         return Sweep.from_raw(await self.redis.hgetall(sweep_key(sweep_id)))
 
+    async def sweep_axes(self, sweep_id: str) -> bytes | None:
+        """What the sweep's summary table needs (``worker.simulation.sweep.table_axes``, JSON);
+        None for a sweep recorded without it."""
+        return await self.redis.hget(sweep_key(sweep_id), "axes") or None
+
     async def sweep_request(self, sweep_id: str) -> bytes | None:
         return await self.redis.get(sweep_request_key(sweep_id))
 
-    async def sweep_points(self, sweep_id: str) -> list[dict[str, str]]:
-        """Every point's record fields (id, state, steps, error, wall_s, summary), in point order,
-        in two round trips; an expired point's entry has its id only."""
+    async def sweep_points(self, sweep_id: str, fields: tuple[str, ...] = POINT_FIELDS) -> list[dict[str, str]]:
+        """Every point's record ``fields`` (default: id, state, steps, error, wall_s, summary), in
+        point order, in two round trips; an expired point's entry has its id only."""
         ids = [raw.decode() for raw in await self.redis.lrange(sweep_points_key(sweep_id), 0, -1)]
         async with self.redis.pipeline(transaction=False) as pipe:
             for job_id in ids:
-                pipe.hmget(job_key(job_id), *POINT_FIELDS)
+                pipe.hmget(job_key(job_id), *fields)
             replies = await pipe.execute()
         return [
-            {"id": job_id, **{name: value.decode() for name, value in zip(POINT_FIELDS, reply, strict=True) if value is not None}}
+            {"id": job_id, **{name: value.decode() for name, value in zip(fields, reply, strict=True) if value is not None}}
             for job_id, reply in zip(ids, replies, strict=True)
         ]
 

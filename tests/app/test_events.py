@@ -11,7 +11,7 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
-from app.events import EventHub, Listener, StreamSlots, job_events, sweep_events, wait_final
+from app.events import EventHub, Listener, SharedReads, StreamSlots, job_events, sweep_events, wait_final
 from app.redis_server import RedisServer
 from worker.store import AsyncJobStore, JobStore
 
@@ -206,3 +206,30 @@ def test_stream_slots_cap_each_key_separately() -> None:
     assert slots.try_acquire("bob")
     slots.release("alice")
     assert slots.try_acquire("alice")
+
+
+def test_streams_of_one_sweep_share_one_read_of_its_points() -> None:
+    async def scenario() -> tuple[list[object], int, int, int]:
+        fetches = 0
+
+        async def fetch() -> object:
+            nonlocal fetches
+            fetches += 1
+            await asyncio.sleep(0.05)
+            return {"read": fetches}
+
+        shared = SharedReads(fresh_s=0.2)
+        together = await asyncio.gather(*(shared.read("sweep", fetch) for _ in range(64)))
+        once = fetches
+        await shared.read("sweep", fetch)  # fresh: the same result
+        fresh = fetches
+        leaving = asyncio.ensure_future(shared.read("other", fetch))
+        await asyncio.sleep(0.01)
+        leaving.cancel()  # the reader goes away; the read goes on for those who come next
+        await asyncio.sleep(0.3)
+        after = await shared.read("sweep", fetch)
+        return [*together, after], once, fresh, fetches
+
+    results, once, fresh, total = asyncio.run(scenario())
+    assert once == 1 and fresh == 1 and results[:64] == [{"read": 1}] * 64
+    assert total == 3 and results[64] == {"read": 3}

@@ -24,6 +24,7 @@ from worker.store import (
     Claim,
     InFlightLimit,
     JobStore,
+    StorageQuota,
     Success,
     events_channel,
     live_key,
@@ -545,3 +546,53 @@ def test_a_job_with_live_layers_says_so_in_its_record(store: JobStore) -> None:
     sweep = store.create_sweep("alice", b"{}", "grid", [(b"{}", 1, True), (b"{}", 1, False)], 100, lambda ids: b"m")
     live_points = [raw.decode() for raw in store.redis.lrange(f"ss:sweep:{sweep.id}:points", 0, -1)]
     assert [store.get(point).live for point in live_points] == [True, False] and not store.get(points[0]).live
+
+
+# --- what each key keeps in the store ---------------------------------------------------------------
+
+
+def test_a_keys_requests_and_results_count_against_its_quota_until_purged(store: JobStore) -> None:
+    request = b'{"request": "' + b"x" * 985 + b'"}'  # 1,000 bytes
+    first = store.create("alice", request, 1, max_in_flight=100, quota=2500).id
+    store.create("alice", request, 1, max_in_flight=100, quota=2500)
+    assert store.stored_bytes("alice") == 2000 and store.stored_bytes("bob") == 0
+    with pytest.raises(StorageQuota, match=r"keeps 2,000 bytes .* adds 1,000: over its quota of 2,500 bytes"):
+        store.create("alice", request, 1, max_in_flight=100, quota=2500)
+    store.create("bob", request, 1, max_in_flight=100, quota=2500)  # every key has its own
+    assert store.start(first, "cpu") and store.succeed(first, b"j" * 300, b"n" * 200, 1, 0.1)
+    assert store.stored_bytes("alice") == 2500  # its results too
+    assert store.purge(first) == "purged"
+    assert store.stored_bytes("alice") == 1000
+    assert store.get(first) is None and store.result(first, "npz") is None and store.request_json(first) is None
+    assert store.list_owned("alice", 0, 10)[1] == 1
+
+
+def test_only_finished_jobs_are_purged_and_a_sweeps_points_go_with_their_sweep(store: JobStore) -> None:
+    job_id = new_job(store)
+    assert store.purge(job_id) == "not final" and store.purge("f" * 32) == "unknown"
+    sweep = store.create_sweep("alice", b"{}", "grid", [(b"{1}", 1, False), (b"{2}", 1, False)], 100, lambda ids: b"m")
+    assert store.stored_bytes("alice") == len(b'{"request": 1}') + 2 + 3 + 3
+    assert store.purge_sweep(sweep.id) == "not final"
+    points = [raw.decode() for raw in store.redis.lrange(f"ss:sweep:{sweep.id}:points", 0, -1)]
+    assert store.purge(points[0]) == "in a sweep"
+    store.cancel_sweep(sweep.id)
+    assert store.purge_sweep(sweep.id) == "purged"
+    assert store.get(points[0]) is None and store.redis.exists(f"ss:sweep:{sweep.id}") == 0
+    assert store.stored_bytes("alice") == len(b'{"request": 1}') and store.list_sweeps("alice", 0, 10)[1] == 0
+
+
+def test_what_expires_is_taken_off_the_keys_total(store: JobStore) -> None:
+    short = JobStore(store.redis, job_ttl_s=1, result_ttl_s=1)
+    job_id = short.create("alice", b"x" * 100, 1, max_in_flight=100).id
+    assert short.start(job_id, "cpu") and short.succeed(job_id, b"j" * 10, b"n" * 10, 1, 0.1)
+    assert short.stored_bytes("alice") == 120
+    time.sleep(1.2)
+    assert short.stored_bytes("alice") == 0
+    assert short.get(job_id) is None  # Redis expired the records at the same time
+
+
+def test_a_keys_stored_bytes_move_with_its_jobs_to_another_key(store: JobStore) -> None:
+    store.create("anonymous", b"x" * 100, 1, max_in_flight=100)
+    store.create_sweep("anonymous", b"y" * 10, "grid", [(b"{}", 1, False)], 100, lambda ids: b"m")
+    store.reassign("anonymous", "alice")
+    assert store.stored_bytes("alice") == 112 and store.stored_bytes("anonymous") == 0

@@ -129,10 +129,30 @@ def set_value(request: dict[str, Any], loc: Loc, value: Any) -> None:
 
 def point_values(sweep: SweepRequest) -> list[tuple[Any, ...]]:
     """Each point's values, one per axis: the grid with the first axis slowest, or the zip."""
-    columns = [axis.values for axis in sweep.axes]
-    if sweep.mode == "zip":
+    return _combined([axis.values for axis in sweep.axes], sweep.mode)
+
+
+def _combined(columns: list[list[Any]], mode: str) -> list[tuple[Any, ...]]:
+    if mode == "zip":
         return list(zip(*columns, strict=True))
     return list(itertools.product(*columns))
+
+
+CELL_MAX_BYTES = 200  # an axis value longer than this as JSON shows in a summary as a label
+
+
+def table_axes(sweep: SweepRequest) -> dict[str, Any]:
+    """What a summary table needs of a sweep, small enough to keep beside it and read at every
+    summary (re-parsing a 14 MB sweep per summary held the API's event loop): the axes' paths,
+    the mode, and each axis value as its table cell (a long value as a label naming it)."""
+    cells = []
+    for index, axis in enumerate(sweep.axes):
+        column = []
+        for position, value in enumerate(axis.values):
+            size = len(json.dumps(value, separators=(",", ":")))
+            column.append(value if size <= CELL_MAX_BYTES else f"axes[{index}].values[{position}] ({size:,} bytes)")
+        cells.append(column)
+    return {"paths": [axis.path for axis in sweep.axes], "mode": sweep.mode, "cells": cells}
 
 
 def parse_sweep(data: Any, limits: Limits | None = None) -> tuple[SweepRequest, list[Point]]:
@@ -168,14 +188,7 @@ def parse_sweep(data: Any, limits: Limits | None = None) -> tuple[SweepRequest, 
         count = len(axis.values) if sweep.mode == "zip" else count * len(axis.values)
     if count > limits.max_sweep_points:
         raise fail(("axes",), f"make {count} points, over the limit of {limits.max_sweep_points} per sweep", "limit")
-    base_bytes = len(json.dumps(sweep.base, separators=(",", ":")))
-    if count * base_bytes > limits.max_sweep_bytes:
-        raise fail(
-            ("base",),
-            f"{count} points of a {base_bytes}-byte request are {count * base_bytes} bytes, "
-            f"over the limit of {limits.max_sweep_bytes} for a sweep",
-            "limit",
-        )
+    _check_bytes(sweep, count, limits)
     points: list[Point] = []
     found: list[FieldError] = []
     bad_points = 0
@@ -199,6 +212,26 @@ def parse_sweep(data: Any, limits: Limits | None = None) -> tuple[SweepRequest, 
         raise InvalidRequest(found)
     _check_total_cost(points, limits)
     return sweep, points
+
+
+def _check_bytes(sweep: SweepRequest, count: int, limits: Limits) -> None:
+    """The points' requests together, each the base with its axes' values (an upper bound: a
+    value replaces what the base held there), before any point is made: 8 base64 tensors on the
+    axes of a 144-byte base made 130 MiB of points that a check of the base alone let through."""
+    base_bytes = len(json.dumps(sweep.base, separators=(",", ":")))
+    axes_bytes = 0
+    for axis in sweep.axes:
+        values = sum(len(json.dumps(value, separators=(",", ":"))) for value in axis.values)
+        axes_bytes += values if sweep.mode == "zip" else values * (count // len(axis.values))
+    total = count * base_bytes + axes_bytes
+    if total > limits.max_sweep_bytes:
+        blamed = ("axes",) if axes_bytes > count * base_bytes else ("base",)
+        raise fail(
+            blamed,
+            f"the {count} points' requests are {total:,} bytes together ({count} x the {base_bytes:,}-byte base, "
+            f"and {axes_bytes:,} bytes of axis values set in them), over the limit of {limits.max_sweep_bytes:,} for a sweep",
+            "limit",
+        )
 
 
 def _check_total_cost(points: list[Point], limits: Limits) -> None:
@@ -289,15 +322,16 @@ def point_groups(sweep: SweepRequest, points: Sequence[Point]) -> list[list[int]
     return [list(range(start, min(len(points), start + size))) for start in range(0, len(points), size)]
 
 
-def summary_table(sweep: SweepRequest, outcomes: Sequence[Outcome]) -> tuple[list[str], list[list[Any]]]:
-    """One row per point: its index, job id, state, axis values, wall time, then spikes and mean
-    rate (Hz per neuron) of every recorded layer, and the error of a point that failed."""
+def summary_table(axes: dict[str, Any], outcomes: Sequence[Outcome]) -> tuple[list[str], list[list[Any]]]:
+    """One row per point: its index, job id, state, axis values (``table_axes``' cells), wall
+    time, then spikes and mean rate (Hz per neuron) of every recorded layer, and the error of a
+    point that failed."""
     layers = list(dict.fromkeys(name for outcome in outcomes for name in outcome.layers or {}))
     figures = ("spikes", "rate_hz")
-    columns = ["point", "job_id", "status", *(axis.path for axis in sweep.axes), "wall_s"]
+    columns = ["point", "job_id", "status", *axes["paths"], "wall_s"]
     columns += [f"{layer}.{figure}" for layer in layers for figure in figures] + ["error"]
     rows = []
-    for index, (outcome, values) in enumerate(zip(outcomes, point_values(sweep), strict=True)):
+    for index, (outcome, values) in enumerate(zip(outcomes, _combined(axes["cells"], axes["mode"]), strict=True)):
         measured = outcome.layers or {}
         cells = [measured.get(layer, {}).get(figure) for layer in layers for figure in figures]
         rows.append([index, outcome.job_id, outcome.status, *values, outcome.wall_s, *cells, outcome.error])

@@ -1,6 +1,7 @@
 """Sweeps: axes set places in a base request; every point is validated as a job before any runs,
 and an error names the axis, the value and the field it lands in."""
 
+import base64
 import copy
 import io
 import json
@@ -11,7 +12,7 @@ import pytest
 
 from worker.simulation.errors import InvalidRequest
 from worker.simulation.limits import Limits
-from worker.simulation.sweep import Outcome, parse_path, parse_sweep, summary_table, table_bytes
+from worker.simulation.sweep import Outcome, SweepRequest, parse_path, parse_sweep, summary_table, table_axes, table_bytes
 
 BASE = {
     "network": {
@@ -99,6 +100,9 @@ def test_points_and_cost_are_bounded_for_the_sweep_as_a_whole() -> None:
     base_bytes = len(json.dumps(BASE, separators=(",", ":")))
     (path, message), *_ = errors_of(sweep(("seed", list(range(10)))), Limits(max_sweep_bytes=9 * base_bytes))
     assert path == "base" and "over the limit" in message
+    tensors = [{"dtype": "float32", "shape": [1000], "base64": base64.b64encode(bytes(4000)).decode()} for _ in range(8)]
+    (path, message), *_ = errors_of(sweep(("input.rates", tensors), ("seed", list(range(10)))), Limits(max_sweep_bytes=2**18))
+    assert path == "axes" and "and 430,640 bytes of axis values set in them), over the limit of 262,144" in message
     (path, message), *_ = errors_of(sweep(("seed", list(range(10)))), Limits(max_sweep_synaptic_ops=10 * 3 * 4 * 50 - 1))
     assert path == "axes" and message.startswith("the 10 points need 6000 synaptic operations together")
 
@@ -114,7 +118,7 @@ def test_the_summary_table_has_a_row_per_point_and_columns_per_axis_and_layer() 
         Outcome("a", "succeeded", 0.5, {"out": {"spikes": 3, "rate_hz": 15.0}}),
         Outcome("b", "failed", error="boom"),
     ]
-    columns, rows = summary_table(parsed, outcomes)
+    columns, rows = summary_table(table_axes(parsed), outcomes)
     assert columns == ["point", "job_id", "status", "input.rates", "seed", "wall_s", "out.spikes", "out.rate_hz", "error"]
     assert rows == [
         [0, "a", "succeeded", 10.0, 1, 0.5, 3, 15.0, None],
@@ -126,3 +130,10 @@ def test_the_summary_table_has_a_row_per_point_and_columns_per_axis_and_layer() 
     npz = np.load(io.BytesIO(table_bytes(columns, rows, "npz")), allow_pickle=False)
     assert npz["out.spikes"][0] == 3 and math.isnan(npz["out.spikes"][1])
     assert npz["input.rates"].tolist() == ["10.0", "[1.0, 2.0, 3.0]"] and npz["status"].tolist() == ["succeeded", "failed"]
+
+
+def test_long_axis_values_show_in_the_summary_as_labels_naming_them() -> None:
+    long_rates = [float(i) for i in range(3)] * 30
+    axes = table_axes(SweepRequest.model_validate(sweep(("input.rates", [10.0, long_rates]))))
+    assert axes["cells"] == [[10.0, f"axes[0].values[1] ({len(json.dumps(long_rates, separators=(',', ':'))):,} bytes)"]]
+    assert len(json.dumps(axes)) < 200
