@@ -163,6 +163,21 @@ def test_requests_without_a_valid_key_are_refused(service: Service) -> None:
         assert anonymous.get("/healthz").status_code == 200
 
 
+def test_every_call_under_api_v1_needs_a_key_but_the_public_examples(service: Service) -> None:
+    """docs/api.md's promise, checked route by route from the server's own OpenAPI schema."""
+    with service.http(None) as anonymous:
+        paths = anonymous.get("/openapi.json").json()["paths"]
+        answers = {}
+        for path, operations in paths.items():
+            if path.startswith("/api/v1"):
+                for method in operations:
+                    url = path.replace("{job_id}", "0" * 32).replace("{sweep_id}", "0" * 32)
+                    answers[f"{method.upper()} {path}"] = anonymous.request(method, url, json={}).status_code
+        assert len(answers) > 15
+        assert answers.pop("GET /api/v1/examples") == 200
+        assert set(answers.values()) == {401}, answers
+
+
 def test_listing_is_newest_first_and_paginated(service: Service) -> None:
     with service.http("carol") as carol:
         ids = [submit(carol, SEED) for _ in range(3)]
