@@ -238,13 +238,19 @@ class GraphRun:
             state = state._replace(v=v0.to(x.device).expand_as(state.v).clone())
         return state
 
-    def chunk(self, start: int, stop: int, states: list[Any] | None) -> tuple[list[torch.Tensor | None], list[Any]]:
+    def chunk(
+        self, start: int, stop: int, states: list[Any] | None, should_stop: Callable[[int], None] | None = None
+    ) -> tuple[list[torch.Tensor | None], list[Any]]:
+        """Steps ``start .. stop - 1``; ``should_stop(step)`` is called before each pass after the
+        first, and may raise to abandon the run."""
         pass_steps = min(self.pass_steps or stop - start, stop - start)
         self._rings(self.pass_steps or stop - start)
         current = dict(zip(self.names, states, strict=True)) if states is not None else {}
         outputs: dict[str, list[torch.Tensor]] = {name: [] for name in self.names if name in self.keep}
         recorded: dict[str, list[Any]] = {name: [] for name in self.record_states}
         for first in range(start, stop, pass_steps):
+            if should_stop is not None and first > start:
+                should_stop(first)
             steps = min(pass_steps, stop - first)
             produced: dict[str, torch.Tensor] = {}  # this pass's outputs
             for name in self.graph.order:

@@ -170,8 +170,8 @@ def simulate(
         raise ValueError(f"chunk_steps must be at least 1, got {chunk}")
     voltage_layers = frozenset(plan.record_voltages)
     started = time.perf_counter()  # the build counts: drawing a large graph can take seconds
-    stop_building = BuildChecks(started, plan.steps, is_cancelled, time_limit_s)
-    advance = _chunk_function(request, plan, device, voltage_layers, stop_building)
+    should_stop = StopChecks(started, plan.steps, is_cancelled, time_limit_s)
+    advance = _chunk_function(request, plan, device, voltage_layers, should_stop)
     recorders = recorders_for(plan, plan.batch_size, device, SpikeBudget(plan.cost.spike_events))
     state = None
     with torch.inference_mode():
@@ -211,10 +211,13 @@ def simulate(
 ChunkFunction = Callable[[int, int, Any], tuple[list[Any], Any]]  # outputs: tensors (None: not kept)
 
 
-class BuildChecks:
-    """What building the network asks between its pieces (edges, blocks of a Bernoulli draw):
-    raises ``Cancelled`` or ``TimeLimitExceeded``, as the runner does between chunks. Builds
-    shorter than ``every_s`` never ask (a cancel check costs a job a round trip to Redis)."""
+class StopChecks:
+    """What a graph asks while it is built (between edges, blocks of a Bernoulli draw) and between
+    the passes of a chunk: ``should_stop(step)`` raises ``Cancelled`` or ``TimeLimitExceeded`` as
+    the runner does between chunks (``step`` None: still building). Its chunks are sized from an
+    estimate of their work, which can be several times short of the truth (a Brunel chunk
+    seen taking 5 s, a cancel waiting for it), so it asks within chunks too; it asks no more
+    often than ``every_s`` (a cancel check is a round trip to Redis), so short runs never do."""
 
     def __init__(
         self, started: float, steps: int, is_cancelled: CancelCheck | None, time_limit_s: float | None, every_s: float = 0.2
@@ -224,25 +227,28 @@ class BuildChecks:
         self.every_s = every_s
         self.next_at = started + every_s
 
-    def __call__(self) -> None:
+    def __call__(self, step: int | None = None) -> None:
         now = time.perf_counter()
         if now < self.next_at:
             return
         self.next_at = now + self.every_s
         if self.is_cancelled is not None and self.is_cancelled():
-            raise Cancelled(f"cancelled while building the network, before step 0 of {self.steps}")
-        check_time(self.started, self.time_limit_s, 0, self.steps)
+            if step is None:
+                raise Cancelled(f"cancelled while building the network, before step 0 of {self.steps}")
+            raise cancelled_at(step, self.steps)
+        check_time(self.started, self.time_limit_s, step or 0, self.steps)
 
 
 def _chunk_function(
-    request: JobRequest, plan: Plan, device: torch.device, voltage_layers: frozenset[str], should_stop: Callable[[], None]
+    request: JobRequest, plan: Plan, device: torch.device, voltage_layers: frozenset[str], should_stop: StopChecks
 ) -> ChunkFunction:
     """``advance(start, stop, state) -> (outputs, state)``: the network, built, running a chunk;
-    outputs and states per layer (a graph's: per population), in ``plan.layers`` order.
-    ``should_stop()`` is called while a graph is built, and may raise to abandon it."""
+    outputs and states per layer (a graph's: per population), in ``plan.layers`` order. A graph
+    calls ``should_stop`` while it is built and between the passes of a chunk."""
     if plan.graph is not None:
         keep = frozenset(plan.record_spikes) | voltage_layers
-        return GraphRun(request, plan, device, voltage_layers, keep=keep, should_stop=should_stop).chunk
+        run = GraphRun(request, plan, device, voltage_layers, keep=keep, should_stop=should_stop)
+        return lambda start, stop, state: run.chunk(start, stop, state, should_stop)
     network = build_network(request, plan, record_states=voltage_layers)
     if device.type != "cpu":  # built on the CPU
         network = network.to(device)

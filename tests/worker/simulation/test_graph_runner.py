@@ -297,3 +297,19 @@ def test_a_runs_wall_time_includes_building_its_graph() -> None:
     started = time.perf_counter()
     result = simulate(*parse_request(BERNOULLI_BUILD))
     assert result.stats["wall_s"] > 0.8 * (time.perf_counter() - started)  # one step: the build is nearly all of it
+
+
+def test_a_cancel_is_seen_within_a_chunk_longer_than_its_estimate() -> None:
+    """Brunel's 10,000 steps as one chunk (about a second here): the cancel asked for after the
+    first check stops it part of the way, not at the chunk's end."""
+    request = json.loads((pathlib.Path(__file__).parents[3] / "examples" / "brunel.json").read_text())
+    asked = 0
+
+    def cancel() -> bool:
+        nonlocal asked
+        asked += 1
+        return asked > 1
+
+    with pytest.raises(Cancelled, match=r"cancelled after \d+ of 10000 steps") as stopped:
+        simulate(*parse_request(request), chunk_steps=10_000, is_cancelled=cancel)
+    assert 0 < int(str(stopped.value).split()[2]) < 10_000
