@@ -56,7 +56,8 @@ def _request_bytes(path: pathlib.Path, nir_path: str | None) -> bytes:
         raise UsageError(f"{nir_path}: {error.strerror or error}") from None
     if not isinstance(request, dict):
         raise UsageError(f"{path}: a request must be a JSON object")
-    request["network"] = {"nir": base64.b64encode(graph).decode()}
+    options = request.get("network", {}).get("nir_import") if isinstance(request.get("network"), dict) else None
+    request["network"] = {"nir": base64.b64encode(graph).decode()} | ({"nir_import": options} if options else {})
     return json.dumps(request).encode()
 
 
@@ -134,6 +135,7 @@ def _run(args: argparse.Namespace) -> int:
         request, plan = parse_request(raw)
     except InvalidRequest as error:
         return _fail_request(path, error)
+    _warn(plan.warnings)
     # Imported once the request is known to be valid: torch takes seconds to load, and neither
     # `spikeserve --help`, the service commands nor a bad file need it.
     from tqdm import tqdm
@@ -467,6 +469,7 @@ def _submit(args: argparse.Namespace) -> int:
     try:
         with Client(args.url, args.key) as client:
             job = client.submit(json.loads(body))
+            _warn(job.warnings)
             status = job.wait(progress=sys.stderr.isatty() and not args.quiet)
             if status["status"] != "succeeded":
                 return _fail(f"job {job.id} {status['status']}" + (f": {status['error']}" if status.get("error") else ""))
@@ -518,11 +521,18 @@ def _nir_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _nir_import(args: argparse.Namespace) -> int:
-    from worker.simulation.nir_import import NIRError, nir_to_network, read_graph
+def _warn(warnings: list[str]) -> None:
+    for warning in warnings:
+        print(f"spikeserve: note: {warning}", file=sys.stderr)
 
+
+def _nir_import(args: argparse.Namespace) -> int:
+    from worker.simulation.nir_import import ImportOptions, NIRError, if_notes, nir_to_network, read_graph
+
+    options = ImportOptions(if_input=args.if_input, reset=args.reset)
     try:
-        network, input_shape = nir_to_network(read_graph(pathlib.Path(args.graph).read_bytes()), args.dt)
+        graph = read_graph(pathlib.Path(args.graph).read_bytes())
+        network, input_shape = nir_to_network(graph, args.dt, options)
     except OSError as error:
         return _fail(f"{args.graph}: {error.strerror or error}")
     except NIRError as error:
@@ -535,6 +545,9 @@ def _nir_import(args: argparse.Namespace) -> int:
     shape = "unknown" if input_shape is None else list(input_shape)
     size = f"{len(network['layers'])} layers" if "layers" in network else f"a graph of {len(network['nodes'])} nodes"
     print(f"{size} for dt = {args.dt} s; input features per step: {shape}", file=sys.stderr)
+    if options.if_input == "continuous":  # the notes a request with an input of spikes would get
+        notes = if_notes(graph, args.dt, steps=args.steps)
+        _warn([note.replace('with if_input "per_step"', "with --if-input per_step") for note in notes])
     return 0
 
 
@@ -629,6 +642,24 @@ def build_parser() -> argparse.ArgumentParser:
     imported.add_argument("graph")
     imported.add_argument("--dt", type=float, default=0.001, help="the time step the network will run with (s)")
     imported.add_argument("-o", "--output", help="write the network JSON here instead of stdout")
+    imported.add_argument(
+        "--if-input",
+        choices=("continuous", "per_step"),
+        default="continuous",
+        help="IF nodes: as NIR defines them, r I dt per step (default); or r I per step, as Sinabs and Norse write them",
+    )
+    imported.add_argument(
+        "--steps",
+        type=int,
+        default=1000,
+        help="the run's length, for the note on IF nodes that cannot spike in it when read continuously (default 1000)",
+    )
+    imported.add_argument(
+        "--reset",
+        choices=("value", "subtract"),
+        default="value",
+        help="LIF, CubaLIF and IF nodes after a spike: to v_reset (default), or by subtracting v_threshold - v_reset",
+    )
     imported.set_defaults(handler=_nir_import)
 
     keys = commands.add_parser("keys", help="API keys")

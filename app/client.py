@@ -180,9 +180,10 @@ def _status_events(events: Iterator[tuple[str, str | None, str]]) -> Iterator[di
 
 
 class Job:
-    def __init__(self, client: "Client", job_id: str) -> None:
+    def __init__(self, client: "Client", job_id: str, warnings: list[str] | None = None) -> None:
         self.client = client
         self.id = job_id
+        self.warnings = warnings or []  # what the server noted of the request when it was submitted
 
     def __repr__(self) -> str:
         return f"Job({self.id!r})"
@@ -410,7 +411,8 @@ class Client:
         """Submits a request given as a dict or as the path of a JSON file."""
         body = pathlib.Path(request).read_bytes() if isinstance(request, (str, pathlib.Path)) else json.dumps(request).encode()
         response = self.request("POST", "/api/v1/jobs", body=body, headers={"Content-Type": "application/json"})
-        return Job(self, _check(response).json()["id"])
+        created = _check(response).json()
+        return Job(self, created["id"], created.get("warnings"))
 
     def submit_many(self, requests: Iterable[dict[str, Any] | str | pathlib.Path], concurrency: int = 8) -> list[Job]:
         """Submits many requests over ``concurrency`` connections at once (a parameter sweep);

@@ -38,6 +38,7 @@ def job_status(job: Job) -> JobStatus:
         name=job.name,
         wall_s=job.wall_s,
         spikes=job.spikes,
+        warnings=job.warnings,
         links=links(job.id),
     )
 
@@ -58,11 +59,12 @@ def job_submission(queue: Celery, settings: Settings, owner: str, validated: Val
         live=bool(validated.summary["record_live"]),
         name=validated.summary["name"],
         quota=settings.max_stored_bytes_per_key,
+        warnings=validated.summary["warnings"],
     )
 
 
 def job_created(job: Job) -> JobCreated:
-    return JobCreated(id=job.id, status="queued", links=links(job.id))
+    return JobCreated(id=job.id, status="queued", links=links(job.id), warnings=job.warnings)
 
 
 def next_page(path: str, offset: int, limit: int, total: int) -> str | None:

@@ -1,9 +1,13 @@
 """Response bodies of the HTTP API (requests use worker.simulation.request.JobRequest)."""
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
+
+Warnings = Annotated[
+    list[str], Field(default_factory=list, description="what a valid request may not mean as written (a NIR import's notes)")
+]
 
 # "cancelling": running, with a cancel asked for; the job stops before its next chunk.
 JobState = Literal["queued", "running", "cancelling", "succeeded", "failed", "cancelled"]
@@ -19,6 +23,7 @@ class JobCreated(BaseModel):
     id: str
     status: JobState
     links: Links
+    warnings: Warnings
 
 
 class Progress(BaseModel):
@@ -39,6 +44,7 @@ class JobStatus(BaseModel):
     name: str | None = Field(default=None, description="the request's name, if it gave one")
     wall_s: float | None = Field(default=None, description="how long the successful run took, in seconds")
     spikes: int | None = Field(default=None, description="spike events in the result (every recorded layer), once it succeeded")
+    warnings: Warnings
     links: Links
 
 
@@ -111,6 +117,7 @@ class Validation(BaseModel):
     record_spikes: list[str] = Field(description="the layers whose spikes the result holds (and record.live may name)")
     record_live: list[str] = Field(description="the layers whose spikes the event stream carries while the job runs")
     cost: Cost
+    warnings: Warnings
 
 
 # --- sweeps -----------------------------------------------------------------------------------------

@@ -93,6 +93,7 @@ def _request_summary(body: bytes | bytearray, limits: Limits) -> dict[str, Any]:
         "record_spikes": plan.record_spikes,
         "record_live": plan.record_live,
         "cost": plan.cost.summary(),
+        "warnings": plan.warnings,
         "run": None if data is loaded else json.dumps(data, separators=(",", ":")),
     }
 

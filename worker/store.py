@@ -22,7 +22,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import redis
@@ -178,7 +178,8 @@ end
 # KEYS: job, request, owner jobs, owner active, queued set, stats, submitted, queue
 # ARGV: id, owner, now, steps_total, request json, max in flight, submitted json ('' if the same),
 #       queue message ('' for none), live ('1': its event stream carries live spikes), name ('' for none),
-#       the owner's storage quota in bytes. Returns {1}, {0} (too many in flight) or {-1, bytes stored} (over quota).
+#       the owner's storage quota in bytes, warnings (JSON, '' for none). Returns {1}, {0} (too many in
+#       flight) or {-1, bytes stored} (over quota).
 _SUBMIT = (
     STORED_FUNCTIONS
     + """
@@ -198,6 +199,7 @@ redis.call('HINCRBY', KEYS[6], 'entered:queued', 1)
 if ARGV[8] ~= '' then redis.call('LPUSH', KEYS[8], ARGV[8]) end
 if ARGV[9] == '1' then redis.call('HSET', KEYS[1], 'live', 1) end
 if ARGV[10] ~= '' then redis.call('HSET', KEYS[1], 'name', ARGV[10]) end
+if ARGV[12] ~= '' then redis.call('HSET', KEYS[1], 'warnings', ARGV[12]) end
 return {1}
 """
 )
@@ -653,6 +655,7 @@ class Job:
     name: str | None = None  # the request's label
     wall_s: float | None = None  # how long its successful run took
     spikes: int | None = None  # spike events in its result, every recorded layer together
+    warnings: list[str] = field(default_factory=list)  # what its request may not mean as written
 
     @classmethod
     def from_hash(cls, data: dict[str, str]) -> "Job":
@@ -676,6 +679,7 @@ class Job:
             name=data.get("name") or None,
             wall_s=number("wall_s"),
             spikes=sum(layer["spikes"] for layer in json.loads(data["summary"]).values()) if data.get("summary") else None,
+            warnings=json.loads(data["warnings"]) if data.get("warnings") else [],
         )
 
     @classmethod
@@ -764,13 +768,15 @@ def new_submission(
     live: bool = False,
     name: str | None = None,
     quota: int = NO_QUOTA,
+    warnings: list[str] | None = None,
 ) -> Submission:
     """A new queued job that runs ``request_json``; ``submitted`` is the request as the client
     sent it, when that differs (a NIR network, expanded to layers for the worker).
     ``message(job_id)``, when given, is the job's queue message, pushed onto ``QUEUE_KEY`` in the
     same atomic script: a job is never recorded without its message, nor the reverse. ``live``:
     the request names layers in ``record.live`` (its event stream reads them); ``name``: the
-    request's label, kept for job lists; ``quota``: the bytes the owner may keep in the store.
+    request's label, kept for job lists; ``quota``: the bytes the owner may keep in the store;
+    ``warnings``: what the request may not mean as written, kept in the record.
     Submitted by ``JobStore.submit`` or, on the API's event loop, ``AsyncJobStore.submit``."""
     job_id = uuid.uuid4().hex
     now = time.time()
@@ -785,22 +791,12 @@ def new_submission(
         QUEUE_KEY,
     ]
     queued = message(job_id) if message is not None else b""
-    args: list[Any] = [
-        job_id,
-        owner,
-        now,
-        steps_total,
-        request_json,
-        max_in_flight,
-        submitted,
-        queued,
-        int(live),
-        name or "",
-        quota,
-    ]
+    noted = json.dumps(warnings) if warnings else ""
+    args: list[Any] = [job_id, owner, now, steps_total, request_json, max_in_flight, submitted, queued, int(live), name or ""]
+    args += [quota, noted]
     # the record as the script writes it, without reading it back
     written = {"id": job_id, "owner": owner, "state": "queued", "created_at": repr(now), "steps_total": str(steps_total)}
-    written |= ({"live": "1"} if live else {}) | ({"name": name} if name else {})
+    written |= ({"live": "1"} if live else {}) | ({"name": name} if name else {}) | ({"warnings": noted} if noted else {})
     job = Job.from_hash(written)
     return Submission(job, keys, args, f"{max_in_flight} jobs are already queued or running for this key", quota)
 

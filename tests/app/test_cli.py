@@ -250,3 +250,21 @@ def test_host_and_port_come_from_the_environment_unless_given(command: str, monk
     assert (from_env.host, from_env.port) == ("127.0.0.2", 18080)
     given = _bind(Settings(), build_parser().parse_args([command, "--host", "127.0.0.3", "--port", "18081"]))
     assert (given.host, given.port) == ("127.0.0.3", 18081)
+
+
+def test_nir_import_reads_if_nodes_as_asked_and_names_those_a_continuous_reading_silences(tmp_path: pathlib.Path) -> None:
+    import nir
+
+    from tests.worker.simulation.test_nir import sinabs_style_if_cnn
+
+    graph = tmp_path / "sinabs.nir"
+    nir.write(str(graph), sinabs_style_if_cnn())
+    continuous = spikeserve("nir", "import", str(graph), "--steps", "100", "-o", str(tmp_path / "a.json"))
+    assert continuous.returncode == 0 and "spikeserve: note: IF node 'if1' cannot spike within 100 steps" in continuous.stderr
+    assert "import it with --if-input per_step" in continuous.stderr
+    options = ("--if-input", "per_step", "--reset", "subtract")
+    per_step = spikeserve("nir", "import", str(graph), *options, "-o", str(tmp_path / "b.json"))
+    assert per_step.returncode == 0 and "note" not in per_step.stderr
+    layers = json.loads((tmp_path / "b.json").read_text())["layers"]
+    assert [layer["name"] for layer in layers if layer["type"] == "scale"] == ["pool.sum"]  # r = 1 per step: no scale
+    assert {layer["params"]["reset_method"] for layer in layers if layer["type"] == "iaf"} == {"subtract"}

@@ -80,6 +80,7 @@ class Plan:
     cost: "Cost | None" = None  # set by validate_request
     record_live: list[str] = field(default_factory=list)  # recorded layers streamed chunk by chunk
     graph: "GraphPlan | None" = None  # a graph network's sources, edges and passes; None for a chain of layers
+    warnings: list[str] = field(default_factory=list)  # what a valid request may not mean (a NIR import's notes)
 
     @property
     def batch_size(self) -> int:

@@ -5,8 +5,9 @@ A graph network exports node for node: inputs as Input nodes, populations and la
 their NIR nodes, identity edges as edges, and every other edge as a weight node between its two
 ends (``dense`` and the sparse rules as ``Linear`` with the synapses' weights in a dense matrix,
 ``one_to_one`` as ``Scale``); each recorded population gets an Output. NIR's edges carry no delay,
-and a loop feeds back what was computed one step earlier: so an edge may have a delay of 0, or of
-1 where it closes a loop as the importer finds loops; anything else is refused, naming the edge.
+and a loop feeds back the spikes of the step before: so an edge may have a delay of 0, or of 1
+where the importer puts a loop's delay (``loop_delays``: on a population's spikes); anything else
+is refused, naming the edge.
 """
 
 import io
@@ -19,7 +20,7 @@ import torch
 from worker.simulation.build import build_network
 from worker.simulation.graph_runner import GraphRun
 from worker.simulation.nir_file import NIRError
-from worker.simulation.nir_import import as_pair, back_edges, layer_name
+from worker.simulation.nir_import import as_pair, is_neuron, layer_name, loop_delays
 
 __all__ = ["network_to_nir", "network_to_nir_bytes"]
 
@@ -65,9 +66,13 @@ def _graph_to_nir(request: Any, plan: Any) -> Any:
             path.insert(1, name)
         edges += itertools.pairwise(path)
         if edge.max_delay == 1:
-            delayed.add((path[-2], path[-1]))
-    if back_edges(list(nodes), edges, [source.name for source in graph.sources]) != delayed:
-        raise NIRError("NIR's loops feed back one step: every edge that closes a loop needs a delay of 1, and every other edge 0")
+            delayed.add((path[0], path[1]))  # the spikes entering its weights, where the importer puts a loop's delay
+    neurons = {name for name, node in nodes.items() if is_neuron(node)}
+    if loop_delays(list(nodes), edges, [source.name for source in graph.sources], neurons) != delayed:
+        raise NIRError(
+            "NIR's loops feed back the spikes of the step before: every edge that closes a loop needs a delay of 1 on the "
+            "spikes of a population (not on a layer node's output), and every other edge 0"
+        )
     for name in plan.record_spikes:
         output = "output" if len(plan.record_spikes) == 1 else _free_name(f"output_{name}", nodes)
         nodes[output] = nir.Output(output_type={"output": np.asarray(plan.layer(name).out_shape)})

@@ -24,6 +24,7 @@ from worker.simulation.checks import (
     Plan,
     check_neuron_counts,
     check_source,
+    decode_tensor,
     infer_layer,
     resolve_record,
     shape_str,
@@ -32,6 +33,7 @@ from worker.simulation.cost import check_cost, job_cost
 from worker.simulation.errors import FieldError, InvalidRequest, Loc, fail
 from worker.simulation.graph_plan import validate_graph
 from worker.simulation.limits import Limits
+from worker.simulation.nir_import import NIRError, if_notes, nir_to_network
 from worker.simulation.request import (
     DT_ADAPTER,
     EDGE_TYPES,
@@ -45,7 +47,8 @@ from worker.simulation.request import (
     InitSpec,
     JobRequest,
     Network,
-    network_from_nir,
+    NIRImport,
+    nir_graph_of,
     value_kind,
 )
 
@@ -104,20 +107,55 @@ def loads_strict(raw: str | bytes | bytearray) -> Any:
         raise InvalidRequest([FieldError((), "JSON nested too deeply", "json_invalid")]) from None
 
 
-def expand_nir(data: Any, limits: Limits) -> Any:
+def expand_nir(data: Any, limits: Limits) -> tuple[Any, list[str]]:
     """The request with a NIR network (``{"nir": ...}``) replaced by its layers, so that what is
-    stored and run is plain JSON: the file is read once, here, and never again by a worker."""
+    stored and run is plain JSON (the file is read once, here, and never again by a worker), and
+    what the import noticed (``worker.simulation.nir_import.if_notes``)."""
     if not isinstance(data, dict) or not isinstance(data.get("network"), dict) or data["network"].get("nir") is None:
-        return data
+        return data, []
     try:
         dt = DT_ADAPTER.validate_python(data.get("dt", 0.001))
     except ValidationError as error:
         raise InvalidRequest([FieldError(("dt",), e["msg"], e["type"]) for e in error.errors(include_url=False)]) from None
     try:
-        network = network_from_nir(data["network"], dt, limits.max_input_bytes)
-    except ValueError as error:
+        NIRImport.model_validate(data["network"].get("nir_import") or {})
+    except ValidationError as error:
+        raise InvalidRequest(
+            [FieldError(("network", "nir_import", *e["loc"]), e["msg"], e["type"]) for e in error.errors(include_url=False)]
+        ) from None
+    try:
+        graph, options = nir_graph_of(data["network"], limits.max_input_bytes)
+        network = nir_to_network(graph, dt, options)[0]
+    except (ValueError, NIRError) as error:
         raise fail(("network", "nir"), str(error).removeprefix("nir: ")) from None
-    return {**data, "network": network}
+    notes = if_notes(graph, dt, _input_bounds(data.get("input")), _steps(data)) if options.if_input == "continuous" else []
+    return {**data, "network": network}, notes
+
+
+def _input_bounds(source: Any) -> tuple[float, float]:
+    """The least and the most a request's input gives a feature in a step, as far as a glance at
+    its JSON tells (a tensor's or a constant's values, a Poisson input's trains); (0, 1) for
+    spikes and anything unclear."""
+    if not isinstance(source, dict):
+        return (0.0, 1.0)
+    if source.get("type") == "poisson" and isinstance(source.get("sources", 1), int):
+        return (0.0, float(source.get("sources", 1)))
+    values = source.get("value") if source.get("type") == "constant" else source.get("data")
+    if source.get("type") in ("constant", "tensor") and values is not None:
+        try:
+            array = decode_tensor(values, (), 2**62)
+        except InvalidRequest:
+            return (0.0, 1.0)
+        return (float(min(array.min(initial=0.0), 0.0)), float(array.max(initial=0.0)))
+    return (0.0, 1.0)
+
+
+def _steps(data: dict[str, Any]) -> int | None:
+    source = data.get("input")
+    steps = data.get("steps") or (source.get("steps") if isinstance(source, dict) else None)
+    if steps is None and isinstance(source, dict) and source.get("type") == "tensor" and isinstance(source.get("shape"), list):
+        steps = source["shape"][0] if source["shape"] else None
+    return steps if isinstance(steps, int) and not isinstance(steps, bool) else None
 
 
 def parse_request(data: Any, limits: Limits | None = None) -> tuple[JobRequest, Plan]:
@@ -135,12 +173,14 @@ def prepare_request(data: Any, limits: Limits | None = None) -> tuple[JobRequest
     limits = limits or Limits()
     if isinstance(data, (str, bytes, bytearray)):
         data = loads_strict(data)
-    data = expand_nir(data, limits)
+    data, notes = expand_nir(data, limits)
     try:
         request = JobRequest.model_validate(data, context={"limits": limits})
     except ValidationError as error:
         raise InvalidRequest([_field_error(e, data) for e in error.errors(include_url=False)]) from None
-    return request, validate_request(request, limits), data
+    plan = validate_request(request, limits)
+    plan.warnings += notes
+    return request, plan, data
 
 
 def _field_error(error: Any, data: Any) -> FieldError:

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from worker.simulation import request as schema
+from worker.simulation.nir_import import NIR_MAPPING
 
 # The models, in the order the reference presents them.
 SECTIONS: list[tuple[str, str, list[type[BaseModel]]]] = [
@@ -109,6 +110,15 @@ SECTIONS: list[tuple[str, str, list[type[BaseModel]]]] = [
             schema.DelayRange,
             schema.Base64Indices,
         ],
+    ),
+    (
+        "NIR networks",
+        'A network may be given as a NIR file, ``{"nir": "<base64 of the .nir file>"}``, with an optional '
+        "``nir_import``; the server converts it with the request's ``dt`` (once, before the job is queued) and "
+        "validates the result like any network. NIR's nodes are continuous-time equations; each step's input "
+        "value is the sample of the node's input signal ``S(t)`` over that step (a spike: a pulse of height 1 "
+        "lasting one step), as the NIR tools of Norse and snnTorch read it.",
+        [schema.NIRImport],
     ),
     ("What to record", "", [schema.Record]),
     ("Tensors and weights", "", [schema.Base64Tensor, schema.InitSpec]),
@@ -238,6 +248,7 @@ EXAMPLES: dict[str, Any] = {
                    "delay": [1, 3]},
     "DelayRange": {"low": 1, "high": 20},
     "Base64Indices": {"dtype": "int32", "shape": [2], "base64": "AAAAAAEAAAA="},
+    "NIRImport": {"if_input": "per_step", "reset": "subtract"},
     "Record": {"spikes": ["out"], "voltages": ["out"], "neurons": {"out": [0, 2]}, "max_spike_events": 100000, "live": ["out"]},
     "Base64Tensor": {"dtype": "float32", "shape": [1, 2], "base64": "AAAAPwAAgD8="},
     "InitSpec": {"init": "uniform", "low": -0.5, "high": 0.5},
@@ -267,6 +278,11 @@ def example_request(model: str) -> dict[str, Any]:
     if model == "Record":
         return {"network": {"layers": [{"type": "linear", "in_features": 2, "out_features": 3}, {"type": "lif", "name": "out"}]},
                 **DEFAULT_CONTEXT, "record": example}  # fmt: skip
+    if model == "NIRImport":
+        return {
+            "network": {"nir": _nir_example(), "nir_import": example},
+            "input": {"type": "constant", "value": [2.0], "steps": 5},
+        }
     if model == "GraphNetwork":
         return {"network": example, "steps": 10}
     if model.endswith("Population"):
@@ -295,6 +311,51 @@ def example_request(model: str) -> dict[str, Any]:
         return {"network": {"nodes": GRAPH_CONTEXT, "edges": [edge]}, "steps": 10}
     weight = {"type": "linear", "in_features": 2, "out_features": 1, "weight": example}
     return {"network": {"layers": [weight]}, **DEFAULT_CONTEXT}
+
+
+def _nir_example() -> str:
+    """A NIR file of one IF neuron, base64: what ``NIRImport``'s example reads."""
+    import base64
+    import io
+
+    import nir
+    import numpy as np
+
+    graph = nir.NIRGraph(
+        nodes={
+            "input": nir.Input(input_type={"input": np.array([1])}),
+            "if": nir.IF(r=np.ones(1), v_threshold=np.ones(1), v_reset=np.zeros(1)),
+            "output": nir.Output(output_type={"output": np.array([1])}),
+        },
+        edges=[("input", "if"), ("if", "output")],
+    )
+    buffer = io.BytesIO()
+    nir.write(buffer, graph)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def _nir_section() -> list[str]:
+    lines = ["| NIR node | equations | spikeserve layers |", "|---|---|---|"]
+    lines += [f"| `{node}` | {f'`{equations}`' if equations else ''} | {layers} |" for node, equations, layers in NIR_MAPPING]
+    return [
+        *lines,
+        "",
+        "The LIF, LI and IF rows (read continuously) are the exact Euler steps of their equations. In the",
+        "current-based rows the synaptic current, kept in voltage units (`i = r I`), jumps by",
+        "`r w_in dt / tau_syn S` and then decays by `dt / tau_syn`. Scale layers of factor 1 are left out;",
+        "export (`spikeserve nir export`) writes the inverse mapping, so export then import returns the same",
+        "layers. A graph that is one chain from its Input imports as layers; any other (branches, sums,",
+        "loops, subgraphs such as snnTorch writes for `RLeaky` and `RSynaptic`, named `sub.node`) as a",
+        "graph network joined by identity edges, the Input becoming the top-level `input`. NIR's edges carry",
+        "no delay; the tools that write loops feed back the spikes of the step before into the loop's",
+        "weights, so the edge that carries a population's spikes into those weights gets a delay of one",
+        "step (a recurrent layer's bias reaches its neurons from the first step, as in snnTorch).",
+        "",
+        "With `if_input` left `continuous`, an IF node that cannot reach its threshold within the run",
+        "under the largest input its weights can pass on, but could read per step, is named in the",
+        "validation's and the job's `warnings`: the usual sign of a graph written by Sinabs or Norse.",
+        "",
+    ]
 
 
 # The nodes around each edge example.
@@ -435,6 +496,8 @@ def reference() -> str:
             lines += _model_section(model, defs)
         if title == "Layers":
             lines += _parameters_section(engine_defaults())
+        if title == "NIR networks":
+            lines += _nir_section()
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -22,7 +22,7 @@ from pydantic import (
 )
 
 from worker.simulation.limits import Limits
-from worker.simulation.nir_import import NIRError, nir_bytes_to_network
+from worker.simulation.nir_import import ImportOptions, NIRError, nir_to_network, read_graph
 
 # No path separators and no name made of dots alone: names become NPZ entries ``<layer>/times``.
 NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,63}$"
@@ -421,12 +421,28 @@ NON_SPIKING_TYPES = ("li",)
 POSITIVE_PARAMS = ("tau_syn_inv", "tau_mem_inv", "tau_adapt_inv", "tau_ada_inv", "tau_inv", "delta_T")
 
 
+class NIRImport(Strict):
+    """How to read what NIR leaves open, for a network given as a NIR file (see [NIR networks](#nir-networks))."""
+
+    if_input: Literal["continuous", "per_step"] = Field(
+        default="continuous",
+        description='IF nodes: "continuous" as NIR defines them (dv/dt = r I: r I dt per step); "per_step" adds r I per '
+        "step, as Sinabs and Norse's importer do",
+    )
+    reset: Literal["value", "subtract"] = Field(
+        default="value",
+        description='LIF, CubaLIF and IF nodes after a spike: "value" sets v to v_reset; "subtract" takes v_threshold - '
+        "v_reset off and keeps the overshoot (Sinabs's and snnTorch's default)",
+    )
+
+
 class Network(Strict):
-    """The layers in order; or ``{"nir": "<base64 of a NIR file>"}``, converted to layers with
-    the request's ``dt`` (the README's NIR section gives the mapping)."""
+    """The layers in order; or ``{"nir": "<base64 of a NIR file>"}``, converted to layers (or
+    a graph) with the request's ``dt`` as [NIR networks](#nir-networks) says."""
 
     layers: list[Layer] = Field(min_length=1)
     nir: str | None = Field(default=None, description="base64 of a NIR (HDF5) graph, instead of 'layers'", exclude=True)
+    nir_import: NIRImport | None = Field(default=None, description="with 'nir': how to read it", exclude=True)
 
 
 # --- inputs -------------------------------------------------------------------------------------
@@ -792,15 +808,27 @@ class JobRequest(Strict):
         return network_from_nir(network, info.data.get("dt", 0.001), limits.max_input_bytes)
 
 
-def network_from_nir(network: dict[str, Any], dt: float, max_bytes: int) -> dict[str, Any]:
-    """``{"nir": "<base64>"}`` -> ``{"layers": [...]}``; ValueError saying what is wrong."""
+def nir_graph_of(network: dict[str, Any], max_bytes: int) -> tuple[Any, ImportOptions]:
+    """The NIR graph of ``{"nir": "<base64>", "nir_import": {...}}`` and how to import it;
+    ValueError saying what is wrong (``nir_import`` is validated by the caller)."""
     if "layers" in network:
         raise ValueError("give either 'layers' or 'nir', not both")
     try:
         data = base64.b64decode(network["nir"], validate=True)
     except (binascii.Error, ValueError, TypeError):
         raise ValueError("nir: is not valid base64") from None
+    options = NIRImport.model_validate(network.get("nir_import") or {})
     try:
-        return nir_bytes_to_network(data, dt, max_bytes)
+        return read_graph(data, max_bytes), ImportOptions(options.if_input, options.reset)
+    except NIRError as error:
+        raise ValueError(f"nir: {error}") from None
+
+
+def network_from_nir(network: dict[str, Any], dt: float, max_bytes: int) -> dict[str, Any]:
+    """``{"nir": ...}`` -> ``{"layers": [...]}`` (or a graph's nodes and edges); ValueError
+    saying what is wrong."""
+    graph, options = nir_graph_of(network, max_bytes)
+    try:
+        return nir_to_network(graph, dt, options)[0]
     except NIRError as error:
         raise ValueError(f"nir: {error}") from None

@@ -18,7 +18,7 @@ import torch
 from tests.helpers import assert_same_recordings
 from worker.simulation.errors import InvalidRequest
 from worker.simulation.nir_export import network_to_nir, network_to_nir_bytes
-from worker.simulation.nir_import import NIRError, nir_to_network
+from worker.simulation.nir_import import ImportOptions, NIRError, if_notes, nir_to_network
 from worker.simulation.plan import parse_request
 from worker.simulation.results import Result
 from worker.simulation.runner import simulate
@@ -374,12 +374,12 @@ def rleaky_as_snntorch_writes_it(n: int = 6, beta: float = 0.9) -> nir.NIRGraph:
     return nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)
 
 
-def test_a_recurrent_subgraph_as_snntorch_writes_it_imports_as_a_graph_with_its_loop_one_step_late() -> None:
+def test_a_recurrent_subgraph_as_snntorch_writes_it_imports_as_a_graph_its_weights_reading_last_steps_spikes() -> None:
     network, shape = nir_to_network(rleaky_as_snntorch_writes_it(), dt=1e-4)
     assert shape == (4,)
     names = [node["name"] for node in network["nodes"]]
     assert names == ["0", "1.lif.scale", "1.lif", "1.w_rec", "2", "3.scale", "3"]
-    assert [(e["from"], e["to"]) for e in network["edges"] if e.get("delay") == 1] == [("1.w_rec", "1.lif.scale")]
+    assert [(e["from"], e["to"]) for e in network["edges"] if e.get("delay") == 1] == [("1.lif", "1.w_rec")]
     request = {"dt": 1e-4, "network": network, "input": {"type": "poisson", "rates": 3000.0, "shape": [4], "steps": 300}}
     parsed, plan = parse_request(request)
     assert plan.graph is not None and plan.graph.pass_steps == 1
@@ -443,3 +443,132 @@ def test_a_graph_nir_file_in_a_request_runs_as_its_graph() -> None:
     weights = ["P_to_Q", "P_to_R", "Q_to_P", "Q_to_R", "input_to_P"]  # an edge's weights: a node of its own
     assert sorted(layer.name for layer in file_plan.layers) == sorted(["P", "Q", "R", *weights])
     assert_same_recordings(simulate(from_file, file_plan), simulate(parsed, plan))
+
+
+@pytest.mark.parametrize("kind", ["RLeaky", "RSynaptic"])
+def test_a_recurrent_layers_bias_reaches_its_neurons_in_the_first_step_as_in_snntorch(kind: str) -> None:
+    """snnTorch's RLeaky and RSynaptic add ``recurrent(spk)`` of the step before, bias included,
+    from the first step: written as NIR (a subgraph with the loop lif -> w_rec -> lif), imported,
+    the membrane follows snnTorch's step for step (threshold out of reach: no reset to differ)."""
+    snntorch = pytest.importorskip("snntorch")
+    dt, alpha, beta, n, steps = 1e-4, 0.5, 0.5, 3, 12
+    torch.manual_seed(1)
+    fc = torch.nn.Linear(4, n)
+    x = torch.rand(steps, 4) * 0.2
+    if kind == "RLeaky":
+        neuron = snntorch.RLeaky(beta=beta, linear_features=n, threshold=1e9, reset_mechanism="zero")
+        spk, mem = neuron.init_rleaky()
+        tau = dt / (1 - beta)
+        node = nir.LIF(tau=ones(n, tau), r=ones(n, tau / dt), v_leak=ones(n, 0.0), v_threshold=ones(n, 1e9), v_reset=ones(n, 0.0))
+    else:
+        neuron = snntorch.RSynaptic(alpha=alpha, beta=beta, linear_features=n, threshold=1e9, reset_mechanism="zero")
+        spk, syn, mem = neuron.init_rsynaptic()
+        tau_syn, tau_mem = dt / (1 - alpha), dt / (1 - beta)
+        node = nir.CubaLIF(
+            tau_syn=ones(n, tau_syn), tau_mem=ones(n, tau_mem), r=ones(n, tau_mem / dt), v_leak=ones(n, 0.0),
+            v_threshold=ones(n, 1e9), v_reset=ones(n, 0.0), w_in=ones(n, tau_syn / dt),
+        )  # fmt: skip
+    with torch.no_grad():
+        neuron.recurrent.weight.zero_()
+        neuron.recurrent.bias.fill_(1.0)
+        trace = []
+        for x_t in x:
+            if kind == "RLeaky":
+                spk, mem = neuron(fc(x_t), spk, mem)
+            else:
+                spk, syn, mem = neuron(fc(x_t), spk, syn, mem)
+            trace.append(mem.clone())
+    theirs = torch.stack(trace).numpy()
+    recurrent = nir.NIRGraph(
+        nodes={
+            "input": nir.Input(input_type={"input": np.array([n])}),
+            "lif": node,
+            "w_rec": nir.Affine(weight=np.zeros((n, n)), bias=np.ones(n)),
+            "output": nir.Output(output_type={"output": np.array([n])}),
+        },
+        edges=[("input", "lif"), ("lif", "w_rec"), ("w_rec", "lif"), ("lif", "output")],
+    )
+    graph = nir.NIRGraph(
+        nodes={
+            "input": nir.Input(input_type={"input": np.array([4])}),
+            "fc": nir.Affine(weight=fc.weight.detach().numpy(), bias=fc.bias.detach().numpy()),
+            "rec": recurrent,
+            "output": nir.Output(output_type={"output": np.array([n])}),
+        },
+        edges=[("input", "fc"), ("fc", "rec"), ("rec", "output")],
+        type_check=False,
+    )
+    network, _ = nir_to_network(graph, dt)
+    request = {"dt": dt, "network": network, "input": {"type": "tensor", "shape": [steps, 4], "data": x.tolist()}}
+    request["record"] = {"voltages": ["rec.lif"]}
+    ours = simulate(*parse_request(request)).layers["rec.lif"].voltages
+    np.testing.assert_allclose(theirs[0], fc(x[0]).detach().numpy() + 1.0, rtol=1e-6)  # the bias, in the first step
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+
+
+def sinabs_style_if_cnn(r: float = 1.0) -> nir.NIRGraph:
+    """A spiking CNN as Sinabs writes one: Conv2d -> IF -> SumPool2d -> Flatten -> Linear -> IF, with
+    r = 1 and thresholds of 1, whose IF nodes Sinabs runs as v += r I per step."""
+    rng = np.random.default_rng(2)
+    conv = nir.Conv2d(
+        input_shape=(8, 8), weight=rng.uniform(0.0, 0.6, (4, 1, 3, 3)), stride=1, padding=1, dilation=1, groups=1,
+        bias=np.zeros(4),
+    )  # fmt: skip
+    nodes = {
+        "input": nir.Input(input_type={"input": np.array([1, 8, 8])}),
+        "conv": conv,
+        "if1": nir.IF(r=np.full((4, 8, 8), r), v_threshold=np.ones((4, 8, 8)), v_reset=np.zeros((4, 8, 8))),
+        "pool": nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array([0, 0])),
+        "flat": nir.Flatten(input_type={"input": np.array([4, 4, 4])}, start_dim=0, end_dim=-1),
+        "fc": nir.Linear(weight=rng.uniform(0.0, 0.3, (5, 64))),
+        "if2": nir.IF(r=np.full(5, r), v_threshold=np.ones(5), v_reset=np.zeros(5)),
+        "output": nir.Output(output_type={"output": np.array([5])}),
+    }
+    order = ["input", "conv", "if1", "pool", "flat", "fc", "if2", "output"]
+    return nir.NIRGraph(nodes=nodes, edges=list(itertools.pairwise(order)), type_check=False)
+
+
+def test_if_nodes_read_continuously_or_per_step_as_the_import_says_and_a_silent_reading_is_named() -> None:
+    graph, dt, steps = sinabs_style_if_cnn(), 1e-3, 50
+    spikes = {"type": "poisson", "rates": 300.0, "shape": [1, 8, 8], "steps": steps}
+    results = {}
+    for reading in ("continuous", "per_step"):
+        network, _ = nir_to_network(graph, dt, ImportOptions(if_input=reading))
+        gains = [layer["weight"] for layer in network["layers"] if layer["name"] == "if1.scale"]
+        assert gains == ([pytest.approx(dt)] if reading == "continuous" else [])  # r dt, or r = 1 left out
+        result = simulate(*parse_request({"dt": dt, "network": network, "input": spikes, "seed": 1}))
+        results[reading] = (result.layers["if1"].spike_count, result.layers["if2"].spike_count)
+    assert results["continuous"] == (0, 0) and min(results["per_step"]) > 0
+    notes = if_notes(graph, dt, (0.0, 1.0), steps)
+    assert [note.split("'")[1] for note in notes] == ["if1"]  # if2's input is if1's spikes: silent already
+    assert 'import it with if_input "per_step"' in notes[0] and "cannot spike within 50 steps" in notes[0]
+    assert if_notes(graph, dt, (0.0, 1.0), steps=20_000) == []  # long enough, it can spike either way
+
+
+@pytest.mark.parametrize("reset", ["value", "subtract"])
+def test_the_import_says_how_spiking_nodes_reset(reset: str) -> None:
+    """A NIR LIF driven over its threshold: with "subtract" the overshoot is kept after a spike."""
+    node = nir.LIF(tau=ones(1, 0.01), r=ones(1, 1.0), v_leak=ones(1, 0.0), v_threshold=ones(1, 1.0), v_reset=ones(1, 0.0))
+    network, _ = nir_to_network(chain(node, input_shape=(1,)), 1e-3, ImportOptions(reset=reset))
+    assert network["layers"][-1]["params"]["reset_method"] == reset
+    request = {"dt": 1e-3, "network": network, "input": {"type": "constant", "value": [15.0], "steps": 3}}
+    request["record"] = {"voltages": ["n0"]}
+    v = simulate(*parse_request(request)).layers["n0"].voltages[:, 0]
+    assert v[0] == pytest.approx(0.0 if reset == "value" else 0.5)  # dt/tau * 15 = 1.5 crosses 1 in the first step
+
+
+def test_a_request_with_a_sinabs_style_graph_is_valid_with_a_warning_and_runs_as_asked() -> None:
+    buffer = io.BytesIO()
+    nir.write(buffer, sinabs_style_if_cnn())
+    network = {"nir": base64.b64encode(buffer.getvalue()).decode()}
+    request = {"dt": 1e-3, "network": network, "input": {"type": "poisson", "rates": 300.0, "shape": [1, 8, 8], "steps": 50}}
+    parsed, plan = parse_request(request)
+    assert [warning.split("'")[1] for warning in plan.warnings] == ["if1"]
+    assert simulate(parsed, plan).layers["if1"].spike_count == 0
+    per_step = {**request, "network": {**network, "nir_import": {"if_input": "per_step", "reset": "subtract"}}}
+    parsed, plan = parse_request(per_step)
+    assert plan.warnings == [] and simulate(parsed, plan).layers["if1"].spike_count > 0
+    assert all(layer.params.reset_method == "subtract" for layer in parsed.network.layers if layer.type == "iaf")  # type: ignore[union-attr]
+    with pytest.raises(InvalidRequest) as refused:
+        parse_request({**request, "network": {**network, "nir_import": {"if_input": "sometimes"}}})
+    assert refused.value.errors[0].path == "network.nir_import.if_input"
