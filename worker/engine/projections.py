@@ -212,32 +212,34 @@ def pairwise_bernoulli(
     gives the same synapses on every machine; ``should_stop()``, called between blocks, may raise
     to abandon the build (a cancelled job)."""
     pairs = n_pre * n_post
-    rows: list[torch.Tensor] = []  # the connected pairs' flat indices, block after block
-    if p >= 1.0:
-        rows.append(torch.arange(pairs, dtype=torch.int64))
-    else:
-        log_q = math.log1p(-p)
-        start = 0  # the first pair not yet decided
-        while start < pairs:
-            if should_stop is not None:
-                should_stop()
-            expected = (pairs - start) * p
-            block = int(min(BERNOULLI_BLOCK, max(1024, expected + 8 * math.sqrt(expected) + 64)))
+    rows_per_pre = torch.zeros(n_pre, dtype=torch.int64)
+    targets: list[torch.Tensor] = []  # int32, block after block: 4 bytes a synapse beside the block's own
+    log_q = math.log1p(-p) if p < 1.0 else -math.inf
+    start = 0  # the first pair not yet decided
+    while start < pairs:
+        if should_stop is not None:
+            should_stop()
+        expected = (pairs - start) * p
+        block = int(min(BERNOULLI_BLOCK, max(1024, expected + 8 * math.sqrt(expected) + 64)))
+        if p < 1.0:
             u = torch.rand(block, generator=generator, dtype=torch.float64)
             gaps = torch.clamp(torch.log1p(-u) / log_q, max=float(pairs)).floor().to(torch.int64)
             positions = start + torch.cumsum(gaps + 1, 0) - 1
-            inside = positions[positions < pairs]
-            rows.append(inside)
-            start = int(positions[-1]) + 1
-    flat = torch.cat(rows) if rows else torch.zeros(0, dtype=torch.int64)
-    pre, post = flat // n_post, flat % n_post
-    if not autapses:
-        kept = pre != post
-        pre, post = pre[kept], post[kept]
+        else:
+            positions = torch.arange(start, min(pairs, start + block), dtype=torch.int64)
+        start = int(positions[-1]) + 1
+        positions = positions[positions < pairs]
+        pre, post = positions // n_post, positions % n_post
+        if not autapses:
+            kept = pre != post
+            pre, post = pre[kept], post[kept]
+        rows_per_pre += torch.bincount(pre, minlength=n_pre)
+        targets.append(post.to(torch.int32))
     offsets = torch.zeros(n_pre + 1, dtype=torch.int64)
-    offsets[1:] = torch.cumsum(torch.bincount(pre, minlength=n_pre), 0)
+    offsets[1:] = torch.cumsum(rows_per_pre, 0)
+    post_all = torch.cat(targets) if targets else torch.zeros(0, dtype=torch.int32)
     shared = (torch.tensor(weight, dtype=torch.float32), torch.tensor(delay, dtype=torch.int32))
-    return Projection(n_pre, n_post, offsets, post.to(torch.int32).contiguous(), *shared)
+    return Projection(n_pre, n_post, offsets, post_all.contiguous(), *shared)
 
 
 def pairwise_bernoulli_reference(n_pre: int, n_post: int, p: float, seed: int, *, autapses: bool = True) -> list[tuple[int, int]]:
@@ -245,6 +247,8 @@ def pairwise_bernoulli_reference(n_pre: int, n_post: int, p: float, seed: int, *
     the same blocks of uniform draws: the connected (pre, post) pairs, in row-major order."""
     generator = torch.Generator().manual_seed(seed)
     pairs, found, start = n_pre * n_post, [], 0
+    if p >= 1.0:
+        found = [divmod(position, n_post) for position in range(pairs)]
     while start < pairs and p < 1.0:
         expected = (pairs - start) * p
         block = int(min(BERNOULLI_BLOCK, max(1024, expected + 8 * math.sqrt(expected) + 64)))
@@ -254,8 +258,6 @@ def pairwise_bernoulli_reference(n_pre: int, n_post: int, p: float, seed: int, *
             if position < pairs:
                 found.append(divmod(position, n_post))
         start = position + 1
-    if p >= 1.0:
-        found = [divmod(position, n_post) for position in range(pairs)]
     return [(i, j) for i, j in found if autapses or i != j]
 
 
