@@ -74,7 +74,8 @@ def test_pairwise_bernoulli_connects_about_p_of_the_pairs_and_never_a_neuron_to_
 
 
 @pytest.mark.parametrize(
-    ("n_pre", "n_post", "probability", "autapses"), [(30, 50, 0.2, True), (40, 40, 0.01, False), (7, 9, 0.9, True)]
+    ("n_pre", "n_post", "probability", "autapses"),
+    [(30, 50, 0.2, True), (40, 40, 0.01, False), (7, 9, 0.9, True), (5, 5, 1.0, False)],
 )
 def test_pairwise_bernoulli_walks_the_pairs_as_its_reference_does(
     n_pre: int, n_post: int, probability: float, autapses: bool
