@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+import redis
 
 from app.redis_server import free_port
 from tests.app.conftest import SPIKESERVE, wait_ready
@@ -29,12 +30,12 @@ LONG = {  # about 2.5 s on the 2-core VM, in 30 chunks
 class Serve:
     """One `spikeserve serve` on a data directory, in a session of its own."""
 
-    def __init__(self, data_dir: pathlib.Path) -> None:
+    def __init__(self, data_dir: pathlib.Path, **settings: str) -> None:
         self.data_dir = data_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("SPIKESERVE_")}
-        env |= {"SPIKESERVE_LEASE_S": "2", "PYTHONUNBUFFERED": "1"}
+        env |= {"SPIKESERVE_LEASE_S": "2", "PYTHONUNBUFFERED": "1", **settings}
         self.log = data_dir.parent / f"serve-{self.port}.log"
         with open(self.log, "wb") as out:
             self.process = subprocess.Popen(
@@ -146,6 +147,14 @@ def test_a_second_serve_on_the_same_data_directory_refuses_to_start(tmp_path: pa
     assert second.process.wait(30) == 2
     assert f"another spikeserve serve (pid {first.process.pid}) is using {tmp_path / 'data'}" in second.output
     assert first.http.get("/readyz").status_code == 200, "the first one is untouched"
+
+
+def test_serve_starts_its_redis_with_a_memory_limit(tmp_path: pathlib.Path, serves: list[Serve]) -> None:
+    """Beyond it Redis refuses writes rather than evicting jobs; the API stops accepting before."""
+    serve = Serve(tmp_path / "data", SPIKESERVE_REDIS_MAXMEMORY_BYTES=str(96 * 2**20)).ready()
+    serves.append(serve)
+    config = redis.Redis.from_url(serve.redis_url).config_get("maxmemory*")
+    assert config["maxmemory"] == str(96 * 2**20) and config["maxmemory-policy"] == "noeviction"
 
 
 def test_ctrl_c_with_a_job_running_says_so_and_a_second_ctrl_c_stops_at_once(tmp_path: pathlib.Path, serves: list[Serve]) -> None:
