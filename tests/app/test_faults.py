@@ -212,8 +212,11 @@ def test_a_job_over_its_time_limit_fails_with_the_reason_and_the_worker_goes_on(
 
 
 def test_a_redis_restart_loses_no_accepted_job(faulty: Faulty) -> None:
-    """Redis stops (flushing its append-only file) with one job running and others queued."""
-    ids = [faulty.submit({**MEDIUM, "seed": 100 + i}) for i in range(4)]
+    """Redis stops (flushing its append-only file) with one job running and others queued. The
+    first runs about 2.5 s, so that its poll sees it running even on a busy machine (at 0.7 s, a
+    poll held up by the load once missed it)."""
+    first = {**MEDIUM, "input": {**MEDIUM["input"], "steps": 30_000}, "seed": 100}
+    ids = [faulty.submit(request) for request in [first, *({**MEDIUM, "seed": 100 + i} for i in range(1, 4))]]
     sweep_body = {"base": SHORT, "axes": [{"path": "seed", "values": [7, 8, 9]}], "batched": False}
     sweep = faulty.http.post("/api/v1/sweeps", json=sweep_body).json()["links"]["self"]
     faulty.wait(ids[0], lambda s: s["status"] == "running" and s["progress"]["steps_done"] >= 300)
@@ -227,7 +230,7 @@ def test_a_redis_restart_loses_no_accepted_job(faulty: Faulty) -> None:
         assert time.monotonic() < deadline, status
         time.sleep(0.1)
     assert status["points"]["succeeded"] == 3, "a sweep queued before the restart runs every point"
-    assert_same_recordings(faulty.result(ids[0]), undisturbed({**MEDIUM, "seed": 100}))
+    assert_same_recordings(faulty.result(ids[0]), undisturbed(first))
 
 
 def test_the_api_restarts_while_jobs_run_and_everything_works_again(faulty: Faulty) -> None:
