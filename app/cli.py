@@ -132,7 +132,7 @@ def _run(args: argparse.Namespace) -> int:
     if output is not None and output.suffix not in (".npz", ".json"):
         return _fail(f"{output}: the output must end in .npz or .json")
     try:
-        request, plan = parse_request(raw)
+        request, plan = parse_request(raw, _settings().limits)
     except InvalidRequest as error:
         return _fail_request(path, error)
     _warn(plan.warnings)
@@ -175,7 +175,7 @@ def _run_sweep(path: pathlib.Path, body: dict[str, Any], output: pathlib.Path | 
     if output is not None and output.suffix not in (".csv", ".json", ".npz"):
         return _fail(f"{output}: a sweep's summary must end in .csv, .json or .npz")
     try:
-        sweep, points = parse_sweep(body)
+        sweep, points = parse_sweep(body, _settings().limits)
     except InvalidRequest as error:
         return _fail_request(path, error)
     from tqdm import tqdm
@@ -507,7 +507,7 @@ def _nir_export(args: argparse.Namespace) -> int:
 
     path = pathlib.Path(args.request)
     try:
-        request, plan = parse_request(_request_bytes(path, None))
+        request, plan = parse_request(_request_bytes(path, None), _settings().limits)
         data = network_to_nir_bytes(request, plan)
     except UsageError as error:
         return _fail(str(error))

@@ -19,7 +19,7 @@ def hash_key(key: str) -> str:
     return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
 
 
-class Settings(BaseSettings):
+class Settings(BaseSettings, Limits):  # the limits are read from the environment too
     model_config = SettingsConfigDict(env_prefix="SPIKESERVE_", env_file=None, extra="ignore")
 
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -52,29 +52,9 @@ class Settings(BaseSettings):
     validation_timeout_s: float = Field(default=10.0, gt=0, description="time budget to validate one request")
     validation_memory_bytes: int | None = Field(default=2 * 2**30, description="address-space limit of each validation process")
 
-    # limits per job and per key
+    # limits per job (the rest are Limits' fields) and per key
     max_body_bytes: int = 64 * 2**20
-    max_steps: int = 100_000
-    max_neurons: int = 10_000_000
-    max_neuron_steps: int = 10**11
-    max_batch: int = 1024
-    max_parameters: int = 100_000_000
-    max_synapses: int = Field(default=100_000_000, description="synapses of one graph network (4 to 12 bytes each)")
-    max_input_bytes: int = 48 * 2**20
-    max_record_bytes: int = 512 * 2**20
-    max_synaptic_ops: int = Field(
-        default=10**13, description="multiply-adds per job (about an hour at the CPU rate measured here; raise it for GPUs)"
-    )
-    max_step_ops: int = Field(default=5 * 10**9, description="multiply-adds in one step, all batch entries together")
-    max_chunk_bytes: int = Field(default=2 * 2**30, description="activation memory of one chunk (at least one step)")
-    max_spike_events: int = Field(default=10_000_000, description="spike events recorded per job")
-    max_result_bytes: int = Field(
-        default=256 * 2**20, le=500 * 2**20, description="a stored result, JSON or NPZ (Redis holds at most 512 MB a value)"
-    )
     max_jobs_in_flight_per_key: int = 16
-    max_sweep_points: int = Field(default=1000, ge=1, description="points of one sweep")
-    max_sweep_bytes: int = Field(default=64 * 2**20, description="the requests of all points of one sweep together")
-    max_sweep_synaptic_ops: int = Field(default=10**14, description="multiply-adds of all points of one sweep together")
     max_sweep_points_in_flight_per_key: int = Field(
         default=4000, ge=1, description="unfinished sweep points per key (they do not count as jobs in flight)"
     )
@@ -139,24 +119,8 @@ class Settings(BaseSettings):
 
     @cached_property
     def limits(self) -> Limits:
-        return Limits(
-            max_steps=self.max_steps,
-            max_neurons=self.max_neurons,
-            max_neuron_steps=self.max_neuron_steps,
-            max_batch=self.max_batch,
-            max_parameters=self.max_parameters,
-            max_synapses=self.max_synapses,
-            max_input_bytes=self.max_input_bytes,
-            max_record_bytes=self.max_record_bytes,
-            max_synaptic_ops=self.max_synaptic_ops,
-            max_step_ops=self.max_step_ops,
-            max_chunk_bytes=self.max_chunk_bytes,
-            max_spike_events=self.max_spike_events,
-            max_result_bytes=self.max_result_bytes,
-            max_sweep_points=self.max_sweep_points,
-            max_sweep_bytes=self.max_sweep_bytes,
-            max_sweep_synaptic_ops=self.max_sweep_synaptic_ops,
-        )
+        """The limits on one job, as configured (plain ``Limits``, for the checks and their processes)."""
+        return Limits.model_validate({name: getattr(self, name) for name in Limits.model_fields})
 
     @property
     def auth_enabled(self) -> bool:

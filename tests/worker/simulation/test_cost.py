@@ -66,7 +66,7 @@ def test_layers_stepped_from_python_are_counted_one_by_one() -> None:
 
 
 def test_without_an_explicit_limit_spike_events_take_what_fits_beside_the_rest() -> None:
-    limits = Limits(max_record_bytes=100_000, max_result_bytes=10**9)
+    limits = Limits(max_record_bytes=100_000, max_result_bytes=500 * 2**20)
     cost = cost_of(CONV, limits)
     fixed = cost.voltage_values * FLOAT_BYTES + cost.count_values * 8
     assert cost.max_spike_events == (100_000 - fixed) // EVENT_BYTES < cost.spike_event_bound

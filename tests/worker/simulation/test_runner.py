@@ -17,6 +17,7 @@ from worker.engine import synapses
 from worker.simulation import cost, results
 from worker.simulation.build import InputStream, build_network
 from worker.simulation.errors import InvalidRequest
+from worker.simulation.limits import Limits
 from worker.simulation.plan import parse_request
 from worker.simulation.results import LiveChunk, Result
 from worker.simulation.runner import Cancelled, SimulationError, TimeLimitExceeded, default_chunk, simulate
@@ -287,8 +288,11 @@ def test_default_chunk_bounds_activation_memory_and_estimated_time() -> None:
 def test_the_chunk_is_shorter_for_heavier_steps() -> None:
     light, heavy = copy.deepcopy(MIXED), copy.deepcopy(MIXED)
     light["input"]["steps"] = heavy["input"]["steps"] = 5000
+    light["record"] = heavy["record"] = {"spikes": ["adaptive"]}
     heavy["batch"] = 4096
-    assert default_chunk(parse_request(heavy)[1]) < default_chunk(parse_request(light)[1])
+    assert default_chunk(parse_request(heavy, Limits(max_batch=4096, max_result_bytes=500 * 2**20))[1]) < default_chunk(
+        parse_request(light)[1]
+    )
 
 
 def test_a_run_over_its_spike_event_limit_fails_at_the_chunk_that_crosses_it() -> None:
