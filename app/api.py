@@ -51,7 +51,7 @@ from app.validation import Validator, ValidatorBusy
 from worker.queue import make_celery
 from worker.settings import Settings
 from worker.simulation.errors import InvalidRequest
-from worker.simulation.plan import clean_loc
+from worker.simulation.parsing import clean_loc
 from worker.simulation.request import JobRequest
 from worker.simulation.results import Result
 from worker.simulation.sweep import SweepRequest, table_bytes

@@ -31,7 +31,8 @@ import anyio
 
 from worker.simulation.errors import FieldError, InvalidRequest
 from worker.simulation.limits import Limits
-from worker.simulation.plan import loads_strict, prepare_request
+from worker.simulation.parsing import loads_strict
+from worker.simulation.plan import prepare_request
 from worker.simulation.sweep import parse_sweep, point_groups, table_axes
 
 log = logging.getLogger(__name__)

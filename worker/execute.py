@@ -17,7 +17,8 @@ from worker.settings import Settings
 from worker.simulation.batched import simulate_points
 from worker.simulation.cost import RECORD_LESS
 from worker.simulation.errors import InvalidRequest
-from worker.simulation.plan import Plan, parse_request
+from worker.simulation.plan import parse_request
+from worker.simulation.plans import Plan
 from worker.simulation.request import JobRequest
 from worker.simulation.results import Result
 from worker.simulation.runner import Cancelled, SimulationError, TimeLimitExceeded, simulate

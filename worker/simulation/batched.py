@@ -22,7 +22,7 @@ import torch
 
 from worker.engine.synapses import Synapse
 from worker.simulation.build import InputStream, build_layer, build_network
-from worker.simulation.plan import Plan
+from worker.simulation.plans import Plan
 from worker.simulation.request import JobRequest, Network
 from worker.simulation.results import Result
 from worker.simulation.runner import (

@@ -24,7 +24,7 @@ import worker.engine as snn
 from worker.engine.events import poisson_counts, poisson_spikes, poisson_thresholds
 from worker.engine.synapses import AvgPool2d, Conv, Linear
 from worker.simulation.binomial import count_thresholds
-from worker.simulation.checks import LayerPlan, Plan
+from worker.simulation.plans import LayerPlan, Plan
 from worker.simulation.request import (
     AvgPool2dLayer,
     ConstantInput,

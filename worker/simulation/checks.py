@@ -1,25 +1,24 @@
-"""What both forms of network (a chain of layers, a graph) share in their semantic check: the
-plan dataclasses, tensor decoding, inputs, neuron parameters, record resolution and the neuron
-counts' limits. ``worker.simulation.plan`` checks chains and ``worker.simulation.graph_plan``
-graphs with them. This module imports numpy and pydantic, never torch.
+"""What both forms of network (a chain of layers, a graph) share in their semantic check: tensor
+decoding, inputs, neuron parameters, record resolution and the neuron counts' limits.
+``worker.simulation.chain_plan`` checks chains and ``worker.simulation.graph_plan`` graphs with
+them, into the plans of ``worker.simulation.plans``. This module imports numpy and pydantic,
+never torch.
 """
 
 import base64
 import binascii
 import json
 import math
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from worker.simulation.binomial import MAX_COUNT, count_thresholds
 from worker.simulation.errors import Loc, fail, format_loc
 from worker.simulation.limits import Limits
+from worker.simulation.plans import LayerPlan, Plan
 from worker.simulation.request import (
     MAX_DIMS,
-    NEURON_TYPES,
-    NON_SPIKING_TYPES,
     POSITIVE_PARAMS,
     AvgPool2dLayer,
     Base64Tensor,
@@ -38,65 +37,6 @@ from worker.simulation.request import (
     TensorInput,
     ThresholdLayer,
 )
-
-if TYPE_CHECKING:
-    from worker.simulation.cost import Cost
-    from worker.simulation.graph_plan import GraphPlan
-
-
-@dataclass
-class LayerPlan:
-    index: int
-    name: str
-    type: str
-    in_shape: tuple[int, ...]
-    out_shape: tuple[int, ...]
-    arrays: dict[str, np.ndarray] = field(default_factory=dict)  # decoded inline weights and per-neuron params
-
-    @property
-    def is_neuron(self) -> bool:
-        return self.type in NEURON_TYPES
-
-    @property
-    def spikes(self) -> bool:
-        return self.is_neuron and self.type not in NON_SPIKING_TYPES
-
-    @property
-    def neurons(self) -> int:
-        return math.prod(self.out_shape) if self.is_neuron else 0
-
-
-@dataclass
-class Plan:
-    """What ``validate_request`` learned: everything the runner needs besides the request."""
-
-    steps: int
-    batch: int | None
-    input_shape: tuple[int, ...]
-    layers: list[LayerPlan]
-    record_spikes: list[str]
-    record_voltages: dict[str, np.ndarray | None]  # layer -> kept flat neuron indices (None: all)
-    input_array: np.ndarray | None = None  # decoded tensor values, or constant values and Poisson rates as given (broadcasting)
-    cost: "Cost | None" = None  # set by validate_request
-    record_live: list[str] = field(default_factory=list)  # recorded layers streamed chunk by chunk
-    graph: "GraphPlan | None" = None  # a graph network's sources, edges and passes; None for a chain of layers
-    warnings: list[str] = field(default_factory=list)  # what a valid request may not mean (a NIR import's notes)
-
-    @property
-    def batch_size(self) -> int:
-        return self.batch or 1
-
-    @property
-    def neurons(self) -> int:
-        return sum(layer.neurons for layer in self.layers)
-
-    @property
-    def neuron_steps(self) -> int:
-        return self.neurons * self.batch_size * self.steps
-
-    def layer(self, name: str) -> LayerPlan:
-        return next(layer for layer in self.layers if layer.name == name)
-
 
 # --- decoding helpers ---------------------------------------------------------------------------
 

@@ -37,163 +37,23 @@ and the Python around each node's and edge's call in every pass (``pass_calls``)
 """
 
 import math
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from worker.simulation.errors import Loc, fail
 from worker.simulation.limits import Limits
+from worker.simulation.plans import EVENT_BYTES, FLOAT_BYTES, MAX_CHUNK_STEPS, Cost, LayerCost, Plan
 from worker.simulation.request import GraphNetwork, JobRequest, Network
 
-if TYPE_CHECKING:  # the plan modules import this one
-    from worker.simulation.checks import Plan
-
-FLOAT_BYTES = 4
-EVENT_BYTES = 3 * 8  # times, senders and batch as int64 in the NPZ (and in the worker's memory)
-FLOAT_JSON_BYTES = 24  # the longest float32 written as JSON: "-1.0000000116860974e-05,"
 STATE_FIELDS = {
     "lif": 3, "lif_refrac": 4, "lifbox": 2, "lifbox_refrac": 3, "li": 2, "iaf": 2, "alif": 4, "lifadex": 4,
     "izhikevich": 3, "lif_recurrent": 3,
 }  # fmt: skip
-
-CHUNK_BUDGET_BYTES = 256 * 2**20  # activations of one chunk, all layers together
-MAX_CHUNK_STEPS = 1000
-# The chunk's length is also bounded by an estimate of its run time, so that progress, cancels
-# and time limits are seen at least about every CHUNK_TARGET_S. Rates measured on one core of a
-# 2-core x86-64 VM (benchmarks/RESULTS.md); slower machines take proportionally longer chunks.
-CHUNK_TARGET_S = 0.5
-# Feed-forward synaptic layers run once per chunk (one GEMM or convolution over all its rows, or
-# the event kernels, at 1e11 multiply-adds/s measured for the GEMM); a recurrent layer's product
-# is one small GEMM per step.
-SYNAPTIC_OPS_PER_S = {"chunk": 2e10, "step": 2e9}
 NEURON_STEPS_PER_S = {"fused": 1e9, "eager": 2e7}
-RECORDED_NEURON_STEPS_PER_S = 5e8  # finding and counting the spikes of recorded layers
 # models whose whole sequence runs in one kernel call (the box LIF with a refractory period has a
 # kernel of its own, for either synapse)
 FUSED_MODELS = ("lif", "lifbox", "li", "iaf", "alif", "lifbox_refrac", "lifbox_refrac:delta")
 # layers whose step loop runs in Python
 STEPPED_LAYERS = ("lif_refrac", "lifadex", "izhikevich", "lif_recurrent", "lifbox:delta")
-STEP_OVERHEAD_S = 20e-6  # per such layer and step: Python and dispatch around each operation
-RESULT_OVERHEAD = 64 * 1024  # headers, names and statistics of an encoded result
-
-
-def _digits(n: int) -> int:
-    return len(str(max(0, n)))
-
-
-@dataclass(frozen=True)
-class LayerCost:
-    """A layer's figures; in a graph, a node's or an edge's (``loc`` names it in errors)."""
-
-    loc: Loc
-    name: str
-    type: str
-    ops: int  # synaptic operations per step and batch entry
-    activation_bytes: int  # kept for every step of a chunk, per batch entry
-    workspace_bytes: int = 0  # transient, one step at a time, per batch entry
-    stepped: bool = False  # its step loop runs in Python (STEPPED_LAYERS, or delta synapses)
-    fixed_bytes: int = 0  # held for the whole run (an input's per-feature tables, a tensor's values)
-
-
-@dataclass
-class Cost:
-    steps: int
-    batch: int
-    layers: list[LayerCost]
-    input_bytes: int  # one step of input, per batch entry
-    neuron_steps: int
-    neurons_by_type: dict[str, int] = field(default_factory=dict)
-    spike_event_bound: int = 0
-    max_spike_events: int = 0
-    voltage_values: int = 0
-    count_values: int = 0
-    recorded_neurons: int = 0
-    fixed_bytes: int = 0  # allocated once for the run: a graph's synapses, delay buffers
-    build_ops: int = 0  # drawing a graph's connectivity: random numbers drawn
-    pass_calls: float = 0.0  # a graph's kernel calls per step: (nodes + edges) / steps per pass
-    inputs: list[LayerCost] = field(default_factory=list)  # the inputs' figures (their fixed bytes are in fixed_bytes)
-
-    @property
-    def step_ops(self) -> int:
-        return sum(layer.ops for layer in self.layers) * self.batch
-
-    @property
-    def synaptic_ops(self) -> int:
-        return self.step_ops * self.steps + self.build_ops
-
-    @property
-    def step_bytes(self) -> int:
-        return (self.input_bytes + sum(layer.activation_bytes for layer in self.layers)) * self.batch
-
-    @property
-    def workspace_bytes(self) -> int:
-        return max((layer.workspace_bytes for layer in self.layers), default=0) * self.batch
-
-    @property
-    def step_seconds(self) -> float:
-        """A rough estimate of one step's run time, for sizing chunks (never for refusing jobs)."""
-        neuron_s = sum(
-            count * self.batch / NEURON_STEPS_PER_S["fused" if kind in FUSED_MODELS else "eager"]
-            for kind, count in self.neurons_by_type.items()
-        )
-        recording_s = self.count_values / RECORDED_NEURON_STEPS_PER_S
-        synaptic_s = sum(
-            layer.ops * self.batch / SYNAPTIC_OPS_PER_S["step" if layer.type == "lif_recurrent" else "chunk"]
-            for layer in self.layers
-        )
-        stepped = sum(layer.stepped for layer in self.layers)
-        return synaptic_s + neuron_s + recording_s + STEP_OVERHEAD_S * (stepped + self.pass_calls)
-
-    @property
-    def chunk_steps(self) -> int:
-        by_memory = CHUNK_BUDGET_BYTES // max(1, self.step_bytes)
-        step_seconds = self.step_seconds
-        by_time = int(CHUNK_TARGET_S / step_seconds) if step_seconds > 0 else MAX_CHUNK_STEPS
-        return max(1, min(self.steps, MAX_CHUNK_STEPS, by_memory, by_time))
-
-    @property
-    def chunk_bytes(self) -> int:
-        return self.chunk_steps * self.step_bytes + self.workspace_bytes + self.fixed_bytes
-
-    @property
-    def spike_events(self) -> int:
-        """At most this many spike events are recorded: the run fails beyond it."""
-        return min(self.spike_event_bound, self.max_spike_events)
-
-    @property
-    def event_json_bytes(self) -> int:
-        """The longest one spike event can be in JSON: its time, sender and batch entry."""
-        return _digits(self.steps - 1) + _digits(max(1, self.recorded_neurons) - 1) + _digits(self.batch - 1) + 3
-
-    @property
-    def record_bytes(self) -> int:
-        return self.voltage_values * FLOAT_BYTES + self.spike_events * EVENT_BYTES + self.count_values * 8
-
-    @property
-    def result_json_bytes(self) -> int:
-        counts = self.count_values * (_digits(self.steps) + 1)
-        return self.voltage_values * FLOAT_JSON_BYTES + self.spike_events * self.event_json_bytes + counts + RESULT_OVERHEAD
-
-    @property
-    def result_npz_bytes(self) -> int:
-        return self.record_bytes + RESULT_OVERHEAD
-
-    @property
-    def result_bytes(self) -> int:
-        return max(self.result_json_bytes, self.result_npz_bytes)
-
-    def summary(self) -> dict[str, Any]:
-        """The figures the API reports for a validated request."""
-        return {
-            "synaptic_ops": self.synaptic_ops,
-            "step_ops": self.step_ops,
-            "neuron_steps": self.neuron_steps,
-            "chunk_steps": self.chunk_steps,
-            "chunk_bytes": self.chunk_bytes,
-            "spike_event_bound": self.spike_event_bound,
-            "max_spike_events": self.spike_events,
-            "record_bytes": self.record_bytes,
-            "result_bytes": self.result_bytes,
-        }
 
 
 def _layer_cost(layer: Any, plan: Any, record_voltages: bool, loc: "Loc | None" = None) -> LayerCost:
@@ -223,7 +83,8 @@ def _layer_cost(layer: Any, plan: Any, record_voltages: bool, loc: "Loc | None" 
     if plan.is_neuron:
         activation = out * (1 + (FLOAT_BYTES * STATE_FIELDS[kind] if record_voltages else 0))
     stepped = _engine_kind(layer) in STEPPED_LAYERS
-    return LayerCost(loc or ("network", "layers", plan.index), plan.name, kind, ops, activation, workspace, stepped)
+    loc = loc or ("network", "layers", plan.index)
+    return LayerCost(loc, plan.name, kind, ops, activation, workspace, stepped, per_step=kind == "lif_recurrent")
 
 
 def _engine_kind(layer: Any) -> str:
@@ -289,19 +150,19 @@ def _chain_cost(request: "JobRequest", plan: "Plan") -> Cost:
         layers=layers,
         input_bytes=source.activation_bytes,
         neuron_steps=plan.neuron_steps,
-        neurons_by_type=_neurons_by_type(network.layers, plan),
+        neuron_seconds=_neuron_seconds(network.layers, plan),
         fixed_bytes=source.fixed_bytes,
         inputs=[source],
     )
 
 
-def _neurons_by_type(layers: Any, plan: "Plan") -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for layer, layer_plan in zip(layers, plan.layers, strict=True):
-        if layer_plan.is_neuron:
-            kind = _engine_kind(layer)
-            counts[kind] = counts.get(kind, 0) + layer_plan.neurons
-    return counts
+def _neuron_seconds(layers: Any, plan: "Plan") -> float:
+    """One step's neuron updates of one batch entry, at the fused kernels' or the eager step's rate."""
+    return sum(
+        layer_plan.neurons / NEURON_STEPS_PER_S["fused" if _engine_kind(layer) in FUSED_MODELS else "eager"]
+        for layer, layer_plan in zip(layers, plan.layers, strict=True)
+        if layer_plan.is_neuron
+    )
 
 
 def _graph_cost(request: "JobRequest", plan: "Plan") -> Cost:
@@ -348,7 +209,7 @@ def _graph_cost(request: "JobRequest", plan: "Plan") -> Cost:
         input_bytes=sum(source.activation_bytes for source in inputs)
         + sum(math.prod(layer_plan.in_shape) for layer_plan in plan.layers) * FLOAT_BYTES,  # each node's summed input
         neuron_steps=plan.neuron_steps,
-        neurons_by_type=_neurons_by_type(nodes, plan),
+        neuron_seconds=_neuron_seconds(nodes, plan),
         fixed_bytes=fixed,
         build_ops=build,
         pass_calls=(len(plan.layers) + len(graph.sources) + len(graph.edges)) / (graph.pass_steps or MAX_CHUNK_STEPS),

@@ -19,15 +19,12 @@ import base64
 import binascii
 import math
 import typing
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from worker.simulation.binomial import FULL, count_thresholds
 from worker.simulation.checks import (
-    LayerPlan,
-    Plan,
     check_neuron_counts,
     check_params,
     check_source,
@@ -39,6 +36,7 @@ from worker.simulation.checks import (
 from worker.simulation.cost import check_cost, job_cost
 from worker.simulation.errors import Loc, fail, format_loc
 from worker.simulation.limits import Limits
+from worker.simulation.plans import EdgePlan, GraphPlan, LayerPlan, Plan, SourcePlan
 from worker.simulation.request import (
     Base64Indices,
     Base64Tensor,
@@ -63,53 +61,6 @@ LAYER_NODES = typing.get_args(LayerNode)
 # A pairwise-Bernoulli edge's synapses are bounded, for its cost, by their mean plus this many
 # standard deviations (a draw beyond it is refused when the network is built: odds below 1e-15).
 BERNOULLI_SIGMAS = 8
-
-
-@dataclass
-class SourcePlan:
-    index: int  # in network.nodes
-    name: str
-    type: str
-    shape: tuple[int, ...]
-    array: np.ndarray | None  # decoded values (tensor), or as given and broadcasting to the shape (constant, Poisson rates)
-    max_count: int | None  # the most spikes a feature carries in a step; None: float values
-
-    @property
-    def size(self) -> int:
-        return math.prod(self.shape)
-
-
-@dataclass
-class EdgePlan:
-    index: int  # in network.edges
-    name: str
-    type: str
-    source: str
-    target: str
-    n_pre: int
-    n_post: int
-    synapses: int  # exact, or for pairwise Bernoulli an upper bound
-    min_delay: int
-    max_delay: int
-    arrays: dict[str, np.ndarray] = field(default_factory=dict)  # decoded weight, pre, post, delay
-
-    @property
-    def loc(self) -> Loc:
-        return ("network", "edges", self.index)
-
-
-@dataclass
-class GraphPlan:
-    sources: list[SourcePlan]
-    edges: list[EdgePlan]
-    order: list[str]  # node names, in the order they run within a pass
-    pass_steps: int | None  # steps per pass; None: no cycle, a whole chunk at once
-
-    def into(self, name: str) -> list[EdgePlan]:
-        return [edge for edge in self.edges if edge.target == name]
-
-    def max_delay_into(self, name: str) -> int:
-        return max((edge.max_delay for edge in self.into(name)), default=0)
 
 
 INPUT = "input"  # the name of a request's top-level input in a graph

@@ -31,8 +31,7 @@ from worker.engine import projections as proj
 from worker.engine.module import SequenceModule, cast_params
 from worker.engine.synapses import Linear
 from worker.simulation.build import InputStream, build_layer, draw_weight
-from worker.simulation.checks import Plan
-from worker.simulation.graph_plan import EdgePlan, GraphPlan
+from worker.simulation.plans import EdgePlan, GraphPlan, Plan
 from worker.simulation.request import (
     DelayRange,
     DenseEdge,

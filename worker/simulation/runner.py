@@ -22,7 +22,8 @@ from worker.engine.events import record_spikes
 from worker.simulation.build import InputStream, build_network
 from worker.simulation.graph_runner import GraphRun
 from worker.simulation.limits import Limits
-from worker.simulation.plan import LayerPlan, Plan, validate_request
+from worker.simulation.plan import validate_request
+from worker.simulation.plans import LayerPlan, Plan
 from worker.simulation.request import JobRequest
 from worker.simulation.results import LayerResult, LiveChunk, Result
 

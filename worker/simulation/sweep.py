@@ -23,7 +23,9 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
 from worker.simulation.errors import FieldError, InvalidRequest, Loc, fail, format_loc
 from worker.simulation.limits import Limits
-from worker.simulation.plan import Plan, clean_loc, loads_strict, prepare_request
+from worker.simulation.parsing import clean_loc, loads_strict
+from worker.simulation.plan import prepare_request
+from worker.simulation.plans import Plan
 from worker.simulation.request import JobRequest
 from worker.simulation.results import table_cell, write_csv, write_npz
 

@@ -5,9 +5,9 @@ from typing import Any
 
 import pytest
 
-from worker.simulation.cost import EVENT_BYTES, FLOAT_BYTES
 from worker.simulation.limits import Limits
 from worker.simulation.plan import parse_request
+from worker.simulation.plans import EVENT_BYTES, FLOAT_BYTES
 from worker.simulation.runner import simulate
 
 CONV = {

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from worker.simulation.cost import STEP_OVERHEAD_S
 from worker.simulation.errors import InvalidRequest
 from worker.simulation.limits import Limits
 from worker.simulation.plan import parse_request
+from worker.simulation.plans import STEP_OVERHEAD_S
 
 DELTA = {"tau_mem_inv": 50.0, "v_th": 20.0, "v_reset": 10.0, "synapse": "delta", "rho_reset": 20.0}
 

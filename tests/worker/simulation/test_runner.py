@@ -14,7 +14,7 @@ import torch
 import worker.engine as snn
 from tests.helpers import assert_same_recordings
 from worker.engine import synapses
-from worker.simulation import cost, results
+from worker.simulation import plans, results
 from worker.simulation.build import InputStream, build_network
 from worker.simulation.errors import InvalidRequest
 from worker.simulation.limits import Limits
@@ -281,8 +281,8 @@ def test_default_chunk_bounds_activation_memory_and_estimated_time() -> None:
     # the example records voltages
     per_step = 4 * (200 + 10000) + (1 + 3 * 4) * 10000
     assert plan.cost is not None and plan.cost.step_bytes == per_step
-    assert 1 <= chunk <= 1000 and chunk * per_step <= cost.CHUNK_BUDGET_BYTES
-    assert chunk * plan.cost.step_seconds <= cost.CHUNK_TARGET_S
+    assert 1 <= chunk <= 1000 and chunk * per_step <= plans.CHUNK_BUDGET_BYTES
+    assert chunk * plan.cost.step_seconds <= plans.CHUNK_TARGET_S
 
 
 def test_the_chunk_is_shorter_for_heavier_steps() -> None:
