@@ -19,25 +19,11 @@ from typing import Any, NamedTuple
 
 import torch
 
-from worker.engine.lif import Param, full_state
+from worker.engine.lif import full_state
 from worker.engine.module import CellModule, SequenceModule
-from worker.engine.parameters import positive_time_constants
+from worker.engine.parameter_types import ALIFParameters
 from worker.engine.reset import reset
 from worker.engine.threshold import threshold
-
-
-@positive_time_constants
-class ALIFParameters(NamedTuple):
-    tau_syn_inv: Param = 200.0
-    tau_mem_inv: Param = 100.0
-    tau_adapt_inv: Param = 1.0 / 0.8
-    v_leak: Param = 0.0
-    v_th: Param = 1.0
-    v_reset: Param = 0.0
-    beta: Param = 1.8
-    method: str = "super"
-    alpha: Param = 100.0
-    reset_method: str = "value"
 
 
 class ALIFFeedForwardState(NamedTuple):

@@ -4,8 +4,8 @@ from collections.abc import Callable
 
 import torch
 
-from worker.engine.lif import LIFParameters
 from worker.engine.module import as_float, cast_params
+from worker.engine.parameter_types import LIFParameters
 from worker.engine.threshold import threshold
 
 

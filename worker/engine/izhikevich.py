@@ -13,25 +13,10 @@ from typing import Any, NamedTuple
 
 import torch
 
-from worker.engine.lif import Param, full_state
+from worker.engine.lif import full_state
 from worker.engine.module import CellModule, SequenceModule
-from worker.engine.parameters import positive_time_constants
+from worker.engine.parameter_types import IzhikevichParameters
 from worker.engine.threshold import threshold
-
-
-@positive_time_constants
-class IzhikevichParameters(NamedTuple):
-    a: Param = 0.02
-    b: Param = 0.2
-    c: Param = -65.0
-    d: Param = 6.0
-    sq: Param = 0.04
-    mn: Param = 5.0
-    bias: Param = 140.0
-    v_th: Param = 30.0
-    tau_inv: Param = 250.0
-    method: str = "super"
-    alpha: Param = 100.0
 
 
 class IzhikevichState(NamedTuple):

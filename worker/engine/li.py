@@ -7,16 +7,9 @@ from typing import Any, NamedTuple
 
 import torch
 
-from worker.engine.lif import Param, full_state
+from worker.engine.lif import full_state
 from worker.engine.module import CellModule, SequenceModule
-from worker.engine.parameters import positive_time_constants
-
-
-@positive_time_constants
-class LIParameters(NamedTuple):
-    tau_syn_inv: Param = 200.0
-    tau_mem_inv: Param = 100.0
-    v_leak: Param = 0.0
+from worker.engine.parameter_types import LIParameters
 
 
 class LIState(NamedTuple):

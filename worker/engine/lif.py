@@ -13,25 +13,11 @@ from typing import Any, NamedTuple
 import torch
 
 from worker.engine.module import CellModule, SequenceModule
-from worker.engine.parameters import positive_time_constants
+from worker.engine.parameter_types import LIFParameters
 from worker.engine.reset import reset
 from worker.engine.threshold import threshold
 
 Param = torch.Tensor | float
-
-
-@positive_time_constants
-class LIFParameters(NamedTuple):
-    """Time constants are inverse (1/s); any field may be a per-neuron tensor or an ``nn.Parameter``."""
-
-    tau_syn_inv: Param = 200.0
-    tau_mem_inv: Param = 100.0
-    v_leak: Param = 0.0
-    v_th: Param = 1.0
-    v_reset: Param = 0.0
-    method: str = "super"
-    alpha: Param = 100.0
-    reset_method: str = "value"
 
 
 class LIFFeedForwardState(NamedTuple):

@@ -10,27 +10,11 @@ from typing import Any, NamedTuple
 
 import torch
 
-from worker.engine.lif import Param, full_state
+from worker.engine.lif import full_state
 from worker.engine.module import CellModule, SequenceModule
-from worker.engine.parameters import positive_time_constants
+from worker.engine.parameter_types import LIFAdExParameters
 from worker.engine.reset import reset
 from worker.engine.threshold import threshold
-
-
-@positive_time_constants
-class LIFAdExParameters(NamedTuple):
-    adaptation_current: Param = 4.0
-    adaptation_spike: Param = 0.02
-    delta_T: Param = 0.5
-    tau_ada_inv: Param = 2.0
-    tau_syn_inv: Param = 200.0
-    tau_mem_inv: Param = 100.0
-    v_leak: Param = 0.0
-    v_th: Param = 1.0
-    v_reset: Param = 0.0
-    method: str = "super"
-    alpha: Param = 100.0
-    reset_method: str = "value"
 
 
 class LIFAdExFeedForwardState(NamedTuple):

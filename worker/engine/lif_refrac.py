@@ -25,34 +25,11 @@ from typing import Any, NamedTuple
 import torch
 
 from worker.engine.fused.refractory import box_refrac_sequence
-from worker.engine.lif import LIFFeedForwardState, LIFParameters, Param, full_state, lif_feed_forward_step
-from worker.engine.lif_box import LIFBoxFeedForwardState, LIFBoxParameters, lif_box_feed_forward_step
+from worker.engine.lif import LIFFeedForwardState, full_state, lif_feed_forward_step
+from worker.engine.lif_box import LIFBoxFeedForwardState, lif_box_feed_forward_step
 from worker.engine.module import CellModule, SequenceModule
-from worker.engine.parameters import positive_time_constants, rebuilt
+from worker.engine.parameter_types import LIFBoxRefracParameters, LIFRefracParameters
 from worker.engine.threshold import threshold
-
-
-@positive_time_constants
-class LIFRefracParameters(NamedTuple):
-    """LIFParameters' fields, and ``rho_reset``: refractory steps after a spike (Norse's default 5)."""
-
-    tau_syn_inv: Param = 200.0
-    tau_mem_inv: Param = 100.0
-    v_leak: Param = 0.0
-    v_th: Param = 1.0
-    v_reset: Param = 0.0
-    method: str = "super"
-    alpha: Param = 100.0
-    reset_method: str = "value"
-    rho_reset: Param = 5.0
-
-    @classmethod
-    def from_lif(cls, lif: LIFParameters, rho_reset: Param = 5.0) -> "LIFRefracParameters":
-        return cls(**lif._asdict(), rho_reset=rho_reset)
-
-    @property
-    def lif(self) -> LIFParameters:
-        return rebuilt(LIFParameters, self._asdict())  # checked when these were built
 
 
 class LIFRefracFeedForwardState(NamedTuple):
@@ -102,25 +79,6 @@ class LIFRefracCell(_LIFRefracDynamics, CellModule):
 
 class LIFRefrac(_LIFRefracDynamics, SequenceModule):
     """LIF with a refractory period over a time-major sequence."""
-
-
-@positive_time_constants
-class LIFBoxRefracParameters(NamedTuple):
-    """LIFBoxParameters' fields (``synapse`` included), and ``rho_reset`` refractory steps."""
-
-    tau_mem_inv: Param = 100.0
-    v_leak: Param = 0.0
-    v_th: Param = 1.0
-    v_reset: Param = 0.0
-    method: str = "super"
-    alpha: Param = 100.0
-    reset_method: str = "value"
-    synapse: str = "current"
-    rho_reset: Param = 5.0
-
-    @property
-    def box(self) -> LIFBoxParameters:
-        return rebuilt(LIFBoxParameters, self._asdict())
 
 
 class LIFBoxRefracFeedForwardState(NamedTuple):

@@ -15,7 +15,8 @@ from typing import Any
 
 import torch
 
-from worker.engine.fused.models import FUSED_MODELS, SURROGATE_IDS, FusedModel, coefficients, expand
+from worker.engine.fused.models import FUSED_MODELS, FusedModel, coefficients, expand
+from worker.registry import SURROGATE_IDS
 
 __all__ = ["FUSED_MODELS", "backend_for", "fused_sequence"]
 

@@ -18,7 +18,8 @@ import tempfile
 
 import torch
 
-from worker.engine.fused.models import COEFFICIENTS, MODEL_IDS
+from worker.engine.fused.models import COEFFICIENTS
+from worker.registry import KERNEL_IDS
 
 log = logging.getLogger(__name__)
 SOURCE = pathlib.Path(__file__).with_name("cpu_kernels.c")
@@ -57,7 +58,8 @@ def build(compiler: str | None = None, source: pathlib.Path = SOURCE) -> pathlib
     compiler = compiler or os.environ.get("CC") or "cc"
     if shutil.which(compiler) is None:
         raise RuntimeError(f"no C compiler {compiler!r} on PATH")
-    key = hashlib.sha256("\0".join([source.read_text(), compiler, *FLAGS, _cpu_features()]).encode()).hexdigest()[:16]
+    headers = [header.read_text() for header in sorted(source.parent.glob("*.h"))]  # what it may include
+    key = hashlib.sha256("\0".join([source.read_text(), *headers, compiler, *FLAGS, _cpu_features()]).encode()).hexdigest()[:16]
     target = cache_dir() / f"{source.stem}-{key}.so"
     if target.exists():
         return target
@@ -81,7 +83,7 @@ def library() -> ctypes.CDLL | None:
         return None
     i64, ptr, c_int = ctypes.c_int64, ctypes.c_void_p, ctypes.c_int
     coeffs, outputs = ctypes.POINTER(Coefficients), ctypes.POINTER(Outputs)
-    for model in MODEL_IDS:
+    for model in KERNEL_IDS:
         forward = getattr(lib, f"{model}_forward")
         forward.argtypes = [i64, i64, ptr, i64, ptr, ptr, ptr, coeffs, outputs, c_int, c_int]
         forward.restype = None

@@ -17,8 +17,9 @@
 #include <stdint.h>
 #include <stddef.h>
 
-enum { MODEL_LIF = 0, MODEL_LIFBOX = 1, MODEL_LI = 2, MODEL_IAF = 3, MODEL_ALIF = 4 };
-enum { SUR_HEAVISIDE = 0, SUR_SUPER = 1, SUR_FAST_SIGMOID = 2, SUR_TRIANGLE = 3, SUR_TANH = 4, SUR_ATAN = 5 };
+/* MODEL_*, SUR_*, FOR_EACH_MODEL and what each model has (HAS_CURRENT, SPIKING, ADAPTIVE, LEAKY),
+ * generated from the model registry. */
+#include "models.h"
 
 #define BLOCK 256
 /* A block reads one short row per step, each on another page: the hardware prefetcher does not
@@ -57,12 +58,6 @@ static inline void load_coeff(float *dst, const float *src, int shared, int64_t 
 static inline void store(float *restrict dst, const float *restrict src, int64_t j0, int64_t n) {
     if (dst) for (int64_t k = 0; k < n; k++) dst[j0 + k] = src[k];
 }
-
-/* Which state fields and coefficients each model has. */
-#define HAS_CURRENT(model) ((model) == MODEL_LIF || (model) == MODEL_LI || (model) == MODEL_ALIF)
-#define SPIKING(model) ((model) != MODEL_LI)
-#define ADAPTIVE(model) ((model) == MODEL_ALIF)
-#define LEAKY(model) ((model) != MODEL_IAF)
 
 /* A block's coefficients, in local arrays for all T steps; a model's unused ones stay zero. */
 typedef struct {
@@ -265,8 +260,4 @@ static inline void backward_block(const int model, const int subtract, const int
         }                                                                                                      \
     }
 
-DEFINE_MODEL(lif, MODEL_LIF)
-DEFINE_MODEL(lifbox, MODEL_LIFBOX)
-DEFINE_MODEL(li, MODEL_LI)
-DEFINE_MODEL(iaf, MODEL_IAF)
-DEFINE_MODEL(alif, MODEL_ALIF)
+FOR_EACH_MODEL(DEFINE_MODEL)

@@ -1,15 +1,15 @@
-"""What the fused kernels need to know about each model: its state fields and its coefficients."""
+"""What the fused kernels need to know about each model: its state fields and its coefficients
+(the models, their ids and the surrogate gradients' come from ``worker.registry``)."""
 
 import math
 from typing import Any, NamedTuple
 
 import torch
 
-# The numbering shared with cpu_kernels.c and triton_kernels.py.
-MODEL_IDS = {"lif": 0, "lifbox": 1, "li": 2, "iaf": 3, "alif": 4}
+from worker.registry import KERNELS, NeuronModel
+
 # The per-neuron coefficient arrays, in the order of the C struct and the Triton kernels' arguments.
 COEFFICIENTS = ("a", "c", "e", "v_leak", "v_th", "v_reset", "beta", "alpha")
-SURROGATE_IDS = {"heaviside": 0, "super": 1, "fast_sigmoid": 2, "triangle": 3, "tanh": 4, "atan": 5}
 
 
 class FusedModel(NamedTuple):
@@ -19,16 +19,15 @@ class FusedModel(NamedTuple):
     saved: tuple[str, ...]  # per-step tensors the backward pass needs
 
 
-FUSED_MODELS = {
-    model.name: model
-    for model in (
-        FusedModel("lif", ("v", "i"), True, ("vd",)),
-        FusedModel("lifbox", ("v",), True, ("vd",)),
-        FusedModel("li", ("v", "i"), False, ()),
-        FusedModel("iaf", ("v",), True, ("vd",)),
-        FusedModel("alif", ("v", "i", "b"), True, ("vd", "bd")),
-    )
-}
+def _fused(model: NeuronModel) -> FusedModel:
+    """A kernel's model as the registry has it: its state, and what its backward pass keeps (the
+    membrane before the threshold of a spiking model, and the decayed threshold excess of an
+    adaptive one)."""
+    saved = (("vd",) if model.spikes else ()) + (("bd",) if "b" in model.state else ())
+    return FusedModel(str(model.kernel), model.state, model.spikes, saved)
+
+
+FUSED_MODELS = {name: _fused(model) for name, model in KERNELS.items()}
 
 
 def coefficients(p: Any, dt: float) -> dict[str, Any]:
