@@ -49,6 +49,7 @@ from app.models import (
 from app.sweeps import SWEEPS_PREFIX, axes_of, list_sweeps, submit_sweep, summary_table, sweep_status
 from app.validation import Validator, ValidatorBusy
 from worker.queue import make_celery
+from worker.registry import viewer_models
 from worker.settings import Settings
 from worker.simulation.errors import InvalidRequest
 from worker.simulation.parsing import clean_loc
@@ -630,6 +631,7 @@ def _openapi_with_request_schema(app: FastAPI, examples: dict[str, Any]) -> dict
             "description": "the request every point starts from",
         }
         components["SweepRequest"] = sweep_schema
+        schema["x-neuron-models"] = viewer_models()  # what the viewer shows of each model (thresholds, units)
         for operations in schema["paths"].values():
             for operation in operations.values():
                 body = operation.get("requestBody", {}).get("content", {}).get("application/json")

@@ -107,6 +107,7 @@ class NeuronModel:
     spikes: bool = True
     population: bool = True  # a graph may have populations of it
     voltage_unit: str = ""  # the viewer's axis: "" is Norse's dimensionless units
+    nir: str | None = None  # the NIR node a layer of it exports to (worker.simulation.nir_export), if any
     layer_example: Mapping[str, object] = field(default_factory=dict)
     population_example: Mapping[str, object] = field(default_factory=dict)
 
@@ -130,7 +131,7 @@ MODELS: dict[str, NeuronModel] = {
             "Current-based leaky integrate-and-fire neurons (Norse's ``LIF``): the input jumps into a synaptic current that "
             "decays and drives the membrane.",
             "A population of LIF neurons.",
-            LIF_PARAMETERS, ("v", "i"), "LIF", "LIFParameters", kernel="lif", fused=True,
+            LIF_PARAMETERS, ("v", "i"), "LIF", "LIFParameters", kernel="lif", fused=True, nir="CubaLIF",
             layer_example={"type": "lif", "params": {"tau_syn_inv": 100.0, "v_th": [1.0, 1.2]}},
             population_example={"name": "exc", "type": "lif", "size": 100, "params": {"tau_mem_inv": 50.0}},
         ),
@@ -148,7 +149,7 @@ MODELS: dict[str, NeuronModel] = {
             "lifbox", "LIFBox",
             "Leaky integrate-and-fire neurons without a synaptic current: the input drives the membrane.",
             "A population of box LIF neurons (no synaptic current).",
-            BOX_PARAMETERS, ("v",), "LIFBox", "LIFBoxParameters", kernel="lifbox", fused=True, fused_with_delta=False,
+            BOX_PARAMETERS, ("v",), "LIFBox", "LIFBoxParameters", kernel="lifbox", fused=True, fused_with_delta=False, nir="LIF",
             layer_example={"type": "lifbox", "params": {"tau_mem_inv": 50.0, "reset_method": "subtract"}},
             population_example={"name": "exc", "type": "lifbox", "size": 100, "v0": 0.5},
         ),
@@ -170,7 +171,7 @@ MODELS: dict[str, NeuronModel] = {
             "Leaky integrators (a read-out): LIF dynamics without threshold; record their voltages.",
             "A population of leaky integrators (a read-out).",
             ("tau_syn_inv", "tau_mem_inv", "v_leak"), ("v", "i"), "LI", "LIParameters", kernel="li", fused=True,
-            spikes=False,
+            spikes=False, nir="CubaLI",
             layer_example={"type": "li", "name": "readout"},
             population_example={"name": "readout", "type": "li", "size": 2},
         ),
@@ -179,6 +180,7 @@ MODELS: dict[str, NeuronModel] = {
             "Integrate-and-fire neurons without leak: the membrane adds up its input.",
             "A population of integrate-and-fire neurons.",
             ("v_th", "v_reset", "method", "alpha", "reset_method"), ("v",), "IAF", "IAFParameters", kernel="iaf", fused=True,
+            nir="IF",
             layer_example={"type": "iaf", "params": {"v_th": 2.0}},
             population_example={"name": "counter", "type": "iaf", "size": 10},
         ),

@@ -8,9 +8,9 @@ import { STAT_COLUMNS } from "./stats.js";
 import { cancelSweep, downloadSummary, followSweep, loadSweeps, rerender as rerenderSweep } from "./sweep.js";
 
 const $ = (selector) => document.querySelector(selector);
-const DEFAULT_THRESHOLD = { lif: 1, lif_refrac: 1, lifbox: 1, lifbox_refrac: 1, iaf: 1, alif: 1, lifadex: 1, lif_recurrent: 1, izhikevich: 30 };
-// Izhikevich's model is in millivolts; the LIF family follows Norse's dimensionless units (rest 0, threshold 1).
-const VOLTAGE_UNITS = { izhikevich: "mV" };
+// Each neuron model's default threshold and voltage unit ("": Norse's dimensionless units), from the
+// server's model registry (/openapi.json's x-neuron-models); until it arrives, none.
+const models = { threshold: {}, unit: {} };
 const FINAL = new Set(["succeeded", "failed", "cancelled"]);
 
 const LIVE_REDRAW_MS = 300; // the live raster is redrawn at most this often
@@ -534,7 +534,7 @@ function threshold(name) {
   if (!spec) return null;
   const given = spec.params?.v_th;
   if (typeof given === "number") return given;
-  return given === undefined ? (DEFAULT_THRESHOLD[spec.type] ?? null) : null;
+  return given === undefined ? (models.threshold[spec.type] ?? null) : null;
 }
 
 // A neuron by its flat index, as its layer's shape places it: "neuron 517 (channel 2, row 0, column 5)".
@@ -720,7 +720,7 @@ async function renderVoltage(token = state.renders) {
   if (token !== state.renders) return;
   // a step's values share its time: step k (its spikes, the voltage after it) is drawn at k*dt
   const timeMs = Array.from({ length: steps }, (_, t) => t * dtMs);
-  const unit = VOLTAGE_UNITS[layerSpec(name)?.type] ?? "Norse units";
+  const unit = models.unit[layerSpec(name)?.type] || "Norse units";
   const shape = layer.shape;
   const ranges = traces.map((trace) => {
     let low = Infinity;
@@ -772,6 +772,10 @@ async function loadSchemas() {
     openapi = await (await fetch("/openapi.json")).json();
   } catch {
     return; // the editor works without: the server still checks every request
+  }
+  for (const [type, model] of Object.entries(openapi["x-neuron-models"] ?? {})) {
+    models.threshold[type] = model.threshold;
+    models.unit[type] = model.voltage_unit;
   }
   const schemas = withDiscriminators(openapi.components.schemas);
   // A network is a chain or a graph, told apart by which field it has; the editor's schema
@@ -843,7 +847,7 @@ function renderForm() {
   } catch {
     /* not JSON (yet): no form */
   }
-  const fields = body && typeof body === "object" && !isSweep(body) ? formFields(body, DEFAULT_THRESHOLD) : [];
+  const fields = body && typeof body === "object" && !isSweep(body) ? formFields(body, models.threshold) : [];
   const box = $("#form-fields");
   if (!fields.length) {
     box.replaceChildren(Object.assign(document.createElement("p"), { className: "note", textContent: "The form shows the fields of a job request that parses." }));

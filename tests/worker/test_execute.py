@@ -336,12 +336,12 @@ def test_a_batch_out_of_time_gives_its_points_back_to_run_alone(store: JobStore,
     job_ids: list[str] = []
     long = {
         "network": {"layers": [{**POINTS_BASE["network"]["layers"][0], "out_features": 2000}, {"type": "lif", "name": "out"}]},
-        "input": {**POINTS_BASE["input"], "steps": 20_000},
+        "input": {**POINTS_BASE["input"], "steps": 80_000},
     }
-    # one point alone takes about 0.4 s here, the batch of 24 about 10 s: wide margins both ways on a busy machine
+    # one point alone takes about 0.6 s here, the batch of 24 about 8 s (20,000 steps, 2 s, had become too close to its limit)
     requests = [{**long, "input": {**long["input"], "rates": 10.0 + k}} for k in range(24)]
     store.create_sweep(
-        "alice", b"{}", "grid", [(json.dumps(r).encode(), 20_000, False) for r in requests], 100,
+        "alice", b"{}", "grid", [(json.dumps(r).encode(), 80_000, False) for r in requests], 100,
         lambda ids: job_ids.extend(ids) or b"message", [list(range(24))],
     )  # fmt: skip
     assert execute_points(store, job_ids, settings, device="cpu") == dict.fromkeys(job_ids, "queued")

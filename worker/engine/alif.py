@@ -67,5 +67,3 @@ class ALIFCell(_ALIFDynamics, CellModule):
 
 class ALIF(_ALIFDynamics, SequenceModule):
     """A whole time-major sequence of ALIF; ``p`` defaults to ``ALIFParameters()``."""
-
-    fused_model = "alif"

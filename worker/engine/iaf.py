@@ -48,5 +48,3 @@ class IAFCell(_IAFDynamics, CellModule):
 
 class IAF(_IAFDynamics, SequenceModule):
     """A whole time-major sequence of IAF; ``p`` defaults to ``IAFParameters()``."""
-
-    fused_model = "iaf"

@@ -46,6 +46,3 @@ class LICell(_LIDynamics, CellModule):
 
 class LI(_LIDynamics, SequenceModule):
     """A whole time-major sequence of LI; ``p`` defaults to ``LIParameters()``."""
-
-    fused_model = "li"
-    spiking = False

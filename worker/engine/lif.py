@@ -92,8 +92,6 @@ class LIFCell(_LIFDynamics, CellModule):
 class LIF(_LIFDynamics, SequenceModule):
     """LIF over a time-major sequence: ``LIF()(x[T, ...]) -> (z[T, ...], state)``."""
 
-    fused_model = "lif"
-
 
 class RecurrentWeights(torch.nn.Module):
     """Input and recurrent weight matrices for a recurrent layer (Norse's layout and initialisation).

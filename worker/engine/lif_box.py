@@ -55,5 +55,3 @@ class LIFBoxCell(_LIFBoxDynamics, CellModule):
 
 class LIFBox(_LIFBoxDynamics, SequenceModule):
     """A whole time-major sequence of LIFBox; ``p`` defaults to ``LIFBoxParameters()``."""
-
-    fused_model = "lifbox"

@@ -13,6 +13,7 @@ import torch
 
 from worker.engine.fused import fused_sequence
 from worker.engine.parameters import rebuilt
+from worker.registry import MODELS
 
 
 def as_float(x: torch.Tensor) -> torch.Tensor:
@@ -115,6 +116,14 @@ class SequenceModule(NeuronModule):
 
     fused_model: ClassVar[str | None] = None
     spiking: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A model of the registry (``worker.registry``, by its engine class's name) takes its
+        kernel and whether it spikes from there."""
+        super().__init_subclass__(**kwargs)
+        model = next((model for model in MODELS.values() if model.engine == cls.__name__), None)
+        if model is not None:
+            cls.fused_model, cls.spiking = model.kernel, model.spikes
 
     def __init__(self, p: Any = None, dt: float = 0.001, record_states: bool = False, bool_spikes: bool = False) -> None:
         super().__init__(p, dt)

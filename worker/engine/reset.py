@@ -2,7 +2,7 @@
 
 import torch
 
-RESET_METHODS = ("value", "subtract")
+from worker.registry import RESET_METHODS
 
 
 def reset(

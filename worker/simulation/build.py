@@ -23,6 +23,7 @@ import torch
 import worker.engine as snn
 from worker.engine.events import poisson_counts, poisson_spikes, poisson_thresholds
 from worker.engine.synapses import AvgPool2d, Conv, Linear
+from worker.registry import MODELS
 from worker.simulation.binomial import count_thresholds
 from worker.simulation.plans import LayerPlan, Plan
 from worker.simulation.request import (
@@ -47,17 +48,6 @@ from worker.simulation.request import (
 # Each input of a graph draws its Poisson spikes under its own Philox key: the seed plus its stream
 # number times this odd constant (2^64 / golden ratio), modulo 2^64; stream 0's key is the seed.
 STREAM_KEY_STEP = 0x9E3779B97F4A7C15
-
-PARAMETER_TYPES: dict[str, Any] = {
-    "lif": (snn.LIF, snn.LIFParameters),
-    "lif_refrac": (snn.LIFRefrac, snn.LIFRefracParameters),
-    "lifbox": (snn.LIFBox, snn.LIFBoxParameters),
-    "lifbox_refrac": (snn.LIFBoxRefrac, snn.LIFBoxRefracParameters),
-    "li": (snn.LI, snn.LIParameters),
-    "iaf": (snn.IAF, snn.IAFParameters),
-    "alif": (snn.ALIF, snn.ALIFParameters),
-    "lifadex": (snn.LIFAdEx, snn.LIFAdExParameters),
-}
 
 
 class Scale(torch.nn.Module):
@@ -173,13 +163,15 @@ def build_layer(layer: Any, plan: LayerPlan, generator: torch.Generator, dt: flo
         return snn.LIFRecurrent(
             layer.in_features,
             layer.out_features,
-            snn.LIFParameters(**_params(layer, plan)),
+            getattr(snn, MODELS[layer.type].parameter_type)(**_params(layer, plan)),
             autapses=layer.autapses,
             dt=dt,
             record_states=record_states,
             **weights,
         )
-    module_type, parameter_type = PARAMETER_TYPES[layer.type]
+    # any other model is built from its parameters alone, by the classes its registry entry names
+    model = MODELS[layer.type]
+    module_type, parameter_type = getattr(snn, model.engine), getattr(snn, model.parameter_type)
     return module_type(parameter_type(**_params(layer, plan)), dt=dt, record_states=record_states)
 
 

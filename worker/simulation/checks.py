@@ -19,6 +19,7 @@ from worker.simulation.limits import Limits
 from worker.simulation.plans import LayerPlan, Plan
 from worker.simulation.request import (
     MAX_DIMS,
+    NOT_NEGATIVE_PARAMS,
     POSITIVE_PARAMS,
     AvgPool2dLayer,
     Base64Tensor,
@@ -220,8 +221,8 @@ def check_params(layer: Any, plan: LayerPlan, loc: Loc, limits: Limits) -> None:
             )
         if key in POSITIVE_PARAMS and (array <= 0).any():
             raise fail((*loc, "params", key), "must be positive")
-        if key == "rho_reset" and (array < 0).any():
-            raise fail((*loc, "params", key), "must be 0 or more (refractory steps)")
+        if key in NOT_NEGATIVE_PARAMS and (array < 0).any():
+            raise fail((*loc, "params", key), "must be 0 or more")
         plan.arrays[f"params.{key}"] = array
 
 

@@ -39,21 +39,13 @@ and the Python around each node's and edge's call in every pass (``pass_calls``)
 import math
 from typing import Any
 
+from worker.registry import MODELS
 from worker.simulation.errors import Loc, fail
 from worker.simulation.limits import Limits
 from worker.simulation.plans import EVENT_BYTES, FLOAT_BYTES, MAX_CHUNK_STEPS, Cost, LayerCost, Plan
 from worker.simulation.request import GraphNetwork, JobRequest, Network
 
-STATE_FIELDS = {
-    "lif": 3, "lif_refrac": 4, "lifbox": 2, "lifbox_refrac": 3, "li": 2, "iaf": 2, "alif": 4, "lifadex": 4,
-    "izhikevich": 3, "lif_recurrent": 3,
-}  # fmt: skip
-NEURON_STEPS_PER_S = {"fused": 1e9, "eager": 2e7}
-# models whose whole sequence runs in one kernel call (the box LIF with a refractory period has a
-# kernel of its own, for either synapse)
-FUSED_MODELS = ("lif", "lifbox", "li", "iaf", "alif", "lifbox_refrac", "lifbox_refrac:delta")
-# layers whose step loop runs in Python
-STEPPED_LAYERS = ("lif_refrac", "lifadex", "izhikevich", "lif_recurrent", "lifbox:delta")
+NEURON_STEPS_PER_S = {"fused": 1e9, "eager": 2e7}  # a model whose whole sequence runs in one kernel call, or not
 
 
 def _layer_cost(layer: Any, plan: Any, record_voltages: bool, loc: "Loc | None" = None) -> LayerCost:
@@ -80,18 +72,20 @@ def _layer_cost(layer: Any, plan: Any, record_voltages: bool, loc: "Loc | None" 
         workspace = padded * FLOAT_BYTES
     elif kind in ("scale", "threshold"):
         ops = out
+    stepped = False
     if plan.is_neuron:
-        activation = out * (1 + (FLOAT_BYTES * STATE_FIELDS[kind] if record_voltages else 0))
-    stepped = _engine_kind(layer) in STEPPED_LAYERS
+        model = MODELS[kind]
+        recorded = len(model.state) + model.spikes  # every step's state, and the float spikes beside it
+        activation = out * (1 + (FLOAT_BYTES * recorded if record_voltages else 0))
+        stepped = not _fused(layer)  # its step loop runs in Python
     loc = loc or ("network", "layers", plan.index)
     return LayerCost(loc, plan.name, kind, ops, activation, workspace, stepped, per_step=kind == "lif_recurrent")
 
 
-def _engine_kind(layer: Any) -> str:
-    """The layer's type, or ``<type>:delta`` for a box LIF with delta synapses (which the fused
-    LIF kernels do not run: its steps take the eager path, unless it is refractory)."""
-    delta = getattr(getattr(layer, "params", None), "synapse", None) == "delta"
-    return f"{layer.type}:delta" if delta else layer.type
+def _fused(layer: Any) -> bool:
+    """One kernel call runs the neuron layer's whole sequence (a box LIF with delta synapses has
+    none, unless it is refractory)."""
+    return MODELS[layer.type].runs_fused(getattr(getattr(layer, "params", None), "synapse", None) or "current")
 
 
 def job_cost(request: "JobRequest", plan: "Plan", limits: "Limits") -> Cost:
@@ -159,7 +153,7 @@ def _chain_cost(request: "JobRequest", plan: "Plan") -> Cost:
 def _neuron_seconds(layers: Any, plan: "Plan") -> float:
     """One step's neuron updates of one batch entry, at the fused kernels' or the eager step's rate."""
     return sum(
-        layer_plan.neurons / NEURON_STEPS_PER_S["fused" if _engine_kind(layer) in FUSED_MODELS else "eager"]
+        layer_plan.neurons / NEURON_STEPS_PER_S["fused" if _fused(layer) else "eager"]
         for layer, layer_plan in zip(layers, plan.layers, strict=True)
         if layer_plan.is_neuron
     )

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from worker.registry import MODELS
 from worker.simulation.build import build_network
 from worker.simulation.graph_runner import GraphRun
 from worker.simulation.nir_file import NIRError
@@ -145,7 +146,7 @@ def _export_layer(layer: Any, plan: Any, module: Any, dt: float) -> Any:
         return nir.Flatten(input_type={"input": np.asarray(plan.in_shape)}, start_dim=0, end_dim=-1)
     if layer.type == "scale":
         return nir.Scale(scale=_full(plan, module.factor.double().numpy()))
-    if layer.type in ("lif", "lifbox", "li", "iaf"):
+    if layer.type in MODELS and MODELS[layer.type].nir is not None:
         p = {
             key: (value.detach().double().numpy() if hasattr(value, "detach") else value)
             for key, value in module.p._asdict().items()

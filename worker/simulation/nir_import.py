@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from worker.registry import MODELS
 from worker.simulation.nir_file import NIRError, read_nir_dict
 
 __all__ = ["ImportOptions", "NIRError", "if_notes", "nir_to_network", "read_graph"]
@@ -348,9 +349,6 @@ def nir_to_network(
     return _graph_network(nodes, edges, input_name, dt, options), input_shape
 
 
-NEURON_LAYERS = ("lif", "lifbox", "li", "iaf")
-
-
 def _population_size(name: str, node: Any) -> list[int]:
     """A neuron node's shape: its declared input type, else the shape of its parameters."""
     declared = node.input_type.get("input") if getattr(node, "input_type", None) else None
@@ -377,7 +375,7 @@ def _graph_network(
             continue
         items = _import_node(name, node, dt, options)
         for item in items:
-            if item["type"] in NEURON_LAYERS:
+            if item["type"] in MODELS:
                 item["size"] = _population_size(name, node)
             out_nodes.append(item)
         for before, after in itertools.pairwise(items):
@@ -391,7 +389,7 @@ def _graph_network(
             raise NIRError(f"edge {source!r} -> {target!r} leads into the Input")
         delay = 1 if (source, target) in looping else 0
         out_edges.append({"from": last[source], "to": first[target], "type": "identity", "delay": delay})
-    if not any(item["type"] in NEURON_LAYERS for item in out_nodes):
+    if not any(item["type"] in MODELS for item in out_nodes):
         raise NIRError("the graph has no neuron node")
     return {"nodes": out_nodes, "edges": out_edges}
 

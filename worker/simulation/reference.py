@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from worker.registry import MODELS, PARAMETERS
 from worker.simulation import request as schema
 from worker.simulation.nir_import import NIR_MAPPING
 
@@ -32,16 +33,7 @@ SECTIONS: list[tuple[str, str, list[type[BaseModel]]]] = [
             schema.FlattenLayer,
             schema.ScaleLayer,
             schema.ThresholdLayer,
-            schema.LIFLayer,
-            schema.LIFRefracLayer,
-            schema.LIFBoxLayer,
-            schema.LIFBoxRefracLayer,
-            schema.LILayer,
-            schema.IAFLayer,
-            schema.ALIFLayer,
-            schema.LIFAdExLayer,
-            schema.IzhikevichLayer,
-            schema.LIFRecurrentLayer,
+            *schema.NEURON_LAYERS.values(),
         ],
     ),
     (
@@ -71,15 +63,7 @@ SECTIONS: list[tuple[str, str, list[type[BaseModel]]]] = [
         "fields with a ``name``, applied to what its ``identity`` edges bring (their sources' outputs, of one "
         "shape, added up).",
         [
-            schema.LIFPopulation,
-            schema.LIFRefracPopulation,
-            schema.LIFBoxPopulation,
-            schema.LIFBoxRefracPopulation,
-            schema.LIPopulation,
-            schema.IAFPopulation,
-            schema.ALIFPopulation,
-            schema.LIFAdExPopulation,
-            schema.IzhikevichPopulation,
+            *schema.POPULATIONS.values(),
             schema.TensorSource,
             schema.ConstantSource,
             schema.PoissonSource,
@@ -124,46 +108,8 @@ SECTIONS: list[tuple[str, str, list[type[BaseModel]]]] = [
     ("Tensors and weights", "", [schema.Base64Tensor, schema.InitSpec]),
 ]
 
-# Neuron parameters: what each means, and its unit. Every parameter field of every model is here
-# (the test checks it).
-PARAMETERS = {
-    "tau_syn_inv": "inverse synaptic time constant, 1/s (200: 5 ms)",
-    "tau_mem_inv": "inverse membrane time constant, 1/s (100: 10 ms)",
-    "tau_adapt_inv": "inverse time constant of the threshold adaptation, 1/s",
-    "tau_ada_inv": "inverse time constant of the adaptation current, 1/s",
-    "tau_inv": "inverse time constant of the Izhikevich equations, 1/s",
-    "v_leak": "resting potential",
-    "v_th": "spike threshold",
-    "v_reset": "potential after a spike",
-    "rho_reset": "refractory steps after a spike (held at v_reset; input in them is lost)",
-    "synapse": '"current" drives the membrane with the input as a current; "delta" adds the input to the membrane at once',
-    "reset_method": '"value" sets v to v_reset; "subtract" removes v_th - v_reset and keeps the overshoot',
-    "method": "surrogate gradient: " + ", ".join(f'"{m}"' for m in schema.THRESHOLD_METHODS) + " (training only)",
-    "alpha": "the surrogate gradient's sharpness (training only)",
-    "beta": "threshold increase per spike",
-    "adaptation_current": "adaptation current's coupling to the membrane",
-    "adaptation_spike": "adaptation current's jump per spike",
-    "delta_T": "sharpness of the exponential upswing",
-    "a": "Izhikevich a: time scale of the recovery variable u",
-    "b": "Izhikevich b: sensitivity of u to v",
-    "c": "Izhikevich c: v after a spike",
-    "d": "Izhikevich d: u's jump after a spike",
-    "sq": "Izhikevich coefficient of v^2",
-    "mn": "Izhikevich coefficient of v",
-    "bias": "Izhikevich constant term",
-}
-PARAMETER_MODELS: dict[str, type[BaseModel]] = {
-    "lif": schema.LIFParams,
-    "lif_refrac": schema.LIFRefracParams,
-    "lifbox": schema.LIFBoxParams,
-    "lifbox_refrac": schema.LIFBoxRefracParams,
-    "li": schema.LIParams,
-    "iaf": schema.ResettingParams,
-    "alif": schema.ALIFParams,
-    "lifadex": schema.LIFAdExParams,
-    "izhikevich": schema.IzhikevichParams,
-    "lif_recurrent": schema.LIFParams,
-}
+# Each model's parameters, as the request format takes them.
+PARAMETER_MODELS: dict[str, type[BaseModel]] = {name: schema.PARAMS[model.parameter_type] for name, model in MODELS.items()}
 
 # One example per model: each is checked, inside a request, by the test.
 EXAMPLES: dict[str, Any] = {
@@ -186,20 +132,6 @@ EXAMPLES: dict[str, Any] = {
     "FlattenLayer": {"type": "flatten"},
     "ScaleLayer": {"type": "scale", "weight": [1.0, 2.0]},
     "ThresholdLayer": {"type": "threshold", "threshold": 0.5},
-    "LIFLayer": {"type": "lif", "params": {"tau_syn_inv": 100.0, "v_th": [1.0, 1.2]}},
-    "LIFRefracLayer": {"type": "lif_refrac", "params": {"rho_reset": 20.0}},
-    "LIFBoxLayer": {"type": "lifbox", "params": {"tau_mem_inv": 50.0, "reset_method": "subtract"}},
-    "LIFBoxRefracLayer": {
-        "type": "lifbox_refrac",
-        "params": {"tau_mem_inv": 50.0, "v_th": 20.0, "v_reset": 10.0, "synapse": "delta", "rho_reset": 20.0},
-    },
-    "LILayer": {"type": "li", "name": "readout"},
-    "IAFLayer": {"type": "iaf", "params": {"v_th": 2.0}},
-    "ALIFLayer": {"type": "alif", "params": {"tau_adapt_inv": 5.0, "beta": 0.5}},
-    "LIFAdExLayer": {"type": "lifadex", "params": {"adaptation_current": 2.0}},
-    "IzhikevichLayer": {"type": "izhikevich", "preset": "tonic_bursting", "params": {"d": 4.0}},
-    "LIFRecurrentLayer": {"type": "lif_recurrent", "in_features": 2, "out_features": 10,
-                          "recurrent_weights": {"init": "uniform", "low": -0.1, "high": 0.1}},
     "TensorInput": {"type": "tensor", "shape": [3, 2], "data": [[0.0, 1.0], [0.5, 0.5], [1.0, 0.0]]},
     "ConstantInput": {"type": "constant", "value": 1.5, "shape": [2], "steps": 100},
     "PoissonInput": {"type": "poisson", "rates": 20.0, "shape": [2], "steps": 1000},
@@ -215,16 +147,6 @@ EXAMPLES: dict[str, Any] = {
             {"from": "E", "to": "E", "type": "fixed_in_degree", "k": 10, "weight": 0.1, "delay": 15},
         ],
     },
-    "LIFPopulation": {"name": "exc", "type": "lif", "size": 100, "params": {"tau_mem_inv": 50.0}},
-    "LIFRefracPopulation": {"name": "exc", "type": "lif_refrac", "size": [10, 10], "params": {"rho_reset": 20.0}},
-    "LIFBoxPopulation": {"name": "exc", "type": "lifbox", "size": 100, "v0": 0.5},
-    "LIFBoxRefracPopulation": {"name": "exc", "type": "lifbox_refrac", "size": 100, "params": {"synapse": "delta"},
-                               "v0": {"init": "uniform", "low": 0.0, "high": 1.0}},
-    "LIPopulation": {"name": "readout", "type": "li", "size": 2},
-    "IAFPopulation": {"name": "counter", "type": "iaf", "size": 10},
-    "ALIFPopulation": {"name": "adaptive", "type": "alif", "size": 10, "params": {"beta": 0.5}},
-    "LIFAdExPopulation": {"name": "adex", "type": "lifadex", "size": 10},
-    "IzhikevichPopulation": {"name": "bursting", "type": "izhikevich", "size": 10, "preset": "tonic_bursting"},
     "TensorSource": {"name": "stimulus", "type": "tensor", "shape": [3, 2], "data": [[0.0, 1.0], [0.5, 0.5], [1.0, 0.0]]},
     "ConstantSource": {"name": "bias", "type": "constant", "value": 1.5, "shape": [2]},
     "PoissonSource": {"name": "external", "type": "poisson", "rates": 25.0, "sources": 800, "shape": [2]},
@@ -253,6 +175,8 @@ EXAMPLES: dict[str, Any] = {
     "Base64Tensor": {"dtype": "float32", "shape": [1, 2], "base64": "AAAAPwAAgD8="},
     "InitSpec": {"init": "uniform", "low": -0.5, "high": 0.5},
 }  # fmt: skip
+EXAMPLES |= {schema.NEURON_LAYERS[name].__name__: dict(model.layer_example) for name, model in MODELS.items()}
+EXAMPLES |= {population.__name__: dict(MODELS[name].population_example) for name, population in schema.POPULATIONS.items()}
 
 # What each layer example needs around it to be a valid request (the input, and a layer after it).
 EXAMPLE_CONTEXT: dict[str, dict[str, Any]] = {
@@ -423,15 +347,12 @@ def _model_section(model: type[BaseModel], defs: dict[str, Any]) -> list[str]:
     return lines
 
 
-PARAMETER_MODEL_OF_LAYER = {
-    "LIFLayer": "lif", "LIFRefracLayer": "lif_refrac", "LIFBoxLayer": "lifbox", "LIFBoxRefracLayer": "lifbox_refrac",
-    "LILayer": "li", "IAFLayer": "iaf", "ALIFLayer": "alif",
-    "LIFAdExLayer": "lifadex", "IzhikevichLayer": "izhikevich (overrides of the preset's values)",
-    "LIFRecurrentLayer": "lif_recurrent",
-    "LIFPopulation": "lif", "LIFRefracPopulation": "lif_refrac", "LIFBoxPopulation": "lifbox",
-    "LIFBoxRefracPopulation": "lifbox_refrac", "LIPopulation": "li", "IAFPopulation": "iaf", "ALIFPopulation": "alif",
-    "LIFAdExPopulation": "lifadex", "IzhikevichPopulation": "izhikevich (overrides of the preset's values)",
-}  # fmt: skip
+def _column(name: str) -> str:
+    return f"{name} (overrides of the preset's values)" if name == "izhikevich" else name
+
+
+PARAMETER_MODEL_OF_LAYER = {layer.__name__: _column(name) for name, layer in schema.NEURON_LAYERS.items()}
+PARAMETER_MODEL_OF_LAYER |= {population.__name__: _column(name) for name, population in schema.POPULATIONS.items()}
 
 
 def _parameters_section(defaults: dict[str, dict[str, Any]]) -> list[str]:
@@ -446,7 +367,8 @@ def _parameters_section(defaults: dict[str, dict[str, Any]]) -> list[str]:
         "| parameter | meaning | " + " | ".join(PARAMETER_MODELS) + " |",
         "|---|---|" + "---|" * len(PARAMETER_MODELS),
     ]
-    for parameter, meaning in PARAMETERS.items():
+    for parameter, described in PARAMETERS.items():
+        meaning = described.meaning
         cells = []
         for layer_type, model in PARAMETER_MODELS.items():
             if parameter not in model.model_fields:
@@ -461,19 +383,8 @@ def _parameters_section(defaults: dict[str, dict[str, Any]]) -> list[str]:
 
 
 def engine_defaults() -> dict[str, dict[str, Any]]:
-    """Each neuron type's default parameters, from the engine's parameter types."""
-    import worker.engine as snn
-
-    by_type = {
-        "lif": snn.LIFParameters, "lif_refrac": snn.LIFRefracParameters, "lifbox": snn.LIFBoxParameters,
-        "lifbox_refrac": snn.LIFBoxRefracParameters, "li": snn.LIParameters, "iaf": snn.IAFParameters,
-        "alif": snn.ALIFParameters, "lifadex": snn.LIFAdExParameters, "lif_recurrent": snn.LIFParameters,
-    }  # fmt: skip
-    defaults = {name: dict(kind._field_defaults) for name, kind in by_type.items()}  # type: ignore[attr-defined]
-    defaults["izhikevich"] = snn.IZHIKEVICH_PRESETS["tonic_spiking"].p._asdict()
-    return {
-        name: {key: (float(v) if isinstance(v, int) else v) for key, v in values.items()} for name, values in defaults.items()
-    }
+    """Each neuron type's default parameters (the engine's, generated from the registry)."""
+    return {name: {parameter: model.default(parameter) for parameter in model.parameters} for name, model in MODELS.items()}
 
 
 def reference() -> str:

@@ -7,7 +7,7 @@ This module imports numpy and pydantic, never torch.
 import base64
 import binascii
 import typing
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from pydantic import (
     BaseModel,
@@ -18,9 +18,11 @@ from pydantic import (
     Tag,
     TypeAdapter,
     ValidationInfo,
+    create_model,
     field_validator,
 )
 
+from worker.registry import MODELS, PARAMETERS, NeuronModel, parameter_types
 from worker.simulation.limits import Limits
 from worker.simulation.nir_import import ImportOptions, NIRError, nir_to_network, read_graph
 
@@ -35,9 +37,7 @@ PositiveInt = Annotated[int, Field(gt=0)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 
-# Kept equal to worker.engine's lists by tests/test_schema.py (this module must not import torch).
-THRESHOLD_METHODS = ("heaviside", "super", "fast_sigmoid", "triangle", "tanh", "atan")
-RESET_METHODS = ("value", "subtract")
+# Kept equal to worker.engine's presets by tests/worker/simulation/test_plan.py (this module must not import torch).
 IZHIKEVICH_PRESET_NAMES = (
     "tonic_spiking", "phasic_spiking", "tonic_bursting", "phasic_bursting", "mixed_mode",
     "spike_frequency_adaptation", "class_1_exc", "class_2_exc", "spike_latency",
@@ -238,138 +238,31 @@ class ScaleLayer(LayerBase):
     weight: ParamValue = Field(description="per feature; broadcasts to the input's shape")
 
 
-class SpikingParams(Strict):
-    """Omitted parameters take the engine's defaults. Numbers may be per-neuron nested lists that
-    broadcast against the layer's shape."""
-
-    v_th: ParamValue | None = None
-    method: Literal[THRESHOLD_METHODS] | None = None  # type: ignore[valid-type]
-    alpha: ParamValue | None = None
+# --- neuron layers: one per model of the registry ---------------------------------------------------
 
 
-class ResettingParams(SpikingParams):
-    v_reset: ParamValue | None = None
-    reset_method: Literal[RESET_METHODS] | None = None  # type: ignore[valid-type]
+def _params_model(model: NeuronModel) -> type[BaseModel]:
+    """A model's ``params``: each of its parameters optional (omitted: the engine's default), a
+    number or per-neuron nested lists, or one of a string parameter's choices."""
+    fields: dict[str, Any] = {}
+    for name in model.parameters:
+        parameter = PARAMETERS[name]
+        kind: Any = ParamValue if parameter.numeric else Literal[parameter.choices]
+        fields[name] = (kind | None, Field(default=None, description=parameter.meaning))
+    name = model.parameter_type.removesuffix("Parameters") + "Params"
+    return create_model(name, __base__=Strict, __doc__="Omitted parameters take the engine's defaults.", **fields)
 
 
-class LIFParams(ResettingParams):
-    tau_syn_inv: ParamValue | None = None
-    tau_mem_inv: ParamValue | None = None
-    v_leak: ParamValue | None = None
+PARAMS = {model.parameter_type: _params_model(model) for model in parameter_types().values()}
 
 
-class LIFRefracParams(LIFParams):
-    rho_reset: ParamValue | None = Field(
-        default=None,
-        description="refractory steps after a spike (Norse's rho_reset; default 5): the membrane is held, input lost",
-    )
+def _layer_model(model: NeuronModel) -> type[BaseModel]:
+    params = PARAMS[model.parameter_type]
+    kind: Any = (Literal[model.type], ...)
+    return create_model(f"{model.name}Layer", __base__=LayerBase, __doc__=model.layer_doc, type=kind, params=(params, params()))
 
 
-class LIFBoxParams(ResettingParams):
-    tau_mem_inv: ParamValue | None = None
-    v_leak: ParamValue | None = None
-    synapse: Literal["current", "delta"] | None = Field(
-        default=None,
-        description='"current" (default, Norse\'s LIFBox): the input drives the membrane as a current; '
-        '"delta": an input of w makes the membrane jump by w in its step',
-    )
-
-
-class LIFBoxRefracParams(LIFBoxParams):
-    rho_reset: ParamValue | None = Field(
-        default=None, description="refractory steps after a spike (default 5): the membrane is held, input lost"
-    )
-
-
-class LIParams(Strict):
-    tau_syn_inv: ParamValue | None = None
-    tau_mem_inv: ParamValue | None = None
-    v_leak: ParamValue | None = None
-
-
-class ALIFParams(LIFParams):
-    tau_adapt_inv: ParamValue | None = None
-    beta: ParamValue | None = None
-
-
-class LIFAdExParams(LIFParams):
-    adaptation_current: ParamValue | None = None
-    adaptation_spike: ParamValue | None = None
-    delta_T: ParamValue | None = None
-    tau_ada_inv: ParamValue | None = None
-
-
-class IzhikevichParams(SpikingParams):
-    a: ParamValue | None = None
-    b: ParamValue | None = None
-    c: ParamValue | None = None
-    d: ParamValue | None = None
-    sq: ParamValue | None = None
-    mn: ParamValue | None = None
-    bias: ParamValue | None = None
-    tau_inv: ParamValue | None = None
-
-
-class LIFLayer(LayerBase):
-    """Current-based leaky integrate-and-fire neurons (Norse's ``LIF``): the input jumps into a
-    synaptic current that decays and drives the membrane."""
-
-    type: Literal["lif"]
-    params: LIFParams = LIFParams()
-
-
-class LIFRefracLayer(LayerBase):
-    """LIF neurons with an absolute refractory period (Norse's ``LIFRefrac``): for ``rho_reset``
-    steps after a spike the membrane is held at its reset value and input to it is lost, while the
-    synaptic current goes on integrating."""
-
-    type: Literal["lif_refrac"]
-    params: LIFRefracParams = LIFRefracParams()
-
-
-class LIFBoxLayer(LayerBase):
-    """Leaky integrate-and-fire neurons without a synaptic current: the input drives the membrane."""
-
-    type: Literal["lifbox"]
-    params: LIFBoxParams = LIFBoxParams()
-
-
-class LIFBoxRefracLayer(LayerBase):
-    """Box LIF neurons (no synaptic current) with an absolute refractory period of ``rho_reset``
-    steps; with ``"synapse": "delta"`` the neuron of Brunel's (2000) network and NEST's
-    ``iaf_psc_delta``: input arriving while refractory is lost."""
-
-    type: Literal["lifbox_refrac"]
-    params: LIFBoxRefracParams = LIFBoxRefracParams()
-
-
-class LILayer(LayerBase):
-    """Leaky integrators (a read-out): LIF dynamics without threshold; record their voltages."""
-
-    type: Literal["li"]
-    params: LIParams = LIParams()
-
-
-class IAFLayer(LayerBase):
-    """Integrate-and-fire neurons without leak: the membrane adds up its input."""
-
-    type: Literal["iaf"]
-    params: ResettingParams = ResettingParams()
-
-
-class ALIFLayer(LayerBase):
-    """LIF neurons with an adaptive threshold (LSNN): each spike raises the threshold by ``beta``,
-    which decays back with ``tau_adapt_inv``."""
-
-    type: Literal["alif"]
-    params: ALIFParams = ALIFParams()
-
-
-class LIFAdExLayer(LayerBase):
-    """Adaptive exponential LIF neurons (Norse's ``LIFAdEx``)."""
-
-    type: Literal["lifadex"]
-    params: LIFAdExParams = LIFAdExParams()
+IZHIKEVICH_PARAMS, LIF_PARAMS = PARAMS[MODELS["izhikevich"].parameter_type], PARAMS[MODELS["lif_recurrent"].parameter_type]
 
 
 class IzhikevichLayer(LayerBase):
@@ -377,7 +270,7 @@ class IzhikevichLayer(LayerBase):
 
     type: Literal["izhikevich"]
     preset: Literal[IZHIKEVICH_PRESET_NAMES] = Field(default="tonic_spiking", description="the behaviour")  # type: ignore[valid-type]
-    params: IzhikevichParams = Field(default=IzhikevichParams(), description="overrides of the preset's parameters")
+    params: IZHIKEVICH_PARAMS = Field(default=IZHIKEVICH_PARAMS(), description="overrides of the preset's parameters")  # type: ignore[valid-type]
     v0: Finite | None = Field(default=None, description="initial voltage; defaults to the preset's")
     u0: Finite | None = Field(default=None, description="initial recovery variable; defaults to the preset's")
 
@@ -396,29 +289,27 @@ class LIFRecurrentLayer(LayerBase):
         default=None, description="(out_features, out_features), row = target; omitted: Norse's init from seed"
     )
     autapses: bool = Field(default=False, description="false: a neuron's connection to itself is always zero")
-    params: LIFParams = LIFParams()
+    params: LIF_PARAMS = LIF_PARAMS()  # type: ignore[valid-type]
 
 
-NeuronLayer = (
-    LIFLayer
-    | LIFRefracLayer
-    | LIFBoxLayer
-    | LIFBoxRefracLayer
-    | LILayer
-    | IAFLayer
-    | ALIFLayer
-    | LIFAdExLayer
-    | IzhikevichLayer
-    | LIFRecurrentLayer
-)
+# Layers with fields of their own are written out above; every other model's is made from its entry.
+SPECIAL_LAYERS: dict[str, Any] = {
+    typing.get_args(layer.model_fields["type"].annotation)[0]: layer for layer in (IzhikevichLayer, LIFRecurrentLayer)
+}
+NEURON_LAYERS = {name: SPECIAL_LAYERS.get(name) or _layer_model(model) for name, model in MODELS.items()}
+if TYPE_CHECKING:
+    NeuronLayer = Any
+else:
+    NeuronLayer = Union[tuple(NEURON_LAYERS.values())]  # noqa: UP007  a union made from the registry
 Layer = Annotated[
     LinearLayer | Conv1dLayer | Conv2dLayer | FlattenLayer | AvgPool2dLayer | ScaleLayer | ThresholdLayer | NeuronLayer,
     Field(discriminator="type"),
 ]
 LAYER_TYPES = type_names(Layer)
-NEURON_TYPES = type_names(NeuronLayer)
-NON_SPIKING_TYPES = ("li",)
-POSITIVE_PARAMS = ("tau_syn_inv", "tau_mem_inv", "tau_adapt_inv", "tau_ada_inv", "tau_inv", "delta_T")
+NEURON_TYPES = tuple(MODELS)
+NON_SPIKING_TYPES = tuple(name for name, model in MODELS.items() if not model.spikes)
+POSITIVE_PARAMS = tuple(name for name, parameter in PARAMETERS.items() if parameter.positive)
+NOT_NEGATIVE_PARAMS = tuple(name for name, parameter in PARAMETERS.items() if parameter.not_negative)
 
 
 class NIRImport(Strict):
@@ -516,40 +407,20 @@ class PopulationFields(NodeFields):
     )
 
 
-class LIFPopulation(PopulationFields, LIFLayer):  # type: ignore[misc]  # a required name
-    """A population of LIF neurons."""
-
-
-class LIFRefracPopulation(PopulationFields, LIFRefracLayer):  # type: ignore[misc]  # a required name
-    """A population of LIF neurons with a refractory period."""
-
-
-class LIFBoxPopulation(PopulationFields, LIFBoxLayer):  # type: ignore[misc]  # a required name
-    """A population of box LIF neurons (no synaptic current)."""
-
-
-class LIFBoxRefracPopulation(PopulationFields, LIFBoxRefracLayer):  # type: ignore[misc]  # a required name
-    """A population of box LIF neurons with a refractory period (Brunel's neuron with delta synapses)."""
-
-
-class LIPopulation(PopulationFields, LILayer):  # type: ignore[misc]  # a required name
-    """A population of leaky integrators (a read-out)."""
-
-
-class IAFPopulation(PopulationFields, IAFLayer):  # type: ignore[misc]  # a required name
-    """A population of integrate-and-fire neurons."""
-
-
-class ALIFPopulation(PopulationFields, ALIFLayer):  # type: ignore[misc]  # a required name
-    """A population of adaptive-threshold LIF neurons."""
-
-
-class LIFAdExPopulation(PopulationFields, LIFAdExLayer):  # type: ignore[misc]  # a required name
-    """A population of adaptive exponential LIF neurons."""
-
-
 class IzhikevichPopulation(PopulationFields, IzhikevichLayer):  # type: ignore[misc]  # a required name
     """A population of Izhikevich neurons (``v0``, when given, replaces the preset's)."""
+
+
+def _population_model(model: NeuronModel) -> type[BaseModel]:
+    bases = (PopulationFields, NEURON_LAYERS[model.type])
+    return create_model(f"{model.name}Population", __base__=bases, __doc__=model.population_doc)
+
+
+POPULATIONS: dict[str, Any] = {
+    name: IzhikevichPopulation if name == "izhikevich" else _population_model(model)
+    for name, model in MODELS.items()
+    if model.population
+}
 
 
 class TensorSource(NodeFields, TensorInput):
@@ -596,17 +467,10 @@ class ThresholdNode(NodeFields, ThresholdLayer):  # type: ignore[misc]  # a requ
     """Stateless spikes where the node's input exceeds a threshold."""
 
 
-Population = (
-    LIFPopulation
-    | LIFRefracPopulation
-    | LIFBoxPopulation
-    | LIFBoxRefracPopulation
-    | LIPopulation
-    | IAFPopulation
-    | ALIFPopulation
-    | LIFAdExPopulation
-    | IzhikevichPopulation
-)
+if TYPE_CHECKING:
+    Population = Any
+else:
+    Population = Union[tuple(POPULATIONS.values())]  # noqa: UP007  a union made from the registry
 Source = TensorSource | ConstantSource | PoissonSource | SpikesSource
 LayerNode = LinearNode | Conv1dNode | Conv2dNode | AvgPool2dNode | FlattenNode | ScaleNode | ThresholdNode
 Node = Annotated[Population | Source | LayerNode, Field(discriminator="type")]

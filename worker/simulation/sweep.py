@@ -21,6 +21,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
+from worker.registry import MODELS
 from worker.simulation.errors import FieldError, InvalidRequest, Loc, fail, format_loc
 from worker.simulation.limits import Limits
 from worker.simulation.parsing import clean_loc, loads_strict
@@ -261,8 +262,8 @@ def _blame(sweep: SweepRequest, locs: list[Loc], values: tuple[Any, ...], error:
 # --- points that run as the entries of one batch (worker.simulation.batched) ---------------------
 
 # neuron layers whose parameters may differ per batch entry: the models built from a parameter set
-# alone (worker.simulation.build.PARAMETER_TYPES, checked by a test)
-BATCHABLE_NEURON_TYPES = ("lif", "lif_refrac", "lifbox", "lifbox_refrac", "li", "iaf", "alif", "lifadex")
+# alone (the registry's ``batches``)
+BATCHABLE_NEURON_TYPES = tuple(name for name, model in MODELS.items() if model.batches)
 MAX_GROUP_POINTS = 64
 BATCH_BELOW_S = 0.1  # points estimated to run shorter than this are batched ...
 GROUP_TARGET_S = 1.0  # ... into groups of about this much estimated work, so that workers still share a sweep

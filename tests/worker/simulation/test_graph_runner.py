@@ -15,6 +15,7 @@ import worker.engine as snn
 from tests.helpers import assert_same_recordings
 from tests.worker.simulation.test_graph_plan import balanced
 from worker.engine.module import cast_params
+from worker.simulation.graph_runner import GraphRun
 from worker.simulation.plan import parse_request
 from worker.simulation.results import Result
 from worker.simulation.runner import Cancelled, simulate
@@ -299,17 +300,20 @@ def test_a_runs_wall_time_includes_building_its_graph() -> None:
     assert result.stats["wall_s"] > 0.8 * (time.perf_counter() - started)  # one step: the build is nearly all of it
 
 
-def test_a_cancel_is_seen_within_a_chunk_longer_than_its_estimate() -> None:
-    """Brunel's 10,000 steps as one chunk (about a second here): the cancel asked for after the
-    first check stops it part of the way, not at the chunk's end."""
+def test_a_graphs_chunk_asks_whether_to_stop_between_its_passes() -> None:
+    """Brunel's 10,000 steps as one chunk: the chunk asks before each pass after the first (its
+    passes are 15 steps, the shortest delay on a cycle), so a chunk longer than its estimate can
+    still be cancelled part of the way."""
     request = json.loads((pathlib.Path(__file__).parents[3] / "examples" / "brunel.json").read_text())
-    asked = 0
+    parsed, plan = parse_request(request)
+    run = GraphRun(parsed, plan, torch.device("cpu"))
+    asked: list[int] = []
 
-    def cancel() -> bool:
-        nonlocal asked
-        asked += 1
-        return asked > 1
+    def stop(step: int) -> None:
+        asked.append(step)
+        if len(asked) == 3:
+            raise Cancelled(f"cancelled after {step} of 10000 steps")
 
-    with pytest.raises(Cancelled, match=r"cancelled after \d+ of 10000 steps") as stopped:
-        simulate(*parse_request(request), chunk_steps=10_000, is_cancelled=cancel)
-    assert 0 < int(str(stopped.value).split()[2]) < 10_000
+    with pytest.raises(Cancelled, match="cancelled after 45 of 10000 steps"):
+        run.chunk(0, 10_000, None, should_stop=stop)
+    assert asked == [15, 30, 45]

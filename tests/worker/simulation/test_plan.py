@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import worker.engine as snn
+from worker import registry
 from worker.simulation import request as schema
 from worker.simulation.errors import InvalidRequest
 from worker.simulation.limits import Limits
@@ -258,25 +259,13 @@ def test_batched_tensor_input_keeps_the_batch_out_of_the_sample_shape() -> None:
 
 def test_schema_lists_match_the_engine() -> None:
     """The schema may not import torch, so its copies of engine names are checked here."""
-    assert set(schema.THRESHOLD_METHODS) == set(snn.threshold.__globals__["METHODS"])
-    assert set(schema.RESET_METHODS) == set(snn.reset.__globals__["RESET_METHODS"])
+    assert set(registry.THRESHOLD_METHODS) == set(snn.threshold.__globals__["METHODS"])
     assert set(schema.IZHIKEVICH_PRESET_NAMES) == set(snn.IZHIKEVICH_PRESETS)
 
 
-@pytest.mark.parametrize(
-    ("params_model", "engine_parameters"),
-    [
-        (schema.LIFParams, snn.LIFParameters),
-        (schema.LIFBoxParams, snn.LIFBoxParameters),
-        (schema.LIParams, snn.LIParameters),
-        (schema.ResettingParams, snn.IAFParameters),
-        (schema.ALIFParams, snn.ALIFParameters),
-        (schema.LIFAdExParams, snn.LIFAdExParameters),
-        (schema.IzhikevichParams, snn.IzhikevichParameters),
-    ],
-)
-def test_every_engine_parameter_can_be_set_from_json(params_model: type, engine_parameters: type) -> None:
-    assert set(params_model.model_fields) == set(engine_parameters._fields)
+@pytest.mark.parametrize("model", registry.MODELS.values(), ids=lambda model: model.type)
+def test_every_engine_parameter_can_be_set_from_json(model: registry.NeuronModel) -> None:
+    assert set(schema.PARAMS[model.parameter_type].model_fields) == set(getattr(snn, model.parameter_type)._fields)
 
 
 def test_the_schema_module_does_not_import_torch() -> None:
