@@ -140,7 +140,8 @@ def _run(args: argparse.Namespace) -> int:
     # `spikeserve --help`, the service commands nor a bad file need it.
     from tqdm import tqdm
 
-    from worker.simulation.runner import Cancelled, SimulationError, simulate
+    from worker.simulation.errors import Cancelled, SimulationError
+    from worker.simulation.runner import simulate
 
     bar = tqdm(total=plan.steps, unit="step", disable=not sys.stderr.isatty() or args.quiet, leave=False)
 
@@ -180,7 +181,8 @@ def _run_sweep(path: pathlib.Path, body: dict[str, Any], output: pathlib.Path | 
         return _fail_request(path, error)
     from tqdm import tqdm
 
-    from worker.simulation.runner import Cancelled, SimulationError, simulate
+    from worker.simulation.errors import Cancelled, SimulationError
+    from worker.simulation.runner import simulate
 
     outcomes = []
     for index, point in enumerate(tqdm(points, unit="point", disable=not sys.stderr.isatty() or args.quiet, leave=False)):
@@ -198,9 +200,13 @@ def _run_sweep(path: pathlib.Path, body: dict[str, Any], output: pathlib.Path | 
 
 
 def _settings() -> "Settings":
+    """The settings of the environment, the engine of this process configured by them."""
+    from worker.engine_options import configure
     from worker.settings import Settings
 
-    return Settings()
+    settings = Settings()
+    configure(settings.engine)
+    return settings
 
 
 def _check_bind(settings: "Settings") -> str | None:

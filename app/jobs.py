@@ -7,9 +7,9 @@ from celery import Celery
 
 from app.models import JobCreated, JobList, JobStatus, Links, Progress
 from app.validation import Validated
-from worker.queue import task_message
+from worker.broker import task_message
 from worker.settings import Settings
-from worker.store import Job, JobStore, Submission, new_submission
+from worker.store import AsyncJobStore, Job, Submission, new_submission
 
 API_PREFIX = "/api/v1"
 
@@ -45,8 +45,8 @@ def job_status(job: Job) -> JobStatus:
 
 def job_submission(queue: Celery, settings: Settings, owner: str, validated: Validated, body: bytes | bytearray) -> Submission:
     """A validated job and its queue message, to be recorded in one atomic step (the queue is a
-    list in the store's Redis) by ``JobStore.submit`` or ``AsyncJobStore.submit``. The worker
-    runs ``validated.run`` when the request had to be expanded (a NIR network), else the body."""
+    list in the store's Redis) by ``AsyncJobStore.submit``. The worker runs ``validated.run``
+    when the request had to be expanded (a NIR network), else the body."""
     body_view = memoryview(body)  # handed to Redis as it is: a copy of a large body would hold the GIL
     submitted = body_view if validated.run is not None else b""
     return new_submission(
@@ -73,7 +73,7 @@ def next_page(path: str, offset: int, limit: int, total: int) -> str | None:
     return f"{path}?offset={following}&limit={limit}" if following < total else None
 
 
-def list_jobs(store: JobStore, owner: str, offset: int, limit: int) -> JobList:
-    jobs, total = store.list_owned(owner, offset, limit)
+async def list_jobs(store: AsyncJobStore, owner: str, offset: int, limit: int) -> JobList:
+    jobs, total = await store.list_owned(owner, offset, limit)
     next_link = next_page(f"{API_PREFIX}/jobs", offset, limit, total)
     return JobList(jobs=[job_status(job) for job in jobs], total=total, offset=offset, limit=limit, next=next_link)

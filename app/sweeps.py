@@ -14,11 +14,11 @@ from celery import Celery
 
 from app.jobs import API_PREFIX, next_page, utc_time
 from app.models import PointCounts, Progress, SweepCreated, SweepLinks, SweepList, SweepStatus
-from worker.queue import points_message
+from worker.broker import points_message
 from worker.settings import Settings
 from worker.simulation.sweep import Outcome, SweepRequest, table_axes
 from worker.simulation.sweep import summary_table as sweep_table
-from worker.store import JobStore, Sweep
+from worker.store import AsyncJobStore, Sweep
 
 SWEEPS_PREFIX = f"{API_PREFIX}/sweeps"
 
@@ -28,14 +28,14 @@ def sweep_links(sweep_id: str) -> SweepLinks:
     return SweepLinks(self=base, summary=f"{base}/summary", events=f"{base}/events", request=f"{base}/request")
 
 
-def submit_sweep(
-    store: JobStore, queue: Celery, settings: Settings, owner: str, checked: dict[str, Any], body: bytes | bytearray
+async def submit_sweep(
+    store: AsyncJobStore, queue: Celery, settings: Settings, owner: str, checked: dict[str, Any], body: bytes | bytearray
 ) -> SweepCreated:
     """Records the sweep (as submitted) and queues its validated points (``checked``, from
     ``app.validation.check_sweep``) as jobs, with their messages (one per group of points that
     run batched), in one atomic step."""
     points = [(point["run"].encode(), point["steps"], point["live"]) for point in checked["points"]]
-    sweep = store.create_sweep(
+    sweep = await store.create_sweep(
         owner,
         memoryview(body),
         checked["mode"],
@@ -81,8 +81,8 @@ def sweep_status(sweep: Sweep, points: Sequence[dict[str, str]] | None = None) -
     )
 
 
-def list_sweeps(store: JobStore, owner: str, offset: int, limit: int) -> SweepList:
-    sweeps, total = store.list_sweeps(owner, offset, limit)
+async def list_sweeps(store: AsyncJobStore, owner: str, offset: int, limit: int) -> SweepList:
+    sweeps, total = await store.list_sweeps(owner, offset, limit)
     next_link = next_page(SWEEPS_PREFIX, offset, limit, total)
     return SweepList(sweeps=[sweep_status(sweep) for sweep in sweeps], total=total, offset=offset, limit=limit, next=next_link)
 

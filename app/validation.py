@@ -23,9 +23,9 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import anyio
 
@@ -156,9 +156,6 @@ class _Child:
             self.process.kill()
 
 
-T = TypeVar("T")
-
-
 class Validator:
     """Validates request bodies: tiny ones on the event loop, small ones in a thread, the rest in a
     pool of processes."""
@@ -179,22 +176,14 @@ class Validator:
         return reply
 
     async def check(self, body: bytes | bytearray) -> Validated:
-        """The request's summary; InvalidRequest (a 422) naming the field, or ValidatorBusy."""
-        return await self.check_then(body, lambda validated: validated)
-
-    async def check_then(
-        self, body: bytes | bytearray, then: Callable[[Validated], T], on_loop: Callable[[Validated], Awaitable[T]] | None = None
-    ) -> T:
-        """``then(summary)`` once ``body`` passed the check, in a worker thread: for a small body in
-        the same thread that checked it (one thread hop, not two). A tiny body is checked on the
-        event loop, where its check costs less than the hop would (it holds the GIL either way),
-        and goes on with ``on_loop(summary)`` when given."""
-        if on_loop is not None and len(body) <= ON_LOOP_MAX_BYTES and b'"nir"' not in body:
-            return await on_loop(_validated(check_request(body, self.limits)))
+        """The request's summary; InvalidRequest (a 422) naming the field, or ValidatorBusy. A tiny
+        body is checked on the event loop, where its check costs less than a thread hop would (it
+        holds the GIL either way), a small one in a thread, the rest in a validation process."""
+        if len(body) <= ON_LOOP_MAX_BYTES and b'"nir"' not in body:
+            return _validated(check_request(body, self.limits))
         if len(body) <= INLINE_MAX_BYTES and b'"nir"' not in body:
-            return await anyio.to_thread.run_sync(lambda: then(_validated(check_request(body, self.limits))))
-        validated = _validated(await self._in_process(body, JOB))
-        return await anyio.to_thread.run_sync(then, validated)
+            return await anyio.to_thread.run_sync(lambda: _validated(check_request(body, self.limits)))
+        return _validated(await self._in_process(body, JOB))
 
     async def _in_process(self, body: bytes | bytearray, kind: bytes) -> dict[str, Any]:
         loop = asyncio.get_running_loop()

@@ -135,9 +135,9 @@ def reachable(start: str) -> set[str]:
 
 
 def test_the_api_builds_no_worker_celery_app() -> None:
-    """The API sends with a Celery instance of its own (``worker.queue``); importing the worker's
+    """The API sends with a Celery instance of its own (``worker.broker``); importing the worker's
     module would build the worker's app, its settings and its signal handlers in the API too."""
-    assert "worker.queue" in reachable("app.api")
+    assert "worker.broker" in reachable("app.api")
     assert "worker.celery_app" not in reachable("app.api") | reachable("app.jobs")
 
 
@@ -163,3 +163,13 @@ def test_the_api_and_its_validation_processes_never_load_torch() -> None:
 def test_the_model_registry_is_at_the_bottom() -> None:
     """Everything may read it; it reads nothing of the project (the API reads it without torch)."""
     assert GRAPH["worker.registry"] == set()
+
+
+def test_the_api_reaches_the_store_only_on_its_event_loop() -> None:
+    """Every route reads and writes through ``AsyncJobStore``: none blocks a thread on Redis, and
+    none has to choose between two stores."""
+    serving = [name for name in MODULES if name.startswith("app.") and name not in ("app.cli", "app.client", "app.cli_reference")]
+    for name in serving:
+        tree = ast.parse(MODULES[name].read_text())
+        names = {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) for alias in node.names}
+        assert "JobStore" not in names, name

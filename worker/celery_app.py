@@ -10,12 +10,14 @@ import time
 
 from celery import signals
 
+from worker.broker import TASK_NAME, make_celery
+from worker.engine_options import configure as configure_engine
 from worker.processes import ForkSharedFlag
-from worker.queue import TASK_NAME, make_celery
 from worker.settings import Settings
 from worker.store import JobStore, heartbeat_key
 
 settings = Settings()
+configure_engine(settings.engine)  # inherited by the pool processes
 celery = make_celery(settings)  # the worker's instance: `celery -A worker.celery_app worker`
 STOPPING = ForkSharedFlag()  # made before the pool forks: raised when the worker is told to stop
 

@@ -12,16 +12,16 @@ from concurrent.futures import ThreadPoolExecutor
 import redis
 from celery.exceptions import SoftTimeLimitExceeded
 
-from worker.queue import TASK_NAME
+from worker.broker import TASK_NAME
 from worker.settings import Settings
 from worker.simulation.batched import simulate_points
 from worker.simulation.cost import RECORD_LESS
-from worker.simulation.errors import InvalidRequest
+from worker.simulation.errors import Cancelled, InvalidRequest, SimulationError, TimeLimitExceeded
 from worker.simulation.plan import parse_request
 from worker.simulation.plans import Plan
 from worker.simulation.request import JobRequest
 from worker.simulation.results import Result
-from worker.simulation.runner import Cancelled, SimulationError, TimeLimitExceeded, simulate
+from worker.simulation.runner import simulate
 from worker.store import Claim, JobStore, Success
 
 log = logging.getLogger(__name__)

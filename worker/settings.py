@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from worker.engine_options import DEFAULTS as ENGINE_DEFAULTS
+from worker.engine_options import EngineOptions
 from worker.simulation.limits import Limits
 
 SOURCE = pathlib.Path(__file__).parents[1]  # the source tree, when spikeserve runs from one
@@ -75,6 +77,13 @@ class Settings(BaseSettings, Limits):  # the limits are read from the environmen
         "rest for the results of jobs already accepted",
     )
 
+    # the engine (worker.engine_options, where the defaults are)
+    fused: bool = Field(default=ENGINE_DEFAULTS.fused, description="false: the eager step loops instead of the fused kernels")
+    events: bool = Field(default=ENGINE_DEFAULTS.events, description="false: synaptic layers always dense, never event-driven")
+    kernel_cache: pathlib.Path = Field(
+        default=ENGINE_DEFAULTS.kernel_cache, description="where the compiled CPU kernels are kept"
+    )
+
     # execution
     soft_time_limit_s: int = Field(default=3600, gt=0, description="a job's time limit; it then fails with that reason")
     hard_time_limit_s: int = Field(default=3660, gt=0, description="a run still going this long is killed")
@@ -116,6 +125,11 @@ class Settings(BaseSettings, Limits):  # the limits are read from the environmen
                     "each API key hash must be 'sha256:' followed by 64 lowercase hex digits (see 'spikeserve keys new')"
                 )
         return hashes
+
+    @property
+    def engine(self) -> EngineOptions:
+        """The engine's options, as configured (``worker.engine_options.configure`` applies them)."""
+        return EngineOptions(fused=self.fused, events=self.events, kernel_cache=self.kernel_cache)
 
     @cached_property
     def limits(self) -> Limits:

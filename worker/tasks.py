@@ -1,8 +1,8 @@
 """Celery tasks: thin wrappers over worker.execute."""
 
+from worker.broker import POINTS_TASK_NAME
 from worker.celery_app import STOPPING, TASK_NAME, celery, settings
 from worker.execute import execute_job, execute_points, execute_queued
-from worker.queue import POINTS_TASK_NAME
 from worker.store import JobStore
 
 _store: JobStore | None = None

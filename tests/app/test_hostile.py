@@ -14,7 +14,7 @@ from celery import Celery
 from tests.app.conftest import Service
 from tests.worker.simulation.test_nir_file import INDIRECTIONS, SECRET, nir_bytes
 from tests.worker.simulation.test_nir_file import request_with as nir_request
-from worker.queue import TASK_NAME
+from worker.broker import TASK_NAME
 
 pytestmark = pytest.mark.slow  # starts a service
 

@@ -1,13 +1,15 @@
 """The Prometheus metrics read the store's counters at scrape time."""
 
+import asyncio
 from collections.abc import Iterator
 
 import pytest
 import redis
+import redis.asyncio as aioredis
 
-from app.metrics import StoreCollector
+from app.metrics import StoreCollector, StoreFigures
 from app.redis_server import RedisServer
-from worker.store import JobStore
+from worker.store import AsyncJobStore, JobStore
 
 
 @pytest.fixture
@@ -24,10 +26,15 @@ def succeeded_in(store: JobStore, wall_s: float) -> None:
     assert store.succeed(job_id, b"{}", b"npz", neuron_steps=10, wall_s=wall_s)
 
 
-def test_the_duration_histogram_is_cumulative_over_the_jobs_per_bucket(store: JobStore) -> None:
+def test_the_duration_histogram_is_cumulative_over_the_jobs_per_bucket(store: JobStore, redis_server: RedisServer) -> None:
     for wall_s in (0.02, 0.3, 0.4, 4000.0):  # the last beyond every bucket but +Inf
         succeeded_in(store, wall_s)
-    families = {family.name: family for family in StoreCollector(store).collect()}
+
+    async def read() -> StoreFigures:
+        async with aioredis.Redis.from_url(redis_server.url) as client:
+            return await StoreFigures.read(AsyncJobStore(client))
+
+    families = {family.name: family for family in StoreCollector(asyncio.run(read())).collect()}
     histogram = families["spikeserve_job_duration_seconds"]
     buckets = {sample.labels["le"]: sample.value for sample in histogram.samples if sample.name.endswith("_bucket")}
     assert buckets == {

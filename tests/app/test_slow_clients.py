@@ -18,7 +18,7 @@ import httpx
 import pytest
 import redis
 
-from app.api import READS_CLIENT_NAME
+from app.services import READS_CLIENT_NAME
 from tests.app.conftest import KEYS, Service, running_service
 from worker.settings import hash_key
 from worker.store import JobStore

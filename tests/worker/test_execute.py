@@ -12,13 +12,13 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from app.redis_server import RedisServer
 from tests.helpers import assert_same_recordings
+from worker.broker import QUEUE_KEY, make_celery, points_message, task_message
 from worker.execute import Lease, execute_job, execute_points, execute_queued
-from worker.queue import make_celery, points_message, task_message
 from worker.settings import Settings
 from worker.simulation.plan import parse_request
 from worker.simulation.results import Result
 from worker.simulation.runner import simulate
-from worker.store import QUEUE_KEY, JobStore
+from worker.store import JobStore
 
 EXAMPLES = pathlib.Path(__file__).parents[2] / "examples"
 

@@ -10,16 +10,13 @@ import redis
 import redis.asyncio as aioredis
 
 from app.redis_server import RedisServer
-from worker.queue import TASK_NAME, make_celery, points_message, task_message
+from worker.broker import QUEUE_KEY, TASK_NAME, UNACKED_INDEX_KEY, UNACKED_KEY, make_celery, points_message, task_message
 from worker.settings import Settings
 from worker.store import (
     LIVE_IDLE_TTL_S,
     LIVE_MAX_CHUNKS,
     LIVE_TTL_S,
-    QUEUE_KEY,
     STATS_KEY,
-    UNACKED_INDEX_KEY,
-    UNACKED_KEY,
     AsyncJobStore,
     Claim,
     InFlightLimit,
@@ -493,7 +490,7 @@ def taken_by_a_worker(store: JobStore, message: bytes, tag: str, taken_at: float
 
 
 def test_a_message_taken_by_a_worker_that_died_before_starting_its_job_goes_back_to_the_queue(store: JobStore) -> None:
-    from worker.queue import make_celery, points_message, task_message
+    from worker.broker import make_celery, points_message, task_message
     from worker.settings import Settings
 
     app = make_celery(Settings(redis_url="redis://127.0.0.1:1/0"))  # builds messages only

@@ -10,7 +10,7 @@ A spike of neuron j at step t reaches target ``post[s]`` at step ``t + delay[s]`
 steps; 0 is the same step), as ``weight[s]`` added to that step's input. Future inputs wait in a
 ``DelayRing`` of at least ``max_delay + steps`` slots for ``steps`` steps handed over at a time.
 ``project`` adds the spikes of one step or of several consecutive steps to the ring (the C kernel
-in ``events/projection_kernels.c``, or ``project_reference``, a dense product per delay that the
+in ``projection_kernels.c``, or ``project_reference``, a dense product per delay that the
 tests compare it with); ``DelayRing.take`` hands over the input of a step, ``take_steps`` of
 several.
 
@@ -31,12 +31,13 @@ from dataclasses import dataclass
 
 import torch
 
+from worker.engine import native
 from worker.engine.events import kernels_for, spike_count
 from worker.engine.events import reference as events_reference
-from worker.engine.fused.cpu import build
+from worker.engine.native import NativeLibrary
 
 log = logging.getLogger(__name__)
-SOURCE = pathlib.Path(__file__).with_name("events") / "projection_kernels.c"
+SOURCE = pathlib.Path(__file__).with_name("projection_kernels.c")
 BERNOULLI_BLOCK = 2**22  # gaps of a Bernoulli edge drawn at a time (32 MiB of float64)
 
 
@@ -325,13 +326,7 @@ def project_reference(spikes: torch.Tensor, projection: Projection, ring: DelayR
         ring.buffer[(step + d) % ring.slots] += (spikes.double() @ dense).float()
 
 
-@functools.cache
-def _library() -> ctypes.CDLL | None:
-    try:
-        lib = ctypes.CDLL(str(build(source=SOURCE)))
-    except (RuntimeError, OSError) as error:
-        log.warning("projection kernel unavailable, projections run the reference: %s", error)
-        return None
+def _declare(lib: ctypes.CDLL) -> None:
     i64, ptr = ctypes.c_int64, ctypes.c_void_p
     lib.project_spikes.argtypes = [
         i64,
@@ -356,7 +351,13 @@ def _library() -> ctypes.CDLL | None:
     lib.draw_partners.restype = None
     lib.rows_by_source.argtypes = [i64, i64, ptr, ptr, ctypes.c_int, ptr, ptr]
     lib.rows_by_source.restype = None
-    return lib
+
+
+LIBRARY = NativeLibrary(SOURCE, _declare, "projections run the reference")
+
+
+def _library() -> ctypes.CDLL | None:
+    return native.load(LIBRARY)
 
 
 def project(

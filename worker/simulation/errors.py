@@ -1,4 +1,5 @@
-"""Why a request must not run: field errors with the path of the offending field."""
+"""Why a request must not run (field errors with the path of the offending field), and why a run
+stopped (cancelled, failed, out of time)."""
 
 from dataclasses import dataclass
 
@@ -40,3 +41,15 @@ def format_loc(loc: Loc) -> str:
 def fail(loc: Loc, msg: str, kind: str = "value_error") -> InvalidRequest:
     """One field's error, ready to raise."""
     return InvalidRequest([FieldError(tuple(loc), msg, kind)])
+
+
+class Cancelled(Exception):
+    """The cancel check said stop; raised between chunks (or passes, or pieces of a build)."""
+
+
+class SimulationError(RuntimeError):
+    """The simulation itself failed (non-finite state, unavailable device); the message says why."""
+
+
+class TimeLimitExceeded(SimulationError):
+    """The run took longer than its time limit; checked before every chunk."""

@@ -20,6 +20,7 @@ import torch
 
 from worker.engine.events import record_spikes
 from worker.simulation.build import InputStream, build_network
+from worker.simulation.errors import Cancelled, SimulationError, TimeLimitExceeded
 from worker.simulation.graph_runner import GraphRun
 from worker.simulation.limits import Limits
 from worker.simulation.plan import validate_request
@@ -30,18 +31,6 @@ from worker.simulation.results import LayerResult, LiveChunk, Result
 ProgressCallback = Callable[[int, int], None]
 CancelCheck = Callable[[], bool]
 LiveCallback = Callable[[LiveChunk], None]
-
-
-class Cancelled(Exception):
-    """The cancel check said stop; raised between chunks."""
-
-
-class SimulationError(RuntimeError):
-    """The simulation itself failed (non-finite state, unavailable device); the message says why."""
-
-
-class TimeLimitExceeded(SimulationError):
-    """The run took longer than its time limit; checked before every chunk."""
 
 
 def default_chunk(plan: Plan) -> int:

@@ -14,6 +14,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from worker.engine_options import ENGINE
+
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
@@ -226,7 +228,7 @@ def test_poisson_draws_are_independent_across_neurons_steps_and_batch_entries(se
 def test_poisson_without_kernels_falls_back_to_the_same_spikes(monkeypatch: pytest.MonkeyPatch) -> None:
     threshold = torch.from_numpy(events.poisson_thresholds(np.full(9, 0.4)))
     with_kernels = events.poisson_spikes(threshold, 5, 30, 2, seed=4)
-    monkeypatch.setenv("SPIKESERVE_EVENTS", "0")
+    monkeypatch.setattr(ENGINE, "events", False)
     assert not events.available(torch.device("cpu"))
     assert torch.equal(events.poisson_spikes(threshold, 5, 30, 2, seed=4), with_kernels)
 
@@ -252,7 +254,7 @@ def test_recorded_events_are_the_spikes_in_step_batch_neuron_order(
     """The C kernels and PyTorch's nonzero (the path on CUDA and without kernels) agree, sparse or
     dense; the budget hears the total before anything is listed."""
     if kernels == "off":
-        monkeypatch.setenv("SPIKESERVE_EVENTS", "0")
+        monkeypatch.setattr(ENGINE, "events", False)
     z = spikes((37, 3, 70), density, seed=5).bool()
     counts = torch.full((3, 70), 2, dtype=torch.int64)
     told: list[int] = []

@@ -16,8 +16,10 @@ if not torch.cuda.is_available():
 
 import worker.engine as snn
 from tests.helpers import compiled_ptx
+from worker.engine import native
 from worker.engine.fused import FUSED_MODELS, backend_for, cpu, fused_sequence
 from worker.engine.module import cast_params
+from worker.engine_options import ENGINE
 
 MODELS = {
     "lif": (snn.LIF, snn.LIFParameters),
@@ -206,10 +208,10 @@ def test_cpu_sequence_modules_pick_the_fused_kernels_and_agree_with_eager(monkey
         module = make_module(name, (2, 50), generator)
         x = drive((2, 50), 20, generator, torch.device("cpu"))
         auto_out, auto_state = module(x)
-        monkeypatch.setenv("SPIKESERVE_FUSED", "0")
+        monkeypatch.setattr(ENGINE, "fused", False)
         assert backend_for(x.device) is None
         eager_out, eager_state = module(x)
-        monkeypatch.delenv("SPIKESERVE_FUSED")
+        monkeypatch.setattr(ENGINE, "fused", True)
         assert torch.equal(auto_out, eager_out)
         assert_states_close(auto_state, eager_state)
 
@@ -244,13 +246,13 @@ def test_fallbacks_to_the_eager_loop() -> None:
 
 
 def test_compiled_library_is_cached_by_source_and_flags(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SPIKESERVE_KERNEL_CACHE", str(tmp_path))
-    first = cpu.build()
+    monkeypatch.setattr(ENGINE, "kernel_cache", tmp_path)
+    first = native.build(cpu.SOURCE)
     assert first.parent == tmp_path and first.exists()
     stamp = first.stat().st_mtime_ns
-    assert cpu.build() == first and first.stat().st_mtime_ns == stamp  # second call compiles nothing
+    assert native.build(cpu.SOURCE) == first and first.stat().st_mtime_ns == stamp  # second call compiles nothing
     with pytest.raises(RuntimeError, match="no C compiler"):
-        cpu.build(compiler="no-such-compiler-here")
+        native.build(cpu.SOURCE, compiler="no-such-compiler-here")
 
 
 @pytest.mark.slow

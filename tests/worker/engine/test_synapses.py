@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from worker.engine import events, synapses
+from worker.engine_options import ENGINE
 
 
 def spikes(shape: tuple[int, ...], rate: float, seed: int = 0) -> torch.Tensor:
@@ -70,5 +71,5 @@ def test_without_event_kernels_every_layer_runs_dense(monkeypatch: pytest.Monkey
     x = spikes((10, 100), 0.01)
     with_events = synapses.Linear(weight, None)(x)
     assert event_calls == ["linear_events"]
-    monkeypatch.setenv("SPIKESERVE_EVENTS", "0")
+    monkeypatch.setattr(ENGINE, "events", False)
     assert torch.equal(synapses.Linear(weight, None)(x), with_events) and event_calls == ["linear_events"]

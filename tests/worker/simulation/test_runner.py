@@ -14,6 +14,7 @@ import torch
 import worker.engine as snn
 from tests.helpers import assert_same_recordings
 from worker.engine import synapses
+from worker.engine_options import ENGINE
 from worker.simulation import plans, results
 from worker.simulation.build import InputStream, build_network
 from worker.simulation.errors import InvalidRequest
@@ -324,7 +325,7 @@ def test_spiking_layers_hand_on_bool_spikes_not_float_copies() -> None:
 
 def test_fused_kernels_and_the_eager_engine_record_the_same_results(monkeypatch: pytest.MonkeyPatch) -> None:
     fused = run(MIXED, chunk_steps=50)
-    monkeypatch.setenv("SPIKESERVE_FUSED", "0")
+    monkeypatch.setattr(ENGINE, "fused", False)
     eager = run(MIXED, chunk_steps=50)
     assert_same_recordings(fused, eager)
     assert fused.layers["adaptive"].times.size > 0

@@ -15,7 +15,6 @@ Backends: ``cpu`` (C with OpenMP, ``cpu.py``) and ``triton`` (CUDA, ``triton_ker
 """
 
 import math
-import os
 from collections.abc import Callable
 from types import ModuleType
 
@@ -23,6 +22,7 @@ import numpy as np
 import torch
 
 from worker.engine.events import reference
+from worker.engine_options import ENGINE
 
 __all__ = [
     "available", "avgpool2d_events", "conv2d_events", "linear_events", "poisson_counts", "poisson_spikes", "poisson_thresholds",
@@ -49,8 +49,8 @@ def _backend(name: str | None, device: torch.device) -> ModuleType | None:
 
 
 def available(device: torch.device) -> bool:
-    """Whether event-driven synapses can run on ``device`` (``SPIKESERVE_EVENTS=0`` turns them off)."""
-    return os.environ.get("SPIKESERVE_EVENTS", "1") != "0" and _backend(None, device) is not None
+    """Whether event-driven synapses can run on ``device`` (the engine's ``events`` option off turns them off)."""
+    return ENGINE.events and _backend(None, device) is not None
 
 
 def _kernels(backend: str | None, device: torch.device) -> ModuleType:
@@ -157,13 +157,13 @@ def poisson_counts(
 
 def kernels_for(device: torch.device, backend: str | None = None) -> ModuleType | None:
     """The event kernels for ``device`` (or the ``backend`` named: "cpu", "triton"), None where
-    there are none or ``SPIKESERVE_EVENTS=0`` turns them off."""
+    there are none or the engine's ``events`` option is off."""
     return _backend(backend, device) if backend is not None or available(device) else None
 
 
 def _cpu_kernels(x: torch.Tensor) -> ModuleType | None:
     """The C kernels where ``x`` is on the CPU and they may run; elsewhere PyTorch's operators."""
-    return _backend(None, x.device) if x.device.type == "cpu" and os.environ.get("SPIKESERVE_EVENTS", "1") != "0" else None
+    return _backend(None, x.device) if x.device.type == "cpu" and ENGINE.events else None
 
 
 def spike_count(x: torch.Tensor) -> int:

@@ -1,27 +1,20 @@
-"""The CPU backend of the event kernels: ``event_kernels.c``, compiled and cached like the fused
-kernels (see ``worker.engine.fused.cpu``) and called through ctypes."""
+"""The CPU backend of the event kernels: ``event_kernels.c``, compiled on first use
+(``worker.engine.native``) and called through ctypes."""
 
 import ctypes
-import functools
 import logging
 import pathlib
 
 import torch
 
-from worker.engine.fused.cpu import build
+from worker.engine import native
+from worker.engine.native import NativeLibrary
 
 log = logging.getLogger(__name__)
 SOURCE = pathlib.Path(__file__).with_name("event_kernels.c")
 
 
-@functools.cache
-def library() -> ctypes.CDLL | None:
-    """The loaded kernels, or None (logged once) when they cannot be built here."""
-    try:
-        lib = ctypes.CDLL(str(build(source=SOURCE)))
-    except (RuntimeError, OSError) as error:
-        log.warning("event kernels unavailable, synaptic layers run dense: %s", error)
-        return None
+def _declare(lib: ctypes.CDLL) -> None:
     i64, ptr, c_int = ctypes.c_int64, ctypes.c_void_p, ctypes.c_int
     lib.linear_events.argtypes = [i64, i64, i64, i64, ptr, ptr, ptr, ptr, c_int]
     lib.conv2d_events.argtypes = [*[i64] * 14, ptr, ptr, ptr, ptr, c_int]
@@ -42,7 +35,14 @@ def library() -> ctypes.CDLL | None:
         lib.spike_events,
     ):
         function.restype = None
-    return lib
+
+
+LIBRARY = NativeLibrary(SOURCE, _declare, "synaptic layers run dense")
+
+
+def library() -> ctypes.CDLL | None:
+    """The loaded kernels, or None (logged once) when they cannot be built here."""
+    return native.load(LIBRARY)
 
 
 def _lib() -> ctypes.CDLL:

@@ -2,20 +2,21 @@
 
 The sequence modules of LIF, LIFBox, LI, IAF and ALIF call ``fused_sequence`` first and fall back
 to their eager step loop when it answers None: another dtype than float32, parameters that are
-being trained, a device without a backend, a state recording that needs gradients, or
-``SPIKESERVE_FUSED=0`` in the environment. Backends: ``cpu`` (C with OpenMP, ``cpu.py``) and
+being trained, a device without a backend, a state recording that needs gradients, or the
+engine's ``fused`` option off (``worker.engine_options``; the service's ``SPIKESERVE_FUSED=0``).
+Backends: ``cpu`` (C with OpenMP, ``cpu.py``) and
 ``triton`` (CUDA, ``triton_kernels.py``). Both compute the eager step functions' arithmetic in the
 same order, so spikes and states equal the eager engine's; the backward pass implements the same
 surrogate gradients (equal up to the order of floating-point sums).
 """
 
-import os
 from types import ModuleType
 from typing import Any
 
 import torch
 
 from worker.engine.fused.models import FUSED_MODELS, FusedModel, coefficients, expand
+from worker.engine_options import ENGINE
 from worker.registry import SURROGATE_IDS
 
 __all__ = ["FUSED_MODELS", "backend_for", "fused_sequence"]
@@ -23,7 +24,7 @@ __all__ = ["FUSED_MODELS", "backend_for", "fused_sequence"]
 
 def backend_for(device: torch.device) -> ModuleType | None:
     """The kernel backend for tensors on ``device``, or None where there is none."""
-    if os.environ.get("SPIKESERVE_FUSED", "1") == "0":
+    if not ENGINE.fused:
         return None
     if device.type == "cpu":
         from worker.engine.fused import cpu

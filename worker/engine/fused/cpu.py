@@ -1,30 +1,19 @@
-"""The CPU backend of the fused kernels: ``cpu_kernels.c`` compiled on first use and called via ctypes.
-
-The library is built for the machine it runs on (``-march=native``) with the system C compiler
-and cached under ``SPIKESERVE_KERNEL_CACHE`` (default ``~/.cache/spikeserve``), keyed by the
-source, the flags and the CPU's feature list; concurrent first uses race harmlessly (each writes
-a private file and renames it into place). Without a compiler the engine keeps its eager path.
-"""
+"""The CPU backend of the fused kernels: ``cpu_kernels.c``, compiled on first use
+(``worker.engine.native``) and called via ctypes. Without a compiler the engine keeps its eager path."""
 
 import ctypes
-import functools
-import hashlib
 import logging
-import os
 import pathlib
-import shutil
-import subprocess
-import tempfile
 
 import torch
 
+from worker.engine import native
 from worker.engine.fused.models import COEFFICIENTS
+from worker.engine.native import NativeLibrary
 from worker.registry import KERNEL_IDS
 
 log = logging.getLogger(__name__)
 SOURCE = pathlib.Path(__file__).with_name("cpu_kernels.c")
-# -ffp-contract=off: no fused multiply-adds, so every operation rounds as PyTorch's eager ops do.
-FLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fopenmp", "-fPIC", "-shared")
 
 
 class Coefficients(ctypes.Structure):
@@ -39,48 +28,7 @@ class Outputs(ctypes.Structure):
     _fields_ = [(name, ctypes.c_void_p) for name in ("spikes_u8", "out_f", "saved_vd", "saved_bd", "rec_v", "rec_i", "rec_b")]
 
 
-def _cpu_features() -> str:
-    try:
-        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return line
-    except OSError:
-        pass
-    return ""
-
-
-def cache_dir() -> pathlib.Path:
-    return pathlib.Path(os.environ.get("SPIKESERVE_KERNEL_CACHE") or pathlib.Path.home() / ".cache" / "spikeserve")
-
-
-def build(compiler: str | None = None, source: pathlib.Path = SOURCE) -> pathlib.Path:
-    """Compiles ``source`` (if not cached) and returns the shared library's path."""
-    compiler = compiler or os.environ.get("CC") or "cc"
-    if shutil.which(compiler) is None:
-        raise RuntimeError(f"no C compiler {compiler!r} on PATH")
-    headers = [header.read_text() for header in sorted(source.parent.glob("*.h"))]  # what it may include
-    key = hashlib.sha256("\0".join([source.read_text(), *headers, compiler, *FLAGS, _cpu_features()]).encode()).hexdigest()[:16]
-    target = cache_dir() / f"{source.stem}-{key}.so"
-    if target.exists():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
-        private = pathlib.Path(scratch) / target.name
-        done = subprocess.run([compiler, *FLAGS, "-o", str(private), str(source), "-lm"], capture_output=True, text=True)
-        if done.returncode != 0:
-            raise RuntimeError(f"compiling {source.name} failed:\n{done.stderr.strip()}")
-        os.replace(private, target)
-    return target
-
-
-@functools.cache
-def library() -> ctypes.CDLL | None:
-    """The loaded kernels, or None (logged once) when they cannot be built here."""
-    try:
-        lib = ctypes.CDLL(str(build()))
-    except (RuntimeError, OSError) as error:
-        log.warning("fused CPU kernels unavailable, using the eager engine: %s", error)
-        return None
+def _declare(lib: ctypes.CDLL) -> None:
     i64, ptr, c_int = ctypes.c_int64, ctypes.c_void_p, ctypes.c_int
     coeffs, outputs = ctypes.POINTER(Coefficients), ctypes.POINTER(Outputs)
     for model in KERNEL_IDS:
@@ -90,7 +38,14 @@ def library() -> ctypes.CDLL | None:
         backward = getattr(lib, f"{model}_backward")
         backward.argtypes = [i64, i64, ptr, ptr, ptr, ptr, ptr, ptr, ptr, coeffs, c_int, c_int, c_int]
         backward.restype = None
-    return lib
+
+
+LIBRARY = NativeLibrary(SOURCE, _declare, "using the eager engine")
+
+
+def library() -> ctypes.CDLL | None:
+    """The loaded kernels, or None (logged once) when they cannot be built here."""
+    return native.load(LIBRARY)
 
 
 def _ptr(tensor: torch.Tensor | None) -> int | None:

@@ -2,37 +2,33 @@
 
 ``box_refrac_sequence`` runs ``LIFBoxRefrac``'s whole time loop in C on the CPU, or in Triton on
 CUDA (``refractory_triton.py``), where it applies (float32 input, no gradient recorded, no
-per-step state kept, not switched off with ``SPIKESERVE_FUSED=0``) and answers None elsewhere, so
+per-step state kept, the ``fused`` option on) and answers None elsewhere, so
 the module keeps its eager step loop, the reference both kernels are tested against bit for bit.
 """
 
 import ctypes
-import functools
 import logging
-import os
 import pathlib
 from typing import Any
 
 import torch
 
-from worker.engine.fused.cpu import build
+from worker.engine import native
 from worker.engine.fused.models import coefficients, expand
+from worker.engine.native import NativeLibrary
+from worker.engine_options import ENGINE
 
 log = logging.getLogger(__name__)
 SOURCE = pathlib.Path(__file__).with_name("refractory_kernels.c")
 
 
-@functools.cache
-def library() -> ctypes.CDLL | None:
-    try:
-        lib = ctypes.CDLL(str(build(source=SOURCE)))
-    except (RuntimeError, OSError) as error:
-        log.warning("refractory kernel unavailable, LIFBoxRefrac runs its step loop: %s", error)
-        return None
+def _declare(lib: ctypes.CDLL) -> None:
     i64, ptr = ctypes.c_int64, ctypes.c_void_p
     lib.box_refrac_forward.argtypes = [i64, i64, *[ptr] * 8, ctypes.c_int, ctypes.c_int, ptr, ctypes.c_int]
     lib.box_refrac_forward.restype = None
-    return lib
+
+
+LIBRARY = NativeLibrary(SOURCE, _declare, "LIFBoxRefrac runs its step loop")
 
 
 def box_refrac_sequence(
@@ -41,7 +37,7 @@ def box_refrac_sequence(
     """``(bool spikes (T, *shape), final state)`` of LIFBoxRefrac over ``x`` (T, *shape) from
     ``state``, or None where no kernel applies: the C kernel on the CPU, the Triton kernel on CUDA
     (``backend`` forces "cpu" or "triton", for tests)."""
-    if os.environ.get("SPIKESERVE_FUSED", "1") == "0" or x.dtype != torch.float32 or x.dim() < 2:
+    if not ENGINE.fused or x.dtype != torch.float32 or x.dim() < 2:
         return None
     if p.reset_method not in ("value", "subtract") or p.synapse not in ("current", "delta"):
         return None
@@ -49,7 +45,7 @@ def box_refrac_sequence(
     if torch.is_grad_enabled() and any(value.requires_grad for value in tensors):
         return None
     backend = backend or {"cpu": "cpu", "cuda": "triton"}.get(x.device.type)
-    lib = library() if backend == "cpu" else None
+    lib = native.load(LIBRARY) if backend == "cpu" else None
     if backend is None or (backend == "cpu" and lib is None):
         return None
     steps, shape = x.shape[0], x.shape[1:]

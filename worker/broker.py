@@ -1,7 +1,11 @@
-"""The job queue as both sides see it: the Celery configuration (JSON only, late acknowledgement,
-one job per worker process at a time), the task's name, and the queue message of a job. The API
-builds messages with its own instance made here; the worker's instance lives in
-``worker.celery_app``."""
+"""The broker as both sides see it, and every detail of Celery's messages the service relies on:
+the Celery configuration (JSON only, late acknowledgement, one job per worker process at a time),
+the tasks' names, the Redis keys of kombu's transport, the queue message of a job (built here so
+that the job store can push it in the script that records the job), and how a message names the
+jobs it runs (read here in Python, and by the store's scripts in ``ENVELOPE_LUA``).
+``tests/worker/test_broker.py`` compares all of it with what Celery and kombu themselves write,
+so an upgrade that changes their format fails there. The API builds messages with its own
+instance made here; the worker's instance lives in ``worker.celery_app``."""
 
 import base64
 import json
@@ -11,7 +15,11 @@ from celery import Celery
 from kombu.serialization import dumps
 
 from worker.settings import Settings
-from worker.store import QUEUE_KEY
+
+QUEUE_KEY = "celery"  # the Redis list behind the Celery queue that workers consume
+# kombu's Redis transport: messages a worker took and has not acknowledged (a hash by delivery
+# tag, each entry [message, exchange, routing key]), and when it took them (a sorted set)
+UNACKED_KEY, UNACKED_INDEX_KEY = "unacked", "unacked_index"
 
 TASK_NAME = "spikeserve.run_job"
 POINTS_TASK_NAME = "spikeserve.run_points"  # sweep points that run as the entries of one batch
@@ -78,3 +86,27 @@ def _message(app: Celery, task_id: str, task_name: str, args: list) -> bytes:
         "properties": properties,
     }
     return json.dumps(envelope).encode()
+
+
+def job_ids_of(message: dict) -> list[str]:
+    """The jobs a queue message runs: its task's first argument, a job id or a list of them
+    (sweep points run as one batch); ValueError (or KeyError, TypeError) for any other message."""
+    first = json.loads(base64.b64decode(message["body"]))[0][0]
+    return [str(job_id) for job_id in (first if isinstance(first, list) else [first])]
+
+
+def unacked_entry(raw: bytes) -> tuple[dict, str]:
+    """An entry of ``UNACKED_KEY`` as kombu writes it: (the message, the queue it came from)."""
+    message, _exchange, routing_key = json.loads(raw)
+    return message, routing_key
+
+
+# For the store's scripts: the task name and task id of a queue message (a job's id is its task
+# id), or nil for anything else.
+ENVELOPE_LUA = """
+local function envelope_task(raw)
+  local ok, message = pcall(cjson.decode, raw)
+  if not ok or type(message) ~= 'table' or type(message.headers) ~= 'table' then return nil end
+  return message.headers.task, message.headers.id
+end
+"""
