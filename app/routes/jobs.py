@@ -25,7 +25,17 @@ from app.deps import (
 from app.events import EventStream, job_events
 from app.jobs import API_PREFIX, job_created, job_status, job_submission, list_jobs
 from app.models import JobCreated, JobList, JobStatus, Message, Storage, Validation
-from app.routes.responses import ERRORS, JOB_REQUEST_BODY, PURGED, QUOTA_ERROR, REQUEST_ERRORS, TOO_MANY_STREAMS, TOO_MANY_WAITS
+from app.routes.responses import (
+    ERRORS,
+    JOB_REQUEST_BODY,
+    PURGED,
+    QUOTA_ERROR,
+    REQUEST_ERRORS,
+    TOO_MANY_STREAMS,
+    TOO_MANY_WAITS,
+    as_submitted,
+    stored_json,
+)
 from worker.simulation.results import Result
 
 RESULT_PIECE_BYTES = 4 * 2**20  # results are read from Redis and sent in pieces of this size
@@ -143,14 +153,11 @@ def purged(outcome: str, what: str) -> Response:
     raise HTTPException(status.HTTP_409_CONFLICT, f"the {what} is {outcome}: purge its sweep")
 
 
-@jobs.get("/{job_id}/request", responses={200: {"content": {"application/json": {}}, "description": "the request as submitted"}})
+@jobs.get("/{job_id}/request", responses=as_submitted("request"))
 async def get_job_request(store: Store, job_id: str, owner: Owner) -> Response:
     """The job's request exactly as it was submitted."""
     await owned(store, job_id, owner)
-    body = await store.request_json(job_id)
-    if body is None:
-        raise HTTPException(status.HTTP_410_GONE, "the request has expired")
-    return Response(body, media_type="application/json")
+    return stored_json(await store.request_json(job_id), "request")
 
 
 @requests.post("/validate", response_model=Validation, openapi_extra=JOB_REQUEST_BODY, responses=REQUEST_ERRORS)

@@ -2,6 +2,8 @@
 
 from typing import Any
 
+from fastapi import HTTPException, Response, status
+
 from app.models import Message, ValidationErrorResponse
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -35,3 +37,15 @@ JOB_REQUEST_BODY = {
 SWEEP_REQUEST_BODY = {
     "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SweepRequest"}}}}
 }
+
+
+def as_submitted(what: str) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI answer of a route that returns a stored request (``what``) as it was sent."""
+    return {200: {"content": {"application/json": {}}, "description": f"the {what} as submitted"}}
+
+
+def stored_json(body: bytes | None, what: str) -> Response:
+    """A stored request as it was submitted; 410 when the store no longer keeps it."""
+    if body is None:
+        raise HTTPException(status.HTTP_410_GONE, f"the {what} has expired")
+    return Response(body, media_type="application/json")

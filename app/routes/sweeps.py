@@ -10,7 +10,16 @@ from app.deps import JsonBody, Limit, Offset, Owner, Purge, ServicesDep, Store, 
 from app.events import EventStream, sweep_events
 from app.models import Message, SweepCreated, SweepList, SweepStatus
 from app.routes.jobs import purged
-from app.routes.responses import ERRORS, PURGED, QUOTA_ERROR, REQUEST_ERRORS, SWEEP_REQUEST_BODY, TOO_MANY_STREAMS
+from app.routes.responses import (
+    ERRORS,
+    PURGED,
+    QUOTA_ERROR,
+    REQUEST_ERRORS,
+    SWEEP_REQUEST_BODY,
+    TOO_MANY_STREAMS,
+    as_submitted,
+    stored_json,
+)
 from app.sweeps import SWEEPS_PREFIX, axes_of, list_sweeps, submit_sweep, summary_table, sweep_status
 from worker.simulation.sweep import table_bytes
 from worker.store import POINT_STATUS_FIELDS, AsyncJobStore
@@ -86,16 +95,11 @@ async def get_sweep_summary(
     return Response(await in_thread(lambda: table_bytes(columns, rows, format)), media_type=media_type, headers=headers)
 
 
-@sweeps.get(
-    "/{sweep_id}/request", responses={200: {"content": {"application/json": {}}, "description": "the sweep as submitted"}}
-)
+@sweeps.get("/{sweep_id}/request", responses=as_submitted("sweep"))
 async def get_sweep_request(store: Store, sweep_id: str, owner: Owner) -> Response:
     """The sweep exactly as it was submitted."""
     await owned_sweep(store, sweep_id, owner)
-    body = await store.sweep_request(sweep_id)
-    if body is None:
-        raise HTTPException(status.HTTP_410_GONE, "the sweep has expired")
-    return Response(body, media_type="application/json")
+    return stored_json(await store.sweep_request(sweep_id), "sweep")
 
 
 @sweeps.get(
