@@ -221,7 +221,9 @@ class InputStream:
         """``values`` of the input's ``given`` shape, one per feature of a sample (the kernels'
         layout): the only copy as large as the input (worker.simulation.cost counts it)."""
         spread = np.broadcast_to(values.reshape(given), self.shape).reshape(-1)
-        return torch.from_numpy(np.ascontiguousarray(spread)).to(self.device)
+        if not spread.flags.writeable:  # the broadcast view itself (nothing was spread): torch wants its own copy
+            spread = spread.copy()
+        return torch.from_numpy(spread).to(self.device)
 
     @classmethod
     def of(cls, request: JobRequest, plan: Plan, device: torch.device) -> "InputStream":
