@@ -1,4 +1,5 @@
-"""The model registry: one entry per neuron model, and everything else derives from it.
+"""The model registry: one entry per neuron model, synapse model and plasticity rule, and
+everything else derives from them.
 
 An entry says what the request format, the checks, the cost model, the builder, the reference
 docs, the kernels and the viewer need to know of a model: its request ``type`` and the names of
@@ -6,6 +7,11 @@ its request classes, its parameters (their meanings, units and defaults are in `
 a model may override a default), its state, the engine's classes that run it, whether one fused
 kernel runs its whole sequence (and that kernel's id), whether sweep points may differ in its
 parameters within one batch, whether it spikes, and what the viewer shows of its voltage.
+
+A graph's edge names its synapse (``SYNAPSE_MODELS``: how its spikes act on the target) and may
+name a plasticity rule (``PLASTICITY_RULES``); their parameters, with meanings, units and
+defaults, are in ``SYNAPSE_PARAMETERS`` and ``PLASTICITY_PARAMETERS``, and the request's classes
+for them are made from these entries.
 
 Adding a model is one entry here, its step function and sequence module in ``worker.engine``
 (parameters come from ``worker.engine.parameter_types``, generated from this file), and a kernel
@@ -24,7 +30,8 @@ from dataclasses import dataclass, field
 
 THRESHOLD_METHODS = ("heaviside", "super", "fast_sigmoid", "triangle", "tanh", "atan")
 RESET_METHODS = ("value", "subtract")
-SYNAPSES = ("current", "delta")
+INPUT_MODES = ("current", "delta")  # how a box LIF takes its input (its "synapse" parameter)
+INTEGRATIONS = ("euler", "exact")
 
 
 @dataclass(frozen=True)
@@ -56,7 +63,13 @@ PARAMETERS: dict[str, Parameter] = {
     "synapse": Parameter(
         '"current" drives the membrane with the input as a current; "delta" adds the input to the membrane at once',
         "current",
-        choices=SYNAPSES,
+        choices=INPUT_MODES,
+    ),
+    "integration": Parameter(
+        '"euler": forward Euler, as the other models; "exact": the exact update of the membrane and its current '
+        "channels over a step (not with conductance channels)",
+        "euler",
+        choices=INTEGRATIONS,
     ),
     "reset_method": Parameter(
         '"value" sets v to v_reset; "subtract" removes v_th - v_reset and keeps the overshoot', "value", choices=RESET_METHODS
@@ -108,6 +121,7 @@ class NeuronModel:
     population: bool = True  # a graph may have populations of it
     voltage_unit: str = ""  # the viewer's axis: "" is Norse's dimensionless units
     nir: str | None = None  # the NIR node a layer of it exports to (worker.simulation.nir_export), if any
+    channels: bool = False  # in a graph, its input arrives through the synaptic channels of the edges into it
     layer_example: Mapping[str, object] = field(default_factory=dict)
     population_example: Mapping[str, object] = field(default_factory=dict)
 
@@ -214,6 +228,22 @@ MODELS: dict[str, NeuronModel] = {
             population_example={"name": "bursting", "type": "izhikevich", "size": 10, "preset": "tonic_bursting"},
         ),
         NeuronModel(
+            "lif_channels", "LIFChannels",
+            "LIF neurons with a refractory period whose input arrives through synaptic channels (NEST's ``iaf_psc_exp`` "
+            "and ``iaf_cond_exp``, Brette et al.'s CUBA and COBA neurons): in a graph each distinct synapse of the edges "
+            "into the population (an exponential current or conductance with its own time constant) is a channel of its "
+            "own, and delta edges make the membrane jump. As a layer its input makes the membrane jump.",
+            "A population of LIF neurons fed by synaptic channels, one per distinct synapse of the edges into it.",
+            ("tau_mem_inv", "v_leak", "v_th", "v_reset", "rho_reset", "integration"), ("v", "rho", "g"), "LIFChannels",
+            "LIFChannelsParameters", defaults={"tau_mem_inv": 50.0, "rho_reset": 0.0}, batches=False, channels=True,
+            fused=True,  # a graph of them runs in the network kernel (worker.engine.network), one call per chunk
+            layer_example={"type": "lif_channels", "params": {"v_th": 0.5}},
+            population_example={"name": "E", "type": "lif_channels", "size": 3200,
+                                "params": {"tau_mem_inv": 50.0, "v_leak": -49.0, "v_th": -50.0, "v_reset": -60.0,
+                                           "rho_reset": 49.0, "integration": "exact"},
+                                "v0": {"init": "uniform", "low": -60.0, "high": -50.0}},
+        ),
+        NeuronModel(
             "lif_recurrent", "LIFRecurrent",
             "LIF neurons with input weights and recurrent weights among themselves (Norse's ``LIFRecurrent``): last step's "
             "spikes jump into this step's current.",
@@ -243,6 +273,107 @@ def parameter_types() -> dict[str, NeuronModel]:
 def viewer_models() -> dict[str, dict[str, object]]:
     """What the viewer shows of each model (served with the request schema)."""
     return {model.type: {"threshold": model.threshold, "voltage_unit": model.voltage_unit} for model in MODELS.values()}
+
+
+# --- synapses and plasticity ------------------------------------------------------------------------
+
+SYNAPSE_PARAMETERS: dict[str, Parameter] = {
+    "tau_syn": Parameter("the channel's decay time constant, s", 0.005, positive=True),
+    "e_rev": Parameter("the reversal potential, in the target's voltage unit", 0.0),
+}
+
+
+@dataclass(frozen=True)
+class SynapseModel:
+    """How an edge's spikes act on its target. Every synapse but ``delta`` is a channel: a variable
+    per target neuron that each spike increments by the synapse's weight and that decays with
+    ``tau_syn``; edges into one population with the same synapse (type and parameters) share it."""
+
+    type: str  # in requests: {"synapse": {"type": "current_exp", ...}}
+    name: str  # its request class: <name>Synapse
+    doc: str
+    parameters: tuple[str, ...] = ()  # from SYNAPSE_PARAMETERS; with the type, they tell channels apart
+    conductance: bool = False  # the channel drives the membrane by g * (e_rev - v), not by g itself
+
+    @property
+    def channel(self) -> bool:
+        return bool(self.parameters)
+
+
+SYNAPSE_MODELS: dict[str, SynapseModel] = {
+    model.type: model
+    for model in (
+        SynapseModel(
+            "delta", "Delta",
+            "Each spike adds its weight to the target's input of the step it arrives in: a population of ``lif_channels`` "
+            "(or a box LIF with ``synapse: delta``) jumps by it, any other model takes it as its input.",
+        ),
+        SynapseModel(
+            "current_exp", "CurrentExp",
+            "An exponentially decaying current (NEST's ``iaf_psc_exp``): each spike adds its weight to the channel's "
+            "current g, which decays with ``tau_syn`` and drives the membrane as g (in the target's voltage unit, "
+            "resistance times current).",
+            ("tau_syn",),
+        ),
+        SynapseModel(
+            "conductance_exp", "ConductanceExp",
+            "An exponentially decaying conductance (NEST's ``iaf_cond_exp``): each spike adds its weight to the "
+            "channel's conductance g (in units of the leak conductance), which decays with ``tau_syn`` and drives the "
+            "membrane as g * (e_rev - v).",
+            ("tau_syn", "e_rev"),
+            conductance=True,
+        ),
+    )
+}  # fmt: skip
+CHANNEL_SYNAPSES = tuple(name for name, model in SYNAPSE_MODELS.items() if model.channel)
+
+PLASTICITY_PARAMETERS: dict[str, Parameter] = {
+    "tau_pre": Parameter("the presynaptic trace's time constant, s", 0.02, positive=True),
+    "tau_post": Parameter("the postsynaptic trace's time constant, s", 0.02, positive=True),
+    "a_pre": Parameter("the presynaptic trace's jump per spike: the weight change of a pre-before-post pair at no lag "
+                       "(potentiation when positive)", 0.01),
+    "a_post": Parameter("the postsynaptic trace's jump per spike: the weight change of a post-before-pre pair at no lag "
+                        "(depression when negative)", -0.0105),
+    "w_min": Parameter("the smallest weight", 0.0),
+    "w_max": Parameter("the largest weight", 1.0),
+    "bounds": Parameter(
+        '"hard": additive changes, clipped to [w_min, w_max]; "soft": multiplicative, potentiation scaled by '
+        "(w_max - w) / (w_max - w_min) and depression by (w - w_min) / (w_max - w_min)",
+        "hard",
+        choices=("hard", "soft"),
+    ),
+    "pairing": Parameter(
+        '"all_to_all": every earlier spike of the other side counts (traces add up); "nearest": only the latest '
+        "(a spike sets its trace instead of adding to it)",
+        "all_to_all",
+        choices=("all_to_all", "nearest"),
+    ),
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class PlasticityRule:
+    """A rule that changes an edge's weights during a run."""
+
+    type: str  # in requests: {"plasticity": {"type": "stdp", ...}}
+    name: str  # its request class: <name>Rule
+    doc: str
+    parameters: tuple[str, ...]  # from PLASTICITY_PARAMETERS
+
+
+PLASTICITY_RULES: dict[str, PlasticityRule] = {
+    rule.type: rule
+    for rule in (
+        PlasticityRule(
+            "stdp", "STDP",
+            "Pair-based spike-timing-dependent plasticity with exponential traces (Song, Miller & Abbott 2000; "
+            "Brian2's and NEST's ``stdp_synapse``): a presynaptic spike, when it arrives, raises the presynaptic "
+            "trace and changes the weight by the postsynaptic trace; a postsynaptic spike raises the postsynaptic "
+            "trace and changes the weight of every synapse into the neuron by its presynaptic trace.",
+            tuple(PLASTICITY_PARAMETERS),
+        ),
+    )
+}  # fmt: skip
 
 
 # --- the generated files --------------------------------------------------------------------------
@@ -294,6 +425,12 @@ def parameter_types_source() -> str:
                 f'        """The ``{base_type}`` among these (checked when these were built)."""',
                 f"        return rebuilt({base_type}, self._asdict())",
             ]
+    for rule in PLASTICITY_RULES.values():
+        lines += ["", "", f"class {rule.name}Parameters(NamedTuple):"]
+        lines += [f'    """The parameters of the ``{rule.type}`` rule."""', ""]
+        for name in rule.parameters:
+            parameter = PLASTICITY_PARAMETERS[name]
+            lines.append(f"    {name}: {'float' if parameter.numeric else 'str'} = {_value(parameter.default)}")
     return "\n".join(lines) + "\n"
 
 
@@ -336,7 +473,8 @@ if __name__ == "__main__":
 
 
 __all__ = [
-    "KERNELS", "KERNEL_IDS", "MODELS", "NEURON_TYPES", "PARAMETERS", "RESET_METHODS", "SURROGATE_IDS", "SYNAPSES",
+    "CHANNEL_SYNAPSES", "INPUT_MODES", "INTEGRATIONS", "KERNELS", "KERNEL_IDS", "MODELS", "NEURON_TYPES", "PARAMETERS",
+    "PLASTICITY_PARAMETERS", "PLASTICITY_RULES", "RESET_METHODS", "SURROGATE_IDS", "SYNAPSE_MODELS", "SYNAPSE_PARAMETERS",
     "THRESHOLD_METHODS",
-    "NeuronModel", "Parameter", "parameter_types", "viewer_models",
+    "NeuronModel", "Parameter", "PlasticityRule", "SynapseModel", "parameter_types", "viewer_models",
 ]  # fmt: skip

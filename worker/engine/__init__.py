@@ -51,6 +51,13 @@ from worker.engine.lif_adex import (
     lif_adex_feed_forward_step,
 )
 from worker.engine.lif_box import LIFBox, LIFBoxCell, LIFBoxFeedForwardState, LIFBoxParameters, lif_box_feed_forward_step
+from worker.engine.lif_channels import (
+    Channels,
+    LIFChannels,
+    LIFChannelsParameters,
+    LIFChannelsState,
+    lif_channels_step,
+)
 from worker.engine.lif_refrac import (
     LIFBoxRefrac,
     LIFBoxRefracCell,
@@ -81,6 +88,7 @@ __all__ = [
     "LIF", "LIFCell", "LIFFeedForwardState", "LIFParameters", "LIFRecurrent", "LIFRecurrentCell",
     "LIFState", "lif_feed_forward_step", "lif_recurrent_step",
     "LIFAdEx", "LIFAdExCell", "LIFAdExFeedForwardState", "LIFAdExParameters", "lif_adex_feed_forward_step",
+    "Channels", "LIFChannels", "LIFChannelsParameters", "LIFChannelsState", "lif_channels_step",
     "LIFBox", "LIFBoxCell", "LIFBoxFeedForwardState", "LIFBoxParameters", "lif_box_feed_forward_step",
     "LIFRefrac", "LIFRefracCell", "LIFRefracFeedForwardState", "LIFRefracParameters", "lif_refrac_feed_forward_step",
     "LIFBoxRefrac", "LIFBoxRefracCell", "LIFBoxRefracFeedForwardState", "LIFBoxRefracParameters",

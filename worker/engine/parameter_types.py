@@ -162,3 +162,28 @@ class IzhikevichParameters(NamedTuple):
     tau_inv: Param = 250.0
     method: str = "super"
     alpha: Param = 100.0
+
+
+@positive_time_constants
+class LIFChannelsParameters(NamedTuple):
+    """The parameters of ``LIFChannels``."""
+
+    tau_mem_inv: Param = 50.0
+    v_leak: Param = 0.0
+    v_th: Param = 1.0
+    v_reset: Param = 0.0
+    rho_reset: Param = 0.0
+    integration: str = "euler"
+
+
+class STDPParameters(NamedTuple):
+    """The parameters of the ``stdp`` rule."""
+
+    tau_pre: float = 0.02
+    tau_post: float = 0.02
+    a_pre: float = 0.01
+    a_post: float = -0.0105
+    w_min: float = 0.0
+    w_max: float = 1.0
+    bounds: str = "hard"
+    pairing: str = "all_to_all"

@@ -169,10 +169,20 @@ def build_layer(layer: Any, plan: LayerPlan, generator: torch.Generator, dt: flo
             record_states=record_states,
             **weights,
         )
-    # any other model is built from its parameters alone, by the classes its registry entry names
+    # any other model is built from its parameters alone (and its channels), by the classes its registry entry names
     model = MODELS[layer.type]
     module_type, parameter_type = getattr(snn, model.engine), getattr(snn, model.parameter_type)
-    return module_type(parameter_type(**_params(layer, plan)), dt=dt, record_states=record_states)
+    options: dict[str, Any] = {"channels": channels_of(plan)} if model.channels else {}
+    return module_type(parameter_type(**_params(layer, plan)), dt=dt, record_states=record_states, **options)
+
+
+def channels_of(plan: LayerPlan) -> snn.Channels:
+    """A population's synaptic channels as the engine takes them."""
+    return snn.Channels(
+        tuple(channel.conductance for channel in plan.channels),
+        tuple(channel.tau_syn for channel in plan.channels),
+        tuple(channel.e_rev for channel in plan.channels),
+    )
 
 
 class InputStream:

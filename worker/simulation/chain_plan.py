@@ -32,6 +32,9 @@ def validate_chain(request: JobRequest, limits: Limits) -> Plan:
         loc = ("steps",) if request.steps is not None else ("input",)
         raise fail(loc, f"{steps} steps are over the limit of {limits.max_steps}", "limit")
 
+    if request.record.weights:
+        name = next(iter(request.record.weights))
+        raise fail(("record", "weights", name), "names no plastic edge: a chain of layers has no edges (a graph has)")
     plans = _infer_layers(request, input_shape, limits)
     plan = Plan(steps, batch, input_shape, plans, [], {}, input_array)
     check_neuron_counts(plan, limits)

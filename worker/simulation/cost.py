@@ -46,6 +46,8 @@ from worker.simulation.plans import EVENT_BYTES, FLOAT_BYTES, MAX_CHUNK_STEPS, C
 from worker.simulation.request import GraphNetwork, JobRequest, Network
 
 NEURON_STEPS_PER_S = {"fused": 1e9, "eager": 2e7}  # a model whose whole sequence runs in one kernel call, or not
+PLASTIC_OPS = 3  # per synapse a plastic edge may deliver, depress and potentiate in one step
+PLASTIC_SYNAPSE_BYTES = 4 * FLOAT_BYTES  # target, weight, source, index by target
 
 
 def _layer_cost(layer: Any, plan: Any, record_voltages: bool, loc: "Loc | None" = None) -> LayerCost:
@@ -173,18 +175,33 @@ def _graph_cost(request: "JobRequest", plan: "Plan") -> Cost:
         for node, layer_plan in zip(nodes, plan.layers, strict=True)
     ]
     fixed = build = 0
+    weights = synapses = neurons = largest = 0
+    weight_loc: Loc = ("network", "edges")
     for edge in graph.edges:
-        layers.append(LayerCost(edge.loc, edge.name, edge.type, edge.synapses * (max_count.get(edge.source) or 1), 0))
+        events = edge.synapses * (max_count.get(edge.source) or 1)
+        # a plastic edge's presynaptic events also change their weights, and a postsynaptic spike every weight into it
+        layers.append(LayerCost(edge.loc, edge.name, edge.type, events * (PLASTIC_OPS if edge.plastic else 1), 0))
         model = network.edges[edge.index]
         per_synapse = FLOAT_BYTES  # the target (sparse) or the weight (dense)
-        if edge.type not in ("dense", "one_to_one"):
+        if edge.plastic:  # target, weight, and the synapse's source and index in the rows by target
+            per_synapse = PLASTIC_SYNAPSE_BYTES
+            fixed += 8 * (edge.n_pre + edge.n_post + 2) + FLOAT_BYTES * (edge.n_pre + edge.n_post) + edge.min_delay * edge.n_pre
+            if edge.synapses * (1 + len(edge.snapshots)) > largest:  # the edge a refusal names
+                largest = edge.synapses * (1 + len(edge.snapshots))
+                weight_loc = ("record", "weights", edge.name) if edge.snapshots else (*edge.loc, "plasticity")
+            weights += edge.synapses * (1 + len(edge.snapshots))
+            synapses += edge.synapses
+            neurons = max(neurons, edge.n_pre, edge.n_post)
+        elif edge.type not in ("dense", "one_to_one"):
             per_synapse += FLOAT_BYTES * (_drawn(getattr(model, "weight", None)) or "weight" in edge.arrays)
             per_synapse += FLOAT_BYTES * (edge.min_delay != edge.max_delay)
             fixed += 8 * (edge.n_pre + 1)
         fixed += edge.synapses * per_synapse
         build += _build_ops(edge)
-    for layer_plan in plan.layers:  # future input in the delay buffer
-        fixed += graph.max_delay_into(layer_plan.name) * math.prod(layer_plan.in_shape) * FLOAT_BYTES * plan.batch_size
+    for layer_plan in plan.layers:  # future input in the delay buffer (a row per channel), the channels' state
+        rows = 1 + len(layer_plan.channels)
+        delayed = graph.max_delay_into(layer_plan.name) * rows + len(layer_plan.channels)
+        fixed += delayed * math.prod(layer_plan.in_shape) * FLOAT_BYTES * plan.batch_size
     inputs = [
         _input_cost(
             network.nodes[source.index] if source.index < len(network.nodes) else request.input,
@@ -208,6 +225,10 @@ def _graph_cost(request: "JobRequest", plan: "Plan") -> Cost:
         build_ops=build,
         pass_calls=(len(plan.layers) + len(graph.sources) + len(graph.edges)) / (graph.pass_steps or MAX_CHUNK_STEPS),
         inputs=inputs,
+        weight_values=weights,
+        weight_synapses=synapses,
+        weight_neurons=neurons,
+        weight_loc=weight_loc,
     )
 
 
@@ -265,6 +286,14 @@ def check_cost(cost: Cost, request: "JobRequest", limits: "Limits") -> None:
         raise fail(
             top.loc,
             f"one step needs {_size(one_step)} of memory ({detail}), over the limit of {_size(limits.max_chunk_bytes)} per chunk",
+            "limit",
+        )
+    if cost.weight_bytes > limits.max_record_bytes:
+        raise fail(
+            cost.weight_loc,
+            f"the plastic edges' weights would take {_size(cost.weight_bytes)} to record ({cost.weight_values:,} values of "
+            f"{cost.weight_synapses:,} synapses, final and snapshots), over the limit of {_size(limits.max_record_bytes)}; "
+            "take fewer snapshots",
             "limit",
         )
     requested = request.record.max_spike_events

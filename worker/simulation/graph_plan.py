@@ -23,8 +23,10 @@ from typing import Any
 
 import numpy as np
 
+from worker.registry import MODELS, SYNAPSE_MODELS
 from worker.simulation.binomial import FULL, count_thresholds
 from worker.simulation.checks import (
+    broadcasts,
     check_neuron_counts,
     check_params,
     check_source,
@@ -36,7 +38,7 @@ from worker.simulation.checks import (
 from worker.simulation.cost import check_cost, job_cost
 from worker.simulation.errors import Loc, fail, format_loc
 from worker.simulation.limits import Limits
-from worker.simulation.plans import EdgePlan, GraphPlan, LayerPlan, Plan, SourcePlan
+from worker.simulation.plans import ChannelPlan, EdgePlan, GraphPlan, LayerPlan, Plan, SourcePlan
 from worker.simulation.request import (
     Base64Indices,
     Base64Tensor,
@@ -130,7 +132,9 @@ def validate_graph(request: JobRequest, limits: Limits) -> Plan:
             f"the network has {synapses:,} synapses ({top.name!r}: {top.synapses:,}), over the limit of {limits.max_synapses:,}",
             "limit",
         )
-    pass_steps = _pass_steps(edges, names)
+    _channels(network, layers, edges, limits)
+    _plasticity(request, network, layers, sources, edges, steps)
+    pass_steps = 1 if any(edge.plastic for edge in edges) else _pass_steps(edges, names)
     order = _order(edges, names, pass_steps)
     plan = Plan(steps, request.batch, (), layers, [], {})
     plan.graph = GraphPlan(sources, edges, order, pass_steps)
@@ -329,6 +333,124 @@ def _edge(
     if plan.max_delay > limits.max_steps:
         raise fail((*loc, "delay"), f"{plan.max_delay} steps are over the limit of {limits.max_steps}", "limit")
     return plan
+
+
+def _channels(network: GraphNetwork, layers: list[LayerPlan], edges: list[EdgePlan], limits: Limits) -> None:
+    """Each population's synaptic channels, from the synapses of the edges into it (edges with the
+    same synapse type and parameters share one), and each edge's row of its target's input."""
+    by_name = {layer.name: layer for layer in layers}
+    keys: dict[str, list[tuple[Any, ...]]] = {}
+    for edge in edges:
+        synapse = network.edges[edge.index].synapse
+        model = SYNAPSE_MODELS[synapse.type]
+        if not model.channel:
+            continue
+        loc: Loc = (*edge.loc, "synapse")
+        target = by_name[edge.target]
+        if not (target.is_neuron and MODELS[target.type].channels):
+            having = ", ".join(name for name, neuron in MODELS.items() if neuron.channels)
+            raise fail(
+                (*loc, "type"),
+                f"a {synapse.type} synapse is a channel of its target, and {edge.target!r} ({target.type}) has none; "
+                f"populations of {having} have channels",
+            )
+        population: Any = network.nodes[target.index]
+        if model.conductance and population.params.integration == "exact":
+            raise fail(
+                (*loc, "type"),
+                f"population {edge.target!r} integrates exactly ('integration': 'exact'), which takes current channels "
+                "only; give it 'euler' for conductances",
+            )
+        key = (synapse.type, *(getattr(synapse, name) for name in model.parameters))
+        known = keys.setdefault(edge.target, [])
+        if key not in known:
+            known.append(key)
+            target.channels.append(
+                ChannelPlan(synapse.type, model.conductance, synapse.tau_syn, getattr(synapse, "e_rev", 0.0), None)
+            )
+        edge.channel = 1 + known.index(key)
+        channel = target.channels[edge.channel - 1]
+        if synapse.initial is not None:
+            if channel.initial is not None and channel.initial != synapse.initial:
+                first = next(e for e in edges if e.target == edge.target and e.channel == edge.channel)
+                raise fail(
+                    (*loc, "initial"),
+                    f"this edge shares its channel of {edge.target!r} with network.edges[{first.index}], which gives "
+                    "another initial value; give it once",
+                )
+            channel.initial = synapse.initial
+            if isinstance(synapse.initial, InitSpec):
+                if synapse.initial.init == "uniform" and synapse.initial.low > synapse.initial.high:
+                    raise fail((*loc, "initial", "low"), "must not exceed high")
+            else:
+                values = decode_tensor(synapse.initial, (*loc, "initial"), limits.max_input_bytes)
+                if values.ndim and not broadcasts(values.shape, target.out_shape):
+                    raise fail(
+                        (*loc, "initial"),
+                        f"has shape {shape_str(values.shape)}, not broadcastable to {shape_str(target.out_shape)}",
+                    )
+                channel.array = values
+
+
+def _plasticity(
+    request: JobRequest,
+    network: GraphNetwork,
+    layers: list[LayerPlan],
+    sources: list[SourcePlan],
+    edges: list[EdgePlan],
+    steps: int,
+) -> None:
+    """What a plastic edge needs: spikes in (one at most per neuron and step), a spiking population
+    out, one delay of at least a step, one network (no batch), and bounds in order; and the
+    weight snapshots ``record.weights`` asks for."""
+    by_name = {layer.name: layer for layer in layers}
+    max_count = {source.name: source.max_count for source in sources}
+    plastic: dict[str, EdgePlan] = {}
+    for edge in edges:
+        model = network.edges[edge.index]
+        rule = model.plasticity
+        if rule is None:
+            continue
+        loc: Loc = (*edge.loc, "plasticity")
+        if edge.type == "identity":
+            raise fail((*edge.loc, "type"), "an identity edge has no weights to change; a plastic edge is a projection")
+        if edge.source in max_count and max_count[edge.source] != 1:
+            raise fail(
+                (*edge.loc, "from"),
+                f"a plastic edge takes one spike per neuron and step, and {edge.source!r} carries "
+                + ("values that are not spikes" if max_count[edge.source] is None else f"up to {max_count[edge.source]}"),
+            )
+        target = by_name[edge.target]
+        if not target.spikes:
+            raise fail((*edge.loc, "to"), f"a plastic edge's target spikes, and {edge.target!r} ({target.type}) does not")
+        if edge.min_delay != edge.max_delay or edge.min_delay < 1:
+            raise fail((*edge.loc, "delay"), "a plastic edge has one delay for all its synapses, of at least one step")
+        if request.batch not in (None, 1):
+            raise fail(loc, "plastic weights belong to one network: run it without a batch")
+        if rule.w_min > rule.w_max:
+            raise fail((*loc, "w_min"), f"{rule.w_min} is over w_max ({rule.w_max})")
+        if edge.name in plastic:
+            raise fail(
+                (*edge.loc, "name"),
+                f"network.edges[{plastic[edge.name].index}] is a plastic edge named {edge.name!r} too; give them names",
+            )
+        edge.plastic = True
+        plastic[edge.name] = edge
+    for name, when in request.record.weights.items():
+        loc = ("record", "weights", name)
+        if name not in plastic:
+            known = ", ".join(repr(n) for n in plastic) or "none"
+            raise fail(loc, f"names no plastic edge (plastic edges: {known})")
+        if (when.every is None) == (when.steps is None):
+            raise fail(loc, "give either 'every' (steps between snapshots) or 'steps' (the steps after which to take them)")
+        if when.every is not None:
+            plastic[name].snapshots = list(range(when.every - 1, steps, when.every))
+        else:
+            assert when.steps is not None
+            late = [step for step in when.steps if step >= steps]
+            if late:
+                raise fail((*loc, "steps"), f"step {late[0]} is past the run's last step ({steps - 1})")
+            plastic[name].snapshots = sorted(set(when.steps))
 
 
 def _shaped(value: Any, loc: Loc, shape: tuple[int, ...], limits: Limits) -> np.ndarray:

@@ -25,11 +25,18 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 
 from worker.engine import projections as proj
+from worker.engine.lif_channels import LIFChannels
 from worker.engine.module import SequenceModule, cast_params
+from worker.engine.network import KernelEdge, KernelPopulation, NetworkKernel
+from worker.engine.network import library as network_library
+from worker.engine.plasticity import PlasticProjection
 from worker.engine.synapses import Linear
+from worker.engine_options import ENGINE
+from worker.registry import MODELS
 from worker.simulation.build import InputStream, build_layer, draw_weight
 from worker.simulation.plans import EdgePlan, GraphPlan, Plan
 from worker.simulation.request import (
@@ -46,6 +53,7 @@ from worker.simulation.request import (
     PairwiseBernoulliEdge,
     SparseEdge,
 )
+from worker.simulation.results import WeightResult
 
 
 class GraphEdge:
@@ -57,6 +65,7 @@ class GraphEdge:
         model: Any,
         generator: torch.Generator,
         seed: int,
+        dt: float,
         device: torch.device,
         should_stop: Callable[[], None] | None = None,
     ) -> None:
@@ -65,11 +74,15 @@ class GraphEdge:
         self.dense: Linear | None = None  # the chain's linear layer: event-driven or one product, as the activity says
         self.elementwise: torch.Tensor | None = None  # one_to_one: a weight, or one per neuron
         self.projection: proj.Projection | None = None
+        self.plastic: PlasticProjection | None = None  # its weights change: it runs in the step's plasticity phase
         self.delay = model.delay if isinstance(model.delay, int) else 0
         self.identity = isinstance(model, IdentityEdge)
         if self.identity:
             return
-        if isinstance(model, DenseEdge):
+        if plan.plastic:
+            self.plastic = PlasticProjection.of(self._plastic_projection(model, generator, seed), model.plasticity, dt)
+            self.plastic = self.plastic.on(device)
+        elif isinstance(model, DenseEdge):
             bound = 1 / math.sqrt(plan.n_pre)  # PyTorch's Linear initialisation
             weight = draw_weight(model.weight, (plan.n_post, plan.n_pre), bound, generator, plan.arrays.get("weight"))
             self.dense = Linear(weight, None).to(device)
@@ -77,6 +90,15 @@ class GraphEdge:
             self.elementwise = self._weights(model.weight, plan.n_post, generator).to(device)
         else:
             self.projection = self._projection(model, generator, seed).on(device)
+
+    def _plastic_projection(self, model: Any, generator: torch.Generator, seed: int) -> proj.Projection:
+        """A plastic edge's synapses as a projection, whatever its type (a dense edge: every pair)."""
+        plan = self.plan
+        if isinstance(model, DenseEdge):
+            bound = 1 / math.sqrt(plan.n_pre)  # PyTorch's Linear initialisation, as the dense edge's
+            weight = draw_weight(model.weight, (plan.n_post, plan.n_pre), bound, generator, plan.arrays.get("weight"))
+            return proj.all_to_all(plan.n_pre, plan.n_post, weight=weight.T.contiguous(), delay=self.delay)
+        return self._projection(model, generator, seed)
 
     def _weights(self, value: Any, count: int, generator: torch.Generator) -> torch.Tensor:
         """One weight (0-dim) or one per synapse, in the order the synapses were drawn."""
@@ -118,6 +140,17 @@ class GraphEdge:
             delay = torch.tensor(model.delay, dtype=torch.int32)
         return dataclasses.replace(built, weight=weight, delay=delay)
 
+    def as_projection(self) -> proj.Projection:
+        """An identity, one-to-one or dense edge as a projection (for the network kernel)."""
+        n_pre, n_post = self.plan.n_pre, self.plan.n_post
+        if self.dense is not None:
+            return proj.all_to_all(n_pre, n_post, weight=self.dense.weight_t.cpu(), delay=self.delay)
+        if self.identity:
+            return proj.one_to_one(n_post, delay=self.delay)
+        assert self.elementwise is not None
+        weight = self.elementwise.cpu()
+        return dataclasses.replace(proj.one_to_one(n_post, delay=self.delay), weight=weight if weight.dim() else weight.clone())
+
     def propagate(self, output: torch.Tensor, step: int, ring: proj.DelayRing) -> None:
         """Adds ``output`` (steps, batch, n_pre) of steps ``step ..`` to ``ring``."""
         if self.identity:
@@ -129,6 +162,21 @@ class GraphEdge:
         else:
             assert self.elementwise is not None
             ring.add(step + self.delay, output.float() * self.elementwise)
+
+
+def network_kernel_runs(plan: Plan, device: torch.device) -> bool:
+    """Whether the network kernel steps this graph: on the CPU with the fused kernels on, one
+    network (no batch), every node a population with channels or a spike input."""
+    graph = plan.graph
+    assert graph is not None
+    return (
+        device.type == "cpu"
+        and ENGINE.fused
+        and plan.batch_size == 1
+        and all(layer.is_neuron and MODELS[layer.type].channels for layer in plan.layers)
+        and all(source.max_count is not None for source in graph.sources)
+        and network_library() is not None
+    )
 
 
 def input_stream(index: int, nodes: int) -> int:
@@ -168,6 +216,7 @@ class GraphRun:
         generator = torch.Generator().manual_seed(request.seed)
         self.modules: dict[str, torch.nn.Module] = {}
         self.initial_v: dict[str, torch.Tensor | None] = {}
+        self.initial_g: dict[str, list[torch.Tensor | None]] = {}  # per channel: its value at step 0 (None: 0)
         for layer in plan.layers:
             node = network.nodes[layer.index]
             if isinstance(node, IzhikevichPopulation):
@@ -175,9 +224,13 @@ class GraphRun:
             module = build_layer(node, layer, generator, request.dt, layer.name in record_states)
             if isinstance(module, SequenceModule):
                 module.bool_spikes = True
-                self.initial_v[layer.name] = self._initial_v(
-                    network.nodes[layer.index], layer.out_shape, generator, layer.arrays.get("v0")
+                population: Any = network.nodes[layer.index]
+                self.initial_v[layer.name] = self._initial_value(
+                    population.v0, layer.out_shape, generator, layer.arrays.get("v0")
                 )
+                self.initial_g[layer.name] = [
+                    self._initial_value(channel.initial, layer.out_shape, generator, channel.array) for channel in layer.channels
+                ]
             self.modules[layer.name] = module.to(device)
         self.sources = {
             source.name: InputStream(
@@ -191,30 +244,36 @@ class GraphRun:
             if should_stop is not None:
                 should_stop()
             model = network.edges[edge_plan.index]
-            self.edges.append(GraphEdge(edge_plan, model, generator, request.seed, device, should_stop))
+            self.edges.append(GraphEdge(edge_plan, model, generator, request.seed, request.dt, device, should_stop))
         self.in_shapes = {layer.name: layer.in_shape for layer in plan.layers}
+        self.rows = {layer.name: 1 + len(layer.channels) for layer in plan.layers}  # its input's rows: delta, channels
         self.names = [layer.name for layer in plan.layers]
         self.direct: dict[str, str] = {}  # node -> the source whose output it takes as it is
         for name in self.names:
             into = graph.into(name)
-            if len(into) == 1 and into[0].type == "identity" and into[0].max_delay == 0:
+            if len(into) == 1 and into[0].type == "identity" and into[0].max_delay == 0 and self.rows[name] == 1:
                 self.direct[name] = into[0].source
-        # what each node's output feeds through a ring (a node taking it directly needs no edge run)
+        # what each node's output feeds through a ring (a node taking it directly needs no edge run; a
+        # plastic edge runs in the plasticity phase)
         self.feeds: dict[str, list[GraphEdge]] = {}
         for edge in self.edges:
-            if self.direct.get(edge.plan.target) != edge.plan.source:
+            if self.direct.get(edge.plan.target) != edge.plan.source and edge.plastic is None:
                 self.feeds.setdefault(edge.plan.source, []).append(edge)
+        self.plastic = [edge for edge in self.edges if edge.plastic is not None]
+        self.snapshots: dict[str, list[tuple[int, torch.Tensor]]] = {edge.plan.name: [] for edge in self.plastic}
         self.pass_steps = graph.pass_steps
         self.device = device
-        self.rings: dict[str, proj.DelayRing] = {}
+        self.rings: dict[str, list[proj.DelayRing]] = {}  # per node, a ring per row of its input
         self.ring_steps = 0  # the steps the rings were sized for (a pass)
+        self.kernel = self._network_kernel(plan) if network_kernel_runs(plan, device) else None
 
     @staticmethod
-    def _initial_v(node: Any, shape: tuple[int, ...], generator: torch.Generator, decoded: Any) -> torch.Tensor | None:
-        if node.v0 is None:
+    def _initial_value(value: Any, shape: tuple[int, ...], generator: torch.Generator, decoded: Any) -> torch.Tensor | None:
+        """A population's initial voltage or channel value: drawn from ``generator``, or as given."""
+        if value is None:
             return None
-        if isinstance(node.v0, InitSpec):
-            return draw_weight(node.v0, shape, None, generator, None)
+        if isinstance(value, InitSpec):
+            return draw_weight(value, shape, None, generator, None)
         return torch.from_numpy(decoded.copy()).broadcast_to(shape)
 
     def _rings(self, steps: int) -> None:
@@ -226,7 +285,9 @@ class GraphRun:
         for name, shape in self.in_shapes.items():
             if name not in self.direct:
                 slots = self.graph.max_delay_into(name) + steps
-                self.rings[name] = proj.DelayRing(slots, self.batch, math.prod(shape), self.device)
+                self.rings[name] = [
+                    proj.DelayRing(slots, self.batch, math.prod(shape), self.device) for _ in range(self.rows[name])
+                ]
 
     def _start_state(self, name: str, x: torch.Tensor) -> Any:
         module = self.modules[name]
@@ -235,13 +296,127 @@ class GraphRun:
         v0 = self.initial_v[name]
         if v0 is not None:
             state = state._replace(v=v0.to(x.device).expand_as(state.v).clone())
+        if any(g0 is not None for g0 in self.initial_g[name]):
+            g = state.g.clone()
+            for k, g0 in enumerate(self.initial_g[name]):
+                if g0 is not None:
+                    g[k] = g0.to(x.device).expand_as(g[k])
+            state = state._replace(g=g)
         return state
+
+    def _network_kernel(self, plan: Plan) -> NetworkKernel:
+        """This graph for the network kernel: every node a lif_channels population or a spike
+        input, every edge a projection (an identity, one-to-one or dense edge becomes one)."""
+        order = self.graph.order
+        populations = [name for name in order if name not in self.sources]
+        index = {name: position for position, name in enumerate(populations)}
+        self.direct = {}
+        self._rings(1)  # every population's, a step at a time
+        kept = [
+            KernelPopulation(module, self.rings[name])
+            for name in populations
+            if isinstance(module := self.modules[name], LIFChannels)
+        ]
+        edges = []
+        for edge in self.edges:
+            source = order.index(edge.plan.source)
+            kernel_edge = KernelEdge(source, index[edge.plan.target], edge.plan.channel, edge.projection, edge.plastic)
+            if edge.projection is None and edge.plastic is None:
+                kernel_edge.projection = edge.as_projection()
+            edges.append(kernel_edge)
+        nodes = [(index.get(name), math.prod(self.in_shapes[name]) if name in index else math.prod(self.sources[name].shape))
+                 for name in order]  # fmt: skip
+        self.kernel_order = populations
+        return NetworkKernel(nodes, kept, edges)
+
+    def _kernel_chunk(
+        self, start: int, stop: int, states: list[Any] | None, should_stop: Callable[[int], None] | None
+    ) -> tuple[list[torch.Tensor | None], list[Any]]:
+        """``chunk`` by the network kernel, in runs that end where a weight snapshot is due."""
+        assert self.kernel is not None
+        names = self.kernel_order
+        by_name = dict(zip(self.names, states, strict=True)) if states is not None else {}
+        current = [by_name.get(name) or self._start_state(name, self._zero_input(name)) for name in names]
+        inputs = {k: self.sources[name].chunk(start, stop) for k, name in enumerate(self.graph.order) if name in self.sources}
+        traced = frozenset(k for k, name in enumerate(names) if name in self.record_states)
+        due = sorted({step + 1 for edge in self.plastic for step in edge.plan.snapshots if start <= step < stop - 1})
+        spikes: list[list[torch.Tensor]] = [[] for _ in names]
+        traces: list[list[torch.Tensor]] = [[] for _ in names]
+        for first, last in zip([start, *due], [*due, stop], strict=True):
+            if should_stop is not None and first > start:
+                should_stop(first)
+            taken = {k: values[first - start : last - start] for k, values in inputs.items()}
+            z, v, current = self.kernel.run(first, last - first, current, taken, traced)
+            for k, (spiked, voltages) in enumerate(zip(z, v, strict=True)):
+                spikes[k].append(spiked)
+                if voltages is not None:
+                    traces[k].append(voltages)
+            if self.plastic:
+                self._take_snapshots(last - 1)
+        outputs, final = {}, {}
+        for k, name in enumerate(names):
+            shape = (stop - start, self.batch, *self.in_shapes[name])
+            outputs[name] = torch.cat(spikes[k]).reshape(shape) if name in self.keep else None
+            final[name] = current[k]
+            if traces[k]:  # every step's voltage; the rest of the state as it ends (all the recorder reads)
+                state = current[k]
+                final[name] = type(state)(torch.cat(traces[k]).reshape(shape), state.rho[None], state.g[None])
+        return [outputs[name] for name in self.names], [final[name] for name in self.names]
+
+    def _zero_input(self, name: str) -> torch.Tensor:
+        """A step's input of zeros, shaped as a population's (for its initial state)."""
+        return torch.zeros((1, self.rows[name], self.batch, *self.in_shapes[name]), device=self.device)
+
+    def _take_snapshots(self, step: int) -> None:
+        for edge in self.plastic:
+            if step in edge.plan.snapshots:
+                assert edge.plastic is not None
+                self.snapshots[edge.plan.name].append((step, edge.plastic.weight.clone()))
+
+    def _input(self, name: str, first: int, steps: int) -> torch.Tensor:
+        """A node's input of steps ``first ..`` from its rings: (steps, batch, *shape), or with
+        channels (steps, 1 + C, batch, *shape)."""
+        taken = [ring.take_steps(first, steps) for ring in self.rings[name]]
+        if len(taken) == 1:
+            return taken[0].reshape(steps, self.batch, *self.in_shapes[name])
+        return torch.stack(taken, dim=1).reshape(steps, len(taken), self.batch, *self.in_shapes[name])
+
+    def _plasticity(self, step: int, produced: dict[str, torch.Tensor]) -> None:
+        """The plasticity phase of ``step`` (a pass of one step, batch 1): every plastic edge's
+        presynaptic events, then its postsynaptic ones (``worker.engine.plasticity``)."""
+        for edge in self.plastic:
+            assert edge.plastic is not None
+            ring = self.rings[edge.plan.target][edge.plan.channel]
+            deliver = ring.buffer[(step + 1) % ring.slots, 0]
+            emitted, fired = (produced[name].reshape(-1) for name in (edge.plan.source, edge.plan.target))
+            edge.plastic.step(emitted, fired, deliver)
+        self._take_snapshots(step)
+
+    def weights(self) -> dict[str, WeightResult]:
+        """Every plastic edge's synapses, final weights and snapshots, after the run."""
+        results = {}
+        for edge in self.plastic:
+            assert edge.plastic is not None
+            taken = self.snapshots[edge.plan.name]
+            projection = edge.plastic.projection
+            results[edge.plan.name] = WeightResult(
+                pre=edge.plastic.pre.cpu().numpy(),
+                post=projection.post.cpu().numpy(),
+                final=projection.weight.cpu().numpy().copy(),
+                steps=np.asarray([step for step, _ in taken], dtype=np.int64),
+                snapshots=torch.stack([w for _, w in taken]).cpu().numpy()
+                if taken
+                else np.zeros((0, projection.synapses), dtype=np.float32),
+            )
+        return results
 
     def chunk(
         self, start: int, stop: int, states: list[Any] | None, should_stop: Callable[[int], None] | None = None
     ) -> tuple[list[torch.Tensor | None], list[Any]]:
         """Steps ``start .. stop - 1``; ``should_stop(step)`` is called before each pass after the
         first, and may raise to abandon the run."""
+        if self.kernel is not None:
+            return self._kernel_chunk(start, stop, states, should_stop)
         pass_steps = min(self.pass_steps or stop - start, stop - start)
         self._rings(self.pass_steps or stop - start)
         current = dict(zip(self.names, states, strict=True)) if states is not None else {}
@@ -259,7 +434,7 @@ class GraphRun:
                     if name in self.direct:
                         x = produced[self.direct[name]].reshape(steps, self.batch, *self.in_shapes[name])
                     else:
-                        x = self.rings[name].take_steps(first, steps).reshape(steps, self.batch, *self.in_shapes[name])
+                        x = self._input(name, first, steps)
                     module = self.modules[name]
                     if isinstance(module, SequenceModule):
                         state = current.get(name)
@@ -275,7 +450,9 @@ class GraphRun:
                 produced[name] = output
                 flat = output.reshape(steps, self.batch, -1)
                 for edge in self.feeds.get(name, ()):
-                    edge.propagate(flat, first, self.rings[edge.plan.target])
+                    edge.propagate(flat, first, self.rings[edge.plan.target][edge.plan.channel])
+            if self.plastic:
+                self._plasticity(first, produced)
         final: list[Any] = []
         for name in self.names:
             pieces = recorded.get(name)

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ValidationError
 
+from worker.registry import PLASTICITY_RULES, SYNAPSE_MODELS
 from worker.simulation.checks import decode_tensor
 from worker.simulation.errors import FieldError, InvalidRequest, Loc, fail
 from worker.simulation.limits import Limits
@@ -45,6 +46,8 @@ def clean_loc(loc: Loc) -> Loc:
             or (listed == "nodes" and part in NODE_TYPES)
             or (listed == "edges" and part in EDGE_TYPES)
             or (out == ["input"] and part in INPUT_TYPES)
+            or (out[-1:] == ["synapse"] and part in SYNAPSE_MODELS)
+            or (out[-1:] == ["plasticity"] and part in PLASTICITY_RULES)
         ):
             continue
         out.append(part)

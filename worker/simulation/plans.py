@@ -17,6 +17,18 @@ from worker.simulation.request import NEURON_TYPES, NON_SPIKING_TYPES
 
 
 @dataclass
+class ChannelPlan:
+    """A synaptic channel of a population: the synapse of the edges that share it."""
+
+    synapse: str  # its type in worker.registry.SYNAPSE_MODELS
+    conductance: bool
+    tau_syn: float
+    e_rev: float
+    initial: Any  # the value at step 0: None (0), a number, an InitSpec, or decoded in ``array``
+    array: np.ndarray | None = None
+
+
+@dataclass
 class LayerPlan:
     index: int
     name: str
@@ -24,6 +36,7 @@ class LayerPlan:
     in_shape: tuple[int, ...]
     out_shape: tuple[int, ...]
     arrays: dict[str, np.ndarray] = field(default_factory=dict)  # decoded inline weights and per-neuron params
+    channels: list[ChannelPlan] = field(default_factory=list)  # a population's synaptic channels (its input's 1 + C rows)
 
     @property
     def is_neuron(self) -> bool:
@@ -97,6 +110,9 @@ class EdgePlan:
     min_delay: int
     max_delay: int
     arrays: dict[str, np.ndarray] = field(default_factory=dict)  # decoded weight, pre, post, delay
+    channel: int = 0  # the target's input row it adds to: 0 the delta input, 1 + k its channel k
+    plastic: bool = False  # its weights change (a plasticity rule): it runs step by step
+    snapshots: list[int] = field(default_factory=list)  # plastic: the steps after which its weights are recorded
 
     @property
     def loc(self) -> Loc:
@@ -116,8 +132,13 @@ class GraphPlan:
     def max_delay_into(self, name: str) -> int:
         return max((edge.max_delay for edge in self.into(name)), default=0)
 
+    @property
+    def plastic(self) -> list[EdgePlan]:
+        return [edge for edge in self.edges if edge.plastic]
+
 
 FLOAT_BYTES = 4
+INDEX_BYTES = 4  # a synapse's source or target (int32) in the result and in the worker
 EVENT_BYTES = 3 * 8  # times, senders and batch as int64 in the NPZ (and in the worker's memory)
 FLOAT_JSON_BYTES = 24  # the longest float32 written as JSON: "-1.0000000116860974e-05,"
 
@@ -172,6 +193,10 @@ class Cost:
     build_ops: int = 0  # drawing a graph's connectivity: random numbers drawn
     pass_calls: float = 0.0  # a graph's kernel calls per step: (nodes + edges) / steps per pass
     inputs: list[LayerCost] = field(default_factory=list)  # the inputs' figures (their fixed bytes are in fixed_bytes)
+    weight_values: int = 0  # plastic edges' recorded weights: the final ones and the snapshots
+    weight_synapses: int = 0  # plastic edges' synapses, whose source and target the result lists
+    weight_neurons: int = 0  # the most neurons on either side of a plastic edge (the indices' width in JSON)
+    weight_loc: Loc = ("network", "edges")  # where a refusal for the weights' size points: the largest plastic edge
 
     @property
     def step_ops(self) -> int:
@@ -222,13 +247,19 @@ class Cost:
         return _digits(self.steps - 1) + _digits(max(1, self.recorded_neurons) - 1) + _digits(self.batch - 1) + 3
 
     @property
+    def weight_bytes(self) -> int:
+        return self.weight_values * FLOAT_BYTES + self.weight_synapses * 2 * INDEX_BYTES
+
+    @property
     def record_bytes(self) -> int:
-        return self.voltage_values * FLOAT_BYTES + self.spike_events * EVENT_BYTES + self.count_values * 8
+        return self.voltage_values * FLOAT_BYTES + self.spike_events * EVENT_BYTES + self.count_values * 8 + self.weight_bytes
 
     @property
     def result_json_bytes(self) -> int:
         counts = self.count_values * (_digits(self.steps) + 1)
-        return self.voltage_values * FLOAT_JSON_BYTES + self.spike_events * self.event_json_bytes + counts + RESULT_OVERHEAD
+        weights = self.weight_values * FLOAT_JSON_BYTES + self.weight_synapses * 2 * (_digits(self.weight_neurons) + 1)
+        events = self.spike_events * self.event_json_bytes
+        return self.voltage_values * FLOAT_JSON_BYTES + events + counts + weights + RESULT_OVERHEAD
 
     @property
     def result_npz_bytes(self) -> int:

@@ -96,6 +96,12 @@ SECTIONS: list[tuple[str, str, list[type[BaseModel]]]] = [
         ],
     ),
     (
+        "Synapses and plasticity",
+        "An edge's ``synapse`` says how its spikes act on the target; its ``plasticity``, if any, changes its "
+        "weights as the run goes (the equations, units and the order of updates follow the classes).",
+        [*schema.SYNAPSE_CLASSES.values(), *schema.PLASTICITY_CLASSES.values(), schema.WeightRecord],
+    ),
+    (
         "NIR networks",
         'A network may be given as a NIR file, ``{"nir": "<base64 of the .nir file>"}``, with an optional '
         "``nir_import``; the server converts it with the request's ``dt`` (once, before the job is queued) and "
@@ -172,6 +178,13 @@ EXAMPLES: dict[str, Any] = {
     "Base64Indices": {"dtype": "int32", "shape": [2], "base64": "AAAAAAEAAAA="},
     "NIRImport": {"if_input": "per_step", "reset": "subtract"},
     "Record": {"spikes": ["out"], "voltages": ["out"], "neurons": {"out": [0, 2]}, "max_spike_events": 100000, "live": ["out"]},
+    "DeltaSynapse": {"type": "delta"},
+    "CurrentExpSynapse": {"type": "current_exp", "tau_syn": 0.005},
+    "ConductanceExpSynapse": {"type": "conductance_exp", "tau_syn": 0.005, "e_rev": 0.0,
+                              "initial": {"init": "normal", "mean": 4.0, "std": 1.5}},
+    "STDPRule": {"type": "stdp", "tau_pre": 0.02, "tau_post": 0.02, "a_pre": 0.0001, "a_post": -0.000105, "w_min": 0.0,
+                 "w_max": 0.01},
+    "WeightRecord": {"every": 10000},
     "Base64Tensor": {"dtype": "float32", "shape": [1, 2], "base64": "AAAAPwAAgD8="},
     "InitSpec": {"init": "uniform", "low": -0.5, "high": 0.5},
 }  # fmt: skip
@@ -233,8 +246,71 @@ def example_request(model: str) -> dict[str, Any]:
         edge = EXAMPLES["SparseEdge"] | {"pre": example} if model == "Base64Indices" else example
         edge = EXAMPLES["PairwiseBernoulliEdge"] | {"delay": example} if model == "DelayRange" else edge
         return {"network": {"nodes": GRAPH_CONTEXT, "edges": [edge]}, "steps": 10}
+    if model.endswith("Synapse") or model.endswith("Rule") or model == "WeightRecord":
+        return _synapse_example(model, example)
     weight = {"type": "linear", "in_features": 2, "out_features": 1, "weight": example}
     return {"network": {"layers": [weight]}, **DEFAULT_CONTEXT}
+
+
+def _synapse_example(model: str, example: dict[str, Any]) -> dict[str, Any]:
+    """A synapse, rule or weight record on a plastic edge from Poisson input into LIF neurons with channels."""
+    edge: dict[str, Any] = {"name": "learning", "from": "in", "to": "P", "type": "pairwise_bernoulli", "p": 0.5, "delay": 1,
+                            "weight": {"init": "uniform", "low": 0.0, "high": 0.01}}  # fmt: skip
+    edge |= {"synapse": example} if model.endswith("Synapse") else {"plasticity": EXAMPLES["STDPRule"]}
+    record = {"weights": {"learning": example}} if model == "WeightRecord" else {}
+    nodes = [{"name": "in", "type": "poisson", "rates": 15.0, "shape": [20]}, {"name": "P", "type": "lif_channels", "size": 2}]
+    return {"network": {"nodes": nodes, "edges": [edge]}, "steps": 20000, "dt": 0.0001, "record": record}
+
+
+SYNAPSE_EQUATIONS = [
+    "A population of `lif_channels` has one channel per distinct synapse of the edges into it (edges with the",
+    "same synapse type and parameters share one), plus the delta input. With `dt` the step, `tau_m = 1 /",
+    "tau_mem_inv` (s), voltages in the population's unit, currents `g` of a `current_exp` channel in that unit",
+    "too (resistance times current, as Brette et al.'s CUBA writes them) and conductances `g` of a",
+    "`conductance_exp` channel in units of the leak conductance (dimensionless), one step is, from the values",
+    "before it:",
+    "",
+    "```",
+    "g_k <- g_k + (the weights of the spikes arriving in channel k in this step)",
+    "euler:  v' = v + dt / tau_m * ((v_leak - v) + sum_k I_k),   I_k = g_k  or  g_k * (e_rev_k - v)",
+    "        g_k <- g_k * (1 - dt / tau_syn_k)",
+    "exact:  v' = v_leak + (v - v_leak) exp(-dt / tau_m) + sum_k g_k P_k   (current channels only)",
+    "        P_k = tau_k / (tau_k - tau_m) (exp(-dt / tau_k) - exp(-dt / tau_m))",
+    "        g_k <- g_k * exp(-dt / tau_syn_k)",
+    "v' <- v' + (the delta input of this step)",
+    "refractory (rho > 0): v stays, no spike, rho <- rho - 1",
+    "otherwise: spike where v' > v_th; then v <- v_reset and rho <- rho_reset, else v <- v'",
+    "```",
+    "",
+    "A spike sent at step n over an edge of delay d arrives at step n + d and acts on the membrane in that",
+    "step: a delay of one step is Brian2's delay of zero (its increments after step n's update). A neuron",
+    "that spikes at step k is held at `v_reset` through step k + `rho_reset` (Brian2's `refractory` of",
+    "`(rho_reset + 1) dt`). The channels go on decaying and receiving while the neuron is refractory.",
+    "",
+    "STDP (`plasticity`, pair-based with exponential traces) keeps a weight per synapse, a presynaptic",
+    "trace per source neuron and a postsynaptic trace per target neuron. A presynaptic spike of step n",
+    "has its event at step n + d - 1 (the last step before the target feels it). In every step t, after",
+    "all nodes have run it:",
+    "",
+    "```",
+    "1. x_pre *= exp(-dt / tau_pre);  x_post *= exp(-dt / tau_post)",
+    "2. each presynaptic event of step t, sources in index order: its synapses deliver their weights",
+    "   (before they change) to step t + 1; x_pre += a_pre (nearest: x_pre = a_pre); w += x_post",
+    "3. each target spike of step t: x_post += a_post (nearest: x_post = a_post); every synapse into it:",
+    "   w += x_pre",
+    "```",
+    "",
+    "so a pre and a post spike in one step count as pre before post (potentiation), as in Brian2, whose",
+    "`on_pre` runs before `on_post`; with both traces' jumps and `tau`s set as in Brian2's `stdp_synapse`",
+    "example this is that rule event for event. `bounds: hard` adds each change and clips to",
+    "`[w_min, w_max]`; `soft` scales a rise by `(w_max - w) / (w_max - w_min)` and a fall by",
+    "`(w - w_min) / (w_max - w_min)` (weight-dependent, multiplicative changes: the weights approach the",
+    "bounds without reaching them). A plastic edge takes one spike per source neuron and step, has one",
+    "delay of at least a step, runs without a batch, and its weights are 4 bytes each (16 per synapse in",
+    "all, with its target, source and place among the target's synapses). Every plastic edge's final",
+    "weights (and the snapshots `record.weights` asks for) are in the result, under `weights`.",
+    "",
+]
 
 
 def _nir_example() -> str:
@@ -409,6 +485,8 @@ def reference() -> str:
             lines += _parameters_section(engine_defaults())
         if title == "NIR networks":
             lines += _nir_section()
+        if title == "Synapses and plasticity":
+            lines += SYNAPSE_EQUATIONS
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -22,7 +22,17 @@ from pydantic import (
     field_validator,
 )
 
-from worker.registry import MODELS, PARAMETERS, NeuronModel, parameter_types
+from worker.registry import (
+    MODELS,
+    PARAMETERS,
+    PLASTICITY_PARAMETERS,
+    PLASTICITY_RULES,
+    SYNAPSE_MODELS,
+    SYNAPSE_PARAMETERS,
+    NeuronModel,
+    Parameter,
+    parameter_types,
+)
 from worker.simulation.limits import Limits
 from worker.simulation.nir_import import ImportOptions, NIRError, nir_to_network, read_graph
 
@@ -500,11 +510,71 @@ SynapseWeight = Annotated[
 ]
 
 
+# --- synapses and plasticity: one request class per entry of the registry --------------------------
+
+
+def _scalar_field(parameter: Parameter) -> tuple[Any, Any]:
+    """A synapse's or plasticity rule's parameter: one number (or one of its choices), its default."""
+    if not parameter.numeric:
+        return Literal[parameter.choices], Field(default=parameter.default, description=parameter.meaning)
+    if parameter.positive:
+        kind: Any = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+    elif parameter.not_negative:
+        kind = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+    else:
+        kind = Finite
+    return kind, Field(default=parameter.default, description=parameter.meaning)
+
+
+class SynapseFields(Strict):
+    initial: InitialValue | None = Field(
+        default=None,
+        description="the channel's value at step 0 in each target neuron: a number, per-neuron values or {init, ...} "
+        "drawn from seed; default 0 (edges sharing the channel give it once)",
+    )
+
+
+def _synapse_model(model: Any) -> type[BaseModel]:
+    fields: dict[str, Any] = {"type": (Literal[model.type], ...)}
+    fields |= {name: _scalar_field(SYNAPSE_PARAMETERS[name]) for name in model.parameters}
+    return create_model(f"{model.name}Synapse", __base__=SynapseFields if model.channel else Strict, __doc__=model.doc, **fields)
+
+
+SYNAPSE_CLASSES = {name: _synapse_model(model) for name, model in SYNAPSE_MODELS.items()}
+DeltaSynapse = SYNAPSE_CLASSES["delta"]
+if TYPE_CHECKING:
+    Synapse = Any
+else:
+    Synapse = Annotated[Union[tuple(SYNAPSE_CLASSES.values())], Field(discriminator="type")]  # noqa: UP007  from the registry
+PLASTICITY_CLASSES = {
+    name: create_model(  # type: ignore[call-overload]
+        f"{rule.name}Rule",
+        __base__=Strict,
+        __doc__=rule.doc,
+        type=(Literal[rule.type], ...),
+        **{parameter: _scalar_field(PLASTICITY_PARAMETERS[parameter]) for parameter in rule.parameters},
+    )
+    for name, rule in PLASTICITY_RULES.items()
+}
+if TYPE_CHECKING:
+    Plasticity = Any
+else:
+    Plasticity = Annotated[Union[tuple(PLASTICITY_CLASSES.values())], Field(discriminator="type")]  # noqa: UP007
+
+
 class EdgeBase(Strict):
     source: Name = Field(alias="from", description="the presynaptic node")
     target: Name = Field(alias="to", description="the postsynaptic population")
     name: str | None = Field(default=None, max_length=100, description="a label for messages; defaults to 'from->to'")
     delay: Delay = 0
+    synapse: Synapse = Field(
+        default=DeltaSynapse(type="delta"),
+        description="how its spikes act on the target: delta (added to the target's input), or a channel of the target "
+        "(a population of lif_channels): an exponential current or conductance",
+    )
+    plasticity: Plasticity | None = Field(
+        default=None, description="a rule that changes the edge's weights during the run (its final weights are in the result)"
+    )
 
 
 class IdentityEdge(EdgeBase):
@@ -616,6 +686,14 @@ AnyNetwork = Annotated[Annotated[Network, Tag("layers")] | Annotated[GraphNetwor
 NETWORK_TAGS = ("layers", "graph")
 
 
+class WeightRecord(Strict):
+    """When to snapshot an edge's weights: every ``every`` steps (after steps every - 1, 2 every - 1, ...),
+    or after each of ``steps``."""
+
+    every: PositiveInt | None = Field(default=None, description="a snapshot after every this many steps")
+    steps: list[NonNegativeInt] | None = Field(default=None, max_length=100_000, description="snapshots after these steps")
+
+
 class Record(Strict):
     """What the result holds: spikes as events (``times`` in steps, ``senders``, ``batch``) and
     counts, and dense voltages."""
@@ -628,6 +706,11 @@ class Record(Strict):
     max_spike_events: PositiveInt | None = Field(
         default=None,
         description="fail the job if the recorded layers produce more spike events than this (default: the server's limit)",
+    )
+    weights: dict[str, "WeightRecord"] = Field(
+        default_factory=dict,
+        description="plastic edges (by name: the edge's 'name', or 'from->to') whose weights to snapshot during the run; "
+        "every plastic edge's final weights are in the result anyway",
     )
     live: list[Name] = Field(
         default_factory=list,

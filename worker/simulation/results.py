@@ -15,7 +15,7 @@ import time
 import types
 import zlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -123,6 +123,36 @@ class LayerResult:
 
 
 @dataclass
+class WeightResult:
+    """A plastic edge's synapses (``pre[s] -> post[s]``, in the edge's order: by source, then
+    target), their final weights, and the snapshots taken after ``steps``: (snapshots, synapses)."""
+
+    pre: np.ndarray  # int32 (synapses,)
+    post: np.ndarray  # int32 (synapses,)
+    final: np.ndarray  # float32 (synapses,)
+    steps: np.ndarray  # int64 (snapshots,)
+    snapshots: np.ndarray  # float32 (snapshots, synapses)
+
+    ARRAYS = ("pre", "post", "final", "steps", "snapshots")
+    DTYPES: ClassVar[dict[str, type]] = {
+        "pre": np.int32,
+        "post": np.int32,
+        "final": np.float32,
+        "steps": np.int64,
+        "snapshots": np.float32,
+    }
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, Any]) -> "WeightResult":
+        values: dict[str, np.ndarray] = {key: np.asarray(arrays[key], dtype=cls.DTYPES[key]) for key in cls.ARRAYS}
+        values["snapshots"] = values["snapshots"].reshape(len(values["steps"]), len(values["final"]))
+        return cls(**values)
+
+
+WEIGHTS = "weights"  # NPZ keys of a plastic edge's arrays: weights/<edge>/<array> (a layer's have one slash)
+
+
+@dataclass
 class Result:
     job_id: str
     steps: int
@@ -131,6 +161,7 @@ class Result:
     batch: int | None
     layers: dict[str, LayerResult]
     stats: dict[str, float] = field(default_factory=dict)
+    weights: dict[str, WeightResult] = field(default_factory=dict)  # plastic edges, by name
 
     # --- JSON ---------------------------------------------------------------------------------
 
@@ -152,21 +183,26 @@ class Result:
                 if layer.voltage_neurons is not None:
                     entry["voltages"]["neurons"] = layer.voltage_neurons.tolist()
             layers[name] = entry
-        return {
+        whole = {
             "job_id": self.job_id,
             "steps": self.steps,
             "dt": self.dt,
             "device": self.device,
             "batch": self.batch,
             "layers": layers,
-            "stats": self.stats,
         }
+        if self.weights:
+            whole[WEIGHTS] = {
+                name: {key: getattr(weights, key).tolist() for key in WeightResult.ARRAYS} if arrays else {}
+                for name, weights in self.weights.items()
+            }
+        return {**whole, "stats": self.stats}
 
     def to_json(self) -> bytes:
         """``to_dict`` as compact JSON, byte for byte, written piece by piece: arrays are converted
         a slice at a time, so a large result never exists as Python numbers all at once."""
         out = io.BytesIO()
-        header = {key: value for key, value in self.to_dict(arrays=False).items() if key not in ("layers", "stats")}
+        header = {key: value for key, value in self.to_dict(arrays=False).items() if key not in ("layers", WEIGHTS, "stats")}
         out.write(_dumps(header)[:-1] + b',"layers":{')
         for position, (name, layer) in enumerate(self.layers.items()):
             out.write((b"," if position else b"") + _dumps(name) + b':{"shape":' + _dumps(list(layer.shape)))
@@ -185,7 +221,17 @@ class Result:
                     _write_array(out, layer.voltage_neurons)
                 out.write(b"}")
             out.write(b"}")
-        out.write(b'},"stats":' + _dumps(self.stats) + b"}")
+        out.write(b"}")
+        if self.weights:
+            out.write(b',"weights":{')
+            for position, (name, weights) in enumerate(self.weights.items()):
+                out.write((b"," if position else b"") + _dumps(name) + b":{")
+                for index, key in enumerate(WeightResult.ARRAYS):
+                    out.write((b"," if index else b"") + _dumps(key) + b":")
+                    _write_array(out, getattr(weights, key))
+                out.write(b"}")
+            out.write(b"}")
+        out.write(b',"stats":' + _dumps(self.stats) + b"}")
         return out.getvalue()
 
     @classmethod
@@ -203,7 +249,10 @@ class Result:
                 if "neurons" in voltages:
                     layer.voltage_neurons = np.asarray(voltages["neurons"], dtype=np.int64)
             layers[name] = layer
-        return cls(data["job_id"], data["steps"], data["dt"], data["device"], data.get("batch"), layers, data.get("stats", {}))
+        weights = {name: WeightResult.from_arrays(entry) for name, entry in data.get(WEIGHTS, {}).items()}
+        return cls(
+            data["job_id"], data["steps"], data["dt"], data["device"], data.get("batch"), layers, data.get("stats", {}), weights
+        )
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> "Result":
@@ -224,12 +273,13 @@ class Result:
     @property
     def array_bytes(self) -> int:
         """The bytes of every recorded array together."""
-        return sum(
+        layers = sum(
             getattr(layer, key).nbytes
             for layer in self.layers.values()
             for key in LayerResult.ARRAYS
             if getattr(layer, key) is not None
         )
+        return layers + sum(getattr(w, key).nbytes for w in self.weights.values() for key in WeightResult.ARRAYS)
 
     @property
     def json_on_request(self) -> bool:
@@ -246,6 +296,9 @@ class Result:
                 value = getattr(layer, key)
                 if value is not None:
                     arrays[f"{name}/{key}"] = value
+        for name, weights in self.weights.items():
+            for key in WeightResult.ARRAYS:
+                arrays[f"{WEIGHTS}/{name}/{key}"] = getattr(weights, key)
         # compression pays for itself on large results only; on small ones zlib is most of the cost
         small = sum(array.nbytes for array in arrays.values()) < NPZ_COMPRESS_FROM_BYTES
         return write_npz(arrays, None if small else NPZ_DEFLATE_LEVEL)
@@ -255,11 +308,19 @@ class Result:
         with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
             meta = json.loads(str(npz["meta"]))
             layers = {name: LayerResult(shape=tuple(entry["shape"])) for name, entry in meta["layers"].items()}
+            weights: dict[str, dict[str, np.ndarray]] = {name: {} for name in meta.get(WEIGHTS, {})}
             for key in npz.files:
-                if key != "meta":
-                    name, _, field_name = key.rpartition("/")
+                if key == "meta":
+                    continue
+                name, _, field_name = key.rpartition("/")
+                if key.startswith(f"{WEIGHTS}/") and name.count("/"):  # weights/<edge>/<array>; an edge's name may hold "/"
+                    weights[name.partition("/")[2]][field_name] = npz[key]
+                else:
                     setattr(layers[name], field_name, npz[key])
-        return cls(meta["job_id"], meta["steps"], meta["dt"], meta["device"], meta.get("batch"), layers, meta.get("stats", {}))
+        return cls(
+            meta["job_id"], meta["steps"], meta["dt"], meta["device"], meta.get("batch"), layers, meta.get("stats", {}),
+            {name: WeightResult.from_arrays(arrays) for name, arrays in weights.items()},
+        )  # fmt: skip
 
 
 # --- tables -----------------------------------------------------------------------------------------

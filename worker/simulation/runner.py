@@ -26,7 +26,7 @@ from worker.simulation.limits import Limits
 from worker.simulation.plan import validate_request
 from worker.simulation.plans import LayerPlan, Plan
 from worker.simulation.request import JobRequest
-from worker.simulation.results import LayerResult, LiveChunk, Result
+from worker.simulation.results import LayerResult, LiveChunk, Result, WeightResult
 
 ProgressCallback = Callable[[int, int], None]
 CancelCheck = Callable[[], bool]
@@ -161,7 +161,7 @@ def simulate(
     voltage_layers = frozenset(plan.record_voltages)
     started = time.perf_counter()  # the build counts: drawing a large graph can take seconds
     should_stop = StopChecks(started, plan.steps, is_cancelled, time_limit_s)
-    advance = _chunk_function(request, plan, device, voltage_layers, should_stop)
+    advance, weights = _chunk_function(request, plan, device, voltage_layers, should_stop)
     recorders = recorders_for(plan, plan.batch_size, device, SpikeBudget(plan.cost.spike_events))
     state = None
     with torch.inference_mode():
@@ -195,10 +195,12 @@ def simulate(
         batch=plan.batch,
         layers={name: recorder.result(plan.batch is not None) for name, recorder in recorders.items()},
         stats=run_stats(plan, wall),
+        weights=weights(),
     )
 
 
 ChunkFunction = Callable[[int, int, Any], tuple[list[Any], Any]]  # outputs: tensors (None: not kept)
+WeightsFunction = Callable[[], dict[str, WeightResult]]  # after the run: the plastic edges' weights
 
 
 class StopChecks:
@@ -231,19 +233,20 @@ class StopChecks:
 
 def _chunk_function(
     request: JobRequest, plan: Plan, device: torch.device, voltage_layers: frozenset[str], should_stop: StopChecks
-) -> ChunkFunction:
+) -> tuple[ChunkFunction, WeightsFunction]:
     """``advance(start, stop, state) -> (outputs, state)``: the network, built, running a chunk;
     outputs and states per layer (a graph's: per population), in ``plan.layers`` order. A graph
-    calls ``should_stop`` while it is built and between the passes of a chunk."""
+    calls ``should_stop`` while it is built and between the passes of a chunk. With it, what gives
+    the plastic edges' weights after the run."""
     if plan.graph is not None:
         keep = frozenset(plan.record_spikes) | voltage_layers
         run = GraphRun(request, plan, device, voltage_layers, keep=keep, should_stop=should_stop)
-        return lambda start, stop, state: run.chunk(start, stop, state, should_stop)
+        return (lambda start, stop, state: run.chunk(start, stop, state, should_stop)), run.weights
     network = build_network(request, plan, record_states=voltage_layers)
     if device.type != "cpu":  # built on the CPU
         network = network.to(device)
     stream = InputStream.of(request, plan, device)
-    return lambda start, stop, state: network(stream.chunk(start, stop), state)
+    return (lambda start, stop, state: network(stream.chunk(start, stop), state)), dict
 
 
 # --- what a batched run (worker.simulation.batched) shares with this one --------------------------

@@ -1,0 +1,229 @@
+"""The network kernel: a graph of LIF populations with synaptic channels (``lif_channels``), their
+sparse and plastic projections and their spike inputs, stepped in one C call per chunk.
+
+The graph runner (``worker.simulation.graph_runner``) steps such a graph in passes; where a cycle
+has a one-step delay (CUBA, COBA) or an edge is plastic, a pass is one step, and Python around
+each node and edge of each pass would cost far more than the work. This kernel does each step's
+work in C with OpenMP (``network_kernels.c``): the same float32 operations in the same order as
+the runner's passes of one step, so its spikes, voltages and weights are the runner's bit for bit
+(``tests/worker/engine/test_network.py``). It takes the engine's own objects: the populations'
+modules and delay rings, the projections (``worker.engine.projections``) and plastic projections
+(``worker.engine.plasticity``), and the inputs' spikes of each chunk.
+"""
+
+import ctypes
+import pathlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from worker.engine import native
+from worker.engine.lif_channels import LIFChannels, LIFChannelsState
+from worker.engine.native import NativeLibrary
+from worker.engine.plasticity import PlasticProjection
+from worker.engine.projections import DelayRing, Projection
+
+SOURCE = pathlib.Path(__file__).with_name("network_kernels.c")
+# Below this much work per step (neurons plus synapses) one thread steps the graph: a team's
+# barriers (several per step) cost more than they save on CUBA's 4,000 neurons.
+PARALLEL_WORK = 200_000
+
+_float_p, _u8_p, _i32_p, _i64_p = (ctypes.POINTER(t) for t in (ctypes.c_float, ctypes.c_uint8, ctypes.c_int32, ctypes.c_int64))
+
+
+class _Population(ctypes.Structure):
+    _fields_ = [
+        ("n", ctypes.c_int64), ("channels", ctypes.c_int32), ("exact", ctypes.c_int32),
+        ("v", _float_p), ("rho", _float_p), ("g", _float_p),
+        ("v_leak", _float_p), ("v_th", _float_p), ("v_reset", _float_p), ("rho_reset", _float_p), ("membrane", _float_p),
+        ("gain", _float_p), ("decay", _float_p), ("e_rev", _float_p), ("conductance", _u8_p),
+        ("rings", ctypes.POINTER(_float_p)), ("slots", ctypes.c_int64),
+        ("spikes", _u8_p), ("v_trace", _float_p),
+    ]  # fmt: skip
+
+
+class _Node(ctypes.Structure):
+    _fields_ = [
+        ("population", ctypes.c_int32), ("n", ctypes.c_int64), ("input", _u8_p),
+        ("fired", _i32_p), ("n_fired", ctypes.c_int64), ("now", _u8_p),
+    ]  # fmt: skip
+
+
+class _Edge(ctypes.Structure):
+    _fields_ = [
+        ("source", ctypes.c_int32), ("target", ctypes.c_int32), ("row", ctypes.c_int32),
+        ("n_pre", ctypes.c_int64), ("n_post", ctypes.c_int64),
+        ("offsets", _i64_p), ("post", _i32_p), ("weight", _float_p), ("shared_weight", ctypes.c_float),
+        ("delay", _i32_p), ("shared_delay", ctypes.c_int32),
+        ("plastic", ctypes.c_int32), ("soft", ctypes.c_int32), ("nearest", ctypes.c_int32),
+        ("pre", _i32_p), ("by_post", _i32_p), ("by_post_offsets", _i64_p),
+        ("x_pre", _float_p), ("x_post", _float_p),
+        ("decay_pre", ctypes.c_float), ("decay_post", ctypes.c_float), ("a_pre", ctypes.c_float),
+        ("a_post", ctypes.c_float), ("w_min", ctypes.c_float), ("w_max", ctypes.c_float), ("inv_span", ctypes.c_float),
+        ("history", _u8_p),
+    ]  # fmt: skip
+
+
+def _declare(lib: ctypes.CDLL) -> None:
+    lib.network_run.argtypes = [
+        ctypes.c_int64, ctypes.c_int64, ctypes.c_int32, ctypes.POINTER(_Node), ctypes.POINTER(_Population),
+        _i64_p, _i32_p, ctypes.POINTER(_Edge), ctypes.c_int32, _i32_p, _i32_p, ctypes.c_int,
+    ]  # fmt: skip
+    lib.network_run.restype = None
+
+
+LIBRARY = NativeLibrary(SOURCE, _declare, "graphs of lif_channels run in the Python graph runner")
+
+
+def library() -> ctypes.CDLL | None:
+    return native.load(LIBRARY)
+
+
+def _pointer(tensor: torch.Tensor | None, kind: Any) -> Any:
+    return ctypes.cast(tensor.data_ptr(), kind) if tensor is not None else kind()
+
+
+@dataclass
+class KernelPopulation:
+    """A population as the kernel steps it: its module (parameters, channels, dt) and its input's
+    rings (the delta input, then one per channel; batch 1)."""
+
+    module: LIFChannels
+    rings: list[DelayRing]
+
+
+@dataclass
+class KernelEdge:
+    """An edge: from node ``source`` to population ``target``, adding to row ``row`` of its input
+    (0 the delta input, 1 + k channel k); a projection, or a plastic one."""
+
+    source: int
+    target: int
+    row: int
+    projection: Projection | None = None
+    plastic: PlasticProjection | None = None
+
+
+@dataclass
+class NetworkKernel:
+    """A graph for the kernel: ``nodes`` in the order they run, each a population's index (into
+    ``populations``) or None for an input of that many neurons; ``edges`` in the request's order."""
+
+    nodes: list[tuple[int | None, int]]
+    populations: list[KernelPopulation]
+    edges: list[KernelEdge]
+    _keep: list[Any] = field(default_factory=list, repr=False)  # what the C structures point into
+
+    def __post_init__(self) -> None:
+        lib = library()
+        if lib is None:
+            raise RuntimeError("the network kernel cannot be built here")
+        self.lib = lib
+        self.params: list[dict[str, Any]] = []  # made at the first run, from the states' shapes
+        self.history = [
+            torch.zeros((edge.plastic.delay, edge.plastic.projection.n_pre), dtype=torch.uint8) if edge.plastic else None
+            for edge in self.edges
+        ]
+        self.c_edges = (_Edge * max(1, len(self.edges)))(*(self._edge(index) for index in range(len(self.edges))))
+        feeds = [[index for index, edge in enumerate(self.edges) if edge.source == node and edge.plastic is None]
+                 for node in range(len(self.nodes))]  # fmt: skip
+        self.feed_offsets = torch.tensor([0, *torch.tensor([len(f) for f in feeds]).cumsum(0).tolist()], dtype=torch.int64)
+        self.feeds = torch.tensor([index for f in feeds for index in f] or [0], dtype=torch.int32)
+        plastic = [index for index, edge in enumerate(self.edges) if edge.plastic is not None]
+        self.plastic = torch.tensor(plastic or [0], dtype=torch.int32)
+        node_of = {population: k for k, (population, _) in enumerate(self.nodes) if population is not None}
+        self.plastic_nodes = torch.tensor(
+            [k for index in plastic for k in (self.edges[index].source, node_of[self.edges[index].target])] or [0, 0],
+            dtype=torch.int32,
+        )
+        self.n_plastic = len(plastic)
+        self.fired = [torch.zeros(n, dtype=torch.int32) for _, n in self.nodes]
+        synapses = [edge.plastic.projection if edge.plastic else edge.projection for edge in self.edges]
+        work = sum(n for _, n in self.nodes) + sum(projection.synapses for projection in synapses if projection is not None)
+        self.threads = 1 if work < PARALLEL_WORK else max(1, torch.get_num_threads())
+
+    @staticmethod
+    def _parameters(population: KernelPopulation, shape: torch.Size) -> dict[str, Any]:
+        """A population's parameters and coefficients, one per neuron (``shape``: its state's)."""
+        module = population.module
+        p, c = module.p, module.coefficients(torch.zeros((), dtype=torch.float32))
+
+        def flat(value: Any) -> torch.Tensor:
+            return torch.broadcast_to(torch.as_tensor(value, dtype=torch.float32), shape).reshape(-1).contiguous()
+
+        values: dict[str, Any] = {
+            name: flat(value)
+            for name, value in (("v_leak", p.v_leak), ("v_th", p.v_th), ("v_reset", p.v_reset), ("rho_reset", p.rho_reset),
+                                ("membrane", c.membrane))
+        }  # fmt: skip
+        channels = module.channels.size
+        values["gain"] = torch.stack([flat(gain) for gain in c.gain]) if channels else torch.zeros(1)
+        values["decay"], values["e_rev"] = (t.contiguous() if channels else torch.zeros(1) for t in (c.decay, c.e_rev))
+        values["conductance"] = torch.tensor(module.channels.conductance or (False,), dtype=torch.uint8)
+        values["rings"] = (_float_p * len(population.rings))(*(_pointer(r.buffer, _float_p) for r in population.rings))
+        return values
+
+    def _edge(self, index: int) -> _Edge:
+        edge = self.edges[index]
+        e = _Edge(source=edge.source, target=edge.target, row=edge.row)
+        projection = edge.plastic.projection if edge.plastic is not None else edge.projection
+        assert projection is not None
+        e.n_pre, e.n_post = projection.n_pre, projection.n_post
+        e.offsets, e.post = _pointer(projection.offsets, _i64_p), _pointer(projection.post, _i32_p)
+        shared_weight, shared_delay = projection.weight.dim() == 0, projection.delay.dim() == 0
+        e.weight = _pointer(None if shared_weight else projection.weight, _float_p)
+        e.shared_weight = float(projection.weight) if shared_weight else 0.0
+        e.delay = _pointer(None if shared_delay else projection.delay, _i32_p)
+        e.shared_delay = int(projection.delay) if shared_delay else 0
+        if edge.plastic is not None:
+            pp, c = edge.plastic, edge.plastic.constants
+            e.plastic, e.soft, e.nearest = 1, int(pp.p.bounds == "soft"), int(pp.p.pairing == "nearest")
+            e.pre, e.by_post = _pointer(pp.pre, _i32_p), _pointer(pp.by_post, _i32_p)
+            e.by_post_offsets = _pointer(pp.by_post_offsets, _i64_p)
+            e.x_pre, e.x_post = _pointer(pp.x_pre, _float_p), _pointer(pp.x_post, _float_p)
+            for name in ("decay_pre", "decay_post", "a_pre", "a_post", "w_min", "w_max", "inv_span"):
+                setattr(e, name, float(getattr(c, name)))
+            e.history = _pointer(self.history[index], _u8_p)
+        return e
+
+    def run(
+        self, t0: int, steps: int, states: list[LIFChannelsState], inputs: dict[int, torch.Tensor], traced: frozenset[int]
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor | None], list[LIFChannelsState]]:
+        """Steps ``t0 .. t0 + steps - 1`` from ``states`` (one per population, batch 1, changed in
+        place when contiguous float32): each population's spikes (steps, n) as bool, the voltage after
+        every step of those in ``traced`` (steps, n), and the states after. ``inputs``: per input node,
+        its spikes or counts of these steps (steps, n) as bool or uint8."""
+        states = [
+            LIFChannelsState(*(t.to(torch.float32).contiguous() for t in state)) for state in states
+        ]  # fmt: skip
+        if not self.params:
+            self.params = [self._parameters(p, s.v.shape) for p, s in zip(self.populations, states, strict=True)]
+        spikes = [torch.empty((steps, state.v.numel()), dtype=torch.bool) for state in states]
+        traces = [torch.empty((steps, s.v.numel())) if index in traced else None for index, s in enumerate(states)]
+        held: list[Any] = [spikes, traces, states]
+        c_populations = (_Population * len(self.populations))()
+        for index, (population, state, params) in enumerate(zip(self.populations, states, self.params, strict=True)):
+            c = c_populations[index]
+            c.n, c.channels = state.v.numel(), population.module.channels.size
+            c.exact = int(population.module.p.integration == "exact")
+            c.v, c.rho, c.g = (_pointer(t, _float_p) for t in state)
+            for name in ("v_leak", "v_th", "v_reset", "rho_reset", "membrane", "gain", "decay", "e_rev"):
+                setattr(c, name, _pointer(params[name], _float_p))
+            c.conductance = _pointer(params["conductance"], _u8_p)
+            c.rings, c.slots = params["rings"], population.rings[0].slots
+            c.spikes, c.v_trace = _pointer(spikes[index], _u8_p), _pointer(traces[index], _float_p)
+        c_nodes = (_Node * len(self.nodes))()
+        for k, (which, n) in enumerate(self.nodes):
+            node = c_nodes[k]
+            node.population, node.n, node.fired = -1 if which is None else which, n, _pointer(self.fired[k], _i32_p)
+            if which is None:
+                counts = inputs[k].reshape(steps, n).to(torch.uint8).contiguous()
+                held.append(counts)
+                node.input = _pointer(counts, _u8_p)
+        self.lib.network_run(
+            t0, steps, len(self.nodes), c_nodes, c_populations, _pointer(self.feed_offsets, _i64_p),
+            _pointer(self.feeds, _i32_p), self.c_edges, self.n_plastic, _pointer(self.plastic, _i32_p),
+            _pointer(self.plastic_nodes, _i32_p), self.threads,
+        )  # fmt: skip
+        return spikes, traces, states
