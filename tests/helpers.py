@@ -4,7 +4,7 @@ import pathlib
 
 import numpy as np
 
-from worker.simulation.results import LayerResult, Result
+from worker.simulation.results import LayerResult, Result, WeightResult
 
 
 def assert_same_recordings(a: Result, b: Result) -> None:
@@ -19,6 +19,11 @@ def assert_same_recordings(a: Result, b: Result) -> None:
             assert (x is None) == (y is None), (name, key)
             if x is not None:
                 assert x.dtype == y.dtype and np.array_equal(x, y), (name, key)
+    assert a.weights.keys() == b.weights.keys()
+    for name, weights in a.weights.items():
+        for key in WeightResult.ARRAYS:
+            x, y = getattr(weights, key), getattr(b.weights[name], key)
+            assert x.dtype == y.dtype and x.shape == y.shape and np.array_equal(x, y), (name, key)
 
 
 def processes_using(redis_url: str) -> list[int]:

@@ -42,7 +42,15 @@ from typing import Any
 from worker.registry import MODELS
 from worker.simulation.errors import Loc, fail
 from worker.simulation.limits import Limits
-from worker.simulation.plans import EVENT_BYTES, FLOAT_BYTES, MAX_CHUNK_STEPS, Cost, LayerCost, Plan
+from worker.simulation.plans import (
+    EVENT_BYTES,
+    FLOAT_BYTES,
+    MAX_CHUNK_STEPS,
+    MAX_KERNEL_CHUNK_STEPS,
+    Cost,
+    LayerCost,
+    Plan,
+)
 from worker.simulation.request import GraphNetwork, JobRequest, Network
 
 NEURON_STEPS_PER_S = {"fused": 1e9, "eager": 2e7}  # a model whose whole sequence runs in one kernel call, or not
@@ -213,6 +221,7 @@ def _graph_cost(request: "JobRequest", plan: "Plan") -> Cost:
         for source in graph.sources
     ]
     fixed += sum(source.fixed_bytes for source in inputs)
+    kernel = plan.network_kernel
     return Cost(
         steps=plan.steps,
         batch=plan.batch_size,
@@ -223,7 +232,11 @@ def _graph_cost(request: "JobRequest", plan: "Plan") -> Cost:
         neuron_seconds=_neuron_seconds(nodes, plan),
         fixed_bytes=fixed,
         build_ops=build,
-        pass_calls=(len(plan.layers) + len(graph.sources) + len(graph.edges)) / (graph.pass_steps or MAX_CHUNK_STEPS),
+        # the network kernel makes one call per chunk; otherwise each node and edge one per pass
+        pass_calls=0.0
+        if kernel
+        else (len(plan.layers) + len(graph.sources) + len(graph.edges)) / (graph.pass_steps or MAX_CHUNK_STEPS),
+        max_chunk_steps=MAX_KERNEL_CHUNK_STEPS if kernel else MAX_CHUNK_STEPS,
         inputs=inputs,
         weight_values=weights,
         weight_synapses=synapses,

@@ -36,7 +36,6 @@ from worker.engine.network import library as network_library
 from worker.engine.plasticity import PlasticProjection
 from worker.engine.synapses import Linear
 from worker.engine_options import ENGINE
-from worker.registry import MODELS
 from worker.simulation.build import InputStream, build_layer, draw_weight
 from worker.simulation.plans import EdgePlan, GraphPlan, Plan
 from worker.simulation.request import (
@@ -167,16 +166,7 @@ class GraphEdge:
 def network_kernel_runs(plan: Plan, device: torch.device) -> bool:
     """Whether the network kernel steps this graph: on the CPU with the fused kernels on, one
     network (no batch), every node a population with channels or a spike input."""
-    graph = plan.graph
-    assert graph is not None
-    return (
-        device.type == "cpu"
-        and ENGINE.fused
-        and plan.batch_size == 1
-        and all(layer.is_neuron and MODELS[layer.type].channels for layer in plan.layers)
-        and all(source.max_count is not None for source in graph.sources)
-        and network_library() is not None
-    )
+    return device.type == "cpu" and ENGINE.fused and plan.network_kernel and network_library() is not None
 
 
 def input_stream(index: int, nodes: int) -> int:

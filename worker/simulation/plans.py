@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from worker.registry import MODELS
 from worker.simulation.errors import Loc
 from worker.simulation.request import NEURON_TYPES, NON_SPIKING_TYPES
 
@@ -82,6 +83,17 @@ class Plan:
     def layer(self, name: str) -> LayerPlan:
         return next(layer for layer in self.layers if layer.name == name)
 
+    @property
+    def network_kernel(self) -> bool:
+        """A graph the network kernel can step (``worker.engine.network``, on the CPU): one network,
+        every node a population with channels or a spike input."""
+        return (
+            self.graph is not None
+            and self.batch_size == 1
+            and all(layer.is_neuron and MODELS[layer.type].channels for layer in self.layers)
+            and all(source.max_count is not None for source in self.graph.sources)
+        )
+
 
 @dataclass
 class SourcePlan:
@@ -144,6 +156,10 @@ FLOAT_JSON_BYTES = 24  # the longest float32 written as JSON: "-1.00000001168609
 
 CHUNK_BUDGET_BYTES = 256 * 2**20  # activations of one chunk, all layers together
 MAX_CHUNK_STEPS = 1000
+# A graph the network kernel steps takes one call per chunk whatever its length, and the runner's
+# work between chunks (recording, progress, the cancel check) is then most of the cost of a short
+# one: its chunks may be longer.
+MAX_KERNEL_CHUNK_STEPS = 20_000
 # The chunk's length is also bounded by an estimate of its run time, so that progress, cancels
 # and time limits are seen at least about every CHUNK_TARGET_S. Rates measured on one core of a
 # 2-core x86-64 VM (benchmarks/RESULTS.md); slower machines take proportionally longer chunks.
@@ -192,6 +208,7 @@ class Cost:
     fixed_bytes: int = 0  # allocated once for the run: a graph's synapses, delay buffers
     build_ops: int = 0  # drawing a graph's connectivity: random numbers drawn
     pass_calls: float = 0.0  # a graph's kernel calls per step: (nodes + edges) / steps per pass
+    max_chunk_steps: int = MAX_CHUNK_STEPS
     inputs: list[LayerCost] = field(default_factory=list)  # the inputs' figures (their fixed bytes are in fixed_bytes)
     weight_values: int = 0  # plastic edges' recorded weights: the final ones and the snapshots
     weight_synapses: int = 0  # plastic edges' synapses, whose source and target the result lists
@@ -229,8 +246,8 @@ class Cost:
     def chunk_steps(self) -> int:
         by_memory = CHUNK_BUDGET_BYTES // max(1, self.step_bytes)
         step_seconds = self.step_seconds
-        by_time = int(CHUNK_TARGET_S / step_seconds) if step_seconds > 0 else MAX_CHUNK_STEPS
-        return max(1, min(self.steps, MAX_CHUNK_STEPS, by_memory, by_time))
+        by_time = int(CHUNK_TARGET_S / step_seconds) if step_seconds > 0 else self.max_chunk_steps
+        return max(1, min(self.steps, self.max_chunk_steps, by_memory, by_time))
 
     @property
     def chunk_bytes(self) -> int:

@@ -271,3 +271,134 @@ def test_inputs_given_by_one_rate_are_checked_without_expanding_them_and_their_t
     two = {**request, "network": {**request["network"], "nodes": [*nodes[:2], request["network"]["nodes"][-1]]}}
     _, plan = parse_request(two)
     assert plan.graph is not None and all(source.array is not None and source.array.size == 1 for source in plan.graph.sources)
+
+
+# --- synaptic channels and plasticity ---------------------------------------------------------------
+
+CHANNELLED = {"tau_mem_inv": 50.0, "v_leak": -60.0, "v_th": -50.0, "v_reset": -60.0}
+
+
+def learning(**edge: Any) -> dict[str, Any]:
+    """Poisson input into lif_channels neurons through a plastic edge and a recurrent one."""
+    return {
+        "dt": 1e-4,
+        "steps": 1000,
+        "network": {
+            "nodes": [
+                {"name": "in", "type": "poisson", "rates": 15.0, "shape": [100]},
+                {"name": "P", "type": "lif_channels", "size": 10, "params": dict(CHANNELLED)},
+                {"name": "L", "type": "lif", "size": 10},
+            ],
+            "edges": [
+                {"name": "learn", "from": "in", "to": "P", "type": "pairwise_bernoulli", "p": 0.5, "delay": 1,
+                 "synapse": {"type": "conductance_exp", "tau_syn": 0.005, "e_rev": 0.0},
+                 "plasticity": {"type": "stdp", "w_max": 0.01}, **edge},
+                {"from": "P", "to": "P", "type": "fixed_in_degree", "k": 3, "delay": 2,
+                 "synapse": {"type": "current_exp", "tau_syn": 0.01}},
+                {"from": "in", "to": "P", "type": "fixed_in_degree", "k": 2, "weight": 0.5,
+                 "synapse": {"type": "current_exp", "tau_syn": 0.01}},
+            ],
+        },
+    }  # fmt: skip
+
+
+def test_edges_with_one_synapse_share_a_channel_of_their_target() -> None:
+    _, plan = parse_request(learning())
+    assert plan.graph is not None
+    channels = plan.layer("P").channels
+    assert [(c.synapse, c.tau_syn, c.e_rev) for c in channels] == [("conductance_exp", 0.005, 0.0), ("current_exp", 0.01, 0.0)]
+    assert [edge.channel for edge in plan.graph.edges] == [1, 2, 2]
+    assert [edge.plastic for edge in plan.graph.edges] == [True, False, False]
+    assert plan.graph.pass_steps == 1, "a plastic edge runs its target step by step"
+
+
+def _edge(index: int, **change: Any) -> Any:
+    def apply(request: dict[str, Any]) -> None:
+        request["network"]["edges"][index].update(change)
+
+    return apply
+
+
+def _plastic_from(source: dict[str, Any]) -> Any:
+    def apply(request: dict[str, Any]) -> None:
+        request["network"]["nodes"][0] = {"name": "in", **source}
+
+    return apply
+
+
+@pytest.mark.parametrize(
+    ("change", "path", "words"),
+    [
+        (_edge(1, to="L"), "network.edges[1].synapse.type", "'L' (lif) has none; populations of lif_channels have channels"),
+        (_edge(0, synapse={"type": "current_exp", "tau_syn": 0.0}), "network.edges[0].synapse.tau_syn", "greater than 0"),
+        (_edge(0, plasticity={"type": "stdp", "w_min": 1.0, "w_max": 0.5}), "network.edges[0].plasticity.w_min", "over w_max"),
+        (_edge(0, plasticity={"type": "stdp", "tau_pre": -0.02}), "network.edges[0].plasticity.tau_pre", "greater than 0"),
+        (_edge(0, plasticity={"type": "stdp", "bounds": "elastic"}), "network.edges[0].plasticity.bounds", "'hard' or 'soft'"),
+        (_edge(0, delay=0), "network.edges[0].delay", "one delay for all its synapses, of at least one step"),
+        (_edge(0, delay={"low": 1, "high": 3}), "network.edges[0].delay", "one delay for all its synapses"),
+        (lambda r: r["network"]["edges"][0].update(type="identity", to="in2", p=None) or r["network"]["edges"][0].pop("p")
+         or r["network"]["nodes"].append({"name": "in2", "type": "lif_channels", "size": 100}),
+         "network.edges[0].type", "no weights to change"),
+        (lambda r: r["network"]["edges"][0].update(to="R", synapse={"type": "delta"})
+         or r["network"]["nodes"].append({"name": "R", "type": "li", "size": 10}), "network.edges[0].to", "'R' (li) does not"),
+        (_plastic_from({"type": "poisson", "rates": 15.0, "sources": 4, "shape": [100]}), "network.edges[0].from", "up to"),
+        (lambda r: r.update(batch=2), "network.edges[0].plasticity", "without a batch"),
+        (lambda r: r["network"]["edges"][1].update(name="learn", plasticity={"type": "stdp"}), "network.edges[1].name",
+         "plastic edge named 'learn' too"),
+        (lambda r: r["network"]["nodes"][1]["params"].update(integration="exact"), "network.edges[0].synapse.type",
+         "current channels only"),
+        (lambda r: r["network"]["edges"][2]["synapse"].update(initial=[1.0, 2.0]), "network.edges[2].synapse.initial",
+         "not broadcastable to [10]"),
+        (lambda r: [r["network"]["edges"][i]["synapse"].update(initial=v) for i, v in ((1, 1.0), (2, 2.0))],
+         "network.edges[2].synapse.initial", "shares its channel of 'P' with network.edges[1]"),
+        (lambda r: r.update(record={"weights": {"missing": {"every": 10}}}), "record.weights.missing",
+         "names no plastic edge (plastic edges: 'learn')"),
+        (lambda r: r.update(record={"weights": {"learn": {}}}), "record.weights.learn", "give either 'every'"),
+        (lambda r: r.update(record={"weights": {"learn": {"steps": [5, 1000]}}}), "record.weights.learn.steps",
+         "step 1000 is past the run's last step (999)"),
+    ],
+)  # fmt: skip
+def test_a_bad_synapse_or_plastic_edge_is_refused_at_its_field(change: Any, path: str, words: str) -> None:
+    request = learning()
+    change(request)
+    where, message = refused(request)
+    assert where == path and words in message, (where, message)
+
+
+def test_a_plastic_edge_costs_its_updates_its_memory_and_its_snapshots() -> None:
+    _, still = parse_request(learning(plasticity=None))
+    request = learning()
+    request["record"] = {"weights": {"learn": {"every": 100}}}
+    _, plastic = parse_request(request)
+    assert plastic.cost is not None and still.cost is not None and plastic.graph is not None
+    edge = plastic.graph.edges[0]
+    ops = [next(part.ops for part in plan.cost.layers if part.loc == edge.loc) for plan in (plastic, still)]  # type: ignore[union-attr]
+    assert ops[0] == 3 * ops[1], "delivery, depression and potentiation"
+    assert plastic.cost.weight_values == edge.synapses * 11 and plastic.cost.weight_synapses == edge.synapses
+    extra = plastic.cost.fixed_bytes - still.cost.fixed_bytes
+    assert extra >= 12 * edge.synapses, "a weight, a source and a place by target per synapse beside the target"
+    assert plastic.cost.record_bytes - still.cost.record_bytes == edge.synapses * (11 * 4 + 2 * 4)
+
+
+def test_weight_snapshots_over_the_record_limit_are_refused_naming_the_edge() -> None:
+    request = learning()
+    request["record"] = {"weights": {"learn": {"every": 1}}}
+    where, message = refused(request, Limits(max_record_bytes=1_000_000))
+    assert where == "record.weights.learn" and "plastic edges' weights would take" in message
+
+
+def test_a_chain_has_no_weights_to_record() -> None:
+    chain = {"network": {"layers": [{"type": "lif"}]}, "input": {"type": "constant", "value": 1.0, "shape": [2], "steps": 5},
+             "record": {"weights": {"x": {"every": 1}}}}  # fmt: skip
+    assert refused(chain)[0] == "record.weights.x"
+
+
+def test_the_network_kernel_graphs_take_long_chunks() -> None:
+    _, plan = parse_request(learning(to="P"))
+    request = learning()
+    request["network"]["nodes"].pop(2)
+    _, kernel = parse_request(request)
+    assert kernel.network_kernel and not plan.network_kernel, "a lif population keeps the graph in the Python runner"
+    assert kernel.cost is not None and kernel.cost.chunk_steps == 1000 == kernel.steps
+    request["steps"] = 100_000
+    assert parse_request(request)[1].cost.chunk_steps > 1000  # type: ignore[union-attr]

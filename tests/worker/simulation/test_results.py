@@ -11,7 +11,7 @@ import pytest
 
 from tests.helpers import assert_same_recordings
 from worker.simulation import results as results_module
-from worker.simulation.results import LayerResult, Result, deflate_library, write_npz
+from worker.simulation.results import LayerResult, Result, WeightResult, deflate_library, write_npz
 
 
 def sample(batched: bool) -> Result:
@@ -178,3 +178,40 @@ def test_mid_sized_results_are_kept_as_npz_only() -> None:
     assert result.json_on_request
     layer.times = layer.senders = layer.batch = np.zeros(high // 24 + 1, dtype=np.int64)
     assert not result.json_on_request, "large: streamed in pieces, so stored"
+
+
+def plastic_sample() -> Result:
+    """A result with two plastic edges' weights, one named with characters a layer's name may not hold."""
+    rng = np.random.default_rng(2)
+    result = sample(False)
+
+    def weights(synapses: int, snapshots: int) -> WeightResult:
+        final = rng.random(synapses).astype(np.float32)
+        return WeightResult(
+            pre=rng.integers(0, 9, synapses).astype(np.int32),
+            post=rng.integers(0, 9, synapses).astype(np.int32),
+            final=final,
+            steps=np.arange(snapshots, dtype=np.int64) * 10 + 9,
+            snapshots=rng.random((snapshots, synapses)).astype(np.float32),
+        )
+
+    result.weights = {"in->P": weights(7, 3), "E/E learning": weights(4, 0)}
+    return result
+
+
+def test_plastic_weights_survive_json_and_npz() -> None:
+    result = plastic_sample()
+    assert_same(Result.from_json(result.to_json()), result)
+    assert_same(Result.from_npz(result.to_npz()), result)
+    assert json.loads(result.to_json()) == json.loads(json.dumps(result.to_dict()))
+
+
+def test_plastic_weights_are_npz_entries_under_weights_and_json_under_weights() -> None:
+    result = plastic_sample()
+    npz = np.load(io.BytesIO(result.to_npz()), allow_pickle=False)
+    assert np.array_equal(npz["weights/in->P/final"], result.weights["in->P"].final)
+    assert npz["weights/E/E learning/snapshots"].shape == (0, 4)
+    document = json.loads(result.to_json())
+    assert list(document) == ["job_id", "steps", "dt", "device", "batch", "layers", "weights", "stats"]
+    assert document["weights"]["in->P"]["steps"] == [9, 19, 29] and len(document["weights"]["in->P"]["snapshots"]) == 3
+    assert "weights" not in json.loads(sample(False).to_json()), "a result without plastic edges is as before"

@@ -190,13 +190,12 @@ class NetworkKernel:
     def run(
         self, t0: int, steps: int, states: list[LIFChannelsState], inputs: dict[int, torch.Tensor], traced: frozenset[int]
     ) -> tuple[list[torch.Tensor], list[torch.Tensor | None], list[LIFChannelsState]]:
-        """Steps ``t0 .. t0 + steps - 1`` from ``states`` (one per population, batch 1, changed in
-        place when contiguous float32): each population's spikes (steps, n) as bool, the voltage after
+        """Steps ``t0 .. t0 + steps - 1`` from ``states`` (one per population, batch 1; left as they
+        are): each population's spikes (steps, n) as bool, the voltage after
         every step of those in ``traced`` (steps, n), and the states after. ``inputs``: per input node,
         its spikes or counts of these steps (steps, n) as bool or uint8."""
-        states = [
-            LIFChannelsState(*(t.to(torch.float32).contiguous() for t in state)) for state in states
-        ]  # fmt: skip
+        # copies: the kernel writes the state in place, and what the caller holds may be recorded already
+        states = [LIFChannelsState(*(t.to(torch.float32, copy=True).contiguous() for t in state)) for state in states]
         if not self.params:
             self.params = [self._parameters(p, s.v.shape) for p, s in zip(self.populations, states, strict=True)]
         spikes = [torch.empty((steps, state.v.numel()), dtype=torch.bool) for state in states]
@@ -218,7 +217,8 @@ class NetworkKernel:
             node = c_nodes[k]
             node.population, node.n, node.fired = -1 if which is None else which, n, _pointer(self.fired[k], _i32_p)
             if which is None:
-                counts = inputs[k].reshape(steps, n).to(torch.uint8).contiguous()
+                given = inputs[k].reshape(steps, n)
+                counts = (given.view(torch.uint8) if given.dtype == torch.bool else given.to(torch.uint8)).contiguous()
                 held.append(counts)
                 node.input = _pointer(counts, _u8_p)
         self.lib.network_run(

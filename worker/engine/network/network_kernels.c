@@ -72,42 +72,51 @@ static inline void part(int64_t n, int64_t *lo, int64_t *hi) {
     *hi = *lo + width < n ? *lo + width : n;
 }
 
-static void update(population_t *p, int64_t t, int64_t s, int64_t lo, int64_t hi) {
+/* Pointers are read into restrict-qualified locals: the spikes are bytes, which may alias
+ * anything, and would otherwise make every iteration reload the structure's fields. */
+static void update(const population_t *p, int64_t t, int64_t s, int64_t lo, int64_t hi) {
     const int64_t n = p->n, slot = (t % p->slots) * n;
-    float *delta = p->rings[0] + slot;
+    const int32_t channels = p->channels;
+    float *restrict v = p->v, *restrict rho = p->rho, *restrict g = p->g, *restrict delta = p->rings[0] + slot;
+    const float *restrict v_leak = p->v_leak, *restrict v_th = p->v_th, *restrict v_reset = p->v_reset;
+    const float *restrict rho_reset = p->rho_reset, *restrict membrane = p->membrane, *restrict gain = p->gain;
+    const float *restrict decay = p->decay, *restrict e_rev = p->e_rev;
+    const uint8_t *restrict conductance = p->conductance;
+    uint8_t *restrict spikes = p->spikes + s * n;
+    float *restrict trace = p->v_trace ? p->v_trace + s * n : NULL;
+    float *in[16];
+    for (int32_t k = 0; k < channels && k < 16; k++) in[k] = p->rings[1 + k] + slot;
     for (int64_t i = lo; i < hi; i++) {
-        const float v = p->v[i];
+        const float v_old = v[i];
         float v_new;
         if (p->exact) {
-            v_new = (v - p->v_leak[i]) * p->membrane[i];
-            for (int32_t k = 0; k < p->channels; k++) {
-                float *in = p->rings[1 + k] + slot + i;
-                const float g = p->g[k * n + i] + *in;
-                *in = 0.0f;
-                v_new = v_new + g * p->gain[k * n + i];
-                p->g[k * n + i] = g * p->decay[k];
+            v_new = (v_old - v_leak[i]) * membrane[i];
+            for (int32_t k = 0; k < channels; k++) {
+                const float g_k = g[k * n + i] + in[k][i];
+                in[k][i] = 0.0f;
+                v_new = v_new + g_k * gain[k * n + i];
+                g[k * n + i] = g_k * decay[k];
             }
-            v_new = v_new + p->v_leak[i];
+            v_new = v_new + v_leak[i];
         } else {
-            float drive = p->v_leak[i] - v;
-            for (int32_t k = 0; k < p->channels; k++) {
-                float *in = p->rings[1 + k] + slot + i;
-                const float g = p->g[k * n + i] + *in;
-                *in = 0.0f;
-                drive = drive + (p->conductance[k] ? g * (p->e_rev[k] - v) : g);
-                p->g[k * n + i] = g * p->decay[k];
+            float drive = v_leak[i] - v_old;
+            for (int32_t k = 0; k < channels; k++) {
+                const float g_k = g[k * n + i] + in[k][i];
+                in[k][i] = 0.0f;
+                drive = drive + (conductance[k] ? g_k * (e_rev[k] - v_old) : g_k);
+                g[k * n + i] = g_k * decay[k];
             }
-            v_new = v + p->membrane[i] * drive;
+            v_new = v_old + membrane[i] * drive;
         }
         v_new = v_new + delta[i];
         delta[i] = 0.0f;
-        const int refractory = p->rho[i] > 0.0f;
-        const int z = !refractory && v_new > p->v_th[i];
-        p->v[i] = refractory ? v : (z ? p->v_reset[i] : v_new);
-        const float left = p->rho[i] - 1.0f;
-        p->rho[i] = z ? p->rho_reset[i] : (left > 0.0f ? left : 0.0f);
-        p->spikes[s * n + i] = (uint8_t)z;
-        if (p->v_trace) p->v_trace[s * n + i] = p->v[i];
+        const int refractory = rho[i] > 0.0f;
+        const int z = !refractory && v_new > v_th[i];
+        v[i] = refractory ? v_old : (z ? v_reset[i] : v_new);
+        const float left = rho[i] - 1.0f;
+        rho[i] = z ? rho_reset[i] : (left > 0.0f ? left : 0.0f);
+        spikes[i] = (uint8_t)z;
+        if (trace) trace[i] = v[i];
     }
 }
 
@@ -151,86 +160,132 @@ static inline float bounded(const edge_t *e, float w, float change) {
 
 /* The plasticity phase of step t for one edge, by a thread owning targets [lo, hi) (and sources
  * [src_lo, src_hi) for the presynaptic traces). Barriers separate what other threads read. */
-static void plasticity(edge_t *e, const node_t *from, const node_t *post_node, population_t *to, int64_t t) {
+/* A barrier where a team runs the step (``team``), nothing where one thread does. */
+#define SYNC(team)                   \
+    do {                             \
+        if (team) {                  \
+            _Pragma("omp barrier");  \
+        }                            \
+    } while (0)
+
+static void plasticity(edge_t *e, const node_t *from, const node_t *post_node, population_t *to, int64_t t, int team) {
     int64_t lo, hi, src_lo, src_hi;
     part(e->n_post, &lo, &hi);
     part(e->n_pre, &src_lo, &src_hi);
-    const int64_t delay = e->shared_delay;
-    uint8_t *now = e->history + (t % delay) * e->n_pre;
-    const uint8_t *events = e->history + ((t + 1) % delay) * e->n_pre; /* step t - delay + 1 */
-    for (int64_t i = src_lo; i < src_hi; i++) now[i] = from->now[i];
-    for (int64_t i = src_lo; i < src_hi; i++) e->x_pre[i] *= e->decay_pre;
-    for (int64_t j = lo; j < hi; j++) e->x_post[j] *= e->decay_post;
-#pragma omp barrier
-    float *ring = to->rings[e->row] + ((t + 1) % to->slots) * to->n;
-    for (int64_t i = 0; i < e->n_pre; i++) {
+    const int64_t delay = e->shared_delay, n_pre = e->n_pre;
+    uint8_t *restrict now = e->history + (t % delay) * n_pre;
+    const uint8_t *restrict emitted = from->now;
+    float *restrict x_pre = e->x_pre, *restrict x_post = e->x_post, *restrict w = e->weight;
+    const float decay_pre = e->decay_pre, decay_post = e->decay_post, a_pre = e->a_pre, a_post = e->a_post;
+    const int32_t *restrict post = e->post, *restrict pre = e->pre, *restrict by_post = e->by_post;
+    const int64_t *restrict by_post_offsets = e->by_post_offsets;
+    const int nearest = e->nearest;
+    memcpy(now + src_lo, emitted + src_lo, (size_t)(src_hi - src_lo));
+    for (int64_t i = src_lo; i < src_hi; i++) x_pre[i] *= decay_pre;
+    for (int64_t j = lo; j < hi; j++) x_post[j] *= decay_post;
+    SYNC(team);
+    const uint8_t *restrict events = e->history + ((t + 1) % delay) * n_pre; /* step t - delay + 1 */
+    float *restrict ring = to->rings[e->row] + ((t + 1) % to->slots) * to->n;
+    for (int64_t i = 0; i < n_pre; i++) {
+        if (!(i & 7) && i + 8 <= n_pre) { /* quiet words skipped eight sources at a time */
+            uint64_t word;
+            memcpy(&word, events + i, 8);
+            if (!word) {
+                i += 7;
+                continue;
+            }
+        }
         if (!events[i]) continue;
         int64_t start, stop;
         row_part(e, i, lo, hi, &start, &stop);
         for (int64_t s = start; s < stop; s++) {
-            const int32_t j = e->post[s];
-            ring[j] += e->weight[s];
-            e->weight[s] = bounded(e, e->weight[s], e->x_post[j]);
+            const int32_t j = post[s];
+            ring[j] += w[s];
+            w[s] = bounded(e, w[s], x_post[j]);
         }
     }
-    for (int64_t i = src_lo; i < src_hi; i++)
-        if (events[i]) e->x_pre[i] = e->nearest ? e->a_pre : e->x_pre[i] + e->a_pre;
-#pragma omp barrier
+    for (int64_t i = src_lo; i < src_hi; i++) {
+        const float raised = nearest ? a_pre : x_pre[i] + a_pre;
+        x_pre[i] = events[i] ? raised : x_pre[i];
+    }
+    SYNC(team);
     for (int64_t f = 0; f < post_node->n_fired; f++) {
         const int64_t j = post_node->fired[f];
         if (j < lo || j >= hi) continue;
-        e->x_post[j] = e->nearest ? e->a_post : e->x_post[j] + e->a_post;
-        for (int64_t k = e->by_post_offsets[j]; k < e->by_post_offsets[j + 1]; k++) {
-            const int64_t s = e->by_post[k];
-            e->weight[s] = bounded(e, e->weight[s], e->x_pre[e->pre[s]]);
+        x_post[j] = nearest ? a_post : x_post[j] + a_post;
+        for (int64_t k = by_post_offsets[j]; k < by_post_offsets[j + 1]; k++) {
+            const int32_t s = by_post[k];
+            w[s] = bounded(e, w[s], x_pre[pre[s]]);
         }
     }
 }
 
+/* The spiking neurons of this step, ascending; eight bytes at a time, most steps being quiet. */
 static void list_fired(node_t *node) {
-    int64_t count = 0;
-    for (int64_t i = 0; i < node->n; i++)
-        if (node->now[i]) node->fired[count++] = (int32_t)i;
+    const uint8_t *restrict now = node->now;
+    int32_t *restrict fired = node->fired;
+    const int64_t n = node->n;
+    int64_t count = 0, i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t word;
+        memcpy(&word, now + i, 8);
+        if (!word) continue;
+        for (int64_t b = i; b < i + 8; b++)
+            if (now[b]) fired[count++] = (int32_t)b;
+    }
+    for (; i < n; i++)
+        if (now[i]) fired[count++] = (int32_t)i;
     node->n_fired = count;
+}
+
+/* One step t (the chunk's step s) of every node and edge, by this thread of a team, or alone. */
+static void step(int64_t t, int64_t s, int32_t n_nodes, node_t *nodes, population_t *populations,
+                 const int64_t *feed_offsets, const int32_t *feeds, edge_t *edges, int32_t n_plastic,
+                 const int32_t *plastic, const int32_t *plastic_nodes, int team) {
+    for (int32_t k = 0; k < n_nodes; k++) {
+        node_t *node = nodes + k;
+        if (node->population >= 0) {
+            population_t *p = populations + node->population;
+            int64_t lo, hi;
+            part(p->n, &lo, &hi);
+            update(p, t, s, lo, hi);
+            SYNC(team);
+        }
+        if (omp_get_thread_num() == 0) {
+            node->now = node->population >= 0 ? populations[node->population].spikes + s * node->n
+                                              : node->input + s * node->n;
+            list_fired(node);
+        }
+        SYNC(team);
+        for (int64_t f = feed_offsets[k]; f < feed_offsets[k + 1]; f++) {
+            const edge_t *e = edges + feeds[f];
+            int64_t lo, hi;
+            part(e->n_post, &lo, &hi);
+            deliver(e, node, populations + e->target, t, lo, hi);
+        }
+        if (feed_offsets[k + 1] > feed_offsets[k]) SYNC(team);
+    }
+    for (int32_t q = 0; q < n_plastic; q++) {
+        edge_t *e = edges + plastic[q];
+        plasticity(e, nodes + plastic_nodes[2 * q], nodes + plastic_nodes[2 * q + 1], populations + e->target, t, team);
+        SYNC(team);
+    }
 }
 
 /* Steps t0 .. t0 + steps - 1. ``nodes`` in the order they run; ``feeds[feed_offsets[k] ..
  * feed_offsets[k + 1]]`` the non-plastic edges from node k, in edge order; ``plastic`` the plastic
  * edges in edge order, ``plastic_nodes[2 p]`` and ``[2 p + 1]`` the nodes of the source and the
- * target of plastic edge p. */
+ * target of plastic edge p. With one thread no team is made: a team's barriers, several a step,
+ * would be most of a small network's time. */
 void network_run(int64_t t0, int64_t steps, int32_t n_nodes, node_t *nodes, population_t *populations,
                  const int64_t *feed_offsets, const int32_t *feeds, edge_t *edges, int32_t n_plastic,
                  const int32_t *plastic, const int32_t *plastic_nodes, int threads) {
-#pragma omp parallel num_threads(threads)
-    for (int64_t s = 0; s < steps; s++) {
-        const int64_t t = t0 + s;
-        for (int32_t k = 0; k < n_nodes; k++) {
-            node_t *node = nodes + k;
-            if (node->population >= 0) {
-                population_t *p = populations + node->population;
-                int64_t lo, hi;
-                part(p->n, &lo, &hi);
-                update(p, t, s, lo, hi);
-#pragma omp barrier
-            }
-#pragma omp single
-            {
-                node->now = node->population >= 0 ? populations[node->population].spikes + s * node->n
-                                                  : node->input + s * node->n;
-                list_fired(node);
-            }
-            for (int64_t f = feed_offsets[k]; f < feed_offsets[k + 1]; f++) {
-                const edge_t *e = edges + feeds[f];
-                int64_t lo, hi;
-                part(e->n_post, &lo, &hi);
-                deliver(e, node, populations + e->target, t, lo, hi);
-            }
-#pragma omp barrier
-        }
-        for (int32_t q = 0; q < n_plastic; q++) {
-            edge_t *e = edges + plastic[q];
-            plasticity(e, nodes + plastic_nodes[2 * q], nodes + plastic_nodes[2 * q + 1], populations + e->target, t);
-#pragma omp barrier
-        }
+    if (threads <= 1) {
+        for (int64_t s = 0; s < steps; s++)
+            step(t0 + s, s, n_nodes, nodes, populations, feed_offsets, feeds, edges, n_plastic, plastic, plastic_nodes, 0);
+        return;
     }
+#pragma omp parallel num_threads(threads)
+    for (int64_t s = 0; s < steps; s++)
+        step(t0 + s, s, n_nodes, nodes, populations, feed_offsets, feeds, edges, n_plastic, plastic, plastic_nodes, 1);
 }

@@ -1,0 +1,158 @@
+"""The network kernel steps a graph of lif_channels populations exactly as the graph runner's
+passes of one step do: the same spikes, voltages and plastic weights, to the bit, with one thread
+or a team, in chunks of any length."""
+
+import numpy as np
+import pytest
+import torch
+
+from worker.engine import network
+from worker.engine_options import ENGINE
+from worker.simulation.graph_runner import GraphRun
+from worker.simulation.plan import parse_request
+from worker.simulation.results import Result
+from worker.simulation.runner import simulate
+
+pytestmark = pytest.mark.skipif(network.library() is None, reason="no C compiler: the kernel cannot be built")
+
+EXACT = {"tau_mem_inv": 50.0, "v_leak": -49.0, "v_th": -50.0, "v_reset": -60.0, "rho_reset": 49.0, "integration": "exact"}
+EULER = {"tau_mem_inv": 50.0, "v_leak": -60.0, "v_th": -50.0, "v_reset": -60.0, "rho_reset": 20.0}
+
+
+def cuba_like() -> dict:
+    """Exact integration, two current channels, recurrent edges of one step, a counting input."""
+    v0 = {"init": "uniform", "low": -60.0, "high": -50.0}
+    exc, inh = {"type": "current_exp", "tau_syn": 0.005}, {"type": "current_exp", "tau_syn": 0.01}
+    edges = [
+        {"from": source, "to": target, "type": "pairwise_bernoulli", "p": 0.1, "weight": weight, "delay": 1, "autapses": False,
+         "synapse": synapse}
+        for source, synapse, weight in (("E", exc, 1.62), ("I", inh, -9.0))
+        for target in ("E", "I")
+    ]  # fmt: skip
+    edges.append({"from": "drive", "to": "E", "type": "fixed_in_degree", "k": 4, "weight": 3.0, "delay": 2, "synapse": exc})
+    nodes = [
+        {"name": "drive", "type": "poisson", "rates": 40.0, "sources": 3, "shape": [50]},
+        {"name": "E", "type": "lif_channels", "size": 160, "params": EXACT, "v0": v0},
+        {"name": "I", "type": "lif_channels", "size": 40, "params": EXACT, "v0": v0},
+    ]
+    return {"dt": 1e-4, "steps": 1500, "seed": 3, "network": {"nodes": nodes, "edges": edges},
+            "record": {"voltages": ["I"], "neurons": {"I": [0, 7, 39]}}}  # fmt: skip
+
+
+def coba_like() -> dict:
+    """Euler, two conductance channels with initial values drawn, delays drawn per synapse, a
+    delta input through an identity edge."""
+    exc = {"type": "conductance_exp", "tau_syn": 0.005, "e_rev": 0.0, "initial": {"init": "normal", "mean": 4.0, "std": 1.5}}
+    inh = {"type": "conductance_exp", "tau_syn": 0.01, "e_rev": -80.0, "initial": {"init": "normal", "mean": 20.0, "std": 12.0}}
+    edges = [
+        {"from": "E", "to": "E", "type": "pairwise_bernoulli", "p": 0.2, "weight": 1.5, "delay": {"low": 1, "high": 4},
+         "synapse": exc},
+        {"from": "I", "to": "E", "type": "fixed_out_degree", "k": 10, "weight": 6.7, "delay": 1, "synapse": inh},
+        {"from": "E", "to": "I", "type": "pairwise_bernoulli", "p": 0.2, "weight": 1.5, "delay": 1,
+         "synapse": {**exc, "initial": 1.0}},
+        {"from": "kick", "to": "I", "type": "identity", "delay": 1, "synapse": {"type": "delta"}},
+    ]  # fmt: skip
+    nodes = [
+        {"name": "kick", "type": "spikes", "times": [5, 5, 30], "indices": [0, 3, 3], "size": 40},
+        {"name": "E", "type": "lif_channels", "size": 160, "params": EULER, "v0": {"init": "normal", "mean": -65.0, "std": 5.0}},
+        {"name": "I", "type": "lif_channels", "size": 40, "params": EULER},
+    ]
+    return {"dt": 1e-4, "steps": 1500, "seed": 5, "network": {"nodes": nodes, "edges": edges}}
+
+
+def plastic(bounds: str = "hard", pairing: str = "all_to_all") -> dict:
+    """Poisson input into a population through a dense plastic edge (one step) and a sparse one
+    (three steps, soft or nearest), with a plastic recurrent edge; weights snapshotted."""
+    rule = {"type": "stdp", "tau_pre": 0.02, "tau_post": 0.02, "a_pre": 0.0005, "a_post": -0.000525, "w_max": 0.02,
+            "bounds": bounds, "pairing": pairing}  # fmt: skip
+    cond = {"type": "conductance_exp", "tau_syn": 0.005, "e_rev": 0.0}
+    edges = [
+        {"name": "dense", "from": "in", "to": "P", "type": "dense", "delay": 1, "synapse": cond, "plasticity": rule,
+         "weight": {"init": "uniform", "low": 0.0, "high": 0.02}},
+        {"name": "sparse", "from": "in", "to": "P", "type": "fixed_in_degree", "k": 20, "delay": 3, "synapse": cond,
+         "plasticity": rule, "weight": 0.01},
+        {"name": "recurrent", "from": "P", "to": "P", "type": "pairwise_bernoulli", "p": 0.2, "delay": 2, "synapse": cond,
+         "plasticity": {**rule, "bounds": "hard"}, "weight": 0.005},
+    ]  # fmt: skip
+    nodes = [
+        {"name": "in", "type": "poisson", "rates": 40.0, "shape": [400]},
+        {"name": "P", "type": "lif_channels", "size": 10,
+         "params": {"tau_mem_inv": 100.0, "v_leak": -74.0, "v_th": -54.0, "v_reset": -60.0}, "v0": -74.0},
+    ]  # fmt: skip
+    record = {"weights": {"dense": {"every": 37}, "sparse": {"steps": [0, 99, 100, 2999]}}, "voltages": ["P"]}
+    return {"dt": 1e-4, "steps": 3000, "seed": 7, "network": {"nodes": nodes, "edges": edges}, "record": record}
+
+
+CASES = {
+    "cuba": cuba_like,
+    "coba": coba_like,
+    "stdp": plastic,
+    "stdp-soft": lambda: plastic("soft"),
+    "stdp-nearest": lambda: plastic(pairing="nearest"),
+}
+
+
+def run(request: dict, *, kernel: bool, chunk_steps: int | None = None) -> Result:
+    saved = ENGINE.fused
+    ENGINE.fused = kernel  # off: the graph runner's own passes (the kernel needs the fused kernels on)
+    try:
+        return simulate(*parse_request(request), chunk_steps=chunk_steps)
+    finally:
+        ENGINE.fused = saved
+
+
+def assert_same(ours: Result, theirs: Result) -> None:
+    assert ours.layers.keys() == theirs.layers.keys() and ours.weights.keys() == theirs.weights.keys()
+    for name, layer in ours.layers.items():
+        other = theirs.layers[name]
+        for key in ("times", "senders", "counts", "voltages"):
+            if getattr(layer, key) is not None:
+                assert np.array_equal(getattr(layer, key), getattr(other, key)), f"{name}.{key}"
+    for name, weights in ours.weights.items():
+        for key in ("pre", "post", "final", "steps", "snapshots"):
+            assert np.array_equal(getattr(weights, key), getattr(theirs.weights[name], key)), f"{name}.{key}"
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_the_kernel_is_the_graph_runner_to_the_bit(case: str) -> None:
+    request = CASES[case]()
+    ours, theirs = run(request, kernel=True), run(request, kernel=False)
+    spikes = sum(layer.spike_count for layer in ours.layers.values())
+    assert spikes > 100, "the network must be active"
+    assert_same(ours, theirs)
+
+
+def test_the_kernel_runs_where_it_should() -> None:
+    request, plan = parse_request(plastic())
+    assert GraphRun(request, plan, torch.device("cpu")).kernel is not None
+    mixed = plastic()
+    mixed["network"]["nodes"][1] = {"name": "P", "type": "lif", "size": 10}
+    for edge in mixed["network"]["edges"]:
+        edge.pop("synapse")
+    request, plan = parse_request(mixed)
+    assert GraphRun(request, plan, torch.device("cpu")).kernel is None, "a lif population runs in the graph runner"
+
+
+@pytest.mark.parametrize("case", ["cuba", "stdp-soft"])
+def test_a_team_and_any_chunking_give_the_same_bits(case: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Threads own ranges of neurons and targets, so a team sums in the one order; chunks of 7 steps
+    (snapshots falling inside and at their ends) give what whole chunks give."""
+    request = CASES[case]()
+    alone = run(request, kernel=True)
+    monkeypatch.setattr(network, "PARALLEL_WORK", 0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        assert_same(run(request, kernel=True, chunk_steps=7), alone)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_snapshots_are_the_weights_after_their_steps() -> None:
+    result = run(plastic(), kernel=True)
+    dense, sparse = result.weights["dense"], result.weights["sparse"]
+    assert dense.steps.tolist() == list(range(36, 3000, 37)) and dense.snapshots.shape == (81, 4000)
+    assert sparse.steps.tolist() == [0, 99, 100, 2999] and np.array_equal(sparse.snapshots[-1], sparse.final)
+    assert not np.array_equal(sparse.snapshots[0], sparse.snapshots[1])
+    assert dense.pre.tolist()[:3] == [0, 0, 0] and dense.post.tolist()[:3] == [0, 1, 2], "by source, then target"
+    assert float(dense.final.min()) >= 0.0 and float(dense.final.max()) <= 0.02
