@@ -76,17 +76,18 @@ def _raised(trace: torch.Tensor, amount: torch.Tensor, nearest: bool) -> torch.T
 @dataclass
 class PlasticProjection:
     """A projection whose weights change (see the module's docstring). ``projection.weight`` is
-    the weight per synapse (float32, rows by source); ``pre`` each synapse's source;
-    ``by_post`` the synapses in order of their target (then source), ``by_post_offsets`` where
-    each target's start. Weights, traces and the history of spikes not yet at their event
+    the weight per synapse (float32, rows by source); ``by_post`` the synapses in order of their
+    target (then source), ``by_post_offsets`` where each target's start, ``pre_by_post`` the
+    source of each in that order (read in order when a target spikes; only its weights are
+    scattered). Weights, traces and the history of spikes not yet at their event
     change in place."""
 
     projection: Projection
     p: STDPParameters
     constants: Constants
-    pre: torch.Tensor  # int32 (synapses,)
     by_post: torch.Tensor  # int32 (synapses,)
     by_post_offsets: torch.Tensor  # int64 (n_post + 1,)
+    pre_by_post: torch.Tensor  # int32 (synapses,)
     x_pre: torch.Tensor  # float32 (n_pre,)
     x_post: torch.Tensor  # float32 (n_post,)
     delay: int
@@ -109,7 +110,7 @@ class PlasticProjection:
         offsets = torch.zeros(projection.n_post + 1, dtype=torch.int64)
         offsets[1:] = torch.cumsum(torch.bincount(post, minlength=projection.n_post), 0)
         return cls(
-            shared, p, Constants.of(p, dt), projection.pre.to(torch.int32), by_post, offsets,
+            shared, p, Constants.of(p, dt), by_post, offsets, projection.pre[by_post].to(torch.int32),
             torch.zeros(projection.n_pre), torch.zeros(projection.n_post), delay,
             [torch.zeros(projection.n_pre, dtype=torch.bool) for _ in range(delay - 1)],
         )  # fmt: skip
@@ -126,7 +127,7 @@ class PlasticProjection:
             self,
             projection=self.projection.on(device),
             constants=Constants(*(value.to(device) for value in self.constants)),
-            **{name: getattr(self, name).to(device) for name in ("pre", "by_post", "by_post_offsets", "x_pre", "x_post")},
+            **{name: getattr(self, name).to(device) for name in ("by_post", "by_post_offsets", "pre_by_post", "x_pre", "x_post")},
             waiting=[spikes.to(device) for spikes in self.waiting],
         )
 
@@ -150,8 +151,9 @@ class PlasticProjection:
         fired = post_spikes.reshape(-1).nonzero().reshape(-1)
         if fired.numel():
             self.x_post[fired] = _raised(self.x_post[fired], c.a_post, nearest)
-            synapses = self.by_post[rows(self.by_post_offsets, fired)]
-            w[synapses] = bounded(w[synapses], self.x_pre[self.pre[synapses]], soft, c)
+            positions = rows(self.by_post_offsets, fired)
+            synapses = self.by_post[positions]
+            w[synapses] = bounded(w[synapses], self.x_pre[self.pre_by_post[positions]], soft, c)
 
 
 def rows(offsets: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:

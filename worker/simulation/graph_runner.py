@@ -390,7 +390,7 @@ class GraphRun:
             taken = self.snapshots[edge.plan.name]
             projection = edge.plastic.projection
             results[edge.plan.name] = WeightResult(
-                pre=edge.plastic.pre.cpu().numpy(),
+                pre=projection.pre.to(torch.int32).cpu().numpy(),
                 post=projection.post.cpu().numpy(),
                 final=projection.weight.cpu().numpy().copy(),
                 steps=np.asarray([step for step, _ in taken], dtype=np.int64),

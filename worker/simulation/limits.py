@@ -8,7 +8,7 @@ class Limits(BaseModel):
     """Upper bounds on what one job (and one sweep) may ask for; ``worker.simulation.cost`` says
     how each figure is computed."""
 
-    max_steps: int = Field(default=100_000, ge=1, description="steps of one job")
+    max_steps: int = Field(default=10_000_000, ge=1, description="steps of one job (1,000 s at 0.1 ms: plasticity runs long)")
     max_neurons: int = Field(default=10_000_000, ge=1, description="neurons of all neuron layers together")
     max_neuron_steps: int = Field(default=10**11, ge=1, description="neurons x batch x steps")
     max_batch: int = Field(default=1024, ge=1, description="batch entries")

@@ -41,7 +41,7 @@ def cuba_like() -> dict:
 
 def coba_like() -> dict:
     """Euler, two conductance channels with initial values drawn, delays drawn per synapse, a
-    delta input through an identity edge."""
+    delta input through an identity edge, a threshold per neuron."""
     exc = {"type": "conductance_exp", "tau_syn": 0.005, "e_rev": 0.0, "initial": {"init": "normal", "mean": 4.0, "std": 1.5}}
     inh = {"type": "conductance_exp", "tau_syn": 0.01, "e_rev": -80.0, "initial": {"init": "normal", "mean": 20.0, "std": 12.0}}
     edges = [
@@ -55,7 +55,7 @@ def coba_like() -> dict:
     nodes = [
         {"name": "kick", "type": "spikes", "times": [5, 5, 30], "indices": [0, 3, 3], "size": 40},
         {"name": "E", "type": "lif_channels", "size": 160, "params": EULER, "v0": {"init": "normal", "mean": -65.0, "std": 5.0}},
-        {"name": "I", "type": "lif_channels", "size": 40, "params": EULER},
+        {"name": "I", "type": "lif_channels", "size": 40, "params": {**EULER, "v_th": [-50.0 - i / 10 for i in range(40)]}},
     ]
     return {"dt": 1e-4, "steps": 1500, "seed": 5, "network": {"nodes": nodes, "edges": edges}}
 
@@ -83,7 +83,24 @@ def plastic(bounds: str = "hard", pairing: str = "all_to_all") -> dict:
     return {"dt": 1e-4, "steps": 3000, "seed": 7, "network": {"nodes": nodes, "edges": edges}, "record": record}
 
 
+def undelayed() -> dict:
+    """Edges of no delay (so every node delivers before the next runs) in a loop closed by a delay."""
+    cur = {"type": "current_exp", "tau_syn": 0.005}
+    edges = [
+        {"from": "in", "to": "A", "type": "pairwise_bernoulli", "p": 0.2, "weight": 30.0, "synapse": cur},
+        {"from": "A", "to": "B", "type": "pairwise_bernoulli", "p": 0.3, "weight": 20.0, "synapse": cur},
+        {"from": "B", "to": "A", "type": "fixed_in_degree", "k": 5, "weight": -4.0, "delay": 1},
+    ]
+    nodes = [
+        {"name": "in", "type": "poisson", "rates": 200.0, "shape": [30]},
+        {"name": "A", "type": "lif_channels", "size": 50, "params": EULER},
+        {"name": "B", "type": "lif_channels", "size": 20, "params": EULER},
+    ]
+    return {"dt": 1e-4, "steps": 1500, "seed": 9, "network": {"nodes": nodes, "edges": edges}}
+
+
 CASES = {
+    "undelayed": undelayed,
     "cuba": cuba_like,
     "coba": coba_like,
     "stdp": plastic,
@@ -133,7 +150,7 @@ def test_the_kernel_runs_where_it_should() -> None:
     assert GraphRun(request, plan, torch.device("cpu")).kernel is None, "a lif population runs in the graph runner"
 
 
-@pytest.mark.parametrize("case", ["cuba", "stdp-soft"])
+@pytest.mark.parametrize("case", ["cuba", "stdp-soft", "undelayed"])
 def test_a_team_and_any_chunking_give_the_same_bits(case: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Threads own ranges of neurons and targets, so a team sums in the one order; chunks of 7 steps
     (snapshots falling inside and at their ends) give what whole chunks give."""

@@ -12,6 +12,7 @@ modules and delay rings, the projections (``worker.engine.projections``) and pla
 """
 
 import ctypes
+import math
 import pathlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,14 +40,17 @@ class _Population(ctypes.Structure):
         ("v_leak", _float_p), ("v_th", _float_p), ("v_reset", _float_p), ("rho_reset", _float_p), ("membrane", _float_p),
         ("gain", _float_p), ("decay", _float_p), ("e_rev", _float_p), ("conductance", _u8_p),
         ("rings", ctypes.POINTER(_float_p)), ("slots", ctypes.c_int64),
-        ("spikes", _u8_p), ("v_trace", _float_p),
+        ("spikes", _u8_p), ("v_trace", _float_p), ("scratch", _float_p), ("uniform", ctypes.c_int32),
     ]  # fmt: skip
+
+
+MAX_THREADS = 64  # the kernel's (network_kernels.c)
 
 
 class _Node(ctypes.Structure):
     _fields_ = [
         ("population", ctypes.c_int32), ("n", ctypes.c_int64), ("input", _u8_p),
-        ("fired", _i32_p), ("n_fired", ctypes.c_int64), ("now", _u8_p),
+        ("fired", _i32_p), ("counts", _i64_p), ("now", _u8_p * 2),
     ]  # fmt: skip
 
 
@@ -57,7 +61,7 @@ class _Edge(ctypes.Structure):
         ("offsets", _i64_p), ("post", _i32_p), ("weight", _float_p), ("shared_weight", ctypes.c_float),
         ("delay", _i32_p), ("shared_delay", ctypes.c_int32),
         ("plastic", ctypes.c_int32), ("soft", ctypes.c_int32), ("nearest", ctypes.c_int32),
-        ("pre", _i32_p), ("by_post", _i32_p), ("by_post_offsets", _i64_p),
+        ("by_post", _i32_p), ("pre_by_post", _i32_p), ("by_post_offsets", _i64_p),
         ("x_pre", _float_p), ("x_post", _float_p),
         ("decay_pre", ctypes.c_float), ("decay_post", ctypes.c_float), ("a_pre", ctypes.c_float),
         ("a_post", ctypes.c_float), ("w_min", ctypes.c_float), ("w_max", ctypes.c_float), ("inv_span", ctypes.c_float),
@@ -68,7 +72,7 @@ class _Edge(ctypes.Structure):
 def _declare(lib: ctypes.CDLL) -> None:
     lib.network_run.argtypes = [
         ctypes.c_int64, ctypes.c_int64, ctypes.c_int32, ctypes.POINTER(_Node), ctypes.POINTER(_Population),
-        _i64_p, _i32_p, ctypes.POINTER(_Edge), ctypes.c_int32, _i32_p, _i32_p, ctypes.c_int,
+        _i64_p, _i32_p, ctypes.POINTER(_Edge), ctypes.c_int32, _i32_p, _i32_p, ctypes.c_int, ctypes.c_int,
     ]  # fmt: skip
     lib.network_run.restype = None
 
@@ -138,8 +142,10 @@ class NetworkKernel:
             dtype=torch.int32,
         )
         self.n_plastic = len(plastic)
-        self.fired = [torch.zeros(n, dtype=torch.int32) for _, n in self.nodes]
+        self.fired = [torch.zeros(2 * n, dtype=torch.int32) for _, n in self.nodes]
+        self.counts = [torch.zeros(2 * MAX_THREADS, dtype=torch.int64) for _ in self.nodes]
         synapses = [edge.plastic.projection if edge.plastic else edge.projection for edge in self.edges]
+        self.undelayed = any(bool((projection.delay == 0).any()) for projection in synapses if projection is not None)
         work = sum(n for _, n in self.nodes) + sum(projection.synapses for projection in synapses if projection is not None)
         self.threads = 1 if work < PARALLEL_WORK else max(1, torch.get_num_threads())
 
@@ -162,6 +168,9 @@ class NetworkKernel:
         values["decay"], values["e_rev"] = (t.contiguous() if channels else torch.zeros(1) for t in (c.decay, c.e_rev))
         values["conductance"] = torch.tensor(module.channels.conductance or (False,), dtype=torch.uint8)
         values["rings"] = (_float_p * len(population.rings))(*(_pointer(r.buffer, _float_p) for r in population.rings))
+        values["scratch"] = torch.empty(math.prod(shape))
+        single = ("v_leak", "v_th", "v_reset", "rho_reset", "membrane")
+        values["uniform"] = all(bool((values[name] == values[name][0]).all()) for name in single)
         return values
 
     def _edge(self, index: int) -> _Edge:
@@ -179,7 +188,7 @@ class NetworkKernel:
         if edge.plastic is not None:
             pp, c = edge.plastic, edge.plastic.constants
             e.plastic, e.soft, e.nearest = 1, int(pp.p.bounds == "soft"), int(pp.p.pairing == "nearest")
-            e.pre, e.by_post = _pointer(pp.pre, _i32_p), _pointer(pp.by_post, _i32_p)
+            e.by_post, e.pre_by_post = _pointer(pp.by_post, _i32_p), _pointer(pp.pre_by_post, _i32_p)
             e.by_post_offsets = _pointer(pp.by_post_offsets, _i64_p)
             e.x_pre, e.x_post = _pointer(pp.x_pre, _float_p), _pointer(pp.x_post, _float_p)
             for name in ("decay_pre", "decay_post", "a_pre", "a_post", "w_min", "w_max", "inv_span"):
@@ -212,10 +221,12 @@ class NetworkKernel:
             c.conductance = _pointer(params["conductance"], _u8_p)
             c.rings, c.slots = params["rings"], population.rings[0].slots
             c.spikes, c.v_trace = _pointer(spikes[index], _u8_p), _pointer(traces[index], _float_p)
+            c.scratch, c.uniform = _pointer(params["scratch"], _float_p), int(params["uniform"])
         c_nodes = (_Node * len(self.nodes))()
         for k, (which, n) in enumerate(self.nodes):
             node = c_nodes[k]
-            node.population, node.n, node.fired = -1 if which is None else which, n, _pointer(self.fired[k], _i32_p)
+            node.population, node.n = -1 if which is None else which, n
+            node.fired, node.counts = _pointer(self.fired[k], _i32_p), _pointer(self.counts[k], _i64_p)
             if which is None:
                 given = inputs[k].reshape(steps, n)
                 counts = (given.view(torch.uint8) if given.dtype == torch.bool else given.to(torch.uint8)).contiguous()
@@ -224,6 +235,6 @@ class NetworkKernel:
         self.lib.network_run(
             t0, steps, len(self.nodes), c_nodes, c_populations, _pointer(self.feed_offsets, _i64_p),
             _pointer(self.feeds, _i32_p), self.c_edges, self.n_plastic, _pointer(self.plastic, _i32_p),
-            _pointer(self.plastic_nodes, _i32_p), self.threads,
+            _pointer(self.plastic_nodes, _i32_p), self.threads, int(self.undelayed),
         )  # fmt: skip
         return spikes, traces, states

@@ -7,9 +7,16 @@
  * nodes in the graph's order, each population's update from its input rings, then each node's
  * non-plastic edges adding its spikes to their targets' rings; then every plastic edge's
  * plasticity phase (decay, presynaptic events with delivery and depression, postsynaptic events
- * with potentiation). A thread owns a range of neurons in the updates and a range of targets in
- * the deliveries and weight changes, so every sum is taken in one order (spiking sources in
- * ascending index, each row's synapses in order) whatever the number of threads.
+ * with potentiation).
+ *
+ * Threads: a thread owns the same range of every population's neurons in the updates and of its
+ * targets in the deliveries and weight changes, so every sum is taken in one order (spiking
+ * sources in ascending index, each row's synapses in order) whatever the number of threads, and
+ * what a thread adds to a ring is what it alone reads in the next step's update. Each lists the
+ * spikes of its own range (two lists a node, by the step's parity, so that a thread a step ahead
+ * never writes what another still reads). Where no edge has a delay of zero, a step needs one
+ * barrier: after the updates, before the deliveries read everyone's spikes; an edge of delay zero
+ * makes every node a barrier before and after its deliveries.
  */
 #include <omp.h>
 #include <stdint.h>
@@ -27,15 +34,20 @@ typedef struct {
     int64_t slots;
     uint8_t *spikes;  /* steps x n: this chunk's spikes */
     float *v_trace;   /* steps x n: the voltage after every step, or NULL */
+    float *scratch;   /* n: the membrane's new value, built up term by term */
+    int32_t uniform;  /* v_leak, v_th, v_reset, rho_reset and membrane are one value for all (read at [0]) */
 } population_t;
+
+#define MAX_THREADS 64
+#define PREFETCH 16 /* synapses ahead: a target's weights lie one in each source's row */
 
 typedef struct {
     int32_t population; /* its index among the populations, or -1: an input */
     int64_t n;
     const uint8_t *input; /* an input's counts, steps x n */
-    int32_t *fired;       /* scratch (n): the neurons that spiked this step, ascending */
-    int64_t n_fired;
-    const uint8_t *now;   /* this step's spikes or counts (n) */
+    int32_t *fired;       /* 2 x n: by the step's parity, each thread's spiking neurons at the start of its range */
+    int64_t *counts;      /* 2 x MAX_THREADS: how many each thread listed */
+    const uint8_t *now[2]; /* by parity: the step's spikes or counts (n) */
 } node_t;
 
 typedef struct {
@@ -50,7 +62,7 @@ typedef struct {
     int32_t shared_delay;
     /* plastic edges (weight per synapse, one delay) */
     int32_t plastic, soft, nearest;
-    const int32_t *pre, *by_post; /* each synapse's source; the synapses by target */
+    const int32_t *by_post, *pre_by_post; /* the synapses by target, and their sources in that order */
     const int64_t *by_post_offsets;
     float *x_pre, *x_post;
     float decay_pre, decay_post, a_pre, a_post, w_min, w_max, inv_span;
@@ -66,58 +78,119 @@ static int64_t first_at_least(const int32_t *post, int64_t lo, int64_t hi, int64
     return lo;
 }
 
-static inline void part(int64_t n, int64_t *lo, int64_t *hi) {
-    const int64_t threads = omp_get_num_threads(), me = omp_get_thread_num(), width = (n + threads - 1) / threads;
+static inline void part_of(int64_t n, int64_t threads, int64_t me, int64_t *lo, int64_t *hi) {
+    const int64_t width = (n + threads - 1) / threads;
     *lo = me * width < n ? me * width : n;
     *hi = *lo + width < n ? *lo + width : n;
 }
 
-/* Pointers are read into restrict-qualified locals: the spikes are bytes, which may alias
- * anything, and would otherwise make every iteration reload the structure's fields. */
-static void update(const population_t *p, int64_t t, int64_t s, int64_t lo, int64_t hi) {
-    const int64_t n = p->n, slot = (t % p->slots) * n;
-    const int32_t channels = p->channels;
-    float *restrict v = p->v, *restrict rho = p->rho, *restrict g = p->g, *restrict delta = p->rings[0] + slot;
-    const float *restrict v_leak = p->v_leak, *restrict v_th = p->v_th, *restrict v_reset = p->v_reset;
-    const float *restrict rho_reset = p->rho_reset, *restrict membrane = p->membrane, *restrict gain = p->gain;
-    const float *restrict decay = p->decay, *restrict e_rev = p->e_rev;
-    const uint8_t *restrict conductance = p->conductance;
-    uint8_t *restrict spikes = p->spikes + s * n;
-    float *restrict trace = p->v_trace ? p->v_trace + s * n : NULL;
-    float *in[16];
-    for (int32_t k = 0; k < channels && k < 16; k++) in[k] = p->rings[1 + k] + slot;
-    for (int64_t i = lo; i < hi; i++) {
-        const float v_old = v[i];
-        float v_new;
-        if (p->exact) {
-            v_new = (v_old - v_leak[i]) * membrane[i];
-            for (int32_t k = 0; k < channels; k++) {
-                const float g_k = g[k * n + i] + in[k][i];
-                in[k][i] = 0.0f;
-                v_new = v_new + g_k * gain[k * n + i];
-                g[k * n + i] = g_k * decay[k];
-            }
-            v_new = v_new + v_leak[i];
-        } else {
-            float drive = v_leak[i] - v_old;
-            for (int32_t k = 0; k < channels; k++) {
-                const float g_k = g[k * n + i] + in[k][i];
-                in[k][i] = 0.0f;
-                drive = drive + (conductance[k] ? g_k * (e_rev[k] - v_old) : g_k);
-                g[k * n + i] = g_k * decay[k];
-            }
-            v_new = v_old + membrane[i] * drive;
-        }
-        v_new = v_new + delta[i];
-        delta[i] = 0.0f;
-        const int refractory = rho[i] > 0.0f;
-        const int z = !refractory && v_new > v_th[i];
-        v[i] = refractory ? v_old : (z ? v_reset[i] : v_new);
-        const float left = rho[i] - 1.0f;
-        rho[i] = z ? rho_reset[i] : (left > 0.0f ? left : 0.0f);
-        spikes[i] = (uint8_t)z;
-        if (trace) trace[i] = v[i];
+/* This thread's range of n (all of it outside a team). */
+static inline void part(int64_t n, int64_t *lo, int64_t *hi) {
+    part_of(n, omp_get_num_threads(), omp_get_thread_num(), lo, hi);
+}
+
+/* Lists the spiking neurons of [lo, hi) in this step's row, eight bytes at a time (most are quiet). */
+static void list_range(node_t *node, int parity, int64_t lo, int64_t hi) {
+    const uint8_t *restrict now = node->now[parity];
+    int32_t *restrict fired = node->fired + parity * node->n + lo;
+    int64_t count = 0, i = lo;
+    for (; i < hi && (i & 7); i++)
+        if (now[i]) fired[count++] = (int32_t)i;
+    for (; i + 8 <= hi; i += 8) {
+        uint64_t word;
+        memcpy(&word, now + i, 8);
+        if (!word) continue;
+        for (int64_t b = i; b < i + 8; b++)
+            if (now[b]) fired[count++] = (int32_t)b;
     }
+    for (; i < hi; i++)
+        if (now[i]) fired[count++] = (int32_t)i;
+    node->counts[parity * MAX_THREADS + omp_get_thread_num()] = count;
+}
+
+/* Runs the block for every spiking neuron ``i`` of the step, ascending: the threads' lists in turn. */
+#define FOR_EACH_FIRED(node, parity, i, ...)                                                  \
+    do {                                                                                      \
+        const int64_t threads_ = omp_get_num_threads();                                       \
+        for (int64_t th_ = 0; th_ < threads_; th_++) {                                        \
+            int64_t lo_, hi_;                                                                 \
+            part_of((node)->n, threads_, th_, &lo_, &hi_);                                    \
+            const int32_t *fired_ = (node)->fired + (parity) * (node)->n + lo_;               \
+            const int64_t count_ = (node)->counts[(parity) * MAX_THREADS + th_];              \
+            for (int64_t f_ = 0; f_ < count_; f_++) {                                         \
+                const int64_t i = fired_[f_];                                                 \
+                __VA_ARGS__                                                                   \
+            }                                                                                 \
+        }                                                                                     \
+    } while (0)
+
+/* The update of neurons [lo, hi) in passes over arrays, each a loop the compiler vectorises (one
+ * loop over neurons with the channels inside ran at half Brian2's speed): the membrane's new value
+ * is built up term by term in ``scratch``, a channel at a time (its input taken, its term added, its
+ * decay), then the refractory period, threshold and reset, branch-free; each term in the order of
+ * lif_channels_step, so every float32 operation is the one PyTorch does. The parameters are read
+ * as one value where they are one for the whole population (P(name) below), which spares a stream
+ * of memory each. Pointers are restrict locals: the spikes are bytes, which may alias anything. */
+#define UPDATE_BODY(P)                                                                                      \
+    const int64_t n = p->n, slot = (t % p->slots) * n;                                                     \
+    float *restrict v = p->v, *restrict rho = p->rho, *restrict delta = p->rings[0] + slot;                 \
+    float *restrict v_new = p->scratch;                                                                     \
+    const float *restrict v_leak = p->v_leak, *restrict v_th = p->v_th, *restrict v_reset = p->v_reset;    \
+    const float *restrict rho_reset = p->rho_reset, *restrict membrane = p->membrane;                      \
+    uint8_t *restrict spikes = p->spikes + s * n;                                                           \
+    const int exact = p->exact;                                                                             \
+    if (exact)                                                                                              \
+        for (int64_t i = lo; i < hi; i++) v_new[i] = (v[i] - P(v_leak)) * P(membrane);                      \
+    else                                                                                                    \
+        for (int64_t i = lo; i < hi; i++) v_new[i] = P(v_leak) - v[i]; /* the drive */                     \
+    for (int32_t k = 0; k < p->channels; k++) {                                                             \
+        float *restrict g = p->g + k * n, *restrict in = p->rings[1 + k] + slot;                            \
+        const float *restrict gain = p->gain + k * n;                                                       \
+        const float decay = p->decay[k], e_rev = p->e_rev[k];                                               \
+        if (exact)                                                                                          \
+            for (int64_t i = lo; i < hi; i++) {                                                             \
+                const float g_k = g[i] + in[i];                                                             \
+                in[i] = 0.0f;                                                                               \
+                v_new[i] = v_new[i] + g_k * gain[i];                                                        \
+                g[i] = g_k * decay;                                                                         \
+            }                                                                                               \
+        else if (p->conductance[k])                                                                         \
+            for (int64_t i = lo; i < hi; i++) {                                                             \
+                const float g_k = g[i] + in[i];                                                             \
+                in[i] = 0.0f;                                                                               \
+                v_new[i] = v_new[i] + g_k * (e_rev - v[i]);                                                 \
+                g[i] = g_k * decay;                                                                         \
+            }                                                                                               \
+        else                                                                                                \
+            for (int64_t i = lo; i < hi; i++) {                                                             \
+                const float g_k = g[i] + in[i];                                                             \
+                in[i] = 0.0f;                                                                               \
+                v_new[i] = v_new[i] + g_k;                                                                  \
+                g[i] = g_k * decay;                                                                         \
+            }                                                                                               \
+    }                                                                                                       \
+    for (int64_t i = lo; i < hi; i++) {                                                                     \
+        const float built = exact ? v_new[i] + P(v_leak) : v[i] + P(membrane) * v_new[i];                   \
+        const float candidate = built + delta[i];                                                           \
+        delta[i] = 0.0f;                                                                                    \
+        const int refractory = rho[i] > 0.0f;                                                               \
+        const int z = !refractory & (candidate > P(v_th));                                                  \
+        const float left = rho[i] - 1.0f;                                                                   \
+        v[i] = refractory ? v[i] : (z ? P(v_reset) : candidate);                                            \
+        rho[i] = z ? P(rho_reset) : (left > 0.0f ? left : 0.0f);                                            \
+        spikes[i] = (uint8_t)z;                                                                             \
+    }                                                                                                       \
+    if (p->v_trace) memcpy(p->v_trace + s * n + lo, v + lo, (size_t)(hi - lo) * sizeof(float));
+
+#define PER_NEURON(name) name[i]
+#define ONE_VALUE(name) name[0]
+
+static void update_per_neuron(const population_t *p, int64_t t, int64_t s, int64_t lo, int64_t hi) { UPDATE_BODY(PER_NEURON) }
+static void update_uniform(const population_t *p, int64_t t, int64_t s, int64_t lo, int64_t hi) { UPDATE_BODY(ONE_VALUE) }
+
+static void update(const population_t *p, int64_t t, int64_t s, int64_t lo, int64_t hi) {
+    if (p->uniform) update_uniform(p, t, s, lo, hi);
+    else update_per_neuron(p, t, s, lo, hi);
 }
 
 /* The synapses of source i whose targets are in [lo, hi): [*start, *stop). */
@@ -126,14 +199,14 @@ static inline void row_part(const edge_t *e, int64_t i, int64_t lo, int64_t hi, 
     *stop = first_at_least(e->post, *start, e->offsets[i + 1], hi);
 }
 
-static void deliver(const edge_t *e, const node_t *from, population_t *to, int64_t t, int64_t lo, int64_t hi) {
+static void deliver(const edge_t *e, const node_t *from, int parity, population_t *to, int64_t t, int64_t lo, int64_t hi) {
     float *ring = to->rings[e->row];
     const int64_t n = to->n;
-    for (int64_t f = 0; f < from->n_fired; f++) {
-        const int64_t i = from->fired[f];
+    const uint8_t *now = from->now[parity];
+    FOR_EACH_FIRED(from, parity, i, {
         int64_t start, stop;
         row_part(e, i, lo, hi, &start, &stop);
-        for (uint8_t c = from->now[i]; c; c--) {
+        for (uint8_t c = now[i]; c; c--) {
             if (!e->delay) {
                 float *slot = ring + ((t + e->shared_delay) % to->slots) * n;
                 if (e->weight)
@@ -145,7 +218,7 @@ static void deliver(const edge_t *e, const node_t *from, population_t *to, int64
             for (int64_t s = start; s < stop; s++)
                 ring[((t + e->delay[s]) % to->slots) * n + e->post[s]] += e->weight ? e->weight[s] : e->shared_weight;
         }
-    }
+    });
 }
 
 static inline float bounded(const edge_t *e, float w, float change) {
@@ -168,16 +241,17 @@ static inline float bounded(const edge_t *e, float w, float change) {
         }                            \
     } while (0)
 
-static void plasticity(edge_t *e, const node_t *from, const node_t *post_node, population_t *to, int64_t t, int team) {
+static void plasticity(edge_t *e, const node_t *from, const node_t *post_node, int parity, population_t *to, int64_t t,
+                       int team) {
     int64_t lo, hi, src_lo, src_hi;
     part(e->n_post, &lo, &hi);
     part(e->n_pre, &src_lo, &src_hi);
     const int64_t delay = e->shared_delay, n_pre = e->n_pre;
     uint8_t *restrict now = e->history + (t % delay) * n_pre;
-    const uint8_t *restrict emitted = from->now;
+    const uint8_t *restrict emitted = from->now[parity];
     float *restrict x_pre = e->x_pre, *restrict x_post = e->x_post, *restrict w = e->weight;
     const float decay_pre = e->decay_pre, decay_post = e->decay_post, a_pre = e->a_pre, a_post = e->a_post;
-    const int32_t *restrict post = e->post, *restrict pre = e->pre, *restrict by_post = e->by_post;
+    const int32_t *restrict post = e->post, *restrict pre_by_post = e->pre_by_post, *restrict by_post = e->by_post;
     const int64_t *restrict by_post_offsets = e->by_post_offsets;
     const int nearest = e->nearest;
     memcpy(now + src_lo, emitted + src_lo, (size_t)(src_hi - src_lo));
@@ -209,65 +283,61 @@ static void plasticity(edge_t *e, const node_t *from, const node_t *post_node, p
         x_pre[i] = events[i] ? raised : x_pre[i];
     }
     SYNC(team);
-    for (int64_t f = 0; f < post_node->n_fired; f++) {
-        const int64_t j = post_node->fired[f];
-        if (j < lo || j >= hi) continue;
-        x_post[j] = nearest ? a_post : x_post[j] + a_post;
-        for (int64_t k = by_post_offsets[j]; k < by_post_offsets[j + 1]; k++) {
-            const int32_t s = by_post[k];
-            w[s] = bounded(e, w[s], x_pre[pre[s]]);
+    FOR_EACH_FIRED(post_node, parity, j, {
+        if (j >= lo && j < hi) {
+            x_post[j] = nearest ? a_post : x_post[j] + a_post;
+            const int64_t first = by_post_offsets[j], last = by_post_offsets[j + 1];
+            for (int64_t k = first; k < last; k++) {
+                if (k + PREFETCH < last) __builtin_prefetch(w + by_post[k + PREFETCH], 1); /* the weights are scattered */
+                const int32_t s = by_post[k];
+                w[s] = bounded(e, w[s], x_pre[pre_by_post[k]]);
+            }
         }
-    }
+    });
 }
 
-/* The spiking neurons of this step, ascending; eight bytes at a time, most steps being quiet. */
-static void list_fired(node_t *node) {
-    const uint8_t *restrict now = node->now;
-    int32_t *restrict fired = node->fired;
-    const int64_t n = node->n;
-    int64_t count = 0, i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t word;
-        memcpy(&word, now + i, 8);
-        if (!word) continue;
-        for (int64_t b = i; b < i + 8; b++)
-            if (now[b]) fired[count++] = (int32_t)b;
-    }
-    for (; i < n; i++)
-        if (now[i]) fired[count++] = (int32_t)i;
-    node->n_fired = count;
-}
-
-/* One step t (the chunk's step s) of every node and edge, by this thread of a team, or alone. */
+/* One step t (the chunk's step s) of every node and edge, by this thread of a team (``team``), or
+ * alone. ``undelayed``: some edge has a delay of zero, so each node delivers before the next runs. */
 static void step(int64_t t, int64_t s, int32_t n_nodes, node_t *nodes, population_t *populations,
                  const int64_t *feed_offsets, const int32_t *feeds, edge_t *edges, int32_t n_plastic,
-                 const int32_t *plastic, const int32_t *plastic_nodes, int team) {
+                 const int32_t *plastic, const int32_t *plastic_nodes, int team, int undelayed) {
+    const int parity = (int)(t & 1);
     for (int32_t k = 0; k < n_nodes; k++) {
         node_t *node = nodes + k;
+        int64_t lo, hi;
+        part(node->n, &lo, &hi);
         if (node->population >= 0) {
             population_t *p = populations + node->population;
-            int64_t lo, hi;
-            part(p->n, &lo, &hi);
             update(p, t, s, lo, hi);
+            node->now[parity] = p->spikes + s * node->n; /* the same value from every thread */
+        } else {
+            node->now[parity] = node->input + s * node->n;
+        }
+        list_range(node, parity, lo, hi);
+        if (undelayed) {
+            SYNC(team);
+            for (int64_t f = feed_offsets[k]; f < feed_offsets[k + 1]; f++) {
+                const edge_t *e = edges + feeds[f];
+                part(e->n_post, &lo, &hi);
+                deliver(e, node, parity, populations + e->target, t, lo, hi);
+            }
             SYNC(team);
         }
-        if (omp_get_thread_num() == 0) {
-            node->now = node->population >= 0 ? populations[node->population].spikes + s * node->n
-                                              : node->input + s * node->n;
-            list_fired(node);
-        }
+    }
+    if (!undelayed) {
         SYNC(team);
-        for (int64_t f = feed_offsets[k]; f < feed_offsets[k + 1]; f++) {
-            const edge_t *e = edges + feeds[f];
-            int64_t lo, hi;
-            part(e->n_post, &lo, &hi);
-            deliver(e, node, populations + e->target, t, lo, hi);
-        }
-        if (feed_offsets[k + 1] > feed_offsets[k]) SYNC(team);
+        for (int32_t k = 0; k < n_nodes; k++)
+            for (int64_t f = feed_offsets[k]; f < feed_offsets[k + 1]; f++) {
+                const edge_t *e = edges + feeds[f];
+                int64_t lo, hi;
+                part(e->n_post, &lo, &hi);
+                deliver(e, nodes + k, parity, populations + e->target, t, lo, hi);
+            }
     }
     for (int32_t q = 0; q < n_plastic; q++) {
         edge_t *e = edges + plastic[q];
-        plasticity(e, nodes + plastic_nodes[2 * q], nodes + plastic_nodes[2 * q + 1], populations + e->target, t, team);
+        plasticity(e, nodes + plastic_nodes[2 * q], nodes + plastic_nodes[2 * q + 1], parity, populations + e->target, t,
+                   team);
         SYNC(team);
     }
 }
@@ -275,17 +345,19 @@ static void step(int64_t t, int64_t s, int32_t n_nodes, node_t *nodes, populatio
 /* Steps t0 .. t0 + steps - 1. ``nodes`` in the order they run; ``feeds[feed_offsets[k] ..
  * feed_offsets[k + 1]]`` the non-plastic edges from node k, in edge order; ``plastic`` the plastic
  * edges in edge order, ``plastic_nodes[2 p]`` and ``[2 p + 1]`` the nodes of the source and the
- * target of plastic edge p. With one thread no team is made: a team's barriers, several a step,
- * would be most of a small network's time. */
+ * target of plastic edge p. With one thread no team is made. */
 void network_run(int64_t t0, int64_t steps, int32_t n_nodes, node_t *nodes, population_t *populations,
                  const int64_t *feed_offsets, const int32_t *feeds, edge_t *edges, int32_t n_plastic,
-                 const int32_t *plastic, const int32_t *plastic_nodes, int threads) {
+                 const int32_t *plastic, const int32_t *plastic_nodes, int threads, int undelayed) {
     if (threads <= 1) {
         for (int64_t s = 0; s < steps; s++)
-            step(t0 + s, s, n_nodes, nodes, populations, feed_offsets, feeds, edges, n_plastic, plastic, plastic_nodes, 0);
+            step(t0 + s, s, n_nodes, nodes, populations, feed_offsets, feeds, edges, n_plastic, plastic, plastic_nodes, 0,
+                 undelayed);
         return;
     }
+    threads = threads < MAX_THREADS ? threads : MAX_THREADS;
 #pragma omp parallel num_threads(threads)
     for (int64_t s = 0; s < steps; s++)
-        step(t0 + s, s, n_nodes, nodes, populations, feed_offsets, feeds, edges, n_plastic, plastic, plastic_nodes, 1);
+        step(t0 + s, s, n_nodes, nodes, populations, feed_offsets, feeds, edges, n_plastic, plastic, plastic_nodes, 1,
+             undelayed);
 }
