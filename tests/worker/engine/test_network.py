@@ -84,17 +84,20 @@ def plastic(bounds: str = "hard", pairing: str = "all_to_all") -> dict:
 
 
 def undelayed() -> dict:
-    """Edges of no delay (so every node delivers before the next runs) in a loop closed by a delay."""
+    """Edges of no delay (so every node delivers before the next runs) in a loop closed by a delay,
+    and a population that has no channels."""
     cur = {"type": "current_exp", "tau_syn": 0.005}
     edges = [
         {"from": "in", "to": "A", "type": "pairwise_bernoulli", "p": 0.2, "weight": 30.0, "synapse": cur},
         {"from": "A", "to": "B", "type": "pairwise_bernoulli", "p": 0.3, "weight": 20.0, "synapse": cur},
         {"from": "B", "to": "A", "type": "fixed_in_degree", "k": 5, "weight": -4.0, "delay": 1},
+        {"from": "B", "to": "C", "type": "one_to_one", "weight": 12.0, "delay": 2},
     ]
     nodes = [
         {"name": "in", "type": "poisson", "rates": 200.0, "shape": [30]},
         {"name": "A", "type": "lif_channels", "size": 50, "params": EULER},
         {"name": "B", "type": "lif_channels", "size": 20, "params": EULER},
+        {"name": "C", "type": "lif_channels", "size": 20, "params": EULER},  # no channels: delta input only
     ]
     return {"dt": 1e-4, "steps": 1500, "seed": 9, "network": {"nodes": nodes, "edges": edges}}
 

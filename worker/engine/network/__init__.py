@@ -164,13 +164,13 @@ class NetworkKernel:
                                 ("membrane", c.membrane))
         }  # fmt: skip
         channels = module.channels.size
-        values["gain"] = torch.stack([flat(gain) for gain in c.gain]) if channels else torch.zeros(1)
+        values["gain"] = torch.stack([flat(gain) for gain in c.gain]) if channels else torch.zeros(1, 1)
         values["decay"], values["e_rev"] = (t.contiguous() if channels else torch.zeros(1) for t in (c.decay, c.e_rev))
         values["conductance"] = torch.tensor(module.channels.conductance or (False,), dtype=torch.uint8)
         values["rings"] = (_float_p * len(population.rings))(*(_pointer(r.buffer, _float_p) for r in population.rings))
         values["scratch"] = torch.empty(math.prod(shape))
-        single = ("v_leak", "v_th", "v_reset", "rho_reset", "membrane")
-        values["uniform"] = all(bool((values[name] == values[name][0]).all()) for name in single)
+        single = [values[name] for name in ("v_leak", "v_th", "v_reset", "rho_reset", "membrane")] + list(values["gain"])
+        values["uniform"] = all(bool((value == value[0]).all()) for value in single)
         return values
 
     def _edge(self, index: int) -> _Edge:

@@ -139,6 +139,8 @@ static void list_range(node_t *node, int parity, int64_t lo, int64_t hi) {
     const float *restrict rho_reset = p->rho_reset, *restrict membrane = p->membrane;                      \
     uint8_t *restrict spikes = p->spikes + s * n;                                                           \
     const int exact = p->exact;                                                                             \
+    const float v_leak_one = v_leak[0], v_th_one = v_th[0], v_reset_one = v_reset[0];                       \
+    const float rho_reset_one = rho_reset[0], membrane_one = membrane[0];                                   \
     if (exact)                                                                                              \
         for (int64_t i = lo; i < hi; i++) v_new[i] = (v[i] - P(v_leak)) * P(membrane);                      \
     else                                                                                                    \
@@ -146,12 +148,12 @@ static void list_range(node_t *node, int parity, int64_t lo, int64_t hi) {
     for (int32_t k = 0; k < p->channels; k++) {                                                             \
         float *restrict g = p->g + k * n, *restrict in = p->rings[1 + k] + slot;                            \
         const float *restrict gain = p->gain + k * n;                                                       \
-        const float decay = p->decay[k], e_rev = p->e_rev[k];                                               \
+        const float decay = p->decay[k], e_rev = p->e_rev[k], gain_one = gain[0];                           \
         if (exact)                                                                                          \
             for (int64_t i = lo; i < hi; i++) {                                                             \
                 const float g_k = g[i] + in[i];                                                             \
                 in[i] = 0.0f;                                                                               \
-                v_new[i] = v_new[i] + g_k * gain[i];                                                        \
+                v_new[i] = v_new[i] + g_k * P(gain);                                                        \
                 g[i] = g_k * decay;                                                                         \
             }                                                                                               \
         else if (p->conductance[k])                                                                         \
@@ -169,21 +171,24 @@ static void list_range(node_t *node, int parity, int64_t lo, int64_t hi) {
                 g[i] = g_k * decay;                                                                         \
             }                                                                                               \
     }                                                                                                       \
-    for (int64_t i = lo; i < hi; i++) {                                                                     \
-        const float built = exact ? v_new[i] + P(v_leak) : v[i] + P(membrane) * v_new[i];                   \
-        const float candidate = built + delta[i];                                                           \
+    if (exact)                                                                                              \
+        for (int64_t i = lo; i < hi; i++) v_new[i] = v_new[i] + P(v_leak);                                  \
+    else                                                                                                    \
+        for (int64_t i = lo; i < hi; i++) v_new[i] = v[i] + P(membrane) * v_new[i];                         \
+    for (int64_t i = lo; i < hi; i++) { /* selects only, so that it vectorises; v_new takes the spikes */   \
+        const float candidate = v_new[i] + delta[i];                                                        \
         delta[i] = 0.0f;                                                                                    \
-        const int refractory = rho[i] > 0.0f;                                                               \
-        const int z = !refractory & (candidate > P(v_th));                                                  \
-        const float left = rho[i] - 1.0f;                                                                   \
-        v[i] = refractory ? v[i] : (z ? P(v_reset) : candidate);                                            \
-        rho[i] = z ? P(rho_reset) : (left > 0.0f ? left : 0.0f);                                            \
-        spikes[i] = (uint8_t)z;                                                                             \
+        const float r = rho[i], left = r - 1.0f;                                                            \
+        const int fire = (r <= 0.0f) & (candidate > P(v_th));                                               \
+        v[i] = r > 0.0f ? v[i] : (fire ? P(v_reset) : candidate);                                           \
+        rho[i] = fire ? P(rho_reset) : (left > 0.0f ? left : 0.0f);                                         \
+        v_new[i] = fire ? 1.0f : 0.0f;                                                                      \
     }                                                                                                       \
+    for (int64_t i = lo; i < hi; i++) spikes[i] = (uint8_t)v_new[i];                                        \
     if (p->v_trace) memcpy(p->v_trace + s * n + lo, v + lo, (size_t)(hi - lo) * sizeof(float));
 
 #define PER_NEURON(name) name[i]
-#define ONE_VALUE(name) name[0]
+#define ONE_VALUE(name) name##_one
 
 static void update_per_neuron(const population_t *p, int64_t t, int64_t s, int64_t lo, int64_t hi) { UPDATE_BODY(PER_NEURON) }
 static void update_uniform(const population_t *p, int64_t t, int64_t s, int64_t lo, int64_t hi) { UPDATE_BODY(ONE_VALUE) }
