@@ -19,6 +19,7 @@ Celery message brought, takes the jobs queued behind it from the queue itself (u
 """
 
 import argparse
+import contextlib
 import os
 import pathlib
 import statistics
@@ -26,6 +27,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from typing import Any
 
 from app.client import FINAL, Client, wait_until_ready
 from app.redis_server import RedisServer, free_port
@@ -87,11 +90,10 @@ def echo_throughput_s(jobs: int) -> float:
     return time.perf_counter() - started
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--latency-jobs", type=int, default=200)
-    parser.add_argument("--throughput-jobs", type=int, default=1000)
-    args = parser.parse_args()
+@contextlib.contextmanager
+def local_service(echo: bool = False) -> Iterator[str]:
+    """A private Redis, the API and one worker (``spikeserve serve``'s halves), and with ``echo``
+    a bare Celery echo worker on the same Redis: yields the API's URL."""
     with tempfile.TemporaryDirectory() as tmp, RedisServer(pathlib.Path(tmp) / "redis") as redis_server:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SPIKESERVE_")}
         env |= {
@@ -101,37 +103,49 @@ def main() -> None:
         }
         os.environ["ECHO_REDIS_URL"] = redis_server.url
         port = free_port()
-        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "env": env}
-        api = subprocess.Popen([str(BIN / "spikeserve"), "api", "--port", str(port)], **quiet)
-        worker = subprocess.Popen([str(BIN / "spikeserve"), "worker"], **quiet)
-        echo_worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "benchmarks.celery_echo", "worker", "--pool=prefork", "--concurrency=1",
-             "-Q", "echo_queue", "-n", "echo@%h", "--without-gossip", "--without-mingle"], **quiet,
-        )  # fmt: skip
+        quiet: dict[str, Any] = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "env": env}
+        processes = [
+            subprocess.Popen([str(BIN / "spikeserve"), "api", "--port", str(port)], **quiet),
+            subprocess.Popen([str(BIN / "spikeserve"), "worker"], **quiet),
+        ]
+        if echo:
+            processes.append(subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "benchmarks.celery_echo", "worker", "--pool=prefork", "--concurrency=1",
+                 "-Q", "echo_queue", "-n", "echo@%h", "--without-gossip", "--without-mingle"], **quiet,
+            ))  # fmt: skip
         try:
             url = f"http://127.0.0.1:{port}"
-            wait_until_ready(url, processes=[api, worker])
-            from benchmarks.celery_echo import echo_app
-
-            echo_app.conf.task_default_queue = "echo_queue"
-            echo_app.control.ping(timeout=5)
-            with Client(url) as client:
-                service_latency(client, 10)  # warm-up
-                echo_latency(10)
-                # Interleaved in rounds, so that drift of this shared machine hits both sides alike.
-                service, echo = [], []
-                for _ in range(ROUNDS):
-                    service += service_latency(client, args.latency_jobs // ROUNDS)
-                    echo += echo_latency(args.latency_jobs // ROUNDS)
-                service_s = echo_s = 0.0
-                for _ in range(2):
-                    service_s += service_throughput_s(client, args.throughput_jobs // 2)
-                    echo_s += echo_throughput_s(args.throughput_jobs // 2)
-                service_rate, echo_rate = args.throughput_jobs / service_s, args.throughput_jobs / echo_s
+            wait_until_ready(url, processes=processes[:2])
+            yield url
         finally:
-            for process in (api, worker, echo_worker):
+            for process in processes:
                 process.terminate()
                 process.wait(30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--latency-jobs", type=int, default=200)
+    parser.add_argument("--throughput-jobs", type=int, default=1000)
+    args = parser.parse_args()
+    with local_service(echo=True) as url:
+        from benchmarks.celery_echo import echo_app
+
+        echo_app.conf.task_default_queue = "echo_queue"
+        echo_app.control.ping(timeout=5)
+        with Client(url) as client:
+            service_latency(client, 10)  # warm-up
+            echo_latency(10)
+            # Interleaved in rounds, so that drift of this shared machine hits both sides alike.
+            service, echo = [], []
+            for _ in range(ROUNDS):
+                service += service_latency(client, args.latency_jobs // ROUNDS)
+                echo += echo_latency(args.latency_jobs // ROUNDS)
+            service_s = echo_s = 0.0
+            for _ in range(2):
+                service_s += service_throughput_s(client, args.throughput_jobs // 2)
+                echo_s += echo_throughput_s(args.throughput_jobs // 2)
+            service_rate, echo_rate = args.throughput_jobs / service_s, args.throughput_jobs / echo_s
     ms = lambda values, q: 1000 * percentile(values, q)  # noqa: E731
     print("| measure | spikeserve (seed job) | bare Celery echo | overhead / ratio |")
     print("|---|---|---|---|")

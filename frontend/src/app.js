@@ -2,7 +2,22 @@
 import { ApiError, api, apiKey, followEvents, setApiKey } from "./api.js";
 import { createEditor } from "./lib/editor.js";
 import { formFields } from "./request-form.js";
-import { countHistogram, destroyAll, isiHistogram, pngOf, psthPlot, rasterPlot, resizeAll, seriesCsv, setTimeRange, timeRange, voltagePlot, zoomNeurons } from "./plots.js";
+import {
+  countHistogram,
+  destroyAll,
+  isiHistogram,
+  pngOf,
+  psthPlot,
+  rasterPlot,
+  resizeAll,
+  seriesCsv,
+  setTimeRange,
+  timeRange,
+  voltagePlot,
+  weightEvolution,
+  weightHistogram,
+  zoomNeurons,
+} from "./plots.js";
 import { MARKS_UP_TO, ResultData } from "./result-data.js";
 import { STAT_COLUMNS } from "./stats.js";
 import { cancelSweep, downloadSummary, followSweep, loadSweeps, rerender as rerenderSweep } from "./sweep.js";
@@ -497,7 +512,7 @@ async function openResult(jobId) {
     showError(error.status ? new ApiError(error.status, error.message) : error);
     return;
   }
-  state.result = { ...loaded.meta, layers: loaded.layers };
+  state.result = { ...loaded.meta, layers: loaded.layers, weights: loaded.weights };
   state.arrival = { at: loaded.arrivedAt, bytes: loaded.bytes };
   state.job = jobId;
   setAddress("job", jobId);
@@ -511,6 +526,9 @@ async function openResult(jobId) {
   select.value = graph && spiking.length > 1 ? ALL_LAYERS : (spiking.find((name) => state.result.layers[name].spikes > 0) ?? layers[0]);
   const batches = state.result.batch;
   for (const element of document.querySelectorAll(".batch-only")) element.hidden = !batches;
+  const plastic = Object.keys(state.result.weights);
+  for (const element of document.querySelectorAll(".weights-only")) element.hidden = !plastic.length;
+  $("#edge").replaceChildren(...plastic.map((name) => Object.assign(document.createElement("option"), { value: name, textContent: name })));
   if (batches) {
     $("#batch-entry").replaceChildren(...Array.from({ length: batches }, (_, b) => Object.assign(document.createElement("option"), { value: b, textContent: b })));
   }
@@ -670,6 +688,8 @@ async function render() {
   }
   if (!several && layer.voltages) await renderVoltage(token);
   if (stale()) return;
+  if (Object.keys(state.result.weights).length) await renderWeights(token);
+  if (stale()) return;
   if (layer.spikes == null && !layer.voltages) $("#plots").append(Object.assign(document.createElement("p"), { className: "empty", textContent: "Nothing was recorded for this layer." }));
   state.renderedAt = performance.timeOrigin + performance.now();
 }
@@ -702,6 +722,36 @@ async function renderRate(token = state.renders) {
     return `${rate.names[g] ? `${rate.names[g]}: ` : ""}peak ${rates[peak].toFixed(1)} Hz in [${rate.edges[peak]}, ${rate.edges[peak + 1]}) ms`;
   });
   addSlot("rate", (el, readout) => psthPlot(el, readout, { ...rate, durationMs, binMs }), { caption, summary: `Population rate in bins of ${binMs} ms; ${peaks.join("; ")}.` });
+}
+
+// A plastic edge in the request, by the name the result gives it (its name, or "from->to").
+function edgeSpec(name) {
+  const edges = state.request?.network?.edges ?? [];
+  return edges.find((edge) => (edge?.name ?? `${edge?.from}->${edge?.to}`) === name);
+}
+
+// The chosen plastic edge's plots: its final weights between the rule's bounds, and their course
+// over the run where the request took snapshots.
+async function renderWeights(token = state.renders) {
+  const name = $("#edge").value;
+  const rule = edgeSpec(name)?.plasticity ?? {};
+  const weights = await state.data.call("weights", { name, low: rule.w_min, high: rule.w_max });
+  if (token !== state.renders) return;
+  const { durationMs } = selection();
+  const caption = `spikeserve job ${state.job}, plastic edge ${name}`;
+  const fmt = (w) => w.toPrecision(3);
+  const lowest = weights.counts[0];
+  const highest = weights.counts[weights.counts.length - 1];
+  addSlot("weights", (el, readout) => weightHistogram(el, readout, weights), {
+    caption,
+    summary: `${weights.synapses.toLocaleString()} synapses of ${name} between ${fmt(weights.low)} and ${fmt(weights.high)}: ${lowest.toLocaleString()} in the lowest bin, ${highest.toLocaleString()} in the highest; mean ${fmt(weights.mean[weights.mean.length - 1])}.`,
+  });
+  if (!weights.snapshots) return;
+  const first = weights.mean[0];
+  addSlot("weight course", (el, readout) => weightEvolution(el, readout, { ...weights, durationMs }), {
+    caption,
+    summary: `Mean weight from ${fmt(first)} at the first of ${weights.snapshots} snapshots to ${fmt(weights.mean[weights.mean.length - 1])} at the end, with ${weights.traces.length} synapses from the lowest to the highest final weight.`,
+  });
 }
 
 // The voltage plot alone (a new choice of neurons leaves the other plots as they are).
@@ -916,6 +966,7 @@ function init() {
   // a new bin or choice of voltage neurons redraws its own plot only
   $("#bin").addEventListener("change", () => state.result && state.result.layers[selection().names[0]]?.spikes != null && renderRate());
   $("#neurons").addEventListener("change", () => state.result && selection().layer?.voltages && renderVoltage());
+  $("#edge").addEventListener("change", () => state.result && renderWeights());
   for (const button of document.querySelectorAll("[data-zoom]")) button.addEventListener("click", () => zoom(button.dataset.zoom));
   for (const button of document.querySelectorAll("[data-pan]")) button.addEventListener("click", () => pan(Number(button.dataset.pan)));
   for (const button of document.querySelectorAll("[data-neurons]")) {

@@ -2,9 +2,11 @@
 // plot data travels as binary: 2,000,000 spikes are 48 MB as int64 arrays and a few MB deflated,
 // where JSON made the page parse 30 MB of text on its main thread.
 
-// The types a result holds (results.py): int64 events, counts and neuron indices, float32 voltages.
+// The types a result holds (results.py): int64 events, counts and neuron indices, float32 voltages
+// and weights, int32 synapse sources and targets.
 const DECODERS = {
   "<i8": (bytes, count) => lowWords(bytes, count), // event times, senders, batch entries and counts fit in 32 bits
+  "<i4": (bytes, count) => new Int32Array(bytes.slice(0, count * 4).buffer),
   "<f4": (bytes, count) => new Float32Array(bytes.slice(0, count * 4).buffer),
 };
 

@@ -213,6 +213,65 @@ export function countHistogram(container, readout, counts) {
   );
 }
 
+// A plastic edge's final weights: how many synapses ended in each bin between the rule's bounds.
+export function weightHistogram(container, readout, { edges, counts, synapses }) {
+  const lefts = edges.slice(0, -1);
+  const width = edges[1] - edges[0];
+  const digits = Math.max(0, Math.ceil(-Math.log10(width)) + 1);
+  return new uPlot(
+    {
+      ...size(container, 200),
+      title: "Final weights",
+      scales: { x: { time: false, range: () => [edges[0], edges[edges.length - 1]] }, y: { range: (u, min, max) => [0, Math.max(1, max)] } },
+      axes: [{ label: "weight" }, { label: "synapses", incrs: NEURON_TICKS }],
+      series: [
+        { label: "weight" },
+        { label: "synapses", stroke: COLORS[3], fill: "rgba(147,51,234,0.25)", paths: uPlot.paths.bars({ size: [0.9, 60], align: 1 }), points: { show: false } },
+      ],
+      hooks: {
+        setCursor: [
+          hoverHook(readout, (u, l, t, idx) =>
+            idx == null ? "" : `[${lefts[idx].toFixed(digits)}, ${(lefts[idx] + width).toFixed(digits)}): ${counts[idx]} of ${synapses} synapses`,
+          ),
+        ],
+      },
+    },
+    [lefts, counts],
+    container,
+  );
+}
+
+// How a plastic edge's weights changed: their mean, and a few synapses (the lowest to the highest
+// final weight), at each snapshot and at the end.
+export function weightEvolution(container, readout, { timesMs, mean, traces, durationMs }) {
+  const series = [{ label: "t (ms)" }, { label: "mean", stroke: "#111", width: 2 }];
+  const data = [timesMs, mean];
+  traces.forEach((trace, i) => {
+    series.push({ label: `synapse ${trace.synapse}`, stroke: COLORS[i % COLORS.length], width: 1 });
+    data.push(trace.values);
+  });
+  const plot = new uPlot(
+    {
+      ...size(container, 240),
+      title: "Weights over time",
+      scales: { x: TIME_SCALE },
+      axes: [{ label: "time (ms)" }, { label: "weight" }],
+      series,
+      cursor: timeCursor(durationMs),
+      hooks: {
+        setCursor: [
+          hoverHook(readout, (u, l, t, idx) =>
+            idx == null ? "" : `at ${timesMs[idx].toFixed(1)} ms: mean ${mean[idx].toPrecision(4)}, ` + traces.map((trace) => `synapse ${trace.synapse} ${trace.values[idx].toPrecision(4)}`).join(", "),
+          ),
+        ],
+      },
+    },
+    data,
+    container,
+  );
+  return linkTime(plot, durationMs);
+}
+
 // Membrane voltage of selected neurons, with the threshold as a dashed line.
 export function voltagePlot(container, readout, { timeMs, traces, threshold, durationMs, unit }) {
   const series = [{ label: "t (ms)" }];

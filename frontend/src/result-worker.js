@@ -46,8 +46,15 @@ const handlers = {
         voltageNeurons: get("voltage_neurons")?.data ?? null,
       };
     }
-    result = { meta, layers };
+    const weights = {};
+    for (const name of Object.keys(meta.weights ?? {})) {
+      const get = (key) => arrays[`weights/${name}/${key}`];
+      weights[name] = { final: get("final").data, steps: get("steps").data, snapshots: get("snapshots").data };
+    }
+    result = { meta, layers, weights };
     view = null;
+    const weightSummary = {};
+    for (const [name, w] of Object.entries(weights)) weightSummary[name] = { synapses: w.final.length, snapshots: w.steps.length };
     const summary = {};
     for (const [name, layer] of Object.entries(layers)) {
       summary[name] = {
@@ -56,7 +63,39 @@ const handlers = {
         voltages: layer.voltages ? { shape: layer.voltageShape, neurons: layer.voltageNeurons ? Array.from(layer.voltageNeurons) : null } : null,
       };
     }
-    return { meta, layers: summary, bytes: buffer.byteLength, arrivedAt };
+    return { meta, layers: summary, weights: weightSummary, bytes: buffer.byteLength, arrivedAt };
+  },
+
+  // A plastic edge's weights: a histogram of the final ones over [low, high] (the rule's bounds,
+  // or the weights' range), the mean after each snapshot and at the end, and the course of
+  // `picks` synapses spread over the final weights' ranks (the lowest to the highest).
+  weights({ name, low, high, bins = 40, picks = 5 }) {
+    const { final, steps, snapshots } = result.weights[name];
+    const synapses = final.length;
+    if (!(high > low)) {
+      [low, high] = [Infinity, -Infinity];
+      for (const w of final) [low, high] = [Math.min(low, w), Math.max(high, w)];
+      if (!(high > low)) [low, high] = [low - 0.5, low + 0.5];
+    }
+    const width = (high - low) / bins;
+    const counts = new Float64Array(bins);
+    for (const w of final) counts[Math.min(bins - 1, Math.max(0, Math.floor((w - low) / width)))] += 1;
+    const edges = Float64Array.from({ length: bins + 1 }, (_, b) => low + b * width);
+    const dtMs = result.meta.dt * 1000;
+    const times = Array.from(steps, (step) => step * dtMs); // the weights after step k, drawn at k dt as the voltages are
+    const rows = steps.length;
+    const mean = new Float64Array(rows + 1);
+    for (let r = 0; r < rows; r++) {
+      let sum = 0;
+      for (let s = 0; s < synapses; s++) sum += snapshots[r * synapses + s];
+      mean[r] = sum / synapses;
+    }
+    mean[rows] = final.reduce((a, b) => a + b, 0) / synapses;
+    times.push((result.meta.steps - 1) * dtMs);
+    const order = Array.from({ length: synapses }, (_, s) => s).sort((a, b) => final[a] - final[b]);
+    const chosen = [...new Set(Array.from({ length: Math.min(picks, synapses) }, (_, k) => order[Math.round((k * (synapses - 1)) / Math.max(1, picks - 1))]))];
+    const traces = chosen.map((synapse) => ({ synapse, values: Float64Array.from({ length: rows + 1 }, (_, r) => (r < rows ? snapshots[r * synapses + synapse] : final[synapse])) }));
+    return { edges, counts, low, high, timesMs: Float64Array.from(times), mean, traces, synapses, snapshots: rows };
   },
 
   // The raster's content: one layer (or several stacked, bottom to top), one batch entry.

@@ -115,6 +115,28 @@ def test_a_graph_opens_with_its_populations_in_one_raster_and_a_rate_per_populat
     screenshot(page, "graph-populations")
 
 
+def test_a_plastic_edge_shows_its_final_weights_and_their_course(page, viewer_url: str) -> None:
+    """Song's experiment for 2 s: the edge's control appears, the histogram counts every synapse
+    between the rule's bounds as the API's final weights fall, and the course has the mean at each
+    snapshot and at the end."""
+    request = json.loads((EXAMPLES / "stdp_song2000.json").read_text()) | {"steps": 20000}
+    request["record"]["weights"]["plastic"] = {"every": 2000}
+    set_request(page, json.dumps(request))
+    job_id = submit_and_wait(page, until="document.querySelector('[data-plot=\"weight course\"]') !== null")
+    weights = api_result(viewer_url, job_id)["weights"]["plastic"]
+    assert page.is_visible("#edge") and page.input_value("#edge") == "plastic"
+    counts = page.evaluate(f"({PLOT})('weights').data[1]")
+    expected, _ = np.histogram(np.minimum(weights["final"], 0.01 * (1 - 1e-9)), bins=40, range=(0.0, 0.01))
+    assert sum(counts) == 1000 and np.array_equal(np.asarray(counts), expected)
+    course = page.evaluate(f"({PLOT})('weight course').data")
+    snapshots = np.asarray(weights["snapshots"])
+    assert len(course[1]) == 11 and course[0][:2] == [1999 * 0.1, 3999 * 0.1]
+    assert course[1][:10] == pytest.approx(snapshots.mean(axis=1).tolist(), rel=1e-6)
+    assert course[1][10] == pytest.approx(float(np.mean(weights["final"])), rel=1e-6)
+    assert "1,000 synapses of plastic between 0.00 and 0.0100" in page.text_content("#plots")
+    screenshot(page, "plastic-weights")
+
+
 def test_time_zoom_and_pan_are_linked_across_plots(page) -> None:
     page.select_option("#examples", "izhikevich_tonic_bursting")
     submit_and_wait(page)
