@@ -358,6 +358,8 @@ class GraphRun:
         return torch.zeros((1, self.rows[name], self.batch, *self.in_shapes[name]), device=self.device)
 
     def _take_snapshots(self, step: int) -> None:
+        if self.kernel is not None and any(step in edge.plan.snapshots for edge in self.plastic):
+            self.kernel.flush()
         for edge in self.plastic:
             if step in edge.plan.snapshots:
                 assert edge.plastic is not None
@@ -379,11 +381,13 @@ class GraphRun:
             ring = self.rings[edge.plan.target][edge.plan.channel]
             deliver = ring.buffer[(step + 1) % ring.slots, 0]
             emitted, fired = (produced[name].reshape(-1) for name in (edge.plan.source, edge.plan.target))
-            edge.plastic.step(emitted, fired, deliver)
+            edge.plastic.step(step, emitted, fired, deliver)
         self._take_snapshots(step)
 
     def weights(self) -> dict[str, WeightResult]:
         """Every plastic edge's synapses, final weights and snapshots, after the run."""
+        if self.kernel is not None:
+            self.kernel.flush()
         results = {}
         for edge in self.plastic:
             assert edge.plastic is not None

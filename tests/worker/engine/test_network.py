@@ -102,7 +102,26 @@ def undelayed() -> dict:
     return {"dt": 1e-4, "steps": 1500, "seed": 9, "network": {"nodes": nodes, "edges": edges}}
 
 
+def busy_targets() -> dict:
+    """Targets spiking in most steps from sources that spike rarely: far more postsynaptic spikes
+    between two presynaptic events than the kernel holds per target, so it applies them early."""
+    rule = {"type": "stdp", "a_pre": 0.001, "a_post": -0.0011, "w_max": 0.05, "bounds": "soft"}
+    nodes = [
+        {"name": "rare", "type": "poisson", "rates": 20.0, "shape": [30]},
+        {"name": "drive", "type": "poisson", "rates": 3000.0, "shape": [8]},
+        {"name": "P", "type": "lif_channels", "size": 8, "params": {"tau_mem_inv": 50.0, "v_th": 0.5, "v_reset": 0.0}},
+    ]
+    edges = [
+        {"from": "drive", "to": "P", "type": "one_to_one", "weight": 1.0, "delay": 1},
+        {"name": "learn", "from": "rare", "to": "P", "type": "dense", "delay": 2, "plasticity": rule,
+         "weight": {"init": "uniform", "low": 0.0, "high": 0.05}},
+    ]  # fmt: skip
+    return {"dt": 1e-4, "steps": 3000, "seed": 4, "network": {"nodes": nodes, "edges": edges},
+            "record": {"weights": {"learn": {"every": 250}}}}  # fmt: skip
+
+
 CASES = {
+    "busy-targets": busy_targets,
     "undelayed": undelayed,
     "cuba": cuba_like,
     "coba": coba_like,

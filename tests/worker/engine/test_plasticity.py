@@ -23,7 +23,7 @@ def drive(plastic: PlasticProjection, pre: list[int], post: list[int], steps: in
     delivered = []
     for t in range(steps):
         into = torch.zeros(1)
-        plastic.step(torch.tensor([t in pre]), torch.tensor([t in post]), into)
+        plastic.step(t, torch.tensor([t in pre]), torch.tensor([t in post]), into)
         delivered.append(float(into[0]))
     return delivered
 
@@ -92,20 +92,21 @@ def test_the_event_driven_step_is_the_dense_reference(bounds: str, pairing: str,
     dense, connected = torch.zeros(n_pre, n_post), torch.zeros(n_pre, n_post, dtype=torch.bool)
     dense[built.pre, built.post.long()] = w0
     connected[built.pre, built.post.long()] = True
-    state, sent = STDPState(torch.zeros(n_pre), torch.zeros(n_post)), []
+    state, sent = STDPState.start(n_pre, n_post), []
     changed = 0
     for t in range(300):
         emitted, fired = torch.rand(n_pre, generator=g) < 0.1, torch.rand(n_post, generator=g) < 0.1
         into = torch.zeros(n_post)
-        plastic.step(emitted, fired, into)
+        plastic.step(t, emitted, fired, into)
         sent.append(emitted)
         events = sent[t - delay + 1] if t >= delay - 1 else torch.zeros(n_pre, dtype=torch.bool)
-        expected, dense, state = stdp_step_reference(events, fired, dense, connected, state, p, DT)
+        expected, dense, state = stdp_step_reference(t, events, fired, dense, connected, state, p, DT)
         assert torch.equal(into, expected), f"step {t}"
         changed += int(events.any())
     assert changed > 100
     assert torch.equal(plastic.weight, dense[built.pre, built.post.long()])
-    assert torch.equal(plastic.x_pre, state.x_pre) and torch.equal(plastic.x_post, state.x_post)
+    for name in STDPState._fields:
+        assert torch.equal(getattr(plastic, name), getattr(state, name)), name
     assert not torch.equal(plastic.weight, w0), "the weights must have changed"
 
 
@@ -148,7 +149,7 @@ def test_norses_stdp_step_linear_with_its_traces_mapped(soft: bool) -> None:
     for t in range(steps):
         pre = (torch.rand(n_pre, generator=g) < 0.2) & (t % 2 == 0)
         post = (torch.rand(n_post, generator=g) < 0.2) & (t % 2 == 1)
-        plastic.step(pre, post, torch.zeros(n_post))
+        plastic.step(t, pre, post, torch.zeros(n_post))
         theirs_w, theirs_state = norse_stdp.stdp_step_linear(
             pre[None].float(), post[None].float(), theirs_w, theirs_state, theirs_p, DT
         )

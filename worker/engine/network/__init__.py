@@ -45,6 +45,7 @@ class _Population(ctypes.Structure):
 
 
 MAX_THREADS = 64  # the kernel's (network_kernels.c)
+PENDING = 32  # per target of a plastic edge: its spikes held until every synapse into it has taken them
 
 
 class _Node(ctypes.Structure):
@@ -62,10 +63,12 @@ class _Edge(ctypes.Structure):
         ("delay", _i32_p), ("shared_delay", ctypes.c_int32),
         ("plastic", ctypes.c_int32), ("soft", ctypes.c_int32), ("nearest", ctypes.c_int32),
         ("by_post", _i32_p), ("pre_by_post", _i32_p), ("by_post_offsets", _i64_p),
-        ("x_pre", _float_p), ("x_post", _float_p),
-        ("decay_pre", ctypes.c_float), ("decay_post", ctypes.c_float), ("a_pre", ctypes.c_float),
-        ("a_post", ctypes.c_float), ("w_min", ctypes.c_float), ("w_max", ctypes.c_float), ("inv_span", ctypes.c_float),
-        ("history", _u8_p),
+        ("x_pre", _float_p), ("pre_stamp", _i64_p), ("table_pre", _float_p), ("horizon_pre", ctypes.c_int64),
+        ("x_post", _float_p),
+        ("decay_post", ctypes.c_float), ("a_pre", ctypes.c_float), ("a_post", ctypes.c_float), ("w_min", ctypes.c_float),
+        ("w_max", ctypes.c_float), ("inv_span", ctypes.c_float),
+        ("history", _u8_p), ("pending", _i32_p), ("pending_len", _i32_p), ("last_pending", _i32_p),
+        ("pending_size", ctypes.c_int32),
     ]  # fmt: skip
 
 
@@ -75,6 +78,8 @@ def _declare(lib: ctypes.CDLL) -> None:
         _i64_p, _i32_p, ctypes.POINTER(_Edge), ctypes.c_int32, _i32_p, _i32_p, ctypes.c_int, ctypes.c_int,
     ]  # fmt: skip
     lib.network_run.restype = None
+    lib.network_flush.argtypes = [ctypes.POINTER(_Edge), ctypes.c_int32, _i32_p]
+    lib.network_flush.restype = None
 
 
 LIBRARY = NativeLibrary(SOURCE, _declare, "graphs of lif_channels run in the Python graph runner")
@@ -129,6 +134,12 @@ class NetworkKernel:
             torch.zeros((edge.plastic.delay, edge.plastic.projection.n_pre), dtype=torch.uint8) if edge.plastic else None
             for edge in self.edges
         ]
+        self.pending = [
+            (torch.zeros((edge.plastic.projection.n_post, PENDING), dtype=torch.int32),
+             torch.zeros(edge.plastic.projection.n_post, dtype=torch.int32),
+             torch.full((edge.plastic.projection.n_post,), -1, dtype=torch.int32)) if edge.plastic else None
+            for edge in self.edges
+        ]  # fmt: skip
         self.c_edges = (_Edge * max(1, len(self.edges)))(*(self._edge(index) for index in range(len(self.edges))))
         feeds = [[index for index, edge in enumerate(self.edges) if edge.source == node and edge.plastic is None]
                  for node in range(len(self.nodes))]  # fmt: skip
@@ -191,10 +202,25 @@ class NetworkKernel:
             e.by_post, e.pre_by_post = _pointer(pp.by_post, _i32_p), _pointer(pp.pre_by_post, _i32_p)
             e.by_post_offsets = _pointer(pp.by_post_offsets, _i64_p)
             e.x_pre, e.x_post = _pointer(pp.x_pre, _float_p), _pointer(pp.x_post, _float_p)
-            for name in ("decay_pre", "decay_post", "a_pre", "a_post", "w_min", "w_max", "inv_span"):
+            e.pre_stamp, e.table_pre, e.horizon_pre = (
+                _pointer(pp.pre_stamp, _i64_p),
+                _pointer(c.decay_pre, _float_p),
+                c.decay_pre.numel(),
+            )
+            for name in ("decay_post", "a_pre", "a_post", "w_min", "w_max", "inv_span"):
                 setattr(e, name, float(getattr(c, name)))
             e.history = _pointer(self.history[index], _u8_p)
+            pending = self.pending[index]
+            assert pending is not None
+            e.pending, e.pending_len, e.last_pending = (_pointer(t, _i32_p) for t in pending)
+            e.pending_size = PENDING
         return e
+
+    def flush(self) -> None:
+        """The plastic edges' weights caught up with every step run so far (the kernel applies a
+        synapse's potentiations at its source's next spike): before they are read."""
+        if self.n_plastic:
+            self.lib.network_flush(self.c_edges, self.n_plastic, _pointer(self.plastic, _i32_p))
 
     def run(
         self, t0: int, steps: int, states: list[LIFChannelsState], inputs: dict[int, torch.Tensor], traced: frozenset[int]

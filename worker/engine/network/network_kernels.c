@@ -64,9 +64,17 @@ typedef struct {
     int32_t plastic, soft, nearest;
     const int32_t *by_post, *pre_by_post; /* the synapses by target, and their sources in that order */
     const int64_t *by_post_offsets;
-    float *x_pre, *x_post;
-    float decay_pre, decay_post, a_pre, a_post, w_min, w_max, inv_span;
+    float *x_pre;                /* each presynaptic trace just after its last jump ... */
+    int64_t *pre_stamp;          /* ... and the step of that jump */
+    const float *table_pre;      /* its factor k steps after the jump, for k below the horizon */
+    int64_t horizon_pre;
+    float *x_post;               /* the postsynaptic traces, decayed each step */
+    float decay_post, a_pre, a_post, w_min, w_max, inv_span;
     uint8_t *history; /* shared_delay rows of n_pre: the source's spikes of the last steps, row = step % delay */
+    int32_t *pending;     /* per target, the steps of its spikes not yet applied to all its synapses ... */
+    int32_t *pending_len; /* ... how many, at most pending_size ... */
+    int32_t *last_pending; /* ... and the latest (-1: none) */
+    int32_t pending_size;
 } edge_t;
 
 static int64_t first_at_least(const int32_t *post, int64_t lo, int64_t hi, int64_t target) {
@@ -236,8 +244,41 @@ static inline float bounded(const edge_t *e, float w, float change) {
     return x > e->w_max ? e->w_max : x;
 }
 
-/* The plasticity phase of step t for one edge, by a thread owning targets [lo, hi) (and sources
- * [src_lo, src_hi) for the presynaptic traces). Barriers separate what other threads read. */
+/* A trace that jumped to ``value`` at ``stamp``, at step t (as plasticity.py's trace_at). */
+static inline float trace(const float *table, int64_t horizon, float value, int64_t stamp, int64_t t) {
+    const int64_t lag = t - stamp;
+    return lag < horizon ? value * table[lag] : 0.0f;
+}
+
+/* Synapse w from source i into target j, after the potentiations its target's spikes owe it: those
+ * since its source's last event (earlier ones were applied at that event), in order, each with the
+ * source's trace as it was then (it has not jumped since). Potentiation is applied here, at the
+ * source's next event or a flush, and not when the target spikes: so the weights are touched in
+ * rows, never scattered (Morrison et al. 2007; NEST's scheme), and each synapse still goes through
+ * the same bounded changes in the same order as plasticity.py's eager step. */
+static inline float caught_up(const edge_t *e, float w, int64_t i, int64_t j) {
+    if (e->last_pending[j] < e->pre_stamp[i]) return w; /* nothing since the source's last event: the usual case */
+    const int32_t *times = e->pending + j * e->pending_size;
+    const int32_t len = e->pending_len[j];
+    const int64_t since = e->pre_stamp[i];
+    const float value = e->x_pre[i];
+    int32_t first = len;
+    while (first > 0 && times[first - 1] >= since) first--;
+    for (int32_t k = first; k < len; k++) w = bounded(e, w, trace(e->table_pre, e->horizon_pre, value, since, times[k]));
+    return w;
+}
+
+/* Every synapse into target j caught up, and its pending spikes cleared. */
+static void flush_target(edge_t *e, int64_t j) {
+    if (!e->pending_len[j]) return;
+    for (int64_t k = e->by_post_offsets[j]; k < e->by_post_offsets[j + 1]; k++) {
+        const int32_t s = e->by_post[k];
+        e->weight[s] = caught_up(e, e->weight[s], e->pre_by_post[k], j);
+    }
+    e->pending_len[j] = 0;
+    e->last_pending[j] = -1;
+}
+
 /* A barrier where a team runs the step (``team``), nothing where one thread does. */
 #define SYNC(team)                   \
     do {                             \
@@ -246,6 +287,8 @@ static inline float bounded(const edge_t *e, float w, float change) {
         }                            \
     } while (0)
 
+/* The plasticity phase of step t for one edge, by a thread owning targets [lo, hi) (and sources
+ * [src_lo, src_hi) for the presynaptic traces). Barriers separate what other threads read. */
 static void plasticity(edge_t *e, const node_t *from, const node_t *post_node, int parity, population_t *to, int64_t t,
                        int team) {
     int64_t lo, hi, src_lo, src_hi;
@@ -255,12 +298,11 @@ static void plasticity(edge_t *e, const node_t *from, const node_t *post_node, i
     uint8_t *restrict now = e->history + (t % delay) * n_pre;
     const uint8_t *restrict emitted = from->now[parity];
     float *restrict x_pre = e->x_pre, *restrict x_post = e->x_post, *restrict w = e->weight;
-    const float decay_pre = e->decay_pre, decay_post = e->decay_post, a_pre = e->a_pre, a_post = e->a_post;
-    const int32_t *restrict post = e->post, *restrict pre_by_post = e->pre_by_post, *restrict by_post = e->by_post;
-    const int64_t *restrict by_post_offsets = e->by_post_offsets;
+    int64_t *restrict pre_stamp = e->pre_stamp;
+    const int32_t *restrict post = e->post;
     const int nearest = e->nearest;
+    const float decay_post = e->decay_post;
     memcpy(now + src_lo, emitted + src_lo, (size_t)(src_hi - src_lo));
-    for (int64_t i = src_lo; i < src_hi; i++) x_pre[i] *= decay_pre;
     for (int64_t j = lo; j < hi; j++) x_post[j] *= decay_post;
     SYNC(team);
     const uint8_t *restrict events = e->history + ((t + 1) % delay) * n_pre; /* step t - delay + 1 */
@@ -279,26 +321,35 @@ static void plasticity(edge_t *e, const node_t *from, const node_t *post_node, i
         row_part(e, i, lo, hi, &start, &stop);
         for (int64_t s = start; s < stop; s++) {
             const int32_t j = post[s];
-            ring[j] += w[s];
-            w[s] = bounded(e, w[s], x_post[j]);
+            const float current = caught_up(e, w[s], i, j);
+            ring[j] += current;
+            w[s] = bounded(e, current, x_post[j]);
         }
     }
+    SYNC(team);
     for (int64_t i = src_lo; i < src_hi; i++) {
-        const float raised = nearest ? a_pre : x_pre[i] + a_pre;
-        x_pre[i] = events[i] ? raised : x_pre[i];
+        if (!events[i]) continue;
+        const float before = trace(e->table_pre, e->horizon_pre, x_pre[i], pre_stamp[i], t);
+        x_pre[i] = nearest ? e->a_pre : before + e->a_pre;
+        pre_stamp[i] = t;
     }
     SYNC(team);
     FOR_EACH_FIRED(post_node, parity, j, {
         if (j >= lo && j < hi) {
-            x_post[j] = nearest ? a_post : x_post[j] + a_post;
-            const int64_t first = by_post_offsets[j], last = by_post_offsets[j + 1];
-            for (int64_t k = first; k < last; k++) {
-                if (k + PREFETCH < last) __builtin_prefetch(w + by_post[k + PREFETCH], 1); /* the weights are scattered */
-                const int32_t s = by_post[k];
-                w[s] = bounded(e, w[s], x_pre[pre_by_post[k]]);
-            }
+            x_post[j] = nearest ? e->a_post : x_post[j] + e->a_post;
+            if (e->pending_len[j] == e->pending_size) flush_target(e, j);
+            e->pending[j * e->pending_size + e->pending_len[j]++] = (int32_t)t;
+            e->last_pending[j] = (int32_t)t;
         }
     });
+}
+
+/* Every plastic edge's weights caught up with every spike so far (before they are read). */
+void network_flush(edge_t *edges, int32_t n_plastic, const int32_t *plastic) {
+    for (int32_t q = 0; q < n_plastic; q++) {
+        edge_t *e = edges + plastic[q];
+        for (int64_t j = 0; j < e->n_post; j++) flush_target(e, j);
+    }
 }
 
 /* One step t (the chunk's step s) of every node and edge, by this thread of a team (``team``), or
