@@ -6,6 +6,7 @@ with Client("http://127.0.0.1:8000", key="...") as client:
     job.wait(progress=True)
     result = job.result()           # worker.simulation.results.Result, arrays as numpy
     result.layers["out"].times
+    result.weights["plastic"].final  # a plastic edge's final weights (and .snapshots, .pre, .post)
     sweep = client.sweep("examples/seed.json", {"seed": [0, 1, 2]})
     print(sweep.wait(progress=True)["status"], sweep.summary())
 """

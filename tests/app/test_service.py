@@ -76,6 +76,27 @@ def test_a_graph_network_over_http_equals_the_local_runner(service: Service) -> 
     assert_same_recordings(served, simulate(*parse_request(request)))
 
 
+@pytest.mark.parametrize("name", ["cuba", "coba", "stdp_song2000"])
+def test_channels_and_plasticity_over_http_equal_the_local_runner(service: Service, name: str) -> None:
+    """The examples with synaptic channels and STDP (their first 0.2 s) through the service: the
+    same spikes and the same weights, final and snapshotted, in NPZ and in JSON."""
+    request = json.loads((EXAMPLES / f"{name}.json").read_text()) | {"steps": 2000}
+    if "weights" in request.get("record", {}):
+        request["record"]["weights"]["plastic"] = {"every": 500}
+    with service.http() as http:
+        job_id = submit(http, request)
+        assert service.wait_final(job_id)["status"] == "succeeded"
+        served = Result.from_npz(http.get(f"/api/v1/jobs/{job_id}/result", params={"format": "npz"}).content)
+        as_json = http.get(f"/api/v1/jobs/{job_id}/result").json()
+    local = simulate(*parse_request(request))
+    assert_same_recordings(served, local)
+    assert sum(layer.spike_count for layer in served.layers.values()) > 0
+    if name == "stdp_song2000":
+        weights = as_json["weights"]["plastic"]
+        assert weights["steps"] == [499, 999, 1499, 1999] and len(weights["final"]) == 1000
+        assert np.array_equal(np.asarray(weights["final"], dtype=np.float32), local.weights["plastic"].final)
+
+
 def read_events(http: httpx.Client, job_id: str) -> list[dict]:
     events = []
     with http.stream("GET", f"/api/v1/jobs/{job_id}/events", timeout=60) as response:

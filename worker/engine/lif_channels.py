@@ -25,8 +25,9 @@ exactly (current channels only, as CUBA's benchmark); with conductances the equa
 linear in v and ``euler`` is the one method (COBA's).
 
 The coefficients (``coefficients``) are computed once in float64 and rounded to the state's
-dtype; the C network kernel (``worker.engine.network``) reads the same tensors and does the
-same float32 operations in the same order, so the two agree bit for bit.
+dtype; the C network kernel (``worker.engine.network``) and, on CUDA, a Triton kernel of the
+whole sequence (``worker.engine.network.triton_kernels``) read the same tensors and do the same
+float32 operations in the same order, so they agree with this step function bit for bit.
 """
 
 import math
@@ -135,9 +136,12 @@ class LIFChannels(SequenceModule):
 
     default_p = LIFChannelsParameters()
 
-    def __init__(self, p: Any = None, dt: float = 0.001, channels: Channels = NO_CHANNELS, **options: Any) -> None:
+    def __init__(
+        self, p: Any = None, dt: float = 0.001, channels: Channels = NO_CHANNELS, backend: str | None = None, **options: Any
+    ) -> None:
         super().__init__(p, dt, **options)
         self.channels = channels
+        self.backend = backend  # "triton" runs the Triton kernel wherever the input is (tests run it interpreted)
         self._coefficients: Coefficients | None = None
 
     def coefficients(self, like: torch.Tensor) -> Coefficients:
@@ -157,3 +161,31 @@ class LIFChannels(SequenceModule):
 
     def step_fn(self, x: torch.Tensor, state: LIFChannelsState, p: LIFChannelsParameters) -> tuple[torch.Tensor, Any]:
         return lif_channels_step(x, state, p, self.channels, self.coefficients(x))
+
+    def sequence_kernel(self, x: torch.Tensor, state: Any, p: Any) -> tuple[torch.Tensor, Any] | None:
+        """On CUDA (or with ``backend="triton"``), the whole sequence in one Triton kernel call."""
+        if not (x.device.type == "cuda" or self.backend == "triton") or x.dtype != torch.float32 or torch.is_grad_enabled():
+            return None
+        try:
+            from worker.engine.network import triton_kernels
+        except ImportError:
+            return None
+        c = self.coefficients(x)
+        neurons = state.v.shape
+        n = state.v.numel()
+
+        def flat(value: Any) -> torch.Tensor:
+            return torch.broadcast_to(torch.as_tensor(value, dtype=x.dtype, device=x.device), neurons).reshape(-1).contiguous()
+
+        per_neuron = {name: flat(getattr(p, name)) for name in ("v_leak", "v_th", "v_reset", "rho_reset")}
+        per_neuron["membrane"] = flat(c.membrane)
+        per_neuron["gain"] = torch.stack([flat(gain) for gain in c.gain]) if self.channels.size else flat(0.0)
+        conductance = torch.tensor(self.channels.conductance or (False,), dtype=torch.uint8, device=x.device)
+        per_channel = {"decay": c.decay.contiguous(), "e_rev": c.e_rev.contiguous(), "conductance": conductance}
+        v, rho = state.v.reshape(-1).clone(), state.rho.reshape(-1).clone()
+        g = state.g.reshape(self.channels.size, n).clone()
+        spikes = triton_kernels.lif_channels(
+            x.reshape(x.shape[0], x.shape[1], n).contiguous(), v, rho, g, per_neuron, per_channel, p.integration == "exact", None
+        )
+        state = LIFChannelsState(v.reshape(neurons), rho.reshape(neurons), g.reshape(state.g.shape))
+        return spikes.reshape(x.shape[0], *neurons), state

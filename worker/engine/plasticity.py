@@ -115,6 +115,7 @@ class PlasticProjection:
     x_post: torch.Tensor  # float32 (n_post,): the postsynaptic traces now
     delay: int
     waiting: list[torch.Tensor]  # the source's spikes (n_pre,) of the last delay - 1 steps, oldest first
+    backend: str | None = None  # "triton": the Triton kernels wherever the tensors are (CUDA uses them anyway)
 
     @classmethod
     def of(cls, projection: Projection, p: STDPParameters, dt: float) -> "PlasticProjection":
@@ -172,6 +173,9 @@ class PlasticProjection:
         nearest, soft = self.p.pairing == "nearest", self.p.bounds == "soft"
         self.x_post.mul_(c.decay_post)
         sources = events.nonzero().reshape(-1)
+        if self.backend == "triton" or w.is_cuda:
+            self._triton_step(step, sources, post_spikes.reshape(-1).nonzero().reshape(-1), deliver)
+            return
         if sources.numel():
             synapses = rows(self.projection.offsets, sources)
             targets = self.projection.post[synapses].to(torch.int64)
@@ -186,6 +190,27 @@ class PlasticProjection:
             synapses = self.by_post[positions]
             sources = self.pre_by_post[positions].to(torch.int64)
             w[synapses] = bounded(w[synapses], trace_at(self.x_pre[sources], self.pre_stamp[sources], step, c.decay_pre), soft, c)
+
+    def _triton_step(self, step: int, sources: torch.Tensor, fired: torch.Tensor, deliver: torch.Tensor) -> None:
+        """``step``'s events by the Triton kernels (worker.engine.network.triton_kernels): the same
+        operations in the same order, each sum taken by one program."""
+        from worker.engine.network import triton_kernels
+
+        c, soft, nearest = self.constants, self.p.bounds == "soft", self.p.pairing == "nearest"
+        bounds = (float(c.w_min), float(c.w_max), float(c.inv_span))
+        projection = self.projection
+        if sources.numel():
+            triton_kernels.stdp_presynaptic(
+                sources, projection.offsets, projection.post, self.weight, self.x_post, deliver, bounds, soft
+            )
+            now = trace_at(self.x_pre[sources], self.pre_stamp[sources], step, c.decay_pre)
+            self.x_pre[sources], self.pre_stamp[sources] = jumped(now, c.a_pre, nearest), step
+        if fired.numel():
+            self.x_post[fired] = jumped(self.x_post[fired], c.a_post, nearest)
+            triton_kernels.stdp_postsynaptic(
+                fired, self.by_post_offsets, self.by_post, self.pre_by_post, self.weight, self.x_pre, self.pre_stamp,
+                c.decay_pre, step, bounds, soft,
+            )  # fmt: skip
 
 
 def rows(offsets: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
