@@ -116,6 +116,32 @@ def replay(target: str, context: pathlib.Path, venv: pathlib.Path) -> None:
                     assert done.returncode == 0, f"{step}: {done.stderr[-2000:]}"
 
 
+def test_the_wheel_holds_every_file_the_packages_read(tmp_path: pathlib.Path) -> None:
+    """The images install the wheel, not the source: every file of app/ and worker/ that is not
+    Python (the store's Lua scripts, the kernels' C sources and headers) must be in it."""
+    listed = subprocess.run(["git", "ls-files", "app", "worker"], cwd=ROOT, capture_output=True, text=True, check=True)
+    untracked = subprocess.run(
+        ["git", "ls-files", "--others", "--exclude-standard", "app", "worker"], cwd=ROOT, capture_output=True, text=True
+    )
+    read = {name for name in (listed.stdout + untracked.stdout).split() if not name.endswith(".py")}
+    assert any(name.endswith(".lua") for name in read) and any(name.endswith(".c") for name in read)
+    source = tmp_path / "source"  # the files a clean checkout has (an editable install's egg-info lists more)
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    for name in ("app", "worker"):
+        shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    import zipfile
+
+    wheel = zipfile.ZipFile(next(tmp_path.glob("*.whl")))
+    assert read - set(wheel.namelist()) == set()
+
+
 @pytest.mark.skipif(shutil.which("python3") is None, reason="needs python3 to make a venv")
 def test_the_images_install_steps_work_in_a_fresh_venv(tmp_path: pathlib.Path) -> None:
     """The API image's steps in a new venv: no torch anywhere, and the API starts. Then the worker

@@ -3,7 +3,7 @@ and loaded once per process through ctypes.
 
 A library is built with the system C compiler (``-march=native``) into the kernel cache
 (``worker.engine_options``: ``SPIKESERVE_KERNEL_CACHE``, default ``~/.cache/spikeserve``), keyed
-by its source, the headers beside it, the flags and the CPU's feature list; concurrent first uses
+by its source, the headers beside it and the engine's shared ones, the flags and the CPU's feature list; concurrent first uses
 race harmlessly (each writes a private file and renames it into place). Without a compiler the
 engine keeps its reference paths. Each kernel module declares its library (``NativeLibrary``: the
 source and its functions' signatures) and loads it here.
@@ -25,6 +25,7 @@ from worker.engine_options import ENGINE
 
 log = logging.getLogger(__name__)
 # -ffp-contract=off: no fused multiply-adds, so every operation rounds as PyTorch's eager ops do.
+ENGINE_ROOT = pathlib.Path(__file__).parent
 FLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fopenmp", "-fPIC", "-shared")
 
 
@@ -50,7 +51,8 @@ def build(source: pathlib.Path, compiler: str | None = None) -> pathlib.Path:
     compiler = compiler or os.environ.get("CC") or "cc"
     if shutil.which(compiler) is None:
         raise RuntimeError(f"no C compiler {compiler!r} on PATH")
-    headers = [header.read_text() for header in sorted(source.parent.glob("*.h"))]  # what it may include
+    # what it may include: the headers beside it and the engine's shared ones
+    headers = [header.read_text() for header in sorted({*source.parent.glob("*.h"), *ENGINE_ROOT.glob("*.h")})]
     stamp = "\0".join([source.read_text(), *headers, compiler, *FLAGS, _cpu_features()])
     target = ENGINE.kernel_cache / f"{source.stem}-{hashlib.sha256(stamp.encode()).hexdigest()[:16]}.so"
     if target.exists():

@@ -7,21 +7,12 @@
  * of threads: a thread owns a range of targets and finds, in every spiking row, the synapses that
  * fall in its range by binary search. The result depends on the spikes alone.
  */
+#include "compressed_rows.h"
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define PARALLEL_WORK (1 << 16)
-
-/* The first position in post[lo, hi) whose target is at least ``target``. */
-static int64_t first_at_least(const int32_t *post, int64_t lo, int64_t hi, int64_t target) {
-    while (lo < hi) {
-        const int64_t mid = lo + (hi - lo) / 2;
-        if (post[mid] < target) lo = mid + 1;
-        else hi = mid;
-    }
-    return lo;
-}
 
 /* For each step t of ``steps``, batch row b and presynaptic neuron j with spikes[t, b, j] != 0 (a
  * count: j's synapses are added that many times), adds weight[s] (or ``shared_weight`` when weight

@@ -133,7 +133,7 @@ def validate_graph(request: JobRequest, limits: Limits) -> Plan:
             "limit",
         )
     _channels(network, layers, edges, limits)
-    _plasticity(request, network, layers, sources, edges, steps)
+    _plasticity(request, network, layers, sources, edges, steps, spiking)
     pass_steps = 1 if any(edge.plastic for edge in edges) else _pass_steps(edges, names)
     order = _order(edges, names, pass_steps)
     plan = Plan(steps, request.batch, (), layers, [], {})
@@ -399,6 +399,7 @@ def _plasticity(
     sources: list[SourcePlan],
     edges: list[EdgePlan],
     steps: int,
+    spiking: set[str],
 ) -> None:
     """What a plastic edge needs: spikes in (one at most per neuron and step), a spiking population
     out, one delay of at least a step, one network (no batch), and bounds in order; and the
@@ -414,6 +415,8 @@ def _plasticity(
         loc: Loc = (*edge.loc, "plasticity")
         if edge.type == "identity":
             raise fail((*edge.loc, "type"), "an identity edge has no weights to change; a plastic edge is a projection")
+        if edge.source not in spiking:
+            raise fail((*edge.loc, "from"), f"a plastic edge's source spikes, and {edge.source!r} gives other values")
         if edge.source in max_count and max_count[edge.source] != 1:
             raise fail(
                 (*edge.loc, "from"),

@@ -47,7 +47,10 @@ def load() -> dict[str, str]:
     """Every script of ``lua/`` by its file's name, ready for ``register_script``."""
     prelude = lua_prelude() + f"local LIVE_TTL_S = {LIVE_TTL_S}\n"
     libraries = _libraries()
-    return {path.stem: prelude + _with_libraries(path.read_text(), libraries) for path in sorted(LUA.glob("*.lua"))}
+    scripts = {path.stem: prelude + _with_libraries(path.read_text(), libraries) for path in sorted(LUA.glob("*.lua"))}
+    if not scripts:  # an install that left them out: say so at import, not at a job's first state change
+        raise RuntimeError(f"the store's Lua scripts are missing from {LUA}")
+    return scripts
 
 
 SCRIPTS = load()

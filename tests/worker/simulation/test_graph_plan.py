@@ -343,6 +343,9 @@ def _plastic_from(source: dict[str, Any]) -> Any:
          or r["network"]["nodes"].append({"name": "R", "type": "li", "size": 10}), "network.edges[0].to", "'R' (li) does not"),
         (_plastic_from({"type": "poisson", "rates": 15.0, "sources": 4, "shape": [100]}), "network.edges[0].from", "up to"),
         (lambda r: r.update(batch=2), "network.edges[0].plasticity", "without a batch"),
+        (lambda r: r["network"]["edges"][0].update(**{"from": "R", "type": "dense", "p": None})
+         or r["network"]["edges"][0].pop("p") or r["network"]["nodes"].append({"name": "R", "type": "li", "size": 10}),
+         "network.edges[0].from", "'R' gives other values"),
         (lambda r: r["network"]["edges"][1].update(name="learn", plasticity={"type": "stdp"}), "network.edges[1].name",
          "plastic edge named 'learn' too"),
         (lambda r: r["network"]["nodes"][1]["params"].update(integration="exact"), "network.edges[0].synapse.type",

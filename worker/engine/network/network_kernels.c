@@ -18,6 +18,7 @@
  * barrier: after the updates, before the deliveries read everyone's spikes; an edge of delay zero
  * makes every node a barrier before and after its deliveries.
  */
+#include "../compressed_rows.h"
 #include <omp.h>
 #include <stdint.h>
 #include <string.h>
@@ -76,15 +77,6 @@ typedef struct {
     int32_t *last_pending; /* ... and the latest (-1: none) */
     int32_t pending_size;
 } edge_t;
-
-static int64_t first_at_least(const int32_t *post, int64_t lo, int64_t hi, int64_t target) {
-    while (lo < hi) {
-        const int64_t mid = lo + (hi - lo) / 2;
-        if (post[mid] < target) lo = mid + 1;
-        else hi = mid;
-    }
-    return lo;
-}
 
 static inline void part_of(int64_t n, int64_t threads, int64_t me, int64_t *lo, int64_t *hi) {
     const int64_t width = (n + threads - 1) / threads;
