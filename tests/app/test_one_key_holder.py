@@ -66,6 +66,7 @@ def at_once(count: int, call: Callable[[], object]) -> list[object]:
     return results
 
 
+@pytest.mark.serial  # it times /healthz: nothing else runs beside it
 def test_a_two_kilobyte_request_for_huge_inputs_never_stalls_the_api(service: Service) -> None:
     """24 Poisson nodes of 12,000,000 features each, eight such requests at once: each took the
     event loop 3-5 s when its inputs were expanded; now each is a 422 naming the memory."""
@@ -134,6 +135,7 @@ def test_a_sweep_whose_axes_carry_large_values_is_refused_with_its_byte_figure(s
     assert error["loc"] == ["axes"] and "bytes of axis values set in them), over the limit of 67,108,864" in error["msg"]
 
 
+@pytest.mark.serial  # it times /healthz: nothing else runs beside it
 def test_summaries_and_event_streams_of_a_large_sweep_leave_the_api_responsive(service: Service) -> None:
     """Six summaries at once of a 14 MB sweep (each re-parsed it on the event loop: /healthz
     0.6-1.4 s), and 64 event streams of a running 1,000-point sweep of short points (each

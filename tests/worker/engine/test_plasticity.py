@@ -81,7 +81,7 @@ def test_hard_bounds_clip_and_soft_bounds_scale_by_the_room_left() -> None:
 @pytest.mark.parametrize("delay", [1, 3])
 def test_the_event_driven_step_is_the_dense_reference(bounds: str, pairing: str, delay: int) -> None:
     """30 sources and 20 targets, random connectivity with multapses left out, random spikes for
-    300 steps: the same deliveries, weights and traces as the dense step, to the bit."""
+    150 steps: the same deliveries, weights and traces as the dense step, to the bit."""
     g = torch.Generator().manual_seed(delay)
     n_pre, n_post = 30, 20
     p = STDPParameters(tau_pre=0.01, tau_post=0.02, a_pre=0.05, a_post=-0.06, w_min=0.0, w_max=1.0, bounds=bounds,
@@ -94,8 +94,8 @@ def test_the_event_driven_step_is_the_dense_reference(bounds: str, pairing: str,
     connected[built.pre, built.post.long()] = True
     state, sent = STDPState.start(n_pre, n_post), []
     changed = 0
-    for t in range(300):
-        emitted, fired = torch.rand(n_pre, generator=g) < 0.1, torch.rand(n_post, generator=g) < 0.1
+    for t in range(150):
+        emitted, fired = torch.rand(n_pre, generator=g) < 0.15, torch.rand(n_post, generator=g) < 0.15
         into = torch.zeros(n_post)
         plastic.step(t, emitted, fired, into)
         sent.append(emitted)
@@ -103,7 +103,7 @@ def test_the_event_driven_step_is_the_dense_reference(bounds: str, pairing: str,
         expected, dense, state = stdp_step_reference(t, events, fired, dense, connected, state, p, DT)
         assert torch.equal(into, expected), f"step {t}"
         changed += int(events.any())
-    assert changed > 100
+    assert changed > 100, "most steps must have events"
     assert torch.equal(plastic.weight, dense[built.pre, built.post.long()])
     for name in STDPState._fields:
         assert torch.equal(getattr(plastic, name), getattr(state, name)), name
