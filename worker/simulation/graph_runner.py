@@ -18,6 +18,13 @@ from the request's seed (a torch generator for nodes first, then edges, in order
 rules from counter-based draws of their own), so every device starts from the same network; the
 sums are the same whatever the chunking, and a request's passes and chunks are fixed by the
 request alone, so a rerun gives the same bits.
+
+A population of ``lif_channels`` takes its input in rows, a ring per row: the delta input, then
+one per synaptic channel (an edge adds to its channel's ring). A plastic edge
+(``worker.engine.plasticity``) runs in each step's plasticity phase, after every node has run the
+step, so a graph with one runs in passes of one step. On the CPU, a graph of ``lif_channels``
+populations and spike inputs runs in the network kernel instead (``worker.engine.network``): the
+same steps in one C call per chunk, bit for bit.
 """
 
 import dataclasses
