@@ -14,7 +14,7 @@ modules and delay rings, the projections (``worker.engine.projections``) and pla
 import ctypes
 import math
 import pathlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -122,7 +122,6 @@ class NetworkKernel:
     nodes: list[tuple[int | None, int]]
     populations: list[KernelPopulation]
     edges: list[KernelEdge]
-    _keep: list[Any] = field(default_factory=list, repr=False)  # what the C structures point into
 
     def __post_init__(self) -> None:
         lib = library()
@@ -235,7 +234,7 @@ class NetworkKernel:
             self.params = [self._parameters(p, s.v.shape) for p, s in zip(self.populations, states, strict=True)]
         spikes = [torch.empty((steps, state.v.numel()), dtype=torch.bool) for state in states]
         traces = [torch.empty((steps, s.v.numel())) if index in traced else None for index, s in enumerate(states)]
-        held: list[Any] = [spikes, traces, states]
+        held = []  # the inputs' bytes, alive until the call returns
         c_populations = (_Population * len(self.populations))()
         for index, (population, state, params) in enumerate(zip(self.populations, states, self.params, strict=True)):
             c = c_populations[index]
