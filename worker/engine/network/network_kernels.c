@@ -248,16 +248,18 @@ static inline float trace(const float *table, int64_t horizon, float value, int6
  * source's next event or a flush, and not when the target spikes: so the weights are touched in
  * rows, never scattered (Morrison et al. 2007; NEST's scheme), and each synapse still goes through
  * the same bounded changes in the same order as plasticity.py's eager step. */
-static inline float caught_up(const edge_t *e, float w, int64_t i, int64_t j) {
-    if (e->last_pending[j] < e->pre_stamp[i]) return w; /* nothing since the source's last event: the usual case */
+static float owed(const edge_t *e, float w, int64_t since, float value, int64_t j) {
     const int32_t *times = e->pending + j * e->pending_size;
     const int32_t len = e->pending_len[j];
-    const int64_t since = e->pre_stamp[i];
-    const float value = e->x_pre[i];
     int32_t first = len;
     while (first > 0 && times[first - 1] >= since) first--;
     for (int32_t k = first; k < len; k++) w = bounded(e, w, trace(e->table_pre, e->horizon_pre, value, since, times[k]));
     return w;
+}
+
+static inline float caught_up(const edge_t *e, float w, int64_t i, int64_t j) {
+    const int64_t since = e->pre_stamp[i];
+    return e->last_pending[j] < since ? w : owed(e, w, since, e->x_pre[i], j);
 }
 
 /* Every synapse into target j caught up, and its pending spikes cleared. */
@@ -311,11 +313,20 @@ static void plasticity(edge_t *e, const node_t *from, const node_t *post_node, i
         if (!events[i]) continue;
         int64_t start, stop;
         row_part(e, i, lo, hi, &start, &stop);
+        /* the source's trace and last event, and the rule's numbers, read once a row: each synapse
+         * then takes what its target's spikes owe it (rarely anything), delivers, and is depressed */
+        const int64_t since = pre_stamp[i];
+        const float value = x_pre[i], w_min = e->w_min, w_max = e->w_max, inv_span = e->inv_span;
+        const int32_t *restrict last = e->last_pending;
         for (int64_t s = start; s < stop; s++) {
             const int32_t j = post[s];
-            const float current = caught_up(e, w[s], i, j);
+            const float current = last[j] < since ? w[s] : owed(e, w[s], since, value, j);
             ring[j] += current;
-            w[s] = bounded(e, current, x_post[j]);
+            float change = x_post[j];
+            if (e->soft) change = change * ((change > 0.0f ? w_max - current : current - w_min) * inv_span);
+            float next = current + change;
+            next = next < w_min ? w_min : next;
+            w[s] = next > w_max ? w_max : next;
         }
     }
     SYNC(team);
