@@ -191,16 +191,25 @@ def _population(node: Any, index: int, loc: Loc, limits: Limits) -> LayerPlan:
     shape = tuple(node.size)
     plan = LayerPlan(index, node.name, node.type, shape, shape)
     check_params(node, plan, loc, limits)
-    if node.v0 is not None and not isinstance(node.v0, InitSpec):
-        values = decode_tensor(node.v0, (*loc, "v0"), limits.max_input_bytes)
-        try:
-            np.broadcast_to(values, shape)
-        except ValueError:
-            raise fail((*loc, "v0"), f"has shape {shape_str(values.shape)}, not broadcastable to {shape_str(shape)}") from None
+    values = _initial_values(node.v0, (*loc, "v0"), shape, limits)
+    if values is not None:
         plan.arrays["v0"] = values
-    if isinstance(node.v0, InitSpec) and node.v0.init == "uniform" and node.v0.low > node.v0.high:
-        raise fail((*loc, "v0", "low"), "must not exceed high")
     return plan
+
+
+def _initial_values(value: Any, loc: Loc, shape: tuple[int, ...], limits: Limits) -> np.ndarray | None:
+    """A population's initial value (a voltage, a channel's state): checked, and decoded unless it
+    is drawn from the seed or absent."""
+    if value is None:
+        return None
+    if isinstance(value, InitSpec):
+        if value.init == "uniform" and value.low > value.high:
+            raise fail((*loc, "low"), "must not exceed high")
+        return None
+    values = decode_tensor(value, loc, limits.max_input_bytes)
+    if not broadcasts(values.shape, shape):
+        raise fail(loc, f"has shape {shape_str(values.shape)}, not broadcastable to {shape_str(shape)}")
+    return values
 
 
 def _max_count(node: Any, array: np.ndarray | None, dt: float) -> int | None:
@@ -379,17 +388,7 @@ def _channels(network: GraphNetwork, layers: list[LayerPlan], edges: list[EdgePl
                     "another initial value; give it once",
                 )
             channel.initial = synapse.initial
-            if isinstance(synapse.initial, InitSpec):
-                if synapse.initial.init == "uniform" and synapse.initial.low > synapse.initial.high:
-                    raise fail((*loc, "initial", "low"), "must not exceed high")
-            else:
-                values = decode_tensor(synapse.initial, (*loc, "initial"), limits.max_input_bytes)
-                if values.ndim and not broadcasts(values.shape, target.out_shape):
-                    raise fail(
-                        (*loc, "initial"),
-                        f"has shape {shape_str(values.shape)}, not broadcastable to {shape_str(target.out_shape)}",
-                    )
-                channel.array = values
+            channel.array = _initial_values(synapse.initial, (*loc, "initial"), target.out_shape, limits)
 
 
 def _plasticity(
