@@ -162,6 +162,26 @@ class LIFChannels(SequenceModule):
     def step_fn(self, x: torch.Tensor, state: LIFChannelsState, p: LIFChannelsParameters) -> tuple[torch.Tensor, Any]:
         return lif_channels_step(x, state, p, self.channels, self.coefficients(x))
 
+    def kernel_arrays(self, shape: torch.Size, like: torch.Tensor) -> dict[str, torch.Tensor]:
+        """What the C and Triton kernels read of this population of ``shape`` (its state's), on
+        ``like``'s device: the parameters and the membrane's coefficient one per neuron, the exact
+        update's gains (channels, neurons), each channel's decay, reversal potential and kind (one
+        row or value of zeros where it has no channels, so that no array is empty)."""
+        p, c = self.p, self.coefficients(like)
+
+        def flat(value: Any) -> torch.Tensor:
+            value = torch.as_tensor(value, dtype=like.dtype, device=like.device)
+            return torch.broadcast_to(value, shape).reshape(-1).contiguous()
+
+        arrays = {name: flat(getattr(p, name)) for name in ("v_leak", "v_th", "v_reset", "rho_reset")}
+        arrays["membrane"] = flat(c.membrane)
+        channels = self.channels.size
+        zero = torch.zeros(1, dtype=like.dtype, device=like.device)
+        arrays["gain"] = torch.stack([flat(gain) for gain in c.gain]) if channels else flat(0.0)[None]
+        arrays["decay"], arrays["e_rev"] = (t.contiguous() if channels else zero for t in (c.decay, c.e_rev))
+        arrays["conductance"] = torch.tensor(self.channels.conductance or (False,), dtype=torch.uint8, device=like.device)
+        return arrays
+
     def sequence_kernel(self, x: torch.Tensor, state: Any, p: Any) -> tuple[torch.Tensor, Any] | None:
         """On CUDA (or with ``backend="triton"``), the whole sequence in one Triton kernel call."""
         if not (x.device.type == "cuda" or self.backend == "triton") or x.dtype != torch.float32 or torch.is_grad_enabled():
@@ -170,22 +190,13 @@ class LIFChannels(SequenceModule):
             from worker.engine.network import triton_kernels
         except ImportError:
             return None
-        c = self.coefficients(x)
         neurons = state.v.shape
         n = state.v.numel()
-
-        def flat(value: Any) -> torch.Tensor:
-            return torch.broadcast_to(torch.as_tensor(value, dtype=x.dtype, device=x.device), neurons).reshape(-1).contiguous()
-
-        per_neuron = {name: flat(getattr(p, name)) for name in ("v_leak", "v_th", "v_reset", "rho_reset")}
-        per_neuron["membrane"] = flat(c.membrane)
-        per_neuron["gain"] = torch.stack([flat(gain) for gain in c.gain]) if self.channels.size else flat(0.0)
-        conductance = torch.tensor(self.channels.conductance or (False,), dtype=torch.uint8, device=x.device)
-        per_channel = {"decay": c.decay.contiguous(), "e_rev": c.e_rev.contiguous(), "conductance": conductance}
         v, rho = state.v.reshape(-1).clone(), state.rho.reshape(-1).clone()
         g = state.g.reshape(self.channels.size, n).clone()
+        arrays = self.kernel_arrays(neurons, x)
         spikes = triton_kernels.lif_channels(
-            x.reshape(x.shape[0], x.shape[1], n).contiguous(), v, rho, g, per_neuron, per_channel, p.integration == "exact", None
+            x.reshape(x.shape[0], x.shape[1], n).contiguous(), v, rho, g, arrays, p.integration == "exact", None
         )
         state = LIFChannelsState(v.reshape(neurons), rho.reshape(neurons), g.reshape(state.g.shape))
         return spikes.reshape(x.shape[0], *neurons), state

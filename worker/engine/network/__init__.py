@@ -162,21 +162,7 @@ class NetworkKernel:
     @staticmethod
     def _parameters(population: KernelPopulation, shape: torch.Size) -> dict[str, Any]:
         """A population's parameters and coefficients, one per neuron (``shape``: its state's)."""
-        module = population.module
-        p, c = module.p, module.coefficients(torch.zeros((), dtype=torch.float32))
-
-        def flat(value: Any) -> torch.Tensor:
-            return torch.broadcast_to(torch.as_tensor(value, dtype=torch.float32), shape).reshape(-1).contiguous()
-
-        values: dict[str, Any] = {
-            name: flat(value)
-            for name, value in (("v_leak", p.v_leak), ("v_th", p.v_th), ("v_reset", p.v_reset), ("rho_reset", p.rho_reset),
-                                ("membrane", c.membrane))
-        }  # fmt: skip
-        channels = module.channels.size
-        values["gain"] = torch.stack([flat(gain) for gain in c.gain]) if channels else torch.zeros(1, 1)
-        values["decay"], values["e_rev"] = (t.contiguous() if channels else torch.zeros(1) for t in (c.decay, c.e_rev))
-        values["conductance"] = torch.tensor(module.channels.conductance or (False,), dtype=torch.uint8)
+        values: dict[str, Any] = dict(population.module.kernel_arrays(shape, torch.zeros((), dtype=torch.float32)))
         values["rings"] = (_float_p * len(population.rings))(*(_pointer(r.buffer, _float_p) for r in population.rings))
         values["scratch"] = torch.empty(math.prod(shape))
         single = [values[name] for name in ("v_leak", "v_th", "v_reset", "rho_reset", "membrane")] + list(values["gain"])

@@ -21,6 +21,8 @@ import triton.language as tl
 from worker.engine.events.triton_kernels import COMPILE_OPTIONS, _synapses_in
 
 BLOCK = 256
+# LIFChannels.kernel_arrays, in the order _lif_channels_kernel takes them
+KERNEL_ARRAYS = ("v_leak", "v_th", "v_reset", "rho_reset", "membrane", "gain", "decay", "e_rev", "conductance")
 
 
 @triton.jit
@@ -105,16 +107,16 @@ def _stdp_postsynaptic_kernel(
 
 
 def lif_channels(
-    x: torch.Tensor, v: torch.Tensor, rho: torch.Tensor, g: torch.Tensor, per_neuron: dict[str, torch.Tensor],
-    per_channel: dict[str, torch.Tensor], exact: bool, trace: torch.Tensor | None,
+    x: torch.Tensor, v: torch.Tensor, rho: torch.Tensor, g: torch.Tensor, arrays: dict[str, torch.Tensor], exact: bool,
+    trace: torch.Tensor | None,
 ) -> torch.Tensor:  # fmt: skip
     """``steps`` of a population (``x`` (steps, 1 + C, n), state flattened to n neurons, changed in
-    place); its spikes (steps, n) as bool; the voltage after each step into ``trace`` if given."""
+    place; ``arrays``: ``LIFChannels.kernel_arrays``); its spikes (steps, n) as bool; the voltage
+    after each step into ``trace`` if given."""
     steps, rows, n = x.shape
     spikes = torch.empty((steps, n), dtype=torch.uint8, device=x.device)
     _lif_channels_kernel[(triton.cdiv(n, BLOCK),)](
-        x, v, rho, g, *(per_neuron[name] for name in ("v_leak", "v_th", "v_reset", "rho_reset", "membrane", "gain")),
-        *(per_channel[name] for name in ("decay", "e_rev", "conductance")), spikes, v if trace is None else trace, steps, n,
+        x, v, rho, g, *(arrays[name] for name in KERNEL_ARRAYS), spikes, v if trace is None else trace, steps, n,
         rows - 1, exact, trace is not None, BLOCK, **COMPILE_OPTIONS,
     )  # fmt: skip
     return spikes.bool()
