@@ -169,48 +169,57 @@ class PlasticProjection:
         ``deliver`` (the target's input of the next step, (n_post,))."""
         self.waiting.append(emitted.reshape(-1).bool())
         events = self.waiting.pop(0)
-        c, w = self.constants, self.weight
-        nearest, soft = self.p.pairing == "nearest", self.p.bounds == "soft"
+        c, nearest = self.constants, self.p.pairing == "nearest"
+        kernels = self.backend == "triton" or self.weight.is_cuda
         self.x_post.mul_(c.decay_post)
         sources = events.nonzero().reshape(-1)
-        if self.backend == "triton" or w.is_cuda:
-            self._triton_step(step, sources, post_spikes.reshape(-1).nonzero().reshape(-1), deliver)
-            return
         if sources.numel():
-            synapses = rows(self.projection.offsets, sources)
-            targets = self.projection.post[synapses].to(torch.int64)
-            deliver.index_add_(0, targets, w[synapses])
-            w[synapses] = bounded(w[synapses], self.x_post[targets], soft, c)
+            self._deliver_and_depress(sources, deliver, kernels)
             now = trace_at(self.x_pre[sources], self.pre_stamp[sources], step, c.decay_pre)
             self.x_pre[sources], self.pre_stamp[sources] = jumped(now, c.a_pre, nearest), step
         fired = post_spikes.reshape(-1).nonzero().reshape(-1)
         if fired.numel():
             self.x_post[fired] = jumped(self.x_post[fired], c.a_post, nearest)
-            positions = rows(self.by_post_offsets, fired)
-            synapses = self.by_post[positions]
-            sources = self.pre_by_post[positions].to(torch.int64)
-            w[synapses] = bounded(w[synapses], trace_at(self.x_pre[sources], self.pre_stamp[sources], step, c.decay_pre), soft, c)
+            self._potentiate(step, fired, kernels)
 
-    def _triton_step(self, step: int, sources: torch.Tensor, fired: torch.Tensor, deliver: torch.Tensor) -> None:
-        """``step``'s events by the Triton kernels (worker.engine.network.triton_kernels): the same
-        operations in the same order, each sum taken by one program."""
-        from worker.engine.network import triton_kernels
+    def _deliver_and_depress(self, sources: torch.Tensor, deliver: torch.Tensor, kernels: bool) -> None:
+        """The event sources' synapses deliver their weights, then are depressed by their targets'
+        traces: in PyTorch, or by the Triton kernel (worker.engine.network.triton_kernels), each
+        target's sum taken by one program in the same order."""
+        c, soft, w, projection = self.constants, self.p.bounds == "soft", self.weight, self.projection
+        if kernels:
+            from worker.engine.network import triton_kernels
 
-        c, soft, nearest = self.constants, self.p.bounds == "soft", self.p.pairing == "nearest"
-        bounds = (float(c.w_min), float(c.w_max), float(c.inv_span))
-        projection = self.projection
-        if sources.numel():
             triton_kernels.stdp_presynaptic(
-                sources, projection.offsets, projection.post, self.weight, self.x_post, deliver, bounds, soft
+                sources, projection.offsets, projection.post, w, self.x_post, deliver, _bounds(c), soft
             )
-            now = trace_at(self.x_pre[sources], self.pre_stamp[sources], step, c.decay_pre)
-            self.x_pre[sources], self.pre_stamp[sources] = jumped(now, c.a_pre, nearest), step
-        if fired.numel():
-            self.x_post[fired] = jumped(self.x_post[fired], c.a_post, nearest)
+            return
+        synapses = rows(projection.offsets, sources)
+        targets = projection.post[synapses].to(torch.int64)
+        deliver.index_add_(0, targets, w[synapses])
+        w[synapses] = bounded(w[synapses], self.x_post[targets], soft, c)
+
+    def _potentiate(self, step: int, fired: torch.Tensor, kernels: bool) -> None:
+        """Every synapse into the targets that spiked potentiated by its source's trace: in
+        PyTorch, or by the Triton kernel (a program per target)."""
+        c, soft, w = self.constants, self.p.bounds == "soft", self.weight
+        if kernels:
+            from worker.engine.network import triton_kernels
+
             triton_kernels.stdp_postsynaptic(
-                fired, self.by_post_offsets, self.by_post, self.pre_by_post, self.weight, self.x_pre, self.pre_stamp,
-                c.decay_pre, step, bounds, soft,
+                fired, self.by_post_offsets, self.by_post, self.pre_by_post, w, self.x_pre, self.pre_stamp, c.decay_pre, step,
+                _bounds(c), soft,
             )  # fmt: skip
+            return
+        positions = rows(self.by_post_offsets, fired)
+        synapses = self.by_post[positions]
+        sources = self.pre_by_post[positions].to(torch.int64)
+        w[synapses] = bounded(w[synapses], trace_at(self.x_pre[sources], self.pre_stamp[sources], step, c.decay_pre), soft, c)
+
+
+def _bounds(c: Constants) -> tuple[float, float, float]:
+    """The bounds as the Triton kernels take them: w_min, w_max, 1 / (w_max - w_min)."""
+    return float(c.w_min), float(c.w_max), float(c.inv_span)
 
 
 def rows(offsets: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
