@@ -31,12 +31,14 @@ two-sample Kolmogorov-Smirnov test of the pooled final weights against each peer
 """
 
 import argparse
+import functools
 import json
 import pathlib
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -213,20 +215,19 @@ def measure(
     run_s = min(job_run(first) for _ in range(args.repeats))
     sides["spikeserve"] = summary(model, ours) | {"build_s": min(build for build, _ in loops), "run_s": run_s}
     if args.brian2_python and args.brian2_scripts:
-        runs = [brian2_run(args.brian2_python, args.brian2_scripts, model, seeds[0], args.stdp_seconds)
-                for _ in range(args.repeats)]  # fmt: skip
-        runs = [min(runs, key=lambda run: run["loop_s"])]
-        runs += [{key: value for key, value in brian2_run(args.brian2_python, args.brian2_scripts, model, seed,
-                                                           args.stdp_seconds).items() if not key.endswith("_s")}
-                 for seed in seeds[1:]]  # fmt: skip
-        sides["Brian2 C++"] = summary(model, runs)
+        brian2 = functools.partial(brian2_run, args.brian2_python, args.brian2_scripts, model)
+        sides["Brian2 C++"] = summary(model, peer_runs(lambda seed: brian2(seed, args.stdp_seconds), seeds, args.repeats))
     if args.nest_python:
-        runs = [min((nest_run(args.nest_python, model, seeds[0], args.stdp_seconds) for _ in range(args.repeats)),
-                    key=lambda run: run["loop_s"])]  # fmt: skip
-        runs += [{key: value for key, value in nest_run(args.nest_python, model, seed, args.stdp_seconds).items()
-                  if not key.endswith("_s")} for seed in seeds[1:]]  # fmt: skip
-        sides["NEST, 2 threads"] = summary(model, runs)
+        nest = functools.partial(nest_run, args.nest_python, model)
+        sides["NEST, 2 threads"] = summary(model, peer_runs(lambda seed: nest(seed, args.stdp_seconds), seeds, args.repeats))
     return sides
+
+
+def peer_runs(run: Callable[[int], dict[str, Any]], seeds: list[int], repeats: int) -> list[dict[str, Any]]:
+    """A peer's runs: the first seed's fastest of ``repeats`` (its times count), the other seeds
+    once each, for their statistics only."""
+    first = min((run(seeds[0]) for _ in range(repeats)), key=lambda found: found["loop_s"])
+    return [first, *({key: value for key, value in run(seed).items() if not key.endswith("_s")} for seed in seeds[1:])]
 
 
 def report(model: str, sides: dict[str, dict[str, Any]]) -> None:
