@@ -194,10 +194,11 @@ def _graph_cost(request: "JobRequest", plan: "Plan") -> Cost:
         if edge.plastic:  # target, weight, and the synapse's source and index in the rows by target
             per_synapse = PLASTIC_SYNAPSE_BYTES
             fixed += 8 * (edge.n_pre + edge.n_post + 2) + FLOAT_BYTES * (edge.n_pre + edge.n_post) + edge.min_delay * edge.n_pre
-            if edge.synapses * (1 + len(edge.snapshots)) > largest:  # the edge a refusal names
-                largest = edge.synapses * (1 + len(edge.snapshots))
+            recorded = edge.synapses * (1 + len(edge.snapshots))  # the final weights and the snapshots
+            if recorded > largest:  # the edge a refusal names
+                largest = recorded
                 weight_loc = ("record", "weights", edge.name) if edge.snapshots else (*edge.loc, "plasticity")
-            weights += edge.synapses * (1 + len(edge.snapshots))
+            weights += recorded
             synapses += edge.synapses
             neurons = max(neurons, edge.n_pre, edge.n_post)
         elif edge.type not in ("dense", "one_to_one"):
