@@ -38,7 +38,7 @@ from app.routes.responses import (
 )
 from worker.simulation.results import Result
 
-RESULT_PIECE_BYTES = 4 * 2**20  # results are read from Redis and sent in pieces of this size
+RESULT_PIECE_BYTES = 2**20  # results are read from Redis and sent in pieces of this size
 
 jobs = APIRouter(prefix=f"{API_PREFIX}/jobs", tags=["jobs"], responses=ERRORS)
 requests = APIRouter(prefix=API_PREFIX, tags=["jobs"], responses=ERRORS)

@@ -274,7 +274,7 @@ def test_a_47_mib_body_is_validated_without_stalling_the_api(busy: Service) -> N
 
 
 def test_sixteen_concurrent_downloads_of_a_100_mb_result(busy: Service) -> None:
-    """Results are read from Redis and sent in 4 MiB pieces: no reply holds a connection for long
+    """Results are read from Redis and sent in 1 MiB pieces: no reply holds a connection for long
     and no API process holds a whole result, so large downloads neither time out nor stall others."""
     store = JobStore.from_url(busy.redis_url)
     job_id = store.create(owner_of(KEYS["alice"]), json.dumps(SEED).encode(), 4, max_in_flight=100).id
