@@ -34,8 +34,8 @@ void project_spikes(int64_t steps, int64_t rows, int64_t n_pre, int64_t n_post, 
                 const uint8_t *x = spikes + (t * rows + b) * n_pre;
                 for (int64_t j = 0; j < n_pre; j++) {
                     if (!x[j]) continue;
-                    const int64_t start = first_at_least(post, offsets[j], offsets[j + 1], lo);
-                    const int64_t stop = first_at_least(post, start, offsets[j + 1], hi);
+                    int64_t start, stop;
+                    row_range(post, offsets[j], offsets[j + 1], n_post, lo, hi, &start, &stop);
                     for (uint8_t c = x[j]; c; c--) {
                         if (!delay) {  /* one slot for the whole row: the common case, kept tight */
                             float *slot = ring + (((step + t + shared_delay) % slots) * rows + b) * n_post;
