@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from worker.engine import network
+from worker.engine.projections import Projection
 from worker.engine_options import ENGINE
 from worker.simulation.graph_runner import GraphRun
 from worker.simulation.plan import parse_request
@@ -120,7 +121,25 @@ def busy_targets() -> dict:
             "record": {"weights": {"learn": {"every": 250}}}}  # fmt: skip
 
 
+def out_of_bounds() -> dict:
+    """Initial weights above w_max (delivered as they are until a change clips them), sources that
+    never fire, and rows that hold a target twice (multapses: the scalar row)."""
+    rule = {"type": "stdp", "a_pre": 0.002, "a_post": -0.0021, "w_max": 0.02}
+    nodes = [
+        {"name": "in", "type": "poisson", "rates": [0.0] * 10 + [60.0] * 30, "shape": [40]},
+        {"name": "P", "type": "lif_channels", "size": 30, "params": {"tau_mem_inv": 50.0, "v_th": 0.5, "v_reset": 0.0}},
+    ]
+    edges = [
+        {"name": "high", "from": "in", "to": "P", "type": "dense", "delay": 1, "plasticity": rule,
+         "weight": {"init": "uniform", "low": 0.0, "high": 0.2}},
+        {"name": "repeats", "from": "in", "to": "P", "type": "fixed_in_degree", "k": 30, "multapses": True, "delay": 2,
+         "plasticity": {**rule, "bounds": "soft"}, "weight": 0.01},
+    ]  # fmt: skip
+    return {"dt": 1e-4, "steps": 800, "seed": 11, "network": {"nodes": nodes, "edges": edges}}
+
+
 CASES = {
+    "out-of-bounds": out_of_bounds,
     "busy-targets": busy_targets,
     "undelayed": undelayed,
     "cuba": cuba_like,
@@ -152,8 +171,15 @@ def assert_same(ours: Result, theirs: Result) -> None:
             assert np.array_equal(getattr(weights, key), getattr(theirs.weights[name], key)), f"{name}.{key}"
 
 
+VECTOR_ROWS = [False, pytest.param(True, marks=pytest.mark.skipif(
+    network.library() is None or network.library().network_vector_lanes() == 1, reason="built without AVX-512"))]  # fmt: skip
+
+
+@pytest.mark.parametrize("vector", VECTOR_ROWS)
 @pytest.mark.parametrize("case", CASES)
-def test_the_kernel_is_the_graph_runner_to_the_bit(case: str) -> None:
+def test_the_kernel_is_the_graph_runner_to_the_bit(case: str, vector: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Plastic rows in vector registers or one synapse at a time: the same bits."""
+    monkeypatch.setattr(network, "VECTOR", vector)
     request = CASES[case]()
     ours, theirs = run(request, kernel=True), run(request, kernel=False)
     spikes = sum(layer.spike_count for layer in ours.layers.values())
@@ -195,3 +221,12 @@ def test_snapshots_are_the_weights_after_their_steps() -> None:
     assert not np.array_equal(sparse.snapshots[0], sparse.snapshots[1])
     assert dense.pre.tolist()[:3] == [0, 0, 0] and dense.post.tolist()[:3] == [0, 1, 2], "by source, then target"
     assert float(dense.final.min()) >= 0.0 and float(dense.final.max()) <= 0.02
+
+
+def test_rows_that_repeat_a_target_are_told_apart() -> None:
+    """The vector rows scatter into the ring, so an edge whose rows hold a target twice runs scalar."""
+    offsets = torch.tensor([0, 3, 5, 5], dtype=torch.int64)
+    distinct = Projection(3, 4, offsets, torch.tensor([0, 2, 3, 3, 1], dtype=torch.int32), torch.tensor(1.0), torch.tensor(1))
+    repeated = Projection(3, 4, offsets, torch.tensor([0, 2, 2, 3, 1], dtype=torch.int32), torch.tensor(1.0), torch.tensor(1))
+    assert network._rows_are_distinct(distinct), "3 ends one row and starts the next: no repeat"
+    assert not network._rows_are_distinct(repeated)

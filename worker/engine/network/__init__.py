@@ -29,6 +29,9 @@ SOURCE = pathlib.Path(__file__).with_name("network_kernels.c")
 # Below this much work per step (neurons plus synapses) one thread steps the graph: a team's
 # barriers (several per step) cost more than they save on CUBA's 4,000 neurons.
 PARALLEL_WORK = 200_000
+# Plastic rows in vector registers where the library has them (AVX-512) and no row of the edge
+# repeats a target; off, the scalar row: the same bits either way (the tests run both).
+VECTOR = True
 
 _float_p, _u8_p, _i32_p, _i64_p = (ctypes.POINTER(t) for t in (ctypes.c_float, ctypes.c_uint8, ctypes.c_int32, ctypes.c_int64))
 
@@ -45,6 +48,8 @@ class _Population(ctypes.Structure):
 
 
 MAX_THREADS = 64  # the kernel's (network_kernels.c)
+NO_SPIKE = -(2**31)  # network_kernels.c's mark of an empty place among a target's recent spikes ...
+RECENT = 4  # ... and how many it holds a target
 PENDING = 32  # per target of a plastic edge: its spikes held until every synapse into it has taken them
 
 
@@ -67,7 +72,7 @@ class _Edge(ctypes.Structure):
         ("x_post", _float_p),
         ("decay_post", ctypes.c_float), ("a_pre", ctypes.c_float), ("a_post", ctypes.c_float), ("w_min", ctypes.c_float),
         ("w_max", ctypes.c_float), ("inv_span", ctypes.c_float),
-        ("history", _u8_p), ("pending", _i32_p), ("pending_len", _i32_p), ("last_pending", _i32_p),
+        ("history", _u8_p), ("pending", _i32_p), ("pending_len", _i32_p), ("recent", _i32_p), ("vector", ctypes.c_int32),
         ("pending_size", ctypes.c_int32),
     ]  # fmt: skip
 
@@ -80,6 +85,8 @@ def _declare(lib: ctypes.CDLL) -> None:
     lib.network_run.restype = None
     lib.network_flush.argtypes = [ctypes.POINTER(_Edge), ctypes.c_int32, _i32_p]
     lib.network_flush.restype = None
+    lib.network_vector_lanes.argtypes = []
+    lib.network_vector_lanes.restype = ctypes.c_int32
 
 
 LIBRARY = NativeLibrary(SOURCE, _declare, "graphs of lif_channels run in the Python graph runner")
@@ -87,6 +94,15 @@ LIBRARY = NativeLibrary(SOURCE, _declare, "graphs of lif_channels run in the Pyt
 
 def library() -> ctypes.CDLL | None:
     return native.load(LIBRARY)
+
+
+def _rows_are_distinct(projection: Projection) -> bool:
+    """Whether no row of ``projection`` holds a target twice (multapses put two side by side)."""
+    post, offsets = projection.post, projection.offsets
+    repeats = post[1:] == post[:-1]
+    starts = offsets[1:-1]
+    repeats[starts[(starts > 0) & (starts < post.numel())] - 1] = False  # pairs across two rows
+    return not bool(repeats.any())
 
 
 def _pointer(tensor: torch.Tensor | None, kind: Any) -> Any:
@@ -136,7 +152,7 @@ class NetworkKernel:
         self.pending = [
             (torch.zeros((edge.plastic.projection.n_post, PENDING), dtype=torch.int32),
              torch.zeros(edge.plastic.projection.n_post, dtype=torch.int32),
-             torch.full((edge.plastic.projection.n_post,), -1, dtype=torch.int32)) if edge.plastic else None
+             torch.full((edge.plastic.projection.n_post, RECENT), NO_SPIKE, dtype=torch.int32)) if edge.plastic else None
             for edge in self.edges
         ]  # fmt: skip
         self.c_edges = (_Edge * max(1, len(self.edges)))(*(self._edge(index) for index in range(len(self.edges))))
@@ -197,8 +213,9 @@ class NetworkKernel:
             e.history = _pointer(self.history[index], _u8_p)
             pending = self.pending[index]
             assert pending is not None
-            e.pending, e.pending_len, e.last_pending = (_pointer(t, _i32_p) for t in pending)
+            e.pending, e.pending_len, e.recent = (_pointer(t, _i32_p) for t in pending)
             e.pending_size = PENDING
+            e.vector = int(VECTOR and self.lib.network_vector_lanes() > 1 and _rows_are_distinct(projection))
         return e
 
     def flush(self) -> None:

@@ -40,6 +40,8 @@ typedef struct {
 } population_t;
 
 #define MAX_THREADS 64
+#define NO_SPIKE INT32_MIN /* an empty place among a target's recent spikes */
+#define RECENT 4           /* a target's latest spikes held beside its list, for the rows to read */
 #define PREFETCH 16 /* synapses ahead: a target's weights lie one in each source's row */
 
 typedef struct {
@@ -74,7 +76,8 @@ typedef struct {
     uint8_t *history; /* shared_delay rows of n_pre: the source's spikes of the last steps, row = step % delay */
     int32_t *pending;     /* per target, the steps of its spikes not yet applied to all its synapses ... */
     int32_t *pending_len; /* ... how many, at most pending_size ... */
-    int32_t *last_pending; /* ... and the latest (-1: none) */
+    int32_t *recent;      /* ... and the latest RECENT of them a target, latest first (NO_SPIKE: none) */
+    int32_t vector;       /* 1: rows in vector registers (no row repeats a target; see plastic_row_vector) */
     int32_t pending_size;
 } edge_t;
 
@@ -200,8 +203,7 @@ static void update(const population_t *p, int64_t t, int64_t s, int64_t lo, int6
 
 /* The synapses of source i whose targets are in [lo, hi): [*start, *stop). */
 static inline void row_part(const edge_t *e, int64_t i, int64_t lo, int64_t hi, int64_t *start, int64_t *stop) {
-    *start = first_at_least(e->post, e->offsets[i], e->offsets[i + 1], lo);
-    *stop = first_at_least(e->post, *start, e->offsets[i + 1], hi);
+    row_range(e->post, e->offsets[i], e->offsets[i + 1], e->n_post, lo, hi, start, stop);
 }
 
 static void deliver(const edge_t *e, const node_t *from, int parity, population_t *to, int64_t t, int64_t lo, int64_t hi) {
@@ -226,15 +228,41 @@ static void deliver(const edge_t *e, const node_t *from, int parity, population_
     });
 }
 
-static inline float bounded(const edge_t *e, float w, float change) {
-    if (e->soft) {
-        const float room = change > 0.0f ? e->w_max - w : w - e->w_min;
-        change = change * (room * e->inv_span);
-    }
-    float x = w + change;
-    x = x < e->w_min ? e->w_min : x;
-    return x > e->w_max ? e->w_max : x;
+/* The rule's bounds, read once a row (kept in registers: stores to the weights could alias ``e``). */
+typedef struct {
+    float w_min, w_max, inv_span;
+} bounds_t;
+
+#define INLINE static inline __attribute__((always_inline))
+
+/* w after ``change``, within the bounds: hard (``soft`` 0) or soft, as plasticity.py's bounded.
+ * ``soft`` is a constant where the hot loops call it, so each gets a version without the test. */
+/* w after ``change``, within the bounds: hard (``soft`` 0) or soft, as plasticity.py's bounded.
+ * ``soft`` is a constant where the hot loops call it, so each gets a version without the test. */
+/* ``cond ? yes : no`` by bit masks: a compiler turns a plain ?: into a branch, mispredicted about
+ * every other time where the condition is a coin's throw (a target's spikes, a change's sign). */
+INLINE float choose(int cond, float yes, float no) {
+    uint32_t a, b;
+    memcpy(&a, &yes, 4);
+    memcpy(&b, &no, 4);
+    const uint32_t mask = -(uint32_t)(cond != 0), bits = (a & mask) | (b & ~mask);
+    float out;
+    memcpy(&out, &bits, 4);
+    return out;
 }
+
+/* w after ``change``, within the bounds: hard (``soft`` 0) or soft, as plasticity.py's bounded.
+ * ``soft`` is a constant where the hot loops call it, so each gets a version without the test. */
+INLINE float bounded_by(const int soft, bounds_t b, float w, float change) {
+    if (soft) change = change * ((change > 0.0f ? b.w_max - w : w - b.w_min) * b.inv_span);
+    float x = w + change;
+    x = x < b.w_min ? b.w_min : x;
+    return x > b.w_max ? b.w_max : x;
+}
+
+static inline bounds_t bounds_of(const edge_t *e) { return (bounds_t){e->w_min, e->w_max, e->inv_span}; }
+
+static inline float bounded(const edge_t *e, float w, float change) { return bounded_by(e->soft, bounds_of(e), w, change); }
 
 /* A trace that jumped to ``value`` at ``stamp``, at step t (as plasticity.py's trace_at). */
 static inline float trace(const float *table, int64_t horizon, float value, int64_t stamp, int64_t t) {
@@ -259,8 +287,143 @@ static float owed(const edge_t *e, float w, int64_t since, float value, int64_t 
 
 static inline float caught_up(const edge_t *e, float w, int64_t i, int64_t j) {
     const int64_t since = e->pre_stamp[i];
-    return e->last_pending[j] < since ? w : owed(e, w, since, e->x_pre[i], j);
+    return e->recent[RECENT * j] < since ? w : owed(e, w, since, e->x_pre[i], j);
 }
+
+/* The first step a row's synapses are owed potentiation from: its source's last event, or (a
+ * source that never fired) the earliest step there is, still above NO_SPIKE. */
+static inline int32_t owed_from(int64_t since) { return since <= NO_SPIKE ? NO_SPIKE + 1 : (int32_t)since; }
+
+/* w after what one of its target's recent spikes (at ``spike``) owes it: nothing where that spike
+ * is older than ``from`` (applied before) or absent, else a change by the source's trace then. */
+INLINE float owed_one(const int soft, bounds_t b, const float *restrict table, int64_t horizon, float w, int32_t spike,
+                      int32_t from, int64_t since, float value) {
+    if (spike < from) return w;
+    const int64_t lag = (int64_t)spike - since;
+    return bounded_by(soft, b, w, lag < horizon ? value * table[lag] : 0.0f);
+}
+
+/* A presynaptic event of source i (its trace ``value`` since step ``since``) on its synapses
+ * [start, stop): each takes what its target's spikes owe it (the latest from ``recent``, the list
+ * when there are more than RECENT), delivers to ``ring``, and is depressed by its target's trace. */
+INLINE void plastic_row(const edge_t *restrict e, const int soft, int64_t start, int64_t stop, int64_t since, float value,
+                        float *restrict ring) {
+    const bounds_t b = bounds_of(e);
+    const float *restrict table = e->table_pre, *restrict x_post = e->x_post;
+    const int64_t horizon = e->horizon_pre;
+    const int32_t *restrict post = e->post, *restrict recent = e->recent;
+    float *restrict w = e->weight;
+    const int32_t from = owed_from(since);
+    for (int64_t s = start; s < stop; s++) {
+        const int32_t j = post[s];
+        const int32_t *r = recent + RECENT * j;
+        float current = w[s];
+        if (r[RECENT - 1] >= from) {
+            current = owed(e, current, since, value, j);
+        } else {
+            for (int k = RECENT - 2; k >= 0; k--) current = owed_one(soft, b, table, horizon, current, r[k], from, since, value);
+        }
+        ring[j] += current;
+        w[s] = bounded_by(soft, b, current, x_post[j]);
+    }
+}
+
+#ifdef __AVX512F__
+#include <immintrin.h>
+#define VECTOR_LANES 16
+_Static_assert(RECENT == 4, "recent_of reads a target's recent spikes as 128 bits");
+
+/* bounded_by on 16 weights: the same operations, so the same bits (max(w_min, x) is
+ * "x < w_min ? w_min : x", min(w_max, x) is "x > w_max ? w_max : x", NaN and signed zeros alike). */
+INLINE __m512 bounded_v(const int soft, bounds_t b, __m512 w, __m512 change) {
+    const __m512 w_min = _mm512_set1_ps(b.w_min), w_max = _mm512_set1_ps(b.w_max);
+    if (soft) {
+        const __mmask16 rise = _mm512_cmp_ps_mask(change, _mm512_setzero_ps(), _CMP_GT_OQ);
+        const __m512 room = _mm512_mask_blend_ps(rise, _mm512_sub_ps(w, w_min), _mm512_sub_ps(w_max, w));
+        change = _mm512_mul_ps(change, _mm512_mul_ps(room, _mm512_set1_ps(b.inv_span)));
+    }
+    return _mm512_min_ps(w_max, _mm512_max_ps(w_min, _mm512_add_ps(w, change)));
+}
+
+/* owed_one on 16 synapses: lanes whose spike is owed take the bounded change, the rest keep w. */
+INLINE __m512 owed_one_v(const int soft, bounds_t b, const float *restrict table, __m512i horizon, __m512 w, __m512i spike,
+                         __m512i from, __m512i since, __m512 value) {
+    const __mmask16 owes = _mm512_cmpge_epi32_mask(spike, from);
+    const __m512i lag = _mm512_sub_epi32(spike, since);
+    const __mmask16 inside = _mm512_mask_cmplt_epu32_mask(owes, lag, horizon);
+    const __m512 factor = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), inside, lag, table, 4);
+    return _mm512_mask_mov_ps(w, owes, bounded_v(soft, b, w, _mm512_maskz_mul_ps(inside, value, factor)));
+}
+
+/* The RECENT spikes of the targets of 16 synapses (``post``, ``n`` of them; the rest read target
+ * 0's and are masked later), slot k of every target in spikes[k]: four loads of 128 bits a target
+ * and a transpose, cheaper than four gathers. */
+INLINE void recent_of(const int32_t *restrict recent, const int32_t *restrict post, int64_t n, __m512i spikes[RECENT]) {
+    __m512i quarter[4]; /* four targets' slots each */
+    for (int q = 0; q < 4; q++) {
+        __m128i part[4];
+        for (int m = 0; m < 4; m++) {
+            const int64_t k = 4 * q + m;
+            part[m] = _mm_loadu_si128((const __m128i *)(recent + RECENT * (k < n ? post[k] : 0)));
+        }
+        __m512i v = _mm512_castsi128_si512(part[0]);
+        v = _mm512_inserti32x4(v, part[1], 1);
+        v = _mm512_inserti32x4(v, part[2], 2);
+        quarter[q] = _mm512_inserti32x4(v, part[3], 3);
+    }
+    for (int k = 0; k < RECENT; k++) {
+        /* slot k of eight targets: elements 4m + k of the first pair of quarters (and the second) */
+        const __m512i pick = _mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 28 + k, 24 + k, 20 + k, 16 + k, 12 + k, 8 + k, 4 + k, k);
+        const __m512i low = _mm512_permutex2var_epi32(quarter[0], pick, quarter[1]);
+        const __m512i high = _mm512_permutex2var_epi32(quarter[2], pick, quarter[3]);
+        spikes[k] = _mm512_inserti64x4(low, _mm512_castsi512_si256(high), 1);
+    }
+}
+
+/* plastic_row, 16 synapses at a time with their targets' values gathered: whether a target spiked
+ * since a source's last event is a coin's throw, which costs the scalar row a misprediction per
+ * synapse; here it is a mask. Every lane does what the scalar row does to its synapse, in the same
+ * order and rounding; the ring is gathered and scattered, so no row may hold a target twice. */
+INLINE void plastic_row_vector(const edge_t *restrict e, const int soft, int64_t start, int64_t stop, int64_t since,
+                               float value, float *restrict ring) {
+    const bounds_t b = bounds_of(e);
+    const int32_t *restrict post = e->post, *restrict recent = e->recent;
+    const float *restrict table = e->table_pre, *restrict x_post = e->x_post;
+    float *restrict w = e->weight;
+    const int never = since <= NO_SPIKE; /* a source that never fired: its trace, 0, is owed as 0 */
+    const int32_t from = owed_from(since);
+    const __m512i from_v = _mm512_set1_epi32(from), since_v = _mm512_set1_epi32(never ? from : (int32_t)since);
+    const __m512i horizon_v = _mm512_set1_epi32(never ? 0 : (int32_t)e->horizon_pre), none = _mm512_set1_epi32(NO_SPIKE);
+    const __m512 value_v = _mm512_set1_ps(value);
+    for (int64_t s = start; s < stop; s += VECTOR_LANES) {
+        const __mmask16 lanes = stop - s >= VECTOR_LANES ? (__mmask16)0xFFFF : (__mmask16)((1u << (stop - s)) - 1);
+        const __m512i j = _mm512_maskz_loadu_epi32(lanes, post + s);
+        __m512 wv = _mm512_maskz_loadu_ps(lanes, w + s);
+        const __m512 x = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), lanes, j, x_post, 4);
+        __m512i spikes[RECENT];
+        recent_of(recent, post + s, stop - s, spikes);
+        const __m512i oldest = spikes[RECENT - 1];
+        const __mmask16 listed = _mm512_mask_cmpge_epi32_mask(lanes, oldest, from_v), rest = lanes & ~listed;
+        for (unsigned m = listed; m; m &= m - 1) { /* targets that spiked more than RECENT times since: their lists */
+            const int k = __builtin_ctz(m);
+            const float lane = _mm512_cvtss_f32(_mm512_permutexvar_ps(_mm512_set1_epi32(k), wv));
+            wv = _mm512_mask_broadcastss_ps(wv, (__mmask16)(1u << k), _mm_set_ss(owed(e, lane, since, value, post[s + k])));
+        }
+        for (int k = RECENT - 2; k >= 0; k--) {
+            const __m512i spike = _mm512_mask_mov_epi32(none, rest, spikes[k]);
+            wv = owed_one_v(soft, b, table, horizon_v, wv, spike, from_v, since_v, value_v);
+        }
+        const __m512 g = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), lanes, j, ring, 4);
+        _mm512_mask_i32scatter_ps(ring, lanes, j, _mm512_add_ps(g, wv), 4);
+        _mm512_mask_storeu_ps(w + s, lanes, bounded_v(soft, b, wv, x));
+    }
+}
+#else
+#define VECTOR_LANES 1
+#endif
+
+/* How many synapses a plastic row takes at a time here: 16 where the library was built with AVX-512. */
+int32_t network_vector_lanes(void) { return VECTOR_LANES; }
 
 /* Every synapse into target j caught up, and its pending spikes cleared. */
 static void flush_target(edge_t *e, int64_t j) {
@@ -270,7 +433,7 @@ static void flush_target(edge_t *e, int64_t j) {
         e->weight[s] = caught_up(e, e->weight[s], e->pre_by_post[k], j);
     }
     e->pending_len[j] = 0;
-    e->last_pending[j] = -1;
+    for (int k = 0; k < RECENT; k++) e->recent[RECENT * j + k] = NO_SPIKE;
 }
 
 /* A barrier where a team runs the step (``team``), nothing where one thread does. */
@@ -291,9 +454,8 @@ static void plasticity(edge_t *e, const node_t *from, const node_t *post_node, i
     const int64_t delay = e->shared_delay, n_pre = e->n_pre;
     uint8_t *restrict now = e->history + (t % delay) * n_pre;
     const uint8_t *restrict emitted = from->now[parity];
-    float *restrict x_pre = e->x_pre, *restrict x_post = e->x_post, *restrict w = e->weight;
+    float *restrict x_pre = e->x_pre, *restrict x_post = e->x_post;
     int64_t *restrict pre_stamp = e->pre_stamp;
-    const int32_t *restrict post = e->post;
     const int nearest = e->nearest;
     const float decay_post = e->decay_post;
     memcpy(now + src_lo, emitted + src_lo, (size_t)(src_hi - src_lo));
@@ -313,21 +475,19 @@ static void plasticity(edge_t *e, const node_t *from, const node_t *post_node, i
         if (!events[i]) continue;
         int64_t start, stop;
         row_part(e, i, lo, hi, &start, &stop);
-        /* the source's trace and last event, and the rule's numbers, read once a row: each synapse
-         * then takes what its target's spikes owe it (rarely anything), delivers, and is depressed */
-        const int64_t since = pre_stamp[i];
-        const float value = x_pre[i], w_min = e->w_min, w_max = e->w_max, inv_span = e->inv_span;
-        const int32_t *restrict last = e->last_pending;
-        for (int64_t s = start; s < stop; s++) {
-            const int32_t j = post[s];
-            const float current = last[j] < since ? w[s] : owed(e, w[s], since, value, j);
-            ring[j] += current;
-            float change = x_post[j];
-            if (e->soft) change = change * ((change > 0.0f ? w_max - current : current - w_min) * inv_span);
-            float next = current + change;
-            next = next < w_min ? w_min : next;
-            w[s] = next > w_max ? w_max : next;
+#ifdef __AVX512F__
+        if (e->vector) {
+            if (e->soft)
+                plastic_row_vector(e, 1, start, stop, pre_stamp[i], x_pre[i], ring);
+            else
+                plastic_row_vector(e, 0, start, stop, pre_stamp[i], x_pre[i], ring);
+            continue;
         }
+#endif
+        if (e->soft)
+            plastic_row(e, 1, start, stop, pre_stamp[i], x_pre[i], ring);
+        else
+            plastic_row(e, 0, start, stop, pre_stamp[i], x_pre[i], ring);
     }
     SYNC(team);
     for (int64_t i = src_lo; i < src_hi; i++) {
@@ -342,7 +502,9 @@ static void plasticity(edge_t *e, const node_t *from, const node_t *post_node, i
             x_post[j] = nearest ? e->a_post : x_post[j] + e->a_post;
             if (e->pending_len[j] == e->pending_size) flush_target(e, j);
             e->pending[j * e->pending_size + e->pending_len[j]++] = (int32_t)t;
-            e->last_pending[j] = (int32_t)t;
+            int32_t *r = e->recent + RECENT * j;
+            for (int k = RECENT - 1; k > 0; k--) r[k] = r[k - 1];
+            r[0] = (int32_t)t;
         }
     });
 }
