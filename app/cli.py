@@ -3,17 +3,19 @@
     spikeserve serve                         API + worker + a private Redis on this machine
     spikeserve api | worker [--gpus 0,1]     the two halves, for a shared Redis (SPIKESERVE_REDIS_URL)
     spikeserve run request.json -o out.npz   simulate locally, no server
-    spikeserve submit request.json --url URL --key KEY [-o out.npz]
+    spikeserve submit request.json --url URL --key KEY [-o out.npz] [--detach]
+    spikeserve status | cancel | watch | result JOB_ID      one job on a server; spikeserve jobs lists them
     spikeserve sweep request.json --axis seed=0,1,2 [--axis PATH=...] [--zip] [-o summary.csv]
     spikeserve run request.json --axis PATH=V1,V2 [-o summary.csv]   the same sweep, locally
     spikeserve nir export request.json -o model.nir | nir import model.nir [--dt 0.001]
     spikeserve keys new                      a new API key and the hash to configure
 
-Errors in the user's files are one line on stderr and exit code 2.
+Exit codes: EXIT_CODES below.
 """
 
 import argparse
 import base64
+import contextlib
 import functools
 import json
 import os
@@ -22,16 +24,23 @@ import secrets
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from app.client import Job
     from app.redis_server import RedisServer
     from app.supervisor import Supervisor
     from worker.settings import Settings
     from worker.simulation.errors import InvalidRequest
 
-EXIT_USAGE = 2
+EXIT_JOB_ENDED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_INTERRUPTED = 1, 2, 3, 130
+EXIT_CODES = f"""exit codes:
+  0    done (for a job: it succeeded)
+  {EXIT_JOB_ENDED}    the job failed or was cancelled
+  {EXIT_USAGE}    a usage error, a problem in the given files, or a request the server refused (one line on stderr)
+  {EXIT_UNREACHABLE}    the server cannot be reached
+  {EXIT_INTERRUPTED}  interrupted (Ctrl-C); submit cancels its job first"""
 
 
 class UsageError(Exception):
@@ -101,7 +110,14 @@ def _write_table(columns: list[str], rows: list[list[Any]], output: pathlib.Path
 
 
 def _unreachable(url: str, error: Exception) -> int:
-    return _fail(f"cannot reach the server at {url} ({error or type(error).__name__}); is it running? (--url, SPIKESERVE_URL)")
+    _fail(f"cannot reach the server at {url} ({error or type(error).__name__}); is it running? (--url, SPIKESERVE_URL)")
+    return EXIT_UNREACHABLE
+
+
+def _refused(error: Exception) -> int:
+    """A call the server refused (``SpikeserveError``), with what to do about a missing key."""
+    hint = " (give a key with --key or SPIKESERVE_KEY)" if getattr(error, "status", None) == 401 else ""
+    return _fail(f"{error}{hint}")
 
 
 def _fail(message: str) -> int:
@@ -389,7 +405,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     def ready() -> None:  # once the API listens
         print(f"spikeserve: open {url}/  (API docs at /docs; Ctrl-C stops everything)", flush=True)
-        print(f"spikeserve: try it from another terminal: {sys.argv[0]} submit examples/seed.json --url {url}", flush=True)
+        key = " --key YOUR_KEY" if settings.api_key_hashes else ""  # the server holds only the keys' hashes
+        print(f"spikeserve: try it from another terminal: {sys.argv[0]} submit examples/seed.json --url {url}{key}", flush=True)
 
     try:
         _serve_api(settings, ready)
@@ -431,9 +448,7 @@ def _stop_serving(supervisor: "Supervisor", redis_url: str) -> None:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    import httpx
-
-    from app.client import Client, SpikeserveError
+    from app.client import Client
 
     path = pathlib.Path(args.request)
     output = pathlib.Path(args.output) if args.output else None
@@ -445,46 +460,58 @@ def _sweep(args: argparse.Namespace) -> int:
         return _fail(str(error))
     if body is None:
         return _fail(f"{path}: give at least one --axis PATH=V1,V2,... (or a sweep file with base and axes)")
-    try:
-        with Client(args.url, args.key) as client:
-            sweep = client.submit_sweep(body)
-            print(f"sweep {sweep.id}: {sweep.status()['points']['total']} points", file=sys.stderr)
-            status = sweep.wait(progress=sys.stderr.isatty() and not args.quiet)
-            table = sweep.summary()
-    except SpikeserveError as error:
-        return _fail(str(error))
-    except (OSError, httpx.TransportError) as error:
-        return _unreachable(args.url, error)
+    with _talking_to(args) as failed, Client(args.url, args.key) as client:
+        sweep = client.submit_sweep(body)
+        print(f"sweep {sweep.id}: {sweep.status()['points']['total']} points", file=sys.stderr)
+        status = sweep.wait(progress=sys.stderr.isatty() and not args.quiet)
+        table = sweep.summary()
+    if failed.code:
+        return failed.code
     _write_table(table.columns, table.rows, output)
     ended = status["points"]
     if status["status"] != "succeeded":
-        return _fail(f"sweep {sweep.id} {status['status']}: {ended['failed']} failed, {ended['cancelled']} cancelled")
+        _fail(f"sweep {sweep.id} {status['status']}: {ended['failed']} failed, {ended['cancelled']} cancelled")
+        return EXIT_JOB_ENDED
     return 0
 
 
 def _submit(args: argparse.Namespace) -> int:
-    import httpx
-
-    from app.client import Client, SpikeserveError
-    from worker.simulation.results import Result
+    from app.client import Client
 
     try:
         body = _request_bytes(pathlib.Path(args.request), args.nir)
     except UsageError as error:
         return _fail(str(error))
-    try:
-        with Client(args.url, args.key) as client:
+    with _talking_to(args) as failed, Client(args.url, args.key) as client:
+        try:
             job = client.submit(json.loads(body))
-            _warn(job.warnings)
-            status = job.wait(progress=sys.stderr.isatty() and not args.quiet)
-            if status["status"] != "succeeded":
-                return _fail(f"job {job.id} {status['status']}" + (f": {status['error']}" if status.get("error") else ""))
-            as_json = args.output is not None and pathlib.Path(args.output).suffix == ".json"
-            data = job.result_bytes("json" if as_json else "npz")
-    except SpikeserveError as error:
-        return _fail(str(error))
-    except (OSError, httpx.TransportError) as error:
-        return _unreachable(args.url, error)
+        except KeyboardInterrupt:
+            return _interrupted("before the server answered: `spikeserve jobs` lists what it accepted")
+        print(f"job {job.id} submitted", file=sys.stderr if not args.detach else sys.stdout, flush=True)
+        _warn(job.warnings)
+        if args.detach:
+            return 0
+        try:
+            return _finish(job, args)
+        except KeyboardInterrupt:
+            try:
+                job.cancel()
+            except Exception as error:  # whatever broke, the user must learn the id
+                return _interrupted(f"job {job.id} may still run (cancelling it failed: {error}); `spikeserve cancel {job.id}`")
+            return _interrupted(f"job {job.id} cancelled")
+    return failed.code
+
+
+def _finish(job: "Job", args: argparse.Namespace) -> int:
+    """Waits for ``job``, fetches its result (to ``args.output`` if given) and prints a line about it."""
+    from worker.simulation.results import Result
+
+    status = job.wait(progress=sys.stderr.isatty() and not args.quiet)
+    if status["status"] != "succeeded":
+        _fail(f"job {job.id} {status['status']}" + (f": {status['error']}" if status.get("error") else ""))
+        return EXIT_JOB_ENDED
+    as_json = args.output is not None and pathlib.Path(args.output).suffix == ".json"
+    data = job.result_bytes("json" if as_json else "npz")
     if args.output:
         pathlib.Path(args.output).write_bytes(data)
     result = Result.from_json(data) if as_json else Result.from_npz(data)
@@ -494,6 +521,111 @@ def _submit(args: argparse.Namespace) -> int:
         + (f"; wrote {args.output}" if args.output else "")
     )
     return 0
+
+
+def _interrupted(what: str) -> int:
+    print(f"spikeserve: interrupted {what}", file=sys.stderr, flush=True)
+    return EXIT_INTERRUPTED
+
+
+class _Failure:
+    """Where ``_talking_to`` leaves the exit code of a call that broke."""
+
+    code = 0
+
+
+@contextlib.contextmanager
+def _talking_to(args: argparse.Namespace) -> Iterator[_Failure]:
+    """The errors of a conversation with the server as exit codes: a refusal (2, with its detail),
+    an unreachable server (3); the code is left in the object it yields."""
+    import httpx
+
+    from app.client import SpikeserveError
+
+    failure = _Failure()
+    try:
+        yield failure
+    except SpikeserveError as error:
+        failure.code = _refused(error)
+    except (OSError, httpx.TransportError) as error:
+        failure.code = _unreachable(args.url, error)
+
+
+def _status_line(status: dict[str, Any]) -> str:
+    progress = status["progress"]
+    parts = [f"job {status['id']}: {status['status']}", f"{progress['steps_done']:,}/{progress['steps_total']:,} steps"]
+    parts += [f"{key} {status[key]}" for key in ("device", "wall_s", "spikes", "name", "error") if status.get(key) is not None]
+    return ", ".join(parts)
+
+
+def _status(args: argparse.Namespace) -> int:
+    from app.client import Client
+
+    with _talking_to(args) as failed, Client(args.url, args.key) as client:
+        status = client.job(args.job).status()
+        print(json.dumps(status, indent=2) if args.json else _status_line(status))
+        return 0 if status["status"] != "failed" else EXIT_JOB_ENDED
+    return failed.code
+
+
+def _cancel(args: argparse.Namespace) -> int:
+    from app.client import Client
+
+    with _talking_to(args) as failed, Client(args.url, args.key) as client:
+        print(_status_line(client.job(args.job).cancel()))
+        return 0
+    return failed.code
+
+
+def _watch(args: argparse.Namespace) -> int:
+    """The job's progress (a line per status change) and, where its request has ``record.live``,
+    the spikes of each chunk as it runs, until it ends."""
+    from app.client import Client
+    from worker.simulation.results import LiveChunk
+
+    with _talking_to(args) as failed, Client(args.url, args.key) as client:
+        job = client.job(args.job)
+        try:
+            for item in job.follow():
+                if isinstance(item, LiveChunk):
+                    counts = ", ".join(f"{name} {spikes.count:,}" for name, spikes in item.layers.items())
+                    print(f"steps {item.start:,}-{item.stop - 1:,}: {counts or 'no spikes'}", flush=True)
+                elif not args.quiet:
+                    print(f"{item['status']}: {item['steps_done']:,}/{item['steps_total']:,} steps", flush=True)
+        except KeyboardInterrupt:
+            return _interrupted(f"watching; job {job.id} goes on (`spikeserve cancel {job.id}` stops it)")
+        status = job.status()
+        print(_status_line(status))
+        return 0 if status["status"] == "succeeded" else EXIT_JOB_ENDED
+    return failed.code
+
+
+def _jobs(args: argparse.Namespace) -> int:
+    from app.client import Client
+
+    with _talking_to(args) as failed, Client(args.url, args.key) as client:
+        page = client.jobs(offset=args.offset, limit=args.limit)
+        rows = [
+            [job["id"], job["status"], f"{job['progress']['steps_done']}/{job['progress']['steps_total']}",
+             job["created_at"], job.get("name") or ""]
+            for job in page["jobs"]
+        ]  # fmt: skip
+        _write_table(["id", "status", "steps", "created", "name"], rows, None)
+        shown = f"{args.offset + 1}-{args.offset + len(rows)}" if rows else "none"
+        print(f"{shown} of {page['total']} jobs, newest first", file=sys.stderr)
+        return 0
+    return failed.code
+
+
+def _result(args: argparse.Namespace) -> int:
+    from app.client import Client
+
+    with _talking_to(args) as failed, Client(args.url, args.key) as client:
+        try:
+            return _finish(client.job(args.job), args)
+        except KeyboardInterrupt:
+            return _interrupted(f"waiting; job {args.job} goes on")
+    return failed.code
 
 
 def _keys_new(args: argparse.Namespace) -> int:
@@ -557,7 +689,7 @@ def _nir_import(args: argparse.Namespace) -> int:
     return 0
 
 
-def _server_options(parser: argparse.ArgumentParser, output_help: str) -> None:
+def _server_options(parser: argparse.ArgumentParser, output_help: str | None) -> None:
     """What the commands that talk to a server share."""
     parser.add_argument(
         "--url",
@@ -565,9 +697,9 @@ def _server_options(parser: argparse.ArgumentParser, output_help: str) -> None:
         help="the server (default: SPIKESERVE_URL, else http://127.0.0.1:SPIKESERVE_PORT, port 8000 if unset)",
     )
     parser.add_argument("--key", default=os.environ.get("SPIKESERVE_KEY"), help="an API key (default: SPIKESERVE_KEY)")
-    parser.add_argument("-o", "--output", help=output_help)
-    parser.add_argument("--nir", help="use the network of this NIR file instead of the request's")
-    parser.add_argument("-q", "--quiet", action="store_true")
+    if output_help is not None:
+        parser.add_argument("-o", "--output", help=output_help)
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
 def _sweep_options(parser: argparse.ArgumentParser, axis_help: str) -> None:
@@ -582,7 +714,12 @@ def _sweep_options(parser: argparse.ArgumentParser, axis_help: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="spikeserve", description="Spiking-network simulation, locally or as a service.")
+    parser = argparse.ArgumentParser(
+        prog="spikeserve",
+        description="Spiking-network simulation, locally or as a service.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser(
         "run",
@@ -620,10 +757,36 @@ def build_parser() -> argparse.ArgumentParser:
     )
     worker.set_defaults(handler=_worker)
 
-    submit = commands.add_parser("submit", help="submit a request to a server and wait for its result")
-    submit.add_argument("request")
+    submit = commands.add_parser(
+        "submit",
+        help="submit a request to a server and wait for its result",
+        description="Submit a request to a server: the job's id is printed first (stderr), then a progress bar "
+        "while it runs, then a line about its result. Ctrl-C cancels the job on the server.",
+    )
+    submit.add_argument("request", help="job request JSON (the format: docs/requests.md; examples/ has some)")
     _server_options(submit, "write the result here: .npz or .json")
+    submit.add_argument("--nir", help="use the network of this NIR file instead of the request's")
+    submit.add_argument("--detach", action="store_true", help="print the job's id (stdout) and return without waiting")
     submit.set_defaults(handler=_submit)
+
+    job_commands = (
+        ("status", _status, "a job's status: state, steps done, device, error"),
+        ("cancel", _cancel, "cancel a queued or running job"),
+        ("watch", _watch, "follow a job as it runs: its progress and, with record.live, its spikes per chunk"),
+        ("result", _result, "wait for a job and fetch its result"),
+    )
+    for name, handler, text in job_commands:
+        command = commands.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
+        command.add_argument("job", help="the job's id (submit prints it; spikeserve jobs lists them)")
+        _server_options(command, "write the result here: .npz or .json" if name == "result" else None)
+        if name == "status":
+            command.add_argument("--json", action="store_true", help="the whole status as JSON")
+        command.set_defaults(handler=handler)
+    jobs = commands.add_parser("jobs", help="list your jobs on a server, newest first")
+    _server_options(jobs, None)
+    jobs.add_argument("--limit", type=int, default=20, help="how many (default 20, at most 200)")
+    jobs.add_argument("--offset", type=int, default=0, help="skip this many of the newest first")
+    jobs.set_defaults(handler=_jobs)
 
     sweep = commands.add_parser(
         "sweep",
@@ -635,6 +798,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sweep.add_argument("request", help="a job request with --axis options, or a sweep file ({base, axes, mode})")
     _server_options(sweep, "write the summary here: .csv, .json or .npz")
+    sweep.add_argument("--nir", help="use the network of this NIR file instead of the request's")
     _sweep_options(sweep, "the values of one axis (repeat for more axes)")
     sweep.set_defaults(handler=_sweep)
 

@@ -13,8 +13,12 @@ from app.cli import build_parser
 
 WIDTH = "100"  # argparse wraps to the terminal's width; the reference is the same everywhere
 ENVIRONMENT = [
-    ("SPIKESERVE_URL", "`spikeserve submit`'s server (else `http://127.0.0.1:$SPIKESERVE_PORT`, port 8000 if unset)"),
-    ("SPIKESERVE_KEY", "`spikeserve submit`'s API key"),
+    (
+        "SPIKESERVE_URL",
+        "the server of `submit`, `status`, `cancel`, `watch`, `result`, `jobs` and `sweep` (else "
+        "`http://127.0.0.1:$SPIKESERVE_PORT`, port 8000 if unset)",
+    ),
+    ("SPIKESERVE_KEY", "their API key"),
     ("SPIKESERVE_HOST, SPIKESERVE_PORT", "where `serve` and `api` listen (`--host`, `--port` win)"),
     ("SPIKESERVE_REDIS_URL", "the Redis of `api` and `worker` (`serve` starts its own)"),
     ("SPIKESERVE_DATA_DIR", "`serve`'s data directory (`--data-dir` wins)"),

@@ -234,6 +234,12 @@ class Job:
         to its result (unless a chunk says it was thinned: ``every`` > 1). A chunk that starts
         at step 0 after others means the job runs again (its worker died): drop what came before.
         A broken connection is resumed after the last chunk received."""
+        return (item for item in self.follow(timeout, poll_s) if isinstance(item, LiveChunk))
+
+    def follow(self, timeout: float | None = None, poll_s: float = 0.5) -> Iterator[dict[str, Any] | LiveChunk]:
+        """The job's status changes (dicts: ``status``, ``steps_done``, ``steps_total``) and its
+        live spikes (``LiveChunk``, as ``stream`` gives them) as they happen, until it ends: the
+        last item is its final status. A broken connection is resumed after the last chunk."""
         deadline = None if timeout is None else time.monotonic() + timeout
         last_id: str | None = None
         while True:
@@ -241,8 +247,11 @@ class Job:
                 if kind == "spikes":
                     last_id = event_id
                     yield LiveChunk.from_dict(json.loads(data))
-                elif kind == "status" and json.loads(data)["status"] in FINAL:
-                    return
+                elif kind == "status":
+                    status = json.loads(data)
+                    yield status
+                    if status["status"] in FINAL:
+                        return
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"job {self.id} did not end within {timeout} s")
             time.sleep(poll_s)

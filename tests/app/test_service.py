@@ -361,7 +361,10 @@ def test_spikeserve_submit_writes_the_result(service: Service, tmp_path: pathlib
     assert "4 steps on cpu; spikes: out=0" in done.stdout
     assert_same_recordings(Result.from_npz(output.read_bytes()), simulate(*parse_request(SEED)))
     refused = subprocess.run([*command, "--url", service.url, "--key", "wrong"], capture_output=True, text=True, timeout=60)
-    assert refused.returncode == 2 and refused.stderr == "spikeserve: error: HTTP 401: invalid API key\n"
+    assert (
+        refused.returncode == 2
+        and refused.stderr == "spikeserve: error: HTTP 401: invalid API key (give a key with --key or SPIKESERVE_KEY)\n"
+    )
 
 
 def test_a_network_given_as_nir_runs_like_its_layers(service: Service) -> None:
