@@ -279,7 +279,20 @@ def _bind(settings: "Settings", args: argparse.Namespace) -> "Settings":
     return settings
 
 
+def _without_redis_url(command: str) -> str | None:
+    """Why ``command`` must not start: no SPIKESERVE_REDIS_URL. The settings' default (Redis on
+    127.0.0.1:6379) is, on a shared machine, somebody else's Redis and queue."""
+    if os.environ.get("SPIKESERVE_REDIS_URL"):
+        return None
+    return (
+        f"spikeserve {command} needs SPIKESERVE_REDIS_URL, the Redis that the API and its workers share "
+        "(e.g. SPIKESERVE_REDIS_URL=redis://127.0.0.1:6379/0); spikeserve serve starts a private one instead"
+    )
+
+
 def _api(args: argparse.Namespace) -> int:
+    if problem := _without_redis_url("api"):
+        return _fail(problem)
     settings = _bind(_settings(), args)
     if problem := _check_bind(settings):
         return _fail(problem)
@@ -313,6 +326,8 @@ def _gpu_indices(spec: str) -> list[str]:
 
 def _worker(args: argparse.Namespace) -> int:
     """One worker process per GPU (CUDA_VISIBLE_DEVICES set per process), or one on the CPU."""
+    if problem := _without_redis_url("worker"):
+        return _fail(problem)
     if not args.gpus:
         # Become the Celery worker: signals then reach it directly (SIGTERM = warm shutdown).
         command = _worker_command("cpu")

@@ -20,7 +20,10 @@ ENVIRONMENT = [
     ),
     ("SPIKESERVE_KEY", "their API key"),
     ("SPIKESERVE_HOST, SPIKESERVE_PORT", "where `serve` and `api` listen (`--host`, `--port` win)"),
-    ("SPIKESERVE_REDIS_URL", "the Redis of `api` and `worker` (`serve` starts its own)"),
+    (
+        "SPIKESERVE_REDIS_URL",
+        "the Redis of `api` and `worker`, required: they refuse to start without it (`serve` starts its own)",
+    ),
     ("SPIKESERVE_DATA_DIR", "`serve`'s data directory (`--data-dir` wins)"),
     ("SPIKESERVE_API_KEY_HASHES", "the accepted keys' hashes, a JSON list (`spikeserve keys new` makes one)"),
     ("SPIKESERVE_*", "every other setting of the service: the README's Settings paragraph"),

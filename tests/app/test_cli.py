@@ -161,10 +161,21 @@ def test_serve_starts_redis_worker_and_api_runs_a_job_and_stops_cleanly(tmp_path
 
 
 def test_without_keys_the_api_refuses_to_listen_beyond_loopback() -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SPIKESERVE_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPIKESERVE_")} | {"SPIKESERVE_REDIS_URL": "redis://x:1/0"}
     done = subprocess.run([str(SPIKESERVE), "api", "--host", "0.0.0.0"], capture_output=True, text=True, env=env, timeout=60)
     assert done.returncode == 2
     assert "refusing to listen on 0.0.0.0 without API keys" in done.stderr
+
+
+@pytest.mark.parametrize("command", ["api", "worker"])
+def test_the_api_and_a_worker_refuse_to_guess_their_redis(command: str) -> None:
+    """Without SPIKESERVE_REDIS_URL they would take Redis on 127.0.0.1:6379: on a shared machine,
+    somebody else's jobs."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPIKESERVE_")}
+    done = subprocess.run([str(SPIKESERVE), command], capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"spikeserve: error: spikeserve {command} needs SPIKESERVE_REDIS_URL")
+    assert done.stderr.count("\n") == 1, "one line"
 
 
 def test_worker_starts_one_process_per_gpu(redis_server: RedisServer) -> None:
