@@ -420,8 +420,11 @@ def _serve(args: argparse.Namespace) -> int:
 
     def ready() -> None:  # once the API listens
         print(f"spikeserve: open {url}/  (API docs at /docs; Ctrl-C stops everything)", flush=True)
+        from app.services import FIRST_EXAMPLE
+
         key = " --key YOUR_KEY" if settings.api_key_hashes else ""  # the server holds only the keys' hashes
-        print(f"spikeserve: try it from another terminal: {sys.argv[0]} submit examples/seed.json --url {url}{key}", flush=True)
+        command = f"{sys.argv[0]} submit examples/{FIRST_EXAMPLE}.json --url {url}{key}"
+        print(f"spikeserve: try it from another terminal: {command}", flush=True)
 
     try:
         _serve_api(settings, ready)

@@ -60,7 +60,8 @@ def test_the_readme_serve_command_on_a_fresh_clone_prints_a_command_that_works(t
         command = output.split("try it from another terminal: ")[1].splitlines()[0]
         done = subprocess.run(["bash", "-c", command], cwd=clone, env=env, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr
-        assert done.stdout.startswith("job ") and "4 steps on cpu" in done.stdout
+        assert done.stdout.startswith("job ") and "1000 steps on cpu; spikes: population=" in done.stdout
+        assert int(done.stdout.split("population=")[1].split()[0].rstrip(";")) > 100_000, "a first try that spikes"
     finally:
         os.killpg(serve.pid, signal.SIGINT)
         serve.wait(60)

@@ -156,8 +156,9 @@ async function loadExamples() {
     option.textContent = name.replaceAll("_", " ");
     select.append(option);
   }
-  if (!state.editor.getText().trim() && state.examples.seed) {
-    select.value = "seed"; // a first visit starts from a request that runs, not an empty box
+  const first = Object.keys(state.examples)[0]; // the server lists the one a newcomer should meet first
+  if (!state.editor.getText().trim() && first) {
+    select.value = first; // a first visit starts from a request that runs and spikes, not an empty box
     pickExample();
   }
 }
@@ -754,6 +755,8 @@ async function renderWeights(token = state.renders) {
   });
 }
 
+const MAX_TRACES = 8; // more lines than this in one plot cannot be told apart
+
 // The voltage plot alone (a new choice of neurons leaves the other plots as they are).
 async function renderVoltage(token = state.renders) {
   const { names, layer, batch, dtMs, durationMs, caption } = selection();
@@ -761,11 +764,15 @@ async function renderVoltage(token = state.renders) {
   const [steps, ...rest] = layer.voltages.shape;
   const available = layer.voltages.neurons ?? Array.from({ length: rest[rest.length - 1] }, (_, k) => k);
   const asked = $("#neurons").value.split(",").map((s) => s.trim()).filter((s) => s !== "");
-  const wanted = asked.map(Number).filter((n) => Number.isInteger(n) && available.includes(n)).slice(0, 8);
-  const refused = asked.filter((s) => !wanted.includes(Number(s)));
+  const present = asked.map(Number).filter((n) => Number.isInteger(n) && available.includes(n));
+  const wanted = present.slice(0, MAX_TRACES);
+  const refused = asked.filter((s) => !present.includes(Number(s)));
   const chosen = wanted.length ? wanted : available.slice(0, 3);
   const recorded = available.length > 12 ? `${available.slice(0, 12).join(", ")}, …` : available.join(", ");
-  showFieldNote("#neurons-note", refused.length ? `Not recorded (recorded: ${recorded}): ${refused.join(", ")}${wanted.length ? "" : `; showing ${chosen.join(", ")}`}.` : "");
+  const notes = [];
+  if (refused.length) notes.push(`Not recorded (recorded: ${recorded}): ${refused.join(", ")}${wanted.length ? "" : `; showing ${chosen.join(", ")}`}.`);
+  if (present.length > MAX_TRACES) notes.push(`At most ${MAX_TRACES} traces at once: showing ${wanted.join(", ")}.`);
+  showFieldNote("#neurons-note", notes.join(" "));
   const { traces } = await state.data.call("voltages", { name, batch, neurons: chosen });
   if (token !== state.renders) return;
   // a step's values share its time: step k (its spikes, the voltage after it) is drawn at k*dt

@@ -285,6 +285,23 @@ def test_a_bin_below_the_time_step_is_not_used_silently(page) -> None:
     assert same == [True, False, True], "a new bin redraws the rate plot only"
 
 
+def test_a_first_visit_opens_an_example_that_spikes_and_shows_its_traces(page, viewer_url: str) -> None:
+    """The page starts from a request that runs and spikes, so a first Submit shows a raster; it
+    records ten neurons' voltages, of which eight (the most one plot shows) are drawn, and says so."""
+    assert page.input_value("#examples") == "poisson_population"
+    assert json.loads(request_text(page)) == json.loads((EXAMPLES / "poisson_population.json").read_text())
+    job_id = submit_and_wait(page)
+    spikes = len(api_result(viewer_url, job_id)["layers"]["population"]["spikes"]["times"])
+    assert spikes > 100_000
+    page.wait_for_selector("[data-plot=raster][data-points]")
+    assert page.get_attribute("[data-plot=raster]", "data-points") == str(spikes)
+    page.fill("#neurons", ", ".join(map(str, range(10))))
+    page.dispatch_event("#neurons", "change")
+    assert page.text_content("#neurons-note") == "At most 8 traces at once: showing 0, 1, 2, 3, 4, 5, 6, 7."
+    labels = page.evaluate(f"({PLOT})('voltage').series.map(s => s.label)")
+    assert [label for label in labels if str(label).startswith("neuron")] == [f"neuron {k}" for k in range(8)], labels
+
+
 def test_voltage_neurons_that_were_not_recorded_are_named(page) -> None:
     open_example(page, "izhikevich_tonic_bursting")
     page.fill("#neurons", "abc, 99, 1")
