@@ -27,6 +27,7 @@ from typing import Any
 
 import httpx
 
+from worker.simulation.errors import format_loc
 from worker.simulation.results import LiveChunk, Result, write_csv
 
 FINAL = ("succeeded", "failed", "cancelled")
@@ -40,7 +41,7 @@ class SpikeserveError(Exception):
         self.status = status
         self.detail = detail
         if isinstance(detail, list):  # validation errors: one line per field
-            text = "; ".join(f"{'.'.join(map(str, e.get('loc', [])))}: {e.get('msg')}" for e in detail)
+            text = "; ".join(f"{format_loc(e.get('loc', []))}: {e.get('msg')}" for e in detail)
         else:
             text = str(detail)
         super().__init__(f"HTTP {status}: {text}")

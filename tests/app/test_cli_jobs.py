@@ -111,3 +111,12 @@ def test_refusals_name_the_key_and_an_absent_server_has_its_own_code(service: Se
     )  # fmt: skip
     assert absent.returncode == 3 and "cannot reach the server at http://127.0.0.1:9" in absent.stderr
     assert time.monotonic() - started < 30
+
+
+def test_a_refused_request_names_its_fields_as_spikeserve_run_does(service: Service, tmp_path: pathlib.Path) -> None:
+    bad = {**LIVE, "network": {"layers": [{"type": "lif", "name": "out", "parms": {}}]}}
+    submitted = cli(service, "submit", write(tmp_path, bad))
+    local = subprocess.run([str(SPIKESERVE), "run", write(tmp_path, bad)], capture_output=True, text=True, timeout=120)
+    assert submitted.returncode == local.returncode == 2
+    assert "network.layers[0].parms: Extra inputs are not permitted" in submitted.stderr
+    assert "network.layers[0].parms: Extra inputs are not permitted" in local.stderr

@@ -503,6 +503,13 @@ Delay = Annotated[
     ),
     Field(description="steps from a spike to its arrival: a number, or {low, high} drawn per synapse; 0: the same step"),
 ]
+# one discriminated union, not a union of one with a model: a bad value then gets one message
+PerSynapseValue = Annotated[
+    Annotated[Finite, Tag("number")] | NestedList | InitValue,
+    Discriminator(
+        value_kind, custom_error_type="number", custom_error_message="must be a number, a nested list of numbers or {init, ...}"
+    ),
+]
 SynapseWeight = Annotated[
     Annotated[Finite, Tag("number")] | InitValue,
     Discriminator(value_kind, custom_error_type="number", custom_error_message="must be a number or {init, ...}"),
@@ -597,7 +604,7 @@ class OneToOneEdge(EdgeBase):
     """Source neuron i to target neuron i (the two the same size)."""
 
     type: Literal["one_to_one"]
-    weight: ParamValue | InitValue = Field(default=1.0, description="a number, per-synapse nested lists, or {init, ...}")
+    weight: PerSynapseValue = Field(default=1.0, description="a number, per-synapse nested lists, or {init, ...}")
 
 
 class RuleEdge(EdgeBase):

@@ -405,3 +405,26 @@ def test_the_network_kernel_graphs_take_long_chunks() -> None:
     assert kernel.cost is not None and kernel.cost.chunk_steps == 1000 == kernel.steps
     request["steps"] = 100_000
     assert parse_request(request)[1].cost.chunk_steps > 1000  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    "edge",
+    [
+        {"type": "one_to_one"},
+        {"type": "pairwise_bernoulli", "p": 0.5},
+        {"type": "fixed_in_degree", "k": 2},
+        {"type": "fixed_out_degree", "k": 2},
+        {"type": "dense"},
+    ],
+    ids=lambda edge: edge["type"],
+)
+def test_a_weight_that_is_not_a_number_gets_one_plain_message_at_its_field(edge: dict[str, Any]) -> None:
+    """One error, at ``weight``, in words: no alternatives of a union, no validator names."""
+    nodes = [{"name": "in", "type": "poisson", "rates": 10.0, "shape": [3]}, {"name": "P", "type": "lif", "size": 3}]
+    request = {"network": {"nodes": nodes, "edges": [{"from": "in", "to": "P", **edge, "weight": float("nan")}]}, "steps": 10}
+    with pytest.raises(InvalidRequest) as caught:
+        parse_request(request)
+    [error] = caught.value.errors
+    assert error.line.startswith("network.edges[0].weight: "), error.line
+    assert "finite" in error.msg or "nested list of numbers" in error.msg, error.msg
+    assert not any(word in error.line for word in ("union", "function", "Input should be a valid dictionary")), error.line
