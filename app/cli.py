@@ -34,13 +34,14 @@ if TYPE_CHECKING:
     from worker.settings import Settings
     from worker.simulation.errors import InvalidRequest
 
-EXIT_JOB_ENDED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_INTERRUPTED = 1, 2, 3, 130
+EXIT_JOB_ENDED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 1, 2, 3, 130, 141
 EXIT_CODES = f"""exit codes:
   0    done (for a job: it succeeded)
   {EXIT_JOB_ENDED}    the job failed or was cancelled
   {EXIT_USAGE}    a usage error, a problem in the given files, or a request the server refused (one line on stderr)
   {EXIT_UNREACHABLE}    the server cannot be reached
-  {EXIT_INTERRUPTED}  interrupted (Ctrl-C); submit cancels its job first"""
+  {EXIT_INTERRUPTED}  interrupted (Ctrl-C); submit cancels its job first
+  {EXIT_BROKEN_PIPE}  the reader of the output went away (spikeserve ... | head), as for other tools"""
 
 
 class UsageError(Exception):
@@ -233,6 +234,28 @@ def _check_bind(settings: "Settings") -> str | None:
             f"refusing to listen on {settings.host} without API keys: set SPIKESERVE_API_KEY_HASHES "
             "(see 'spikeserve keys new') or bind to 127.0.0.1"
         )
+    return _port_taken(settings.host, settings.port)
+
+
+def _port_taken(host: str, port: int) -> str | None:
+    """Why the API cannot listen on host:port, found before anything starts (the server's own
+    failure would be a traceback of Errno 98)."""
+    import errno
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as error:
+        return f"cannot listen on {host}: {error.strerror}"
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds
+        try:
+            probe.bind(address)
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                return f"port {port} on {host} is in use (another spikeserve?): choose another with --port or SPIKESERVE_PORT"
+            return f"cannot listen on {host}:{port}: {error.strerror}"
     return None
 
 
@@ -754,7 +777,13 @@ def build_parser() -> argparse.ArgumentParser:
     _sweep_options(run, "run the request once per point and print the summary table (-o: .csv, .json or .npz)")
     run.set_defaults(handler=_run)
 
-    serve = commands.add_parser("serve", help="API, worker and a private Redis on this machine")
+    serve = commands.add_parser(
+        "serve",
+        help="API, worker and a private Redis on this machine",
+        description="Start a private Redis (its data in --data-dir), a simulation worker and the API with the "
+        "browser viewer, and stop all three on Ctrl-C. Jobs and results survive a restart. Without API keys "
+        "(SPIKESERVE_API_KEY_HASHES) it listens on 127.0.0.1 only.",
+    )
     serve.add_argument("--host", default=None, help="default SPIKESERVE_HOST or 127.0.0.1")
     serve.add_argument("--port", type=int, default=None, help="default SPIKESERVE_PORT or 8000")
     serve.add_argument(
@@ -764,12 +793,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(handler=_serve)
 
-    api = commands.add_parser("api", help="the HTTP API only (needs SPIKESERVE_REDIS_URL)")
+    api = commands.add_parser(
+        "api",
+        help="the HTTP API only (needs SPIKESERVE_REDIS_URL)",
+        description="Serve the HTTP API and the viewer on the Redis named by SPIKESERVE_REDIS_URL (required), "
+        "for workers elsewhere (spikeserve worker) that share that Redis.",
+    )
     api.add_argument("--host", default=None, help="default SPIKESERVE_HOST or 127.0.0.1")
     api.add_argument("--port", type=int, default=None, help="default SPIKESERVE_PORT or 8000")
     api.set_defaults(handler=_api)
 
-    worker = commands.add_parser("worker", help="a simulation worker (needs SPIKESERVE_REDIS_URL)")
+    worker = commands.add_parser(
+        "worker",
+        help="a simulation worker (needs SPIKESERVE_REDIS_URL)",
+        description="Run jobs from the queue in the Redis named by SPIKESERVE_REDIS_URL (required): one "
+        "process on the CPU, or one per GPU with --gpus. SIGTERM lets a running chunk finish; an unfinished "
+        "job runs again on another worker.",
+    )
     worker.add_argument(
         "--gpus", default=None, help="comma-separated GPU indices, or 'all': one worker process per GPU (default: one on the CPU)"
     )
@@ -820,14 +860,24 @@ def build_parser() -> argparse.ArgumentParser:
     _sweep_options(sweep, "the values of one axis (repeat for more axes)")
     sweep.set_defaults(handler=_sweep)
 
-    nir_command = commands.add_parser("nir", help="NIR (Neuromorphic Intermediate Representation) files")
+    nir_command = commands.add_parser(
+        "nir",
+        help="NIR (Neuromorphic Intermediate Representation) files",
+        description="Convert between NIR graphs (written by snnTorch, Norse, Sinabs, ...) and spikeserve's networks.",
+    )
     nir_commands = nir_command.add_subparsers(dest="nir_command", required=True)
-    export = nir_commands.add_parser("export", help="write a request's network as a NIR file")
-    export.add_argument("request")
-    export.add_argument("-o", "--output", required=True)
+    export = nir_commands.add_parser(
+        "export", help="write a request's network as a NIR file", description="Write a request's network as a NIR file."
+    )
+    export.add_argument("request", help="job request JSON")
+    export.add_argument("-o", "--output", required=True, help="the NIR file to write (HDF5)")
     export.set_defaults(handler=_nir_export)
-    imported = nir_commands.add_parser("import", help="print a NIR file as a spikeserve network definition")
-    imported.add_argument("graph")
+    imported = nir_commands.add_parser(
+        "import",
+        help="print a NIR file as a spikeserve network definition",
+        description="Print a NIR file as a spikeserve network definition (JSON), to use as a request's network.",
+    )
+    imported.add_argument("graph", help="the NIR file (HDF5)")
     imported.add_argument("--dt", type=float, default=0.001, help="the time step the network will run with (s)")
     imported.add_argument("-o", "--output", help="write the network JSON here instead of stdout")
     imported.add_argument(
@@ -858,7 +908,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.handler(args)
+    try:
+        return args.handler(args)
+    except BrokenPipeError:
+        # the reader of the output went away (``| head``): stop quietly, as other tools do; the
+        # interpreter's own flush of stdout at exit must not fail again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":

@@ -265,6 +265,33 @@ def test_host_and_port_come_from_the_environment_unless_given(command: str, monk
     assert (given.host, given.port) == ("127.0.0.3", 18081)
 
 
+def test_output_into_a_closed_pipe_ends_quietly(tmp_path: pathlib.Path) -> None:
+    """``spikeserve nir import model.nir | head``: the reader goes away; no traceback, exit 141 (as
+    a process killed by SIGPIPE reports it to a shell)."""
+    graph = tmp_path / "conv.nir"
+    assert spikeserve("nir", "export", str(ROOT / "examples" / "conv_feedforward.json"), "-o", str(graph)).returncode == 0
+    process = subprocess.Popen([str(SPIKESERVE), "nir", "import", str(graph)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # before the command writes (its imports alone take longer)
+    errors = process.stderr.read().decode()
+    assert process.wait(60) == 141
+    assert "Traceback" not in errors and "BrokenPipeError" not in errors, errors
+
+
+def test_a_port_in_use_is_one_line_naming_it(tmp_path: pathlib.Path) -> None:
+    import socket
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        env = {**os.environ, "SPIKESERVE_REDIS_URL": "redis://127.0.0.1:1/0"}
+        done = subprocess.run([str(SPIKESERVE), "api", "--port", str(port)], capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr == (f"spikeserve: error: port {port} on 127.0.0.1 is in use (another spikeserve?): choose another "
+                           "with --port or SPIKESERVE_PORT\n")  # fmt: skip
+
+
 def test_nir_import_reads_if_nodes_as_asked_and_names_those_a_continuous_reading_silences(tmp_path: pathlib.Path) -> None:
     import nir
 
