@@ -63,5 +63,5 @@ RUN mkdir -p /var/cache/spikeserve && chown spikeserve /var/cache/spikeserve
 USER 10001
 # A worker is healthy while its heartbeat (renewed every 5 s, kept 15 s) is in Redis.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
-    CMD ["python", "-c", "import os, socket, redis; r = redis.Redis.from_url(os.environ['SPIKESERVE_REDIS_URL']); assert any(r.scan_iter('ss:workers:*@' + socket.gethostname()))"]
+    CMD ["python", "-c", "import socket, redis; from worker.settings import Settings; r = redis.Redis.from_url(Settings().redis_url); assert any(r.scan_iter('ss:workers:*@' + socket.gethostname()))"]
 CMD ["spikeserve", "worker"]

@@ -430,6 +430,7 @@ def _serve(args: argparse.Namespace) -> int:
     except RuntimeError as error:
         return _fail(str(error))
     os.environ["SPIKESERVE_REDIS_URL"] = redis_server.url
+    os.environ.pop("SPIKESERVE_REDIS_PASSWORD", None)  # the private Redis has none
     settings = _bind(_settings(), args)
     if problem := _check_bind(settings):
         redis_server.stop()

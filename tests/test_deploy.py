@@ -8,8 +8,10 @@ import pathlib
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
+import redis
 import yaml
 
 from tests.helpers import link_torch
@@ -28,8 +30,12 @@ def compose(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
 
 
 def rendered(*files: str) -> dict:
+    return rendered_with(NEEDED, *files)
+
+
+def rendered_with(env: dict[str, str], *files: str) -> dict:
     arguments = [part for name in files for part in ("-f", name)]
-    done = compose(*arguments, "--profile", "flower", "config")
+    done = compose(*arguments, "--profile", "flower", "config", env=env)
     assert done.returncode == 0 and not done.stderr.strip(), done.stderr
     return yaml.safe_load(done.stdout)["services"]
 
@@ -38,18 +44,73 @@ def test_the_cpu_configuration_runs_anywhere_with_a_protected_redis() -> None:
     services = rendered("docker-compose.yml")
     assert set(services) == {"redis", "api", "worker", "flower"}
     redis_command = " ".join(services["redis"]["command"])
-    for option in ("--appendonly yes", "--maxmemory 4gb", "--maxmemory-policy noeviction", "--requirepass s3cret"):
+    for option in ("--appendonly yes", "--maxmemory $${REDIS_MAXMEMORY}", "--maxmemory-policy noeviction", "requirepass"):
         assert option in redis_command
+    assert "s3cret" not in redis_command, "the password is never on a command line"
+    assert services["redis"]["user"] == "redis"
     assert "ports" not in services["redis"], "Redis is reachable from the containers only"
     assert any(volume["target"] == "/data" for volume in services["redis"]["volumes"])
     assert "deploy" not in services["worker"], "no GPU reservation: the default works without one"
     assert services["worker"]["build"]["target"] == "worker" and services["api"]["build"]["target"] == "api"
     assert any(volume["target"] == "/var/cache/spikeserve" for volume in services["worker"]["volumes"])
     for name in ("api", "worker"):
-        assert services[name]["environment"]["SPIKESERVE_REDIS_URL"] == "redis://:s3cret@redis:6379/0"
+        assert services[name]["environment"]["SPIKESERVE_REDIS_URL"] == "redis://redis:6379/0"
+        assert services[name]["environment"]["SPIKESERVE_REDIS_PASSWORD"] == "s3cret"
         assert services[name]["environment"]["SPIKESERVE_API_KEY_HASHES"] == HASHES
     assert "container_name" not in services["worker"] and "ports" not in services["worker"], "scalable with --scale worker=N"
-    assert services["flower"]["profiles"] == ["flower"]
+    flower = services["flower"]
+    assert flower["profiles"] == ["flower"]
+    assert [(port["host_ip"], port["published"]) for port in flower["ports"]] == [("127.0.0.1", "5555")], "loopback only"
+    assert "--basic-auth" in " ".join(flower["command"])
+
+
+HOSTILE_PASSWORD = 'p@ss/word:1 "q\\ $HOME`x`'  # URL and shell characters, quotes, a backslash
+
+
+def unescaped_value(value: str) -> str:
+    """A rendered value as the container gets it: ``compose config`` writes each $ as $$."""
+    return value.replace("$$", "$")
+
+
+def unescaped(command: list[str]) -> str:
+    """A rendered ``sh -c`` command as the container's shell gets it."""
+    assert command[:2] == ["sh", "-c"]
+    return unescaped_value(command[2])
+
+
+def test_any_redis_password_works_and_stays_off_the_command_line(tmp_path: pathlib.Path) -> None:
+    """The compose file's own Redis command run with a real redis-server (on a free port here)
+    and a password full of URL and shell characters: the API's settings reach it with that
+    password, which neither redis-server's command line nor the URL in the environment shows."""
+    from app.redis_server import free_port
+    from worker.settings import Settings
+
+    services = rendered_with({**NEEDED, "REDIS_PASSWORD": HOSTILE_PASSWORD}, "docker-compose.yml")
+    assert unescaped_value(services["api"]["environment"]["SPIKESERVE_REDIS_PASSWORD"]) == HOSTILE_PASSWORD
+    port = free_port()
+    command = unescaped(services["redis"]["command"]).replace("/tmp/redis.conf", str(tmp_path / "redis.conf"))
+    command += f" --port {port} --dir {tmp_path} --bind 127.0.0.1"
+    env = {**os.environ, **{name: unescaped_value(value) for name, value in services["redis"]["environment"].items()}}
+    server = subprocess.Popen(["sh", "-c", command], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        settings = Settings(redis_url=f"redis://127.0.0.1:{port}/0", redis_password=HOSTILE_PASSWORD)
+        client = redis.Redis.from_url(settings.redis_url, socket_timeout=5)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                assert client.ping()
+                break
+            except redis.ConnectionError:
+                assert time.monotonic() < deadline and server.poll() is None, "Redis did not start"
+                time.sleep(0.1)
+        with pytest.raises(redis.AuthenticationError):
+            redis.Redis(port=port, password="wrong").ping()
+        assert client.config_get("maxmemory")["maxmemory"] == str(4 * 2**30)
+        cmdline = pathlib.Path(f"/proc/{server.pid}/cmdline").read_bytes().decode()
+        assert "redis-server" in cmdline and HOSTILE_PASSWORD not in cmdline and "p@ss" not in cmdline
+    finally:
+        server.terminate()
+        server.wait(30)
 
 
 def test_the_gpu_override_gives_one_container_every_gpu_and_a_process_per_gpu() -> None:
@@ -175,3 +236,22 @@ def docker_engine() -> str | None:
 def test_the_images_build(target: str) -> None:
     done = subprocess.run(["docker", "build", "--target", target, "-t", f"spikeserve-{target}:test", "."], cwd=ROOT)
     assert done.returncode == 0
+
+
+def test_flower_needs_a_login_and_reaches_redis_with_any_password() -> None:
+    """Flower's command as its container runs it, up to starting Flower: without FLOWER_BASIC_AUTH
+    it stops saying why; with it, the broker URL it builds carries the password, encoded."""
+    from kombu.utils.url import url_to_parts
+
+    services = rendered_with({**NEEDED, "REDIS_PASSWORD": HOSTILE_PASSWORD}, "docker-compose.yml")
+    command = unescaped(services["flower"]["command"])
+    assert command.count("exec celery flower") == 1
+    probe = command.replace("exec celery flower", 'printf %s "$CELERY_BROKER_URL"; exit 0; celery flower')
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    env |= {name: unescaped_value(value) for name, value in services["flower"]["environment"].items()}
+    refused = subprocess.run(["sh", "-c", probe], env=env, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 1 and refused.stderr == "set FLOWER_BASIC_AUTH=user:password for Flower\n"
+    started = subprocess.run(["sh", "-c", probe], env={**env, "FLOWER_BASIC_AUTH": "me:pw"}, capture_output=True, text=True)
+    assert started.returncode == 0, started.stderr
+    parts = url_to_parts(started.stdout)
+    assert (parts.hostname, parts.port, parts.password) == ("redis", 6379, HOSTILE_PASSWORD)

@@ -3,10 +3,11 @@
 import hashlib
 import ipaddress
 import pathlib
+import urllib.parse
 from functools import cached_property
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from worker.engine_options import DEFAULTS as ENGINE_DEFAULTS
@@ -14,6 +15,14 @@ from worker.engine_options import EngineOptions
 from worker.simulation.limits import Limits
 
 SOURCE = pathlib.Path(__file__).parents[1]  # the source tree, when spikeserve runs from one
+
+
+def with_password(url: str, password: str) -> str:
+    """``url`` with ``password`` (any characters: URL-encoded) in place of the one it may hold."""
+    parts = urllib.parse.urlsplit(url)
+    user = urllib.parse.quote(urllib.parse.unquote(parts.username), safe="") if parts.username else ""
+    where = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=f"{user}:{urllib.parse.quote(password, safe='')}@{where}").geturl()
 
 
 def hash_key(key: str) -> str:
@@ -25,6 +34,10 @@ class Settings(BaseSettings, Limits):  # the limits are read from the environmen
     model_config = SettingsConfigDict(env_prefix="SPIKESERVE_", env_file=None, extra="ignore")
 
     redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_password: SecretStr | None = Field(
+        default=None,
+        description="Redis's password, apart from redis_url so that it may hold any character (encoded into the URL here)",
+    )
     host: str = "127.0.0.1"
     port: int = 8000
     api_key_hashes: list[str] = Field(
@@ -102,6 +115,12 @@ class Settings(BaseSettings, Limits):  # the limits are read from the environmen
     )
     result_ttl_s: int = 24 * 3600
     job_ttl_s: int = 7 * 24 * 3600
+
+    @model_validator(mode="after")
+    def _put_the_password_in_the_url(self) -> "Settings":
+        if self.redis_password is not None:
+            self.redis_url = with_password(self.redis_url, self.redis_password.get_secret_value())
+        return self
 
     @model_validator(mode="after")
     def _check_time_limits(self) -> "Settings":
