@@ -367,8 +367,3 @@ def test_the_address_names_the_job_or_sweep_on_screen_and_a_reload_opens_it_agai
         fresh.goto(f"{viewer_url}/{address}")
         fresh.wait_for_selector("[data-plot=heatmap][data-cells='6']")
         fresh.close()
-
-
-def test_a_first_visit_starts_from_a_request_that_runs(page) -> None:
-    assert json.loads(request_text(page)) == json.loads((EXAMPLES / "seed.json").read_text())
-    assert page.input_value("#examples") == "seed"
