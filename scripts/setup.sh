@@ -18,6 +18,17 @@ if [[ ! -x .venv/bin/python ]]; then
 fi
 # PYTHONWARNINGS: setuptools warns about every editable install, in red, although nothing is wrong
 pip() { PYTHONWARNINGS=ignore .venv/bin/python -m pip --disable-pip-version-check -q "$@"; }
+# The large installs show pip's progress: all of it on a terminal (its download bars), a line per
+# download and the summary in a log. A failing pip still fails the set-up (pipefail).
+pip_install_showing() {
+  if [[ -t 1 ]]; then
+    PYTHONWARNINGS=ignore .venv/bin/python -m pip --disable-pip-version-check install "$@"
+  else
+    PYTHONWARNINGS=ignore .venv/bin/python -m pip --disable-pip-version-check install --progress-bar off "$@" \
+      | { grep --line-buffered -E "^ *(Downloading|Successfully installed)" || true; }
+  fi
+}
+say() { echo "set-up: $*" >&2; }
 stamp_of() { cat "$@" 2>/dev/null | sha256sum | cut -c1-16; }
 done_before() { [[ -f "$1" && $(cat "$1") == "$2" ]]; }
 
@@ -25,25 +36,38 @@ done_before() { [[ -f "$1" && $(cat "$1") == "$2" ]]; }
 if ! .venv/bin/python -c 'import torch, sys; sys.exit(torch.__version__.split("+")[0] != "2.13.0")' 2>/dev/null; then
   torch_args=("torch==2.13.0")
   [[ -n ${SPIKESERVE_TORCH_INDEX:-} ]] && torch_args+=(--index-url "$SPIKESERVE_TORCH_INDEX")
+  # where pip would take it from, without downloading it (empty: the index cannot be reached)
   source=$(pip install --dry-run --quiet --report - "${torch_args[@]}" 2>/dev/null \
-    | .venv/bin/python -c 'import json, sys; print(next((i["download_info"]["url"] for i in json.load(sys.stdin)["install"] if i["metadata"]["name"] == "torch"), ""))' \
+    | .venv/bin/python -c 'import json, sys
+text = sys.stdin.read()
+report = json.loads(text) if text.strip() else {"install": []}
+print(next((i["download_info"]["url"] for i in report["install"] if i["metadata"]["name"] == "torch"), ""))' 2>/dev/null \
     || true)
+  if [[ -z $source && -n ${SPIKESERVE_TORCH_INDEX:-} ]]; then
+    say "torch 2.13.0 cannot be had from $SPIKESERVE_TORCH_INDEX (unreachable from here?)."
+    say "PyPI has no CPU-only build of torch for Linux: unset SPIKESERVE_TORCH_INDEX to install PyPI's,"
+    say "which carries CUDA (about 2.5 GB more) and runs on the CPU as well."
+    exit 1
+  fi
   if [[ $source == http* ]]; then
-    echo "set-up: downloading ${source##*/}" >&2
+    say "downloading ${source##*/} (pip's progress below)"
     if [[ $source != *cpu* && -z ${SPIKESERVE_TORCH_INDEX:-} ]]; then
-      echo "set-up: this build carries CUDA (about 2.5 GB); for the CPU-only build stop now (Ctrl-C) and rerun with" >&2
-      echo "        SPIKESERVE_TORCH_INDEX=https://download.pytorch.org/whl/cpu" >&2
+      say "this build carries CUDA (about 2.5 GB); for the CPU-only build stop now (Ctrl-C) and rerun with"
+      say "        SPIKESERVE_TORCH_INDEX=https://download.pytorch.org/whl/cpu  (PyTorch's own index, not PyPI)"
     fi
   fi
-  pip install "${torch_args[@]}"
+  pip_install_showing "${torch_args[@]}"
+  .venv/bin/python -c 'import torch' 2>/dev/null || { say "installing torch failed (see pip's messages above)"; exit 1; }
 fi
 
 requirements_stamp=$(stamp_of pyproject.toml requirements/*.txt)
 if ! done_before ".venv/.setup-$mode" "$requirements_stamp" && ! done_before .venv/.setup-dev "$requirements_stamp"; then
+  say "installing spikeserve and its dependencies ($mode)"
   if [[ $mode == runtime ]]; then
-    pip install -e ".[worker]"
+    pip_install_showing -e ".[worker]"
   else
-    pip install -e ".[dev]"
+    pip_install_showing -e ".[dev]"
+    say "installing the peer simulators (Norse, snnTorch, SpikingJelly) and NIR"
     # The peers (Norse, snnTorch, SpikingJelly, NIR) for parity tests and benchmarks, without
     # letting them swap torch: their metadata asks for torchvision and torchaudio, which we
     # neither need nor want. What they import at run time first, then they without their
@@ -60,6 +84,7 @@ fi
 if command -v npm >/dev/null; then
   viewer_stamp=$(stamp_of frontend/package.json frontend/package-lock.json)
   if ! done_before frontend/node_modules/.setup "$viewer_stamp"; then
+    say "installing the viewer's packages (npm)"
     (cd frontend && npm ci --no-audit --no-fund --silent)
     echo "$viewer_stamp" > frontend/node_modules/.setup
   fi
@@ -75,6 +100,7 @@ fi
 # The browser tests drive Debian's Chromium through Playwright (no browser download).
 if ! command -v chromium >/dev/null; then
   if [[ $(id -u) -eq 0 ]]; then apt_get=(apt-get); else apt_get=(sudo apt-get); fi
+  say "installing Chromium for the browser tests (apt-get)"
   "${apt_get[@]}" update -qq
   DEBIAN_FRONTEND=noninteractive "${apt_get[@]}" install -y -qq --no-install-recommends chromium >/dev/null
 fi
