@@ -606,7 +606,7 @@ def _status(args: argparse.Namespace) -> int:
     with _talking_to(args) as failed, Client(args.url, args.key) as client:
         status = client.job(args.job).status()
         print(json.dumps(status, indent=2) if args.json else _status_line(status))
-        return 0 if status["status"] != "failed" else EXIT_JOB_ENDED
+        return EXIT_JOB_ENDED if status["status"] in ("failed", "cancelled") else 0
     return failed.code
 
 

@@ -132,6 +132,15 @@ class SweepLinks(BaseModel):
     request: str
 
 
+class SweepValidation(BaseModel):
+    """What a valid sweep would run (``POST /sweeps/validate``): every point checked, none queued."""
+
+    mode: str = Field(description="grid or zip, as the sweep says")
+    points: int
+    steps: int = Field(description="the steps of all points together")
+    batches: int = Field(description="how many runs its points make (points batched together run as one)")
+
+
 class SweepCreated(BaseModel):
     id: str
     status: SweepState

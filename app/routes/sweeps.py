@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, Response, status
 
 from app.deps import JsonBody, Limit, Offset, Owner, Purge, ServicesDep, Store, in_thread, owned_sweep, take_slot
 from app.events import EventStream, sweep_events
-from app.models import Message, SweepCreated, SweepList, SweepStatus
+from app.models import Message, SweepCreated, SweepList, SweepStatus, SweepValidation
 from app.routes.jobs import purged
 from app.routes.responses import (
     ERRORS,
@@ -50,6 +50,17 @@ async def create_sweep(services: ServicesDep, owner: Owner, body: JsonBody) -> S
     checked = await services.validator.check_sweep(body)
     await services.capacity.check(sum(len(point["run"]) for point in checked["points"]))
     return await submit_sweep(services.store, services.queue, services.settings, owner, checked, body)
+
+
+@sweeps.post("/validate", response_model=SweepValidation, openapi_extra=SWEEP_REQUEST_BODY, responses=REQUEST_ERRORS)
+async def validate_sweep(services: ServicesDep, _: Owner, body: JsonBody) -> SweepValidation:
+    """Check a sweep as ``POST /sweeps`` does (every point, a 422 naming the axis, the value and
+    the field it lands in) without queueing anything."""
+    checked = await services.validator.check_sweep(body)
+    points = checked["points"]
+    return SweepValidation(
+        mode=checked["mode"], points=len(points), steps=sum(p["steps"] for p in points), batches=len(checked["groups"])
+    )
 
 
 @sweeps.get("", response_model=SweepList)

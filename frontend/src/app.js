@@ -1,5 +1,6 @@
 // The viewer: edit a request, submit it, follow it live, and look at what the network did.
 import { ApiError, api, apiKey, followEvents, setApiKey } from "./api.js";
+import { formatSeconds } from "./format.js";
 import { createEditor } from "./lib/editor.js";
 import { formFields } from "./request-form.js";
 import {
@@ -129,6 +130,12 @@ async function validate() {
   const body = requestBody();
   if (!body) return false;
   try {
+    if (isSweep(body)) {
+      const sweep = await api("/sweeps/validate", { method: "POST", body });
+      const runs = sweep.batches < sweep.points ? ` in ${sweep.batches.toLocaleString()} batched runs` : "";
+      showValidation([], `Valid sweep: ${sweep.points.toLocaleString()} points${runs}, ${sweep.steps.toLocaleString()} steps in all.`);
+      return true;
+    }
     const plan = await api("/validate", { method: "POST", body });
     const network = plan.synapses == null
       ? `${plan.layers.length} layers`
@@ -317,13 +324,6 @@ async function follow(jobId) {
     setStatus(`${jobLabel(status ?? { id: jobId })}: ${final}${status?.error ? ` — ${status.error}` : ""}`, null);
   }
   loadJobs();
-}
-
-function formatSeconds(seconds) {
-  if (seconds == null) return "–";
-  if (seconds < 1) return `${Math.round(seconds * 1000)} ms`;
-  if (seconds < 60) return `${seconds.toFixed(seconds < 10 ? 1 : 0)} s`;
-  return `${Math.floor(seconds / 60)} min ${Math.round(seconds % 60)} s`;
 }
 
 function jobLabel(job) {
@@ -647,6 +647,14 @@ function selection() {
 }
 
 // Every plot of the chosen layer, from scratch (a new result, layer or batch entry).
+// Another layer or batch entry of the same run: its plots show the time window shown before.
+async function renderKeepingTime() {
+  const range = timeRange();
+  const token = state.renders + 1;
+  await render();
+  if (range && state.renders === token) setTimeRange(range.min, range.max);
+}
+
 async function render() {
   if (!state.result) return; // a job is running: its live raster stays
   const token = ++state.renders;
@@ -789,14 +797,21 @@ async function renderVoltage(token = state.renders) {
   addSlot("voltage", (el, readout) => voltagePlot(el, readout, { timeMs, traces: labelled, threshold: threshold(name), durationMs, unit }), { caption, summary: `Membrane voltage (${unit}): ${ranges.join("; ")}.` });
 }
 
+function plotNamed(name) {
+  return state.plots[state.containers.findIndex((c) => c.dataset.plot === name)];
+}
+
 function zoom(kind) {
   const range = timeRange();
   if (!range || !state.result) return;
   const full = state.result.steps * state.result.dt * 1000;
   const span = range.max - range.min;
   const middle = (range.min + range.max) / 2;
-  if (kind === "reset") setTimeRange(0, full);
-  else if (kind === "in") setTimeRange(middle - span / 4, middle + span / 4);
+  if (kind === "reset") {
+    setTimeRange(0, full); // and every neuron again, as a double-click does
+    const raster = plotNamed("raster");
+    if (raster) zoomNeurons(raster, "all");
+  } else if (kind === "in") setTimeRange(middle - span / 4, middle + span / 4);
   else setTimeRange(Math.max(0, middle - span), Math.min(full, middle + span));
 }
 
@@ -969,7 +984,7 @@ function init() {
   $("#sweep-layer").addEventListener("change", rerenderSweep);
   $("#sweep-cancel").addEventListener("click", () => cancelSweep().catch(showError));
   $("#sweep-csv").addEventListener("click", () => downloadSummary(download).catch(showError));
-  for (const id of ["#layer", "#batch-entry"]) $(id).addEventListener("change", render);
+  for (const id of ["#layer", "#batch-entry"]) $(id).addEventListener("change", renderKeepingTime);
   // a new bin or choice of voltage neurons redraws its own plot only
   $("#bin").addEventListener("change", () => state.result && state.result.layers[selection().names[0]]?.spikes != null && renderRate());
   $("#neurons").addEventListener("change", () => state.result && selection().layer?.voltages && renderVoltage());
@@ -978,7 +993,7 @@ function init() {
   for (const button of document.querySelectorAll("[data-pan]")) button.addEventListener("click", () => pan(Number(button.dataset.pan)));
   for (const button of document.querySelectorAll("[data-neurons]")) {
     button.addEventListener("click", () => {
-      const raster = state.plots[state.containers.findIndex((c) => c.dataset.plot === "raster")];
+      const raster = plotNamed("raster");
       if (raster) zoomNeurons(raster, button.dataset.neurons);
     });
   }

@@ -94,7 +94,7 @@ def test_cancel_ends_a_running_job_and_status_and_result_say_so(service: Service
     assert cancelled.returncode == 0 and cancelled.stdout.startswith(f"job {job_id}: "), cancelled.stderr
     assert service.wait_final(job_id, user="carol")["status"] == "cancelled"
     status = cli(service, "status", job_id)
-    assert status.returncode == 0 and status.stdout.startswith(f"job {job_id}: cancelled")
+    assert status.returncode == 1 and status.stdout.startswith(f"job {job_id}: cancelled"), "the job ended without a result"
     result = cli(service, "result", job_id)
     assert result.returncode == 1 and result.stderr == f"spikeserve: error: job {job_id} cancelled\n"
 

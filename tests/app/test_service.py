@@ -530,12 +530,18 @@ def test_a_sweep_summary_comes_as_json_csv_and_npz_and_its_request_as_sent(servi
 
 
 def test_a_sweep_with_a_bad_value_is_refused_whole_naming_the_axis_value_and_field(service: Service) -> None:
+    """By POST /sweeps and by POST /sweeps/validate alike, which checks a sweep and queues nothing."""
     body = {"base": SEED, "axes": [{"path": "network.layers[out].params.tau_mem_inv", "values": [100.0, 0.0]}]}
+    axes = [{"path": "network.layers[out].params.tau_mem_inv", "values": [100.0, 50.0]}, {"path": "seed", "values": [0, 1, 2]}]
+    good = {"base": SEED, "axes": axes}
     with service.http() as http:
         before = http.get("/api/v1/sweeps").json()["total"]
         response = http.post("/api/v1/sweeps", json=body)
+        checked = http.post("/api/v1/sweeps/validate", json=body)
+        valid = http.post("/api/v1/sweeps/validate", json=good)
         assert http.get("/api/v1/sweeps").json()["total"] == before, "nothing is queued"
-    assert response.status_code == 422
+    assert valid.status_code == 200 and valid.json() == {"mode": "grid", "points": 6, "steps": 6 * 4, "batches": 1}
+    assert checked.status_code == response.status_code == 422 and checked.json() == response.json()
     assert response.json()["detail"] == [
         {
             "loc": ["axes", 0, "values", 1],

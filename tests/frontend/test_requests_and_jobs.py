@@ -194,6 +194,13 @@ def test_the_raster_grows_while_the_job_runs_then_shows_the_whole_result(page, v
     assert spikes > first > 0
 
 
+def test_durations_read_as_people_write_them(page) -> None:
+    """The estimate of what is left, a job's wall time: never "2 min 60 s" (issue: 179.6 s)."""
+    cases = [0.0042, 0.9996, 3.14159, 9.96, 59.6, 60, 179.6, 3599.5]
+    written = page.evaluate("(cases) => import('./format.js').then((m) => cases.map(m.formatSeconds))", cases)
+    assert written == ["4 ms", "1.0 s", "3.1 s", "10 s", "1 min 0 s", "1 min 0 s", "3 min 0 s", "60 min 0 s"]
+
+
 def test_a_nir_upload_runs_like_the_layers_it_holds(page, viewer_url: str, tmp_path: pathlib.Path) -> None:
     request = json.loads((EXAMPLES / "conv_feedforward.json").read_text())
     graph = tmp_path / "conv.nir"
@@ -299,6 +306,13 @@ SWEEP = {  # 3 x 2 points of a small Poisson-driven population
 
 
 def test_a_sweep_shows_its_tuning_curve_heat_map_and_opens_a_point(page, viewer_url: str) -> None:
+    set_request(page, json.dumps(SWEEP))
+    page.click("#validate")  # Validate checks a sweep as Submit would (it used to refuse one)
+    page.locator("#validation .ok", has_text="Valid sweep: 6 points").wait_for()
+    bad = {**SWEEP, "axes": [{"path": "input.rates", "values": [10.0, -1.0]}]}
+    set_request(page, json.dumps(bad))
+    page.click("#validate")
+    page.locator("#validation li", has_text="axes[0].values[1]").wait_for()
     set_request(page, json.dumps(SWEEP))
     page.click("#submit")
     page.wait_for_function("window.spikeserveSweep.status?.status === 'succeeded'", timeout=60_000)

@@ -241,6 +241,20 @@ def test_a_double_click_resets_every_time_plot_to_the_whole_run(page) -> None:
     assert time_ranges(page) == [[0, whole]] * 3, "raster, rate and voltage all back to the whole run (none blank)"
 
 
+def test_a_change_of_layer_keeps_the_time_window(page) -> None:
+    """Zoomed in on one population, the others open on the same window (all -> E -> I)."""
+    open_example(page, "cuba")
+    page.select_option("#layer", "*")
+    page.wait_for_selector("[data-plot=raster][data-points]")
+    page.click("[data-zoom=in]")
+    window = page.evaluate(f"(({PLOT})('raster')).scales.x")
+    window = [window["min"], window["max"]]
+    for layer in ("E", "I"):
+        page.select_option("#layer", layer)
+        page.wait_for_function(f"(({PLOT})('raster')) && (({PLOT})('raster')).scales.x.max < {window[1] + 1e-9}")
+        assert page.evaluate(f"['raster', 'rate'].map({PLOT}).map(p => [p.scales.x.min, p.scales.x.max])") == [window] * 2
+
+
 def test_each_rate_bin_is_drawn_over_its_own_time_span(page) -> None:
     result = open_example(page, "izhikevich_tonic_bursting")
     dt_ms = result["dt"] * 1000
@@ -366,3 +380,8 @@ def test_the_raster_zooms_on_its_neuron_axis_and_a_double_click_brings_all_back(
     page.click("[data-neurons=in]")
     page.click("[data-neurons=all]")
     assert page.evaluate(f"[{y_scale}.min, {y_scale}.max]") == full
+    page.click("[data-neurons=in]")
+    page.click("[data-zoom=in]")
+    page.click("[data-zoom=reset]")
+    assert page.evaluate(f"[{y_scale}.min, {y_scale}.max]") == full, "Reset restores the neurons too, as a double-click does"
+    assert page.evaluate(f"[{time_scale}.min, {time_scale}.max]") == time_before
