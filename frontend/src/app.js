@@ -322,6 +322,14 @@ async function follow(jobId) {
     $("#result-panel").scrollIntoView({ block: "start" });
   } else if (final) {
     setStatus(`${jobLabel(status ?? { id: jobId })}: ${final}${status?.error ? ` — ${status.error}` : ""}`, null);
+    const live = state.live?.jobId === jobId ? state.live : null;
+    if (live) {
+      // what streamed before the end stays on screen, said to be all there is: no result was kept
+      clearTimeout(live.timer);
+      drawLive(live);
+      state.live = null;
+      $("#summary").textContent = `${final[0].toUpperCase()}${final.slice(1)} after ${live.stop.toLocaleString()} of ${live.steps.toLocaleString()} steps: the spikes of layer ${live.layer} that streamed until then (${live.count.toLocaleString()}, batch entry 0). A job that did not succeed keeps no result to download.`;
+    }
   }
   loadJobs();
 }
@@ -426,6 +434,7 @@ function drawLive(live) {
   live.timer = null;
   if (state.live !== live || state.job !== live.jobId || state.result) return;
   $("#result-panel").hidden = false;
+  showResultControls(false); // the layer, bin and downloads belong to a result, which a running job has not yet
   const thinned = live.every > 1 ? ` Busy chunks are thinned: at most every ${live.every}th spike is drawn.` : "";
   $("#summary").textContent = `Live: layer ${live.layer}, ${live.count.toLocaleString()} spikes in the first ${live.stop.toLocaleString()} of ${live.steps.toLocaleString()} steps (batch entry 0).${thinned}`;
   if (!live.plot) {
@@ -514,6 +523,7 @@ async function openResult(jobId) {
     return;
   }
   state.result = { ...loaded.meta, layers: loaded.layers, weights: loaded.weights };
+  showResultControls(true);
   state.arrival = { at: loaded.arrivedAt, bytes: loaded.bytes };
   state.job = jobId;
   setAddress("job", jobId);
@@ -795,6 +805,10 @@ async function renderVoltage(token = state.renders) {
   });
   const labelled = traces.map((trace) => ({ ...trace, label: neuronName(shape, trace.neuron) }));
   addSlot("voltage", (el, readout) => voltagePlot(el, readout, { timeMs, traces: labelled, threshold: threshold(name), durationMs, unit }), { caption, summary: `Membrane voltage (${unit}): ${ranges.join("; ")}.` });
+}
+
+function showResultControls(shown) {
+  for (const element of document.querySelectorAll("#result-panel .result-only")) element.hidden = !shown;
 }
 
 function plotNamed(name) {

@@ -175,6 +175,22 @@ LIVE = {  # 20,000 silent LIF neurons for 100,000 steps (about 2 s alone), the f
 }
 
 
+def test_a_cancelled_live_job_keeps_its_streamed_raster_and_says_there_is_no_result(page) -> None:
+    """While the job runs, only the live raster: no layer or batch choice, no downloads (there is
+    no result yet). Cancelled, the raster of what streamed stays, said to be all there is."""
+    set_request(page, json.dumps({**LIVE, "input": {**LIVE["input"], "steps": 1_000_000}}))
+    page.click("#submit")
+    page.wait_for_function("document.querySelector('#summary').textContent.startsWith('Live: layer n')", timeout=60_000)
+    assert not page.is_visible("#layer") and not page.is_visible("#download-npz")
+    page.click("#cancel")
+    page.wait_for_function("document.querySelector('#job-status').textContent.includes('cancelled')", timeout=60_000)
+    summary = page.locator("#summary")
+    summary.filter(has_text="A job that did not succeed keeps no result to download.").wait_for()
+    assert summary.text_content().startswith("Cancelled after ")
+    assert page.locator("[data-plot=raster] canvas").count() >= 1, "what streamed stays on screen"
+    assert not page.is_visible("#download-json") and not page.is_visible("#layer")
+
+
 def test_the_raster_grows_while_the_job_runs_then_shows_the_whole_result(page, viewer_url: str) -> None:
     set_request(page, json.dumps(LIVE))
     page.click("#submit")
@@ -192,6 +208,7 @@ def test_the_raster_grows_while_the_job_runs_then_shows_the_whole_result(page, v
     spikes = len(api_result(viewer_url, job_id)["layers"]["n"]["spikes"]["times"])
     page.wait_for_function(f"document.querySelector('[data-plot=raster]')?.dataset.points === '{spikes}'")
     assert spikes > first > 0
+    assert page.is_visible("#layer") and page.is_visible("#download-npz"), "the result's controls come with it"
 
 
 def test_durations_read_as_people_write_them(page) -> None:
