@@ -173,7 +173,13 @@ async function loadExamples() {
 function pickExample() {
   const name = $("#examples").value;
   if (!name) return;
-  state.editor.setText(JSON.stringify(state.examples[name], null, 2));
+  const text = JSON.stringify(state.examples[name], null, 2);
+  state.editor.setText(text);
+  // a whole new request: its schema and form at once, not after the typing pause (a form of the
+  // previous request, still on screen, would write into this one)
+  clearTimeout(requestChanged);
+  matchSchema(text);
+  renderForm();
   clearNir();
   showValidation([]);
 }

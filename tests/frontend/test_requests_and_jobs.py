@@ -103,6 +103,9 @@ def test_the_editor_completes_field_names_from_the_schema(page) -> None:
 
 def test_the_form_of_common_fields_edits_the_json(page) -> None:
     page.select_option("#examples", "seed")
+    # at once, not after the editor's typing pause: a form of the example shown before, left on
+    # screen for a moment, would write its fields into this one
+    assert page.locator("#form-fields label", has_text="out: v_th").count() == 1
     page.click("#quick-form summary")
     seed = page.locator("#form-fields label", has_text="seed")
     seed.wait_for()
