@@ -39,6 +39,20 @@ export function setTimeRange(min, max) {
 // override every later setScale, so the start is set once, after creation.)
 const TIME_SCALE = { time: false, auto: false };
 
+// A y axis as wide as its widest tick value needs: uPlot's fixed 50 px let values like "40,000"
+// run into the axis's label ("neuron", "intervals"), on screen and in the exported images.
+function fittedY(axis) {
+  return { ...axis, size: fittedSize };
+}
+
+function fittedSize(self, values, axisIndex, cycle) {
+  const axis = self.axes[axisIndex];
+  if (cycle > 1) return axis._size; // uPlot asks again while the ticks settle: keep the last answer
+  self.ctx.font = axis.font[0];
+  const widest = Math.max(0, ...(values ?? []).map((value) => self.ctx.measureText(String(value)).width));
+  return Math.ceil(axis.ticks.size + axis.gap + widest / (window.devicePixelRatio || 1) + 4);
+}
+
 // uPlot's double-click auto-scales x, which a fixed time scale turns into [null, null] (a blank
 // plot): on every time plot it resets all of them to the whole run instead.
 function timeCursor(durationMs, cursor = {}, onReset = () => {}) {
@@ -130,7 +144,7 @@ export function rasterPlot(container, readout, { data, spikes, neurons, duration
       title: "Spike raster",
       // the neuron range exactly as set (uPlot would otherwise widen it to round numbers)
       scales: { x: TIME_SCALE, y: { time: false, auto: false, range: (u, min, max) => [min, max] } },
-      axes: [{ label: "time (ms)" }, { label: "neuron", incrs: NEURON_TICKS }],
+      axes: [{ label: "time (ms)" }, fittedY({ label: "neuron", incrs: NEURON_TICKS })],
       series: [{}, { label: "spikes", paths: () => null, points: { show: false } }],
       legend: { show: false },
       // a drag mostly along one axis zooms that axis only
@@ -174,7 +188,7 @@ export function psthPlot(container, readout, { edges, rates, names, durationMs, 
       ...size(container, 200),
       title: `Population rate (bin ${binMs} ms)`,
       scales: { x: TIME_SCALE },
-      axes: [{ label: "time (ms)" }, { label: "rate (Hz)" }],
+      axes: [{ label: "time (ms)" }, fittedY({ label: "rate (Hz)" })],
       series,
       legend: { show: rates.length > 1 },
       cursor: timeCursor(durationMs),
@@ -201,7 +215,7 @@ export function countHistogram(container, readout, counts) {
       title: "Spike counts across neurons",
       scales: { x: { time: false, range: () => [0, bins * binWidth] }, y: { range: (u, min, max) => [0, Math.max(1, max)] } },
       // whole spikes and whole neurons only
-      axes: [{ label: "spikes per neuron", incrs: NEURON_TICKS.map((step) => step * binWidth) }, { label: "neurons", incrs: NEURON_TICKS }],
+      axes: [{ label: "spikes per neuron", incrs: NEURON_TICKS.map((step) => step * binWidth) }, fittedY({ label: "neurons", incrs: NEURON_TICKS })],
       series: [
         { label: "count" },
         { label: "neurons", stroke: COLORS[2], fill: "rgba(22,163,74,0.25)", paths: uPlot.paths.bars({ size: [0.9, 60], align: 1 }), points: { show: false } },
@@ -223,7 +237,7 @@ export function weightHistogram(container, readout, { edges, counts, synapses })
       ...size(container, 200),
       title: "Final weights",
       scales: { x: { time: false, range: () => [edges[0], edges[edges.length - 1]] }, y: { range: (u, min, max) => [0, Math.max(1, max)] } },
-      axes: [{ label: "weight" }, { label: "synapses", incrs: NEURON_TICKS }],
+      axes: [{ label: "weight" }, fittedY({ label: "synapses", incrs: NEURON_TICKS })],
       series: [
         { label: "weight" },
         { label: "synapses", stroke: COLORS[3], fill: "rgba(147,51,234,0.25)", paths: uPlot.paths.bars({ size: [0.9, 60], align: 1 }), points: { show: false } },
@@ -255,7 +269,7 @@ export function weightEvolution(container, readout, { timesMs, mean, traces, dur
       ...size(container, 240),
       title: "Weights over time",
       scales: { x: TIME_SCALE },
-      axes: [{ label: "time (ms)" }, { label: "weight" }],
+      axes: [{ label: "time (ms)" }, fittedY({ label: "weight" })],
       series,
       cursor: timeCursor(durationMs),
       hooks: {
@@ -289,7 +303,7 @@ export function voltagePlot(container, readout, { timeMs, traces, threshold, dur
       ...size(container, 240),
       title: "Membrane voltage",
       scales: { x: TIME_SCALE },
-      axes: [{ label: "time (ms)" }, { label: unit ? `v (${unit})` : "v" }],
+      axes: [{ label: "time (ms)" }, fittedY({ label: unit ? `v (${unit})` : "v" })],
       series,
       cursor: timeCursor(durationMs),
       hooks: {
@@ -363,7 +377,7 @@ export function tuningPlot(container, readout, { xs, lines, xLabel }) {
       ...size(container, 240),
       title: "Tuning curve",
       scales: { x: { time: false } },
-      axes: [{ label: xLabel }, { label: "mean rate (Hz)" }],
+      axes: [{ label: xLabel }, fittedY({ label: "mean rate (Hz)" })],
       series,
       hooks: {
         setCursor: [
@@ -457,7 +471,7 @@ export function isiHistogram(container, readout, { isi, intervals, meanCv, withC
       ...size(container, 200),
       title: `Inter-spike intervals (${intervals.toLocaleString()}; ${cv})`,
       scales: { x: { time: false, range: () => [0, bins * width] }, y: { range: (u, min, max) => [0, Math.max(1, max)] } },
-      axes: [{ label: "interval (ms)" }, { label: "intervals", incrs: NEURON_TICKS }],
+      axes: [{ label: "interval (ms)" }, fittedY({ label: "intervals", incrs: NEURON_TICKS })],
       series: [
         { label: "ISI (ms)" },
         { label: "intervals", stroke: COLORS[3], fill: "rgba(147,51,234,0.25)", paths: uPlot.paths.bars({ size: [0.9, 60], align: 1 }), points: { show: false } },

@@ -255,6 +255,38 @@ def test_a_change_of_layer_keeps_the_time_window(page) -> None:
         assert page.evaluate(f"['raster', 'rate'].map({PLOT}).map(p => [p.scales.x.min, p.scales.x.max])") == [window] * 2
 
 
+WIDE = {  # 20,000 neurons, the first 2,000 driven to spike: tick values six characters wide
+    "network": {"layers": [{"type": "lif", "name": "n"}]},
+    "input": {"type": "constant", "value": [0.3] * 2_000 + [0.0] * 18_000, "shape": [20_000], "steps": 200},
+    "record": {"spikes": ["n"], "voltages": ["n"], "neurons": {"n": [0, 1]}},
+}
+
+
+def test_axis_labels_stay_clear_of_tick_values_six_characters_wide(page) -> None:
+    """Each y axis is as wide as its widest tick value needs (measured in the page with the axis's
+    own font), so "20,000" no longer runs into "neuron" or "intervals"."""
+    set_request(page, json.dumps(WIDE))
+    submit_and_wait(
+        page, until="document.querySelector('[data-plot=isi]') !== null && document.querySelector('[data-plot=voltage]') !== null"
+    )
+    overlaps = page.evaluate(
+        """() => {
+        const s = window.spikeserveViewer;
+        return s.plots.map((plot, i) => {
+          if (!plot?.axes) return null;
+          const axis = plot.axes[1];
+          plot.ctx.font = axis.font[0];
+          const widest = Math.max(...axis._values.map((v) => plot.ctx.measureText(String(v)).width)) / devicePixelRatio;
+          return { plot: s.containers[i].dataset.plot, need: axis.ticks.size + axis.gap + widest, room: axis._size,
+                   values: axis._values };
+        }).filter(Boolean);
+    }"""
+    )
+    raster = next(o for o in overlaps if o["plot"] == "raster")
+    assert max(len(str(v)) for v in raster["values"]) >= 6, raster
+    assert [o for o in overlaps if o["need"] > o["room"]] == [], overlaps
+
+
 def test_each_rate_bin_is_drawn_over_its_own_time_span(page) -> None:
     result = open_example(page, "izhikevich_tonic_bursting")
     dt_ms = result["dt"] * 1000
