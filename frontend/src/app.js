@@ -699,6 +699,7 @@ async function render() {
           neurons: selected.neurons,
           durationMs,
           describe,
+          groups: several ? selected.groups : [],
           onDrawn: (drawn) => {
             state.drawn = drawn;
             const how = drawn.mode === "density" ? `a density image (${drawn.visible.toLocaleString()} spikes in view: the more spikes a pixel holds, the stronger its colour; zoom in to under ${MARKS_UP_TO.toLocaleString()} to see each spike)` : `${drawn.visible.toLocaleString()} marks`;

@@ -2,6 +2,7 @@
 import uPlot from "./lib/uPlot.esm.js";
 
 const COLORS = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#be185d", "#4d7c0f"];
+const NO_LINE = { paths: () => null, points: { show: false } }; // a series the raster's own marks draw
 // whole-number tick steps: 1, 2, 5, 10, 20, 50, ... up to 5e9
 const NEURON_TICKS = Array.from({ length: 30 }, (_, k) => [1, 2, 5][k % 3] * 10 ** Math.floor(k / 3));
 const timeLinked = new Set();
@@ -87,7 +88,8 @@ function hoverHook(readout, describe) {
 // the axes and takes the zooms (drag across time, or down the neurons; double-click resets), and
 // each redraw asks the worker for the marks of the new window. `onDrawn` hears of each painted
 // frame; the container carries data-drawing while a draw is on its way and data-mode after it.
-export function rasterPlot(container, readout, { data, spikes, neurons, durationMs, describe, onDrawn = () => {} }) {
+export function rasterPlot(container, readout, { data, spikes, neurons, durationMs, describe, groups = [], onDrawn = () => {} }) {
+  const several = groups.length > 1;
   const marks = document.createElement("canvas");
   marks.className = "raster-marks";
   let wanted = null;
@@ -145,13 +147,15 @@ export function rasterPlot(container, readout, { data, spikes, neurons, duration
       // the neuron range exactly as set (uPlot would otherwise widen it to round numbers)
       scales: { x: TIME_SCALE, y: { time: false, auto: false, range: (u, min, max) => [min, max] } },
       axes: [{ label: "time (ms)" }, fittedY({ label: "neuron", incrs: NEURON_TICKS })],
-      series: [{}, { label: "spikes", paths: () => null, points: { show: false } }],
-      legend: { show: false },
+      // several populations: a series each, drawing nothing (the marks are drawn apart) but naming
+      // its colour in the legend, on screen and in the exported image
+      series: [{}, ...(several ? groups.map((g) => ({ label: g.name, stroke: COLORS[g.color % COLORS.length], ...NO_LINE })) : [{ label: "spikes", ...NO_LINE }])],
+      legend: { show: several, live: false },
       // a drag mostly along one axis zooms that axis only
       cursor: timeCursor(durationMs, { drag: { x: true, y: true, uni: 30 }, points: { show: false } }, () => allNeurons()),
       hooks: { setCursor: [hover], draw: [redrawMarks] },
     },
-    [null, [new Float64Array(0), new Float64Array(0)]],
+    [null, ...(several ? groups : [null]).map(() => [new Float64Array(0), new Float64Array(0)])],
     container,
   );
   plot.over.append(marks);

@@ -91,7 +91,9 @@ def test_every_spiking_layer_in_one_raster_coloured_by_layer_with_a_rate_per_lay
     screenshot(page, "all-layers")
 
 
-def test_a_graph_opens_with_its_populations_in_one_raster_and_a_rate_per_population(page, viewer_url: str) -> None:
+def test_a_graph_opens_with_its_populations_in_one_raster_and_a_rate_per_population(
+    page, viewer_url: str, tmp_path: pathlib.Path
+) -> None:
     request = json.loads((EXAMPLES / "brunel.json").read_text())
     for node in request["network"]["nodes"]:  # a tenth of the network, a fifth of its second
         if "size" in node:
@@ -112,6 +114,21 @@ def test_a_graph_opens_with_its_populations_in_one_raster_and_a_rate_per_populat
     page.wait_for_function(f"document.querySelector('[data-plot=raster]')?.dataset.points === '{total}'")
     page.wait_for_function("window.spikeserveViewer.renderedAt !== null && document.querySelector('[data-plot=rate]')")
     assert page.evaluate(f"({PLOT})('rate').series.slice(1).map(s => s.label)") == ["E (Hz)", "I (Hz)"]
+    # the raster names each population's colour: in its legend on screen, and in the exported image
+    legend = page.locator("[data-plot=raster] .u-legend")
+    assert legend.is_visible() and [label.strip() for label in legend.locator(".u-label").all_text_contents()] == ["E", "I"]
+    strokes = "series.slice(1).map(s => s.stroke(null, 1))"
+    colours = page.evaluate(f"({PLOT})('raster').{strokes}")
+    assert colours == ["#2563eb", "#dc2626"] and colours == page.evaluate(f"({PLOT})('rate').{strokes}"), "as the rates"
+    with page.expect_download() as download:
+        page.click("button[aria-label='Save raster as PNG']")
+    download.value.save_as(tmp_path / "raster.png")
+    from PIL import Image
+
+    with Image.open(tmp_path / "raster.png") as image:
+        rgb = image.convert("RGB")
+        below = [rgb.getpixel((x, y)) for y in range(rgb.height - 80, rgb.height) for x in range(rgb.width // 2)]
+    assert (37, 99, 235) in below and (220, 38, 38) in below, "the legend under the figure has E's blue and I's red"
     screenshot(page, "graph-populations")
 
 
