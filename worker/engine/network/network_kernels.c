@@ -42,7 +42,6 @@ typedef struct {
 #define MAX_THREADS 64
 #define NO_SPIKE INT32_MIN /* an empty place among a target's recent spikes */
 #define RECENT 4           /* a target's latest spikes held beside its list, for the rows to read */
-#define PREFETCH 16 /* synapses ahead: a target's weights lie one in each source's row */
 
 typedef struct {
     int32_t population; /* its index among the populations, or -1: an input */
@@ -237,22 +236,6 @@ typedef struct {
 
 /* w after ``change``, within the bounds: hard (``soft`` 0) or soft, as plasticity.py's bounded.
  * ``soft`` is a constant where the hot loops call it, so each gets a version without the test. */
-/* w after ``change``, within the bounds: hard (``soft`` 0) or soft, as plasticity.py's bounded.
- * ``soft`` is a constant where the hot loops call it, so each gets a version without the test. */
-/* ``cond ? yes : no`` by bit masks: a compiler turns a plain ?: into a branch, mispredicted about
- * every other time where the condition is a coin's throw (a target's spikes, a change's sign). */
-INLINE float choose(int cond, float yes, float no) {
-    uint32_t a, b;
-    memcpy(&a, &yes, 4);
-    memcpy(&b, &no, 4);
-    const uint32_t mask = -(uint32_t)(cond != 0), bits = (a & mask) | (b & ~mask);
-    float out;
-    memcpy(&out, &bits, 4);
-    return out;
-}
-
-/* w after ``change``, within the bounds: hard (``soft`` 0) or soft, as plasticity.py's bounded.
- * ``soft`` is a constant where the hot loops call it, so each gets a version without the test. */
 INLINE float bounded_by(const int soft, bounds_t b, float w, float change) {
     if (soft) change = change * ((change > 0.0f ? b.w_max - w : w - b.w_min) * b.inv_span);
     float x = w + change;
@@ -298,9 +281,7 @@ static inline int32_t owed_from(int64_t since) { return since <= NO_SPIKE ? NO_S
  * is older than ``from`` (applied before) or absent, else a change by the source's trace then. */
 INLINE float owed_one(const int soft, bounds_t b, const float *restrict table, int64_t horizon, float w, int32_t spike,
                       int32_t from, int64_t since, float value) {
-    if (spike < from) return w;
-    const int64_t lag = (int64_t)spike - since;
-    return bounded_by(soft, b, w, lag < horizon ? value * table[lag] : 0.0f);
+    return spike < from ? w : bounded_by(soft, b, w, trace(table, horizon, value, since, spike));
 }
 
 /* A presynaptic event of source i (its trace ``value`` since step ``since``) on its synapses
