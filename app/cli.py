@@ -731,6 +731,10 @@ def _nir_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _nir_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--nir", help="use the network of this NIR file instead of the request's")
+
+
 def _server_options(parser: argparse.ArgumentParser, output_help: str | None) -> None:
     """What the commands that talk to a server share."""
     parser.add_argument(
@@ -773,7 +777,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("request", help="job request JSON (the format: docs/requests.md; examples/ has some)")
     run.add_argument("-o", "--output", help="write the result here: .npz or .json")
     run.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
-    run.add_argument("--nir", help="use the network of this NIR file instead of the request's")
+    _nir_option(run)
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _sweep_options(run, "run the request once per point and print the summary table (-o: .csv, .json or .npz)")
     run.set_defaults(handler=_run)
@@ -824,7 +828,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     submit.add_argument("request", help="job request JSON (the format: docs/requests.md; examples/ has some)")
     _server_options(submit, "write the result here: .npz or .json")
-    submit.add_argument("--nir", help="use the network of this NIR file instead of the request's")
+    _nir_option(submit)
     submit.add_argument("--detach", action="store_true", help="print the job's id (stdout) and return without waiting")
     submit.set_defaults(handler=_submit)
 
@@ -857,7 +861,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sweep.add_argument("request", help="a job request with --axis options, or a sweep file ({base, axes, mode})")
     _server_options(sweep, "write the summary here: .csv, .json or .npz")
-    sweep.add_argument("--nir", help="use the network of this NIR file instead of the request's")
+    _nir_option(sweep)
     _sweep_options(sweep, "the values of one axis (repeat for more axes)")
     sweep.set_defaults(handler=_sweep)
 

@@ -662,7 +662,6 @@ function selection() {
   };
 }
 
-// Every plot of the chosen layer, from scratch (a new result, layer or batch entry).
 // Another layer or batch entry of the same run: its plots show the time window shown before.
 async function renderKeepingTime() {
   const range = timeRange();
@@ -671,6 +670,7 @@ async function renderKeepingTime() {
   if (range && state.renders === token) setTimeRange(range.min, range.max);
 }
 
+// Every plot of the chosen layer, from scratch (a new result, layer or batch entry).
 async function render() {
   if (!state.result) return; // a job is running: its live raster stays
   const token = ++state.renders;

@@ -3,6 +3,11 @@ import uPlot from "./lib/uPlot.esm.js";
 
 const COLORS = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#be185d", "#4d7c0f"];
 const NO_LINE = { paths: () => null, points: { show: false } }; // a series the raster's own marks draw
+
+// A histogram's series: a bar per bin, left-aligned on its bin's edge.
+function bars(label, stroke, fill) {
+  return { label, stroke, fill, paths: uPlot.paths.bars({ size: [0.9, 60], align: 1 }), points: { show: false } };
+}
 // whole-number tick steps: 1, 2, 5, 10, 20, 50, ... up to 5e9
 const NEURON_TICKS = Array.from({ length: 30 }, (_, k) => [1, 2, 5][k % 3] * 10 ** Math.floor(k / 3));
 const timeLinked = new Set();
@@ -222,7 +227,7 @@ export function countHistogram(container, readout, counts) {
       axes: [{ label: "spikes per neuron", incrs: NEURON_TICKS.map((step) => step * binWidth) }, fittedY({ label: "neurons", incrs: NEURON_TICKS })],
       series: [
         { label: "count" },
-        { label: "neurons", stroke: COLORS[2], fill: "rgba(22,163,74,0.25)", paths: uPlot.paths.bars({ size: [0.9, 60], align: 1 }), points: { show: false } },
+        bars("neurons", COLORS[2], "rgba(22,163,74,0.25)"),
       ],
       hooks: { setCursor: [hoverHook(readout, (u, l, t, idx) => (idx == null ? "" : `${lefts[idx]}-${lefts[idx] + binWidth - 1} spikes: ${numbers[idx]} neurons`))] },
     },
@@ -244,7 +249,7 @@ export function weightHistogram(container, readout, { edges, counts, synapses })
       axes: [{ label: "weight" }, fittedY({ label: "synapses", incrs: NEURON_TICKS })],
       series: [
         { label: "weight" },
-        { label: "synapses", stroke: COLORS[3], fill: "rgba(147,51,234,0.25)", paths: uPlot.paths.bars({ size: [0.9, 60], align: 1 }), points: { show: false } },
+        bars("synapses", COLORS[3], "rgba(147,51,234,0.25)"),
       ],
       hooks: {
         setCursor: [
@@ -478,7 +483,7 @@ export function isiHistogram(container, readout, { isi, intervals, meanCv, withC
       axes: [{ label: "interval (ms)" }, fittedY({ label: "intervals", incrs: NEURON_TICKS })],
       series: [
         { label: "ISI (ms)" },
-        { label: "intervals", stroke: COLORS[3], fill: "rgba(147,51,234,0.25)", paths: uPlot.paths.bars({ size: [0.9, 60], align: 1 }), points: { show: false } },
+        bars("intervals", COLORS[3], "rgba(147,51,234,0.25)"),
       ],
       hooks: { setCursor: [hoverHook(readout, (u, l, t, idx) => (idx == null ? "" : `[${lefts[idx].toFixed(2)}, ${(lefts[idx] + width).toFixed(2)}) ms: ${numbers[idx]} intervals`))] },
     },

@@ -173,11 +173,11 @@ def assert_same(ours: Result, theirs: Result) -> None:
             assert np.array_equal(getattr(weights, key), getattr(theirs.weights[name], key)), f"{name}.{key}"
 
 
-PLASTIC = {"out-of-bounds", "busy-targets", "stdp", "stdp-soft", "stdp-nearest"}  # the cases with plastic rows
-VECTOR = pytest.mark.skipif(
+PLASTIC = {case for case, make in CASES.items() if any("plasticity" in edge for edge in make()["network"]["edges"])}
+NEEDS_AVX512 = pytest.mark.skipif(
     network.library() is None or network.library().network_vector_lanes() == 1, reason="built without AVX-512"
 )
-ROWS = [(case, False) for case in CASES] + [pytest.param(case, True, marks=VECTOR) for case in CASES if case in PLASTIC]
+ROWS = [(case, False) for case in CASES] + [pytest.param(case, True, marks=NEEDS_AVX512) for case in CASES if case in PLASTIC]
 
 
 @functools.cache
