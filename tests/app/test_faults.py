@@ -1,7 +1,8 @@
-"""Fault injection with real processes: workers killed mid-job, and jobs over their time limit.
+"""Fault injection with real processes: workers killed mid-job, Redis and the API restarted.
 
 Each test is bounded in time. The service here has short leases (2 s) so that a dead worker's
-job is recovered in seconds; the mechanism is the same with production's 20 s.
+job is recovered in seconds; the mechanism is the same with production's 20 s. Time limits have
+tests of their own (test_time_limits.py).
 """
 
 import json
@@ -26,9 +27,8 @@ from worker.simulation.runner import simulate
 
 pytestmark = pytest.mark.slow  # starts a service and kills its processes
 
-# About 0.6 s of work on a quiet 2-core VM (2 s on a slow day, more under a loaded test run), in
-# 8 chunks: long enough to be caught running and killed mid-run, inside the 8 s time limit of
-# this service (a 4 s limit failed a 12,000-step run once under load).
+# About 0.4-0.6 s of work on a quiet 2-core VM (2 s on a slow day, more under a loaded test run),
+# in 8 chunks: long enough to be caught running and killed mid-run.
 MEDIUM = {
     "network": {"layers": [{"type": "lif", "name": "n", "params": {"tau_mem_inv": 50.0}}]},
     "input": {"type": "poisson", "rates": 50.0, "shape": [16_384], "steps": 8_000},
@@ -47,8 +47,11 @@ class Faulty:
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("SPIKESERVE_")} | {
             "SPIKESERVE_REDIS_URL": self.redis.url,
             "SPIKESERVE_LEASE_S": "2",
-            "SPIKESERVE_SOFT_TIME_LIMIT_S": "8",
-            "SPIKESERVE_HARD_TIME_LIMIT_S": "16",
+            # far above any run here (10x and more on a busy machine): the 8 s limit this had was
+            # 5x the Redis restart test's 1.6 s run (quiet), and a worker's first run of a model
+            # also compiles its kernels (6 s here)
+            "SPIKESERVE_SOFT_TIME_LIMIT_S": "120",
+            "SPIKESERVE_HARD_TIME_LIMIT_S": "150",
             "SPIKESERVE_MAX_STEPS": "2000000",
             "SPIKESERVE_MAX_JOBS_IN_FLIGHT_PER_KEY": "100",
         }
@@ -99,19 +102,15 @@ class Faulty:
             time.sleep(0.05)
         raise TimeoutError(f"job {job_id}: {self.status(job_id)}")
 
-    def running_one_of(
-        self, job_ids: list[str], min_steps: int, attempts_over: dict[str, int], timeout_s: float = 120
-    ) -> dict | None:
-        """The status of one of ``job_ids`` once it runs with ``min_steps`` done in an attempt after
-        ``attempts_over[job]`` (a job a killed worker left shows its last attempt as running until
-        its lease lapses); None when all have ended."""
+    def running_one_of(self, job_ids: list[str], min_steps: int, timeout_s: float = 120) -> dict | None:
+        """The status of one of ``job_ids`` once it runs with ``min_steps`` done; None when all
+        have ended."""
         wanted, deadline = set(job_ids), time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             page = self.http.get("/api/v1/jobs", params={"limit": 200}).json()["jobs"]
             mine = [job for job in page if job["id"] in wanted]
             for job in mine:
-                fresh = job["attempts"] > attempts_over.get(job["id"], 0)
-                if job["status"] == "running" and fresh and job["progress"]["steps_done"] >= min_steps:
+                if job["status"] == "running" and job["progress"]["steps_done"] >= min_steps:
                     return job
             if len(mine) == len(wanted) and all(job["status"] in ("succeeded", "failed", "cancelled") for job in mine):
                 return None
@@ -153,6 +152,12 @@ def faulty(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Faulty]:
         service.close()
 
 
+def unsuccessful(finals: list[dict]) -> list[tuple]:
+    """What went wrong, for an assertion's message: each job that did not succeed, its state,
+    attempts and reason."""
+    return [(job["id"], job["status"], job["attempts"], job.get("error")) for job in finals if job["status"] != "succeeded"]
+
+
 def undisturbed(request: dict) -> Result:
     return simulate(*parse_request(request))
 
@@ -179,36 +184,28 @@ def test_a_job_of_a_killed_worker_is_finished_by_the_restarted_one(faulty: Fault
     assert_same_recordings(faulty.result(job_id), undisturbed(MEDIUM))
 
 
-def test_twenty_jobs_through_five_worker_kills_each_succeed_exactly_once(faulty: Faulty) -> None:
+def test_twelve_jobs_through_three_worker_kills_each_succeed_exactly_once(faulty: Faulty) -> None:
     # long enough (about 0.3 s each here) that a kill can be aimed at a job halfway through
-    requests = [{**SHORT, "seed": seed, "input": {**SHORT["input"], "steps": 32_000}} for seed in range(20)]
+    requests = [{**SHORT, "seed": seed, "input": {**SHORT["input"], "steps": 32_000}} for seed in range(12)]
     before = faulty.succeeded_transitions()
     ids = [faulty.submit(request) for request in requests]
-    killed: dict[str, int] = {}  # job -> its attempt that a kill cut short
-    for _ in range(5):
-        running = faulty.running_one_of(ids, min_steps=4_000, attempts_over=killed)
+    killed: list[str] = []
+    for _ in range(3):
+        # a job not killed before: three kills of one job are its three attempts, and it fails
+        # (max_attempts); a killed job also shows as running until its lease lapses
+        running = faulty.running_one_of([job for job in ids if job not in killed], min_steps=4_000)
         if running is None:
             break
         faulty.kill_worker()
-        killed[running["id"]] = running["attempts"]
+        killed.append(running["id"])
         faulty.start_worker()
     interrupted = len(killed)
     finals = [faulty.wait_final(job, timeout_s=180) for job in ids]
-    assert [final["status"] for final in finals] == ["succeeded"] * 20
-    assert faulty.succeeded_transitions() - before == 20, "each job succeeded exactly once"
-    assert interrupted == 5 and sum(final["attempts"] for final in finals) >= 20 + interrupted, "each kill cut a run short"
-    for job, request in list(zip(ids, requests, strict=True))[::5]:
+    assert [final["status"] for final in finals] == ["succeeded"] * 12, unsuccessful(finals)
+    assert faulty.succeeded_transitions() - before == 12, "each job succeeded exactly once"
+    assert interrupted == 3 and sum(final["attempts"] for final in finals) >= 12 + interrupted, "each kill cut a run short"
+    for job, request in list(zip(ids, requests, strict=True))[::4]:
         assert_same_recordings(faulty.result(job), undisturbed(request))
-
-
-def test_a_job_over_its_time_limit_fails_with_the_reason_and_the_worker_goes_on(faulty: Faulty) -> None:
-    endless = {**MEDIUM, "input": {**MEDIUM["input"], "steps": 1_000_000}}
-    job_id = faulty.submit(endless)
-    final = faulty.wait_final(job_id, timeout_s=60)
-    assert final["status"] == "failed"
-    assert final["error"] == "time limit of 8 s exceeded"
-    after = faulty.submit(json.loads((pathlib.Path(__file__).parents[2] / "examples" / "seed.json").read_text()))
-    assert faulty.wait_final(after)["status"] == "succeeded"
 
 
 def test_a_redis_restart_loses_no_accepted_job(faulty: Faulty) -> None:
@@ -224,7 +221,7 @@ def test_a_redis_restart_loses_no_accepted_job(faulty: Faulty) -> None:
     time.sleep(1.0)
     faulty.redis = RedisServer(faulty.root / "redis", port=faulty.redis.port).start()
     finals = [faulty.wait_final(job, timeout_s=120) for job in ids]
-    assert [final["status"] for final in finals] == ["succeeded"] * 4
+    assert [final["status"] for final in finals] == ["succeeded"] * 4, unsuccessful(finals)
     deadline = time.monotonic() + 60
     while (status := faulty.http.get(sweep).json())["status"] != "succeeded":
         assert time.monotonic() < deadline, status
@@ -279,18 +276,18 @@ def test_a_diverging_job_fails_clearly_and_its_neighbours_do_not_notice(faulty: 
     assert_same_recordings(faulty.result(after), undisturbed({**MEDIUM, "seed": 1}))
 
 
-TINY = {**MEDIUM, "input": {**MEDIUM["input"], "shape": [1_024], "steps": 3_000}}  # about 20 ms a point
+TINY = {**MEDIUM, "input": {**MEDIUM["input"], "shape": [1_024], "steps": 6_000}}  # about 40 ms a point alone
 
 
-def test_a_200_point_sweep_through_three_worker_kills_runs_every_point_exactly_once(faulty: Faulty) -> None:
+def test_a_120_point_sweep_through_two_worker_kills_runs_every_point_exactly_once(faulty: Faulty) -> None:
     before = faulty.succeeded_transitions()
-    body = {"base": TINY, "axes": [{"path": "seed", "values": list(range(200))}]}
+    body = {"base": TINY, "axes": [{"path": "seed", "values": list(range(120))}]}
     created = faulty.http.post("/api/v1/sweeps", json=body)
     assert created.status_code == 202, created.text
     sweep = created.json()["links"]["self"]
     points = [raw.decode() for raw in faulty.client.lrange(f"ss:sweep:{created.json()['id']}:points", 0, -1)]
     restarted = 0.0
-    for kill in range(3):
+    for kill in range(2):
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:  # kill while the current worker runs points, after a few more have ended
             status = faulty.http.get(sweep).json()
@@ -307,12 +304,12 @@ def test_a_200_point_sweep_through_three_worker_kills_runs_every_point_exactly_o
     table = faulty.http.get(f"{sweep}/summary").json()
     rows = [dict(zip(table["columns"], row, strict=True)) for row in table["rows"]]
     unsuccessful = [(row["status"], row["error"]) for row in rows if row["status"] != "succeeded"]
-    assert status["points"] == {"total": 200, "ended": 200, "succeeded": 200, "failed": 0, "cancelled": 0, "running": 0}, (
+    assert status["points"] == {"total": 120, "ended": 120, "succeeded": 120, "failed": 0, "cancelled": 0, "running": 0}, (
         unsuccessful
     )
-    assert faulty.succeeded_transitions() - before == 200, "each point succeeded exactly once"
+    assert faulty.succeeded_transitions() - before == 120, "each point succeeded exactly once"
     attempts = [int(faulty.client.hget(f"ss:job:{row['job_id']}", "attempts")) for row in rows]
-    assert sum(attempts) > 200, "a point was interrupted by a kill and ran again"
+    assert sum(attempts) > 120, "a point was interrupted by a kill and ran again"
     for row in rows:
         alone = undisturbed({**TINY, "seed": row["seed"]})
         assert (row["status"], row["n.spikes"]) == ("succeeded", alone.layers["n"].spike_count), row
@@ -324,14 +321,18 @@ def test_a_200_point_sweep_through_three_worker_kills_runs_every_point_exactly_o
 
 
 def running_since(faulty: Faulty, job_ids: list[str], since: float) -> bool:
-    """Whether one of ``job_ids`` was started after ``since`` and runs: the worker started then
-    holds it (a point can also look running because a killed worker held it). A kill between a
-    worker taking a message and starting its points is recovered too, by the reaper's
-    ``restore_untaken``, a lease's length later."""
+    """Whether one of ``job_ids`` was started after ``since`` and after the last point ended, and
+    runs: the worker started then holds it, and its batch is simulating. A batch's results are
+    stored a few at a time, so a point still marked running beside points that have ended is
+    being stored, and a kill that arrives a moment later finds nothing left to interrupt (CI saw
+    that). A kill between a worker taking a message and starting its points is recovered too, by
+    the reaper's ``restore_untaken``, a lease's length later."""
     pipe = faulty.client.pipeline(transaction=False)
     for job_id in job_ids:
-        pipe.hmget(f"ss:job:{job_id}", "state", "started_at")
-    return any(state == b"running" and float(started or 0) > since for state, started in pipe.execute())
+        pipe.hmget(f"ss:job:{job_id}", "state", "started_at", "finished_at")
+    fields = pipe.execute()
+    last_end = max((float(finished) for _, _, finished in fields if finished), default=0.0)
+    return any(state == b"running" and float(started or 0) > max(since, last_end) for state, started, _ in fields)
 
 
 def test_cancelling_a_sweep_midway_stops_every_unfinished_point_and_keeps_the_finished(faulty: Faulty) -> None:

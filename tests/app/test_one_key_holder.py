@@ -24,7 +24,11 @@ SEED = json.loads((ROOT / "examples" / "seed.json").read_text())
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    with running_service(pathlib.Path(tmp_path_factory.mktemp("one-key")), max_body_bytes=str(16 * 2**20)) as running:
+    with running_service(
+        pathlib.Path(tmp_path_factory.mktemp("one-key")),
+        max_body_bytes=str(16 * 2**20),
+        validation_timeout_s="60",  # the 15 MB sweep of lists validates in 5 s quiet, more on a busy machine
+    ) as running:
         yield running
 
 
@@ -140,7 +144,9 @@ def test_a_sweep_whose_axes_carry_large_values_is_refused_with_its_byte_figure(s
 def test_summaries_and_event_streams_of_a_large_sweep_leave_the_api_responsive(service: Service) -> None:
     """Six summaries at once of a 14 MB sweep (each re-parsed it on the event loop: /healthz
     0.6-1.4 s), and 64 event streams of a running 1,000-point sweep of short points (each
-    re-read every point every 25 ms: /healthz up to 0.8 s)."""
+    re-read every point every 25 ms: /healthz up to 0.8 s). Fixed, quiet, on a 2-core VM: at most
+    0.02-0.03 s during the summaries, p99 0.04 s beside the streams; the bounds (0.3 s) keep a
+    margin for a slow or busy machine (p99 0.118 s once in CI's serial phase) and still catch either bug."""
     with service.http() as http:
         large = http.post("/api/v1/sweeps", json=tensor_sweep(6, 400_000, as_lists=True))
         assert large.status_code == 202, large.text
@@ -179,10 +185,10 @@ def test_summaries_and_event_streams_of_a_large_sweep_leave_the_api_responsive(s
         http.delete(f"/api/v1/sweeps/{running}")
         for thread in threads:
             thread.join()
-    assert max(summaries) < 0.1, f"/healthz took up to {max(summaries):.3f} s during the summaries"
+    assert max(summaries) < 0.3, f"/healthz took up to {max(summaries):.3f} s during the summaries"
     assert 0 < points["ended"] < points["total"], "the sweep ran, its points ending, while the streams were measured"
     p99 = statistics.quantiles(streams, n=100)[98]
-    assert p99 < 0.1, f"/healthz p99 {p99:.3f} s beside 64 sweep streams"
+    assert p99 < 0.3, f"/healthz p99 {p99:.3f} s beside 64 sweep streams"
 
 
 # --- the job store: a quota per key, and room kept for the jobs already accepted --------------------
@@ -190,12 +196,15 @@ def test_summaries_and_event_streams_of_a_large_sweep_leave_the_api_responsive(s
 
 @pytest.fixture(scope="module")
 def small_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    """A Redis of 64 MB that the API stops filling at half of it, and a quota of 6 MiB per key."""
+    """A Redis of 64 MiB that the API stops filling at 30 % of it (19.2 MiB), and a quota of 6 MiB
+    per key: one key's quota fits under that share with room to spare, four keys' quotas (24 MiB
+    of requests and results, plus Redis's own overhead) do not. At half of Redis (32 MiB) a quiet
+    run was refused with 28.8 MB in use, and a busy CI run let all four quotas run out first."""
     with running_service(
         pathlib.Path(tmp_path_factory.mktemp("small-store")),
         redis_options={"maxmemory_bytes": 64 * 2**20},
         max_stored_bytes_per_key=str(6 * 2**20),
-        store_full_fraction="0.5",
+        store_full_fraction="0.3",
         max_body_bytes=str(2 * 2**20),
     ) as running:
         yield running
@@ -246,10 +255,11 @@ def test_the_api_refuses_new_jobs_before_redis_refuses_writes_and_accepted_jobs_
                     assert answer.status_code == 403, answer.text  # a key's quota first
         if refused is not None:
             break
-    assert refused is not None and "the job store is full" in refused.json()["detail"]
-    assert refused.headers["retry-after"]
     client = redis.Redis.from_url(small_store.redis_url)
     memory = client.info("memory")
+    assert refused is not None, f"{len(accepted)} jobs accepted, none refused; Redis uses {memory['used_memory']:,} bytes"
+    assert "the job store is full" in refused.json()["detail"]
+    assert refused.headers["retry-after"]
     assert memory["used_memory"] < memory["maxmemory"], "Redis itself never got full"
     with small_store.http("alice") as alice:  # what was accepted before still runs, its result stored
         for user, job_id in accepted:

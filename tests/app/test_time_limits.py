@@ -1,6 +1,7 @@
-"""Time limits and cancels, through a real API, Redis and Celery worker: a step that outlasts the
-hard time limit ends the job once, as over its time limit; a cancel takes effect within two
-seconds. Both are about time, so nothing else runs beside them (serial)."""
+"""Time limits and cancels, through a real API, Redis and Celery worker: a run over its time limit
+fails with that reason and the worker goes on; a step that outlasts the hard time limit ends the
+job once, as over its time limit; a cancel takes effect within two seconds. All are about time,
+so nothing else runs beside them (serial)."""
 
 import pathlib
 import time
@@ -28,6 +29,13 @@ def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Faulty]:
         yield service
     finally:
         service.close()
+
+
+def test_a_run_over_its_time_limit_fails_with_the_reason_and_the_worker_goes_on(limited: Faulty) -> None:
+    """About 75 s of work (quiet): the runner stops it between chunks at the 2 s limit."""
+    final = ends_once(limited, {**MEDIUM, "input": {**MEDIUM["input"], "steps": 1_000_000}})
+    assert final["error"] == "time limit of 2 s exceeded"
+    still_serves(limited)
 
 
 def test_a_step_longer_than_the_hard_time_limit_fails_once_as_over_its_time_limit(limited: Faulty) -> None:
