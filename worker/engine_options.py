@@ -12,6 +12,7 @@ class EngineOptions:
     fused: bool = True  # whole sequences in the fused kernels where they apply (False: the eager step loops)
     events: bool = True  # synaptic layers event-driven on spikes where it pays (False: dense)
     kernel_cache: pathlib.Path = pathlib.Path.home() / ".cache" / "spikeserve"  # where the compiled CPU kernels are kept
+    threads: int | None = None  # a run's threads, torch's and the CPU kernels' (None: the cores other processes leave free)
 
 
 ENGINE = EngineOptions()  # what the engine of this process runs with

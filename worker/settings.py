@@ -96,6 +96,12 @@ class Settings(BaseSettings, Limits):  # the limits are read from the environmen
     kernel_cache: pathlib.Path = Field(
         default=ENGINE_DEFAULTS.kernel_cache, description="where the compiled CPU kernels are kept"
     )
+    threads: int | None = Field(
+        default=ENGINE_DEFAULTS.threads,
+        ge=1,
+        description="threads a run uses (torch's, which the CPU kernels use too); unset: as many as the cores other "
+        "processes leave free, looked at before each chunk (at most torch's count when the worker started)",
+    )
 
     # execution
     soft_time_limit_s: int = Field(default=3600, gt=0, description="a job's time limit; it then fails with that reason")
@@ -113,6 +119,12 @@ class Settings(BaseSettings, Limits):  # the limits are read from the environmen
         default="WARNING",
         description="Celery worker log level; INFO logs every task twice, which the job records already hold",
     )
+
+    @field_validator("worker_log_level", mode="before")
+    @classmethod
+    def _level_in_any_case(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
     result_ttl_s: int = 24 * 3600
     job_ttl_s: int = 7 * 24 * 3600
 
@@ -148,7 +160,7 @@ class Settings(BaseSettings, Limits):  # the limits are read from the environmen
     @property
     def engine(self) -> EngineOptions:
         """The engine's options, as configured (``worker.engine_options.configure`` applies them)."""
-        return EngineOptions(fused=self.fused, events=self.events, kernel_cache=self.kernel_cache)
+        return EngineOptions(fused=self.fused, events=self.events, kernel_cache=self.kernel_cache, threads=self.threads)
 
     @cached_property
     def limits(self) -> Limits:

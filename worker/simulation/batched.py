@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 import torch
 
 from worker.engine.synapses import Synapse
+from worker.engine.threads import adapting_threads
 from worker.simulation.build import InputStream, build_layer, build_network
 from worker.simulation.plans import Plan
 from worker.simulation.request import JobRequest, Network
@@ -92,13 +93,14 @@ def simulate_points(
     failed: dict[int, Exception] = {}
     started = time.perf_counter()
     state = None
-    with torch.inference_mode():
+    with torch.inference_mode(), adapting_threads() as adapt_threads:
         for start in range(0, plan.steps, chunk):
             for entry in cancelled() if cancelled is not None else ():
                 failed.setdefault(entry, cancelled_at(start, plan.steps))
             if len(failed) == entries:
                 break
             check_time(started, time_limit_s, start, plan.steps)
+            adapt_threads()
             stop = min(plan.steps, start + chunk)
             x = torch.cat([stream.chunk(start, stop) for stream in streams], dim=1)
             outputs, state = network(x, state)

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from worker.engine.events import record_spikes
+from worker.engine.threads import adapting_threads
 from worker.simulation.build import InputStream, build_network
 from worker.simulation.errors import Cancelled, SimulationError, TimeLimitExceeded
 from worker.simulation.graph_runner import GraphRun
@@ -161,29 +162,32 @@ def simulate(
     voltage_layers = frozenset(plan.record_voltages)
     started = time.perf_counter()  # the build counts: drawing a large graph can take seconds
     should_stop = StopChecks(started, plan.steps, is_cancelled, time_limit_s)
-    advance, weights = _chunk_function(request, plan, device, voltage_layers, should_stop)
-    recorders = recorders_for(plan, plan.batch_size, device, SpikeBudget(plan.cost.spike_events))
-    state = None
-    with torch.inference_mode():
-        for start in range(0, plan.steps, chunk):
-            if is_cancelled is not None and is_cancelled():
-                raise cancelled_at(start, plan.steps)
-            check_time(started, time_limit_s, start, plan.steps)
-            stop = min(plan.steps, start + chunk)
-            outputs, state = advance(start, stop, state)
-            for index, layer in enumerate(plan.layers):
-                layer_state = state[index]
-                if layer.name in recorders:
-                    recorders[layer.name].add(start, outputs[index], layer_state)
-                if layer.name in voltage_layers:
-                    state[index] = layer_state = last_step(layer_state)
-                if layer.is_neuron and not torch.isfinite(layer_state.v).all():
-                    raise non_finite(layer, start, stop)
-            if live is not None and plan.record_live:
-                events = {name: recorders[name].events[-1] for name in plan.record_live}
-                live(LiveChunk.of(start, stop, plan.steps, request.dt, events))
-            if progress is not None:
-                progress(stop, plan.steps)
+    with adapting_threads() as adapt_threads:
+        adapt_threads()
+        advance, weights = _chunk_function(request, plan, device, voltage_layers, should_stop)
+        recorders = recorders_for(plan, plan.batch_size, device, SpikeBudget(plan.cost.spike_events))
+        state = None
+        with torch.inference_mode():
+            for start in range(0, plan.steps, chunk):
+                if is_cancelled is not None and is_cancelled():
+                    raise cancelled_at(start, plan.steps)
+                check_time(started, time_limit_s, start, plan.steps)
+                adapt_threads()
+                stop = min(plan.steps, start + chunk)
+                outputs, state = advance(start, stop, state)
+                for index, layer in enumerate(plan.layers):
+                    layer_state = state[index]
+                    if layer.name in recorders:
+                        recorders[layer.name].add(start, outputs[index], layer_state)
+                    if layer.name in voltage_layers:
+                        state[index] = layer_state = last_step(layer_state)
+                    if layer.is_neuron and not torch.isfinite(layer_state.v).all():
+                        raise non_finite(layer, start, stop)
+                if live is not None and plan.record_live:
+                    events = {name: recorders[name].events[-1] for name in plan.record_live}
+                    live(LiveChunk.of(start, stop, plan.steps, request.dt, events))
+                if progress is not None:
+                    progress(stop, plan.steps)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     wall = time.perf_counter() - started

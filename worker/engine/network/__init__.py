@@ -29,7 +29,7 @@ SOURCE = pathlib.Path(__file__).with_name("network_kernels.c")
 # Below this much work per step (neurons plus synapses) one thread steps the graph: a team's
 # barriers (several per step) cost more than they save on CUBA's 4,000 neurons.
 PARALLEL_WORK = 200_000
-# Plastic rows in vector registers where the library has them (AVX-512) and no row of the edge
+# Plastic rows in vector registers where the library has them (AVX-512 or AVX2) and no row of the edge
 # repeats a target; off, the scalar row: the same bits either way (the tests run both).
 VECTOR = True
 
@@ -173,7 +173,7 @@ class NetworkKernel:
         synapses = [edge.plastic.projection if edge.plastic else edge.projection for edge in self.edges]
         self.undelayed = any(bool((projection.delay == 0).any()) for projection in synapses if projection is not None)
         work = sum(n for _, n in self.nodes) + sum(projection.synapses for projection in synapses if projection is not None)
-        self.threads = 1 if work < PARALLEL_WORK else max(1, torch.get_num_threads())
+        self.parallel = work >= PARALLEL_WORK  # a team pays for its barriers
 
     @staticmethod
     def _parameters(population: KernelPopulation, shape: torch.Size) -> dict[str, Any]:
@@ -263,6 +263,7 @@ class NetworkKernel:
         self.lib.network_run(
             t0, steps, len(self.nodes), c_nodes, c_populations, _pointer(self.feed_offsets, _i64_p),
             _pointer(self.feeds, _i32_p), self.c_edges, self.n_plastic, _pointer(self.plastic, _i32_p),
-            _pointer(self.plastic_nodes, _i32_p), self.threads, int(self.undelayed),
+            _pointer(self.plastic_nodes, _i32_p), torch.get_num_threads() if self.parallel else 1,
+            int(self.undelayed),
         )  # fmt: skip
         return spikes, traces, states
