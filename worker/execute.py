@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import redis
 from celery.exceptions import SoftTimeLimitExceeded
@@ -210,6 +211,18 @@ def failure_reason(error: Exception, device: str, settings: Settings, stage: str
     return f"internal error while {stage} ({type(error).__name__}); the operators have the details in the log"
 
 
+def _while_store_answers(report: Callable[[], Any]) -> Any:
+    """What a report to the store during a run (progress, live spikes, a look at the cancel flag)
+    returns, or None while the store is unreachable: a Redis restart must not fail the run (one
+    did, on a busy machine, when a progress report outlasted the client's retries). The run's end
+    is stored with retries of its own; a lost lease still stops the run (``Lease.lost``)."""
+    try:
+        return report()
+    except (redis.ConnectionError, redis.TimeoutError) as error:
+        log.warning("the job store did not answer during a run (%s); the run goes on", error)
+        return None
+
+
 def _run_started(store: JobStore, job_id: str, settings: Settings, device: str, lease: Lease, raw: bytes | None) -> str:
     """Runs a claimed job alone and records how it ended (``_record_end``)."""
     if raw is None:
@@ -220,11 +233,11 @@ def _run_started(store: JobStore, job_id: str, settings: Settings, device: str, 
     def is_cancelled() -> bool:
         nonlocal checks
         checks += 1  # the claim has just checked the cancel flag: the first check needs no round trip
-        return lease.lost or (checks > 1 and store.cancel_requested(job_id))
+        return lease.lost or (checks > 1 and bool(_while_store_answers(lambda: store.cancel_requested(job_id))))
 
     def progress(done: int, total: int) -> None:
         if done < total:  # the last step count arrives with the final state
-            store.progress(job_id, done, total)
+            _while_store_answers(lambda: store.progress(job_id, done, total))
 
     def run() -> Result:
         request, plan = parse_request(raw, settings.limits)
@@ -236,7 +249,7 @@ def _run_started(store: JobStore, job_id: str, settings: Settings, device: str, 
             is_cancelled=is_cancelled,
             job_id=job_id,
             time_limit_s=settings.soft_time_limit_s,
-            live=lambda chunk: store.live_chunk(job_id, chunk.start, chunk.to_json()),
+            live=lambda chunk: _while_store_answers(lambda: store.live_chunk(job_id, chunk.start, chunk.to_json())),
         )
 
     return _record_end(store, job_id, settings, device, lease, run)
@@ -371,12 +384,13 @@ def _run_points(store: JobStore, started: list[tuple[Lease, bytes | None]], sett
     def cancelled() -> set[int]:
         nonlocal checks
         checks += 1  # the claims have just checked the cancel flags
-        flags = store.cancels_requested(job_ids) if checks > 1 else [False] * len(job_ids)
+        flags = _while_store_answers(lambda: store.cancels_requested(job_ids)) if checks > 1 else None
+        flags = flags or [False] * len(job_ids)
         return {entry for entry, ((lease, _), flag) in enumerate(zip(runs, flags, strict=True)) if flag or lease.lost}
 
     def progress(done: int, total: int) -> None:
         if done < total:
-            store.progress_many(job_ids, done, total)
+            _while_store_answers(lambda: store.progress_many(job_ids, done, total))
 
     try:
         outcomes = simulate_points(
