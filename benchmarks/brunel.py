@@ -1,8 +1,13 @@
 """Brunel's (2000) balanced network, model A, as a spikeserve request (``examples/brunel.json`` at
-N = 10,000), side by side with Brian2 running the same network.
+N = 10,000), side by side with Brian2 and NEST running the same network.
 
     python -m benchmarks.brunel [--sizes 5000,10000,20000] [--repeats 2] [--seeds 1,2,3] [--device cuda]
         [--brian2-python PY --brian2-script brian2_brunel.py | --brian2-results DIR]
+        [--nest-python PY [--nest-threads 2]] [--busy K] [--threads N]
+
+``--busy K`` keeps K other processes spinning while everything runs (a shared machine);
+``--threads N`` fixes spikeserve's threads, torch's and the kernels' (default: the cores other
+processes leave free).
 
 The network (Brunel 2000, Fig. 8C; NEST's brunel_delta_nest.py): 0.8 N excitatory and 0.2 N
 inhibitory box LIF neurons with delta synapses (tau_m 20 ms, V_th 20 mV, V_reset 10 mV,
@@ -20,9 +25,11 @@ Measured for each N, best of ``--repeats``:
 Brian2 runs the reference script of the same network through ``benchmarks/brunel_brian2.py``
 (C++ standalone; with ``--brian2-results`` its result files are read instead): its simulation
 loop, and its whole run from starting Python to having the spikes (code generation and the
-compilation of the C++ project included, since that is what its user waits for).
+compilation of the C++ project included, since that is what its user waits for). NEST 3.10 runs
+``benchmarks/nest_brunel.py`` under ``--nest-python`` (its own venv): ``nest.Simulate`` as its
+loop, and its whole script from starting Python to having the spikes.
 
-Statistics, computed alike for both and averaged over ``--seeds`` (one network and one drive
+Statistics, computed alike for all and averaged over ``--seeds`` (one network and one drive
 each; a single second of one network is a noisy sample of its oscillation): E and I rates, the
 mean CV of the inter-spike intervals (neurons with at least 3 spikes), and the Fano factor of the
 population's 1 ms spike counts from 0.1 s on. Times are those of the first seed.
@@ -30,6 +37,7 @@ population's 1 ms spike counts from 0.1 s on. Times are those of the first seed.
 
 import argparse
 import json
+import os
 import pathlib
 import subprocess
 import sys
@@ -40,6 +48,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from benchmarks.busy import busy_cores
+from worker.engine_options import ENGINE
 from worker.simulation.plan import parse_request
 from worker.simulation.results import Result
 from worker.simulation.runner import simulate
@@ -110,14 +120,16 @@ def engine_run(request: dict[str, Any], device: str = "cpu") -> dict[str, Any]:
 
 
 def job_run(request: dict[str, Any], device: str = "cpu") -> float:
-    """Seconds from starting ``spikeserve run`` to its result on disk."""
+    """Seconds from starting ``spikeserve run`` to its result on disk (with ``ENGINE.threads``)."""
     command = [str(SPIKESERVE)] if SPIKESERVE.exists() else [sys.executable, "-m", "app.cli"]
     with tempfile.TemporaryDirectory() as scratch:
         path = pathlib.Path(scratch) / "request.json"
         path.write_text(json.dumps(request))
         output = str(pathlib.Path(scratch) / "result.npz")
         started = time.perf_counter()
-        subprocess.run([*command, "run", str(path), "-o", output, "-q", "--device", device], check=True)
+        threads = {} if ENGINE.threads is None else {"SPIKESERVE_THREADS": str(ENGINE.threads)}
+        command += ["run", str(path), "-o", output, "-q", "--device", device]
+        subprocess.run(command, check=True, env=os.environ | threads)
         return time.perf_counter() - started
 
 
@@ -136,6 +148,33 @@ def brian2_run(python: str, script: str, n: int, seed: int, mode: str = "cpp") -
         command = [python, wrapper, script, "--mode", mode, *sizes, "--workdir", scratch, "--out", str(out)]
         subprocess.run(command, check=True, capture_output=True)
         return json.loads(out.read_text())
+
+
+def nest_run(python: str, n: int, seed: int, threads: int) -> dict[str, Any]:
+    """One run of ``benchmarks/nest_brunel.py``: its loop, its whole run, its spikes' statistics."""
+    with tempfile.TemporaryDirectory() as scratch:
+        out = pathlib.Path(scratch) / "result.npz"
+        command = [python, str(ROOT / "benchmarks" / "nest_brunel.py"), "--n", str(n), "--seed", str(seed)]
+        started = time.perf_counter()
+        subprocess.run([*command, "--threads", str(threads), "--out", str(out)], check=True, capture_output=True)
+        total = time.perf_counter() - started
+        with np.load(out) as data:
+            sizes = {"E": int(data["n_e"]), "I": int(data["n_i"])}
+            figures = spike_statistics(data["times_ms"] / 1000.0, data["senders"], sizes, float(data["seconds"]))
+            return {"seed": seed, "loop_s": float(data["t_simulate"]), "total_s": total, **figures}
+
+
+def nest_figures(args: argparse.Namespace, n: int, seeds: list[int]) -> dict[str, Any] | None:
+    """Times (best of the first seed's runs) and statistics (mean over the seeds) of NEST's runs."""
+    if not args.nest_python:
+        return None
+    timed = [nest_run(args.nest_python, n, seeds[0], args.nest_threads) for _ in range(args.repeats)]
+    others = [nest_run(args.nest_python, n, seed, args.nest_threads) for seed in seeds[1:]]
+    return {
+        "loop_s": min(run["loop_s"] for run in timed),
+        "total_s": min(run["total_s"] for run in timed),
+        **mean_statistics([timed[0], *others]),
+    }
 
 
 def brian2_figures(args: argparse.Namespace, n: int, seeds: list[int]) -> dict[str, Any] | None:
@@ -169,30 +208,48 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--brian2-python", help="a Python with Brian2 2.11 (3.13 or later)")
     parser.add_argument("--brian2-script", help="the Brian2 script of the network (brian2_brunel.py)")
     parser.add_argument("--brian2-results", help="a directory of that script's result files, instead of running it")
+    parser.add_argument("--nest-python", help="a Python with NEST 3.10 (pip install nest-simulator==3.10.0)")
+    parser.add_argument("--nest-threads", type=int, default=2, help="NEST's threads (local_num_threads)")
+    parser.add_argument("--busy", type=int, default=0, help="processes spinning beside everything that runs")
+    parser.add_argument("--threads", type=int, help="spikeserve's threads (default: the free cores)")
     args = parser.parse_args(argv)
+    with busy_cores(args.busy):
+        return table(args)
+
+
+def table(args: argparse.Namespace) -> int:
+    ENGINE.threads = args.threads
     seeds = [int(seed) for seed in args.seeds.split(",")]
-    machine = f"{args.device}, torch {torch.__version__}, {torch.get_num_threads()} threads"
+    ours = args.threads or "the free cores"
+    machine = f"{args.device}, torch {torch.__version__}, {torch.get_num_threads()} threads (spikeserve: {ours})"
+    machine += f", {args.busy} busy processes beside"
     print(f"{machine}; times: best of {args.repeats}, seed {seeds[0]}; "
           f"statistics: mean of seeds {args.seeds}")  # fmt: skip
-    print("| N | synapses | engine loop | engine total | `spikeserve run` | Brian2 C++ loop | Brian2 C++ total "
-          "| loop ratio | total ratio | E / I rate (Hz) | Brian2 E / I | CV | Brian2 CV | Fano | Brian2 Fano |")  # fmt: skip
-    print("|---" * 15 + "|")
+    print("| N | side | loop | whole run | loop: ours faster by | whole run: ours faster by | E / I rate (Hz) | CV | Fano |")
+    print("|---" * 9 + "|")
     for n in (int(size) for size in args.sizes.split(",")):
         request = brunel_request(n) | {"seed": seeds[0]}
         engine = min((engine_run(request, args.device) for _ in range(args.repeats)), key=lambda run: run["total_s"])
         engine |= mean_statistics([engine, *(engine_run(request | {"seed": seed}, args.device) for seed in seeds[1:])])
         job = min(job_run(request, args.device) for _ in range(args.repeats))
-        brian = brian2_figures(args, n, seeds)
-        b = brian or {}
-        cells = [
-            f"{n:,}", f"{n * 1000:,}", f"{engine['loop_s']:.2f} s", f"{engine['total_s']:.2f} s", f"{job:.2f} s",
-            f"{b['loop_s']:.2f} s" if brian else "", f"{b['total_s']:.2f} s" if brian else "",
-            f"{b['loop_s'] / engine['loop_s']:.1f}x" if brian else "", f"{b['total_s'] / job:.1f}x" if brian else "",
-            f"{engine['rate_E']:.2f} / {engine['rate_I']:.2f}", f"{b['rate_E']:.2f} / {b['rate_I']:.2f}" if brian else "",
-            f"{engine['cv_mean']:.3f}", f"{b['cv_mean']:.3f}" if brian else "",
-            f"{engine['fano_pop_1ms']:.0f}", f"{b['fano_pop_1ms']:.0f}" if brian else "",
-        ]  # fmt: skip
-        print("| " + " | ".join(cells) + " |", flush=True)
+        sides = {
+            "spikeserve (in process)": engine,
+            "`spikeserve run`": {**engine, "loop_s": None, "total_s": job},
+            "Brian2 C++ standalone": brian2_figures(args, n, seeds),
+            f"NEST 3.10 ({args.nest_threads} threads)": nest_figures(args, n, seeds),
+        }
+        for side, figures in sides.items():
+            if figures is None:
+                continue
+            loop, total = figures["loop_s"], figures["total_s"]
+            cells = [
+                f"{n:,}", side, f"{loop:.2f} s" if loop else "", f"{total:.2f} s",
+                f"{loop / engine['loop_s']:.1f}x" if loop and side.startswith(("Brian2", "NEST")) else "",
+                f"{total / job:.1f}x" if side.startswith(("Brian2", "NEST")) else "",
+                f"{figures['rate_E']:.2f} / {figures['rate_I']:.2f}", f"{figures['cv_mean']:.3f}",
+                f"{figures['fano_pop_1ms']:.0f}",
+            ]  # fmt: skip
+            print("| " + " | ".join(cells) + " |", flush=True)
     return 0
 
 

@@ -2,6 +2,12 @@
 SpikingJelly, and against floors, on the same networks.
 
     python -m benchmarks.runner [--repeats 5] [--cases a,b,c,d,e] [--no-memory] [--device cpu|cuda]
+        [--busy K] [--threads N]
+
+``--busy K`` keeps K other processes spinning while the rows are timed (a shared machine);
+``--threads N`` fixes the runner's threads, torch's and the kernels' (default: the cores other
+processes leave free, ``worker.engine.threads``); the peer scripts run with torch's thread count
+either way.
 
 (a) population: 200 Poisson inputs at 50 Hz -> Linear 200->10,000 -> LIF, 1,000 steps.
 (b) feed-forward: batch 32, 1,000 Poisson inputs at 20 Hz -> Linear 1000->1000 -> LIF, 500 steps.
@@ -29,8 +35,10 @@ from collections.abc import Callable
 
 import torch
 
+from benchmarks.busy import busy_cores
 from benchmarks.engine import measure_peak, neuron_sequence, peak_in_child, time_once
 from worker.engine import events, synapses
+from worker.engine_options import ENGINE
 from worker.simulation.build import InputStream, build_network
 from worker.simulation.limits import Limits
 from worker.simulation.plan import parse_request
@@ -204,10 +212,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--cases", default="a,b,c,d,e")
     parser.add_argument("--no-memory", action="store_true")
+    parser.add_argument("--busy", type=int, default=0, help="processes spinning beside the timed rows")
+    parser.add_argument("--threads", type=int, help="the runner's threads (default: the free cores)")
     args = parser.parse_args()
     device = torch.device(args.device)
+    ENGINE.threads = args.threads
+    runner_threads = args.threads or "the free cores"
     print(
-        f"torch {torch.__version__} on {device}, {torch.get_num_threads()} threads, event kernels: {events.available(device)}\n"
+        f"torch {torch.__version__} on {device}, {torch.get_num_threads()} threads (the runner: {runner_threads}), "
+        f"event kernels: {events.available(device)}, {args.busy} busy processes beside\n"
     )
     print("| case | side | median | vs fastest peer script | peak memory |")
     print("|---|---|---|---|---|")
@@ -221,9 +234,10 @@ def main() -> None:
             except Exception as error:  # a peer that fails is reported, not hidden
                 errors[name] = f"{type(error).__name__}: {error}"[:100]
         times: dict[str, list[float]] = {name: [] for name in runs}
-        for _ in range(args.repeats):
-            for name, run in runs.items():
-                times[name].append(time_once(run, device))
+        with busy_cores(args.busy):
+            for _ in range(args.repeats):
+                for name, run in runs.items():
+                    times[name].append(time_once(run, device))
         medians = {name: statistics.median(values) for name, values in times.items()}
         peers = [medians[f"{library} script"] for library in PEERS if f"{library} script" in medians]
         fastest = min(peers) if peers else None
