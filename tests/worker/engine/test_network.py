@@ -174,10 +174,12 @@ def assert_same(ours: Result, theirs: Result) -> None:
 
 
 PLASTIC = {case for case, make in CASES.items() if any("plasticity" in edge for edge in make()["network"]["edges"])}
-NEEDS_AVX512 = pytest.mark.skipif(
-    network.library() is None or network.library().network_vector_lanes() == 1, reason="built without AVX-512"
+NEEDS_VECTOR_ROWS = pytest.mark.skipif(
+    network.library() is None or network.library().network_vector_lanes() == 1, reason="built without AVX-512 or AVX2"
 )
-ROWS = [(case, False) for case in CASES] + [pytest.param(case, True, marks=NEEDS_AVX512) for case in CASES if case in PLASTIC]
+ROWS = [(case, False) for case in CASES] + [
+    pytest.param(case, True, marks=NEEDS_VECTOR_ROWS) for case in CASES if case in PLASTIC
+]
 
 
 @functools.cache
@@ -214,12 +216,8 @@ def test_a_team_and_any_chunking_give_the_same_bits(case: str, monkeypatch: pyte
     request = CASES[case]()
     alone = run(request, kernel=True)
     monkeypatch.setattr(network, "PARALLEL_WORK", 0)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(3)
-    try:
-        assert_same(run(request, kernel=True, chunk_steps=7), alone)
-    finally:
-        torch.set_num_threads(threads)
+    monkeypatch.setattr(ENGINE, "threads", 3)
+    assert_same(run(request, kernel=True, chunk_steps=7), alone)
 
 
 def test_snapshots_are_the_weights_after_their_steps() -> None:

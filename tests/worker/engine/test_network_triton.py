@@ -65,8 +65,9 @@ def test_the_triton_sequence_is_the_step_function(integration: str, channels: Ch
 
 @pytest.mark.parametrize(("bounds", "pairing"), [("hard", "all_to_all"), ("soft", "nearest")])
 def test_the_triton_stdp_events_are_the_pytorch_step(bounds: str, pairing: str) -> None:
-    """Two plastic projections of the same synapses driven by the same spikes for 60 steps, one
-    through the Triton kernels: the same deliveries, weights and traces to the bit."""
+    """Two plastic projections of the same synapses driven by the same spikes for 30 steps, one
+    through the Triton kernels (interpreted on the CPU: half a second a step): the same
+    deliveries, weights and traces to the bit."""
     g = torch.Generator().manual_seed(2)
     n_pre, n_post = 30, 20
     p = STDPParameters(tau_pre=0.01, tau_post=0.02, a_pre=0.05, a_post=-0.06, w_min=0.0, w_max=1.0, bounds=bounds,
@@ -78,7 +79,7 @@ def test_the_triton_stdp_events_are_the_pytorch_step(bounds: str, pairing: str) 
     eager = PlasticProjection.of(projection, p, DT)
     kernel = PlasticProjection.of(projection, p, DT).on(DEVICE)
     kernel.backend = "triton"
-    for t in range(60):
+    for t in range(30):
         emitted, fired = torch.rand(n_pre, generator=g) < 0.2, torch.rand(n_post, generator=g) < 0.2
         into_eager, into_kernel = torch.zeros(n_post), torch.zeros(n_post, device=DEVICE)
         eager.step(t, emitted, fired, into_eager)
