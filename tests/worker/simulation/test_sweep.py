@@ -58,6 +58,26 @@ def test_a_grid_makes_every_combination_with_the_first_axis_slowest() -> None:
     assert "params" not in BASE["network"]["layers"][1], "the base is never changed"
 
 
+def test_axes_into_one_object_each_set_their_field_in_every_point_alone() -> None:
+    """Points share what the axes do not set with the base (copying it per point took seconds
+    for large tensors): the objects on an axis's way are each point's own."""
+    base = copy.deepcopy(BASE)
+    base["network"]["layers"][1]["params"] = {"v_th": 0.5, "tau_mem_inv": 100.0}
+    _, points = parse_sweep(
+        sweep(
+            ("network.layers[out].params.v_th", [0.25, 0.75]), ("network.layers[out].params.tau_mem_inv", [50.0, 80.0]), base=base
+        )
+    )
+    assert [point.request["network"]["layers"][1]["params"] for point in points] == [
+        {"v_th": 0.25, "tau_mem_inv": 50.0},
+        {"v_th": 0.25, "tau_mem_inv": 80.0},
+        {"v_th": 0.75, "tau_mem_inv": 50.0},
+        {"v_th": 0.75, "tau_mem_inv": 80.0},
+    ]
+    assert [point.parsed.network.layers[1].params.v_th for point in points] == [0.25, 0.25, 0.75, 0.75]
+    assert base["network"]["layers"][1]["params"] == {"v_th": 0.5, "tau_mem_inv": 100.0}, "the base is never changed"
+
+
 def test_zip_takes_the_values_pairwise_and_needs_equal_lengths() -> None:
     _, points = parse_sweep(sweep(("input.rates", [10.0, 20.0]), ("seed", [3, 4]), mode="zip"))
     assert [point.values for point in points] == [(10.0, 3), (20.0, 4)]
