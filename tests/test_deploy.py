@@ -3,6 +3,8 @@ Compose binary and hold what the README promises; the Dockerfile lints clean and
 install steps work in fresh virtual environments; the images are built where a Docker engine
 answers (none does on the development machines)."""
 
+import fnmatch
+import functools
 import os
 import pathlib
 import shutil
@@ -14,7 +16,7 @@ import pytest
 import redis
 import yaml
 
-from tests.helpers import link_torch
+from tests.helpers import link_torch, new_venv
 
 pytestmark = pytest.mark.slow  # installs the images' packages into new venvs
 
@@ -161,11 +163,35 @@ def test_the_api_image_installs_no_torch_and_the_worker_image_does() -> None:
     assert not any(" -e " in line for line in api + worker), "no editable install"
 
 
-def replay(target: str, context: pathlib.Path, venv: pathlib.Path) -> None:
-    """The target's pip steps (and those of the stages it copies from) in ``venv``, run by bash as
-    in the image, with /wheels moved into the build context."""
+@functools.cache
+def dockerignore_patterns() -> tuple[str, ...]:
+    """.dockerignore's patterns, read once (copytree asks about every directory)."""
+    lines = (ROOT / ".dockerignore").read_text().splitlines()
+    return (*(line.strip() for line in lines if line.strip()), "tests")
+
+
+def docker_ignored(directory: str, names: list[str]) -> set[str]:
+    """The names in ``directory`` that .dockerignore keeps out of an image's build context (for
+    ``shutil.copytree``; the tests too, which the images never read). A pattern is a path from the
+    root, or with ``**/`` a name anywhere."""
+    patterns = dockerignore_patterns()
+    relative = pathlib.Path(directory).relative_to(ROOT)
+
+    def ignored(name: str, pattern: str) -> bool:
+        if pattern.startswith("**/"):
+            return fnmatch.fnmatch(name, pattern[3:])
+        return fnmatch.fnmatch(str(relative / name), pattern)
+
+    return {name for name in names if any(ignored(name, pattern) for pattern in patterns)}
+
+
+def replay(target: str, context: pathlib.Path, venv: pathlib.Path, replayed: frozenset[str] = frozenset()) -> frozenset[str]:
+    """The target's pip steps (and those of the stages it copies from, but for those ``replayed``
+    already) in ``venv``, run by bash as in the image, with /wheels moved into the build context;
+    the stages replayed."""
     env = {**os.environ, "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}", "TORCH_INDEX": "https://pypi.org/simple"}
     built_from = [line.split()[1].removeprefix("--from=") for line in stages()[target] if line.startswith("COPY --from=")]
+    built_from = [stage for stage in built_from if stage not in replayed]
     for line in [*(step for stage in built_from for step in stages()[stage]), *stages()[target]]:
         if line.startswith("RUN "):
             for step in line[4:].split("&&"):
@@ -175,6 +201,7 @@ def replay(target: str, context: pathlib.Path, venv: pathlib.Path) -> None:
                     command = step.replace("/wheels", str(context / "wheels")) + " -q" + extra
                     done = subprocess.run(["bash", "-c", command], cwd=context, env=env, capture_output=True, text=True)
                     assert done.returncode == 0, f"{step}: {done.stderr[-2000:]}"
+    return replayed | {target, *built_from}
 
 
 def test_the_wheel_holds_every_file_the_packages_read(tmp_path: pathlib.Path) -> None:
@@ -209,15 +236,15 @@ def test_the_images_install_steps_work_in_a_fresh_venv(tmp_path: pathlib.Path) -
     image's steps on top (torch linked from this venv instead of unpacked again, a minute of CPU
     that CI's own set-up spends anyway): a working simulator."""
     context, venv = tmp_path / "context", tmp_path / "venv"
-    shutil.copytree(ROOT, context, ignore=shutil.ignore_patterns(".venv", ".git", "node_modules", "__pycache__", "tests"))
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    replay("api", context, venv)
+    shutil.copytree(ROOT, context, ignore=docker_ignored)
+    new_venv(venv)
+    replayed = replay("api", context, venv)
     check = "import importlib.util, app.api; print(importlib.util.find_spec('torch') is None)"
     done = subprocess.run([str(venv / "bin" / "python"), "-c", check], cwd=tmp_path, capture_output=True, text=True)
     assert done.stdout.strip() == "True", done.stderr
     assert subprocess.run([str(venv / "bin" / "spikeserve"), "api", "--help"], capture_output=True).returncode == 0
     link_torch(venv)
-    replay("worker", context, venv)
+    replay("worker", context, venv, replayed)  # the wheel the API's steps built
     seed = str(ROOT / "examples" / "seed.json")
     done = subprocess.run([str(venv / "bin" / "spikeserve"), "run", seed], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and "4 steps on cpu" in done.stdout, done.stderr
