@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from app.supervisor import Supervisor
     from worker.settings import Settings
     from worker.simulation.errors import InvalidRequest
+    from worker.simulation.results import Result
 
 EXIT_JOB_ENDED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 1, 2, 3, 130, 141
 EXIT_CODES = f"""exit codes:
@@ -100,6 +101,33 @@ def _sweep_body(path: pathlib.Path, axes: list[str], zip_mode: bool, nir_path: s
     return body
 
 
+RESULT_SUFFIXES = (".npz", ".json", ".nwb")
+RESULT_OUTPUT_HELP = "write the result here: .npz, .json or .nwb (Neurodata Without Borders; pip install 'spikeserve[nwb]')"
+
+
+def _result_output_problem(output: str | None) -> str | None:
+    """Why a result cannot be written to ``output`` (its suffix, or .nwb without pynwb), or None;
+    asked before a job runs, so that a wrong name never costs the job."""
+    if output is None:
+        return None
+    suffix = pathlib.Path(output).suffix
+    if suffix not in RESULT_SUFFIXES:
+        return f"{output}: a result's file must end in .npz, .json or .nwb"
+    if suffix == ".nwb":
+        from worker.simulation.results import missing_library
+
+        missing = missing_library("pynwb")
+        return f"{output}: {missing}" if missing else None
+    return None
+
+
+def _write_result(result: "Result", output: pathlib.Path) -> None:
+    if output.suffix == ".nwb":
+        result.to_nwb(output)
+    else:
+        output.write_bytes(result.to_npz() if output.suffix == ".npz" else result.to_json())
+
+
 def _write_table(columns: list[str], rows: list[list[Any]], output: pathlib.Path | None) -> None:
     """The summary table into ``output`` (.csv, .json or .npz), and lined up on stdout."""
     from app.client import Table
@@ -126,6 +154,18 @@ def _fail(message: str) -> int:
     return EXIT_USAGE
 
 
+def _fail_settings(error: Any) -> int:
+    """A setting from the environment that is not valid (pydantic's ValidationError of Settings,
+    matched by name so that this module need not import pydantic): one line each, by its variable."""
+    for problem in error.errors(include_url=False):
+        if problem["loc"]:
+            variable = "SPIKESERVE_" + "_".join(str(part) for part in problem["loc"]).upper()
+            _fail(f"{variable}={problem['input']!r}: {problem['msg']}")
+        else:
+            _fail(f"the settings: {problem['msg']}")
+    return EXIT_USAGE
+
+
 def _fail_request(path: pathlib.Path, error: "InvalidRequest") -> int:
     """Every problem of a request file, one line each."""
     for problem in error.errors:
@@ -146,8 +186,9 @@ def _run(args: argparse.Namespace) -> int:
         raw = _request_bytes(path, args.nir)
     except UsageError as error:
         return _fail(str(error))
-    if output is not None and output.suffix not in (".npz", ".json"):
-        return _fail(f"{output}: the output must end in .npz or .json")
+    problem = _result_output_problem(args.output)
+    if problem:
+        return _fail(problem)
     try:
         request, plan = parse_request(raw, _settings().limits)
     except InvalidRequest as error:
@@ -174,7 +215,7 @@ def _run(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     if output is not None:
-        output.write_bytes(result.to_npz() if output.suffix == ".npz" else result.to_json())
+        _write_result(result, output)
     spikes = ", ".join(f"{name}={layer.spike_count}" for name, layer in result.layers.items() if layer.times is not None)
     print(
         f"{result.steps} steps on {result.device} in {result.stats['wall_s']:.3f} s, "
@@ -520,6 +561,9 @@ def _sweep(args: argparse.Namespace) -> int:
 def _submit(args: argparse.Namespace) -> int:
     from app.client import Client
 
+    problem = _result_output_problem(args.output)
+    if problem:
+        return _fail(problem)
     try:
         body = _request_bytes(pathlib.Path(args.request), args.nir)
     except UsageError as error:
@@ -552,11 +596,14 @@ def _finish(job: "Job", args: argparse.Namespace) -> int:
     if status["status"] != "succeeded":
         _fail(f"job {job.id} {status['status']}" + (f": {status['error']}" if status.get("error") else ""))
         return EXIT_JOB_ENDED
-    as_json = args.output is not None and pathlib.Path(args.output).suffix == ".json"
+    output = pathlib.Path(args.output) if args.output else None
+    as_json = output is not None and output.suffix == ".json"
     data = job.result_bytes("json" if as_json else "npz")
-    if args.output:
-        pathlib.Path(args.output).write_bytes(data)
     result = Result.from_json(data) if as_json else Result.from_npz(data)
+    if output is not None and output.suffix == ".nwb":
+        _write_result(result, output)
+    elif output is not None:  # the server's bytes as they came
+        output.write_bytes(data)
     spikes = ", ".join(f"{name}={layer.spike_count}" for name, layer in result.layers.items() if layer.times is not None)
     print(
         f"job {job.id}: {result.steps} steps on {result.device}; spikes: {spikes or 'none recorded'}"
@@ -662,6 +709,9 @@ def _jobs(args: argparse.Namespace) -> int:
 def _result(args: argparse.Namespace) -> int:
     from app.client import Client
 
+    problem = _result_output_problem(args.output)
+    if problem:
+        return _fail(problem)
     with _talking_to(args) as failed, Client(args.url, args.key) as client:
         try:
             return _finish(client.job(args.job), args)
@@ -775,7 +825,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(100,000 steps by default), so a request that runs here may be too large for a server.",
     )
     run.add_argument("request", help="job request JSON (the format: docs/requests.md; examples/ has some)")
-    run.add_argument("-o", "--output", help="write the result here: .npz or .json")
+    run.add_argument("-o", "--output", help=RESULT_OUTPUT_HELP)
     run.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     _nir_option(run)
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -827,7 +877,7 @@ def build_parser() -> argparse.ArgumentParser:
         "while it runs, then a line about its result. Ctrl-C cancels the job on the server.",
     )
     submit.add_argument("request", help="job request JSON (the format: docs/requests.md; examples/ has some)")
-    _server_options(submit, "write the result here: .npz or .json")
+    _server_options(submit, RESULT_OUTPUT_HELP)
     _nir_option(submit)
     submit.add_argument("--detach", action="store_true", help="print the job's id (stdout) and return without waiting")
     submit.set_defaults(handler=_submit)
@@ -841,7 +891,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, handler, text in job_commands:
         command = commands.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
         command.add_argument("job", help="the job's id (submit prints it; spikeserve jobs lists them)")
-        _server_options(command, "write the result here: .npz or .json" if name == "result" else None)
+        _server_options(command, RESULT_OUTPUT_HELP if name == "result" else None)
         if name == "status":
             command.add_argument("--json", action="store_true", help="the whole status as JSON")
         command.set_defaults(handler=handler)
@@ -920,6 +970,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # interpreter's own flush of stdout at exit must not fail again
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_BROKEN_PIPE
+    except Exception as error:
+        if type(error).__name__ == "ValidationError" and getattr(error, "title", None) == "Settings":
+            return _fail_settings(error)
+        raise
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import sys
 import termios
 import time
 
+import numpy as np
 import pytest
 import redis
 
@@ -45,6 +46,21 @@ def test_json_output_and_the_seed_network(tmp_path: pathlib.Path) -> None:
     assert result["layers"]["out"]["voltages"]["shape"] == [4, 1]
 
 
+def test_run_writes_an_nwb_file_of_the_same_spikes(tmp_path: pathlib.Path) -> None:
+    from pynwb import NWBHDF5IO
+
+    path = ROOT / "examples" / "izhikevich_tonic_bursting.json"
+    done = spikeserve("run", str(path), "-o", str(tmp_path / "bursts.nwb"))
+    assert done.returncode == 0, done.stderr
+    result = simulate(*parse_request(path.read_bytes()))
+    ((name, layer),) = ((name, layer) for name, layer in result.layers.items() if layer.times is not None)
+    with NWBHDF5IO(str(tmp_path / "bursts.nwb"), "r") as io:
+        units = io.read().units.to_dataframe()
+    assert list(units["layer"]) == [name] * layer.counts.size and layer.spike_count > 0
+    for neuron, times in enumerate(units["spike_times"]):
+        np.testing.assert_allclose(times, np.sort(layer.times[layer.senders == neuron]) * result.dt)
+
+
 def write(tmp_path: pathlib.Path, name: str, content: str) -> str:
     path = tmp_path / name
     path.write_text(content)
@@ -65,7 +81,7 @@ def write(tmp_path: pathlib.Path, name: str, content: str) -> str:
             "typo.json: recrod: Extra inputs are not permitted; "
             "the fields here are name, dt, network, input, steps, batch, record",
         ),
-        (lambda tmp: ["run", str(ROOT / "examples" / "seed.json"), "-o", str(tmp / "out.csv")], "must end in .npz or .json"),
+        (lambda tmp: ["run", str(ROOT / "examples" / "seed.json"), "-o", str(tmp / "out.csv")], "end in .npz, .json or .nwb"),
     ],
     ids=["missing file", "invalid JSON", "invalid request", "unknown field", "unknown output format"],
 )
@@ -153,6 +169,20 @@ def test_the_api_and_a_worker_refuse_to_guess_their_redis(command: str) -> None:
     assert done.returncode == 2
     assert done.stderr.startswith(f"spikeserve: error: spikeserve {command} needs SPIKESERVE_REDIS_URL")
     assert done.stderr.count("\n") == 1, "one line"
+
+
+@pytest.mark.parametrize("command", ["api", "worker", "serve"])
+def test_a_setting_that_is_not_valid_is_one_line_naming_its_variable(command: str) -> None:
+    env = {**os.environ, "SPIKESERVE_REDIS_URL": "redis://127.0.0.1:1/0", "SPIKESERVE_MAX_NEURONS": "-3"}
+    done = subprocess.run([str(SPIKESERVE), command], capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr == "spikeserve: error: SPIKESERVE_MAX_NEURONS='-3': Input should be greater than or equal to 1\n"
+
+
+def test_the_worker_log_level_is_read_in_any_case() -> None:
+    from worker.settings import Settings
+
+    assert Settings(worker_log_level="debug").worker_log_level == "DEBUG"
 
 
 def test_worker_starts_one_process_per_gpu(redis_server: RedisServer) -> None:

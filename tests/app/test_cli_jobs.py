@@ -9,7 +9,9 @@ import subprocess
 import time
 
 import httpx
+import numpy as np
 import pytest
+from pynwb import NWBHDF5IO
 
 from tests.app.conftest import KEYS, SPIKESERVE, Service
 from tests.helpers import assert_same_recordings
@@ -63,6 +65,12 @@ def test_a_job_by_its_id_detached_watched_listed_and_fetched(service: Service, t
     assert_same_recordings(Result.from_npz(output.read_bytes()), simulate(*parse_request(LIVE)))
     live = sum(int(line.rsplit(" ", 1)[1].replace(",", "")) for line in chunks)
     assert live == Result.from_npz(output.read_bytes()).layers["out"].spike_count > 0, "the chunks add up to the result"
+
+    as_nwb = tmp_path / "result.nwb"  # the same spikes, in seconds, in an NWB file's units table
+    assert cli(service, "result", job_id, "-o", str(as_nwb)).returncode == 0
+    with NWBHDF5IO(str(as_nwb), "r") as io:
+        seconds = np.sort(np.concatenate(list(io.read().units["spike_times"][:])))
+    np.testing.assert_allclose(seconds, np.sort(Result.from_npz(output.read_bytes()).layers["out"].times) * 0.001)
 
     status = cli(service, "status", job_id, "--json")
     assert status.returncode == 0 and json.loads(status.stdout)["id"] == job_id
