@@ -99,7 +99,7 @@ def _exception_handlers(app: FastAPI) -> None:
     @app.exception_handler(ValidatorBusy)
     async def validator_busy(request: Request, error: ValidatorBusy) -> JSONResponse:
         return JSONResponse(
-            {"detail": f"the server is busy validating other requests ({error}); retry"},
+            {"detail": f"{error}; retry"},
             status.HTTP_503_SERVICE_UNAVAILABLE,
             headers={"Retry-After": "5"},
         )

@@ -118,6 +118,36 @@ class Validation(BaseModel):
     record_live: list[str] = Field(description="the layers whose spikes the event stream carries while the job runs")
     cost: Cost
     warnings: Warnings
+    network: "NetworkDiagram"
+
+
+class DiagramNode(BaseModel):
+    name: str
+    kind: Literal["input", "population", "layer"]
+    type: str
+    size: int
+
+
+class DiagramEdge(BaseModel):
+    source: str = Field(alias="from")
+    target: str = Field(alias="to")
+    name: str | None = None
+    type: str | None = Field(default=None, description="the connectivity (a graph's edges)")
+    k: int | None = Field(default=None, description="a fixed degree")
+    p: float | None = Field(default=None, description="a Bernoulli edge's probability")
+    synapses: int | None = None
+    weight: str | None = Field(default=None, description="the number, the distribution, or 'per synapse'")
+    delay: list[int] | None = Field(default=None, description="the shortest and longest delay, in steps")
+    synapse: str | None = None
+    plastic: bool = False
+
+
+class NetworkDiagram(BaseModel):
+    """The network as a diagram draws it: its nodes, and the edges between them (a chain: each
+    layer into the next)."""
+
+    nodes: list[DiagramNode]
+    edges: list[DiagramEdge]
 
 
 # --- sweeps -----------------------------------------------------------------------------------------

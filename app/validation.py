@@ -19,8 +19,10 @@ The processes speak length-prefixed JSON over their stdin and stdout: no pickle.
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -33,6 +35,7 @@ from worker.simulation.errors import FieldError, InvalidRequest
 from worker.simulation.limits import Limits
 from worker.simulation.parsing import loads_strict
 from worker.simulation.plan import prepare_request
+from worker.simulation.request import InitSpec
 from worker.simulation.sweep import parse_sweep, point_groups, table_axes
 
 log = logging.getLogger(__name__)
@@ -41,6 +44,8 @@ ON_LOOP_MAX_BYTES = 8 * 1024  # checked in about 0.2 ms: less than a thread hop 
 HEADER_BYTES = 8
 PIPE_PIECE_BYTES = 2**20  # a large body goes to its validation process a piece at a time
 JOB, SWEEP = b"j", b"s"  # what a validation process is asked to check
+READY = b"r"  # a validation process's first byte: its imports are done
+START_TIMEOUT_S = 60.0  # for a validation process's imports: about a second quiet, many on a busy machine
 
 
 @dataclass(frozen=True)
@@ -95,8 +100,47 @@ def _request_summary(body: bytes | bytearray, limits: Limits) -> dict[str, Any]:
         "record_live": plan.record_live,
         "cost": plan.cost.summary(),
         "warnings": plan.warnings,
+        "network": network_diagram(request, plan),
         "run": None if data is loaded else json.dumps(data, separators=(",", ":")),
     }
+
+
+def _weight_text(weight: Any) -> str:
+    """An edge's weight as a diagram labels it: the number, the distribution, or 'per synapse'."""
+    if weight is None:
+        return "PyTorch's init"
+    if isinstance(weight, (int, float)):
+        return f"{weight:g}"
+    if isinstance(weight, InitSpec):
+        return {
+            "normal": f"normal({weight.mean:g}, {weight.std:g})",
+            "uniform": f"uniform({weight.low:g}, {weight.high:g})",
+            "constant": f"{weight.value:g}",
+        }[weight.init]
+    return "per synapse"
+
+
+def network_diagram(request: Any, plan: Any) -> dict[str, Any]:
+    """The network as the viewer draws it (a NIR network as converted): its nodes (inputs, neuron
+    populations and layer nodes, each with its size) and the edges between them, each with its
+    connectivity, weight, delay in steps and synapse. A chain is its input, then each layer into
+    the next."""
+    nodes = [{"name": layer.name, "kind": "population" if layer.is_neuron else "layer", "type": layer.type,
+              "size": math.prod(layer.out_shape)} for layer in plan.layers]  # fmt: skip
+    if plan.graph is None:
+        nodes.insert(0, {"name": "input", "kind": "input", "type": request.input.type, "size": math.prod(plan.input_shape)})
+        return {"nodes": nodes, "edges": [{"from": a["name"], "to": b["name"]} for a, b in itertools.pairwise(nodes)]}
+    inputs = [{"name": s.name, "kind": "input", "type": s.type, "size": s.size} for s in plan.graph.sources]
+    edges = []
+    for edge in plan.graph.edges:
+        spec = request.network.edges[edge.index]
+        rule = {key: getattr(spec, key) for key in ("k", "p") if getattr(spec, key, None) is not None}
+        edges.append({
+            "from": edge.source, "to": edge.target, "name": edge.name, "type": edge.type, **rule,
+            "synapses": edge.synapses, "weight": _weight_text(getattr(spec, "weight", None)),
+            "delay": [edge.min_delay, edge.max_delay], "synapse": spec.synapse.type, "plastic": edge.plastic,
+        })  # fmt: skip
+    return {"nodes": inputs + nodes, "edges": edges}
 
 
 def check_sweep(body: bytes | bytearray, limits: Limits) -> dict[str, Any]:
@@ -133,12 +177,22 @@ def _log_failure(task: "asyncio.Task[None]") -> None:
 
 
 class ValidatorBusy(Exception):
-    """Every validation process stayed busy for the whole time budget."""
+    """No validation process could take the request in time (a 503): all stayed busy for the whole
+    time budget, or a new one did not start."""
 
 
 class _Child:
     def __init__(self, process: asyncio.subprocess.Process) -> None:
         self.process = process
+        self.ready = False
+
+    async def started(self) -> None:
+        """Waits for the process's ready byte, written once its imports are done."""
+        if not self.ready:
+            assert self.process.stdout is not None
+            if await self.process.stdout.readexactly(len(READY)) != READY:
+                raise ConnectionError("a validation process wrote something else before its ready byte")
+            self.ready = True
 
     async def ask(self, body: bytes | bytearray, kind: bytes) -> dict[str, Any]:
         """``kind`` (one byte): JOB or SWEEP."""
@@ -186,8 +240,6 @@ class Validator:
         return _validated(await self._in_process(body, JOB))
 
     async def _in_process(self, body: bytes | bytearray, kind: bytes) -> dict[str, Any]:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.timeout_s
         if self._idle is None:
             self._idle = asyncio.Queue()
             for _ in range(self.processes):
@@ -195,9 +247,26 @@ class Validator:
         try:
             child = await asyncio.wait_for(self._idle.get(), self.timeout_s)
         except TimeoutError:
-            raise ValidatorBusy(f"all {self.processes} validation processes stayed busy for {self.timeout_s:g} s") from None
+            raise ValidatorBusy(
+                f"the server is busy validating other requests: all {self.processes} validation processes stayed busy "
+                f"for {self.timeout_s:g} s"
+            ) from None
         try:
-            reply = await asyncio.wait_for(child.ask(body, kind), max(0.1, deadline - loop.time()))
+            # A new process's imports are not the request's time: its budget starts once the
+            # process can read it (the first large request after a start was refused on a busy machine).
+            await asyncio.wait_for(child.started(), START_TIMEOUT_S)
+        except TimeoutError:
+            self._replace(child)
+            raise ValidatorBusy(f"a new validation process took over {START_TIMEOUT_S:g} s to start") from None
+        except (asyncio.IncompleteReadError, ConnectionError):
+            self._replace(child)
+            log.error("a validation process ended as it started (exit code %s)", await child.process.wait())
+            raise ValidatorBusy("a new validation process ended as it started (the server's log says why)") from None
+        except BaseException:
+            self._replace(child)
+            raise
+        try:
+            reply = await asyncio.wait_for(child.ask(body, kind), self.timeout_s)
         except TimeoutError:
             self._replace(child)
             raise _refused(
@@ -252,6 +321,8 @@ def _serve(limits: Limits) -> None:
     """The child's loop: one request in, one reply out, until its input closes."""
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing else may write into the reply stream
+    stdout.write(READY)
+    stdout.flush()
     while True:
         header = stdin.read(HEADER_BYTES)
         if len(header) < HEADER_BYTES:

@@ -10,12 +10,7 @@ import { EditorState, StateEffect, StateField } from "@codemirror/state";
 import { EditorView } from "@codemirror/view";
 import { basicSetup } from "codemirror";
 import { getJsonPointers, handleRefresh, jsonCompletion, jsonSchemaLinter, stateExtensions, updateSchema } from "codemirror-json-schema";
-
-// A request (or sweep) field path as the API reports it (["network", "layers", 1, "params", "v_th"])
-// -> its JSON pointer ("/network/layers/1/params/v_th").
-function pointerOf(loc) {
-  return loc.length ? "/" + loc.map((part) => String(part).replaceAll("~", "~0").replaceAll("/", "~1")).join("/") : "";
-}
+import { plainDiagnostics, pointerOf } from "./messages.js";
 
 // The server's errors of the last Validate or Submit, kept until the document changes (they may
 // no longer hold after an edit) and handed to the linter with the schema's own: the linter
@@ -29,9 +24,34 @@ const serverErrors = StateField.define({
   },
 });
 
+// The linter runs again when the schema changes, and when the server's errors do: forceLinting
+// runs only a lint that is pending, so a Validate answered after the typing pause (300 ms) had
+// its errors listed below the editor but never marked in it.
+const newServerErrors = (transaction) => transaction.effects.some((effect) => effect.is(setServerErrors));
+
 export function createEditor(parent, { label, describedBy, onChange = () => {} }) {
   const schemaLinter = jsonSchemaLinter();
   const parseLinter = jsonParseLinter();
+  let schema = null; // the request's, for the schema errors' words
+  // the schema's errors in the server's words (messages.js), for a document that parses; the
+  // library's words where rewording fails, none where the library fails (a syntax tree still
+  // being parsed on a busy machine, say): a linter that throws shows nothing, the server's errors
+  // neither
+  const schemaErrors = (v) => {
+    let found;
+    try {
+      found = schemaLinter(v);
+    } catch {
+      return [];
+    }
+    if (!found.length) return found;
+    try {
+      const text = v.state.doc.toString();
+      return plainDiagnostics(found, { root: schema, doc: JSON.parse(text), text, pointers: getJsonPointers(v.state, "json") });
+    } catch {
+      return found;
+    }
+  };
   const view = new EditorView({
     parent,
     state: EditorState.create({
@@ -44,8 +64,8 @@ export function createEditor(parent, { label, describedBy, onChange = () => {} }
         // JSON syntax first; schema errors only for a document that parses; the server's beside them
         linter((v) => {
           const syntax = parseLinter(v);
-          return [...(syntax.length ? syntax : schemaLinter(v)), ...v.state.field(serverErrors)];
-        }, { delay: 300, needsRefresh: handleRefresh }), // and again when the schema changes
+          return [...(syntax.length ? syntax : schemaErrors(v)), ...v.state.field(serverErrors)];
+        }, { delay: 300, needsRefresh: (update) => handleRefresh(update) || update.transactions.some(newServerErrors) }),
         autocompletion({ override: [jsonCompletion()] }),
         stateExtensions(),
         EditorView.contentAttributes.of({ "aria-label": label, ...(describedBy ? { "aria-describedby": describedBy } : {}) }),
@@ -64,8 +84,9 @@ export function createEditor(parent, { label, describedBy, onChange = () => {} }
     setText(text) {
       view.dispatch({ changes: { from: 0, to: view.state.doc.length, insert: text } });
     },
-    setSchema(schema) {
-      updateSchema(view, schema); // the linter runs again (needsRefresh)
+    setSchema(requestSchema) {
+      schema = requestSchema;
+      updateSchema(view, requestSchema); // the linter runs again (needsRefresh)
     },
     // The errors /validate returned, on the lines of their fields (the closest enclosing field
     // that the document has, when the error names one it lacks); returns each error's line.

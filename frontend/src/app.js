@@ -1,18 +1,25 @@
 // The viewer: edit a request, submit it, follow it live, and look at what the network did.
 import { ApiError, api, apiKey, followEvents, setApiKey } from "./api.js";
-import { formatSeconds } from "./format.js";
+import { COLORS } from "./colors.js";
+import { drawNetwork } from "./diagram.js";
+import { formatLoc, formatSeconds } from "./format.js";
 import { createEditor } from "./lib/editor.js";
+import { matplotlibScript } from "./matplotlib.js";
 import { formFields } from "./request-form.js";
 import {
+  autocorrelationPlot,
   countHistogram,
   destroyAll,
   isiHistogram,
   pngOf,
+  populationHistogram,
   psthPlot,
   rasterPlot,
   resizeAll,
   seriesCsv,
   setTimeRange,
+  spectrumPlot,
+  svgOf,
   timeRange,
   voltagePlot,
   weightEvolution,
@@ -31,7 +38,7 @@ const FINAL = new Set(["succeeded", "failed", "cancelled"]);
 
 const LIVE_REDRAW_MS = 300; // the live raster is redrawn at most this often
 const state = {
-  examples: {}, nir: null, job: null, follow: null, result: null, request: null, live: null, plots: [], containers: [],
+  examples: {}, nir: null, job: null, follow: null, result: null, request: null, network: null, live: null, plots: [], containers: [],
   data: new ResultData(), // the result's spikes live in a worker (result-worker.js), never on this thread
   renders: 0, // counts full redraws, so an old one that is still waiting for the worker gives up
   plan: null, // the submitted job's /validate answer (its layers' shapes size the live raster)
@@ -52,10 +59,6 @@ function showError(error) {
   }
   box.hidden = false;
   box.textContent = error instanceof ApiError && typeof error.detail === "string" ? `${error.detail} (HTTP ${error.status})` : String(error.message || error);
-}
-
-function formatLoc(loc) {
-  return loc.reduce((path, part) => (typeof part === "number" ? `${path}[${part}]` : path ? `${path}.${part}` : part), "");
 }
 
 // Errors of the request: in the list below the editor, each with its line, and on that line in the
@@ -288,7 +291,7 @@ async function follow(jobId) {
   state.result = null;
   state.live = null;
   clearPlots(); // the previous job's plots do not stay under this one
-  $("#result-panel").hidden = true;
+  showResultPanel(false);
   $("#cancel").disabled = false;
   const label = jobLabel({ id: jobId, name: state.plan?.id === jobId ? state.plan.name : null });
   setStatus(`${label}: queued`, { steps_done: 0, steps_total: 1 });
@@ -356,7 +359,7 @@ function statisticsTable(columns, layerName, describe, durationMs) {
   head.className = "toolbar";
   const caption = Object.assign(document.createElement("span"), { className: "note" });
   const csv = Object.assign(document.createElement("button"), { type: "button", textContent: "Statistics CSV" });
-  csv.addEventListener("click", async () => download(`${layerName}-statistics.csv`, new Blob([await state.data.call("statisticsCsv", { durationMs })], { type: "text/csv" })));
+  csv.addEventListener("click", async () => download(fileName("statistics", "csv"), new Blob([await state.data.call("statisticsCsv", { durationMs })], { type: "text/csv" })));
   head.append(caption, csv);
   const table = document.createElement("table");
   table.className = "points";
@@ -404,6 +407,121 @@ function statisticsTable(columns, layerName, describe, durationMs) {
   $("#plots").append(wrapper);
 }
 
+// --- populations --------------------------------------------------------------------------------
+
+const FANO_WINDOW_MS = 100; // the Fano factor's counting window (shorter runs: a tenth of the run)
+const MAX_LAG_MS = 200; // the autocorrelation's longest lag
+
+// The oscillation plots' bin: the fewest whole steps that make at least 1 ms (a spectrum up to
+// 500 Hz, past any gamma rhythm), or one step where a step is longer.
+function oscillationBinMs(dtMs) {
+  return Math.max(1, Math.ceil(1 / dtMs - 1e-9)) * dtMs;
+}
+
+const POPULATION_COLUMNS = [
+  { key: "name", label: "population", format: String },
+  { key: "neurons", label: "neurons", format: (v) => v.toLocaleString() },
+  { key: "spikes", label: "spikes", format: (v) => v.toLocaleString() },
+  { key: "rate", label: "rate (Hz)", format: (v) => v.toFixed(2) },
+  { key: "cv", label: "CV of ISI", format: (v) => v.toFixed(3) },
+  { key: "fano", label: "Fano factor", format: (v) => v.toFixed(3) },
+  { key: "chi", label: "synchrony χ", format: (v) => v.toFixed(3) },
+];
+
+// Each population's measures in a table (and its CSV), then, with several populations, their
+// intervals' and CVs' histograms overlaid.
+async function renderPopulations(token, several) {
+  const { durationMs, dtMs, caption } = selection();
+  const windowMs = Math.max(dtMs, Math.min(FANO_WINDOW_MS, durationMs / 10));
+  const populations = await state.data.call("populations", { durationMs, binMs: rateBinMs(), windowMs, histograms: several });
+  if (token !== state.renders) return;
+  populationTable(populations);
+  if (!several) return;
+  const { measures } = populations;
+  const names = measures.map((m) => m.name);
+  const colors = measures.map((m) => m.color);
+  const counted = (counts, what) => measures.map((m, k) => `${m.name}: ${counts[k].toLocaleString()} ${what}`).join(", ");
+  addSlot("isi by population", (el, readout) => populationHistogram(el, readout, { ...populations.isi, names, colors, title: "Inter-spike intervals by population", xLabel: "interval (ms)", what: "intervals" }), { caption, summary: `Each population's share of its intervals per bin; ${counted(populations.isi.counts, "intervals")}.` });
+  addSlot("cv by population", (el, readout) => populationHistogram(el, readout, { ...populations.cv, names, colors, title: "CV of ISI by population", xLabel: "CV of ISI", what: "neurons" }), { caption, summary: `Each population's share of its neurons (with two intervals or more) per bin of CV; ${counted(populations.cv.counts, "neurons")}.` });
+}
+
+function populationTable({ measures, binMs, windowMs, windows }) {
+  const wrapper = document.createElement("div");
+  wrapper.className = "plot";
+  wrapper.dataset.plot = "populations";
+  const head = document.createElement("div");
+  head.className = "toolbar";
+  const note = Object.assign(document.createElement("span"), {
+    className: "note",
+    textContent: `Rate: spikes per neuron and second. CV of ISI: the mean over neurons with two intervals or more. Fano factor: each neuron's spike-count variance over its mean in ${windows.toLocaleString()} windows of ${windowMs} ms, averaged over the neurons that spiked. Synchrony χ (Golomb): the standard deviation of the population's mean count per ${binMs} ms bin (the rate plot's) over the root mean square of its neurons' (0: independent, 1: in lockstep).`,
+  });
+  const rows = measures.map((m) => POPULATION_COLUMNS.map(({ key }) => m[key]));
+  const csv = Object.assign(document.createElement("button"), { type: "button", textContent: "Populations CSV" });
+  csv.addEventListener("click", () => {
+    const lines = [POPULATION_COLUMNS.map((c) => c.key).join(","), ...rows.map((row) => row.map((v) => (v == null ? "" : String(v))).join(","))];
+    download(fileName("populations", "csv"), new Blob([lines.join("\r\n") + "\r\n"], { type: "text/csv" }));
+  });
+  head.append(note, csv);
+  const table = document.createElement("table");
+  table.className = "points";
+  table.setAttribute("aria-label", "Measures per population");
+  const header = table.createTHead().insertRow();
+  for (const column of POPULATION_COLUMNS) header.append(Object.assign(document.createElement("th"), { scope: "col", textContent: column.label }));
+  const body = table.createTBody();
+  for (const row of rows) {
+    const tr = body.insertRow();
+    row.forEach((value, k) => (tr.insertCell().textContent = value == null ? "–" : POPULATION_COLUMNS[k].format(value)));
+  }
+  wrapper.append(head, table);
+  const shown = $("#plots [data-plot=populations]");
+  if (shown) shown.replaceWith(wrapper);
+  else $("#plots").append(wrapper);
+}
+
+// The power spectrum and autocorrelation of each population's rate, in a bin suggested by dt.
+async function renderOscillations(token) {
+  const { dtMs, caption } = selection();
+  const oscillations = await state.data.call("oscillations", { binMs: oscillationBinMs(dtMs), maxLagMs: MAX_LAG_MS });
+  if (token !== state.renders || oscillations.bins < 8) return; // too short a run for either
+  const { names, colors, frequencies, powers, binMs } = oscillations;
+  const peaks = powers.map((power, k) => {
+    let best = 0;
+    for (let i = 1; i < power.length; i++) if (power[i] > power[best]) best = i;
+    return `${names[k]}: peak at ${frequencies[best].toFixed(1)} Hz`;
+  });
+  addSlot("spectrum", (el, readout) => spectrumPlot(el, readout, oscillations), { caption, summary: `Power spectral density of the population rate in bins of ${binMs} ms, its mean removed; ${peaks.join("; ")}.` });
+  addSlot("autocorrelation", (el, readout) => autocorrelationPlot(el, readout, oscillations), { caption, summary: `Autocorrelation of the population rate in bins of ${binMs} ms, lags up to ${oscillations.lagsMs.at(-1) ?? 0} ms.` });
+}
+
+// --- the network ------------------------------------------------------------------------------
+
+// The job's network drawn from its validation (a NIR network as converted), the population shown
+// highlighted; choosing a population there shows it.
+async function renderNetwork(jobId) {
+  $("#network-panel").hidden = true;
+  state.network = null;
+  let validation;
+  try {
+    validation = await api("/validate", { method: "POST", body: state.request });
+  } catch {
+    return; // accepted when submitted but refused now (the server's limits changed): no diagram
+  }
+  if (state.job !== jobId || !state.result) return;
+  state.network = validation.network;
+  $("#network-panel").hidden = false;
+  redrawNetwork();
+}
+
+function redrawNetwork() {
+  if (!state.network) return;
+  const pick = (name) => {
+    $("#layer").value = name;
+    renderKeepingTime();
+    redrawNetwork();
+  };
+  drawNetwork($("#network-diagram"), state.network, { dtMs: state.result.dt * 1000, picked: $("#layer").value, onPick: pick });
+}
+
 // --- live spikes ------------------------------------------------------------------------------
 
 // A running job's spikes, chunk by chunk (the first layer in its record.live, batch entry 0),
@@ -439,7 +557,7 @@ function addLiveChunk(jobId, chunk) {
 function drawLive(live) {
   live.timer = null;
   if (state.live !== live || state.job !== live.jobId || state.result) return;
-  $("#result-panel").hidden = false;
+  showResultPanel(true);
   showResultControls(false); // the layer, bin and downloads belong to a result, which a running job has not yet
   const thinned = live.every > 1 ? ` Busy chunks are thinned: at most every ${live.every}th spike is drawn.` : "";
   $("#summary").textContent = `Live: layer ${live.layer}, ${live.count.toLocaleString()} spikes in the first ${live.stop.toLocaleString()} of ${live.steps.toLocaleString()} steps (batch entry 0).${thinned}`;
@@ -549,7 +667,8 @@ async function openResult(jobId) {
   if (batches) {
     $("#batch-entry").replaceChildren(...Array.from({ length: batches }, (_, b) => Object.assign(document.createElement("option"), { value: b, textContent: b })));
   }
-  $("#result-panel").hidden = false;
+  showResultPanel(true);
+  renderNetwork(jobId);
   const counts = spiking.map((name) => `${name}: ${state.result.layers[name].spikes.toLocaleString()} spikes`).join(", ");
   const size = loaded.bytes < 2 ** 20 ? `${(loaded.bytes / 1024).toFixed(1)} KiB` : `${(loaded.bytes / 2 ** 20).toFixed(1)} MiB`;
   $("#summary").textContent = `${state.result.steps.toLocaleString()} steps of ${state.result.dt * 1000} ms on ${state.result.device} in ${formatSeconds(state.result.stats.wall_s)}. ${counts || "No spikes recorded"}. (${size} of NPZ.)`;
@@ -606,7 +725,9 @@ function addSlot(title, make, { summary = "", caption = "" } = {}) {
   png.setAttribute("aria-label", `Save ${title} as PNG`);
   const csv = Object.assign(document.createElement("button"), { type: "button", textContent: "CSV" });
   csv.setAttribute("aria-label", `Save the data of ${title} as CSV`);
-  head.append(png, csv);
+  const svg = Object.assign(document.createElement("button"), { type: "button", textContent: "SVG" });
+  svg.setAttribute("aria-label", `Save ${title} as SVG`);
+  head.append(png, svg, csv);
   const body = document.createElement("div");
   body.className = "plot-body";
   body.dataset.plot = title;
@@ -635,14 +756,41 @@ function addSlot(title, make, { summary = "", caption = "" } = {}) {
     state.plots.push(plot);
     state.containers.push(body);
   }
-  const file = title.replaceAll(" ", "-");
   png.addEventListener("click", async () => {
     const marks = plot.marksImage ? await plot.marksImage() : null;
     const blob = await (await fetch(pngOf(plot, caption, marks))).blob();
-    download(`${file}.png`, blob);
+    download(fileName(title, "png"), blob);
   });
-  csv.addEventListener("click", async () => download(`${file}.csv`, new Blob([plot.spikesCsv ? await plot.spikesCsv() : seriesCsv(plot)], { type: "text/csv" })));
+  svg.addEventListener("click", async () => {
+    let drawn = {};
+    if (plot.marksImage) { // the raster: its spikes in view as shapes, or its density image
+      const { x, y } = plot.scales;
+      const marks = await state.data.call("marks", { xMin: x.min, xMax: x.max, yMin: y.min, yMax: y.max });
+      drawn = marks ? { marks } : { image: bitmapUrl(await plot.marksImage()) };
+    }
+    download(fileName(title, "svg"), new Blob([svgOf(plot, caption, drawn)], { type: "image/svg+xml" }));
+  });
+  csv.addEventListener("click", async () => download(fileName(title, "csv"), new Blob([plot.spikesCsv ? await plot.spikesCsv() : seriesCsv(plot)], { type: "text/csv" })));
   return { plot, body, text };
+}
+
+// A download's name: the job, the layer (and batch entry) shown and the plot, e.g.
+// spikeserve-1a2b3c4d-E-rate.svg.
+function fileName(plot, extension) {
+  const parts = ["spikeserve", state.job?.slice(0, 8)];
+  if (state.result) {
+    const { chosen, batch } = selection();
+    parts.push(chosen === ALL_LAYERS ? "all-layers" : chosen, state.result.batch ? `batch-${batch}` : null);
+  } else {
+    parts.push("live");
+  }
+  return `${[...parts, plot].filter((part) => part != null).join("-").replace(/[^\w.-]+/g, "-")}.${extension}`;
+}
+
+function bitmapUrl(bitmap) {
+  const canvas = Object.assign(document.createElement("canvas"), { width: bitmap.width, height: bitmap.height });
+  canvas.getContext("2d").drawImage(bitmap, 0, 0);
+  return canvas.toDataURL("image/png");
 }
 
 // The layers, batch entry and bin the controls name, as the plots need them.
@@ -689,6 +837,10 @@ async function render() {
       return neuronName(shape, n, short);
     };
     if (!selected.spikes) $("#plots").append(Object.assign(document.createElement("p"), { className: "empty", textContent: `${several ? "No layer" : `Layer ${chosen}`} did not spike.` }));
+    // The analyses wait for the raster's first frame: the worker answers in order, and a second of
+    // statistics over millions of spikes queued before the frame would hold the raster back.
+    let painted;
+    const firstFrame = new Promise((resolve) => (painted = resolve));
     const layersNote = several ? ` Layers from the bottom: ${selected.groups.map((g) => `${g.name} (rows ${g.start}–${g.start + g.neurons - 1})`).join(", ")}.` : "";
     addSlot(
       "raster",
@@ -702,6 +854,7 @@ async function render() {
           groups: several ? selected.groups : [],
           onDrawn: (drawn) => {
             state.drawn = drawn;
+            painted();
             const how = drawn.mode === "density" ? `a density image (${drawn.visible.toLocaleString()} spikes in view: the more spikes a pixel holds, the stronger its colour; zoom in to under ${MARKS_UP_TO.toLocaleString()} to see each spike)` : `${drawn.visible.toLocaleString()} marks`;
             text.textContent = `${selected.spikes.toLocaleString()} spikes of ${selected.neurons.toLocaleString()} neurons over ${durationMs} ms, drawn as ${how}, in a background worker: the page stays responsive whatever the size.${layersNote}`;
           },
@@ -710,6 +863,14 @@ async function render() {
     );
     await renderRate(token);
     if (stale()) return;
+    if (selected.spikes) {
+      await firstFrame;
+      if (stale()) return;
+      await renderPopulations(token, several);
+      if (stale()) return;
+      await renderOscillations(token);
+      if (stale()) return;
+    }
     if (!several) await renderLayerAnalyses(names[0], batch, durationMs, caption, describe, stale);
   }
   if (!several && layer.voltages) await renderVoltage(token);
@@ -734,12 +895,18 @@ async function renderLayerAnalyses(name, batch, durationMs, caption, describe, s
   statisticsTable(statistics.columns, name, describe, durationMs);
 }
 
+// The rate plot's bin: the one asked for, or the time step where that is shorter.
+function rateBinMs() {
+  const { dtMs } = selection();
+  const asked = Number($("#bin").value);
+  return Number.isFinite(asked) && asked >= dtMs ? asked : dtMs;
+}
+
 // The rate plot alone (a new bin leaves the other plots as they are).
 async function renderRate(token = state.renders) {
   const { dtMs, durationMs, caption } = selection();
-  const asked = Number($("#bin").value);
-  const binMs = Number.isFinite(asked) && asked >= dtMs ? asked : dtMs;
-  showFieldNote("#bin-note", binMs === asked ? "" : `A bin must be at least the time step: using ${dtMs} ms.`);
+  const binMs = rateBinMs();
+  showFieldNote("#bin-note", binMs === Number($("#bin").value) ? "" : `A bin must be at least the time step: using ${dtMs} ms.`);
   const rate = await state.data.call("rate", { binMs, durationMs });
   if (token !== state.renders) return;
   const peaks = rate.rates.map((rates, g) => {
@@ -814,6 +981,12 @@ async function renderVoltage(token = state.renders) {
   addSlot("voltage", (el, readout) => voltagePlot(el, readout, { timeMs, traces: labelled, threshold: threshold(name), durationMs, unit }), { caption, summary: `Membrane voltage (${unit}): ${ranges.join("; ")}.` });
 }
 
+// The result panel, and the skip link to it (the first stop of the keyboard) while it shows.
+function showResultPanel(shown) {
+  $("#result-panel").hidden = !shown;
+  $("#skip-to-result").hidden = !shown;
+}
+
 function showResultControls(shown) {
   for (const element of document.querySelectorAll("#result-panel .result-only")) element.hidden = !shown;
 }
@@ -843,6 +1016,15 @@ function pan(direction) {
   const span = range.max - range.min;
   const min = Math.min(Math.max(0, range.min + direction * span * 0.5), Math.max(0, full - span));
   setTimeRange(min, min + span);
+}
+
+// A Python script drawing the raster and rates on screen with matplotlib from the NPZ (of the
+// name "Download NPZ" gives it).
+function downloadScript() {
+  const { names, batch, caption } = selection();
+  const npzName = `${state.job}.npz`;
+  const script = matplotlibScript({ jobId: state.job, npzName, layers: names, colors: names.map((_, k) => COLORS[k % COLORS.length]), batch, binMs: rateBinMs(), caption });
+  download(npzName.replace(/\.npz$/, "-figure.py"), new Blob([script], { type: "text/x-python" }));
 }
 
 async function downloadResult(format) {
@@ -1006,8 +1188,14 @@ function init() {
   $("#sweep-cancel").addEventListener("click", () => cancelSweep().catch(showError));
   $("#sweep-csv").addEventListener("click", () => downloadSummary(download).catch(showError));
   for (const id of ["#layer", "#batch-entry"]) $(id).addEventListener("change", renderKeepingTime);
-  // a new bin or choice of voltage neurons redraws its own plot only
-  $("#bin").addEventListener("change", () => state.result && state.result.layers[selection().names[0]]?.spikes != null && renderRate());
+  $("#layer").addEventListener("change", redrawNetwork);
+  // a new bin redraws the rate plot and the populations' table (their synchrony is measured in
+  // that bin); a new choice of voltage neurons, the voltage plot only
+  $("#bin").addEventListener("change", async () => {
+    if (!state.result || state.result.layers[selection().names[0]]?.spikes == null) return;
+    await renderRate();
+    await renderPopulations(state.renders, selection().chosen === ALL_LAYERS);
+  });
   $("#neurons").addEventListener("change", () => state.result && selection().layer?.voltages && renderVoltage());
   $("#edge").addEventListener("change", () => state.result && renderWeights());
   for (const button of document.querySelectorAll("[data-zoom]")) button.addEventListener("click", () => zoom(button.dataset.zoom));
@@ -1020,8 +1208,15 @@ function init() {
   }
   $("#download-json").addEventListener("click", () => downloadResult("json"));
   $("#download-npz").addEventListener("click", () => downloadResult("npz"));
+  $("#download-script").addEventListener("click", downloadScript);
   window.addEventListener("resize", () => resizeAll(state.plots, state.containers));
   window.addEventListener("hashchange", openAddress);
+  // the skip link moves the focus itself: following its href would replace the job's address
+  $("#skip-to-result").addEventListener("click", (event) => {
+    event.preventDefault();
+    $("#result-title").focus();
+    $("#result-panel").scrollIntoView({ block: "start" });
+  });
   loadExamples();
   loadJobs();
   loadSweeps(openSweep);

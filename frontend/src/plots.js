@@ -1,13 +1,15 @@
 // The result plots, drawn with uPlot. Time plots share their x range: zoom or pan one, all follow.
+import { COLORS, rgbOf } from "./colors.js";
 import uPlot from "./lib/uPlot.esm.js";
 
-const COLORS = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#be185d", "#4d7c0f"];
 const NO_LINE = { paths: () => null, points: { show: false } }; // a series the raster's own marks draw
 
 // A histogram's series: a bar per bin, left-aligned on its bin's edge.
+// (``drawn`` tells the SVG export how a series is drawn: "bars", "steps", or a line by default.)
 function bars(label, stroke, fill) {
-  return { label, stroke, fill, paths: uPlot.paths.bars({ size: [0.9, 60], align: 1 }), points: { show: false } };
+  return { label, stroke, fill, paths: uPlot.paths.bars({ size: [0.9, 60], align: 1 }), points: { show: false }, drawn: "bars" };
 }
+const STEPS = { paths: uPlot.paths.stepped({ align: 1 }), drawn: "steps" }; // each value held until the next x
 // whole-number tick steps: 1, 2, 5, 10, 20, 50, ... up to 5e9
 const NEURON_TICKS = Array.from({ length: 30 }, (_, k) => [1, 2, 5][k % 3] * 10 ** Math.floor(k / 3));
 const timeLinked = new Set();
@@ -71,8 +73,11 @@ function timeCursor(durationMs, cursor = {}, onReset = () => {}) {
   return { ...cursor, bind: { dblclick: reset } };
 }
 
+// A new time plot starts on the range the others show (the whole run if it is the first): its
+// first scale reaches the others through the hook, so starting it on the whole run would undo a
+// zoom made while the later plots of a result were still coming.
 function linkTime(plot, durationMs) {
-  plot.setScale("x", { min: 0, max: durationMs });
+  plot.setScale("x", timeRange() ?? { min: 0, max: durationMs });
   plot.hooks.setScale = [followTime(plot)];
   return plot;
 }
@@ -189,7 +194,7 @@ export function psthPlot(container, readout, { edges, rates, names, durationMs, 
       label: names[g] ? `${names[g]} (Hz)` : "rate (Hz)",
       stroke: one ? COLORS[1] : COLORS[g % COLORS.length], // several layers: the raster's colours
       fill: one ? "rgba(220,38,38,0.12)" : undefined,
-      paths: uPlot.paths.stepped({ align: 1 }),
+      ...STEPS,
     });
   });
   const plot = new uPlot(
@@ -406,6 +411,16 @@ export function tuningPlot(container, readout, { xs, lines, xLabel }) {
 // A value per cell of a two-axis grid, coloured from low (dark) to high (light), with the scale
 // and the axis values written out; a click on a cell calls onPick(column, row).
 const HEAT = ["#1e1b4b", "#3730a3", "#2563eb", "#0891b2", "#16a34a", "#ca8a04", "#f59e0b", "#fde68a"];
+const HEAT_RGB = HEAT.map(rgbOf);
+
+// A value's colour on the heat scale, continuous: t in [0, 1] between the stops of HEAT.
+export function heatColour(t) {
+  const position = Math.min(1, Math.max(0, t)) * (HEAT_RGB.length - 1);
+  const below = Math.min(HEAT_RGB.length - 2, Math.floor(position));
+  const part = position - below;
+  const [r, g, b] = HEAT_RGB[below].map((value, k) => Math.round(value + (HEAT_RGB[below + 1][k] - value) * part));
+  return { css: `rgb(${r},${g},${b})`, light: 0.2126 * r + 0.7152 * g + 0.0722 * b > 140 };
+}
 
 export function heatMap(container, readout, { columns, rows, values, xLabel, yLabel, unit, onPick }) {
   const canvas = document.createElement("canvas");
@@ -424,30 +439,42 @@ export function heatMap(container, readout, { columns, rows, values, xLabel, yLa
   const finite = values.flat().filter((v) => v != null && Number.isFinite(v));
   const lo = finite.length ? Math.min(...finite) : 0;
   const hi = finite.length ? Math.max(...finite) : 1;
-  const colour = (v) => (v == null || !Number.isFinite(v) ? "#e5e7eb" : HEAT[Math.min(HEAT.length - 1, Math.floor(((v - lo) / (hi - lo || 1)) * HEAT.length))]);
+  const colour = (v) => (v == null || !Number.isFinite(v) ? { css: "#e5e7eb", light: true } : heatColour((v - lo) / (hi - lo || 1)));
   const box = { left: 110, top: 26, right: width - 70, bottom: height - 34 };
   const cw = (box.right - box.left) / columns.length;
   const ch = (box.bottom - box.top) / rows.length;
   ctx.font = "12px system-ui, sans-serif";
   ctx.fillStyle = "#111827";
   ctx.fillText(`${unit} over ${xLabel} (across) and ${yLabel} (down)`, box.left, 16);
+  const cells = []; // what each cell shows: its value, the text written in it (if it fits), its fill
+  const written = cw >= 44 && ch >= 18;
   rows.forEach((row, j) => {
     ctx.fillStyle = "#111827";
     ctx.textAlign = "right";
     ctx.fillText(String(row), box.left - 6, box.top + (j + 0.5) * ch + 4);
     columns.forEach((column, i) => {
-      ctx.fillStyle = colour(values[j][i]);
+      const value = values[j][i];
+      const fill = colour(value);
+      ctx.fillStyle = fill.css;
       ctx.fillRect(box.left + i * cw + 1, box.top + j * ch + 1, cw - 2, ch - 2);
+      const text = written ? (value == null || !Number.isFinite(value) ? "–" : value.toPrecision(3)) : null;
+      if (text) {
+        ctx.textAlign = "center";
+        ctx.fillStyle = fill.light ? "#111827" : "#fff";
+        ctx.fillText(text, box.left + (i + 0.5) * cw, box.top + (j + 0.5) * ch + 4);
+      }
+      cells.push({ column: i, row: j, value, text, fill: fill.css });
     });
   });
   ctx.textAlign = "center";
   ctx.fillStyle = "#111827";
   columns.forEach((column, i) => ctx.fillText(String(column), box.left + (i + 0.5) * cw, box.bottom + 16));
   ctx.textAlign = "left";
-  HEAT.forEach((c, k) => {
-    ctx.fillStyle = c;
-    ctx.fillRect(box.right + 14, box.bottom - ((k + 1) * (box.bottom - box.top)) / HEAT.length, 14, (box.bottom - box.top) / HEAT.length);
-  });
+  const strips = 64; // the scale as a gradient, low at the bottom
+  for (let k = 0; k < strips; k++) {
+    ctx.fillStyle = heatColour((k + 0.5) / strips).css;
+    ctx.fillRect(box.right + 14, box.bottom - ((k + 1) * (box.bottom - box.top)) / strips, 14, (box.bottom - box.top) / strips + 0.5);
+  }
   ctx.fillStyle = "#111827";
   ctx.fillText(hi.toPrecision(3), box.right + 32, box.top + 10);
   ctx.fillText(lo.toPrecision(3), box.right + 32, box.bottom);
@@ -466,7 +493,7 @@ export function heatMap(container, readout, { columns, rows, values, xLabel, yLa
     if (cell) onPick(cell[0], cell[1]);
   });
   container.dataset.cells = String(columns.length * rows.length);
-  return { canvas, box, cw, ch };
+  return { canvas, box, cw, ch, cells, lo, hi };
 }
 
 // Inter-spike intervals of all neurons together: a histogram over 40 bins up to the longest
@@ -492,6 +519,165 @@ export function isiHistogram(container, readout, { isi, intervals, meanCv, withC
   );
   container.dataset.points = String(intervals);
   return plot;
+}
+
+// --- per population -----------------------------------------------------------------------------
+
+// A line per population over a shared x axis (frequency, lag, a histogram's bins), in the
+// raster's colours (``colors``: each population's index there), with a legend naming them.
+function populationLines(container, readout, { title, xs, ys, names, colors, xLabel, yLabel, stepped = false, format }) {
+  const series = [{ label: xLabel }];
+  ys.forEach((_, k) => {
+    series.push({
+      label: names[k] ?? yLabel,
+      stroke: COLORS[colors[k] % COLORS.length],
+      width: 1.5,
+      points: { show: false },
+      ...(stepped ? STEPS : {}),
+    });
+  });
+  const describe = (u, l, t, idx) => (idx == null || idx >= xs.length ? "" : `${format.x(xs[idx], idx)}: ` + ys.map((y, k) => `${names[k] ?? ""} ${format.y(y[idx])}`.trim()).join(", "));
+  return new uPlot(
+    {
+      ...size(container, 200),
+      title,
+      scales: { x: { time: false } },
+      axes: [{ label: xLabel }, fittedY({ label: yLabel })],
+      series,
+      legend: { show: true },
+      hooks: { setCursor: [hoverHook(readout, describe)] },
+    },
+    [xs, ...ys],
+    container,
+  );
+}
+
+// The power spectral density of each population's rate.
+export function spectrumPlot(container, readout, { frequencies, powers, names, colors, binMs }) {
+  return populationLines(container, readout, {
+    title: `Power spectrum of the population rate (bin ${binMs} ms, up to ${(500 / binMs).toFixed(0)} Hz)`,
+    xs: frequencies, ys: powers, names, colors, xLabel: "frequency (Hz)", yLabel: "power (Hz²/Hz)",
+    format: { x: (f) => `${f.toFixed(2)} Hz`, y: (p) => p.toPrecision(3) },
+  });
+}
+
+// The autocorrelation of each population's rate.
+export function autocorrelationPlot(container, readout, { lagsMs, correlations, names, colors, binMs }) {
+  return populationLines(container, readout, {
+    title: `Autocorrelation of the population rate (bin ${binMs} ms)`,
+    xs: lagsMs, ys: correlations, names, colors, xLabel: "lag (ms)", yLabel: "correlation",
+    format: { x: (lag) => `${lag.toFixed(2)} ms`, y: (r) => r.toFixed(3) },
+  });
+}
+
+// Each population's histogram of a quantity (intervals, CVs), as shares on shared bins.
+export function populationHistogram(container, readout, { edges, shares, names, colors, title, xLabel, what }) {
+  return populationLines(container, readout, {
+    title, xs: edges, ys: shares, names, colors, xLabel, yLabel: `share of ${what}`, stepped: true,
+    format: { x: (left, idx) => (idx + 1 < edges.length ? `[${left.toFixed(2)}, ${edges[idx + 1].toFixed(2)})` : ""), y: (s) => `${(100 * s).toFixed(1)} %` },
+  });
+}
+
+// --- SVG -----------------------------------------------------------------------------------------
+
+const escapeXml = (text) => String(text).replace(/[<>&"]/g, (c) => ({ "<": "&lt;", ">": "&gt;", "&": "&amp;", '"': "&quot;" })[c]);
+const strokeOf = (plot, series) => (typeof series.stroke === "function" ? series.stroke(plot, 1) : series.stroke) || "#111827";
+const fillOf = (plot, series) => (typeof series.fill === "function" ? series.fill(plot, 1) : series.fill) || "none";
+
+// The plot as an SVG document drawn from its data, for a paper: title, axes with the ticks on
+// screen, each series as vector shapes (lines, steps, bars; the raster's spikes as a square each,
+// ``marks`` = {timesMs, rows, colors}, or, in a density view, ``image``, its bitmap), the legend
+// and ``caption``. Sizes in CSS pixels, text in system-ui.
+export function svgOf(plot, caption = "", { marks = null, image = null } = {}) {
+  const ratio = window.devicePixelRatio || 1;
+  const line = 22;
+  const box = { left: plot.bbox.left / ratio, top: plot.bbox.top / ratio + line, width: plot.bbox.width / ratio, height: plot.bbox.height / ratio };
+  const legend = plot.series.slice(1).filter((s) => s.show !== false && s.label);
+  const width = plot.width;
+  const height = plot.height + line * (2 + (legend.length ? 1 : 0));
+  const xScale = plot.axes[0].scale ?? "x";
+  const X = (value) => box.left + plot.valToPos(value, xScale);
+  const Y = (value, scale = "y") => box.top + plot.valToPos(value, scale);
+  const out = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="system-ui, sans-serif">`,
+    `<rect width="100%" height="100%" fill="#fff"/>`,
+    `<text x="10" y="${line * 0.75}" font-size="15" font-weight="600" fill="#111827">${escapeXml(plot.root.querySelector(".u-title")?.textContent ?? "")}</text>`,
+    `<defs><clipPath id="area"><rect x="${box.left}" y="${box.top}" width="${box.width}" height="${box.height}"/></clipPath></defs>`,
+  ];
+  for (const axis of plot.axes) {
+    if (axis.show === false || !axis._splits) continue;
+    const horizontal = axis.side % 2 === 0;
+    const group = [`<g class="axis" data-axis="${horizontal ? "x" : "y"}" font-size="11" fill="#111827">`];
+    axis._splits.forEach((split, k) => {
+      const text = axis._values?.[k];
+      if (text == null || split == null) return;
+      if (horizontal) {
+        const x = X(split);
+        group.push(`<line x1="${x}" y1="${box.top}" x2="${x}" y2="${box.top + box.height}" stroke="#e5e7eb"/>`);
+        group.push(`<text x="${x}" y="${box.top + box.height + 16}" text-anchor="middle">${escapeXml(text)}</text>`);
+      } else {
+        const y = Y(split, axis.scale);
+        group.push(`<line x1="${box.left}" y1="${y}" x2="${box.left + box.width}" y2="${y}" stroke="#e5e7eb"/>`);
+        group.push(`<text x="${box.left - 6}" y="${y + 4}" text-anchor="end">${escapeXml(text)}</text>`);
+      }
+    });
+    if (axis.label) {
+      const label = escapeXml(axis.label);
+      group.push(horizontal
+        ? `<text class="label" x="${box.left + box.width / 2}" y="${box.top + box.height + 34}" text-anchor="middle" font-weight="600">${label}</text>`
+        : `<text class="label" transform="translate(14 ${box.top + box.height / 2}) rotate(-90)" text-anchor="middle" font-weight="600">${label}</text>`);
+    }
+    out.push(...group, "</g>");
+  }
+  out.push(`<rect x="${box.left}" y="${box.top}" width="${box.width}" height="${box.height}" fill="none" stroke="#d1d5db"/>`);
+  out.push(`<g clip-path="url(#area)">`);
+  if (image) out.push(`<image x="${box.left}" y="${box.top}" width="${box.width}" height="${box.height}" preserveAspectRatio="none" href="${image}"/>`);
+  if (marks) {
+    const side = Math.max(1, Math.min(3, box.height / Math.max(1, plot.scales.y.max - plot.scales.y.min)));
+    const byColor = new Map();
+    marks.timesMs.forEach((t, i) => {
+      const color = marks.colors ? marks.colors[i] : 0;
+      if (!byColor.has(color)) byColor.set(color, []);
+      byColor.get(color).push(`M${(X(t) - side / 2).toFixed(2)} ${(Y(marks.rows[i]) - side / 2).toFixed(2)}h${side.toFixed(2)}v${side.toFixed(2)}h${(-side).toFixed(2)}z`);
+    });
+    for (const [color, squares] of byColor) out.push(`<path class="spikes" data-spikes="${squares.length}" fill="${COLORS[color % COLORS.length]}" d="${squares.join("")}"/>`);
+  }
+  const xs = plot.data[0];
+  plot.series.forEach((series, i) => {
+    if (i === 0 || series.show === false || !xs || !plot.data[i] || !plot.data[i].length) return;
+    const ys = plot.data[i];
+    const scale = series.scale ?? "y";
+    const stroke = strokeOf(plot, series);
+    const points = [];
+    for (let k = 0; k < ys.length; k++) if (Number.isFinite(ys[k])) points.push([k, X(xs[k]), Y(ys[k], scale)]);
+    if (series.drawn === "bars") {
+      const base = Y(Math.max(plot.scales[scale].min, 0), scale);
+      const rects = points.map(([k, x, y]) => {
+        const right = k + 1 < xs.length ? X(xs[k + 1]) : x + (points.length > 1 ? points[1][1] - points[0][1] : 4);
+        const w = Math.max(0.5, (right - x) * 0.9);
+        return `M${x.toFixed(2)} ${base.toFixed(2)}V${y.toFixed(2)}h${w.toFixed(2)}V${base.toFixed(2)}z`;
+      });
+      out.push(`<path class="series" data-series="${i}" data-points="${points.length}" fill="${fillOf(plot, series)}" stroke="${stroke}" d="${rects.join("")}"/>`);
+      return;
+    }
+    const d = points.map(([, x, y], n) => {
+      if (n === 0) return `M${x.toFixed(2)} ${y.toFixed(2)}`;
+      return series.drawn === "steps" ? `H${x.toFixed(2)}V${y.toFixed(2)}` : `L${x.toFixed(2)} ${y.toFixed(2)}`;
+    });
+    out.push(`<path class="series" data-series="${i}" data-points="${points.length}" fill="none" stroke="${stroke}" stroke-width="1.5" d="${d.join("")}"/>`);
+  });
+  out.push("</g>");
+  let y = line + plot.height + line * 0.75;
+  if (legend.length) {
+    let x = 10;
+    for (const series of legend) {
+      out.push(`<rect x="${x}" y="${y - 9}" width="14" height="3" fill="${strokeOf(plot, series)}"/><text x="${x + 18}" y="${y}" font-size="12" fill="#111827">${escapeXml(series.label)}</text>`);
+      x += 18 + 7 * String(series.label).length + 22;
+    }
+    y += line;
+  }
+  out.push(`<text x="10" y="${y}" font-size="12" fill="#6b7280">${escapeXml(caption)}</text>`, "</svg>");
+  return out.join("\n");
 }
 
 // A plot's series as CSV: its x values and one column per series, as drawn.

@@ -1,7 +1,9 @@
 // The common fields of a job request, as form fields: each with its label, its path in the
-// request, its value now, and the placeholder a missing value shows (the server's default).
+// request, its value now, and the placeholder a missing value shows (the server's default):
+// the run, the input, each neuron layer's or population's parameters and a graph's edges.
 
 const NEURON_PARAMS = ["v_th", "tau_mem_inv", "tau_syn_inv", "v_reset", "v_leak"];
+const EDGE_FIELDS = [["weight", "weight"], ["k", "k (degree)"], ["p", "p"], ["delay", "delay (steps)"]];
 
 export function formFields(body, defaultThreshold) {
   const fields = [{ label: "name", path: ["name"], type: "text", value: body.name, placeholder: "a label for the job list" }];
@@ -31,6 +33,15 @@ export function formFields(body, defaultThreshold) {
       if (params[key] !== undefined && typeof params[key] !== "number") continue; // per-neuron arrays stay in the JSON
       const placeholder = key === "v_th" && params.v_th === undefined ? String(defaultThreshold[layer.type]) : "";
       fields.push({ label: `${name}: ${key}`, path: ["network", where, index, "params", key], type: "number", value: params[key], placeholder });
+    }
+  });
+  // a graph's edges: the weight and delay where each is one number, the in- or out-degree k, the
+  // probability p (values drawn per synapse, or listed, stay in the JSON)
+  (graph && Array.isArray(body.network.edges) ? body.network.edges : []).forEach((edge, index) => {
+    if (!edge || typeof edge !== "object") return;
+    const name = edge.name ?? `${edge.from}->${edge.to}`;
+    for (const [key, label] of EDGE_FIELDS) {
+      if (typeof edge[key] === "number") fields.push({ label: `${name}: ${label}`, path: ["network", "edges", index, key], type: "number", value: edge[key] });
     }
   });
   return fields;

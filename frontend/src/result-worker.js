@@ -2,11 +2,12 @@
 // decodes it, draws the raster into an OffscreenCanvas, and answers the questions the plots ask
 // (rates, statistics, the spike under the cursor, voltages, CSV). The page only ever holds
 // summaries, so a result of millions of spikes never stalls scrolling, typing or a click.
+import { COLORS as PALETTE, rgbOf } from "./colors.js";
 import { parseNpz } from "./npz.js";
 import { MARKS_UP_TO } from "./result-data.js";
-import { spikeStatistics, statisticsCsv } from "./stats.js";
+import { autocorrelation, populationMeasures, powerSpectrum, spikeStatistics, statisticsCsv } from "./stats.js";
 
-const COLORS = [[37, 99, 235], [220, 38, 38], [22, 163, 74], [147, 51, 234], [234, 88, 12], [8, 145, 178], [190, 24, 93], [77, 124, 15]];
+const COLORS = PALETTE.map(rgbOf);
 
 let result = null; // { meta, layers: { name: { shape, times, senders, batch, counts, voltages, voltageShape, voltageNeurons } } }
 // What the raster shows: { times (steps, ascending), senders (row on the neuron axis), length (how
@@ -198,6 +199,76 @@ const handlers = {
     return { columns: stats.columns, intervals: intervals.length, meanCv: stats.meanCv, withCv: stats.withCv, isi: { lefts, numbers, width } };
   },
 
+  // Per population in view (each layer of the combined view, or the one layer): its measures
+  // (stats.js) and, with ``histograms``, its intervals' and CVs' histograms on bins all
+  // populations share, as the share of its intervals (or of its neurons with a CV) in each bin.
+  populations({ durationMs, binMs, windowMs, histograms = true }) {
+    const stats = statisticsOf(durationMs);
+    const { count, cv } = stats.columns;
+    const { steps } = result.meta;
+    const binSteps = Math.max(1, Math.round(binMs / view.dtMs));
+    const windowSteps = Math.max(1, Math.round(windowMs / view.dtMs));
+    const groups = view.groups;
+    const firstInterval = new Int32Array(view.neurons + 1); // where each row's intervals start in stats.intervals
+    for (let row = 0; row < view.neurons; row++) firstInterval[row + 1] = firstInterval[row] + Math.max(0, count[row] - 1);
+    const intervalsOf = (g) => stats.intervals.subarray(firstInterval[g.start], firstInterval[g.start + g.neurons]);
+    const cvsOf = (g) => cv.subarray(g.start, g.start + g.neurons).filter((value) => !Number.isNaN(value));
+    const measures = groups.map((g) => ({
+      name: g.name,
+      color: g.color,
+      ...populationMeasures({ ...view, length: view.length, start: g.start, neurons: g.neurons, steps, binSteps, windowSteps, cv }),
+    }));
+    const histogram = (valuesOf, bins, floorHigh) => {
+      const each = groups.map(valuesOf); // once per group: a CV's values are filtered out of every row's
+      let high = floorHigh;
+      for (const values of each) for (const value of values) high = Math.max(high, value);
+      const width = high / bins;
+      const shares = each.map((values) => {
+        const share = new Float64Array(bins + 1);
+        for (const value of values) share[Math.min(bins - 1, Math.floor(value / width))] += 1 / values.length;
+        share[bins] = share[bins - 1]; // the last bin's right edge
+        return share;
+      });
+      return { edges: Float64Array.from({ length: bins + 1 }, (_, b) => b * width), shares, counts: each.map((values) => values.length) };
+    };
+    return {
+      measures,
+      binMs: binSteps * view.dtMs,
+      windowMs: windowSteps * view.dtMs,
+      windows: Math.floor(steps / windowSteps),
+      isi: histograms ? histogram(intervalsOf, 40, view.dtMs) : null,
+      cv: histograms ? histogram(cvsOf, 30, 1) : null,
+    };
+  },
+
+  // The population rate of each population in view, in bins of binMs (whole bins only): its
+  // power spectrum and autocorrelation up to maxLagMs (stats.js).
+  oscillations({ binMs, maxLagMs }) {
+    const binSteps = Math.max(1, Math.round(binMs / view.dtMs));
+    const bins = Math.floor(result.meta.steps / binSteps);
+    const binS = (binSteps * view.dtMs) / 1000;
+    const { times, senders, length, groups } = view;
+    const rates = groups.map(() => new Float64Array(bins));
+    for (let i = 0; i < length; i++) {
+      const b = Math.floor(times[i] / binSteps);
+      if (b < bins) rates[groupIndex(groups, senders[i])][b] += 1;
+    }
+    groups.forEach((g, k) => rates[k].forEach((value, b) => (rates[k][b] = value / (Math.max(g.neurons, 1) * binS))));
+    const spectra = rates.map((rate) => powerSpectrum(rate, binS));
+    const maxLag = Math.round(maxLagMs / (binSteps * view.dtMs));
+    const correlations = rates.map((rate) => autocorrelation(rate, maxLag));
+    return {
+      binMs: binSteps * view.dtMs,
+      bins,
+      names: groups.map((g) => g.name),
+      colors: groups.map((g) => g.color),
+      frequencies: spectra[0]?.frequencies ?? new Float64Array(0),
+      powers: spectra.map((s) => s.power),
+      lagsMs: Float64Array.from({ length: correlations[0]?.length ?? 0 }, (_, k) => k * binSteps * view.dtMs),
+      correlations,
+    };
+  },
+
   statisticsCsv({ durationMs }) {
     return statisticsCsv(statisticsOf(durationMs).columns);
   },
@@ -242,6 +313,22 @@ const handlers = {
     const from = lowerBound(times, length, startMs / dtMs);
     const to = Math.min(length, from + limit);
     return { timesMs: Array.from(times.subarray(from, to), (t) => t * dtMs), rows: Array.from(senders.subarray(from, to)) };
+  },
+
+  // The spikes inside a window, for the SVG export: their times (ms), rows and colours; null when
+  // more than MARKS_UP_TO are in it (the raster then shows, and the export embeds, a density image).
+  marks(scales) {
+    const { times, senders, colors, dtMs } = view;
+    const { from, to } = stepsIn(scales);
+    const marks = { timesMs: [], rows: [], colors: [] };
+    for (let i = from; i < to; i++) {
+      if (senders[i] < scales.yMin || senders[i] > scales.yMax) continue;
+      if (marks.rows.length === MARKS_UP_TO) return null;
+      marks.timesMs.push(times[i] * dtMs);
+      marks.rows.push(senders[i]);
+      marks.colors.push(colors ? colors[i] : 0);
+    }
+    return marks;
   },
 
   // The raster as drawn, for a PNG export.
@@ -314,6 +401,13 @@ function lowerBound(sorted, length, value) {
   return lo;
 }
 
+// The view's spikes in the time window [xMin, xMax] ms: indices from (inclusive) to (exclusive).
+// Times are whole steps: the window holds steps ceil(xMin / dt) to floor(xMax / dt).
+function stepsIn({ xMin, xMax }) {
+  const { times, dtMs, length } = view;
+  return { from: lowerBound(times, length, Math.ceil(xMin / dtMs - 1e-9)), to: lowerBound(times, length, Math.floor(xMax / dtMs + 1e-9) + 1) };
+}
+
 // Draws the spikes inside the scales' window: marks when few, a density image when many.
 function drawRaster({ xMin, xMax, yMin, yMax, width, height, dpr }) {
   const W = Math.max(1, Math.round(width * dpr));
@@ -325,10 +419,7 @@ function drawRaster({ xMin, xMax, yMin, yMax, width, height, dpr }) {
   ctx.clearRect(0, 0, W, H);
   if (!view) return { mode: "empty", visible: 0 };
   const { times, senders, colors, dtMs } = view;
-  const { length } = view;
-  // times are whole steps: the window holds steps ceil(xMin / dt) to floor(xMax / dt)
-  const from = lowerBound(times, length, Math.ceil(xMin / dtMs - 1e-9));
-  const to = lowerBound(times, length, Math.floor(xMax / dtMs + 1e-9) + 1);
+  const { from, to } = stepsIn({ xMin, xMax });
   const sx = W / (xMax - xMin || 1);
   const sy = H / (yMax - yMin || 1);
   let visible = 0;

@@ -1,13 +1,15 @@
-// The sweep page: a sweep's progress, its tuning curve (mean rate against the first axis, one line
-// per layer), a heat map over the first two axes, and its points, each a job that opens like any.
+// The sweep page: a sweep's progress, its tuning curves (mean rate against the first axis: a line
+// per value of the second axis, or per layer), a heat map over the first two axes with its values
+// in the cells, and its points, each a job that opens like any.
 import { api, followStream } from "./api.js";
 import { destroyAll, heatMap, tuningPlot } from "./plots.js";
 
 const $ = (selector) => document.querySelector(selector);
 const FINAL = new Set(["succeeded", "failed", "cancelled"]);
 const REDRAW_MS = 500; // the table and plots are rebuilt at most this often while points end
+const CURVES_UP_TO = 8; // a tuning curve per value of the second axis, if it has this few values
 
-const view = { id: null, follow: null, plots: [], table: null, status: null, timer: null, openPoint: () => {} };
+const view = { id: null, follow: null, plots: [], heat: null, table: null, status: null, timer: null, openPoint: () => {} };
 window.spikeserveSweep = view; // for the browser tests
 
 function key(value) {
@@ -52,6 +54,7 @@ function render() {
   const { axes, layers, rows } = layout(view.table);
   destroyAll(view.plots);
   view.plots = [];
+  view.heat = null;
   const plots = $("#sweep-plots");
   plots.replaceChildren();
   const slot = (title) => {
@@ -71,8 +74,20 @@ function render() {
     const xs = distinct(rows.map((row) => row[axes[0]]));
     const numeric = xs.every((x) => typeof x === "number");
     const at = (x) => rows.filter((row) => key(row[axes[0]]) === key(x));
-    const lines = layers.map((layer) => ({ label: layer, ys: xs.map((x) => mean(at(x).map((row) => row[`${layer}.rate_hz`]))) }));
-    const averaged = axes.length > 1 ? ` (mean over ${axes.slice(1).join(", ")})` : "";
+    const seconds = axes.length > 1 ? distinct(rows.map((row) => row[axes[1]])) : [];
+    let lines;
+    let averaged;
+    if (seconds.length >= 2 && seconds.length <= CURVES_UP_TO && chosen) {
+      // a curve per value of the second axis, of the chosen layer's rate
+      lines = seconds.map((y) => ({
+        label: `${axes[1]} = ${label(y)}`,
+        ys: xs.map((x) => mean(at(x).filter((row) => key(row[axes[1]]) === key(y)).map((row) => row[`${chosen}.rate_hz`]))),
+      }));
+      averaged = ` (${chosen}${axes.length > 2 ? `; mean over ${axes.slice(2).join(", ")}` : ""})`;
+    } else {
+      lines = layers.map((layer) => ({ label: layer, ys: xs.map((x) => mean(at(x).map((row) => row[`${layer}.rate_hz`]))) }));
+      averaged = axes.length > 1 ? ` (mean over ${axes.slice(1).join(", ")})` : "";
+    }
     const { body, readout } = slot("tuning");
     view.plots.push(tuningPlot(body, readout, { xs: numeric ? xs : xs.map((_, i) => i), lines, xLabel: axes[0] + averaged }));
     if (axes.length > 1 && chosen) {
@@ -80,7 +95,7 @@ function render() {
       const cell = (x, y) => rows.filter((row) => key(row[axes[0]]) === key(x) && key(row[axes[1]]) === key(y));
       const values = ys.map((y) => xs.map((x) => mean(cell(x, y).map((row) => row[`${chosen}.rate_hz`]))));
       const heat = slot("heatmap");
-      heatMap(heat.body, heat.readout, {
+      view.heat = heatMap(heat.body, heat.readout, {
         columns: xs.map(label),
         rows: ys.map(label),
         values,

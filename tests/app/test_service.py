@@ -69,6 +69,16 @@ def test_a_graph_network_over_http_equals_the_local_runner(service: Service) -> 
     with service.http() as http:
         checked = http.post("/api/v1/validate", json=request).json()
         assert checked["synapses"] == 10_010_000 and [layer["name"] for layer in checked["layers"]] == ["E", "I"]
+        diagram = checked["network"]  # what the viewer draws: every node and edge, with their labels
+        assert [(n["name"], n["kind"], n["size"]) for n in diagram["nodes"]] == [
+            ("drive_E", "input", 8000), ("drive_I", "input", 2000), ("E", "population", 8000), ("I", "population", 2000),
+        ]  # fmt: skip
+        e_to_i = next(edge for edge in diagram["edges"] if (edge["from"], edge["to"]) == ("E", "I"))
+        assert e_to_i == {
+            "from": "E", "to": "I", "name": "E->I", "type": "fixed_in_degree", "k": 800, "p": None, "synapses": 1_600_000,
+            "weight": "0.1", "delay": [15, 15], "synapse": "delta", "plastic": False,
+        }  # fmt: skip
+        assert len(diagram["edges"]) == len(request["network"]["edges"])
         job_id = submit(http, request)
         assert service.wait_final(job_id)["status"] == "succeeded"
         served = Result.from_npz(http.get(f"/api/v1/jobs/{job_id}/result", params={"format": "npz"}).content)

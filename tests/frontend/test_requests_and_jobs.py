@@ -1,6 +1,7 @@
 """The viewer's request editor, jobs, sweeps, keys and accessibility, driven in headless Chromium
 against a real `spikeserve serve`."""
 
+import itertools
 import json
 import pathlib
 import time
@@ -43,6 +44,7 @@ def test_a_broken_request_shows_the_field_and_message_on_its_line(page) -> None:
     broken["network"]["layers"][0]["in_features"] = 6
     text = json.dumps(broken, indent=2)
     set_request(page, text)
+    page.wait_for_timeout(600)  # the linter has run on the text: the marks must not wait for another edit
     page.click("#validate")
     item = page.locator("#validation li").first
     item.wait_for()
@@ -75,6 +77,23 @@ def test_the_editor_marks_every_schema_error_at_once_on_its_line(page) -> None:
         assert line_of(text, needle) in lines, (needle, lines)
     assert page.locator(".cm-lint-marker-error").count() >= 5, "each in the gutter"
     screenshot(page, "editor-schema-errors")
+
+
+def test_schema_errors_read_as_the_servers_on_the_line_of_their_field(page) -> None:
+    request = json.loads((EXAMPLES / "conv_feedforward.json").read_text())
+    request["network"]["layers"][1]["type"] = "lfi"
+    request["input"]["steps"] = "2000"
+    request["stepz"] = 10
+    text = json.dumps(request, indent=2)
+    set_request(page, text)
+    page.wait_for_function("window.spikeserveViewer.editor.diagnostics().length >= 3", timeout=10_000)
+    found = {d["line"]: d["message"] for d in page.evaluate("window.spikeserveViewer.editor.diagnostics()")}
+    assert found[line_of(text, '"lfi"')].startswith(
+        "network.layers[1].type: unknown type 'lfi' (did you mean 'lif'?); the types here are alif, avgpool2d, conv1d,"
+    ), found
+    assert found[line_of(text, '"steps": "2000"')] == 'input.steps: expected an integer > 0 or null, got the string "2000"'
+    assert found[line_of(text, '"stepz"')].startswith("stepz: not a field here (did you mean 'steps'?); the fields here are")
+    assert not any("oneOf" in message or "schema of" in message for message in found.values()), "no schema jargon"
 
 
 def test_every_example_is_clean_in_the_editor(page) -> None:
@@ -130,12 +149,19 @@ def test_a_graph_request_shows_its_populations_and_drives_in_the_form_and_its_sy
     page.locator("#form-fields label", has_text="drive_I: rate (Hz)").wait_for()
     labels = page.locator("#form-fields label").all_text_contents()
     assert {"E: v_th", "I: rho_reset", "drive_E: rate (Hz)"} <= set(labels), labels
+    assert {"E->I: weight", "E->I: k (degree)", "E->I: delay (steps)", "external E: weight"} <= set(labels), labels
+    k = page.locator("#form-fields label", has_text="I->E: k (degree)").get_attribute("for")
+    page.fill(f"#{k}", "150")
+    page.dispatch_event(f"#{k}", "change")
+    edited = json.loads(request_text(page))["network"]["edges"]
+    assert next(e for e in edited if (e["from"], e["to"]) == ("I", "E"))["k"] == 150
     rate = page.locator("#form-fields label", has_text="drive_I: rate (Hz)").get_attribute("for")
     page.fill(f"#{rate}", "20")
     page.dispatch_event(f"#{rate}", "change")
     assert json.loads(request_text(page))["network"]["nodes"][3]["rates"] == 20
     page.click("#validate")
-    page.locator("#validation .ok", has_text="a graph of 2 populations (E, I), 10,010,000 synapses").wait_for()
+    # 50 fewer inhibitory synapses onto each of the 8,000 excitatory neurons: 10,010,000 - 400,000
+    page.locator("#validation .ok", has_text="a graph of 2 populations (E, I), 9,610,000 synapses").wait_for()
 
 
 def test_a_long_job_can_be_cancelled(page) -> None:
@@ -233,6 +259,14 @@ def test_a_nir_upload_runs_like_the_layers_it_holds(page, viewer_url: str, tmp_p
     served = page.evaluate("fetch('/api/v1/jobs/' + window.spikeserveViewer.job + '/request').then(r => r.json())")
     assert "nir" in served["network"], "the job ran the uploaded graph"
     assert len(api_result(viewer_url, job_id)["layers"]["out"]["spikes"]["times"]) == 420
+    # the network as the file held it: its input, then each layer into the next
+    page.wait_for_selector("#network-panel:not([hidden]) svg")
+    nodes = page.evaluate("Array.from(document.querySelectorAll('#network-diagram .node')).map(g => g.dataset.node)")
+    layers = ["input", *(layer["name"] for layer in request["network"]["layers"])]
+    assert nodes == layers and len(layers) == 9
+    ends = "g => [g.dataset.from, g.dataset.to]"
+    edges = page.evaluate(f"Array.from(document.querySelectorAll('#network-diagram .edge')).map({ends})")
+    assert edges == [[a, b] for a, b in itertools.pairwise(layers)]
 
 
 def test_a_narrow_window_has_no_sideways_scrolling(page) -> None:
@@ -257,6 +291,37 @@ def test_every_control_is_labelled_and_reachable_by_keyboard(page) -> None:
     page.focus("#submit")
     page.keyboard.press("Enter")
     page.wait_for_selector("#result-panel:not([hidden])", timeout=60_000)
+
+
+def focus_path(page, presses: int) -> list[str]:
+    """What the Tab key reaches from the top of a freshly loaded page, one press at a time: each
+    element's id, or its text, as a focus listener saw it (asking after each press doubled the
+    browser round trips)."""
+    page.reload()
+    page.wait_for_selector("#result-panel:not([hidden]) [data-plot]")
+    page.wait_for_function("document.querySelector('#jobs button')")
+    page.evaluate(
+        "() => { window.focusPath = []; document.addEventListener('focusin', "
+        "event => window.focusPath.push(event.target.id || event.target.textContent.trim())); }"
+    )
+    for _ in range(presses):
+        page.keyboard.press("Tab")
+    return page.evaluate("window.focusPath")
+
+
+def test_a_skip_link_leads_to_the_result_and_its_controls_come_before_the_recent_jobs(page) -> None:
+    assert page.is_hidden("#skip-to-result"), "no result, no link to it"
+    page.select_option("#examples", "izhikevich_tonic_bursting")
+    job_id = submit_and_wait(page)
+    reached = focus_path(page, 1)
+    assert reached == ["skip-to-result"] and page.is_visible("#skip-to-result"), "the first stop, shown when focused"
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "result-title"
+    assert page.evaluate("location.hash") == f"#/jobs/{job_id}", "the job's address stays"
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "layer", "the result's first control comes next"
+    reached = focus_path(page, 80)
+    assert reached.index("layer") < reached.index("refresh-jobs"), "the result's controls before the recent jobs"
 
 
 AXE = pathlib.Path(__file__).parents[2] / "frontend" / "node_modules" / "axe-core" / "axe.min.js"
@@ -342,9 +407,22 @@ def test_a_sweep_shows_its_tuning_curve_heat_map_and_opens_a_point(page, viewer_
     sweep_id = page.evaluate("window.spikeserveSweep.id")
     table = httpx.get(f"{viewer_url}/api/v1/sweeps/{sweep_id}/summary", timeout=30).json()
     rows = [dict(zip(table["columns"], row, strict=True)) for row in table["rows"]]
-    rates = [sum(r["out.rate_hz"] for r in rows if r["input.rates"] == x) / 2 for x in (10.0, 40.0, 80.0)]
-    drawn = page.evaluate("window.spikeserveSweep.plots[0].data[1].slice()")
-    assert drawn == pytest.approx(rates) and rates[0] < rates[2], "the curve is the mean rate per rate, rising"
+    rate = {(r["input.rates"], r["seed"]): r["out.rate_hz"] for r in rows}
+    # a tuning curve per seed (the second axis), each the rate per input rate, rising
+    curves = page.evaluate("window.spikeserveSweep.plots[0].series.slice(1).map(s => s.label)")
+    assert curves == ["seed = 0", "seed = 1"]
+    for seed in (0, 1):
+        drawn = page.evaluate(f"Array.from(window.spikeserveSweep.plots[0].data[{seed + 1}])")
+        want = [rate[(x, seed)] for x in (10.0, 40.0, 80.0)]
+        assert drawn == pytest.approx(want) and want[0] < want[2]
+    # the heat map writes each cell's value, on a continuous scale: distinct values, distinct colours
+    cells = page.evaluate("window.spikeserveSweep.heat.cells")
+    xs, seeds = (10.0, 40.0, 80.0), (0, 1)
+    for cell in cells:  # three significant digits of the cell's mean rate
+        assert float(cell["text"]) == pytest.approx(rate[(xs[cell["column"]], seeds[cell["row"]])], rel=5e-3)
+    values = sorted({cell["value"] for cell in cells})
+    fills = {cell["value"]: cell["fill"] for cell in cells}
+    assert len({fills[v] for v in values}) == len(values) > 4
     screenshot(page, "sweep")
     # the heat map's cell for rate 40 (second column) and seed 1 (second row) opens that point
     page.wait_for_function("window.spikeserveSweep.timer === null")  # no redraw on its way

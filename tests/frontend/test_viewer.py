@@ -2,8 +2,13 @@
 raster, rates, voltages, statistics, exports, zoom, and millions of spikes."""
 
 import json
+import os
 import pathlib
+import subprocess
+import sys
+from xml.etree import ElementTree
 
+import httpx
 import numpy as np
 import pytest
 
@@ -21,6 +26,8 @@ from tests.frontend.conftest import (
 from tests.frontend.timing import big_raster_request, measure_big_raster
 
 pytestmark = pytest.mark.slow  # a browser and spikeserve serve
+
+SVG = "{http://www.w3.org/2000/svg}"  # the namespace of an SVG document's elements
 
 
 def test_the_seed_example_runs_and_shows_its_empty_raster(page, viewer_url: str) -> None:
@@ -91,11 +98,10 @@ def test_every_spiking_layer_in_one_raster_coloured_by_layer_with_a_rate_per_lay
     screenshot(page, "all-layers")
 
 
-def test_a_graph_opens_with_its_populations_in_one_raster_and_a_rate_per_population(
-    page, viewer_url: str, tmp_path: pathlib.Path
-) -> None:
+def brunel_tenth() -> dict:
+    """Brunel's network at a tenth of its size (in-degrees too, weights ten times), a fifth of its second."""
     request = json.loads((EXAMPLES / "brunel.json").read_text())
-    for node in request["network"]["nodes"]:  # a tenth of the network, a fifth of its second
+    for node in request["network"]["nodes"]:
         if "size" in node:
             node["size"] //= 10
         else:
@@ -104,7 +110,31 @@ def test_a_graph_opens_with_its_populations_in_one_raster_and_a_rate_per_populat
         if "k" in edge:
             edge["k"] //= 10
             edge["weight"] *= 10
-    set_request(page, json.dumps(request | {"steps": 2000}))
+    return request | {"steps": 2000}
+
+
+@pytest.fixture(scope="module")
+def brunel_job(viewer_url: str) -> str:
+    """Brunel's network at a tenth, run once through the API for the tests that look at its result."""
+    job_id = httpx.post(f"{viewer_url}/api/v1/jobs", json=brunel_tenth(), timeout=30).json()["id"]
+    status = httpx.get(f"{viewer_url}/api/v1/jobs/{job_id}", params={"wait": 60}, timeout=90).json()
+    assert status["status"] == "succeeded", status
+    return job_id
+
+
+def show_job(page, job_id: str) -> None:
+    """Opens a job's result by its address, as a shared link does, and waits for its first plots."""
+    page.goto(f"{page.url.split('#')[0]}#/jobs/{job_id}")
+    page.wait_for_function(
+        f"window.spikeserveViewer.job === '{job_id}' && window.spikeserveViewer.result !== null"
+        " && document.querySelector('[data-plot]') !== null"
+    )
+
+
+def test_a_graph_opens_with_its_populations_in_one_raster_and_a_rate_per_population(
+    page, viewer_url: str, tmp_path: pathlib.Path
+) -> None:
+    set_request(page, json.dumps(brunel_tenth()))
     job_id = submit_and_wait(page)
     layers = api_result(viewer_url, job_id)["layers"]
     assert page.input_value("#layer") == "*"
@@ -132,6 +162,166 @@ def test_a_graph_opens_with_its_populations_in_one_raster_and_a_rate_per_populat
     screenshot(page, "graph-populations")
 
 
+def population_measures(layer: dict, neurons: int, steps: int, bin_steps: int, window_steps: int) -> dict:
+    """The populations table's measures the obvious way, with numpy: a count per neuron and window
+    (or bin), their variances over the whole windows, each neuron's intervals."""
+    times, senders = np.asarray(layer["spikes"]["times"]), np.asarray(layer["spikes"]["senders"])
+
+    def counted(width: int) -> np.ndarray:
+        slots = steps // width
+        counts = np.zeros((neurons, slots))
+        inside = times // width < slots
+        np.add.at(counts, (senders[inside], times[inside] // width), 1)
+        return counts
+
+    windows = counted(window_steps)
+    spiked = windows.mean(axis=1) > 0
+    bins = counted(bin_steps)
+    cvs = [np.std(i) / np.mean(i) for n in range(neurons) if (i := np.diff(np.sort(times[senders == n]))).size >= 2]
+    return {
+        "spikes": times.size,
+        "cv": float(np.mean(cvs)),
+        "fano": float(np.mean(windows.var(axis=1)[spiked] / windows.mean(axis=1)[spiked])),
+        "chi": float(np.sqrt(bins.mean(axis=0).var() / bins.var(axis=1).mean())),
+    }
+
+
+def rate_spectrum(layer: dict, neurons: int, steps: int, bin_steps: int, dt_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """The population rate's power spectral density by numpy's FFT: mean removed, zeros padded
+    to a power of two, one-sided (2 bin |X|^2 / bins)."""
+    bins = steps // bin_steps
+    times = np.asarray(layer["spikes"]["times"])
+    rate = np.bincount(times[times // bin_steps < bins] // bin_steps, minlength=bins) / (neurons * bin_steps * dt_s)
+    padded = 1 << (bins - 1).bit_length()
+    power = 2 * bin_steps * dt_s * np.abs(np.fft.rfft(rate - rate.mean(), n=padded)) ** 2 / bins
+    return np.arange(1, padded // 2 + 1) / (padded * bin_steps * dt_s), power[1:]
+
+
+def test_each_population_has_its_rate_cv_fano_factor_synchrony_and_spectrum(page, viewer_url: str, brunel_job: str) -> None:
+    show_job(page, brunel_job)
+    result = api_result(viewer_url, brunel_job)
+    page.wait_for_function("document.querySelector('[data-plot=autocorrelation]')")
+    cells = "tr => Array.from(tr.cells).map(c => c.textContent)"
+    rows = page.evaluate(f"Array.from(document.querySelectorAll('[data-plot=populations] tbody tr')).map({cells})")
+    assert [row[0] for row in rows] == ["E", "I"]
+    # 0.1 ms steps: the rate plot's bin of 5 ms is 50; the Fano window a tenth of this 200 ms run, 200
+    dt_s, steps = result["dt"], result["steps"]
+    for (name, neurons, spikes, rate, cv, fano, chi), size in zip(rows, (800, 200), strict=True):
+        want = population_measures(result["layers"][name], size, steps, 50, 200)
+        assert int(neurons) == size and int(spikes.replace(",", "")) == want["spikes"] > 1000
+        assert float(rate) == pytest.approx(want["spikes"] / (size * steps * dt_s), abs=0.005)
+        assert float(cv) == pytest.approx(want["cv"], abs=0.0005) and float(fano) == pytest.approx(want["fano"], abs=0.0005)
+        assert float(chi) == pytest.approx(want["chi"], abs=0.0005) and 0 < want["chi"] < 1
+    # the spectrum of each population's rate, bin by bin, as numpy's FFT of the same counts
+    page.wait_for_function("window.spikeserveViewer.renderedAt !== null")
+    xs, *powers = page.evaluate(f"({PLOT})('spectrum').data.map(a => Array.from(a))")
+    for name, size, drawn in zip(("E", "I"), (800, 200), powers, strict=True):
+        frequencies, power = rate_spectrum(result["layers"][name], size, steps, 10, dt_s)  # a bin of 1 ms: 500 Hz
+        np.testing.assert_allclose(xs, frequencies)
+        np.testing.assert_allclose(drawn, power, rtol=1e-9, atol=1e-12 * power.max())
+        peak = frequencies[np.argmax(power)]
+        assert f"{name}: peak at {peak:.1f} Hz" in page.text_content("#summary-spectrum")
+    lags, *correlations = page.evaluate(f"({PLOT})('autocorrelation').data.map(a => Array.from(a))")
+    assert lags[:3] == [0, 1, 2] and lags[-1] == 199 and all(c[0] == 1 for c in correlations)  # the 200 ms run's 200 bins
+    for correlation, (name, size) in zip(correlations, (("E", 800), ("I", 200)), strict=True):
+        times = np.asarray(result["layers"][name]["spikes"]["times"])
+        rate = np.bincount(times // 10, minlength=200)[:200] / size
+        y = rate - rate.mean()
+        np.testing.assert_allclose(correlation[:50], [np.dot(y[: 200 - k], y[k:]) / np.dot(y, y) for k in range(50)], atol=1e-12)
+    # with several populations, their intervals' and CVs' histograms overlaid, each summing to one
+    for plot in ("isi by population", "cv by population"):
+        _, *shares = page.evaluate(f"({PLOT})('{plot}').data.map(a => Array.from(a))")
+        assert len(shares) == 2 and all(sum(share[:-1]) == pytest.approx(1) for share in shares)
+    screenshot(page, "populations")
+
+
+def saved_svg(page, plot: str, tmp_path: pathlib.Path, name: str | None = None) -> ElementTree.Element:
+    """The plot's SVG export, parsed; ``name``: the file name the page must give it."""
+    with page.expect_download() as download:
+        page.click(f"button[aria-label='Save {plot} as SVG']")
+    if name is not None:
+        assert download.value.suggested_filename == name
+    path = tmp_path / f"{plot}.svg"
+    download.value.save_as(path)
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / f"{plot}.svg").write_bytes(path.read_bytes())  # to look at
+    return ElementTree.parse(path).getroot()
+
+
+def test_svg_exports_draw_the_data_as_shapes_with_the_ticks_and_legend_on_screen(
+    page, viewer_url: str, brunel_job: str, tmp_path: pathlib.Path
+) -> None:
+    show_job(page, job_id := brunel_job)
+    layers = api_result(viewer_url, job_id)["layers"]
+    page.wait_for_function("window.spikeserveViewer.renderedAt !== null && document.querySelector('[data-plot=spectrum]')")
+    raster = saved_svg(page, "raster", tmp_path, f"spikeserve-{job_id[:8]}-all-layers-raster.svg")
+    squares = [path for path in raster.iter(f"{SVG}path") if path.get("class") == "spikes"]
+    spikes = {path.get("fill"): int(path.get("data-spikes")) for path in squares}
+    counts = {name: len(layers[name]["spikes"]["times"]) for name in ("E", "I")}
+    assert spikes == {"#2563eb": counts["E"], "#dc2626": counts["I"]}, "a square per spike, E blue and I red"
+    texts = [text.text for text in raster.iter(f"{SVG}text")]
+    assert texts[0] == "Spike raster" and "E" in texts and "I" in texts and any(f"spikeserve job {job_id}" in t for t in texts)
+    on_screen = page.evaluate(f"({PLOT})('raster').axes.map(a => (a._values || []).filter(v => v != null))")
+    for axis, shown in zip(("x", "y"), on_screen, strict=True):
+        group = raster.find(f"{{*}}g[@data-axis='{axis}']")
+        assert [t.text for t in group.findall("{*}text") if t.get("class") != "label"] == shown
+    # the rate: a stepped line per population with a point per bin edge, at the plot's own positions
+    rate = saved_svg(page, "rate", tmp_path, f"spikeserve-{job_id[:8]}-all-layers-rate.svg")
+    lines = [path for path in rate.iter(f"{SVG}path") if path.get("class") == "series"]
+    assert [line.get("stroke") for line in lines] == ["#2563eb", "#dc2626"]
+    assert all(int(line.get("data-points")) == 41 for line in lines), "40 bins of 5 ms and the last edge"
+    first_y = page.evaluate(f"(p => p.valToPos(p.data[1][0], 'y') + p.bbox.top / devicePixelRatio + 22)(({PLOT})('rate'))")
+    assert float(lines[0].get("d").split()[1].split("H")[0]) == pytest.approx(first_y, abs=0.01)
+    spectrum = saved_svg(page, "spectrum", tmp_path)
+    assert len([p for p in spectrum.iter(f"{SVG}path") if p.get("class") == "series"]) == 2
+    # the matplotlib script draws the same figure from the NPZ, as a PDF
+    for button, name in (("#download-script", "script.py"), ("#download-npz", f"{job_id}.npz")):
+        with page.expect_download() as download:
+            page.click(button)
+        download.value.save_as(tmp_path / name)
+    inspect = (
+        "import json, runpy, sys; import matplotlib.pyplot as plt; runpy.run_path('script.py'); axes = plt.gcf().axes; "
+        "print(json.dumps([[len(c.get_offsets()) for c in axes[0].collections], [p.get_label() for p in axes[1].patches]]))"
+    )
+    headless = {**os.environ, "MPLBACKEND": "Agg"}
+    done = subprocess.run([sys.executable, "-c", inspect], cwd=tmp_path, capture_output=True, text=True, timeout=99, env=headless)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / f"{job_id}-figure.pdf").read_bytes()[:5] == b"%PDF-"
+    drawn = json.loads(done.stdout.splitlines()[-1])
+    assert drawn == [[counts["E"], counts["I"]], ["E", "I"]], "a mark per spike, a rate per population"
+
+
+def test_the_network_is_drawn_with_every_node_and_labelled_edge_and_a_click_shows_a_population(page, brunel_job: str) -> None:
+    request = brunel_tenth()
+    show_job(page, brunel_job)
+    page.wait_for_selector("#network-panel:not([hidden]) svg")
+    nodes = page.evaluate(
+        "Array.from(document.querySelectorAll('#network-diagram .node')).map(g => [g.dataset.node, g.classList[1]])"
+    )
+    want = {node["name"]: "input" if node["type"] == "poisson" else "population" for node in request["network"]["nodes"]}
+    assert dict(nodes) == want and len(nodes) == 4
+    edges = page.evaluate(
+        "Array.from(document.querySelectorAll('#network-diagram .edge'))"
+        ".map(g => [g.dataset.from, g.dataset.to, g.querySelector('.edge-label')?.textContent])"
+    )
+    assert sorted((a, b) for a, b, _ in edges) == sorted((e["from"], e["to"]) for e in request["network"]["edges"])
+    labels = {(a, b): label for a, b, label in edges}
+    assert labels[("E", "I")] == "fixed in degree k=80, w 1, d 1.5 ms"  # weights ten times at a tenth of the in-degree
+    assert labels[("I", "E")] == "fixed in degree k=20, w -5, d 1.5 ms"
+    assert labels[("drive_E", "E")] == "one to one, w 0.1, d 0 ms"
+    radius = "g => [g.dataset.node, Number(g.querySelector('circle').getAttribute('r'))]"
+    sizes = page.evaluate(f"Object.fromEntries(Array.from(document.querySelectorAll('#network-diagram .node')).map({radius}))")
+    assert sizes["E"] > sizes["I"] and sizes["drive_E"] == sizes["E"], "circles grow with the neurons"
+    assert page.input_value("#layer") == "*"
+    page.click("#network-diagram .node[data-node=I]")
+    page.wait_for_function("document.querySelector('#layer').value === 'I' && document.querySelector('[data-plot=statistics]')")
+    page.focus("#network-diagram .node[data-node=E]")
+    page.keyboard.press("Enter")
+    page.wait_for_function("document.querySelector('#layer').value === 'E'")
+    assert page.get_attribute("#network-diagram .node[data-node=E] circle", "stroke-width") == "3", "the population shown"
+    screenshot(page, "network-diagram")
+
+
 def test_a_plastic_edge_shows_its_final_weights_and_their_course(page, viewer_url: str) -> None:
     """Song's experiment for 2 s: the edge's control appears, the histogram counts every synapse
     between the rule's bounds as the API's final weights fall, and the course has the mean at each
@@ -156,9 +346,10 @@ def test_a_plastic_edge_shows_its_final_weights_and_their_course(page, viewer_ur
 
 def test_time_zoom_and_pan_are_linked_across_plots(page) -> None:
     page.select_option("#examples", "izhikevich_tonic_bursting")
-    submit_and_wait(page)
+    submit_and_wait(page)  # the first plots are there; the later ones may still be coming
     page.click("[data-zoom=in]")
     page.click("[data-pan='1']")
+    page.wait_for_function("window.spikeserveViewer.renderedAt !== null")  # a plot come since joins the zoom
     names = ["raster", "rate", "spike counts", "voltage"]
     raster, rate, counts, voltage = page.evaluate(f"{names}.map({PLOT}).map(p => [p.scales.x.min, p.scales.x.max])")
     assert raster == rate == voltage, "the three time plots share one range"
@@ -268,7 +459,10 @@ def test_a_change_of_layer_keeps_the_time_window(page) -> None:
     window = [window["min"], window["max"]]
     for layer in ("E", "I"):
         page.select_option("#layer", layer)
-        page.wait_for_function(f"(({PLOT})('raster')) && (({PLOT})('raster')).scales.x.max < {window[1] + 1e-9}")
+        # both plots drawn (the rate plot comes after the raster), the raster on the window
+        page.wait_for_function(
+            f"['raster', 'rate'].every(p => ({PLOT})(p)) && (({PLOT})('raster')).scales.x.max < {window[1] + 1e-9}"
+        )
         assert page.evaluate(f"['raster', 'rate'].map({PLOT}).map(p => [p.scales.x.min, p.scales.x.max])") == [window] * 2
 
 
@@ -348,7 +542,7 @@ def test_a_bin_below_the_time_step_is_not_used_silently(page) -> None:
     assert same == [True, False, True], "a new bin redraws the rate plot only"
 
 
-def test_a_first_visit_opens_an_example_that_spikes_and_shows_its_traces(page, viewer_url: str) -> None:
+def test_a_first_visit_opens_an_example_that_spikes_and_shows_its_traces(page, viewer_url: str, tmp_path: pathlib.Path) -> None:
     """The page starts from a request that runs and spikes, so a first Submit shows a raster; it
     records ten neurons' voltages, of which eight (the most one plot shows) are drawn, and says so."""
     assert page.input_value("#examples") == "poisson_population"
@@ -361,8 +555,13 @@ def test_a_first_visit_opens_an_example_that_spikes_and_shows_its_traces(page, v
     page.fill("#neurons", ", ".join(map(str, range(10))))
     page.dispatch_event("#neurons", "change")
     assert page.text_content("#neurons-note") == "At most 8 traces at once: showing 0, 1, 2, 3, 4, 5, 6, 7."
+    page.wait_for_function(f"({PLOT})('voltage')?.series.length > 8")  # redrawn with the new neurons
     labels = page.evaluate(f"({PLOT})('voltage').series.map(s => s.label)")
     assert [label for label in labels if str(label).startswith("neuron")] == [f"neuron {k}" for k in range(8)], labels
+    # too many spikes for a shape each: the raster's SVG holds the density image as drawn
+    svg = saved_svg(page, "raster", tmp_path)
+    assert svg.find("{*}g/{*}image").get("href").startswith("data:image/png;base64,")
+    assert svg.find(".//{*}path[@class='spikes']") is None
 
 
 def test_voltage_neurons_that_were_not_recorded_are_named(page) -> None:
