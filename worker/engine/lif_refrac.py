@@ -24,10 +24,11 @@ from typing import Any, NamedTuple
 
 import torch
 
+from worker.engine.fused.models import coefficients
 from worker.engine.fused.refractory import box_refrac_sequence
 from worker.engine.lif import LIFFeedForwardState, full_state, lif_feed_forward_step
 from worker.engine.lif_box import LIFBoxFeedForwardState, lif_box_feed_forward_step
-from worker.engine.module import CellModule, SequenceModule
+from worker.engine.module import CellModule, SequenceModule, cast_params
 from worker.engine.parameter_types import LIFBoxRefracParameters, LIFRefracParameters
 from worker.engine.threshold import threshold
 
@@ -122,3 +123,21 @@ class LIFBoxRefrac(_LIFBoxRefracDynamics, SequenceModule):
 
     def sequence_kernel(self, x: torch.Tensor, state: Any, p: Any) -> tuple[torch.Tensor, Any] | None:
         return box_refrac_sequence(x, state, p, self.dt)
+
+    def kernel_arrays(self, shape: torch.Size, like: torch.Tensor) -> dict[str, torch.Tensor]:
+        """What the network kernel reads of this population of ``shape``, as it reads a
+        ``lif_channels`` population's (``LIFChannels.kernel_arrays``) without channels: with delta
+        synapses and a reset to a value, this step is that one, operation for operation (v + a
+        (v_leak - v), then the input; the threshold, reset and refractory update as selects),
+        with ``a`` the product the step and its fused kernel take."""
+        p = cast_params(self.p, like)
+
+        def flat(value: Any) -> torch.Tensor:
+            return torch.broadcast_to(torch.as_tensor(value, dtype=like.dtype), shape).reshape(-1).contiguous()
+
+        arrays = {name: flat(getattr(p, name)) for name in ("v_leak", "v_th", "v_reset", "rho_reset")}
+        arrays["membrane"] = flat(coefficients(p, self.dt)["a"])
+        zero = torch.zeros(1, dtype=like.dtype)
+        arrays["gain"], arrays["decay"], arrays["e_rev"] = flat(0.0)[None], zero, zero
+        arrays["conductance"] = torch.zeros(1, dtype=torch.uint8)
+        return arrays

@@ -190,11 +190,22 @@ def _infer_layer_nodes(network: GraphNetwork, layers: list[LayerPlan], shapes: d
 def _population(node: Any, index: int, loc: Loc, limits: Limits) -> LayerPlan:
     shape = tuple(node.size)
     plan = LayerPlan(index, node.name, node.type, shape, shape)
+    plan.network_kernel = network_kernel_steps(node)
     check_params(node, plan, loc, limits)
     values = _initial_values(node.v0, (*loc, "v0"), shape, limits)
     if values is not None:
         plan.arrays["v0"] = values
     return plan
+
+
+def network_kernel_steps(node: Any) -> bool:
+    """Whether the network kernel steps this population: one with synaptic channels, or a box LIF
+    with a refractory period, delta synapses and a reset to a value (Brunel's neuron), whose step
+    is that of ``lif_channels`` without channels, operation for operation."""
+    if MODELS[node.type].channels:
+        return True
+    params = node.params
+    return node.type == "lifbox_refrac" and params.synapse == "delta" and params.reset_method in (None, "value")
 
 
 def _initial_values(value: Any, loc: Loc, shape: tuple[int, ...], limits: Limits) -> np.ndarray | None:

@@ -23,8 +23,9 @@ A population of ``lif_channels`` takes its input in rows, a ring per row: the de
 one per synaptic channel (an edge adds to its channel's ring). A plastic edge
 (``worker.engine.plasticity``) runs in each step's plasticity phase, after every node has run the
 step, so a graph with one runs in passes of one step. On the CPU, a graph of ``lif_channels``
-populations and spike inputs runs in the network kernel instead (``worker.engine.network``): the
-same steps in one C call per chunk, bit for bit.
+populations (or Brunel's box neurons: ``graph_plan.network_kernel_steps``) and spike inputs runs
+in the network kernel instead (``worker.engine.network``): the same passes in one C call per
+chunk, bit for bit.
 """
 
 import dataclasses
@@ -170,6 +171,12 @@ class GraphEdge:
             ring.add(step + self.delay, output.float() * self.elementwise)
 
 
+# The network kernel's steps between two questions whether to stop (a cancel, the time limit),
+# rounded down to whole passes: a call costs tens of microseconds, a thousand of Brunel's steps
+# about 0.1 s.
+KERNEL_RUN_STEPS = 1000
+
+
 def network_kernel_runs(plan: Plan, device: torch.device) -> bool:
     """Whether the network kernel steps this graph: on the CPU with the fused kernels on, one
     network (no batch), every node a population with channels or a spike input."""
@@ -262,7 +269,9 @@ class GraphRun:
         self.device = device
         self.rings: dict[str, list[proj.DelayRing]] = {}  # per node, a ring per row of its input
         self.ring_steps = 0  # the steps the rings were sized for (a pass)
-        self.kernel = self._network_kernel(plan) if network_kernel_runs(plan, device) else None
+        self.plan = plan
+        self.kernel_runs = network_kernel_runs(plan, device)
+        self.kernel: NetworkKernel | None = None  # made at the first chunk, whose passes size the rings
 
     @staticmethod
     def _initial_value(value: Any, shape: tuple[int, ...], generator: torch.Generator, decoded: Any) -> torch.Tensor | None:
@@ -301,45 +310,50 @@ class GraphRun:
             state = state._replace(g=g)
         return state
 
-    def _network_kernel(self, plan: Plan) -> NetworkKernel:
-        """This graph for the network kernel: every node a lif_channels population or a spike
-        input, every edge a projection (an identity, one-to-one or dense edge becomes one)."""
+    def _network_kernel(self, pass_steps: int) -> NetworkKernel:
+        """This graph for the network kernel, in passes of ``pass_steps``: every node a population it
+        steps or a spike input, every edge a projection (an identity, one-to-one or dense edge
+        becomes one)."""
         order = self.graph.order
         populations = [name for name in order if name not in self.sources]
         index = {name: position for position, name in enumerate(populations)}
         self.direct = {}
-        self._rings(1)  # every population's, a step at a time
-        kept = [
-            KernelPopulation(module, self.rings[name])
-            for name in populations
-            if isinstance(module := self.modules[name], LIFChannels)
-        ]
+        self._rings(pass_steps)
+        kept = [KernelPopulation(self.modules[name], self.rings[name]) for name in populations]
         edges = []
         for edge in self.edges:
             source = order.index(edge.plan.source)
             kernel_edge = KernelEdge(source, index[edge.plan.target], edge.plan.channel, edge.projection, edge.plastic)
             if edge.projection is None and edge.plastic is None:
                 kernel_edge.projection = edge.as_projection()
+                kernel_edge.one_to_one = edge.dense is None  # an identity or one-to-one edge, which the runner multiplies
             edges.append(kernel_edge)
         nodes = [(index.get(name), math.prod(self.in_shapes[name]) if name in index else math.prod(self.sources[name].shape))
                  for name in order]  # fmt: skip
         self.kernel_order = populations
-        return NetworkKernel(nodes, kept, edges)
+        return NetworkKernel(nodes, kept, edges, self.pass_steps)
 
     def _kernel_chunk(
         self, start: int, stop: int, states: list[Any] | None, should_stop: Callable[[int], None] | None
     ) -> tuple[list[torch.Tensor | None], list[Any]]:
-        """``chunk`` by the network kernel, in runs that end where a weight snapshot is due."""
-        assert self.kernel is not None
+        """``chunk`` by the network kernel, in runs that end where a weight snapshot is due and
+        after about ``KERNEL_RUN_STEPS`` steps (whole passes: they start with the chunk), asking
+        ``should_stop`` between them."""
+        if self.kernel is None:
+            self.kernel = self._network_kernel(self.pass_steps or stop - start)
         names = self.kernel_order
         by_name = dict(zip(self.names, states, strict=True)) if states is not None else {}
         current = [by_name.get(name) or self._start_state(name, self._zero_input(name)) for name in names]
         inputs = {k: self.sources[name].chunk(start, stop) for k, name in enumerate(self.graph.order) if name in self.sources}
         traced = frozenset(k for k, name in enumerate(names) if name in self.record_states)
-        due = sorted({step + 1 for edge in self.plastic for step in edge.plan.snapshots if start <= step < stop - 1})
+        due = {step + 1 for edge in self.plastic for step in edge.plan.snapshots if start <= step < stop - 1}
+        if self.pass_steps is not None:  # without a cycle a pass is the whole chunk
+            run_steps = self.pass_steps * max(1, KERNEL_RUN_STEPS // self.pass_steps)
+            due |= set(range(start + run_steps, stop, run_steps))
         spikes: list[list[torch.Tensor]] = [[] for _ in names]
         traces: list[list[torch.Tensor]] = [[] for _ in names]
-        for first, last in zip([start, *due], [*due, stop], strict=True):
+        ends = sorted(due)
+        for first, last in zip([start, *ends], [*ends, stop], strict=True):
             if should_stop is not None and first > start:
                 should_stop(first)
             taken = {k: values[first - start : last - start] for k, values in inputs.items()}
@@ -357,12 +371,16 @@ class GraphRun:
             final[name] = current[k]
             if traces[k]:  # every step's voltage; the rest of the state as it ends (all the recorder reads)
                 state = current[k]
-                final[name] = type(state)(torch.cat(traces[k]).reshape(shape), state.rho[None], state.g[None])
+                final[name] = state._replace(v=torch.cat(traces[k]).reshape(shape), **{
+                    field: value[None] for field, value in state._asdict().items() if field != "v"
+                })  # fmt: skip
         return [outputs[name] for name in self.names], [final[name] for name in self.names]
 
     def _zero_input(self, name: str) -> torch.Tensor:
-        """A step's input of zeros, shaped as a population's (for its initial state)."""
-        return torch.zeros((1, self.rows[name], self.batch, *self.in_shapes[name]), device=self.device)
+        """A step's input of zeros, shaped as a population's (for its initial state): rows of
+        channels for ``lif_channels``, the one input of any other model."""
+        rows = (self.rows[name],) if isinstance(self.modules[name], LIFChannels) else ()
+        return torch.zeros((1, *rows, self.batch, *self.in_shapes[name]), device=self.device)
 
     def _take_snapshots(self, step: int) -> None:
         if self.kernel is not None and any(step in edge.plan.snapshots for edge in self.plastic):
@@ -416,7 +434,7 @@ class GraphRun:
     ) -> tuple[list[torch.Tensor | None], list[Any]]:
         """Steps ``start .. stop - 1``; ``should_stop(step)`` is called before each pass after the
         first, and may raise to abandon the run."""
-        if self.kernel is not None:
+        if self.kernel_runs:
             return self._kernel_chunk(start, stop, states, should_stop)
         pass_steps = min(self.pass_steps or stop - start, stop - start)
         self._rings(self.pass_steps or stop - start)

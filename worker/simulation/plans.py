@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 
-from worker.registry import MODELS
 from worker.simulation.errors import Loc
 from worker.simulation.request import NEURON_TYPES, NON_SPIKING_TYPES
 
@@ -38,6 +37,7 @@ class LayerPlan:
     out_shape: tuple[int, ...]
     arrays: dict[str, np.ndarray] = field(default_factory=dict)  # decoded inline weights and per-neuron params
     channels: list[ChannelPlan] = field(default_factory=list)  # a population's synaptic channels (its input's 1 + C rows)
+    network_kernel: bool = False  # a population the network kernel can step (worker.engine.network)
 
     @property
     def is_neuron(self) -> bool:
@@ -86,11 +86,12 @@ class Plan:
     @property
     def network_kernel(self) -> bool:
         """A graph the network kernel can step (``worker.engine.network``, on the CPU): one network,
-        every node a population with channels or a spike input."""
+        every node a population it steps (``LayerPlan.network_kernel``) or an input of spikes or
+        counts (at most 255 a step: ``checks.check_source``)."""
         return (
             self.graph is not None
             and self.batch_size == 1
-            and all(layer.is_neuron and MODELS[layer.type].channels for layer in self.layers)
+            and all(layer.network_kernel for layer in self.layers)
             and all(source.max_count is not None for source in self.graph.sources)
         )
 

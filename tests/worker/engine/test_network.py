@@ -1,6 +1,6 @@
-"""The network kernel steps a graph of lif_channels populations exactly as the graph runner's
-passes of one step do: the same spikes, voltages and plastic weights, to the bit, with one thread
-or a team, in chunks of any length."""
+"""The network kernel steps a graph of lif_channels populations (and of Brunel's box neurons)
+exactly as the graph runner's passes do: the same spikes, voltages and plastic weights, to the
+bit, with one thread or a team, in chunks of any length."""
 
 import functools
 
@@ -140,7 +140,51 @@ def out_of_bounds() -> dict:
     return {"dt": 1e-4, "steps": 800, "seed": 11, "network": {"nodes": nodes, "edges": edges}}
 
 
+def brunel_like() -> dict:
+    """Brunel's box neurons with delta synapses: delays of 15 steps, and 10 to 15 on one edge, so
+    the runner's passes are 10 steps (a step a pass sums a slot's inputs in another order: the
+    voltages differ); Poisson counts of several spikes a step through one-to-one edges (the
+    runner multiplies a count by the weight); voltages recorded."""
+    params = {"tau_mem_inv": 50.0, "v_th": 20.0, "v_reset": 10.0, "synapse": "delta", "rho_reset": 20.0}
+    v0 = {"init": "uniform", "low": 0.0, "high": 20.0}
+    nodes = [
+        {"name": "E", "type": "lifbox_refrac", "size": 160, "params": params, "v0": v0},
+        {"name": "I", "type": "lifbox_refrac", "size": 40, "params": params, "v0": v0},
+        {"name": "drive_E", "type": "poisson", "rates": 1200.0, "sources": 10, "shape": [160]},
+        {"name": "drive_I", "type": "poisson", "rates": 1200.0, "sources": 10, "shape": [40]},
+    ]
+    edges = [  # weights whose sums round differently in different orders
+        {"from": "drive_E", "to": "E", "type": "one_to_one", "weight": 0.37},
+        {"from": "drive_I", "to": "I", "type": "one_to_one", "weight": 0.37},
+        {"from": "E", "to": "E", "type": "fixed_in_degree", "k": 16, "weight": 0.11, "delay": {"low": 10, "high": 15}},
+        {"from": "E", "to": "I", "type": "fixed_in_degree", "k": 16, "weight": 0.11, "delay": 15},
+        {"from": "I", "to": "E", "type": "fixed_in_degree", "k": 4, "weight": -0.53, "delay": 15},
+        {"from": "I", "to": "I", "type": "fixed_in_degree", "k": 4, "weight": -0.53, "delay": 15},
+    ]
+    return {"dt": 1e-4, "steps": 1200, "seed": 2, "network": {"nodes": nodes, "edges": edges}, "record": {"voltages": ["E"]}}
+
+
+def feed_forward() -> dict:
+    """No cycle, so the runner's pass is the whole chunk: the input reaches B in one step and A's
+    spikes in four, so a step of B sums the input's (sent later) first, as the runner's pass
+    does, and not in the order sent."""
+    box = {"tau_mem_inv": 50.0, "v_th": 1.0, "v_reset": 0.0, "synapse": "delta", "rho_reset": 5.0}
+    nodes = [
+        {"name": "in", "type": "poisson", "rates": 300.0, "sources": 4, "shape": [60]},
+        {"name": "A", "type": "lif_channels", "size": 60, "params": {"tau_mem_inv": 50.0, "v_th": 0.3, "v_reset": 0.0}},
+        {"name": "B", "type": "lifbox_refrac", "size": 30, "params": box},
+    ]
+    edges = [
+        {"from": "in", "to": "A", "type": "one_to_one", "weight": 0.15, "delay": 1},
+        {"from": "in", "to": "B", "type": "fixed_in_degree", "k": 6, "weight": 0.07, "delay": 1},
+        {"from": "A", "to": "B", "type": "fixed_in_degree", "k": 8, "weight": 0.23, "delay": 4},
+    ]
+    return {"dt": 1e-4, "steps": 900, "seed": 6, "network": {"nodes": nodes, "edges": edges}, "record": {"voltages": ["B"]}}
+
+
 CASES = {
+    "brunel": brunel_like,
+    "feed-forward": feed_forward,
     "out-of-bounds": out_of_bounds,
     "busy-targets": busy_targets,
     "undelayed": undelayed,
@@ -198,15 +242,21 @@ def test_the_kernel_is_the_graph_runner_to_the_bit(case: str, vector: bool, monk
     assert_same(ours, graph_runner(case))
 
 
+def kernel_runs(request: dict) -> bool:
+    return GraphRun(*parse_request(request), torch.device("cpu")).kernel_runs
+
+
 def test_the_kernel_runs_where_it_should() -> None:
-    request, plan = parse_request(plastic())
-    assert GraphRun(request, plan, torch.device("cpu")).kernel is not None
+    assert kernel_runs(plastic()) and kernel_runs(brunel_like())
     mixed = plastic()
     mixed["network"]["nodes"][1] = {"name": "P", "type": "lif", "size": 10}
     for edge in mixed["network"]["edges"]:
         edge.pop("synapse")
-    request, plan = parse_request(mixed)
-    assert GraphRun(request, plan, torch.device("cpu")).kernel is None, "a lif population runs in the graph runner"
+    assert not kernel_runs(mixed), "a lif population runs in the graph runner"
+    for change in ({"synapse": "current"}, {"reset_method": "subtract"}):
+        other = brunel_like()
+        other["network"]["nodes"][0]["params"] |= change
+        assert not kernel_runs(other), f"a box population with {change} runs in the graph runner"
 
 
 @pytest.mark.parametrize("case", ["cuba", "stdp-soft", "undelayed"])
@@ -218,6 +268,19 @@ def test_a_team_and_any_chunking_give_the_same_bits(case: str, monkeypatch: pyte
     monkeypatch.setattr(network, "PARALLEL_WORK", 0)
     monkeypatch.setattr(ENGINE, "threads", 3)
     assert_same(run(request, kernel=True, chunk_steps=7), alone)
+
+
+@pytest.mark.parametrize("case", ["brunel", "feed-forward"])
+def test_passes_of_several_steps_in_a_team_and_short_chunks_are_the_runners(case: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the runner's passes are longer than a step, a chunk's passes start with the chunk, so
+    chunks of 7 steps sum in another order than whole ones: the kernel, alone and in a team, still
+    gives what the runner gives in the same chunks."""
+    request = CASES[case]()
+    reference = run(request, kernel=False, chunk_steps=7)
+    assert_same(run(request, kernel=True, chunk_steps=7), reference)
+    monkeypatch.setattr(network, "PARALLEL_WORK", 0)
+    monkeypatch.setattr(ENGINE, "threads", 3)
+    assert_same(run(request, kernel=True, chunk_steps=7), reference)
 
 
 def test_snapshots_are_the_weights_after_their_steps() -> None:

@@ -246,12 +246,17 @@ def test_layer_nodes_take_their_shape_from_their_identity_edges() -> None:
 
 
 def test_short_passes_add_their_python_between_kernel_calls_to_a_steps_estimate() -> None:
-    slow, fast = balanced(ne=4000, ni=1000, delay=1), balanced(ne=4000, ni=1000, delay=15)
+    """In the graph runner (box neurons with a subtractive reset: not the network kernel's), each
+    node and edge makes a call per pass; the network kernel makes one per chunk."""
+    slow, fast, kernel = balanced(ne=4000, ni=1000, delay=1), balanced(ne=4000, ni=1000, delay=15), balanced(ne=4000, ni=1000)
     for request in (slow, fast):
+        for node in request["network"]["nodes"][:2]:
+            node["params"] = {**node["params"], "reset_method": "subtract"}
+    for request in (slow, fast, kernel):
         request["steps"] = 5000
-    slow_cost, fast_cost = (parse_request(request)[1].cost for request in (slow, fast))
-    assert slow_cost is not None and fast_cost is not None
-    assert slow_cost.pass_calls == 10.0 and fast_cost.pass_calls == 10 / 15
+    slow_cost, fast_cost, kernel_cost = (parse_request(request)[1].cost for request in (slow, fast, kernel))
+    assert slow_cost is not None and fast_cost is not None and kernel_cost is not None
+    assert slow_cost.pass_calls == 10.0 and fast_cost.pass_calls == 10 / 15 and kernel_cost.pass_calls == 0.0
     extra = slow_cost.step_seconds - fast_cost.step_seconds
     assert extra == pytest.approx(STEP_OVERHEAD_S * (10 - 10 / 15))  # the rest of the two steps' estimates is equal
 

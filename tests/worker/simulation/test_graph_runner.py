@@ -300,13 +300,18 @@ def test_a_runs_wall_time_includes_building_its_graph() -> None:
     assert result.stats["wall_s"] > 0.8 * (time.perf_counter() - started)  # one step: the build is nearly all of it
 
 
-def test_a_graphs_chunk_asks_whether_to_stop_between_its_passes() -> None:
+@pytest.mark.parametrize(("reset", "every"), [("subtract", 15), ("value", 990)])
+def test_a_graphs_chunk_asks_whether_to_stop_between_its_passes(reset: str, every: int) -> None:
     """Brunel's 10,000 steps as one chunk: the chunk asks before each pass after the first (its
     passes are 15 steps, the shortest delay on a cycle), so a chunk longer than its estimate can
-    still be cancelled part of the way."""
+    still be cancelled part of the way; where the network kernel runs it (a reset to a value),
+    between its calls of 66 passes."""
     request = json.loads((pathlib.Path(__file__).parents[3] / "examples" / "brunel.json").read_text())
+    for node in request["network"]["nodes"][:2]:
+        node["params"]["reset_method"] = reset
     parsed, plan = parse_request(request)
     run = GraphRun(parsed, plan, torch.device("cpu"))
+    assert run.kernel_runs == (reset == "value")
     asked: list[int] = []
 
     def stop(step: int) -> None:
@@ -314,6 +319,6 @@ def test_a_graphs_chunk_asks_whether_to_stop_between_its_passes() -> None:
         if len(asked) == 3:
             raise Cancelled(f"cancelled after {step} of 10000 steps")
 
-    with pytest.raises(Cancelled, match="cancelled after 45 of 10000 steps"):
+    with pytest.raises(Cancelled, match=f"cancelled after {3 * every} of 10000 steps"):
         run.chunk(0, 10_000, None, should_stop=stop)
-    assert asked == [15, 30, 45]
+    assert asked == [every, 2 * every, 3 * every]

@@ -1,14 +1,16 @@
-"""The network kernel: a graph of LIF populations with synaptic channels (``lif_channels``), their
-sparse and plastic projections and their spike inputs, stepped in one C call per chunk.
+"""The network kernel: a graph of LIF populations with synaptic channels (``lif_channels``) or of
+Brunel's box neurons (``lifbox_refrac`` with delta synapses), their sparse and plastic projections
+and their spike inputs, stepped in one C call per chunk.
 
-The graph runner (``worker.simulation.graph_runner``) steps such a graph in passes; where a cycle
-has a one-step delay (CUBA, COBA) or an edge is plastic, a pass is one step, and Python around
-each node and edge of each pass would cost far more than the work. This kernel does each step's
-work in C with OpenMP (``network_kernels.c``): the same float32 operations in the same order as
-the runner's passes of one step, so its spikes, voltages and weights are the runner's bit for bit
-(``tests/worker/engine/test_network.py``). It takes the engine's own objects: the populations'
-modules and delay rings, the projections (``worker.engine.projections``) and plastic projections
-(``worker.engine.plasticity``), and the inputs' spikes of each chunk.
+The graph runner (``worker.simulation.graph_runner``) steps such a graph in passes: of one step
+where a cycle has a one-step delay (CUBA, COBA) or an edge is plastic, of the shortest delay on a
+cycle otherwise (15 steps in Brunel's network), and Python around each node and edge of each pass
+would cost far more than the work. This kernel does that work in C with OpenMP
+(``network_kernels.c``), in the runner's passes: the same float32 operations in the same order,
+every input summed in the same order, so its spikes, voltages and weights are the runner's bit for
+bit (``tests/worker/engine/test_network.py``). It takes the engine's own objects: the
+populations' modules and delay rings, the projections (``worker.engine.projections``) and plastic
+projections (``worker.engine.plasticity``), and the inputs' spikes of each chunk.
 """
 
 import ctypes
@@ -21,6 +23,7 @@ import torch
 
 from worker.engine import native
 from worker.engine.lif_channels import LIFChannels, LIFChannelsState
+from worker.engine.lif_refrac import LIFBoxRefrac
 from worker.engine.native import NativeLibrary
 from worker.engine.plasticity import PlasticProjection
 from worker.engine.projections import DelayRing, Projection
@@ -73,14 +76,14 @@ class _Edge(ctypes.Structure):
         ("decay_post", ctypes.c_float), ("a_pre", ctypes.c_float), ("a_post", ctypes.c_float), ("w_min", ctypes.c_float),
         ("w_max", ctypes.c_float), ("inv_span", ctypes.c_float),
         ("history", _u8_p), ("pending", _i32_p), ("pending_len", _i32_p), ("recent", _i32_p), ("vector", ctypes.c_int32),
-        ("pending_size", ctypes.c_int32),
+        ("pending_size", ctypes.c_int32), ("one_to_one", ctypes.c_int32),
     ]  # fmt: skip
 
 
 def _declare(lib: ctypes.CDLL) -> None:
     lib.network_run.argtypes = [
         ctypes.c_int64, ctypes.c_int64, ctypes.c_int32, ctypes.POINTER(_Node), ctypes.POINTER(_Population),
-        _i64_p, _i32_p, ctypes.POINTER(_Edge), ctypes.c_int32, _i32_p, _i32_p, ctypes.c_int, ctypes.c_int,
+        _i64_p, _i32_p, ctypes.POINTER(_Edge), ctypes.c_int32, _i32_p, _i32_p, ctypes.c_int, ctypes.c_int, ctypes.c_int64,
     ]  # fmt: skip
     lib.network_run.restype = None
     lib.network_flush.argtypes = [ctypes.POINTER(_Edge), ctypes.c_int32, _i32_p]
@@ -112,10 +115,20 @@ def _pointer(tensor: torch.Tensor | None, kind: Any) -> Any:
 @dataclass
 class KernelPopulation:
     """A population as the kernel steps it: its module (parameters, channels, dt) and its input's
-    rings (the delta input, then one per channel; batch 1)."""
+    rings (the delta input, then one per channel; batch 1). A ``LIFBoxRefrac`` module (delta
+    synapses, reset to a value: ``graph_plan.network_kernel_steps``) is stepped as a
+    ``lif_channels`` population without channels."""
 
-    module: LIFChannels
+    module: LIFChannels | LIFBoxRefrac
     rings: list[DelayRing]
+
+    @property
+    def channels(self) -> int:
+        return self.module.channels.size if isinstance(self.module, LIFChannels) else 0
+
+    @property
+    def exact(self) -> bool:
+        return isinstance(self.module, LIFChannels) and self.module.p.integration == "exact"
 
 
 @dataclass
@@ -128,22 +141,28 @@ class KernelEdge:
     row: int
     projection: Projection | None = None
     plastic: PlasticProjection | None = None
+    one_to_one: bool = False  # synapse i from source i to target i, one delay: added as the runner adds it (weight * count)
 
 
 @dataclass
 class NetworkKernel:
     """A graph for the kernel: ``nodes`` in the order they run, each a population's index (into
-    ``populations``) or None for an input of that many neurons; ``edges`` in the request's order."""
+    ``populations``) or None for an input of that many neurons; ``edges`` in the request's order.
+    ``pass_steps``: the graph runner's passes (``GraphPlan.pass_steps``; None: a whole chunk),
+    which the kernel takes alike so that every input sums in the runner's order; a graph with a
+    plastic edge runs in passes of one step."""
 
     nodes: list[tuple[int | None, int]]
     populations: list[KernelPopulation]
     edges: list[KernelEdge]
+    pass_steps: int | None = 1
 
     def __post_init__(self) -> None:
         lib = library()
         if lib is None:
             raise RuntimeError("the network kernel cannot be built here")
         self.lib = lib
+        assert self.pass_steps == 1 or not any(edge.plastic for edge in self.edges), "plasticity runs a step at a time"
         self.params: list[dict[str, Any]] = []  # made at the first run, from the states' shapes
         self.history = [
             torch.zeros((edge.plastic.delay, edge.plastic.projection.n_pre), dtype=torch.uint8) if edge.plastic else None
@@ -191,6 +210,7 @@ class NetworkKernel:
         projection = edge.plastic.projection if edge.plastic is not None else edge.projection
         assert projection is not None
         e.n_pre, e.n_post = projection.n_pre, projection.n_post
+        e.one_to_one = int(edge.one_to_one)
         e.offsets, e.post = _pointer(projection.offsets, _i64_p), _pointer(projection.post, _i32_p)
         shared_weight, shared_delay = projection.weight.dim() == 0, projection.delay.dim() == 0
         e.weight = _pointer(None if shared_weight else projection.weight, _float_p)
@@ -225,14 +245,21 @@ class NetworkKernel:
             self.lib.network_flush(self.c_edges, self.n_plastic, _pointer(self.plastic, _i32_p))
 
     def run(
-        self, t0: int, steps: int, states: list[LIFChannelsState], inputs: dict[int, torch.Tensor], traced: frozenset[int]
-    ) -> tuple[list[torch.Tensor], list[torch.Tensor | None], list[LIFChannelsState]]:
-        """Steps ``t0 .. t0 + steps - 1`` from ``states`` (one per population, batch 1; left as they
-        are): each population's spikes (steps, n) as bool, the voltage after
-        every step of those in ``traced`` (steps, n), and the states after. ``inputs``: per input node,
-        its spikes or counts of these steps (steps, n) as bool or uint8."""
+        self, t0: int, steps: int, before: list[Any], inputs: dict[int, torch.Tensor], traced: frozenset[int]
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor | None], list[Any]]:
+        """Steps ``t0 .. t0 + steps - 1`` from the states ``before`` (one per population, its module's
+        kind, batch 1; left as they are): each population's spikes (steps, n) as bool, the voltage
+        after every step of those in ``traced`` (steps, n), and the states after. ``inputs``: per
+        input node, its spikes or counts of these steps (steps, n) as bool or uint8. A chunk's
+        passes start at ``t0``."""
         # copies: the kernel writes the state in place, and what the caller holds may be recorded already
-        states = [LIFChannelsState(*(t.to(torch.float32, copy=True).contiguous() for t in state)) for state in states]
+        states = [
+            LIFChannelsState(
+                *(t.to(torch.float32, copy=True).contiguous()
+                  for t in (state.v, state.rho, getattr(state, "g", state.v.new_zeros((0, *state.v.shape)))))
+            )
+            for state in before
+        ]  # fmt: skip
         if not self.params:
             self.params = [self._parameters(p, s.v.shape) for p, s in zip(self.populations, states, strict=True)]
         spikes = [torch.empty((steps, state.v.numel()), dtype=torch.bool) for state in states]
@@ -241,8 +268,7 @@ class NetworkKernel:
         c_populations = (_Population * len(self.populations))()
         for index, (population, state, params) in enumerate(zip(self.populations, states, self.params, strict=True)):
             c = c_populations[index]
-            c.n, c.channels = state.v.numel(), population.module.channels.size
-            c.exact = int(population.module.p.integration == "exact")
+            c.n, c.channels, c.exact = state.v.numel(), population.channels, int(population.exact)
             c.v, c.rho, c.g = (_pointer(t, _float_p) for t in state)
             for name in ("v_leak", "v_th", "v_reset", "rho_reset", "membrane", "gain", "decay", "e_rev"):
                 setattr(c, name, _pointer(params[name], _float_p))
@@ -264,6 +290,7 @@ class NetworkKernel:
             t0, steps, len(self.nodes), c_nodes, c_populations, _pointer(self.feed_offsets, _i64_p),
             _pointer(self.feeds, _i32_p), self.c_edges, self.n_plastic, _pointer(self.plastic, _i32_p),
             _pointer(self.plastic_nodes, _i32_p), torch.get_num_threads() if self.parallel else 1,
-            int(self.undelayed),
+            int(self.undelayed), self.pass_steps or steps,
         )  # fmt: skip
-        return spikes, traces, states
+        after = [type(old)(**{name: getattr(new, name) for name in old._fields}) for old, new in zip(before, states, strict=True)]
+        return spikes, traces, after

@@ -1,13 +1,15 @@
-/* A whole graph of LIF populations with synaptic channels, their sparse (and plastic) projections
- * and their spike inputs, stepped in one call per chunk: the per-pass work of the Python graph
- * runner (a pass per step when a cycle has a one-step delay, as CUBA's and COBA's) done here.
+/* A whole graph of LIF populations with synaptic channels (or Brunel's box neurons, the same
+ * update without channels), their sparse (and plastic) projections and their spike inputs, stepped
+ * in one call per chunk: the per-pass work of the Python graph runner done here.
  *
- * Each step does what worker.simulation.graph_runner does with passes of one step, in its order
- * and with its float32 operations (see worker/engine/lif_channels.py and plasticity.py): the
- * nodes in the graph's order, each population's update from its input rings, then each node's
- * non-plastic edges adding its spikes to their targets' rings; then every plastic edge's
- * plasticity phase (decay, presynaptic events with delivery and depression, postsynaptic events
- * with potentiation).
+ * Each pass does what worker.simulation.graph_runner does with its passes, in its order and with
+ * its float32 operations (see worker/engine/lif_channels.py and plasticity.py). A step at a time
+ * (``step``; a cycle of a one-step delay, or a plastic edge): the nodes in the graph's order, each
+ * population's update from its input rings, then each node's non-plastic edges adding its spikes to
+ * their targets' rings; then every plastic edge's plasticity phase (decay, presynaptic events with
+ * delivery and depression, postsynaptic events with potentiation). In passes of several steps
+ * (``passes``): each node in turn runs all the pass's steps, then its edges deliver them, which
+ * sums every ring slot's inputs in the runner's order.
  *
  * Threads: a thread owns the same range of every population's neurons in the updates and of its
  * targets in the deliveries and weight changes, so every sum is taken in one order (spiking
@@ -78,6 +80,7 @@ typedef struct {
     int32_t *recent;      /* ... and the latest RECENT of them a target, latest first (NO_SPIKE: none) */
     int32_t vector;       /* 1: rows in vector registers (no row repeats a target; see plastic_row_vector) */
     int32_t pending_size;
+    int32_t one_to_one; /* 1: synapse i from source i to target i, one delay: deliver_one_to_one */
 } edge_t;
 
 static inline void part_of(int64_t n, int64_t threads, int64_t me, int64_t *lo, int64_t *hi) {
@@ -205,26 +208,68 @@ static inline void row_part(const edge_t *e, int64_t i, int64_t lo, int64_t hi, 
     row_range(e->post, e->offsets[i], e->offsets[i + 1], e->n_post, lo, hi, start, stop);
 }
 
+/* Source i's ``c`` spikes (a count) into the targets in [lo, hi) of edge e, at step t: its row's
+ * weights added c times, in row order. */
+static inline void deliver_row(const edge_t *e, float *ring, int64_t n, int64_t slots, int64_t i, uint8_t c, int64_t t,
+                               int64_t lo, int64_t hi) {
+    int64_t start, stop;
+    row_part(e, i, lo, hi, &start, &stop);
+    for (; c; c--) {
+        if (!e->delay) {
+            float *slot = ring + ((t + e->shared_delay) % slots) * n;
+            if (e->weight)
+                for (int64_t s = start; s < stop; s++) slot[e->post[s]] += e->weight[s];
+            else
+                for (int64_t s = start; s < stop; s++) slot[e->post[s]] += e->shared_weight;
+            continue;
+        }
+        for (int64_t s = start; s < stop; s++)
+            ring[((t + e->delay[s]) % slots) * n + e->post[s]] += e->weight ? e->weight[s] : e->shared_weight;
+    }
+}
+
+/* A one-to-one edge (the graph runner's identity and one-to-one edges: synapse i from source i
+ * to target i, one delay) at step t, for the targets in [lo, hi): as the runner adds it, the
+ * weight times the count for every neuron, zeros included, in one pass the compiler vectorises. */
+static void deliver_one_to_one(const edge_t *e, const uint8_t *restrict now, population_t *to, int64_t t, int64_t lo,
+                               int64_t hi) {
+    float *restrict slot = to->rings[e->row] + ((t + e->shared_delay) % to->slots) * to->n;
+    const float *restrict weight = e->weight;
+    if (weight)
+        for (int64_t i = lo; i < hi; i++) slot[i] += weight[i] * (float)now[i];
+    else
+        for (int64_t i = lo; i < hi; i++) slot[i] += e->shared_weight * (float)now[i];
+}
+
 static void deliver(const edge_t *e, const node_t *from, int parity, population_t *to, int64_t t, int64_t lo, int64_t hi) {
     float *ring = to->rings[e->row];
-    const int64_t n = to->n;
     const uint8_t *now = from->now[parity];
-    FOR_EACH_FIRED(from, parity, i, {
-        int64_t start, stop;
-        row_part(e, i, lo, hi, &start, &stop);
-        for (uint8_t c = now[i]; c; c--) {
-            if (!e->delay) {
-                float *slot = ring + ((t + e->shared_delay) % to->slots) * n;
-                if (e->weight)
-                    for (int64_t s = start; s < stop; s++) slot[e->post[s]] += e->weight[s];
-                else
-                    for (int64_t s = start; s < stop; s++) slot[e->post[s]] += e->shared_weight;
-                continue;
-            }
-            for (int64_t s = start; s < stop; s++)
-                ring[((t + e->delay[s]) % to->slots) * n + e->post[s]] += e->weight ? e->weight[s] : e->shared_weight;
-        }
-    });
+    if (e->one_to_one) {
+        deliver_one_to_one(e, now, to, t, lo, hi);
+        return;
+    }
+    FOR_EACH_FIRED(from, parity, i, { deliver_row(e, ring, to->n, to->slots, i, now[i], t, lo, hi); });
+}
+
+/* deliver, for spikes or counts ``now`` (n_pre bytes) that no list holds: read ascending, eight
+ * bytes at a time (most are zero), by every thread for its own targets. */
+static void deliver_scan(const edge_t *e, const uint8_t *restrict now, population_t *to, int64_t t, int64_t lo, int64_t hi) {
+    if (e->one_to_one) {
+        deliver_one_to_one(e, now, to, t, lo, hi);
+        return;
+    }
+    float *ring = to->rings[e->row];
+    const int64_t n_pre = e->n_pre;
+    int64_t i = 0;
+    for (; i + 8 <= n_pre; i += 8) {
+        uint64_t word;
+        memcpy(&word, now + i, 8);
+        if (!word) continue;
+        for (int64_t b = i; b < i + 8; b++)
+            if (now[b]) deliver_row(e, ring, to->n, to->slots, b, now[b], t, lo, hi);
+    }
+    for (; i < n_pre; i++)
+        if (now[i]) deliver_row(e, ring, to->n, to->slots, i, now[i], t, lo, hi);
 }
 
 /* The rule's bounds, read once a row (kept in registers: stores to the weights could alias ``e``). */
@@ -629,20 +674,61 @@ static void step(int64_t t, int64_t s, int32_t n_nodes, node_t *nodes, populatio
     }
 }
 
+/* Passes of ``pass_steps`` steps from chunk step ``first`` (no plastic edge), as the graph runner
+ * takes them: each node in turn runs every step of the pass, then each of its edges delivers the
+ * pass's spikes, a step at a time, so that every ring slot sums its inputs in the runner's order.
+ * A thread updates and delivers into its own range of neurons, so the one barrier a node needs is
+ * before its edges read every thread's spikes; inputs, known in advance, need none. */
+static void passes(int64_t t0, int64_t steps, int64_t pass_steps, int32_t n_nodes, node_t *nodes, population_t *populations,
+                   const int64_t *feed_offsets, const int32_t *feeds, edge_t *edges, int team) {
+    for (int64_t first = 0; first < steps; first += pass_steps) {
+        const int64_t last = first + pass_steps < steps ? first + pass_steps : steps;
+        for (int32_t k = 0; k < n_nodes; k++) {
+            node_t *node = nodes + k;
+            const uint8_t *rows = node->input;
+            if (node->population >= 0) {
+                population_t *p = populations + node->population;
+                int64_t lo, hi;
+                part(node->n, &lo, &hi);
+                for (int64_t s = first; s < last; s++) update(p, t0 + s, s, lo, hi);
+                rows = p->spikes;
+                if (feed_offsets[k] < feed_offsets[k + 1]) SYNC(team);
+            }
+            for (int64_t f = feed_offsets[k]; f < feed_offsets[k + 1]; f++) {
+                const edge_t *e = edges + feeds[f];
+                int64_t lo, hi;
+                part(e->n_post, &lo, &hi);
+                for (int64_t s = first; s < last; s++)
+                    deliver_scan(e, rows + s * node->n, populations + e->target, t0 + s, lo, hi);
+            }
+        }
+    }
+}
+
 /* Steps t0 .. t0 + steps - 1. ``nodes`` in the order they run; ``feeds[feed_offsets[k] ..
  * feed_offsets[k + 1]]`` the non-plastic edges from node k, in edge order; ``plastic`` the plastic
  * edges in edge order, ``plastic_nodes[2 p]`` and ``[2 p + 1]`` the nodes of the source and the
- * target of plastic edge p. With one thread no team is made. */
+ * target of plastic edge p. ``pass_steps`` above 1 (never with a plastic edge): in passes of that
+ * many steps (``passes``); else a step at a time. With one thread no team is made. */
 void network_run(int64_t t0, int64_t steps, int32_t n_nodes, node_t *nodes, population_t *populations,
                  const int64_t *feed_offsets, const int32_t *feeds, edge_t *edges, int32_t n_plastic,
-                 const int32_t *plastic, const int32_t *plastic_nodes, int threads, int undelayed) {
+                 const int32_t *plastic, const int32_t *plastic_nodes, int threads, int undelayed, int64_t pass_steps) {
+    threads = threads < MAX_THREADS ? threads : MAX_THREADS;
+    if (pass_steps > 1) {
+        if (threads <= 1) {
+            passes(t0, steps, pass_steps, n_nodes, nodes, populations, feed_offsets, feeds, edges, 0);
+            return;
+        }
+#pragma omp parallel num_threads(threads)
+        passes(t0, steps, pass_steps, n_nodes, nodes, populations, feed_offsets, feeds, edges, 1);
+        return;
+    }
     if (threads <= 1) {
         for (int64_t s = 0; s < steps; s++)
             step(t0 + s, s, n_nodes, nodes, populations, feed_offsets, feeds, edges, n_plastic, plastic, plastic_nodes, 0,
                  undelayed);
         return;
     }
-    threads = threads < MAX_THREADS ? threads : MAX_THREADS;
 #pragma omp parallel num_threads(threads)
     for (int64_t s = 0; s < steps; s++)
         step(t0 + s, s, n_nodes, nodes, populations, feed_offsets, feeds, edges, n_plastic, plastic, plastic_nodes, 1,
