@@ -25,7 +25,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:
     from app.client import Job
@@ -962,7 +962,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    return _handle(build_parser().parse_args(argv))
+
+
+def _handle(args: argparse.Namespace) -> int:
     try:
         return args.handler(args)
     except BrokenPipeError:
@@ -976,5 +979,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise
 
 
+def console() -> NoReturn:
+    """The ``spikeserve`` command. After ``run`` it leaves without the interpreter's teardown: the
+    result file is written and closed and the output flushed by then, and tearing torch's modules
+    down took 0.5-0.7 s on a 2-core machine, a fifth of a Brunel run from command to NPZ."""
+    args = build_parser().parse_args()
+    code = _handle(args)
+    if args.handler is _run:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except BrokenPipeError:
+            code = EXIT_BROKEN_PIPE
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console()
