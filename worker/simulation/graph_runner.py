@@ -15,9 +15,10 @@ rows; the same module as a linear layer node, so either form of a network gives 
 ``Projection`` (compressed rows by source neuron) whose spikes a kernel (C, or Triton on CUDA)
 adds in a fixed order. Connectivity, weights, delays and initial voltages are drawn on the CPU
 from the request's seed (a torch generator for nodes first, then edges, in order; the degree
-rules from counter-based draws of their own), so every device starts from the same network; the
-sums are the same whatever the chunking, and a request's passes and chunks are fixed by the
-request alone, so a rerun gives the same bits.
+rules from counter-based draws of their own), so every device starts from the same network. A
+ring slot sums its inputs in the order the passes deliver them, and a chunk's passes start with
+the chunk (so chunks of other lengths can round differently where two edges reach a slot); a
+request's passes and chunks are fixed by the request alone, so a rerun gives the same bits.
 
 A population of ``lif_channels`` takes its input in rows, a ring per row: the delta input, then
 one per synaptic channel (an edge adds to its channel's ring). A plastic edge
