@@ -674,8 +674,8 @@ static void step(int64_t t, int64_t s, int32_t n_nodes, node_t *nodes, populatio
     }
 }
 
-/* Passes of ``pass_steps`` steps from chunk step ``first`` (no plastic edge), as the graph runner
- * takes them: each node in turn runs every step of the pass, then each of its edges delivers the
+/* Steps t0 .. t0 + steps - 1 in passes of ``pass_steps`` from t0 (no plastic edge), as the graph
+ * runner takes them: each node in turn runs every step of the pass, then each of its edges delivers the
  * pass's spikes, a step at a time, so that every ring slot sums its inputs in the runner's order.
  * A thread updates and delivers into its own range of neurons, so the one barrier a node needs is
  * before its edges read every thread's spikes; inputs, known in advance, need none. */
