@@ -709,6 +709,7 @@ function clearPlots() {
   destroyAll(state.plots);
   state.plots = [];
   state.containers = [];
+  state.renderedAt = null; // until the next render has every plot in the page
   $("#plots").replaceChildren();
 }
 

@@ -121,7 +121,9 @@ def api_result(viewer_url: str, job_id: str) -> dict:
 
 
 def open_example(page, name: str) -> dict:
-    """Runs an example in the page; returns its result as the API's JSON."""
+    """Runs an example in the page, waiting until every plot of its result is drawn (the first
+    only was waited for once, and a test read the voltage plot before it existed); returns its
+    result as the API's JSON."""
     page.select_option("#examples", name)
-    job_id = submit_and_wait(page)
+    job_id = submit_and_wait(page, until="s.renderedAt !== null")
     return api_result(page.url.split("#")[0].rstrip("/"), job_id)
