@@ -39,6 +39,7 @@ import torch
 
 from worker.engine import projections as proj
 from worker.engine.lif_channels import LIFChannels
+from worker.engine.lif_refrac import LIFBoxRefrac
 from worker.engine.module import SequenceModule, cast_params
 from worker.engine.network import KernelEdge, KernelPopulation, NetworkKernel
 from worker.engine.network import library as network_library
@@ -320,7 +321,11 @@ class GraphRun:
         index = {name: position for position, name in enumerate(populations)}
         self.direct = {}
         self._rings(pass_steps)
-        kept = [KernelPopulation(self.modules[name], self.rings[name]) for name in populations]
+        kept = []
+        for name in populations:
+            module = self.modules[name]
+            assert isinstance(module, (LIFChannels, LIFBoxRefrac)), "Plan.network_kernel admits no other population"
+            kept.append(KernelPopulation(module, self.rings[name]))
         edges = []
         for edge in self.edges:
             source = order.index(edge.plan.source)
