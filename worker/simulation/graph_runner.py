@@ -181,7 +181,7 @@ KERNEL_RUN_STEPS = 1000
 
 def network_kernel_runs(plan: Plan, device: torch.device) -> bool:
     """Whether the network kernel steps this graph: on the CPU with the fused kernels on, one
-    network (no batch), every node a population with channels or a spike input."""
+    network (no batch), every node a population it steps or a spike input (``Plan.network_kernel``)."""
     return device.type == "cpu" and ENGINE.fused and plan.network_kernel and network_library() is not None
 
 
@@ -271,7 +271,6 @@ class GraphRun:
         self.device = device
         self.rings: dict[str, list[proj.DelayRing]] = {}  # per node, a ring per row of its input
         self.ring_steps = 0  # the steps the rings were sized for (a pass)
-        self.plan = plan
         self.kernel_runs = network_kernel_runs(plan, device)
         self.kernel: NetworkKernel | None = None  # made at the first chunk, whose passes size the rings
 
