@@ -96,6 +96,26 @@ def coefficients(p: Any, channels: Channels, dt: float, dtype: torch.dtype = tor
     )
 
 
+def kernel_arrays(p: Any, channels: Channels, c: Coefficients, shape: torch.Size, like: torch.Tensor) -> dict[str, torch.Tensor]:
+    """What the kernels read of a population of ``shape`` (its state's) with parameters ``p``,
+    ``channels`` and coefficients ``c``, on ``like``'s device: the parameters and the membrane's
+    coefficient one per neuron, the exact update's gains (channels, neurons), each channel's decay,
+    reversal potential and kind (one row or value of zeros where it has no channels, so that no
+    array is empty)."""
+
+    def flat(value: Any) -> torch.Tensor:
+        value = torch.as_tensor(value, dtype=like.dtype, device=like.device)
+        return torch.broadcast_to(value, shape).reshape(-1).contiguous()
+
+    arrays = {name: flat(getattr(p, name)) for name in ("v_leak", "v_th", "v_reset", "rho_reset")}
+    arrays["membrane"] = flat(c.membrane)
+    zero = torch.zeros(1, dtype=like.dtype, device=like.device)
+    arrays["gain"] = torch.stack([flat(gain) for gain in c.gain]) if channels.size else flat(0.0)[None]
+    arrays["decay"], arrays["e_rev"] = (t.contiguous() if channels.size else zero for t in (c.decay, c.e_rev))
+    arrays["conductance"] = torch.tensor(channels.conductance or (False,), dtype=torch.uint8, device=like.device)
+    return arrays
+
+
 def _per_channel(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """(C,) -> (C, 1, ...) broadcasting against a (C, *neurons) tensor."""
     return values.reshape(values.shape[0], *([1] * (like.dim() - 1)))
@@ -164,23 +184,8 @@ class LIFChannels(SequenceModule):
 
     def kernel_arrays(self, shape: torch.Size, like: torch.Tensor) -> dict[str, torch.Tensor]:
         """What the C and Triton kernels read of this population of ``shape`` (its state's), on
-        ``like``'s device: the parameters and the membrane's coefficient one per neuron, the exact
-        update's gains (channels, neurons), each channel's decay, reversal potential and kind (one
-        row or value of zeros where it has no channels, so that no array is empty)."""
-        p, c = self.p, self.coefficients(like)
-
-        def flat(value: Any) -> torch.Tensor:
-            value = torch.as_tensor(value, dtype=like.dtype, device=like.device)
-            return torch.broadcast_to(value, shape).reshape(-1).contiguous()
-
-        arrays = {name: flat(getattr(p, name)) for name in ("v_leak", "v_th", "v_reset", "rho_reset")}
-        arrays["membrane"] = flat(c.membrane)
-        channels = self.channels.size
-        zero = torch.zeros(1, dtype=like.dtype, device=like.device)
-        arrays["gain"] = torch.stack([flat(gain) for gain in c.gain]) if channels else flat(0.0)[None]
-        arrays["decay"], arrays["e_rev"] = (t.contiguous() if channels else zero for t in (c.decay, c.e_rev))
-        arrays["conductance"] = torch.tensor(self.channels.conductance or (False,), dtype=torch.uint8, device=like.device)
-        return arrays
+        ``like``'s device (``kernel_arrays`` below)."""
+        return kernel_arrays(self.p, self.channels, self.coefficients(like), shape, like)
 
     def sequence_kernel(self, x: torch.Tensor, state: Any, p: Any) -> tuple[torch.Tensor, Any] | None:
         """On CUDA (or with ``backend="triton"``), the whole sequence in one Triton kernel call."""

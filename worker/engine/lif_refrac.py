@@ -28,6 +28,7 @@ from worker.engine.fused.models import coefficients
 from worker.engine.fused.refractory import box_refrac_sequence
 from worker.engine.lif import LIFFeedForwardState, full_state, lif_feed_forward_step
 from worker.engine.lif_box import LIFBoxFeedForwardState, lif_box_feed_forward_step
+from worker.engine.lif_channels import NO_CHANNELS, Coefficients, kernel_arrays
 from worker.engine.module import CellModule, SequenceModule, cast_params
 from worker.engine.parameter_types import LIFBoxRefracParameters, LIFRefracParameters
 from worker.engine.threshold import threshold
@@ -125,19 +126,12 @@ class LIFBoxRefrac(_LIFBoxRefracDynamics, SequenceModule):
         return box_refrac_sequence(x, state, p, self.dt)
 
     def kernel_arrays(self, shape: torch.Size, like: torch.Tensor) -> dict[str, torch.Tensor]:
-        """What the network kernel reads of this population of ``shape``, as it reads a
-        ``lif_channels`` population's (``LIFChannels.kernel_arrays``) without channels: with delta
-        synapses and a reset to a value, this step is that one, operation for operation (v + a
-        (v_leak - v), then the input; the threshold, reset and refractory update as selects),
-        with ``a`` the product the step and its fused kernel take."""
+        """What the network kernel reads of this population of ``shape``: a ``lif_channels``
+        population's arrays without channels (``lif_channels.kernel_arrays``), since with delta
+        synapses and a reset to a value this step is that one, operation for operation (v + a
+        (v_leak - v), then the input; the threshold, reset and refractory update as selects), with
+        ``a`` the product the step and its fused kernel take."""
         p = cast_params(self.p, like)
-
-        def flat(value: Any) -> torch.Tensor:
-            return torch.broadcast_to(torch.as_tensor(value, dtype=like.dtype), shape).reshape(-1).contiguous()
-
-        arrays = {name: flat(getattr(p, name)) for name in ("v_leak", "v_th", "v_reset", "rho_reset")}
-        arrays["membrane"] = flat(coefficients(p, self.dt)["a"])
-        zero = torch.zeros(1, dtype=like.dtype)
-        arrays["gain"], arrays["decay"], arrays["e_rev"] = flat(0.0)[None], zero, zero
-        arrays["conductance"] = torch.zeros(1, dtype=torch.uint8)
-        return arrays
+        none = torch.zeros(0, dtype=like.dtype, device=like.device)
+        membrane = torch.as_tensor(coefficients(p, self.dt)["a"], dtype=like.dtype, device=like.device)
+        return kernel_arrays(p, NO_CHANNELS, Coefficients(membrane, none, none, none), shape, like)
