@@ -94,22 +94,31 @@ static inline void part(int64_t n, int64_t *lo, int64_t *hi) {
     part_of(n, omp_get_num_threads(), omp_get_thread_num(), lo, hi);
 }
 
-/* Lists the spiking neurons of [lo, hi) in this step's row, eight bytes at a time (most are quiet). */
+/* Runs the block for every ``i`` in [lo, hi) whose byte of ``bytes`` is not zero, ascending: eight
+ * bytes at a time where they are aligned (most spikes and counts are zero). */
+#define FOR_EACH_NONZERO(bytes, lo, hi, i, ...)                   \
+    do {                                                          \
+        const uint8_t *restrict bytes_ = (bytes);                 \
+        const int64_t hi_ = (hi);                                 \
+        for (int64_t i = (lo); i < hi_; i++) {                    \
+            if (!(i & 7) && i + 8 <= hi_) {                       \
+                uint64_t word_;                                   \
+                memcpy(&word_, bytes_ + i, 8);                    \
+                if (!word_) {                                     \
+                    i += 7;                                       \
+                    continue;                                     \
+                }                                                 \
+            }                                                     \
+            if (!bytes_[i]) continue;                             \
+            __VA_ARGS__                                           \
+        }                                                         \
+    } while (0)
+
+/* Lists the spiking neurons of [lo, hi) in this step's row. */
 static void list_range(node_t *node, int parity, int64_t lo, int64_t hi) {
-    const uint8_t *restrict now = node->now[parity];
     int32_t *restrict fired = node->fired + parity * node->n + lo;
-    int64_t count = 0, i = lo;
-    for (; i < hi && (i & 7); i++)
-        if (now[i]) fired[count++] = (int32_t)i;
-    for (; i + 8 <= hi; i += 8) {
-        uint64_t word;
-        memcpy(&word, now + i, 8);
-        if (!word) continue;
-        for (int64_t b = i; b < i + 8; b++)
-            if (now[b]) fired[count++] = (int32_t)b;
-    }
-    for (; i < hi; i++)
-        if (now[i]) fired[count++] = (int32_t)i;
+    int64_t count = 0;
+    FOR_EACH_NONZERO(node->now[parity], lo, hi, i, { fired[count++] = (int32_t)i; });
     node->counts[parity * MAX_THREADS + omp_get_thread_num()] = count;
 }
 
@@ -251,25 +260,15 @@ static void deliver(const edge_t *e, const node_t *from, int parity, population_
     FOR_EACH_FIRED(from, parity, i, { deliver_row(e, ring, to->n, to->slots, i, now[i], t, lo, hi); });
 }
 
-/* deliver, for spikes or counts ``now`` (n_pre bytes) that no list holds: read ascending, eight
- * bytes at a time (most are zero), by every thread for its own targets. */
+/* deliver, for spikes or counts ``now`` (n_pre bytes) that no list holds: read ascending, by every
+ * thread for its own targets. */
 static void deliver_scan(const edge_t *e, const uint8_t *restrict now, population_t *to, int64_t t, int64_t lo, int64_t hi) {
     if (e->one_to_one) {
         deliver_one_to_one(e, now, to, t, lo, hi);
         return;
     }
     float *ring = to->rings[e->row];
-    const int64_t n_pre = e->n_pre;
-    int64_t i = 0;
-    for (; i + 8 <= n_pre; i += 8) {
-        uint64_t word;
-        memcpy(&word, now + i, 8);
-        if (!word) continue;
-        for (int64_t b = i; b < i + 8; b++)
-            if (now[b]) deliver_row(e, ring, to->n, to->slots, b, now[b], t, lo, hi);
-    }
-    for (; i < n_pre; i++)
-        if (now[i]) deliver_row(e, ring, to->n, to->slots, i, now[i], t, lo, hi);
+    FOR_EACH_NONZERO(now, 0, e->n_pre, i, { deliver_row(e, ring, to->n, to->slots, i, now[i], t, lo, hi); });
 }
 
 /* The rule's bounds, read once a row (kept in registers: stores to the weights could alias ``e``). */
@@ -557,6 +556,24 @@ static void flush_target(edge_t *e, int64_t j) {
         }                            \
     } while (0)
 
+/* Source events' row [start, stop) of a plastic edge: in vector registers where it may (``vector``),
+ * else one synapse at a time; each with its bounds' kind fixed, so the hot loops hold no test. */
+static inline void plastic_row_of(const edge_t *e, int64_t start, int64_t stop, int64_t since, float value, float *ring) {
+#if VECTOR_LANES > 1
+    if (e->vector) {
+        if (e->soft)
+            plastic_row_vector(e, 1, start, stop, since, value, ring);
+        else
+            plastic_row_vector(e, 0, start, stop, since, value, ring);
+        return;
+    }
+#endif
+    if (e->soft)
+        plastic_row(e, 1, start, stop, since, value, ring);
+    else
+        plastic_row(e, 0, start, stop, since, value, ring);
+}
+
 /* The plasticity phase of step t for one edge, by a thread owning targets [lo, hi) (and sources
  * [src_lo, src_hi) for the presynaptic traces). Barriers separate what other threads read. */
 static void plasticity(edge_t *e, const node_t *from, const node_t *post_node, int parity, population_t *to, int64_t t,
@@ -576,32 +593,11 @@ static void plasticity(edge_t *e, const node_t *from, const node_t *post_node, i
     SYNC(team);
     const uint8_t *restrict events = e->history + ((t + 1) % delay) * n_pre; /* step t - delay + 1 */
     float *restrict ring = to->rings[e->row] + ((t + 1) % to->slots) * to->n;
-    for (int64_t i = 0; i < n_pre; i++) {
-        if (!(i & 7) && i + 8 <= n_pre) { /* quiet words skipped eight sources at a time */
-            uint64_t word;
-            memcpy(&word, events + i, 8);
-            if (!word) {
-                i += 7;
-                continue;
-            }
-        }
-        if (!events[i]) continue;
+    FOR_EACH_NONZERO(events, 0, n_pre, i, {
         int64_t start, stop;
         row_part(e, i, lo, hi, &start, &stop);
-#if VECTOR_LANES > 1
-        if (e->vector) {
-            if (e->soft)
-                plastic_row_vector(e, 1, start, stop, pre_stamp[i], x_pre[i], ring);
-            else
-                plastic_row_vector(e, 0, start, stop, pre_stamp[i], x_pre[i], ring);
-            continue;
-        }
-#endif
-        if (e->soft)
-            plastic_row(e, 1, start, stop, pre_stamp[i], x_pre[i], ring);
-        else
-            plastic_row(e, 0, start, stop, pre_stamp[i], x_pre[i], ring);
-    }
+        plastic_row_of(e, start, stop, pre_stamp[i], x_pre[i], ring);
+    });
     SYNC(team);
     for (int64_t i = src_lo; i < src_hi; i++) {
         if (!events[i]) continue;
