@@ -707,28 +707,19 @@ static void passes(int64_t t0, int64_t steps, int64_t pass_steps, int32_t n_node
  * feed_offsets[k + 1]]`` the non-plastic edges from node k, in edge order; ``plastic`` the plastic
  * edges in edge order, ``plastic_nodes[2 p]`` and ``[2 p + 1]`` the nodes of the source and the
  * target of plastic edge p. ``pass_steps`` above 1 (never with a plastic edge): in passes of that
- * many steps (``passes``); else a step at a time. With one thread no team is made. */
+ * many steps (``passes``); else a step at a time. With one thread the region is not parallel. */
 void network_run(int64_t t0, int64_t steps, int32_t n_nodes, node_t *nodes, population_t *populations,
                  const int64_t *feed_offsets, const int32_t *feeds, edge_t *edges, int32_t n_plastic,
                  const int32_t *plastic, const int32_t *plastic_nodes, int threads, int undelayed, int64_t pass_steps) {
     threads = threads < MAX_THREADS ? threads : MAX_THREADS;
-    if (pass_steps > 1) {
-        if (threads <= 1) {
-            passes(t0, steps, pass_steps, n_nodes, nodes, populations, feed_offsets, feeds, edges, 0);
-            return;
-        }
-#pragma omp parallel num_threads(threads)
-        passes(t0, steps, pass_steps, n_nodes, nodes, populations, feed_offsets, feeds, edges, 1);
-        return;
+    const int team = threads > 1;
+#pragma omp parallel num_threads(threads) if (team)
+    {
+        if (pass_steps > 1)
+            passes(t0, steps, pass_steps, n_nodes, nodes, populations, feed_offsets, feeds, edges, team);
+        else
+            for (int64_t s = 0; s < steps; s++)
+                step(t0 + s, s, n_nodes, nodes, populations, feed_offsets, feeds, edges, n_plastic, plastic, plastic_nodes,
+                     team, undelayed);
     }
-    if (threads <= 1) {
-        for (int64_t s = 0; s < steps; s++)
-            step(t0 + s, s, n_nodes, nodes, populations, feed_offsets, feeds, edges, n_plastic, plastic, plastic_nodes, 0,
-                 undelayed);
-        return;
-    }
-#pragma omp parallel num_threads(threads)
-    for (int64_t s = 0; s < steps; s++)
-        step(t0 + s, s, n_nodes, nodes, populations, feed_offsets, feeds, edges, n_plastic, plastic, plastic_nodes, 1,
-             undelayed);
 }
