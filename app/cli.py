@@ -112,7 +112,7 @@ def _result_output_problem(output: str | None) -> str | None:
         return None
     suffix = pathlib.Path(output).suffix
     if suffix not in RESULT_SUFFIXES:
-        return f"{output}: a result's file must end in .npz, .json or .nwb"
+        return f"{output}: a result's file must end in {', '.join(RESULT_SUFFIXES[:-1])} or {RESULT_SUFFIXES[-1]}"
     if suffix == ".nwb":
         from worker.simulation.results import missing_library
 
