@@ -211,7 +211,7 @@ def _run(args: argparse.Namespace) -> int:
     except SimulationError as error:
         return _fail(str(error))
     except (Cancelled, KeyboardInterrupt):
-        return _fail("interrupted")
+        return _interrupted("before the run ended: nothing written")
     finally:
         bar.close()
     if output is not None:
@@ -251,7 +251,7 @@ def _run_sweep(path: pathlib.Path, body: dict[str, Any], output: pathlib.Path | 
             outcomes.append(Outcome(job_id, "failed", error=str(error)))
             continue
         except (Cancelled, KeyboardInterrupt):
-            return _fail("interrupted")
+            return _interrupted(f"at point {index} of {len(points)}: nothing written")
         outcomes.append(Outcome(job_id, "succeeded", result.stats["wall_s"], result.spike_summary()))
     _write_table(*summary_table(table_axes(sweep), outcomes), output)
     return 0
@@ -415,6 +415,74 @@ def _worker(args: argparse.Namespace) -> int:
     finally:  # each worker gets SIGTERM (a warm shutdown) and up to 15 s to finish
         supervisor.stop()
     return 0
+
+
+def _engine(args: argparse.Namespace) -> int:
+    from app import resident
+
+    path = resident.socket_path()
+    try:
+        if args.engine_command == "status":
+            state = resident.ask("status")
+            if state is None:
+                print(f"no resident engine listens on {path}")
+                return EXIT_JOB_ENDED
+            print(
+                f"resident engine pid {state['pid']} on {state['socket']}: up {state['uptime_s']:g} s, "
+                f"{state['runs']} run(s), {state['running']} running; leaves after {state['idle_s']:g} s idle"
+            )
+            return 0
+        if args.engine_command == "stop":
+            state = resident.ask("stop")
+            if state is None:
+                print(f"no resident engine listens on {path}")
+                return 0
+            _wait_for(lambda: not path.exists(), 30)
+            print(f"resident engine pid {state['pid']} stopped ({state['runs']} run(s))")
+            return 0
+        if args.foreground:
+            resident.serve(main, args.idle_minutes)
+            return 0
+        return _start_engine(path, args.idle_minutes)
+    except resident.EngineUnusable as error:
+        return _fail(str(error))
+
+
+def _start_engine(path: pathlib.Path, idle_minutes: float) -> int:
+    """Starts the engine in the background, its own session, its messages in a log beside its
+    socket; returns once it answers (it has imported torch and loaded the kernels by then)."""
+    from app import resident
+
+    state = resident.ask("status")
+    if state is not None:
+        print(f"a resident engine already runs: pid {state['pid']} on {state['socket']}")
+        return 0
+    resident.private_directory(path.parent, create=True)
+    log = path.with_suffix(".log")
+    command = [sys.executable, "-m", "app.cli", "engine", "start", "--foreground", "--idle-minutes", f"{idle_minutes:g}"]
+    with open(log, "ab") as output:
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output, stderr=output, start_new_session=True)
+    if not _wait_for(lambda: process.poll() is not None or resident.ask("status") is not None, 120):
+        return _fail(f"the resident engine did not answer within 120 s (its log: {log})")
+    if process.poll() is not None:
+        tail = log.read_text(errors="replace").strip().splitlines()[-1:]
+        return _fail(f"the resident engine did not start: {' '.join(tail) or 'no message'} (its log: {log})")
+    print(
+        f"resident engine started: pid {process.pid} on {path}; spikeserve run uses it from now on "
+        f"(--no-engine: not); it leaves after {idle_minutes:g} min idle, or with spikeserve engine stop"
+    )
+    return 0
+
+
+def _wait_for(condition: Callable[[], bool], timeout_s: float) -> bool:
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def _alive(pid: str) -> bool:
@@ -781,6 +849,16 @@ def _nir_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_minutes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < 1e6:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of minutes above 0")
+    return value
+
+
 def _nir_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nir", help="use the network of this NIR file instead of the request's")
 
@@ -829,6 +907,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     _nir_option(run)
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    in_process = "run in this process even if a resident engine runs (spikeserve engine)"
+    run.add_argument("--no-engine", action="store_true", help=in_process)
     _sweep_options(run, "run the request once per point and print the summary table (-o: .csv, .json or .npz)")
     run.set_defaults(handler=_run)
 
@@ -955,6 +1035,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     imported.set_defaults(handler=_nir_import)
 
+    from app import resident
+
+    engine = commands.add_parser(
+        "engine",
+        help="a resident engine that starts each 'spikeserve run' at once",
+        description="A process of yours that has imported torch and the engine and loaded the kernels once: "
+        "while it runs, 'spikeserve run' runs in a fork of it instead of spending a second or more on start-up "
+        "(the same result, output and exit code). It serves only your user, through a socket in a private "
+        f"directory (${resident.SOCKET_VARIABLE} to choose one), and leaves when idle.",
+    )
+    engine_commands = engine.add_subparsers(dest="engine_command", required=True)
+    start = engine_commands.add_parser("start", help="start it in the background (nothing if one runs)")
+    start.add_argument("--idle-minutes", type=_positive_minutes, default=resident.IDLE_MINUTES, metavar="M",
+                       help="leave after M minutes without a run (default %(default)g)")  # fmt: skip
+    start.add_argument("--foreground", action="store_true", help="run it in this process (for a service manager)")
+    engine_commands.add_parser("stop", help="stop it (running commands finish first)")
+    engine_commands.add_parser("status", help="whether it runs, since when, and how many runs it served (exit 1: none)")
+    engine.set_defaults(handler=_engine)
+
     keys = commands.add_parser("keys", help="API keys")
     keys_commands = keys.add_subparsers(dest="keys_command", required=True)
     keys_commands.add_parser("new", help="print a new random key and its hash").set_defaults(handler=_keys_new)
@@ -984,6 +1083,12 @@ def console() -> NoReturn:
     result file is written and closed and the output flushed by then, and tearing torch's modules
     down took 0.5-0.7 s on a 2-core machine, a fifth of a Brunel run from command to NPZ."""
     args = build_parser().parse_args()
+    if args.handler is _run and not args.no_engine:
+        from app.resident import run_in_engine
+
+        code = run_in_engine(sys.argv[1:])
+        if code is not None:
+            os._exit(code)
     code = _handle(args)
     if args.handler is _run:
         try:

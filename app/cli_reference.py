@@ -26,6 +26,11 @@ ENVIRONMENT = [
     ),
     ("SPIKESERVE_DATA_DIR", "`serve`'s data directory (`--data-dir` wins)"),
     ("SPIKESERVE_API_KEY_HASHES", "the accepted keys' hashes, a JSON list (`spikeserve keys new` makes one)"),
+    (
+        "SPIKESERVE_ENGINE_SOCKET",
+        "the socket of `engine` and of `run` (else `$XDG_RUNTIME_DIR/spikeserve/engine.sock`, or "
+        "`/tmp/spikeserve-$UID/engine.sock`); its directory must be yours alone",
+    ),
     ("SPIKESERVE_*", "every other setting of the service: the README's Settings paragraph"),
 ]
 

@@ -128,7 +128,7 @@ def job_run(request: dict[str, Any], device: str = "cpu") -> float:
         output = str(pathlib.Path(scratch) / "result.npz")
         started = time.perf_counter()
         threads = {} if ENGINE.threads is None else {"SPIKESERVE_THREADS": str(ENGINE.threads)}
-        command += ["run", str(path), "-o", output, "-q", "--device", device]
+        command += ["run", str(path), "-o", output, "-q", "--device", device, "--no-engine"]
         subprocess.run(command, check=True, env=os.environ | threads)
         return time.perf_counter() - started
 

@@ -1,5 +1,6 @@
 """Fixtures shared across the suite: a private Redis server per test session."""
 
+import os
 import pathlib
 from collections.abc import Iterator
 
@@ -7,6 +8,7 @@ import pytest
 import torch
 
 from app.redis_server import RedisServer
+from app.resident import SOCKET_VARIABLE
 from worker.engine_options import ENGINE
 
 # The kernels in this process run with torch's thread count, as many as the cores, whatever the
@@ -14,6 +16,9 @@ from worker.engine_options import ENGINE
 # (worker.engine.threads; tests/worker/engine/test_threads.py checks the choice and that every
 # count gives the same bits). Services started by the tests choose for themselves.
 ENGINE.threads = max(1, torch.get_num_threads())
+# `spikeserve run` in the tests runs in its own process, whatever resident engine its user may
+# have started (tests/app/test_resident.py starts its own).
+os.environ[SOCKET_VARIABLE] = "/nonexistent/spikeserve-tests/engine.sock"
 
 
 @pytest.fixture(scope="session")
