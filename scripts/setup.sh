@@ -93,6 +93,11 @@ else
   echo "npm not found: the viewer is not built, and / will redirect to the API docs" >&2
 fi
 
+# Our modules' bytecode, written now: where PYTHONDONTWRITEBYTECODE is set (as on some CI machines)
+# every process would compile them again, a second of CPU for a worker on a slow 2-core machine.
+# compileall skips what is current.
+.venv/bin/python -m compileall -q -j 0 app worker tests benchmarks >/dev/null
+
 if [[ $mode == runtime ]]; then
   echo "set-up done (runtime only)"
   exit 0

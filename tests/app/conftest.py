@@ -103,3 +103,20 @@ def running_service(
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     with running_service(pathlib.Path(tmp_path_factory.mktemp("service"))) as running:
         yield running
+
+
+@pytest.fixture(scope="module")
+def resident_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """A resident engine (`spikeserve engine start`) on a private socket; the environment of the
+    commands that reach it. Stopped at the end, its socket gone."""
+    from app.resident import SOCKET_VARIABLE
+
+    socket_path = tmp_path_factory.mktemp("engine") / "private" / "engine.sock"
+    env = dict(os.environ, **{SOCKET_VARIABLE: str(socket_path)})
+    command = [str(SPIKESERVE), "engine"]
+    started = subprocess.run([*command, "start", "--idle-minutes", "10"], capture_output=True, text=True, env=env, timeout=300)
+    assert started.returncode == 0 and "resident engine started" in started.stdout, started.stderr
+    yield env
+    stopped = subprocess.run([*command, "stop"], capture_output=True, text=True, env=env, timeout=60)
+    assert stopped.returncode == 0 and "stopped" in stopped.stdout, stopped
+    assert not socket_path.exists()

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -42,17 +42,8 @@ def wait_until(condition: Callable[[], bool], timeout_s: float = 60) -> None:
 
 
 @pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """A running engine on a private socket; the environment that reaches it."""
-    directory = tmp_path_factory.mktemp("engine")
-    env = dict(os.environ, **{SOCKET_VARIABLE: str(directory / "private" / "engine.sock")})
-    started = spikeserve(env, "engine", "start", "--idle-minutes", "10")
-    assert started.returncode == 0, started.stderr
-    assert "resident engine started" in started.stdout
-    yield env
-    stopped = spikeserve(env, "engine", "stop")
-    assert stopped.returncode == 0 and "stopped" in stopped.stdout, stopped
-    assert not (directory / "private" / "engine.sock").exists()
+def engine(resident_engine: dict[str, str]) -> dict[str, str]:
+    return resident_engine
 
 
 def long_request(tmp_path: pathlib.Path) -> pathlib.Path:
