@@ -41,6 +41,7 @@ IMPORT_TIME_VARIABLES = ("OMP_", "GOMP_", "KMP_", "MKL_", "TORCH_", "PYTORCH_", 
 PACKAGE_SUFFIXES = (".py", ".c", ".h", ".lua")
 MESSAGE_BYTES = 1 << 20  # one message: a command's arguments and environment
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+ANSWER_S = 30.0  # an engine that has not taken a command by then (stopped, swapping) is not waited for
 Command = Callable[[list[str]], int]  # what a child runs: a command's arguments -> its exit status
 
 
@@ -162,12 +163,19 @@ def run_in_engine(argv: Sequence[str]) -> int | None:
         return None
     with connection:
         message = {"op": "run", "argv": list(argv), "cwd": os.getcwd(), "env": dict(os.environ), "stamp": code_stamp()}
-        _send(connection, message, _standard_descriptors())
-        reply = _receive(connection)
+        connection.settimeout(ANSWER_S)
+        try:
+            _send(connection, message, _standard_descriptors())
+            reply = _receive(connection)
+        except TimeoutError:
+            reply = {"refused": f"it did not answer within {ANSWER_S:g} s"}
+        except OSError as error:  # an environment larger than a message, say
+            reply = {"refused": f"the command could not be sent ({error.strerror or error})"}
         if reply is None or "refused" in reply:
             reason = reply["refused"] if reply else "it closed the connection"
             print(f"spikeserve: running in this process, not in the resident engine: {reason}", file=sys.stderr)
             return None
+        connection.settimeout(None)  # the run takes what it takes
 
         def forward(number: int, frame: object) -> None:
             _send(connection, {"signal": number})

@@ -122,6 +122,17 @@ def test_a_command_with_another_import_environment_runs_in_its_own_process(engin
     assert done.returncode == 2 and error.startswith(f"spikeserve: error: {bad}: ")
 
 
+def test_a_command_too_large_for_one_message_runs_in_its_own_process(engine: dict[str, str], bad: pathlib.Path) -> None:
+    large = dict(engine, **{f"LARGE_{index}": "x" * 100_000 for index in range(4)})  # 400 kB of environment
+    before, _ = runs_served(engine)
+    done = spikeserve(large, "run", str(bad))
+    assert runs_served(engine)[0] == before
+    notice, error = done.stderr.splitlines()[:2]
+    reason = "the command could not be sent (Message too long)"
+    assert notice == f"spikeserve: running in this process, not in the resident engine: {reason}"
+    assert done.returncode == 2 and error.startswith(f"spikeserve: error: {bad}: ")
+
+
 def test_the_engine_starts_only_once_and_its_status_says_so(engine: dict[str, str]) -> None:
     again = spikeserve(engine, "engine", "start")
     assert again.returncode == 0 and "already runs" in again.stdout
