@@ -437,8 +437,10 @@ def _engine(args: argparse.Namespace) -> int:
             if state is None:
                 print(f"no resident engine listens on {path}")
                 return 0
-            _wait_for(lambda: not path.exists(), 30)
-            print(f"resident engine pid {state['pid']} stopped ({state['runs']} run(s))")
+            if state["running"]:
+                print(f"resident engine pid {state['pid']} stops once its {state['running']} running command(s) end")
+            else:
+                print(f"resident engine pid {state['pid']} stopped ({state['runs']} run(s))")
             return 0
         if args.foreground:
             resident.serve(main, args.idle_minutes)

@@ -265,21 +265,22 @@ class Engine:
             self._close()
 
     def _close(self) -> None:
-        for pid in self.children:
+        self._stop()
+        for pid in self.children:  # only on an error in the loop: it waits for them otherwise
             _kill(pid, signal.SIGTERM)
         self.selector.close()
-        self.listener.close()
-        try:  # only this engine's socket: another may have replaced it
-            if self.path.stat().st_ino == self.inode:
-                self.path.unlink()
-        except FileNotFoundError:
-            pass
 
     def _stop(self) -> None:
-        """Takes no more commands; leaves once the running ones have ended."""
-        if not self.stopping:
-            self.stopping = True
-            self.selector.unregister(self.listener)
+        """Takes no more commands: the socket goes at once (a new command runs alone, without
+        waiting for an answer), the engine once its running commands have ended."""
+        if self.stopping:
+            return
+        self.stopping = True
+        self.selector.unregister(self.listener)
+        self.listener.close()
+        with contextlib.suppress(FileNotFoundError):  # only this engine's socket: another may have replaced it
+            if self.path.stat().st_ino == self.inode:
+                self.path.unlink()
 
     def _forget(self, connection: socket.socket) -> None:
         """Stops watching a command's connection (it may have been dropped already)."""
@@ -288,7 +289,9 @@ class Engine:
 
     def _signals(self, numbers: bytes) -> None:
         if {signal.SIGTERM, signal.SIGINT, signal.SIGHUP} & set(numbers):
-            self._stop()
+            self._stop()  # a service manager's stop: the running commands end too (status 143)
+            for pid in self.children:
+                _kill(pid, signal.SIGTERM)
         while self.children:
             pid, status = os.waitpid(-1, os.WNOHANG)
             if pid == 0:

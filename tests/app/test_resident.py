@@ -46,10 +46,10 @@ def engine(resident_engine: dict[str, str]) -> dict[str, str]:
     return resident_engine
 
 
-def long_request(tmp_path: pathlib.Path) -> pathlib.Path:
-    """The Poisson example for 200 s of network time: minutes, unless stopped."""
+def long_request(tmp_path: pathlib.Path, steps: int = 200_000) -> pathlib.Path:
+    """The Poisson example for ``steps`` ms of network time (200 s: minutes, unless stopped)."""
     request = json.loads(POISSON.read_text())
-    request["input"]["steps"] = 200_000
+    request["input"]["steps"] = steps
     request["record"] = {"spikes": []}
     path = tmp_path / "long.json"
     path.write_text(json.dumps(request))
@@ -173,3 +173,39 @@ def test_an_idle_engine_leaves_and_removes_its_socket(tmp_path: pathlib.Path) ->
     assert "idle for 1.2 s, leaving" in stderr
     assert not socket_path.exists()
     assert (socket_path.parent.stat().st_mode & 0o777) == 0o700
+
+
+def test_stop_lets_running_commands_end_and_new_ones_run_alone(tmp_path: pathlib.Path, bad: pathlib.Path) -> None:
+    socket_path = tmp_path / "private" / "engine.sock"
+    env = dict(os.environ, **{SOCKET_VARIABLE: str(socket_path)})
+    assert spikeserve(env, "engine", "start").returncode == 0
+    command = [str(SPIKESERVE), "run", str(long_request(tmp_path, 20_000)), "-o", str(tmp_path / "result.npz")]
+    running = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
+    wait_until(lambda: runs_served(env)[1] == 1)
+    stopped = spikeserve(env, "engine", "stop")
+    assert stopped.returncode == 0 and stopped.stdout.endswith("stops once its 1 running command(s) end\n")
+    assert not socket_path.exists(), "the socket goes at once"
+    alone = spikeserve(env, "run", str(bad))
+    assert alone.returncode == 2 and alone.stderr.startswith(f"spikeserve: error: {bad}: "), "no engine, no wait"
+    _, stderr = running.communicate(timeout=300)
+    assert running.returncode == 0 and stderr == "", "the running command ended as it would have"
+    assert (tmp_path / "result.npz").stat().st_size > 0
+
+
+def test_sigterm_to_the_engine_ends_it_and_its_running_commands(tmp_path: pathlib.Path) -> None:
+    """A service manager's stop: the engine does not wait for its commands, which end as killed."""
+    socket_path = tmp_path / "private" / "engine.sock"
+    env = dict(os.environ, **{SOCKET_VARIABLE: str(socket_path)})
+    engine_command = [str(SPIKESERVE), "engine", "start", "--foreground"]
+    engine = subprocess.Popen(engine_command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        wait_until(lambda: socket_path.exists(), 120)
+        command = [str(SPIKESERVE), "run", str(long_request(tmp_path))]
+        running = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
+        wait_until(lambda: runs_served(env)[1] == 1)
+        engine.send_signal(signal.SIGTERM)
+        assert running.wait(timeout=60) == 128 + signal.SIGTERM
+        assert engine.wait(timeout=60) == 0
+        assert not socket_path.exists()
+    finally:
+        engine.kill()
