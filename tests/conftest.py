@@ -28,31 +28,33 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
         yield server
 
 
-# Seconds each of the longest files took in three parallel pytest processes on the 2-core VM (a
-# clean clone's run, 2026-12-07). Files are handed to the processes in collection order, one file
-# each (scripts/test.sh turns off xdist's own reordering, by number of tests); starting the long
-# ones first keeps one of them from running alone at the end (the longest-first rule of scheduling).
+# Seconds each of the longest files took in three parallel pytest processes on a 2-core VM (a
+# run of the whole suite, 2026-12-08, on a VM about 2.7x slower than the day before's; the
+# example commands, the Triton batches and the resident engine's tests from the runs after that
+# day's changes). Files are handed to the processes in collection order, one file each
+# (scripts/test.sh turns off xdist's own reordering, by number of tests); starting the long ones
+# first keeps one of them from running alone at the end (the longest-first rule of scheduling).
 LONG_FILES = {
-    "tests/app/test_cli.py": 269,
-    "tests/app/test_faults.py": 200,
-    "tests/frontend/test_requests_and_jobs.py": 198,
-    "tests/test_deploy.py": 122,
-    "tests/app/test_serve.py": 109,
-    "tests/frontend/test_viewer.py": 106,
-    "tests/test_fresh_clone.py": 105,
-    "tests/app/test_cli_examples.py": 97,
-    "tests/worker/engine/test_events.py": 93,
-    "tests/test_readme.py": 70,
-    "tests/worker/engine/test_fused.py": 67,
-    "tests/app/test_service.py": 59,
-    "tests/app/test_fuzz.py": 59,
-    "tests/app/test_cli_jobs.py": 45,
-    "tests/worker/engine/test_norse_parity.py": 42,
-    "tests/app/test_one_key_holder.py": 41,
-    "tests/worker/engine/test_network_triton.py": 40,
-    "tests/worker/engine/test_network.py": 38,
-    "tests/benchmarks/test_load.py": 28,
-    "tests/worker/engine/test_plasticity.py": 26,
+    "tests/app/test_cli.py": 238,
+    "tests/app/test_faults.py": 223,
+    "tests/frontend/test_requests_and_jobs.py": 192,
+    "tests/app/test_serve.py": 160,
+    "tests/frontend/test_viewer.py": 159,
+    "tests/test_deploy.py": 149,
+    "tests/test_fresh_clone.py": 108,
+    "tests/worker/engine/test_fused.py": 68,
+    "tests/test_readme.py": 64,
+    "tests/app/test_service.py": 63,
+    "tests/worker/engine/test_events.py": 60,
+    "tests/app/test_fuzz.py": 56,
+    "tests/worker/engine/test_norse_parity.py": 55,
+    "tests/app/test_one_key_holder.py": 43,
+    "tests/app/test_cli_jobs.py": 42,
+    "tests/app/test_resident.py": 38,
+    "tests/worker/engine/test_network.py": 35,
+    "tests/worker/engine/test_network_triton.py": 34,
+    "tests/benchmarks/test_load.py": 32,
+    "tests/app/test_hostile.py": 29,
 }
 
 
