@@ -20,6 +20,7 @@ start fast.
 """
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -226,8 +227,13 @@ class Engine:
 
     def serve(self) -> None:
         private_directory(self.path.parent, create=True)
-        if ask("status", self.path) is not None:
-            raise EngineUnusable(f"an engine already listens on {self.path}")
+        # held for the engine's life: two engines started at once would take each other's socket
+        self.lock = os.open(self.path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(self.lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self.lock)
+            raise EngineUnusable(f"another engine is starting or running on {self.path}") from None
         _preload()
         self.path.unlink(missing_ok=True)  # a socket left by an engine that died
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -370,7 +376,7 @@ class Engine:
         pid = os.fork()
         if pid == 0:
             inherited = [self.listener, self.selector, connection, *self.children.values()]
-            _child(self.command, request, fds, inherited, (self.wake_read, self.wake_write))
+            _child(self.command, request, fds, inherited, (self.wake_read, self.wake_write, self.lock))
         signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED_SIGNALS)
         for fd in fds:
             os.close(fd)

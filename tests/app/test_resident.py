@@ -136,6 +136,9 @@ def test_a_command_too_large_for_one_message_runs_in_its_own_process(engine: dic
 def test_the_engine_starts_only_once_and_its_status_says_so(engine: dict[str, str]) -> None:
     again = spikeserve(engine, "engine", "start")
     assert again.returncode == 0 and "already runs" in again.stdout
+    second = spikeserve(engine, "engine", "start", "--foreground")  # as two starts at once would meet
+    assert second.returncode == 2
+    assert second.stderr == f"spikeserve: error: another engine is starting or running on {engine[SOCKET_VARIABLE]}\n"
     status = spikeserve(engine, "engine", "status")
     assert status.returncode == 0 and status.stdout.startswith("resident engine pid ")
 
