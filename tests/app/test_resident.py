@@ -7,20 +7,19 @@ import os
 import pathlib
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 
 import pytest
 
 from app.resident import SOCKET_VARIABLE
+from tests.app.conftest import SPIKESERVE
 from tests.helpers import assert_same_recordings
 from worker.simulation.results import Result
 
 pytestmark = pytest.mark.slow  # starts processes that import torch
 
 ROOT = pathlib.Path(__file__).parents[2]
-SPIKESERVE = pathlib.Path(sys.executable).parent / "spikeserve"
 POISSON = ROOT / "examples" / "poisson_population.json"
 
 
